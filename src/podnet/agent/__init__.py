@@ -1,0 +1,1 @@
+"""The per-node agent: watches the store and keeps its node's kernel state right."""

@@ -1,0 +1,61 @@
+"""The node agent's loop: reconcile on every store change, and at least every
+second, so that drift (a route deleted by hand) is repaired as well as changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from podnet.errors import PodnetError
+from podnet.model.node import Node
+from podnet.network.apply import apply_node_network
+from podnet.network.node import render_node_network
+from podnet.store import resources
+from podnet.store.base import Compacted, Store
+
+log = logging.getLogger("podnet.agent")
+
+
+class NodeAgent:
+    def __init__(self, store: Store, node_name: str, namespace: str, resync_seconds: float = 1.0) -> None:
+        self.store = store
+        self.node_name = node_name
+        self.namespace = namespace
+        self.resync_seconds = resync_seconds
+
+    def reconcile(self) -> int:
+        """One pass; returns the store revision it was computed from."""
+        nodes, revision = resources.list_kind(self.store, "Node")
+        me = next((n for n in nodes if isinstance(n, Node) and n.metadata.name == self.node_name), None)
+        if me is None or not me.pod_cidr:
+            log.info("node %s is not in the store yet (or has no podCIDR)", self.node_name)
+            return revision
+        added, removed = apply_node_network(self.namespace, render_node_network(me, nodes))
+        for route in sorted(removed):
+            log.info("removed route %s", route)
+        for route in sorted(added):
+            log.info("added route %s", route)
+        return revision
+
+    def run(self, stop: threading.Event, poll: float = 0.05) -> None:
+        revision = self._reconcile_logging_errors(0)
+        log.info("agent for node %s is running in %s", self.node_name, self.namespace)
+        next_resync = time.monotonic() + self.resync_seconds
+        while not stop.wait(poll):
+            try:
+                changed = bool(self.store.events_since(resources.prefix("Node"), revision))
+            except Compacted:
+                changed = True
+            if changed or time.monotonic() >= next_resync:
+                revision = self._reconcile_logging_errors(revision)
+                next_resync = time.monotonic() + self.resync_seconds
+
+    def _reconcile_logging_errors(self, revision: int) -> int:
+        """A failed pass is retried at the next resync rather than ending the agent."""
+        try:
+            return self.reconcile()
+        except PodnetError as err:
+            log.error("reconcile failed: %s", err)
+            return revision

@@ -1,0 +1,39 @@
+"""The long-running processes a lab starts: the node agent and the echo server."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+import click
+
+
+@click.command()
+@click.option("--node", "node_name", required=True, help="The node this agent reconciles.")
+@click.option("--netns", "namespace", required=True, help="The node's network namespace (pn-...).")
+@click.option("--store", "store_path", required=True, type=click.Path(dir_okay=False), help="The lab's SQLite store.")
+@click.option("--resync", default=1.0, show_default=True, help="Seconds between drift checks.")
+def agent(node_name: str, namespace: str, store_path: str, resync: float) -> None:
+    """Run the node agent: keep the node's bridge, routes and forwarding right."""
+    from podnet.agent.node_agent import NodeAgent
+    from podnet.store.sqlite import SqliteStore
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    store = SqliteStore(store_path)
+    try:
+        NodeAgent(store, node_name, namespace, resync).run(stop)
+    finally:
+        store.close()
+
+
+@click.command()
+@click.option("--port", default=80, show_default=True)
+def echo(port: int) -> None:
+    """Run the HTTP echo server that lab pods run by default."""
+    from podnet.echo import serve
+
+    serve(port)

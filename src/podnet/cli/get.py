@@ -1,0 +1,85 @@
+"""`podnet get nodes|pods|services`: kubectl-style listings of a cluster lab."""
+
+from __future__ import annotations
+
+import json
+
+import click
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from podnet.cli.tables import NODE_COLUMNS, POD_COLUMNS, SERVICE_COLUMNS, jsonpath, node_rows, pod_rows, service_rows
+from podnet.errors import LabError
+from podnet.lab import state
+from podnet.lab.state import LabRecord
+from podnet.model.manifest import Resource
+from podnet.store import resources
+from podnet.store.sqlite import SqliteStore
+
+_KINDS = {
+    "node": "Node", "nodes": "Node", "no": "Node",
+    "pod": "Pod", "pods": "Pod", "po": "Pod",
+    "service": "Service", "services": "Service", "svc": "Service",
+}
+
+
+def read_cluster(record: LabRecord) -> tuple[list, list, list]:  # type: ignore[type-arg]
+    store = SqliteStore(record.store_path)
+    try:
+        return tuple(resources.list_kind(store, kind)[0] for kind in ("Node", "Pod", "Service"))  # type: ignore[return-value]
+    finally:
+        store.close()
+
+
+def _cluster_record(lab_name: str | None) -> LabRecord:
+    clusters = [r for r in state.running() if r.kind == "Cluster" and (lab_name is None or r.name == lab_name)]
+    if not clusters:
+        raise LabError(f"no cluster lab named {lab_name} is up" if lab_name else "no cluster lab is up")
+    if len(clusters) > 1:
+        raise LabError(f"several cluster labs are up ({', '.join(r.name for r in clusters)}); choose one with --lab")
+    return clusters[0]
+
+
+@click.command()
+@click.argument("kind")
+@click.argument("name", required=False)
+@click.option("--lab", "lab_name", help="The lab to read, when several are up.")
+@click.option("-n", "--namespace", default=None, help="Only this Kubernetes namespace.")
+@click.option("-o", "--output", default="table", help="table, json, yaml, name or jsonpath={...}.")
+def get(kind: str, name: str | None, lab_name: str | None, namespace: str | None, output: str) -> None:
+    """List nodes, pods or services of a cluster lab."""
+    if kind.lower() not in _KINDS:
+        raise click.BadParameter(f"{kind!r} is not one of nodes, pods, services", param_hint="KIND")
+    wanted = _KINDS[kind.lower()]
+    nodes, pods, services = read_cluster(_cluster_record(lab_name))
+    chosen: list[Resource] = {"Node": nodes, "Pod": pods, "Service": services}[wanted]
+    if namespace and wanted != "Node":
+        chosen = [r for r in chosen if r.metadata.namespace == namespace]
+    if name:
+        chosen = [r for r in chosen if r.metadata.name == name]
+        if not chosen:
+            raise LabError(f"{wanted.lower()} {name!r} not found")
+    manifests = [r.to_manifest() for r in chosen]
+    if output == "json":
+        click.echo(json.dumps(manifests[0] if name else {"kind": "List", "items": manifests}, indent=2))
+    elif output == "yaml":
+        click.echo(yaml.safe_dump(manifests[0] if name else {"kind": "List", "items": manifests}, sort_keys=False))
+    elif output == "name":
+        click.echo("\n".join(f"{wanted.lower()}/{r.metadata.name}" for r in chosen))
+    elif output.startswith("jsonpath="):
+        click.echo(" ".join(jsonpath(m, output[len("jsonpath="):]) for m in manifests))
+    elif output in ("table", "wide"):
+        columns, rows = {
+            "Node": (NODE_COLUMNS, lambda: node_rows(nodes)),
+            "Pod": (POD_COLUMNS, lambda: pod_rows(chosen)),  # type: ignore[arg-type]
+            "Service": (SERVICE_COLUMNS, lambda: service_rows(chosen, pods)),  # type: ignore[arg-type]
+        }[wanted]
+        table = Table(box=None, header_style="bold")
+        for column in columns:
+            table.add_column(column)
+        for row in rows():
+            table.add_row(*row)
+        Console().print(table)
+    else:
+        raise click.BadParameter(f"{output!r} is not table, wide, json, yaml, name or jsonpath=...", param_hint="-o")

@@ -1,0 +1,131 @@
+"""`podnet lab up|down|status` and `podnet exec`."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from podnet.cli.tables import NODE_COLUMNS, POD_COLUMNS, SERVICE_COLUMNS, node_rows, pod_rows, service_rows
+from podnet.errors import LabError
+from podnet.lab import lifecycle, state
+from podnet.lab.state import LabRecord
+
+console = Console()
+
+
+class RichProgress:
+    """Lab phases as progress bars, one line each."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._task: int | None = None
+
+    def phase(self, description: str, total: int) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, completed=self._progress.tasks[-1].total)
+        self._task = self._progress.add_task(description, total=max(total, 1))
+
+    def advance(self, steps: int = 1) -> None:
+        if self._task is not None:
+            self._progress.advance(self._task, steps)
+
+
+@click.group()
+def lab() -> None:
+    """Build, inspect and remove labs (clusters or plain topologies)."""
+
+
+@lab.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+def up(path: str) -> None:
+    """Bring up the lab described in PATH."""
+    started = time.monotonic()
+    columns = (TextColumn("{task.description:<26}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=not console.is_terminal) as progress:
+        record = lifecycle.up(path, RichProgress(progress))
+    console.print(f"lab [bold]{record.name}[/] is up in {time.monotonic() - started:.1f} s")
+    show_status(record)
+
+
+@lab.command()
+@click.argument("name", required=False)
+@click.option("--all", "everything", is_flag=True, help="Remove every podnet namespace and lab, found by the pn- prefix.")
+def down(name: str | None, everything: bool) -> None:
+    """Remove a lab and everything it made. Safe to run twice or after a crash."""
+    if everything:
+        removed = lifecycle.down_all()
+        console.print(f"removed {len(removed)} namespaces" if removed else "nothing to remove")
+        return
+    name = name or _only_lab_name()
+    if name is None:
+        console.print("no lab is up")
+        return
+    removed = lifecycle.down(name)
+    console.print(f"lab {name} is down ({len(removed)} namespaces removed)")
+
+
+def _only_lab_name() -> str | None:
+    names = state.recorded_names()
+    if len(names) > 1:
+        raise LabError(f"several labs are up ({', '.join(names)}); name one, or use --all")
+    return names[0] if names else None
+
+
+@lab.command()
+@click.argument("name", required=False)
+def status(name: str | None) -> None:
+    """Show nodes, pods and services (or hosts) of running labs."""
+    records = [r for r in state.running() if name is None or r.name == name]
+    if name and not records:
+        raise LabError(f"no lab named {name} is up")
+    if not records:
+        console.print("no lab is up")
+    for record in records:
+        show_status(record)
+
+
+def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> Table:
+    table = Table(title=title, title_justify="left", box=None, header_style="bold")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def show_status(record: LabRecord) -> None:
+    console.print(f"[bold]{record.name}[/] ({record.kind}, from {record.source})")
+    if record.kind == "Cluster":
+        from podnet.cli.get import read_cluster
+
+        nodes, pods, services = read_cluster(record)
+        console.print(_table("nodes", NODE_COLUMNS, node_rows(nodes)))
+        console.print(_table("pods", POD_COLUMNS, pod_rows(pods)))
+        if services:
+            console.print(_table("services", SERVICE_COLUMNS, service_rows(services, pods)))
+    else:
+        rows = [(key.split("/", 1)[1], key.split("/", 1)[0], namespace) for key, namespace in sorted(record.members.items())]
+        console.print(_table("members", ("NAME", "KIND", "NETNS"), rows))
+
+
+@click.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--lab", "lab_name", help="The lab to look in, when several are up.")
+@click.option("-n", "--namespace", default="default", show_default=True, help="The pod's Kubernetes namespace.")
+@click.argument("target")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_command(lab_name: str | None, namespace: str, target: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND in a pod, node or host: podnet exec web-0 -- curl -s 10.244.1.2"""
+    from podnet.kernel import netns
+
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise click.UsageError("give a command after --")
+    _, network_namespace = lifecycle.find_member(target, lab_name, namespace)
+    argv = netns.exec_argv(network_namespace, command)
+    os.execvp(argv[0], argv)

@@ -1,0 +1,66 @@
+"""Rows for `lab status` and `get`: pure functions of resources, kubectl's columns."""
+
+from __future__ import annotations
+
+import json
+
+from podnet.model.node import Node
+from podnet.model.pod import Pod
+from podnet.model.service import Service
+
+NODE_COLUMNS = ("NAME", "INTERNAL-IP", "POD-CIDR")
+POD_COLUMNS = ("NAMESPACE", "NAME", "READY", "IP", "NODE")
+SERVICE_COLUMNS = ("NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "PORT(S)", "ENDPOINTS")
+
+
+def node_rows(nodes: list[Node]) -> list[tuple[str, ...]]:
+    return [(n.metadata.name, n.internal_ip or "<none>", n.pod_cidr or "<none>") for n in nodes]
+
+
+def pod_rows(pods: list[Pod]) -> list[tuple[str, ...]]:
+    return [
+        (p.metadata.namespace, p.metadata.name, "1/1" if p.ready else "0/1", p.pod_ip or "<none>", p.node_name or "<none>")
+        for p in pods
+    ]
+
+
+def format_ports(service: Service) -> str:
+    return ",".join(
+        f"{p.port}{f':{p.node_port}' if p.node_port else ''}/{p.protocol}" for p in service.ports
+    ) or "<none>"
+
+
+def format_endpoints(service: Service, pods: list[Pod], limit: int = 3) -> str:
+    """kubectl's style: the first few ip:port pairs, then "+ N more..."."""
+    found = [f"{e.ip}:{e.port}" for port in service.ports for e in service.endpoints(port, pods) if e.ready]
+    if not found:
+        return "<none>"
+    shown = ",".join(found[:limit])
+    return shown + (f" + {len(found) - limit} more..." if len(found) > limit else "")
+
+
+def service_rows(services: list[Service], pods: list[Pod]) -> list[tuple[str, ...]]:
+    return [
+        (s.metadata.namespace, s.metadata.name, s.type, s.cluster_ip or "<none>", format_ports(s),
+         format_endpoints(s, pods))
+        for s in services
+    ]
+
+
+def jsonpath(document: object, expression: str) -> str:
+    """The dotted subset of kubectl's -o jsonpath: {.status.podIP}, {.spec.ports[0].port}."""
+    path = expression.strip()
+    if path.startswith("{") and path.endswith("}"):
+        path = path[1:-1]
+    value = document
+    for part in filter(None, path.replace("[", ".[").split(".")):
+        if part.startswith("[") and part.endswith("]") and isinstance(value, list):
+            index = int(part[1:-1])
+            value = value[index] if -len(value) <= index < len(value) else None
+        elif isinstance(value, dict):
+            value = value.get(part)
+        else:
+            value = None
+        if value is None:
+            return ""
+    return value if isinstance(value, str) else json.dumps(value)

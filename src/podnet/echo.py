@@ -1,0 +1,75 @@
+"""The default pod command: an HTTP echo server, like httpbin's /get.
+
+It answers every request with who it is (pod, namespace, node, IP) and what it
+received, including the caller's address as seen on the wire, which is how a
+lab shows there is no NAT between pods. Standard library only: thirty of these
+start in a lab, so each must start fast and stay small.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+
+class EchoHandler(BaseHTTPRequestHandler):
+    server_version = "podnet-echo"
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode(errors="replace") if length else ""
+        url = urlsplit(self.path)
+        reply = {
+            "pod": os.environ.get("POD_NAME", socket.gethostname()),
+            "namespace": os.environ.get("POD_NAMESPACE", ""),
+            "node": os.environ.get("NODE_NAME", ""),
+            "ip": os.environ.get("POD_IP", self.connection.getsockname()[0]),
+            "origin": self.client_address[0].removeprefix("::ffff:"),
+            "method": self.command,
+            "path": url.path,
+            "args": {key: values[-1] for key, values in parse_qs(url.query).items()},
+            "headers": dict(self.headers.items()),
+            "url": f"http://{self.headers.get('Host', '')}{self.path}",
+        }
+        if body:
+            reply["data"] = body
+        payload = (json.dumps(reply, indent=2) + "\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _answer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # a lab has dozens of these; their logs would only be noise
+
+
+class DualStackServer(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+    daemon_threads = True
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
+def serve(port: int) -> None:
+    with DualStackServer(("::", port), EchoHandler) as server:
+        server.serve_forever()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="podnet echo", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("ECHO_PORT", 80)))
+    serve(parser.parse_args(argv).port)
+
+
+if __name__ == "__main__":
+    main()

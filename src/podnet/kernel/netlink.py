@@ -1,0 +1,215 @@
+"""Links, addresses and routes inside one namespace, over netlink (pyroute2).
+
+A handle stays open for a batch of operations, because opening a namespace
+costs more than most of the operations done in it. Every operation is "ensure"
+style: it states what must exist and does nothing when it already does.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from pyroute2 import NetNS
+from pyroute2.netlink.exceptions import NetlinkError
+
+from podnet.errors import KernelError
+from podnet.kernel import netns
+from podnet.kernel.route import RTPROT_PODNET, Route
+
+_AF_INET = 2
+_AF_INET6 = 10
+_MAIN_TABLE = 254
+
+
+class Namespace:
+    """An open netlink handle on one podnet namespace."""
+
+    def __init__(self, name: str) -> None:
+        self.name = netns.check_name(name)
+        if not netns.exists(name):
+            raise KernelError(f"network namespace {name} does not exist")
+        self._nl = NetNS(name)
+
+    def close(self) -> None:
+        self._nl.close()
+
+    def _fail(self, what: str, err: NetlinkError) -> KernelError:
+        return KernelError(f"{self.name}: {what}: {err.args[1] if len(err.args) > 1 else err}")
+
+    # links
+
+    def index(self, ifname: str) -> int | None:
+        found = self._nl.link_lookup(ifname=ifname)
+        return found[0] if found else None
+
+    def require_index(self, ifname: str) -> int:
+        index = self.index(ifname)
+        if index is None:
+            raise KernelError(f"{self.name}: no link named {ifname}")
+        return index
+
+    def link_names(self) -> list[str]:
+        return sorted(link.get("ifname") for link in self._nl.get_links())
+
+    def link_kind(self, ifname: str) -> str | None:
+        index = self.index(ifname)
+        if index is None:
+            return None
+        (link,) = self._nl.get_links(index)
+        info = link.get("IFLA_LINKINFO")
+        return info.get("IFLA_INFO_KIND") if info else None
+
+    def ensure_bridge(self, ifname: str, mtu: int | None = None) -> int:
+        if self.index(ifname) is None:
+            try:
+                self._nl.link("add", ifname=ifname, kind="bridge")
+            except NetlinkError as err:
+                raise self._fail(f"create bridge {ifname}", err) from err
+        if mtu:
+            self._nl.link("set", index=self.require_index(ifname), mtu=mtu)
+        self.set_up(ifname)
+        return self.require_index(ifname)
+
+    def ensure_veth(self, ifname: str, peer: str, peer_namespace: str, mtu: int | None = None) -> None:
+        """A veth pair with one end here and the other in peer_namespace.
+
+        Both ends are created in one netlink call straight into their namespaces,
+        so no end ever passes through the root namespace.
+        """
+        if self.index(ifname) is not None:
+            return
+        peer_spec: dict[str, object] = {"ifname": peer, "net_ns_fd": netns.check_name(peer_namespace)}
+        options: dict[str, object] = {}
+        if mtu:
+            peer_spec["mtu"] = mtu
+            options["mtu"] = mtu
+        try:
+            self._nl.link("add", ifname=ifname, kind="veth", peer=peer_spec, **options)
+        except NetlinkError as err:
+            raise self._fail(f"create veth {ifname} <-> {peer_namespace}/{peer}", err) from err
+
+    def set_master(self, ifname: str, master: str) -> None:
+        self._nl.link("set", index=self.require_index(ifname), master=self.require_index(master))
+
+    def set_up(self, ifname: str) -> None:
+        self._nl.link("set", index=self.require_index(ifname), state="up")
+
+    def set_mac(self, ifname: str, mac: str) -> None:
+        self._nl.link("set", index=self.require_index(ifname), address=mac)
+
+    def delete_link(self, ifname: str) -> None:
+        index = self.index(ifname)
+        if index is None:
+            return
+        try:
+            self._nl.link("del", index=index)
+        except NetlinkError as err:
+            if err.code != errno.ENODEV:
+                raise self._fail(f"delete link {ifname}", err) from err
+
+    def is_up(self, ifname: str) -> bool:
+        (link,) = self._nl.get_links(self.require_index(ifname))
+        return link.get("IFLA_OPERSTATE") != "DOWN" and bool(link["flags"] & 1)
+
+    # addresses
+
+    def addresses(self, ifname: str) -> set[str]:
+        """Addresses on the link as "ip/prefix" strings."""
+        found = set()
+        for msg in self._nl.get_addr(index=self.require_index(ifname)):
+            found.add(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}")
+        return found
+
+    def ensure_address(self, ifname: str, cidr: str) -> None:
+        iface = ipaddress.ip_interface(cidr)
+        if str(iface) in self.addresses(ifname):
+            return
+        try:
+            self._nl.addr(
+                "add",
+                index=self.require_index(ifname),
+                address=str(iface.ip),
+                prefixlen=iface.network.prefixlen,
+            )
+        except NetlinkError as err:
+            if err.code != errno.EEXIST:
+                raise self._fail(f"add address {cidr} to {ifname}", err) from err
+
+    # routes
+
+    def routes(self, *, protocol: int | None = RTPROT_PODNET) -> set[Route]:
+        """Main-table unicast routes, by default only the ones podnet installed."""
+        names = {link["index"]: link.get("ifname") for link in self._nl.get_links()}
+        found = set()
+        for family in (_AF_INET, _AF_INET6):
+            for msg in self._nl.get_routes(family=family, table=_MAIN_TABLE):
+                if msg["type"] != 1 or (protocol is not None and msg["proto"] != protocol):
+                    continue
+                dst = msg.get("RTA_DST")
+                dst = f"{dst}/{msg['dst_len']}" if dst else "default"
+                found.add(Route(dst=dst, via=msg.get("RTA_GATEWAY"), dev=names.get(msg.get("RTA_OIF"))))
+        return found
+
+    def _route_spec(self, route: Route, protocol: int) -> dict[str, object]:
+        spec: dict[str, object] = {"proto": protocol}
+        if route.dst == "default":
+            spec["dst"] = "default"
+        else:
+            network = ipaddress.ip_network(route.dst, strict=False)
+            spec.update(dst=str(network.network_address), dst_len=network.prefixlen)
+            if network.version == 6:
+                spec["family"] = _AF_INET6
+        if route.via:
+            spec["gateway"] = route.via
+        if route.dev:
+            spec["oif"] = self.require_index(route.dev)
+        return spec
+
+    def add_route(self, route: Route, *, protocol: int = RTPROT_PODNET) -> None:
+        try:
+            self._nl.route("replace", **self._route_spec(route, protocol))
+        except NetlinkError as err:
+            raise self._fail(f"add route {route}", err) from err
+
+    def delete_route(self, route: Route, *, protocol: int = RTPROT_PODNET) -> None:
+        if route.dev and self.index(route.dev) is None:
+            return  # the route went away with its device
+        try:
+            self._nl.route("del", **self._route_spec(route, protocol))
+        except NetlinkError as err:
+            if err.code not in (errno.ESRCH, errno.ENOENT):
+                raise self._fail(f"delete route {route}", err) from err
+
+    def sync_routes(self, desired: Iterable[Route], *, protocol: int = RTPROT_PODNET) -> tuple[set[Route], set[Route]]:
+        """Make podnet's routes exactly the desired set; returns (added, removed).
+
+        A desired route without a device is met by the same route on whatever
+        device the kernel chose for it.
+        """
+        present = {(route.dst, route.via): route for route in self.routes(protocol=protocol)}
+        wanted = {(route.dst, route.via): route for route in desired}
+        stale = {
+            route for key, route in present.items()
+            if key not in wanted or wanted[key].dev not in (None, route.dev)
+        }
+        missing = {
+            route for key, route in wanted.items()
+            if key not in present or present[key] in stale
+        }
+        for route in sorted(stale):
+            self.delete_route(route, protocol=protocol)
+        for route in sorted(missing):
+            self.add_route(route, protocol=protocol)
+        return missing, stale
+
+
+@contextmanager
+def open_namespace(name: str) -> Iterator[Namespace]:
+    handle = Namespace(name)
+    try:
+        yield handle
+    finally:
+        handle.close()

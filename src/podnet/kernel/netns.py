@@ -1,0 +1,215 @@
+"""Network namespaces: create, delete, find, and run code or commands inside them.
+
+Namespaces are the named kind that ``ip netns`` shows (bind mounts under /run/netns),
+so users can look inside a lab with the tools they already know.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from podnet.errors import KernelError
+
+PREFIX = "pn-"
+NETNS_DIR = Path("/run/netns")
+_CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+T = TypeVar("T")
+
+
+def check_name(name: str) -> str:
+    """Refuse names podnet does not own; the root namespace has no name at all."""
+    if not name.startswith(PREFIX) or "/" in name or name in (".", "..") or len(name) > 200:
+        raise KernelError(f"refusing to touch network namespace {name!r}: podnet only manages names starting with {PREFIX!r}")
+    return name
+
+
+def path(name: str) -> Path:
+    return NETNS_DIR / check_name(name)
+
+
+def exists(name: str) -> bool:
+    return path(name).exists()
+
+
+def list_namespaces(prefix: str = PREFIX) -> list[str]:
+    """Namespaces whose names start with prefix (which must itself be podnet's)."""
+    check_name(prefix)
+    if not NETNS_DIR.is_dir():
+        return []
+    return sorted(entry for entry in os.listdir(NETNS_DIR) if entry.startswith(prefix))
+
+
+def create(name: str) -> None:
+    """Create the namespace (if missing) with its loopback up, as containers expect."""
+    from pyroute2 import netns as pr_netns
+
+    if exists(name):
+        return
+    try:
+        pr_netns.create(check_name(name))
+    except OSError as err:
+        raise KernelError(f"cannot create network namespace {name}: {err.strerror or err}") from err
+    from podnet.kernel.netlink import open_namespace
+
+    with open_namespace(name) as ns:
+        ns.set_up("lo")
+
+
+def delete(name: str) -> None:
+    """Delete the namespace; links inside it go with it. Missing is fine."""
+    target = path(name)
+    if not target.exists():
+        return
+    from pyroute2 import netns as pr_netns
+
+    try:
+        pr_netns.remove(name)
+    except OSError as err:
+        raise KernelError(f"cannot delete network namespace {name}: {err.strerror or err}") from err
+
+
+def _setns(ns_path: Path) -> None:
+    fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if _libc.setns(fd, _CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+    finally:
+        os.close(fd)
+
+
+def run_in(name: str, fn: Callable[..., T], *args: object) -> T:
+    """Call fn inside the namespace, on a short-lived thread that alone switches.
+
+    The thread dies after the call, so the caller's own namespace never changes.
+    Sockets opened by fn belong to the namespace.
+    """
+    ns_path = path(name)
+    outcome: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            _setns(ns_path)
+            outcome["value"] = fn(*args)
+        except BaseException as err:  # handed back to the caller's thread
+            outcome["error"] = err
+
+    thread = threading.Thread(target=target, name=f"netns:{name}")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]  # type: ignore[return-value]
+
+
+def exec_argv(name: str, argv: Sequence[str]) -> list[str]:
+    """The argv that runs a command in the namespace as ``ip netns exec`` does.
+
+    ip netns exec also mounts /etc/netns/<name>/* over /etc, which is how a pod gets
+    its own resolv.conf and hosts without touching the machine's files.
+    """
+    return ["ip", "netns", "exec", check_name(name), *argv]
+
+
+def run(
+    name: str,
+    argv: Sequence[str],
+    *,
+    input: str | None = None,
+    check: bool = True,
+    timeout: float | None = 30,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command to completion inside the namespace and capture its output."""
+    try:
+        proc = subprocess.run(
+            ["nsenter", f"--net={path(name)}", "--", *argv],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as err:
+        raise KernelError(f"{name}: {' '.join(argv)} did not finish within {timeout} s") from err
+    if check and proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise KernelError(f"{name}: {' '.join(argv[:2])} failed: {detail[0] if detail else proc.returncode}")
+    return proc
+
+
+def spawn(name: str, argv: Sequence[str], *, log_path: Path, env: dict[str, str] | None = None) -> int:
+    """Start a long-running process in the namespace, detached from our session."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            exec_argv(name, argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+            close_fds=True,
+        )
+    return proc.pid
+
+
+def processes_in(names: Sequence[str]) -> list[int]:
+    """Pids whose network namespace is one of these (found through /proc, not records)."""
+    targets = set()
+    for name in names:
+        try:
+            st = os.stat(path(name))
+        except FileNotFoundError:
+            continue
+        targets.add((st.st_dev, st.st_ino))
+    if not targets:
+        return []
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            st = os.stat(f"/proc/{entry}/ns/net")
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in targets:
+            found.append(int(entry))
+    return found
+
+
+def kill_processes_in(names: Sequence[str], grace: float = 2.0) -> None:
+    """TERM every process in these namespaces, then KILL whatever is left after grace."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
+        pids = processes_in(names)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and processes_in(names):
+            _reap(pids)
+            time.sleep(0.02)
+    survivors = processes_in(names)
+    if survivors:
+        raise KernelError(f"processes {survivors} survived SIGKILL in {', '.join(names)}")
+
+
+def _reap(pids: Sequence[int]) -> None:
+    """Collect our own exited children so they do not linger as zombies."""
+    for pid in pids:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass

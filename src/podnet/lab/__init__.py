@@ -1,0 +1,1 @@
+"""Labs: a whole cluster network, or a plain topology, built from namespaces."""

@@ -1,0 +1,78 @@
+"""Up, down and finding things in running labs; down is safe to repeat or to run
+after a crash, because it finds namespaces and processes by name, not by memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from podnet.errors import LabError, PodnetError
+from podnet.kernel import netns
+from podnet.lab import names, state
+from podnet.lab.cluster import build_cluster
+from podnet.lab.progress import Progress, Silent
+from podnet.lab.spec import ClusterSpec, LabSpec, load_lab_file
+from podnet.lab.state import LabRecord
+from podnet.lab.topology import build_topology
+
+
+def lab_namespaces(lab: str) -> list[str]:
+    first = names.lab_namespace(lab)
+    return [ns for ns in netns.list_namespaces(first) if ns == first or ns.startswith(names.lab_prefix(lab))]
+
+
+def up(path: str | Path, progress: Progress = Silent()) -> LabRecord:
+    """Validate the whole file, then build; on any failure remove what was built."""
+    spec: LabSpec = load_lab_file(path)
+    if state.load(spec.name) or lab_namespaces(spec.name):
+        raise LabError(f"lab {spec.name} is already up; run `podnet lab down {spec.name}` first")
+    record = LabRecord(spec.name, spec.kind, str(Path(path).resolve()))
+    record.save()
+    try:
+        if isinstance(spec, ClusterSpec):
+            build_cluster(spec, record, progress)
+        else:
+            build_topology(spec, record, progress)
+    except BaseException as err:
+        down(spec.name)
+        if isinstance(err, PodnetError):
+            raise LabError(f"lab {spec.name} could not be built, and what was built is removed: {err}") from err
+        raise
+    return record
+
+
+def down(lab: str) -> list[str]:
+    """Stop the lab's processes, delete its namespaces and its record; returns the
+    namespaces deleted."""
+    namespaces = lab_namespaces(lab)
+    netns.kill_processes_in(namespaces)
+    for namespace in namespaces:
+        netns.delete(namespace)
+    state.forget(lab)
+    return namespaces
+
+
+def down_all() -> list[str]:
+    """Every podnet namespace on the machine and every lab record, crashed or not."""
+    namespaces = netns.list_namespaces()
+    netns.kill_processes_in(namespaces)
+    for namespace in namespaces:
+        netns.delete(namespace)
+    for name in state.recorded_names():
+        state.forget(name)
+    return namespaces
+
+
+def find_member(target: str, lab: str | None = None, namespace: str = "default") -> tuple[LabRecord, str]:
+    """The lab and network namespace of a pod, node, host or switch, by name."""
+    records = [r for r in state.running() if lab is None or r.name == lab]
+    if lab and not records:
+        raise LabError(f"no lab named {lab} is up")
+    keys = (f"pod/{namespace}/{target}", f"node/{target}", f"host/{target}", f"switch/{target}")
+    matches = [(record, record.members[key]) for record in records for key in keys if key in record.members]
+    if not matches:
+        where = f"lab {lab}" if lab else "any running lab"
+        raise LabError(f"no pod, node or host named {target!r} in {where}")
+    if len({record.name for record, _ in matches}) > 1:
+        labs = ", ".join(sorted({record.name for record, _ in matches}))
+        raise LabError(f"{target!r} is in several labs ({labs}); choose one with --lab")
+    return matches[0]

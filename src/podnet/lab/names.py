@@ -1,0 +1,47 @@
+"""How lab objects are named in the kernel.
+
+Namespaces are "pn-<lab>" (a cluster's fabric), "pn-<lab>.<node>" and
+"pn-<lab>.<namespace>.<pod>": the dots keep one lab's names from being a prefix
+of another's, and `ip netns` reads like a map of the lab.
+Link names must fit the kernel's 15 characters, so long ones get a hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from podnet.kernel.netns import PREFIX
+
+IFNAMSIZ = 15
+
+
+def lab_namespace(lab: str) -> str:
+    return f"{PREFIX}{lab}"
+
+
+def lab_prefix(lab: str) -> str:
+    """Every namespace of the lab but the first starts with this."""
+    return f"{PREFIX}{lab}."
+
+
+def member_namespace(lab: str, member: str) -> str:
+    """A node of a cluster, or a host, router or switch of a topology."""
+    return f"{lab_prefix(lab)}{member}"
+
+
+def pod_namespace(lab: str, namespace: str, pod: str) -> str:
+    return f"{lab_prefix(lab)}{namespace}.{pod}"
+
+
+def _digest(text: str, length: int) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:length]
+
+
+def short_ifname(name: str) -> str:
+    """The name itself when it fits, else a recognisable head and a hash."""
+    return name if len(name) <= IFNAMSIZ else f"{name[:6]}-{_digest(name, 8)}"
+
+
+def pod_host_ifname(namespace: str, pod: str) -> str:
+    """Host side of a pod's veth, stable per pod, as Calico's "cali<hash>"."""
+    return f"veth{_digest(f'{namespace}/{pod}', 8)}"

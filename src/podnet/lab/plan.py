@@ -1,0 +1,128 @@
+"""From a validated cluster spec to every address and name the lab will use.
+
+Pure: planning twice gives the same plan, and nothing here touches the kernel,
+so `lab up` knows the whole lab (and every error) before it creates anything.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+from dataclasses import dataclass
+
+from podnet.errors import ManifestError
+from podnet.lab import names
+from podnet.lab.spec import ClusterSpec
+from podnet.model.meta import ObjectMeta
+from podnet.model.node import Node
+from podnet.model.pod import Pod
+from podnet.model.service import Service
+from podnet.network.node import POD_BRIDGE, gateway_for
+from podnet.network.pod import PodAttachment
+
+FABRIC_BRIDGE = "br0"
+NODE_UPLINK = "eth0"
+# Addresses a cluster keeps for itself: the API service and the cluster DNS.
+RESERVED_SERVICE_OFFSETS = (1, 10)
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    name: str
+    namespace: str
+    address: str  # "172.18.0.2/16" on the node's uplink
+    pod_cidr: str
+    fabric_ifname: str  # the uplink's other end, on the fabric bridge
+
+    @property
+    def ip(self) -> str:
+        return str(ipaddress.ip_interface(self.address).ip)
+
+    def node(self) -> Node:
+        return Node(ObjectMeta(self.name, namespace=""), self.pod_cidr, self.ip)
+
+
+@dataclass(frozen=True)
+class PodPlan:
+    pod: Pod  # scheduled, with its IP in status (not yet ready)
+    attachment: PodAttachment
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    lab: str
+    fabric_namespace: str
+    fabric_address: str
+    nodes: tuple[NodePlan, ...]
+    pods: tuple[PodPlan, ...]
+    services: tuple[Service, ...]
+
+    @property
+    def namespaces(self) -> list[str]:
+        return [self.fabric_namespace, *(n.namespace for n in self.nodes),
+                *(p.attachment.pod_namespace for p in self.pods)]
+
+    def node(self, name: str) -> NodePlan:
+        return next(n for n in self.nodes if n.name == name)
+
+
+def plan_cluster(spec: ClusterSpec) -> ClusterPlan:
+    node_hosts = spec.node_subnet.hosts()
+    fabric_ip = next(node_hosts)
+    pod_cidrs = spec.pod_subnet.subnets(new_prefix=spec.node_cidr_mask)
+    nodes = tuple(
+        NodePlan(
+            name=name,
+            namespace=names.member_namespace(spec.name, name),
+            address=f"{next(node_hosts)}/{spec.node_subnet.prefixlen}",
+            pod_cidr=str(next(pod_cidrs)),
+            fabric_ifname=names.short_ifname(name),
+        )
+        for name in spec.nodes
+    )
+    return ClusterPlan(
+        lab=spec.name,
+        fabric_namespace=names.lab_namespace(spec.name),
+        fabric_address=f"{fabric_ip}/{spec.node_subnet.prefixlen}",
+        nodes=nodes,
+        pods=tuple(_plan_pods(spec, nodes)),
+        services=tuple(_allocate_cluster_ips(spec)),
+    )
+
+
+def _plan_pods(spec: ClusterSpec, nodes: tuple[NodePlan, ...]) -> list[PodPlan]:
+    """Pods without nodeName are spread round-robin; each node hands out its IPs in order."""
+    spread = itertools.cycle(nodes)
+    free = {n.name: ipaddress.ip_network(n.pod_cidr).hosts() for n in nodes}
+    for iterator in free.values():
+        next(iterator)  # the gateway
+    plans = []
+    for pod in spec.pods:
+        node = next(n for n in nodes if n.name == pod.node_name) if pod.node_name else next(spread)
+        ip = next(free[node.name], None)
+        if ip is None:
+            raise ManifestError(f"Pod {pod.metadata.key}", f"node {node.name} has no free address left in {node.pod_cidr}")
+        prefix = ipaddress.ip_network(node.pod_cidr).prefixlen
+        attachment = PodAttachment(
+            node_namespace=node.namespace,
+            pod_namespace=names.pod_namespace(spec.name, pod.metadata.namespace, pod.metadata.name),
+            host_ifname=names.pod_host_ifname(pod.metadata.namespace, pod.metadata.name),
+            bridge=POD_BRIDGE,
+            address=f"{ip}/{prefix}",
+            gateway=str(gateway_for(node.pod_cidr).ip),
+        )
+        scheduled = pod.scheduled(node.name).with_status(pod_ip=str(ip), host_ip=node.ip, ready=False)
+        plans.append(PodPlan(scheduled, attachment))
+    return plans
+
+
+def _allocate_cluster_ips(spec: ClusterSpec) -> list[Service]:
+    taken = {s.cluster_ip for s in spec.services if s.cluster_ip}
+    reserved = {str(spec.service_subnet.network_address + offset) for offset in RESERVED_SERVICE_OFFSETS}
+    candidates = (str(ip) for ip in spec.service_subnet.hosts() if str(ip) not in taken | reserved)
+    allocated = []
+    for service in spec.services:
+        if service.cluster_ip is None and service.type != "ExternalName":
+            service = service.with_cluster_ip(next(candidates))
+        allocated.append(service)
+    return allocated

@@ -1,0 +1,42 @@
+"""Commands a lab runs inside its namespaces: agents, pods' commands, hosts' commands."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from podnet.errors import LabError
+from podnet.kernel import netns
+
+ECHO_PORT = 80
+
+
+def resolve_command(argv: Sequence[str]) -> list[str]:
+    """Empty means the echo server; a leading "podnet" means this very podnet,
+    so a lab works from a virtualenv that is not on PATH."""
+    if not argv:
+        return [sys.executable, "-m", "podnet.echo", "--port", str(ECHO_PORT)]
+    if argv[0] == "podnet":
+        return [sys.executable, "-m", "podnet", *argv[1:]]
+    return list(argv)
+
+
+def start(namespace: str, argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None) -> int:
+    return netns.spawn(namespace, resolve_command(argv), log_path=log_path, env=env)
+
+
+def wait_listening(namespace: str, port: int, deadline: float) -> None:
+    """Block until something accepts TCP on the namespace's loopback at port."""
+
+    def probe() -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.2)
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    while not netns.run_in(namespace, probe):
+        if time.monotonic() > deadline:
+            raise LabError(f"nothing listens on port {port} in {namespace}; see the lab's logs")
+        time.sleep(0.02)

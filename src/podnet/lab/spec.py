@@ -1,0 +1,337 @@
+"""Lab files: `kind: Cluster` (nodes and workloads) or `kind: Topology` (hosts,
+switches, routers and links), validated whole before anything is created.
+
+Every error names the file, the field and the problem.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Union
+
+from podnet.errors import ManifestError
+from podnet.lab.names import IFNAMSIZ
+from podnet.model.deployment import Deployment
+from podnet.model.fields import Fields, check_dns_label
+from podnet.model.manifest import parse_resource
+from podnet.model.pod import Pod
+from podnet.model.service import Service
+
+API_VERSION = "podnet.dev/v1alpha1"
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+Interface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
+_IFNAME = re.compile(r"^[^\s/:]{1,15}$")
+_LAB_NAME_MAX = 24
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    name: str
+    nodes: tuple[str, ...]
+    pod_subnet: Network
+    service_subnet: Network
+    node_subnet: Network
+    node_cidr_mask: int
+    pods: tuple[Pod, ...] = ()
+    services: tuple[Service, ...] = ()
+
+    kind = "Cluster"
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    to: str  # CIDR or "default"
+    via: str | None = None
+    dev: str | None = None
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    name: str
+    forwarding: bool = False  # routers forward; hosts do not
+    routes: tuple[RouteSpec, ...] = ()
+    masquerade: tuple[tuple[Network, str | None], ...] = ()  # (source, out interface)
+    command: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SwitchSpec:
+    name: str
+    host: str | None = None  # the bridge lives in this host's namespace, else its own
+    addresses: tuple[Interface, ...] = ()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    node: str
+    ifname: str
+    addresses: tuple[Interface, ...] = ()
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    a: Endpoint
+    b: Endpoint
+
+
+@dataclass(frozen=True)
+class TopologySpec:
+    name: str
+    hosts: tuple[HostSpec, ...] = ()
+    switches: tuple[SwitchSpec, ...] = ()
+    links: tuple[LinkSpec, ...] = field(default=())
+
+    kind = "Topology"
+
+    def switch(self, name: str) -> SwitchSpec | None:
+        return next((s for s in self.switches if s.name == name), None)
+
+
+LabSpec = Union[ClusterSpec, TopologySpec]
+
+
+def load_lab_file(path: str | Path) -> LabSpec:
+    """Read and validate a lab file; raises ManifestError naming the file and field."""
+    from podnet.model.manifest import load_yaml_documents
+
+    source = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise ManifestError("", f"cannot read lab file: {err.strerror}", source) from None
+    documents = load_yaml_documents(text, source)
+    if not documents:
+        raise ManifestError("", "the lab file is empty", source)
+    try:
+        return parse_lab(documents, default_name=Path(path).stem)
+    except ManifestError as err:
+        raise err.in_source(source) from None
+
+
+def parse_lab(documents: list[object], default_name: str = "lab") -> LabSpec:
+    """The first document is the Cluster or Topology; later ones are extra workloads."""
+    head = Fields(documents[0], "")
+    kind = head.text("kind", required=True)
+    api_version = head.text("apiVersion", API_VERSION)
+    if api_version != API_VERSION:
+        raise ManifestError("apiVersion", f"{api_version!r} is not {API_VERSION}")
+    meta = head.mapping("metadata")
+    name = (meta.text("name") if meta else None) or re.sub(r"[^a-z0-9-]", "-", default_name.lower()).strip("-")
+    check_dns_label(name, "metadata.name")
+    if len(name) > _LAB_NAME_MAX:
+        raise ManifestError("metadata.name", f"{name!r} is longer than {_LAB_NAME_MAX} characters")
+    if kind == "Cluster":
+        extra = [(f"document {i + 2}", doc) for i, doc in enumerate(documents[1:])]
+        return _parse_cluster(head, name, extra)
+    if kind == "Topology":
+        if len(documents) > 1:
+            raise ManifestError("document 2", "a Topology lab file holds one document")
+        return _parse_topology(head, name)
+    raise ManifestError("kind", f"{kind!r} is not a lab kind (Cluster or Topology)")
+
+
+def _parse_cluster(head: Fields, name: str, extra: list[tuple[str, object]]) -> ClusterSpec:
+    head.reject_unknown("apiVersion", "kind", "metadata", "networking", "nodes", "workloads")
+    networking = head.mapping("networking") or Fields({}, "networking")
+    networking.reject_unknown("podSubnet", "serviceSubnet", "nodeSubnet", "nodeCIDRMaskSize")
+    subnets = {
+        "podSubnet": networking.network("podSubnet", "10.244.0.0/16"),
+        "serviceSubnet": networking.network("serviceSubnet", "10.96.0.0/12"),
+        "nodeSubnet": networking.network("nodeSubnet", "172.18.0.0/16"),
+    }
+    keys = list(subnets)
+    for i, first in enumerate(keys):
+        for second in keys[i + 1:]:
+            if subnets[first].version == subnets[second].version and subnets[first].overlaps(subnets[second]):
+                raise ManifestError(
+                    f"networking.{second}", f"{subnets[second]} overlaps networking.{first} {subnets[first]}")
+    pod_subnet = subnets["podSubnet"]
+    mask = networking.integer("nodeCIDRMaskSize", 24, minimum=pod_subnet.prefixlen, maximum=pod_subnet.max_prefixlen - 2)
+
+    nodes: list[str] = []
+    for node in head.records("nodes", required=True):
+        node.reject_unknown("name", "role")
+        node_name = check_dns_label(node.text("name", required=True), node.at("name"))
+        if node_name in nodes:
+            raise ManifestError(node.at("name"), f"duplicate node name {node_name!r}")
+        nodes.append(node_name)
+    if not nodes:
+        raise ManifestError("nodes", "a cluster needs at least one node")
+    capacity = 2 ** (mask - pod_subnet.prefixlen)
+    if len(nodes) > capacity:
+        raise ManifestError("nodes", f"{len(nodes)} nodes do not fit: podSubnet {pod_subnet} holds {capacity} /{mask} node subnets")
+    if len(nodes) > subnets["nodeSubnet"].num_addresses - 3:
+        raise ManifestError("nodes", f"{len(nodes)} nodes do not fit in nodeSubnet {subnets['nodeSubnet']}")
+
+    documents = [(path, doc) for path, doc in head.items("workloads")] + extra
+    pods, services = _parse_workloads(documents, nodes)
+    _check_cluster_ips(services, subnets["serviceSubnet"])
+    return ClusterSpec(name, tuple(nodes), pod_subnet, subnets["serviceSubnet"], subnets["nodeSubnet"], mask,
+                       tuple(pods), tuple(services))
+
+
+def _parse_workloads(documents: list[tuple[str, object]], nodes: list[str]) -> tuple[list[Pod], list[Service]]:
+    pods: dict[tuple[str, str], tuple[str, Pod]] = {}
+    services: dict[tuple[str, str], Service] = {}
+    for path, document in documents:
+        resource = parse_resource(document, path)
+        if isinstance(resource, Service):
+            key = (resource.metadata.namespace, resource.metadata.name)
+            if key in services:
+                raise ManifestError(f"{path}.metadata.name", f"duplicate service name {key[1]!r} in namespace {key[0]}")
+            services[key] = resource
+            continue
+        if isinstance(resource, Deployment):
+            expanded = resource.pods()
+        elif isinstance(resource, Pod):
+            expanded = [resource]
+        else:
+            raise ManifestError(f"{path}.kind", f"a lab runs Pods, Deployments and Services, not {resource.kind}")
+        for pod in expanded:
+            key = (pod.metadata.namespace, pod.metadata.name)
+            if key in pods:
+                raise ManifestError(f"{path}.metadata.name",
+                                    f"duplicate pod name {key[1]!r} in namespace {key[0]} (also {pods[key][0]})")
+            if pod.node_name is not None and pod.node_name not in nodes:
+                raise ManifestError(f"{path}.spec.nodeName",
+                                    f"unknown node {pod.node_name!r} (nodes: {', '.join(nodes)})")
+            pods[key] = (path, pod)
+    return [pod for _, pod in pods.values()], list(services.values())
+
+
+def _check_cluster_ips(services: list[Service], subnet: Network) -> None:
+    taken: dict[str, str] = {}
+    for service in services:
+        ip = service.cluster_ip
+        if ip is None or service.headless:
+            continue
+        where = f"Service {service.metadata.key} spec.clusterIP"
+        if ipaddress.ip_address(ip) not in subnet:
+            raise ManifestError(where, f"{ip} is outside serviceSubnet {subnet}")
+        if ip in taken:
+            raise ManifestError(where, f"{ip} is already the clusterIP of {taken[ip]}")
+        taken[ip] = service.metadata.key
+
+
+def _check_ifname(path: str, value: str) -> str:
+    if not _IFNAME.match(value):
+        raise ManifestError(path, f"{value!r} is not an interface name (at most {IFNAMSIZ} characters, no '/', ':' or spaces)")
+    return value
+
+
+def _parse_topology(head: Fields, name: str) -> TopologySpec:
+    head.reject_unknown("apiVersion", "kind", "metadata", "hosts", "routers", "switches", "links")
+    members: dict[str, str] = {}
+
+    def claim(fields: Fields, kind: str) -> str:
+        member = check_dns_label(fields.text("name", required=True), fields.at("name"))
+        if member in members:
+            raise ManifestError(fields.at("name"), f"{member!r} is already the name of a {members[member]}")
+        members[member] = kind
+        return member
+
+    hosts = []
+    for key, forwarding in (("hosts", False), ("routers", True)):
+        for host in head.records(key):
+            host.reject_unknown("name", "routes", "masquerade", "command")
+            member = claim(host, key[:-1])
+            routes = []
+            for route in host.records("routes"):
+                route.reject_unknown("to", "via", "dev")
+                to = route.text("to", required=True)
+                if to != "default":
+                    to = str(route.network("to"))
+                via = route.address("via")
+                dev = route.text("dev")
+                if via is None and dev is None:
+                    raise ManifestError(route.path, "a route needs `via` or `dev`")
+                routes.append(RouteSpec(to, str(via) if via else None, dev))
+            masquerade = []
+            for rule in host.records("masquerade"):
+                rule.reject_unknown("source", "outInterface")
+                masquerade.append((rule.network("source"), rule.text("outInterface")))
+                if masquerade[-1][0] is None:
+                    raise ManifestError(rule.at("source"), "is required")
+            hosts.append(HostSpec(member, forwarding, tuple(routes), tuple(masquerade), host.strings("command")))
+
+    switches = []
+    for switch in head.records("switches"):
+        switch.reject_unknown("name", "host", "addresses")
+        member = claim(switch, "switch")
+        _check_ifname(switch.at("name"), member)
+        owner = switch.text("host")
+        if owner is not None and members.get(owner) not in ("host", "router"):
+            raise ManifestError(switch.at("host"), f"unknown host {owner!r}")
+        addresses = tuple(switch.interface(path, value) for path, value in switch.items("addresses"))
+        if addresses and owner is None:
+            raise ManifestError(switch.at("addresses"), "a switch has addresses only when it lives in a host (set `host`)")
+        switches.append(SwitchSpec(member, owner, addresses))
+
+    links = []
+    for link in head.records("links", required=True):
+        link.reject_unknown("endpoints", "addresses")
+        endpoints = list(link.items("endpoints", required=True))
+        if len(endpoints) != 2:
+            raise ManifestError(link.at("endpoints"), "a link has exactly two endpoints, like [red:veth-red, blue:veth-blue]")
+        addresses = list(link.items("addresses"))
+        if len(addresses) > 2:
+            raise ManifestError(link.at("addresses"), "at most one address list per endpoint")
+        parsed = []
+        for i, (path, text) in enumerate(endpoints):
+            if not isinstance(text, str) or text.count(":") != 1:
+                raise ManifestError(path, f"{text!r} is not NODE:INTERFACE")
+            member, ifname = text.split(":")
+            if member not in members:
+                raise ManifestError(path, f"unknown node {member!r} (known: {', '.join(sorted(members))})")
+            _check_ifname(path, ifname)
+            own: tuple[Interface, ...] = ()
+            if i < len(addresses):
+                address_path, value = addresses[i]
+                values = value if isinstance(value, list) else [value]
+                own = tuple(link.interface(address_path, v) for v in values if v is not None)
+                if own and members[member] == "switch":
+                    raise ManifestError(address_path, f"{member} is a switch; its ports have no addresses")
+            parsed.append(Endpoint(member, ifname, own))
+        links.append(LinkSpec(parsed[0], parsed[1]))
+
+    spec = TopologySpec(name, tuple(hosts), tuple(switches), tuple(links))
+    _check_topology(spec)
+    return spec
+
+
+def _check_topology(spec: TopologySpec) -> None:
+    """Names that would collide in one namespace, duplicate addresses, unreachable gateways."""
+    def home(member: str) -> str:
+        switch = spec.switch(member)
+        return (switch.host or switch.name) if switch else member
+
+    ifnames: dict[tuple[str, str], str] = {}
+    for switch in spec.switches:
+        if switch.host:
+            ifnames[(switch.host, switch.name)] = f"switch {switch.name}"
+    addresses: dict[str, str] = {}
+    connected: dict[str, list[Interface]] = {}
+    for i, link in enumerate(spec.links):
+        for end in (link.a, link.b):
+            where = (home(end.node), end.ifname)
+            if where in ifnames:
+                raise ManifestError(f"links[{i}].endpoints", f"interface {end.ifname} on {where[0]} is already {ifnames[where]}")
+            ifnames[where] = f"used by links[{i}]"
+            for address in end.addresses:
+                if str(address.ip) in addresses:
+                    raise ManifestError(f"links[{i}].addresses", f"{address.ip} is already used by {addresses[str(address.ip)]}")
+                addresses[str(address.ip)] = f"{end.node}:{end.ifname}"
+                connected.setdefault(end.node, []).append(address)
+    for switch in spec.switches:
+        if switch.host:
+            connected.setdefault(switch.host, []).extend(switch.addresses)
+    for h, host in enumerate(spec.hosts):
+        for r, route in enumerate(host.routes):
+            if route.via and not any(ipaddress.ip_address(route.via) in net.network for net in connected.get(host.name, [])):
+                raise ManifestError(f"{host.name}.routes[{r}].via",
+                                    f"{route.via} is not on any subnet {host.name} is connected to")
+            if route.dev and (host.name, route.dev) not in ifnames:
+                raise ManifestError(f"{host.name}.routes[{r}].dev", f"{host.name} has no interface {route.dev}")

@@ -1,0 +1,65 @@
+"""What a running lab remembers about itself, under /run/podnet/labs/<name>/.
+
+The record is written before the first namespace is made, so a lab that crashed
+half-way up can still be found and torn down. /run is emptied at boot, as are
+namespaces, so the two never disagree for long.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+RUN_DIR = Path(os.environ.get("PODNET_RUN_DIR", "/run/podnet")) / "labs"
+
+
+@dataclass
+class LabRecord:
+    name: str
+    kind: str  # "Cluster" or "Topology"
+    source: str
+    members: dict[str, str] = field(default_factory=dict)  # exec target -> namespace
+
+    @property
+    def directory(self) -> Path:
+        return RUN_DIR / self.name
+
+    @property
+    def store_path(self) -> Path:
+        return self.directory / "store.db"
+
+    def log_path(self, name: str) -> Path:
+        return self.directory / "logs" / f"{name}.log"
+
+    def save(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = self.directory / "lab.json.tmp"
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.replace(self.directory / "lab.json")
+
+    def remove(self) -> None:
+        forget(self.name)
+
+
+def forget(name: str) -> None:
+    """Remove a lab's record, whether or not it is readable."""
+    shutil.rmtree(RUN_DIR / name, ignore_errors=True)
+
+
+def load(name: str) -> LabRecord | None:
+    try:
+        data = json.loads((RUN_DIR / name / "lab.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return LabRecord(**data)
+
+
+def recorded_names() -> list[str]:
+    return sorted(os.listdir(RUN_DIR)) if RUN_DIR.is_dir() else []
+
+
+def running() -> list[LabRecord]:
+    return [record for name in recorded_names() if (record := load(name))]

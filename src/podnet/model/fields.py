@@ -1,0 +1,141 @@
+"""Reading nested manifest data with its path, so every error names the field."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from podnet.errors import ManifestError
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def type_name(value: object) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number", type(None): "empty"}.get(type(value), type(value).__name__)
+
+
+def check_dns_label(value: str, field: str) -> str:
+    """RFC 1123 label: what Kubernetes requires of namespace and service names."""
+    if len(value) > 63 or not _DNS_LABEL.match(value):
+        raise ManifestError(field, f"{value!r} is not a valid name (lower-case letters, digits and '-', at most 63)")
+    return value
+
+
+def check_dns_subdomain(value: str, field: str) -> str:
+    if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
+        raise ManifestError(field, f"{value!r} is not a valid name (lower-case letters, digits, '-' and '.')")
+    return value
+
+
+class Fields:
+    """A mapping from a manifest together with where it sits in the document."""
+
+    def __init__(self, data: object, path: str = "") -> None:
+        if not isinstance(data, dict):
+            raise ManifestError(path or "document", f"must be a mapping, not {type_name(data)}")
+        self.data: dict[str, Any] = data
+        self.path = path
+
+    def at(self, key: str | int) -> str:
+        if isinstance(key, int):
+            return f"{self.path}[{key}]"
+        return f"{self.path}.{key}" if self.path else key
+
+    def has(self, key: str) -> bool:
+        return self.data.get(key) is not None
+
+    def _typed(self, key: str, kind: type | tuple[type, ...], required: bool) -> Any:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                raise ManifestError(self.at(key), "is required")
+            return None
+        if isinstance(value, bool) and kind in (int, (int,)):
+            raise ManifestError(self.at(key), f"must be a number, not {type_name(value)}")
+        if not isinstance(value, kind):
+            expected = type_name(kind() if isinstance(kind, type) else kind[0]())
+            raise ManifestError(self.at(key), f"must be {expected}, not {type_name(value)}")
+        return value
+
+    def text(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
+        value = self._typed(key, str, required)
+        return default if value is None else value
+
+    def integer(self, key: str, default: int | None = None, *, minimum: int | None = None,
+                maximum: int | None = None, required: bool = False) -> int | None:
+        value = self._typed(key, int, required)
+        if value is None:
+            return default
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            raise ManifestError(self.at(key), f"{value} is out of range {minimum}..{maximum}")
+        return value
+
+    def boolean(self, key: str, default: bool = False) -> bool:
+        value = self._typed(key, bool, False)
+        return default if value is None else value
+
+    def mapping(self, key: str, *, required: bool = False) -> Fields | None:
+        if self.data.get(key) is None:
+            if required:
+                raise ManifestError(self.at(key), "is required")
+            return None
+        return Fields(self.data[key], self.at(key))
+
+    def items(self, key: str, *, required: bool = False) -> Iterator[tuple[str, Any]]:
+        """(path, item) for each element of a list field."""
+        values = self._typed(key, list, required) or []
+        for i, value in enumerate(values):
+            yield f"{self.at(key)}[{i}]", value
+
+    def records(self, key: str, *, required: bool = False) -> Iterator[Fields]:
+        for path, value in self.items(key, required=required):
+            yield Fields(value, path)
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        result = []
+        for path, value in self.items(key):
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                raise ManifestError(path, f"must be a string, not {type_name(value)}")
+            result.append(str(value))
+        return tuple(result)
+
+    def labels(self, key: str) -> dict[str, str]:
+        values = self._typed(key, dict, False) or {}
+        for name, value in values.items():
+            if not isinstance(value, str):
+                raise ManifestError(f"{self.at(key)}.{name}", f"must be a string, not {type_name(value)}")
+        return dict(values)
+
+    def network(self, key: str, default: str | None = None) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+        value = self.text(key, default)
+        if value is None:
+            return None
+        try:
+            return ipaddress.ip_network(value)
+        except ValueError as err:
+            raise ManifestError(self.at(key), f"{value!r} is not a network in CIDR form ({err})") from None
+
+    def interface(self, path: str, value: object) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
+        try:
+            return ipaddress.ip_interface(str(value))
+        except ValueError:
+            raise ManifestError(path, f"{value!r} is not an address with a prefix, like 192.168.1.10/24") from None
+
+    def address(self, key: str, *, required: bool = False) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+        value = self.text(key, required=required)
+        if value is None:
+            return None
+        try:
+            return ipaddress.ip_address(value)
+        except ValueError:
+            raise ManifestError(self.at(key), f"{value!r} is not an IP address") from None
+
+    def reject_unknown(self, *allowed: str) -> None:
+        """Lab files are ours, so a misspelt field is an error rather than ignored."""
+        for key in self.data:
+            if key not in allowed:
+                raise ManifestError(self.at(key), f"unknown field (expected one of: {', '.join(allowed)})")

@@ -1,0 +1,42 @@
+"""Turning manifest documents (YAML or stored JSON) into resources and back."""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+import yaml
+
+from podnet.errors import ManifestError
+from podnet.model.deployment import Deployment
+from podnet.model.fields import Fields
+from podnet.model.node import Node
+from podnet.model.pod import Pod
+from podnet.model.service import Service
+
+Resource = Union[Node, Pod, Service, Deployment]
+KINDS: dict[str, type] = {cls.kind: cls for cls in (Node, Pod, Service, Deployment)}
+
+
+def parse_resource(document: object, path: str = "") -> Resource:
+    fields = Fields(document, path)
+    kind = fields.text("kind", required=True)
+    if kind not in KINDS:
+        raise ManifestError(fields.at("kind"), f"unsupported kind {kind!r} (supported: {', '.join(KINDS)})")
+    try:
+        return KINDS[kind].parse(fields)
+    except ManifestError as err:
+        if path or not err.field.startswith(("metadata", "spec", "status")):
+            raise
+        raise ManifestError(f"{kind} {err.field}", err.problem) from None
+
+
+def load_yaml_documents(text: str, source: str) -> list[Any]:
+    """All documents of a YAML stream; a syntax error names the line."""
+    try:
+        return [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ManifestError(where, f"malformed YAML: {problem}", source) from None
+

@@ -1,0 +1,36 @@
+"""ObjectMeta: the name, namespace and labels every resource carries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from podnet.model.fields import Fields, check_dns_label, check_dns_subdomain
+
+
+@dataclass(frozen=True)
+class ObjectMeta:
+    name: str
+    namespace: str = "default"
+    labels: dict[str, str] = field(default_factory=dict, hash=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @classmethod
+    def parse(cls, fields: Fields, *, namespaced: bool = True) -> ObjectMeta:
+        meta = fields.mapping("metadata", required=True)
+        name = check_dns_subdomain(meta.text("name", required=True), meta.at("name"))
+        namespace = meta.text("namespace", "default") if namespaced else ""
+        if namespaced:
+            check_dns_label(namespace, meta.at("namespace"))
+        return cls(name=name, namespace=namespace, labels=meta.labels("labels"))
+
+    def to_manifest(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name}
+        if self.namespace:
+            out["namespace"] = self.namespace
+        if self.labels:
+            out["labels"] = dict(self.labels)
+        return out

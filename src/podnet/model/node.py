@@ -1,0 +1,38 @@
+"""Node: a machine (in a lab, a namespace) that runs pods and owns a pod subnet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from podnet.model.fields import Fields
+from podnet.model.meta import ObjectMeta
+
+
+@dataclass(frozen=True)
+class Node:
+    metadata: ObjectMeta
+    pod_cidr: str | None = None
+    internal_ip: str | None = None
+
+    kind = "Node"
+
+    @classmethod
+    def parse(cls, fields: Fields) -> Node:
+        spec = fields.mapping("spec") or Fields({}, fields.at("spec"))
+        cidr = spec.network("podCIDR")
+        internal_ip = None
+        status = fields.mapping("status")
+        if status:
+            for address in status.records("addresses"):
+                if address.text("type") == "InternalIP":
+                    internal_ip = str(address.address("address", required=True))
+        return cls(ObjectMeta.parse(fields, namespaced=False), str(cidr) if cidr else None, internal_ip)
+
+    def to_manifest(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"apiVersion": "v1", "kind": "Node", "metadata": self.metadata.to_manifest(), "spec": {}}
+        if self.pod_cidr:
+            out["spec"]["podCIDR"] = self.pod_cidr
+        if self.internal_ip:
+            out["status"] = {"addresses": [{"type": "InternalIP", "address": self.internal_ip}]}
+        return out

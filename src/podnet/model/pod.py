@@ -1,0 +1,137 @@
+"""Pod: one network namespace with an IP, running a command, scheduled to a node."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from podnet.errors import ManifestError
+from podnet.model.fields import Fields, check_dns_label
+from podnet.model.meta import ObjectMeta
+
+
+@dataclass(frozen=True)
+class ContainerPort:
+    container_port: int
+    name: str | None = None
+    protocol: str = "TCP"
+
+
+@dataclass(frozen=True)
+class Container:
+    name: str
+    image: str | None = None
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    ports: tuple[ContainerPort, ...] = ()
+
+    @classmethod
+    def parse(cls, fields: Fields) -> Container:
+        ports = []
+        for port in fields.records("ports"):
+            protocol = port.text("protocol", "TCP")
+            if protocol not in ("TCP", "UDP", "SCTP"):
+                raise ManifestError(port.at("protocol"), f"{protocol!r} is not TCP, UDP or SCTP")
+            ports.append(ContainerPort(port.integer("containerPort", required=True, minimum=1, maximum=65535),
+                                       port.text("name"), protocol))
+        return cls(
+            name=check_dns_label(fields.text("name", required=True), fields.at("name")),
+            image=fields.text("image"),
+            command=fields.strings("command"),
+            args=fields.strings("args"),
+            ports=tuple(ports),
+        )
+
+    def to_manifest(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name}
+        if self.image:
+            out["image"] = self.image
+        if self.command:
+            out["command"] = list(self.command)
+        if self.args:
+            out["args"] = list(self.args)
+        if self.ports:
+            out["ports"] = [
+                {"containerPort": p.container_port, "protocol": p.protocol, **({"name": p.name} if p.name else {})}
+                for p in self.ports
+            ]
+        return out
+
+
+@dataclass(frozen=True)
+class Pod:
+    metadata: ObjectMeta
+    containers: tuple[Container, ...] = field(default=())
+    node_name: str | None = None
+    hostname: str | None = None
+    subdomain: str | None = None
+    pod_ip: str | None = None
+    host_ip: str | None = None
+    ready: bool = False
+
+    kind = "Pod"
+
+    @classmethod
+    def parse(cls, fields: Fields) -> Pod:
+        metadata = ObjectMeta.parse(fields)
+        spec = fields.mapping("spec", required=True)
+        return cls(metadata=metadata, **cls.parse_spec(spec), **cls._parse_status(fields.mapping("status")))
+
+    @staticmethod
+    def parse_spec(spec: Fields) -> dict[str, Any]:
+        """The fields of a pod spec; a Deployment's template shares this."""
+        containers = tuple(Container.parse(c) for c in spec.records("containers"))
+        if not containers:
+            containers = (Container(name="echo"),)
+        hostname, subdomain = spec.text("hostname"), spec.text("subdomain")
+        for key, value in (("hostname", hostname), ("subdomain", subdomain)):
+            if value is not None:
+                check_dns_label(value, spec.at(key))
+        return {"containers": containers, "node_name": spec.text("nodeName"), "hostname": hostname,
+                "subdomain": subdomain}
+
+    @staticmethod
+    def _parse_status(status: Fields | None) -> dict[str, Any]:
+        if status is None:
+            return {}
+        pod_ip, host_ip = status.address("podIP"), status.address("hostIP")
+        ready = any(c.text("type") == "Ready" and c.text("status") == "True" for c in status.records("conditions"))
+        return {"pod_ip": str(pod_ip) if pod_ip else None, "host_ip": str(host_ip) if host_ip else None,
+                "ready": ready}
+
+    @property
+    def command(self) -> tuple[str, ...]:
+        """The first container's command line; empty means podnet's echo server."""
+        first = self.containers[0]
+        return first.command + first.args
+
+    def scheduled(self, node_name: str) -> Pod:
+        return replace(self, node_name=node_name)
+
+    def with_status(self, *, pod_ip: str | None, host_ip: str | None, ready: bool) -> Pod:
+        return replace(self, pod_ip=pod_ip, host_ip=host_ip, ready=ready)
+
+    def spec_manifest(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {"containers": [c.to_manifest() for c in self.containers]}
+        for key, value in (("nodeName", self.node_name), ("hostname", self.hostname), ("subdomain", self.subdomain)):
+            if value:
+                spec[key] = value
+        return spec
+
+    def to_manifest(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod", "metadata": self.metadata.to_manifest(),
+                               "spec": self.spec_manifest()}
+        if self.pod_ip or self.host_ip or self.ready:
+            status: dict[str, Any] = {"conditions": [{"type": "Ready", "status": "True" if self.ready else "False"}]}
+            if self.pod_ip:
+                status["podIP"] = self.pod_ip
+            if self.host_ip:
+                status["hostIP"] = self.host_ip
+            out["status"] = status
+        return out
+
+
+def selector_matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    """Kubernetes equality-based selection; an empty selector selects nothing here,
+    as a Service without a selector has no derived endpoints."""
+    return bool(selector) and all(labels.get(key) == value for key, value in selector.items())

@@ -1,0 +1,135 @@
+"""Service: a stable virtual IP and ports in front of the pods its selector matches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from podnet.errors import ManifestError
+from podnet.model.fields import Fields, check_dns_label
+from podnet.model.meta import ObjectMeta
+from podnet.model.pod import Pod, selector_matches
+
+SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
+HEADLESS = "None"
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    port: int
+    target_port: int | str
+    protocol: str = "TCP"
+    name: str | None = None
+    node_port: int | None = None
+
+    @classmethod
+    def parse(cls, fields: Fields) -> ServicePort:
+        port = fields.integer("port", required=True, minimum=1, maximum=65535)
+        protocol = fields.text("protocol", "TCP")
+        if protocol not in ("TCP", "UDP", "SCTP"):
+            raise ManifestError(fields.at("protocol"), f"{protocol!r} is not TCP, UDP or SCTP")
+        target = fields.data.get("targetPort", port)
+        if isinstance(target, bool) or not isinstance(target, (int, str)):
+            raise ManifestError(fields.at("targetPort"), "must be a port number or a port name")
+        if isinstance(target, int) and not 1 <= target <= 65535:
+            raise ManifestError(fields.at("targetPort"), f"{target} is out of range 1..65535")
+        name = fields.text("name")
+        if name is not None:
+            check_dns_label(name, fields.at("name"))
+        return cls(port, target, protocol, name, fields.integer("nodePort", minimum=30000, maximum=32767))
+
+    def to_manifest(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"port": self.port, "targetPort": self.target_port, "protocol": self.protocol}
+        if self.name:
+            out["name"] = self.name
+        if self.node_port:
+            out["nodePort"] = self.node_port
+        return out
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One ready-or-not backend of a service port: a pod's IP and resolved port."""
+
+    ip: str
+    port: int
+    pod: str
+    node: str | None
+    ready: bool
+
+
+@dataclass(frozen=True)
+class Service:
+    metadata: ObjectMeta
+    type: str = "ClusterIP"
+    selector: dict[str, str] = field(default_factory=dict, hash=False)
+    ports: tuple[ServicePort, ...] = ()
+    cluster_ip: str | None = None
+    external_name: str | None = None
+
+    kind = "Service"
+
+    @classmethod
+    def parse(cls, fields: Fields) -> Service:
+        metadata = ObjectMeta.parse(fields)
+        check_dns_label(metadata.name, "metadata.name")
+        spec = fields.mapping("spec", required=True)
+        kind = spec.text("type", "ClusterIP")
+        if kind not in SERVICE_TYPES:
+            raise ManifestError(spec.at("type"), f"{kind!r} is not one of {', '.join(SERVICE_TYPES)}")
+        ports = tuple(ServicePort.parse(p) for p in spec.records("ports"))
+        seen: set[tuple[str, int]] = set()
+        for i, port in enumerate(ports):
+            if (port.protocol, port.port) in seen:
+                raise ManifestError(f"{spec.at('ports')}[{i}]", f"duplicate port {port.port}/{port.protocol}")
+            seen.add((port.protocol, port.port))
+            if len(ports) > 1 and not port.name:
+                raise ManifestError(f"{spec.at('ports')}[{i}].name", "is required when a service has several ports")
+        cluster_ip = spec.text("clusterIP")
+        if cluster_ip not in (None, "", HEADLESS):
+            cluster_ip = str(spec.address("clusterIP"))
+        external_name = spec.text("externalName", required=kind == "ExternalName")
+        return cls(metadata, kind, spec.labels("selector"), ports, cluster_ip or None, external_name)
+
+    @property
+    def headless(self) -> bool:
+        return self.cluster_ip == HEADLESS
+
+    def with_cluster_ip(self, cluster_ip: str) -> Service:
+        return replace(self, cluster_ip=cluster_ip)
+
+    def endpoints(self, port: ServicePort, pods: list[Pod]) -> list[Endpoint]:
+        """Endpoints for one port, derived from the pods the selector matches."""
+        found = []
+        for pod in pods:
+            if pod.metadata.namespace != self.metadata.namespace or not pod.pod_ip:
+                continue
+            if not selector_matches(self.selector, pod.metadata.labels):
+                continue
+            target = _resolve_target_port(port, pod)
+            if target is not None:
+                found.append(Endpoint(pod.pod_ip, target, pod.metadata.name, pod.node_name, pod.ready))
+        return sorted(found, key=lambda e: (e.ip, e.port))
+
+    def to_manifest(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {"type": self.type, "ports": [p.to_manifest() for p in self.ports]}
+        if self.selector:
+            spec["selector"] = dict(self.selector)
+        if self.cluster_ip:
+            spec["clusterIP"] = self.cluster_ip
+        if self.external_name:
+            spec["externalName"] = self.external_name
+        return {"apiVersion": "v1", "kind": "Service", "metadata": self.metadata.to_manifest(), "spec": spec}
+
+
+def _resolve_target_port(port: ServicePort, pod: Pod) -> int | None:
+    """A named targetPort is looked up in the pod's container ports, as kube does."""
+    if isinstance(port.target_port, int):
+        return port.target_port
+    if port.target_port.isdigit():
+        return int(port.target_port)
+    for container in pod.containers:
+        for container_port in container.ports:
+            if container_port.name == port.target_port and container_port.protocol == port.protocol:
+                return container_port.container_port
+    return None

@@ -1,0 +1,1 @@
+"""Node-to-node pod networking: what each node's kernel must hold, and applying it."""

@@ -55,10 +55,11 @@ def up(path: str) -> None:
 @lab.command()
 @click.argument("name", required=False)
 @click.option("--all", "everything", is_flag=True, help="Remove every podnet namespace and lab, found by the pn- prefix.")
-def down(name: str | None, everything: bool) -> None:
+@click.option("--prefix", default="pn-", show_default=True, help="With --all: only namespaces starting with this.")
+def down(name: str | None, everything: bool, prefix: str) -> None:
     """Remove a lab and everything it made. Safe to run twice or after a crash."""
     if everything:
-        removed = lifecycle.down_all()
+        removed = lifecycle.down_all(prefix)
         console.print(f"removed {len(removed)} namespaces" if removed else "nothing to remove")
         return
     name = name or _only_lab_name()
@@ -113,7 +114,7 @@ def show_status(record: LabRecord) -> None:
         console.print(_table("members", ("NAME", "KIND", "NETNS"), rows))
 
 
-@click.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.command("exec", context_settings={"ignore_unknown_options": True})
 @click.option("--lab", "lab_name", help="The lab to look in, when several are up.")
 @click.option("-n", "--namespace", default="default", show_default=True, help="The pod's Kubernetes namespace.")
 @click.argument("target")

@@ -21,7 +21,6 @@ from podnet.network.node import render_node_network
 from podnet.store import resources
 from podnet.store.sqlite import SqliteStore
 
-READY_TIMEOUT = 10.0
 
 
 def members(plan: ClusterPlan) -> dict[str, str]:
@@ -77,7 +76,7 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
             progress.advance()
 
         progress.phase("pods ready", len(plan.pods))
-        deadline = time.monotonic() + READY_TIMEOUT
+        deadline = time.monotonic() + processes.READY_TIMEOUT
         for pod_plan in plan.pods:
             pod = pod_plan.pod
             if not pod.command:

@@ -51,14 +51,16 @@ def down(lab: str) -> list[str]:
     return namespaces
 
 
-def down_all() -> list[str]:
-    """Every podnet namespace on the machine and every lab record, crashed or not."""
-    namespaces = netns.list_namespaces()
+def down_all(prefix: str = netns.PREFIX) -> list[str]:
+    """Every podnet namespace and lab record whose name starts with prefix, crashed
+    or not; by default all of them."""
+    namespaces = netns.list_namespaces(prefix)
     netns.kill_processes_in(namespaces)
     for namespace in namespaces:
         netns.delete(namespace)
     for name in state.recorded_names():
-        state.forget(name)
+        if names.lab_namespace(name).startswith(prefix):
+            state.forget(name)
     return namespaces
 
 

@@ -12,6 +12,7 @@ from podnet.errors import LabError
 from podnet.kernel import netns
 
 ECHO_PORT = 80
+READY_TIMEOUT = 10.0  # seconds for every command of a lab to start listening
 
 
 def resolve_command(argv: Sequence[str]) -> list[str]:

@@ -55,6 +55,7 @@ class HostSpec:
     routes: tuple[RouteSpec, ...] = ()
     masquerade: tuple[tuple[Network, str | None], ...] = ()  # (source, out interface)
     command: tuple[str, ...] = ()
+    ready_port: int | None = None  # lab up waits until the command listens here
 
 
 @dataclass(frozen=True)
@@ -236,7 +237,7 @@ def _parse_topology(head: Fields, name: str) -> TopologySpec:
     hosts = []
     for key, forwarding in (("hosts", False), ("routers", True)):
         for host in head.records(key):
-            host.reject_unknown("name", "routes", "masquerade", "command")
+            host.reject_unknown("name", "routes", "masquerade", "command", "readyPort")
             member = claim(host, key[:-1])
             routes = []
             for route in host.records("routes"):
@@ -255,7 +256,11 @@ def _parse_topology(head: Fields, name: str) -> TopologySpec:
                 masquerade.append((rule.network("source"), rule.text("outInterface")))
                 if masquerade[-1][0] is None:
                     raise ManifestError(rule.at("source"), "is required")
-            hosts.append(HostSpec(member, forwarding, tuple(routes), tuple(masquerade), host.strings("command")))
+            command = host.strings("command")
+            ready_port = host.integer("readyPort", minimum=1, maximum=65535)
+            if ready_port and not command:
+                raise ManifestError(host.at("readyPort"), "needs a `command` that listens on it")
+            hosts.append(HostSpec(member, forwarding, tuple(routes), tuple(masquerade), command, ready_port))
 
     switches = []
     for switch in head.records("switches"):

@@ -6,6 +6,8 @@ outside) is written as topology files and built here.
 
 from __future__ import annotations
 
+import time
+
 from podnet.kernel import netns, nft, sysctl
 from podnet.kernel.netlink import open_namespace
 from podnet.kernel.route import Route
@@ -78,6 +80,10 @@ def build_topology(spec: TopologySpec, record: LabRecord, progress: Progress) ->
         if host.command:
             processes.start(namespace, host.command, record.log_path(f"host-{host.name}"))
         progress.advance()
+    deadline = time.monotonic() + processes.READY_TIMEOUT
+    for host in spec.hosts:
+        if host.ready_port:
+            processes.wait_listening(home_namespace(spec, host.name), host.ready_port, deadline)
 
 
 def _configure_end(spec: TopologySpec, end: Endpoint) -> None:

@@ -1,0 +1,80 @@
+"""The demo cluster: pods on three nodes reach each other by IP, without NAT."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.helpers import curl_json, in_netns, podnet
+
+
+def pods(lab: str) -> dict[str, dict]:  # type: ignore[type-arg]
+    listing = json.loads(podnet("get", "pods", "--lab", lab, "-o", "json").stdout)
+    return {item["metadata"]["name"]: item for item in listing["items"]}
+
+
+def netns_of(lab: str, pod: dict) -> str:  # type: ignore[type-arg]
+    return f"pn-{lab}.{pod['metadata'].get('namespace', 'default')}.{pod['metadata']['name']}"
+
+
+def test_every_pod_is_ready_with_an_ip_from_its_node(cluster_lab: str) -> None:
+    listed = pods(cluster_lab)
+    assert len(listed) == 7
+    nodes = {n["metadata"]["name"]: n for n in json.loads(podnet("get", "nodes", "--lab", cluster_lab, "-o", "json").stdout)["items"]}
+    assert len({p["spec"]["nodeName"] for p in listed.values()}) == 3
+    for pod in listed.values():
+        assert pod["status"]["conditions"] == [{"type": "Ready", "status": "True"}]
+        cidr = nodes[pod["spec"]["nodeName"]]["spec"]["podCIDR"]
+        assert pod["status"]["podIP"].rsplit(".", 1)[0] == cidr.rsplit(".", 1)[0]
+
+
+def test_cross_node_curl_sees_the_callers_real_pod_ip(cluster_lab: str) -> None:
+    listed = pods(cluster_lab)
+    client = listed["client"]
+    others = [p for p in listed.values() if p["spec"]["nodeName"] != client["spec"]["nodeName"]]
+    assert others
+    for target in others:
+        answer = curl_json(netns_of(cluster_lab, client), f"http://{target['status']['podIP']}/get?from=client")
+        assert answer["pod"] == target["metadata"]["name"]
+        assert answer["ip"] == target["status"]["podIP"]
+        assert answer["origin"] == client["status"]["podIP"]  # no NAT between pods
+        assert answer["args"] == {"from": "client"}
+
+
+def test_same_node_and_ping_and_exec(cluster_lab: str) -> None:
+    listed = pods(cluster_lab)
+    client = listed["client"]
+    neighbour = next(p for p in listed.values() if p["spec"]["nodeName"] == client["spec"]["nodeName"] and p is not client)
+    out = podnet("exec", "--lab", cluster_lab, "client", "--", "ping", "-c1", "-W2", neighbour["status"]["podIP"]).stdout
+    assert "1 received" in out
+    out = podnet("exec", "--lab", cluster_lab, "-n", "apps", "web-1", "--", "ip", "-4", "-o", "addr", "show", "eth0").stdout
+    assert listed["web-1"]["status"]["podIP"] in out
+
+
+def test_status_shows_tables(cluster_lab: str) -> None:
+    out = podnet("lab", "status", cluster_lab).stdout
+    for heading in ("NAME", "INTERNAL-IP", "POD-CIDR", "READY", "CLUSTER-IP", "web-service", "control-plane"):
+        assert heading in out
+    assert podnet("get", "pod", "--lab", cluster_lab, "client", "-o", "jsonpath={.status.podIP}").stdout.startswith("10.244.")
+
+
+def test_agent_repairs_a_deleted_route(cluster_lab: str) -> None:
+    node = f"pn-{cluster_lab}.worker"
+    routes = in_netns(node, "ip", "route", "show", "proto", "152").stdout.splitlines()
+    assert len(routes) == 2  # one per other node
+    victim = routes[0].split()[0]
+    in_netns(node, "ip", "route", "del", victim)
+    deadline = time.monotonic() + 5
+    while victim not in in_netns(node, "ip", "route").stdout:
+        assert time.monotonic() < deadline, f"route {victim} was not restored"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("sysctl", ["net.ipv4.ip_forward"])
+def test_nodes_forward_and_pods_route_via_their_gateway(cluster_lab: str, sysctl: str) -> None:
+    assert in_netns(f"pn-{cluster_lab}.worker", "sysctl", "-n", sysctl).stdout.strip() == "1"
+    client = pods(cluster_lab)["client"]
+    route = in_netns(netns_of(cluster_lab, client), "ip", "route", "show", "default").stdout
+    assert route.startswith("default via 10.244.0.1 dev eth0")

@@ -1,0 +1,104 @@
+"""Up and down as a user meets them: bad input, repeats, crashes and leftovers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import EXAMPLES, podnet, renamed_example
+
+
+def netns_names() -> set[str]:
+    return set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split())
+
+
+def write(directory: Path, text: str) -> Path:
+    path = directory / "lab.yaml"
+    path.write_text(text)
+    return path
+
+
+CLUSTER = "apiVersion: podnet.dev/v1alpha1\nkind: Cluster\nmetadata: {name: t-bad}\nnodes: [{name: n1}, {name: n2}]\n"
+POD = "  - {{kind: Pod, metadata: {{name: {name}}}, spec: {{nodeName: {node}}}}}\n"
+BAD_INPUT = {
+    "overlapping subnets": (CLUSTER + "networking: {podSubnet: 10.0.0.0/8, serviceSubnet: 10.96.0.0/12}\n",
+                            "networking.serviceSubnet: 10.96.0.0/12 overlaps networking.podSubnet 10.0.0.0/8"),
+    "duplicate pod name": (CLUSTER + "workloads:\n" + POD.format(name="a", node="n1") + POD.format(name="a", node="n2"),
+                           "duplicate pod name 'a' in namespace default"),
+    "pod on unknown node": (CLUSTER + "workloads:\n" + POD.format(name="a", node="n7"),
+                            "workloads[0].spec.nodeName: unknown node 'n7' (nodes: n1, n2)"),
+    "malformed YAML": (CLUSTER + "workloads: [\n", "malformed YAML"),
+    "not a lab": ("just a string\n", "document: must be a mapping, not a string"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUT, ids=list(BAD_INPUT))
+def test_bad_input_is_one_line_and_creates_nothing(case: str, tmp_path: Path) -> None:
+    text, message = BAD_INPUT[case]
+    before = netns_names()
+    proc = podnet("lab", "up", str(write(tmp_path, text)), check=False)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert netns_names() == before
+    assert not Path("/run/podnet/labs/t-bad").exists()
+
+
+def test_missing_file_and_unknown_pod(tmp_path: Path) -> None:
+    proc = podnet("lab", "up", str(tmp_path / "absent.yaml"), check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    proc = podnet("exec", "no-such-pod", "--", "true", check=False)
+    assert proc.returncode == 1 and proc.stderr.startswith("error: no pod, node or host named 'no-such-pod'")
+
+
+def test_up_twice_is_refused_and_down_twice_is_fine(tmp_path: Path) -> None:
+    path = renamed_example("veth-pair.yaml", "t-twice", tmp_path)
+    podnet("lab", "up", str(path))
+    try:
+        again = podnet("lab", "up", str(path), check=False)
+        assert again.returncode == 1 and "lab t-twice is already up" in again.stderr
+    finally:
+        podnet("lab", "down", "t-twice")
+    assert podnet("lab", "down", "t-twice").returncode == 0
+    assert not {ns for ns in netns_names() if ns.startswith("pn-t-twice")}
+
+
+def test_down_after_a_crash_removes_everything(tmp_path: Path) -> None:
+    documents = list(yaml.safe_load_all((EXAMPLES / "cluster.yaml").read_text()))
+    documents[0]["metadata"]["name"] = "t-crash"
+    documents[0]["nodes"] = documents[0]["nodes"][:2]
+    documents[0]["workloads"] = documents[0]["workloads"][:1]
+    path = tmp_path / "crash.yaml"
+    path.write_text(yaml.safe_dump_all(documents))
+    podnet("lab", "up", str(path))
+    ours = [ns for ns in netns_names() if ns == "pn-t-crash" or ns.startswith("pn-t-crash.")]
+    pids = subprocess.run(["pgrep", "-f", "podnet.* --netns pn-t-crash|podnet.echo"], capture_output=True, text=True).stdout.split()
+    for pid in pids:  # agents and pods die without a chance to clean up
+        if int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert len(ours) == 4
+    podnet("lab", "down", "t-crash")
+    assert not [ns for ns in netns_names() if ns.startswith("pn-t-crash")]
+    assert not Path("/run/podnet/labs/t-crash").exists()
+
+
+def test_down_all_finds_leftovers_by_prefix(tmp_path: Path) -> None:
+    """--prefix narrows --all so the suite leaves other labs (a user's demo) alone."""
+    others = {ns for ns in netns_names() if ns.startswith("pn-")}
+    subprocess.run(["ip", "netns", "add", "pn-t-all-stray"], check=True)
+    sleeper = subprocess.Popen(["ip", "netns", "exec", "pn-t-all-stray", "sleep", "60"])
+    podnet("lab", "up", str(renamed_example("veth-pair.yaml", "t-all", tmp_path)))
+    out = podnet("lab", "down", "--all", "--prefix", "pn-t-all").stdout
+    assert "removed 3 namespaces" in out  # red, blue and the stray
+    assert {ns for ns in netns_names() if ns.startswith("pn-")} == others
+    assert not Path("/run/podnet/labs/t-all").exists()
+    assert sleeper.wait(timeout=5) != 0

@@ -1,0 +1,114 @@
+"""The kernel door in real namespaces: ensure-style, idempotent, never the root namespace."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from podnet.errors import KernelError
+from podnet.kernel import netns, nft, sysctl
+from podnet.kernel.netlink import open_namespace
+from podnet.kernel.route import Route
+from tests.helpers import in_netns
+
+
+def test_refuses_names_it_does_not_own() -> None:
+    for name in ("default", "red", "../pn-x", "pn-/x"):
+        with pytest.raises(KernelError, match="refusing"):
+            netns.check_name(name)
+
+
+def test_create_brings_loopback_up_and_is_idempotent(make_netns) -> None:  # type: ignore[no-untyped-def]
+    name = make_netns()
+    netns.create(name)
+    assert "UP" in in_netns(name, "ip", "-o", "link", "show", "lo").stdout
+    in_netns(name, "ping", "-c1", "-W1", "127.0.0.1")
+
+
+def test_veth_bridge_and_addresses_carry_packets(make_netns) -> None:  # type: ignore[no-untyped-def]
+    a, b = make_netns(), make_netns()
+    with open_namespace(a) as ns:
+        for _ in range(2):  # twice: ensure-style calls change nothing the second time
+            ns.ensure_bridge("br0")
+            ns.ensure_address("br0", "10.77.0.1/24")
+            ns.ensure_veth("v-b", "eth0", b)
+            ns.set_master("v-b", "br0")
+            ns.set_up("v-b")
+        assert ns.link_kind("br0") == "bridge"
+        assert "10.77.0.1/24" in ns.addresses("br0")
+    with open_namespace(b) as ns:
+        ns.ensure_address("eth0", "10.77.0.2/24")
+        ns.ensure_address("eth0", "10.77.0.2/24")
+        ns.set_up("eth0")
+    assert "1 received" in in_netns(b, "ping", "-c1", "-W2", "10.77.0.1").stdout
+
+
+def test_sync_routes_adds_removes_and_leaves_others_alone(make_netns) -> None:  # type: ignore[no-untyped-def]
+    a, b = make_netns(), make_netns()
+    with open_namespace(a) as ns:
+        ns.ensure_veth("eth0", "eth0", b)
+        ns.ensure_address("eth0", "10.78.0.1/24")
+        ns.set_up("eth0")
+        wanted = {Route("10.1.0.0/24", via="10.78.0.2"), Route("10.2.0.0/24", via="10.78.0.3", dev="eth0")}
+        assert ns.sync_routes(wanted)[0] == wanted
+        assert ns.sync_routes(wanted) == (set(), set())  # idempotent
+        in_netns(a, "ip", "route", "add", "10.9.0.0/24", "via", "10.78.0.9")  # someone else's route
+        in_netns(a, "ip", "route", "del", "10.1.0.0/24")  # drift
+        added, removed = ns.sync_routes({Route("10.1.0.0/24", via="10.78.0.2")})
+        assert added == {Route("10.1.0.0/24", via="10.78.0.2")}
+        assert {r.dst for r in removed} == {"10.2.0.0/24"}
+    table = in_netns(a, "ip", "route").stdout
+    assert "10.1.0.0/24 via 10.78.0.2" in table and "10.9.0.0/24" in table and "10.2.0.0/24" not in table
+
+
+def test_sysctl_is_per_namespace(make_netns) -> None:  # type: ignore[no-untyped-def]
+    name = make_netns()
+    root_before = Path("/proc/sys/net/ipv4/ip_forward").read_text()
+    assert sysctl.ensure(name, "net.ipv4.ip_forward", "1") is True
+    assert sysctl.ensure(name, "net.ipv4.ip_forward", "1") is False
+    assert sysctl.get(name, "net.ipv4.ip_forward") == "1"
+    assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == root_before
+
+
+def test_run_in_leaves_the_caller_where_it_was(make_netns) -> None:  # type: ignore[no-untyped-def]
+    name = make_netns()
+    own = os.readlink("/proc/thread-self/ns/net")
+    inside = netns.run_in(name, lambda: os.readlink("/proc/thread-self/ns/net"))
+    assert inside != own and os.readlink("/proc/thread-self/ns/net") == own
+
+
+def test_nft_table_is_replaced_whole(make_netns) -> None:  # type: ignore[no-untyped-def]
+    name = make_netns()
+    chain = "chain post {{ type nat hook postrouting priority srcnat; ip saddr {} masquerade; }}"
+    nft.replace_table(name, "inet", "podnet", chain.format("10.1.0.0/24"))
+    nft.replace_table(name, "inet", "podnet", chain.format("10.2.0.0/24"))
+    ruleset = nft.ruleset(name)
+    assert "10.2.0.0/24" in ruleset and "10.1.0.0/24" not in ruleset
+    with pytest.raises(KernelError):
+        nft.replace_table(name, "inet", "podnet", "chain broken { nonsense }")
+    assert "10.2.0.0/24" in nft.ruleset(name)  # a failed transaction changes nothing
+    nft.delete_table(name, "inet", "podnet")
+    assert "podnet" not in nft.ruleset(name)
+
+
+def test_processes_are_found_by_namespace_and_stopped(make_netns, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    name = make_netns()
+    pid = netns.spawn(name, ["sleep", "60"], log_path=tmp_path / "log")
+    deadline = time.monotonic() + 5
+    while pid not in netns.processes_in([name]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert netns.processes_in([name]) == [pid]
+    netns.kill_processes_in([name])
+    assert netns.processes_in([name]) == []
+    assert subprocess.run(["kill", "-0", str(pid)], capture_output=True).returncode != 0
+
+
+def test_delete_is_safe_twice(make_netns) -> None:  # type: ignore[no-untyped-def]
+    name = make_netns()
+    netns.delete(name)
+    netns.delete(name)
+    assert not netns.exists(name)

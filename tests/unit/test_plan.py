@@ -1,0 +1,76 @@
+"""Planning a cluster lab: addresses, subnets, scheduling and names, without root."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from podnet.errors import ManifestError
+from podnet.lab import names
+from podnet.lab.plan import plan_cluster
+from podnet.lab.spec import parse_lab
+from podnet.network.node import host_gw_routes, render_node_network
+from podnet.kernel.route import Route
+
+
+def spec(pods: int = 4, nodes: int = 2, services: list | None = None, **networking: object):  # type: ignore[no-untyped-def, type-arg]
+    workloads = [{"kind": "Pod", "metadata": {"name": f"p{i}"}, "spec": {}} for i in range(pods)]
+    return parse_lab([{"kind": "Cluster", "metadata": {"name": "t"}, "networking": networking,
+                       "nodes": [{"name": f"n{i}"} for i in range(nodes)], "workloads": workloads + (services or [])}])
+
+
+def test_nodes_get_consecutive_addresses_and_subnets() -> None:
+    plan = plan_cluster(spec())
+    assert plan.fabric_address == "172.18.0.1/16"
+    assert [(n.name, n.address, n.pod_cidr) for n in plan.nodes] == [
+        ("n0", "172.18.0.2/16", "10.244.0.0/24"), ("n1", "172.18.0.3/16", "10.244.1.0/24")]
+    assert [n.namespace for n in plan.nodes] == ["pn-t.n0", "pn-t.n1"]
+
+
+def test_pods_spread_round_robin_and_skip_the_gateway() -> None:
+    plan = plan_cluster(spec())
+    assert [(p.pod.node_name, p.pod.pod_ip) for p in plan.pods] == [
+        ("n0", "10.244.0.2"), ("n1", "10.244.1.2"), ("n0", "10.244.0.3"), ("n1", "10.244.1.3")]
+    first = plan.pods[0].attachment
+    assert (first.address, first.gateway, first.bridge) == ("10.244.0.2/24", "10.244.0.1", "cni0")
+    assert first.pod_namespace == "pn-t.default.p0"
+
+
+def test_a_full_node_is_an_error() -> None:
+    with pytest.raises(ManifestError, match="node n0 has no free address left in 10.244.0.0/29"):
+        plan_cluster(spec(pods=6, nodes=1, podSubnet="10.244.0.0/16", nodeCIDRMaskSize=29))
+
+
+def test_cluster_ips_skip_reserved_and_explicit_addresses() -> None:
+    services = [{"kind": "Service", "metadata": {"name": n}, "spec": {"ports": [{"port": 80}], **extra}}
+                for n, extra in (("a", {}), ("b", {"clusterIP": "10.96.0.2"}), ("c", {}), ("h", {"clusterIP": "None"}))]
+    plan = plan_cluster(spec(services=services))
+    assert [(s.metadata.name, s.cluster_ip) for s in plan.services] == [
+        ("a", "10.96.0.3"), ("b", "10.96.0.2"), ("c", "10.96.0.4"), ("h", "None")]
+
+
+def test_planning_is_pure() -> None:
+    assert plan_cluster(spec()) == plan_cluster(spec())
+
+
+def test_host_gw_routes_point_at_every_other_node() -> None:
+    nodes = [n.node() for n in plan_cluster(spec(nodes=3)).nodes]
+    assert host_gw_routes("n0", nodes) == {
+        Route("10.244.1.0/24", via="172.18.0.3"), Route("10.244.2.0/24", via="172.18.0.4")}
+    network = render_node_network(nodes[1], nodes)
+    assert (network.bridge, network.gateway, network.forwarding) == ("cni0", "10.244.1.1/24", True)
+    assert Route("10.244.1.0/24", via="172.18.0.3") not in network.routes
+
+
+def test_link_names_fit_the_kernel() -> None:
+    assert names.short_ifname("worker") == "worker"
+    long = names.short_ifname("a-node-with-a-long-name")
+    assert len(long) <= 15 and long != names.short_ifname("a-node-with-a-long-nam")
+    assert len(names.pod_host_ifname("apps", "web-0")) <= 15
+    assert names.pod_host_ifname("apps", "web-0") != names.pod_host_ifname("apps", "web-1")
+
+
+def test_lab_names_are_not_prefixes_of_each_other() -> None:
+    assert not names.member_namespace("demo2", "x").startswith(names.lab_prefix("demo"))
+    assert ipaddress.ip_network("10.244.0.0/16")  # the defaults parse

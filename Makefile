@@ -23,9 +23,12 @@ $(VENV)/.installed: .stamp-apt requirements.lock pyproject.toml
 deps: $(VENV)/.installed
 
 demo: deps
+	$(VENV)/bin/podnet lab down demo
 	$(VENV)/bin/podnet lab up examples/cluster.yaml
-	$(VENV)/bin/podnet exec client -- curl -s http://$$($(VENV)/bin/podnet get pod web-2 -o ip):8080/get
-	@echo "Explore with: $(VENV)/bin/podnet exec client -- sh   ·   tear down with: make down"
+	@echo; echo '$$ podnet exec client -- curl -s http://<web-2 on another node>/get'
+	@$(VENV)/bin/podnet exec client -- curl -s \
+	  http://$$($(VENV)/bin/podnet get pod web-2 -n apps -o 'jsonpath={.status.podIP}')/get
+	@echo; echo "Look around: $(VENV)/bin/podnet exec client -- sh    Tear down: make down"
 
 down: deps
 	$(VENV)/bin/podnet lab down --all

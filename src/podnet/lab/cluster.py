@@ -12,7 +12,7 @@ import time
 from podnet.kernel import netns
 from podnet.kernel.netlink import Namespace, open_namespace
 from podnet.lab import processes
-from podnet.lab.plan import FABRIC_BRIDGE, NODE_UPLINK, ClusterPlan, NodePlan, plan_cluster
+from podnet.lab.plan import FABRIC_BRIDGE, NODE_UPLINK, ClusterPlan, NodePlan, PodPlan, plan_cluster
 from podnet.lab.progress import Progress
 from podnet.lab.spec import ClusterSpec
 from podnet.lab.state import LabRecord
@@ -47,7 +47,7 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
 
     store = SqliteStore(record.store_path)
     try:
-        progress.phase("node networks", len(plan.nodes))
+        progress.phase("node networks and agents", len(plan.nodes))
         cluster_nodes = [n.node() for n in plan.nodes]
         for node in cluster_nodes:
             resources.put(store, node)
@@ -55,24 +55,19 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
             apply_node_network(node_plan.namespace, render_node_network(node, cluster_nodes))
             progress.advance()
 
+        for service in plan.services:
+            resources.put(store, service)
+        for node_plan in plan.nodes:
+            processes.start(node_plan.namespace, _agent_argv(node_plan, record), record.log_path(f"agent-{node_plan.name}"))
+
+        # Each pod's command starts as soon as its pod is wired, so interpreters
+        # start up while later pods are still being wired.
         progress.phase("pods", len(plan.pods))
         for pod_plan in plan.pods:
             netns.create(pod_plan.attachment.pod_namespace)
             attach_pod(pod_plan.attachment)
             resources.put(store, pod_plan.pod)
-            progress.advance()
-        for service in plan.services:
-            resources.put(store, service)
-
-        progress.phase("agents and pod commands", len(plan.nodes) + len(plan.pods))
-        for node_plan in plan.nodes:
-            processes.start(node_plan.namespace, _agent_argv(node_plan, record), record.log_path(f"agent-{node_plan.name}"))
-            progress.advance()
-        for pod_plan in plan.pods:
-            pod = pod_plan.pod
-            processes.start(pod_plan.attachment.pod_namespace, pod.command, record.log_path(f"pod-{pod.metadata.namespace}.{pod.metadata.name}"),
-                            env={"POD_NAME": pod.metadata.name, "POD_NAMESPACE": pod.metadata.namespace,
-                                 "POD_IP": pod.pod_ip or "", "NODE_NAME": pod.node_name or ""})
+            _start_pod(pod_plan, record)
             progress.advance()
 
         progress.phase("pods ready", len(plan.pods))
@@ -95,6 +90,14 @@ def _build_node(fabric: Namespace, node: NodePlan) -> None:
     with open_namespace(node.namespace) as ns:
         ns.ensure_address(NODE_UPLINK, node.address)
         ns.set_up(NODE_UPLINK)
+
+
+def _start_pod(pod_plan: PodPlan, record: LabRecord) -> None:
+    pod = pod_plan.pod
+    env = {"POD_NAME": pod.metadata.name, "POD_NAMESPACE": pod.metadata.namespace,
+           "POD_IP": pod.pod_ip or "", "NODE_NAME": pod.node_name or ""}
+    log = record.log_path(f"pod-{pod.metadata.namespace}.{pod.metadata.name}")
+    processes.start(pod_plan.attachment.pod_namespace, pod.command, log, env)
 
 
 def _agent_argv(node: NodePlan, record: LabRecord) -> list[str]:

@@ -78,3 +78,39 @@ def test_nodes_forward_and_pods_route_via_their_gateway(cluster_lab: str, sysctl
     client = pods(cluster_lab)["client"]
     route = in_netns(netns_of(cluster_lab, client), "ip", "route", "show", "default").stdout
     assert route.startswith("default via 10.244.0.1 dev eth0")
+
+
+def wait_for(predicate, timeout: float = 2.0) -> float:  # type: ignore[no-untyped-def]
+    """Seconds until predicate() holds; fails after timeout."""
+    started = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - started < timeout, "condition not reached in time"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def test_agents_follow_node_changes_in_the_store(cluster_lab: str) -> None:
+    """A node appearing in the store gets a route on every node within 1 s, and
+    its removal takes the route away again: the agents watch the store."""
+    from podnet.lab.state import load
+    from podnet.model.meta import ObjectMeta
+    from podnet.model.node import Node
+    from podnet.store import resources
+    from podnet.store.sqlite import SqliteStore
+
+    record = load(cluster_lab)
+    assert record is not None
+    store = SqliteStore(record.store_path)
+    ghost = Node(ObjectMeta("ghost", namespace=""), "10.244.200.0/24", "172.18.0.200")
+    nodes = [f"pn-{cluster_lab}.{name}" for name in ("control-plane", "worker", "worker2")]
+
+    def routed() -> bool:
+        return all("10.244.200.0/24 via 172.18.0.200" in in_netns(ns, "ip", "route").stdout for ns in nodes)
+
+    try:
+        resources.put(store, ghost)
+        assert wait_for(routed) < 1.5
+    finally:
+        resources.delete(store, ghost)
+        store.close()
+    wait_for(lambda: not any("10.244.200.0" in in_netns(ns, "ip", "route").stdout for ns in nodes))

@@ -66,8 +66,12 @@ def down(name: str | None, everything: bool, prefix: str) -> None:
     if name is None:
         console.print("no lab is up")
         return
+    had_record = state.load(name) is not None
     removed = lifecycle.down(name)
-    console.print(f"lab {name} is down ({len(removed)} namespaces removed)")
+    if removed or had_record:
+        console.print(f"lab {name} is down ({len(removed)} namespaces removed)")
+    else:
+        console.print(f"lab {name} is not up; nothing to remove")
 
 
 def _only_lab_name() -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import os
 import socket
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -35,13 +36,18 @@ def _netlink_socket() -> socket.socket:
 
 
 class Namespace:
-    """An open netlink handle on one podnet namespace."""
+    """An open netlink handle on one network namespace: a podnet namespace by
+    name, or (for CNI) a runtime's namespace by path, never the machine's own."""
 
-    def __init__(self, name: str) -> None:
-        self.name = netns.check_name(name)
-        if not netns.exists(name):
-            raise KernelError(f"network namespace {name} does not exist")
-        self._nl = IPRoute(use_socket=netns.run_in(name, _netlink_socket))
+    def __init__(self, name: str, ns_path: str | None = None) -> None:
+        self.name = name
+        if ns_path is None:
+            netns.check_name(name)
+            if not netns.exists(name):
+                raise KernelError(f"network namespace {name} does not exist")
+            ns_path = str(netns.path(name))
+        self.path = ns_path
+        self._nl = IPRoute(use_socket=netns.run_in_path(ns_path, _netlink_socket))
 
     def close(self) -> None:
         self._nl.close()
@@ -83,7 +89,8 @@ class Namespace:
         self.set_up(ifname)
         return self.require_index(ifname)
 
-    def ensure_veth(self, ifname: str, peer: str, peer_namespace: str, mtu: int | None = None) -> None:
+    def ensure_veth(self, ifname: str, peer: str, peer_namespace: Namespace | str, mtu: int | None = None,
+                    peer_mac: str | None = None) -> None:
         """A veth pair with one end here and the other in peer_namespace.
 
         Both ends are created in one netlink call straight into their namespaces,
@@ -91,15 +98,21 @@ class Namespace:
         """
         if self.index(ifname) is not None:
             return
-        peer_spec: dict[str, object] = {"ifname": peer, "net_ns_fd": netns.check_name(peer_namespace)}
+        target = peer_namespace.path if isinstance(peer_namespace, Namespace) else str(netns.path(peer_namespace))
+        fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
+        peer_spec: dict[str, object] = {"ifname": peer, "net_ns_fd": fd}
         options: dict[str, object] = {}
         if mtu:
             peer_spec["mtu"] = mtu
             options["mtu"] = mtu
+        if peer_mac:
+            peer_spec["address"] = peer_mac
         try:
             self._nl.link("add", ifname=ifname, kind="veth", peer=peer_spec, **options)
         except NetlinkError as err:
-            raise self._fail(f"create veth {ifname} <-> {peer_namespace}/{peer}", err) from err
+            raise self._fail(f"create veth {ifname} <-> {target}/{peer}", err) from err
+        finally:
+            os.close(fd)
 
     def set_master(self, ifname: str, master: str) -> None:
         self._nl.link("set", index=self.require_index(ifname), master=self.require_index(master))
@@ -219,6 +232,22 @@ class Namespace:
 @contextmanager
 def open_namespace(name: str) -> Iterator[Namespace]:
     handle = Namespace(name)
+    try:
+        yield handle
+    finally:
+        handle.close()
+
+
+@contextmanager
+def open_path(ns_path: str, purpose: str) -> Iterator[Namespace]:
+    """A runtime's namespace by path (CNI_NETNS), or "/proc/self/ns/net" for our own.
+
+    Refuses the machine's root namespace, so a plugin run by mistake on the host
+    of a lab machine changes nothing there."""
+    if not os.path.exists(ns_path):
+        raise KernelError(f"network namespace {ns_path} does not exist")
+    netns.guard_root(ns_path, purpose)
+    handle = Namespace(ns_path, ns_path)
     try:
         yield handle
     finally:

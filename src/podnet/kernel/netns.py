@@ -78,7 +78,7 @@ def delete(name: str) -> None:
         raise KernelError(f"cannot delete network namespace {name}: {err.strerror or err}") from err
 
 
-def _setns(ns_path: Path) -> None:
+def _setns(ns_path: str | Path) -> None:
     fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         if _libc.setns(fd, _CLONE_NEWNET) != 0:
@@ -88,13 +88,30 @@ def _setns(ns_path: Path) -> None:
         os.close(fd)
 
 
-def run_in(name: str, fn: Callable[..., T], *args: object) -> T:
-    """Call fn inside the namespace, on a short-lived thread that alone switches.
+def is_root(ns_path: str | Path) -> bool:
+    """Whether the namespace file is the machine's own (init's) network namespace."""
+    target, root = os.stat(ns_path), os.stat("/proc/1/ns/net")
+    return (target.st_dev, target.st_ino) == (root.st_dev, root.st_ino)
 
-    The thread dies after the call, so the caller's own namespace never changes.
-    Sockets opened by fn belong to the namespace.
+
+def guard_root(ns_path: str | Path, purpose: str) -> None:
+    """Refuse to change the machine's own namespace unless this is a real node
+    whose operator said so (PODNET_ALLOW_ROOT_NETNS=1)."""
+    if os.environ.get("PODNET_ALLOW_ROOT_NETNS") != "1" and is_root(ns_path):
+        raise KernelError(f"refusing to change the root network namespace ({purpose}); "
+                          "on a real node set PODNET_ALLOW_ROOT_NETNS=1")
+
+
+def run_in(name: str, fn: Callable[..., T], *args: object) -> T:
+    """Call fn inside the named podnet namespace."""
+    return run_in_path(path(name), fn, *args)
+
+
+def run_in_path(ns_path: str | Path, fn: Callable[..., T], *args: object) -> T:
+    """Call fn inside the namespace at ns_path, on a short-lived thread that alone
+    switches. The thread dies after the call, so the caller's own namespace never
+    changes. Sockets opened by fn belong to the namespace.
     """
-    ns_path = path(name)
     outcome: dict[str, object] = {}
 
     def target() -> None:
@@ -104,7 +121,7 @@ def run_in(name: str, fn: Callable[..., T], *args: object) -> T:
         except BaseException as err:  # handed back to the caller's thread
             outcome["error"] = err
 
-    thread = threading.Thread(target=target, name=f"netns:{name}")
+    thread = threading.Thread(target=target, name=f"netns:{ns_path}")
     thread.start()
     thread.join()
     if "error" in outcome:

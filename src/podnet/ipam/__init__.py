@@ -1,0 +1,1 @@
+"""IP address management: host-local compatible leases, and the ranges they come from."""

@@ -28,17 +28,17 @@ def test_nodes_get_consecutive_addresses_and_subnets() -> None:
     assert [n.namespace for n in plan.nodes] == ["pn-t.n0", "pn-t.n1"]
 
 
-def test_pods_spread_round_robin_and_skip_the_gateway() -> None:
+def test_pods_spread_round_robin_with_sandboxes_named_after_them() -> None:
     plan = plan_cluster(spec())
-    assert [(p.pod.node_name, p.pod.pod_ip) for p in plan.pods] == [
-        ("n0", "10.244.0.2"), ("n1", "10.244.1.2"), ("n0", "10.244.0.3"), ("n1", "10.244.1.3")]
-    first = plan.pods[0].attachment
-    assert (first.address, first.gateway, first.bridge) == ("10.244.0.2/24", "10.244.0.1", "cni0")
-    assert first.pod_namespace == "pn-t.default.p0"
+    assert [p.pod.node_name for p in plan.pods] == ["n0", "n1", "n0", "n1"]
+    first = plan.pods[0]
+    assert (first.namespace, first.netns_path, first.container_id) == (
+        "pn-t.default.p0", "/run/netns/pn-t.default.p0", "t.default.p0")
+    assert first.cni_args["K8S_POD_NAME"] == "p0" and first.pod.host_ip == "172.18.0.2"
 
 
 def test_a_full_node_is_an_error() -> None:
-    with pytest.raises(ManifestError, match="node n0 has no free address left in 10.244.0.0/29"):
+    with pytest.raises(ManifestError, match="node n0 gets 6 pods but its subnet 10.244.0.0/29 holds 5"):
         plan_cluster(spec(pods=6, nodes=1, podSubnet="10.244.0.0/16", nodeCIDRMaskSize=29))
 
 
@@ -67,8 +67,6 @@ def test_link_names_fit_the_kernel() -> None:
     assert names.short_ifname("worker") == "worker"
     long = names.short_ifname("a-node-with-a-long-name")
     assert len(long) <= 15 and long != names.short_ifname("a-node-with-a-long-nam")
-    assert len(names.pod_host_ifname("apps", "web-0")) <= 15
-    assert names.pod_host_ifname("apps", "web-0") != names.pod_host_ifname("apps", "web-1")
 
 
 def test_lab_names_are_not_prefixes_of_each_other() -> None:

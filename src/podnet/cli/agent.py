@@ -15,8 +15,10 @@ import click
 @click.option("--store", "store_path", required=True, type=click.Path(dir_okay=False), help="The lab's SQLite store.")
 @click.option("--resync", default=1.0, show_default=True, help="Seconds between drift checks.")
 def agent(node_name: str, namespace: str, store_path: str, resync: float) -> None:
-    """Run the node agent: keep the node's bridge, routes and forwarding right."""
+    """Run the node agent: keep the node's bridge, routes and forwarding right,
+    and serve this node's CNI plugin invocations."""
     from podnet.agent.node_agent import NodeAgent
+    from podnet.cni.server import CniServer
     from podnet.store.sqlite import SqliteStore
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -24,9 +26,11 @@ def agent(node_name: str, namespace: str, store_path: str, resync: float) -> Non
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     store = SqliteStore(store_path)
+    server = CniServer().start()
     try:
         NodeAgent(store, node_name, namespace, resync).run(stop)
     finally:
+        server.stop()
         store.close()
 
 

@@ -16,13 +16,14 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from podnet.cli import agent, get, lab
+    from podnet.cli import agent, cni, get, lab
 
     cli.add_command(lab.lab)
     cli.add_command(lab.exec_command)
     cli.add_command(get.get)
     cli.add_command(agent.agent)
     cli.add_command(agent.echo)
+    cli.add_command(cni.cni)
 
 
 _register()

@@ -48,6 +48,7 @@ class Namespace:
             ns_path = str(netns.path(name))
         self.path = ns_path
         self._nl = IPRoute(use_socket=netns.run_in_path(ns_path, _netlink_socket))
+        self._indexes: dict[str, int] = {}  # links are not renamed under a short-lived handle
 
     def close(self) -> None:
         self._nl.close()
@@ -58,8 +59,10 @@ class Namespace:
     # links
 
     def index(self, ifname: str) -> int | None:
-        found = self._nl.link_lookup(ifname=ifname)
-        return found[0] if found else None
+        if ifname in self._indexes:
+            return self._indexes[ifname]
+        info = self.link_info(ifname)
+        return info["index"] if info else None  # type: ignore[return-value]
 
     def require_index(self, ifname: str) -> int:
         index = self.index(ifname)
@@ -78,10 +81,60 @@ class Namespace:
         info = link.get("IFLA_LINKINFO")
         return info.get("IFLA_INFO_KIND") if info else None
 
+    def link_info(self, ifname: str) -> dict[str, object] | None:
+        """index, mac, mtu, master (name), kind and up-ness of a link, or None."""
+        try:
+            (link,) = self._nl.link("get", ifname=ifname)
+        except NetlinkError as err:
+            if err.code == errno.ENODEV:
+                return None
+            raise self._fail(f"read link {ifname}", err) from err
+        info = link.get("IFLA_LINKINFO")
+        master = link.get("IFLA_MASTER")
+        self._indexes[ifname] = link["index"]
+        return {
+            "index": link["index"],
+            "mac": link.get("IFLA_ADDRESS"),
+            "mtu": link.get("IFLA_MTU"),
+            "master": self._name_of(master) if master else None,
+            "kind": info.get("IFLA_INFO_KIND") if info else None,
+            "up": bool(link["flags"] & 1),
+            "peer_index": link.get("IFLA_LINK"),
+        }
+
+    def _name_of(self, index: int) -> str | None:
+        try:
+            (link,) = self._nl.get_links(index)
+        except NetlinkError:
+            return None
+        return link.get("IFLA_IFNAME")
+
+    def set_mtu(self, ifname: str, mtu: int) -> None:
+        self._nl.link("set", index=self.require_index(ifname), mtu=mtu)
+
+    def set_promiscuous(self, ifname: str) -> None:
+        iff_promisc = 0x100
+        self._nl.link("set", index=self.require_index(ifname), flags=iff_promisc, change=iff_promisc)
+
+    def set_hairpin(self, ifname: str) -> None:
+        """Let frames leave a bridge port they came in on (a pod reaching itself)."""
+        self._nl.brport("set", index=self.require_index(ifname), mode=1)
+
+    def remove_address(self, ifname: str, cidr: str) -> None:
+        iface = ipaddress.ip_interface(cidr)
+        try:
+            self._nl.addr("del", index=self.require_index(ifname), address=str(iface.ip),
+                          prefixlen=iface.network.prefixlen)
+        except NetlinkError as err:
+            if err.code not in (errno.EADDRNOTAVAIL, errno.ENOENT):
+                raise self._fail(f"remove address {cidr} from {ifname}", err) from err
+
     def ensure_bridge(self, ifname: str, mtu: int | None = None) -> int:
         if self.index(ifname) is None:
             try:
-                self._nl.link("add", ifname=ifname, kind="bridge")
+                # A MAC of its own keeps the bridge's from following whichever port joins first.
+                mac = ":".join(f"{b:02x}" for b in bytes([0x02]) + os.urandom(5))
+                self._nl.link("add", ifname=ifname, kind="bridge", address=mac)
             except NetlinkError as err:
                 raise self._fail(f"create bridge {ifname}", err) from err
         if mtu:
@@ -89,15 +142,21 @@ class Namespace:
         self.set_up(ifname)
         return self.require_index(ifname)
 
-    def ensure_veth(self, ifname: str, peer: str, peer_namespace: Namespace | str, mtu: int | None = None,
-                    peer_mac: str | None = None) -> None:
-        """A veth pair with one end here and the other in peer_namespace.
+    def ensure_veth(self, ifname: str, peer: str, peer_namespace: Namespace | str, mtu: int | None = None) -> None:
+        """A veth pair with one end here and the other in peer_namespace (if missing)."""
+        if self.index(ifname) is None:
+            self.create_veth(ifname, peer, peer_namespace, mtu=mtu)
 
-        Both ends are created in one netlink call straight into their namespaces,
-        so no end ever passes through the root namespace.
+    def create_veth(self, ifname: str, peer: str, peer_namespace: Namespace | str, *, mtu: int | None = None,
+                    master: str | None = None, mac: str | None = None, peer_mac: str | None = None,
+                    up: bool = False) -> None:
+        """A new veth pair, one end here (optionally already on a bridge and up),
+        the other in peer_namespace.
+
+        Both ends are made in one netlink call straight into their namespaces, so
+        no end ever passes through the root namespace, and no second call is
+        needed to enslave or raise this end.
         """
-        if self.index(ifname) is not None:
-            return
         target = peer_namespace.path if isinstance(peer_namespace, Namespace) else str(netns.path(peer_namespace))
         fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
         peer_spec: dict[str, object] = {"ifname": peer, "net_ns_fd": fd}
@@ -107,6 +166,12 @@ class Namespace:
             options["mtu"] = mtu
         if peer_mac:
             peer_spec["address"] = peer_mac
+        if mac:
+            options["address"] = mac
+        if master:
+            options["master"] = self.require_index(master)
+        if up:
+            options["state"] = "up"
         try:
             self._nl.link("add", ifname=ifname, kind="veth", peer=peer_spec, **options)
         except NetlinkError as err:
@@ -120,6 +185,9 @@ class Namespace:
     def set_up(self, ifname: str) -> None:
         self._nl.link("set", index=self.require_index(ifname), state="up")
 
+    def set_down(self, ifname: str) -> None:
+        self._nl.link("set", index=self.require_index(ifname), state="down")
+
     def set_mac(self, ifname: str, mac: str) -> None:
         self._nl.link("set", index=self.require_index(ifname), address=mac)
 
@@ -127,6 +195,7 @@ class Namespace:
         index = self.index(ifname)
         if index is None:
             return
+        self._indexes.pop(ifname, None)
         try:
             self._nl.link("del", index=index)
         except NetlinkError as err:
@@ -147,9 +216,8 @@ class Namespace:
         return found
 
     def ensure_address(self, ifname: str, cidr: str) -> None:
+        """Add the address; one that is already there is fine (EEXIST)."""
         iface = ipaddress.ip_interface(cidr)
-        if str(iface) in self.addresses(ifname):
-            return
         try:
             self._nl.addr(
                 "add",

@@ -7,6 +7,7 @@ so users can look inside a lab with the tools they already know.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import signal
 import subprocess
@@ -78,20 +79,29 @@ def delete(name: str) -> None:
         raise KernelError(f"cannot delete network namespace {name}: {err.strerror or err}") from err
 
 
-def _setns(ns_path: str | Path) -> None:
-    fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if _libc.setns(fd, _CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-    finally:
-        os.close(fd)
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, _CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+@functools.cache
+def _root_identity() -> tuple[int, int]:
+    """The machine's own network namespace: init's, or (where init is hidden from
+    us) kthreadd's, since kernel threads always live in the initial namespace."""
+    for pid in (1, 2):
+        try:
+            st = os.stat(f"/proc/{pid}/ns/net")
+        except OSError:
+            continue
+        return st.st_dev, st.st_ino
+    raise KernelError("cannot tell which network namespace is the machine's own (/proc/1 and /proc/2 are hidden)")
 
 
 def is_root(ns_path: str | Path) -> bool:
-    """Whether the namespace file is the machine's own (init's) network namespace."""
-    target, root = os.stat(ns_path), os.stat("/proc/1/ns/net")
-    return (target.st_dev, target.st_ino) == (root.st_dev, root.st_ino)
+    """Whether the namespace file is the machine's own (initial) network namespace."""
+    target = os.stat(ns_path)
+    return (target.st_dev, target.st_ino) == _root_identity()
 
 
 def guard_root(ns_path: str | Path, purpose: str) -> None:
@@ -113,20 +123,31 @@ def run_in_path(ns_path: str | Path, fn: Callable[..., T], *args: object) -> T:
     changes. Sockets opened by fn belong to the namespace.
     """
     outcome: dict[str, object] = {}
+    fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)  # opened here: thread-self means the caller
 
     def target() -> None:
         try:
-            _setns(ns_path)
+            _setns(fd)
             outcome["value"] = fn(*args)
         except BaseException as err:  # handed back to the caller's thread
             outcome["error"] = err
 
     thread = threading.Thread(target=target, name=f"netns:{ns_path}")
-    thread.start()
-    thread.join()
+    try:
+        thread.start()
+        thread.join()
+    finally:
+        os.close(fd)
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
     return outcome["value"]  # type: ignore[return-value]
+
+
+def enter_argv(ns_path: str, argv: Sequence[str]) -> list[str]:
+    """The argv that runs a command in the namespace at ns_path (no /etc remounts):
+    how a runtime on a node execs CNI plugins there."""
+    guard_root(ns_path, f"running {argv[0]}")
+    return ["nsenter", f"--net={ns_path}", "--", *argv]
 
 
 def exec_argv(name: str, argv: Sequence[str]) -> list[str]:
@@ -146,10 +167,23 @@ def run(
     check: bool = True,
     timeout: float | None = 30,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command to completion inside the namespace and capture its output."""
+    """Run a command to completion inside the named namespace and capture its output."""
+    return run_path(str(path(name)), argv, input=input, check=check, timeout=timeout)
+
+
+def run_path(
+    ns_path: str,
+    argv: Sequence[str],
+    *,
+    input: str | None = None,
+    check: bool = True,
+    timeout: float | None = 30,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command to completion inside the namespace at ns_path."""
+    name = ns_path
     try:
         proc = subprocess.run(
-            ["nsenter", f"--net={path(name)}", "--", *argv],
+            ["nsenter", f"--net={ns_path}", "--", *argv],
             input=input,
             capture_output=True,
             text=True,

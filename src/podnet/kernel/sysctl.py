@@ -19,6 +19,12 @@ def get(namespace: str, key: str) -> str:
 
 def ensure(namespace: str, key: str, value: str) -> bool:
     """Set the sysctl if it differs; returns whether it changed."""
+    return ensure_path(str(netns.path(namespace)), key, value)
+
+
+def ensure_path(ns_path: str, key: str, value: str) -> bool:
+    """The same for a namespace given by path (a CNI plugin's host namespace)."""
+    netns.guard_root(ns_path, f"sysctl {key}")
 
     def apply() -> bool:
         target = _proc_path(key)
@@ -27,4 +33,4 @@ def ensure(namespace: str, key: str, value: str) -> bool:
         target.write_text(value)
         return True
 
-    return netns.run_in(namespace, apply)
+    return netns.run_in_path(ns_path, apply)

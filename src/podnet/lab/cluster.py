@@ -1,14 +1,22 @@
 """Bringing up a cluster lab: fabric, nodes, agents, pods and services.
 
-Like kubelet, `lab up` creates each pod's namespace and wires it to its node;
-the node agents keep the nodes' routes right from then on.
+Like kubelet, `lab up` creates each pod's namespace and has it wired by CNI: the
+network's plugins are exec'd in the node's namespace, where they hand the work
+to that node's agent. The agents keep the nodes' routes right from then on.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
+from podnet.cni.install import install as install_plugins
+from podnet.cni.result import Result
+from podnet.cni.runtime import Attachment, NetworkConfigList, Runtime
+from podnet.errors import LabError
 from podnet.kernel import netns
 from podnet.kernel.netlink import Namespace, open_namespace
 from podnet.lab import processes
@@ -16,18 +24,38 @@ from podnet.lab.plan import FABRIC_BRIDGE, NODE_UPLINK, ClusterPlan, NodePlan, P
 from podnet.lab.progress import Progress
 from podnet.lab.spec import ClusterSpec
 from podnet.lab.state import LabRecord
-from podnet.network.apply import apply_node_network, attach_pod
-from podnet.network.node import render_node_network
+from podnet.network.apply import apply_node_network
+from podnet.network.node import POD_BRIDGE, render_node_network
 from podnet.store import resources
+from podnet.store.base import Store
 from podnet.store.sqlite import SqliteStore
 
+NETWORK_NAME = "podnet"
+AGENT_START_TIMEOUT = 10.0
 
 
 def members(plan: ClusterPlan) -> dict[str, str]:
     """What `podnet exec` can enter: every pod, and every node."""
-    found = {f"pod/{p.pod.metadata.key}": p.attachment.pod_namespace for p in plan.pods}
+    found = {f"pod/{p.pod.metadata.key}": p.namespace for p in plan.pods}
     found.update({f"node/{n.name}": n.namespace for n in plan.nodes})
     return found
+
+
+def node_network_config(node: NodePlan, record: LabRecord) -> dict[str, Any]:
+    """The conflist a node's runtime would find in /etc/cni/net.d: bridge with
+    host-local IPAM over the node's pod subnet, then portmap."""
+    state = record.directory / "cni" / node.name
+    return {
+        "cniVersion": "1.1.0",
+        "name": NETWORK_NAME,
+        "plugins": [
+            {"type": "podnet-bridge", "bridge": POD_BRIDGE, "isGateway": True, "isDefaultGateway": True,
+             "hairpinMode": True,
+             "ipam": {"type": "podnet-host-local", "ranges": [[{"subnet": node.pod_cidr}]],
+                      "dataDir": str(state / "ipam")}},
+            {"type": "podnet-portmap", "capabilities": {"portMappings": True}, "stateDir": str(state / "portmap")},
+        ],
+    }
 
 
 def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> None:
@@ -51,33 +79,39 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
         cluster_nodes = [n.node() for n in plan.nodes]
         for node in cluster_nodes:
             resources.put(store, node)
-        for node, node_plan in zip(cluster_nodes, plan.nodes):
-            apply_node_network(node_plan.namespace, render_node_network(node, cluster_nodes))
-            progress.advance()
-
         for service in plan.services:
             resources.put(store, service)
-        for node_plan in plan.nodes:
+        plugin_dir = record.directory / "cni" / "bin"
+        install_plugins(plugin_dir)
+        for node, node_plan in zip(cluster_nodes, plan.nodes):
+            apply_node_network(node_plan.namespace, render_node_network(node, cluster_nodes))
             processes.start(node_plan.namespace, _agent_argv(node_plan, record), record.log_path(f"agent-{node_plan.name}"))
+        for node_plan in plan.nodes:
+            _wait_for_agent(node_plan)
+            progress.advance()
 
         # Each pod's command starts as soon as its pod is wired, so interpreters
         # start up while later pods are still being wired.
-        progress.phase("pods", len(plan.pods))
+        progress.phase("pods (CNI ADD)", len(plan.pods))
+        runtimes = {n.name: Runtime([str(plugin_dir)], record.directory / "cni" / n.name / "results",
+                                    str(netns.path(n.namespace))) for n in plan.nodes}
+        networks = {n.name: NetworkConfigList.parse(node_network_config(n, record)) for n in plan.nodes}
+        wired = []
         for pod_plan in plan.pods:
-            netns.create(pod_plan.attachment.pod_namespace)
-            attach_pod(pod_plan.attachment)
-            resources.put(store, pod_plan.pod)
-            _start_pod(pod_plan, record)
+            netns.create(pod_plan.namespace)
+            node = pod_plan.node.name
+            outcome = Result.parse(runtimes[node].add(networks[node], Attachment(
+                pod_plan.container_id, pod_plan.netns_path, "eth0", pod_plan.cni_args)))
+            pod = pod_plan.pod.with_status(pod_ip=outcome.ips[0].address.split("/")[0], host_ip=pod_plan.node.ip,
+                                           ready=False)
+            resources.put(store, pod)
+            _start_pod(pod_plan, pod, record)
+            wired.append((pod_plan, pod))
             progress.advance()
 
-        progress.phase("pods ready", len(plan.pods))
-        deadline = time.monotonic() + processes.READY_TIMEOUT
-        for pod_plan in plan.pods:
-            pod = pod_plan.pod
-            if not pod.command:
-                processes.wait_listening(pod_plan.attachment.pod_namespace, processes.ECHO_PORT, deadline)
-            resources.put(store, pod.with_status(pod_ip=pod.pod_ip, host_ip=pod.host_ip, ready=True))
-            progress.advance()
+        progress.phase("pods ready", len(wired))
+        _wait_ready(store, wired)
+        progress.advance(len(wired))
     finally:
         store.close()
 
@@ -92,12 +126,34 @@ def _build_node(fabric: Namespace, node: NodePlan) -> None:
         ns.set_up(NODE_UPLINK)
 
 
-def _start_pod(pod_plan: PodPlan, record: LabRecord) -> None:
-    pod = pod_plan.pod
+def agent_socket(node: NodePlan) -> Path:
+    """Where the node's agent serves CNI: named after the node's network namespace."""
+    from podnet.cni.entry import AGENT_DIR
+
+    return Path(AGENT_DIR) / f"net-{os.stat(netns.path(node.namespace)).st_ino}.sock"
+
+
+def _wait_for_agent(node: NodePlan) -> None:
+    deadline = time.monotonic() + AGENT_START_TIMEOUT
+    while not agent_socket(node).exists():
+        if time.monotonic() > deadline:
+            raise LabError(f"the agent of node {node.name} did not start; see its log in the lab's directory")
+        time.sleep(0.02)
+
+
+def _start_pod(plan: PodPlan, pod: Any, record: LabRecord) -> None:
     env = {"POD_NAME": pod.metadata.name, "POD_NAMESPACE": pod.metadata.namespace,
            "POD_IP": pod.pod_ip or "", "NODE_NAME": pod.node_name or ""}
     log = record.log_path(f"pod-{pod.metadata.namespace}.{pod.metadata.name}")
-    processes.start(pod_plan.attachment.pod_namespace, pod.command, log, env)
+    processes.start(plan.namespace, pod.command, log, env)
+
+
+def _wait_ready(store: Store, wired: list[tuple[PodPlan, Any]]) -> None:
+    deadline = time.monotonic() + processes.READY_TIMEOUT
+    for pod_plan, pod in wired:
+        if not pod.command:
+            processes.wait_listening(pod_plan.namespace, processes.ECHO_PORT, deadline)
+        resources.put(store, pod.with_status(pod_ip=pod.pod_ip, host_ip=pod.host_ip, ready=True))
 
 
 def _agent_argv(node: NodePlan, record: LabRecord) -> list[str]:

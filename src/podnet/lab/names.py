@@ -41,7 +41,3 @@ def short_ifname(name: str) -> str:
     """The name itself when it fits, else a recognisable head and a hash."""
     return name if len(name) <= IFNAMSIZ else f"{name[:6]}-{_digest(name, 8)}"
 
-
-def pod_host_ifname(namespace: str, pod: str) -> str:
-    """Host side of a pod's veth, stable per pod, as Calico's "cali<hash>"."""
-    return f"veth{_digest(f'{namespace}/{pod}', 8)}"

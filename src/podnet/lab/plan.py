@@ -17,8 +17,6 @@ from podnet.model.meta import ObjectMeta
 from podnet.model.node import Node
 from podnet.model.pod import Pod
 from podnet.model.service import Service
-from podnet.network.node import POD_BRIDGE, gateway_for
-from podnet.network.pod import PodAttachment
 
 FABRIC_BRIDGE = "br0"
 NODE_UPLINK = "eth0"
@@ -44,8 +42,26 @@ class NodePlan:
 
 @dataclass(frozen=True)
 class PodPlan:
-    pod: Pod  # scheduled, with its IP in status (not yet ready)
-    attachment: PodAttachment
+    """A scheduled pod and its sandbox; its IP comes from CNI when it is wired."""
+
+    pod: Pod
+    node: NodePlan
+    namespace: str  # the pod's network namespace
+
+    @property
+    def container_id(self) -> str:
+        """What a runtime would pass as CNI_CONTAINERID; readable in the IPAM leases."""
+        return self.namespace.removeprefix(names.PREFIX)
+
+    @property
+    def netns_path(self) -> str:
+        return f"/run/netns/{self.namespace}"
+
+    @property
+    def cni_args(self) -> dict[str, str]:
+        """As kubelet passes them."""
+        return {"IgnoreUnknown": "1", "K8S_POD_NAMESPACE": self.pod.metadata.namespace,
+                "K8S_POD_NAME": self.pod.metadata.name, "K8S_POD_INFRA_CONTAINER_ID": self.container_id}
 
 
 @dataclass(frozen=True)
@@ -59,8 +75,7 @@ class ClusterPlan:
 
     @property
     def namespaces(self) -> list[str]:
-        return [self.fabric_namespace, *(n.namespace for n in self.nodes),
-                *(p.attachment.pod_namespace for p in self.pods)]
+        return [self.fabric_namespace, *(n.namespace for n in self.nodes), *(p.namespace for p in self.pods)]
 
     def node(self, name: str) -> NodePlan:
         return next(n for n in self.nodes if n.name == name)
@@ -91,28 +106,19 @@ def plan_cluster(spec: ClusterSpec) -> ClusterPlan:
 
 
 def _plan_pods(spec: ClusterSpec, nodes: tuple[NodePlan, ...]) -> list[PodPlan]:
-    """Pods without nodeName are spread round-robin; each node hands out its IPs in order."""
+    """Pods without nodeName are spread round-robin, and every node must have an
+    address for each of its pods (the node's subnet less network, gateway, broadcast)."""
     spread = itertools.cycle(nodes)
-    free = {n.name: ipaddress.ip_network(n.pod_cidr).hosts() for n in nodes}
-    for iterator in free.values():
-        next(iterator)  # the gateway
     plans = []
     for pod in spec.pods:
         node = next(n for n in nodes if n.name == pod.node_name) if pod.node_name else next(spread)
-        ip = next(free[node.name], None)
-        if ip is None:
-            raise ManifestError(f"Pod {pod.metadata.key}", f"node {node.name} has no free address left in {node.pod_cidr}")
-        prefix = ipaddress.ip_network(node.pod_cidr).prefixlen
-        attachment = PodAttachment(
-            node_namespace=node.namespace,
-            pod_namespace=names.pod_namespace(spec.name, pod.metadata.namespace, pod.metadata.name),
-            host_ifname=names.pod_host_ifname(pod.metadata.namespace, pod.metadata.name),
-            bridge=POD_BRIDGE,
-            address=f"{ip}/{prefix}",
-            gateway=str(gateway_for(node.pod_cidr).ip),
-        )
-        scheduled = pod.scheduled(node.name).with_status(pod_ip=str(ip), host_ip=node.ip, ready=False)
-        plans.append(PodPlan(scheduled, attachment))
+        scheduled = pod.scheduled(node.name).with_status(pod_ip=None, host_ip=node.ip, ready=False)
+        plans.append(PodPlan(scheduled, node, names.pod_namespace(spec.name, pod.metadata.namespace, pod.metadata.name)))
+    for node in nodes:
+        capacity = ipaddress.ip_network(node.pod_cidr).num_addresses - 3
+        count = sum(1 for p in plans if p.node is node)
+        if count > capacity:
+            raise ManifestError("workloads", f"node {node.name} gets {count} pods but its subnet {node.pod_cidr} holds {capacity}")
     return plans
 
 

@@ -1,0 +1,41 @@
+"""`podnet cni install|serve`: the plugin binaries and the server they talk to."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def cni() -> None:
+    """CNI plugins: install the binaries, serve them from this namespace."""
+
+
+@cni.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+def install(directory: str) -> None:
+    """Write podnet-bridge, podnet-host-local, podnet-loopback and podnet-portmap into DIRECTORY."""
+    from podnet.cni.install import install as write_plugins
+
+    for path in write_plugins(directory):
+        click.echo(path)
+
+
+@cni.command()
+@click.option("--socket", "socket_path", type=click.Path(dir_okay=False), help="Default: by this network namespace.")
+def serve(socket_path: str | None) -> None:
+    """Serve plugin invocations for this network namespace (the agent does this too)."""
+    from podnet.cni.server import CniServer
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    server = CniServer(Path(socket_path) if socket_path else None).start()
+    logging.getLogger("podnet.cni").info("serving CNI on %s", server.path)
+    stop.wait()
+    server.stop()

@@ -1,0 +1,57 @@
+"""From one invocation (plugin, environment, stdin) to its exit code and stdout.
+
+The same function runs in the node agent (behind the socket) and, when no agent
+is there, in the exec'd plugin process itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Mapping
+from types import ModuleType
+
+from podnet.cni import version as versions
+from podnet.cni.errors import INTERNAL, CniError
+from podnet.cni.request import CniRequest, error_version, parse_request
+from podnet.errors import PodnetError
+
+log = logging.getLogger("podnet.cni")
+
+
+def _plugins() -> dict[str, ModuleType]:
+    from podnet.cni.plugins import bridge, host_local_plugin, loopback, portmap
+
+    return {module.TYPE: module for module in (bridge, host_local_plugin, loopback, portmap)}
+
+
+def handle(plugin: str, env: Mapping[str, str], stdin: bytes) -> tuple[int, bytes]:
+    """Exit code and stdout, exactly as the plugin binary must produce them."""
+    try:
+        request = parse_request(env, stdin)
+        if request.command == "VERSION":
+            return 0, _dump(versions.version_info())
+        module = _plugins().get(plugin)
+        if module is None:
+            raise CniError(INTERNAL, f"unknown podnet plugin {plugin!r}")
+        return 0, _run(module, request)
+    except CniError as err:
+        return 1, _dump(err.to_json(error_version(stdin)))
+    except PodnetError as err:
+        return 1, _dump(CniError(INTERNAL, str(err)).to_json(error_version(stdin)))
+    except Exception as err:  # a bug: still a CNI error on stdout, with the trace on stderr
+        log.exception("%s %s failed", plugin, env.get("CNI_COMMAND"))
+        print(f"{plugin}: internal error: {err!r}", file=sys.stderr)
+        return 1, _dump(CniError(INTERNAL, f"internal error: {err}").to_json(error_version(stdin)))
+
+
+def _run(module: ModuleType, request: CniRequest) -> bytes:
+    if request.command == "ADD":
+        return _dump(module.add(request).render(request.cni_version))
+    getattr(module, {"DEL": "delete", "CHECK": "check", "GC": "gc", "STATUS": "status"}[request.command])(request)
+    return b""
+
+
+def _dump(data: object) -> bytes:
+    return json.dumps(data, indent=4).encode()

@@ -1,0 +1,285 @@
+"""bridge: a veth from the host's bridge into the container, addressed by IPAM.
+
+Options as the reference plugin's: bridge, isGateway, isDefaultGateway,
+forceAddress, ipMasq, mtu, hairpinMode, promiscMode, macspoofchk, vlan, and a
+MAC from CNI_ARGS or runtimeConfig. On failure half-way through ADD, everything
+ADD took is given back.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from podnet.cni import cleanup, result
+from podnet.cni.config import config_errors, fields, runtime_or_args
+from podnet.cni.errors import INVALID_CONFIG, CniError
+from podnet.cni.plugins import ipam, nat
+from podnet.cni.request import CniRequest
+from podnet.errors import KernelError
+from podnet.kernel import sysctl
+from podnet.kernel.netlink import Namespace, open_path
+from podnet.kernel.route import Route
+
+TYPE = "podnet-bridge"
+HOST_NETNS = "/proc/thread-self/ns/net"  # the namespace the plugin runs in
+DEFAULT_BRIDGE = "cni0"
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    bridge: str
+    is_gateway: bool
+    is_default_gateway: bool
+    force_address: bool
+    ip_masq: bool
+    mtu: int | None
+    hairpin: bool
+    promiscuous: bool
+    macspoofchk: bool
+    vlan: int
+    ipam: dict[str, Any]
+
+    @classmethod
+    def parse(cls, config: dict[str, Any]) -> BridgeConfig:
+        conf = fields(config, "")
+        with config_errors():
+            default_gateway = conf.boolean("isDefaultGateway")
+            ipam_conf = conf.mapping("ipam")
+            if ipam_conf is None or not ipam_conf.text("type"):
+                raise CniError(INVALID_CONFIG, "invalid network config", "ipam: a bridge needs an IPAM plugin (ipam.type)")
+            return cls(
+                bridge=conf.text("bridge", DEFAULT_BRIDGE),
+                is_gateway=conf.boolean("isGateway") or default_gateway,
+                is_default_gateway=default_gateway,
+                force_address=conf.boolean("forceAddress"),
+                ip_masq=conf.boolean("ipMasq"),
+                mtu=conf.integer("mtu", minimum=68, maximum=65535),
+                hairpin=conf.boolean("hairpinMode"),
+                promiscuous=conf.boolean("promiscMode"),
+                macspoofchk=conf.boolean("macspoofchk"),
+                vlan=conf.integer("vlan", 0, minimum=0, maximum=4094),
+                ipam=ipam_conf.data,
+            )
+
+
+def requested_mac(request: CniRequest) -> str | None:
+    mac = request.args.get("MAC") or runtime_or_args(request.config, "mac")
+    if mac is None:
+        return None
+    text = str(mac).lower()
+    parts = text.split(":")
+    if len(parts) != 6 or not all(len(p) == 2 and all(c in "0123456789abcdef" for c in p) for p in parts):
+        raise CniError(INVALID_CONFIG, "invalid MAC address", str(mac))
+    return text
+
+
+def add(request: CniRequest) -> result.Result:
+    conf = BridgeConfig.parse(request.config)
+    if conf.vlan:
+        raise CniError(INVALID_CONFIG, "vlan is not supported",
+                       "this kernel has no bridge VLAN filtering (802.1Q), so 'vlan' cannot be honoured")
+    mac = requested_mac(request)
+    undo: list[Any] = []
+    try:
+        with open_path(HOST_NETNS, "bridge plugin host side") as host, open_path(request.netns, "container") as container:
+            bridge = _ensure_bridge(host, conf)
+            cleanup.wait_for_pending(request.netns, request.ifname)
+            if container.index(request.ifname) is not None:
+                raise CniError(INVALID_CONFIG, f"container veth name provided ({request.ifname}) already exists")
+            container_mac = mac or random_mac()
+            host_ifname, host_mac = _create_veth(host, container, request.ifname, conf, container_mac)
+            undo.append(lambda: _delete_container_link(request))
+            ipam_result = ipam.add(request, conf.ipam)
+            undo.append(lambda: ipam.delete(request, conf.ipam))
+            if not ipam_result.ips:
+                raise CniError(INVALID_CONFIG, "IPAM plugin returned missing IP config")
+            ips = tuple(result.IPConfig(ip.address, ip.gateway or (_first_address(ip.address) if conf.is_gateway else None), 2)
+                        for ip in ipam_result.ips)
+            routes = _with_default_routes(ipam_result.routes, ips, conf.is_default_gateway)
+            _configure_container(container, request.ifname, ips, routes)
+            if conf.is_gateway:
+                _ensure_gateway_addresses(host, conf, ips)
+                for family in {ip.family for ip in ips}:
+                    key = "net.ipv4.ip_forward" if family == 4 else "net.ipv6.conf.all.forwarding"
+                    sysctl.ensure_path(HOST_NETNS, key, "1")
+            if conf.ip_masq:
+                undo.append(lambda: nat.remove_masquerade(request.network, [ip.address for ip in ips]))
+                nat.add_masquerade(request.network, [ip.address for ip in ips])
+            if conf.macspoofchk:
+                undo.append(lambda: nat.remove_mac_guard(host_ifname))
+                nat.add_mac_guard(host_ifname, container_mac)
+            interfaces = (
+                result.Interface(conf.bridge, str(bridge["mac"])),
+                result.Interface(host_ifname, host_mac),
+                result.Interface(request.ifname, container_mac, request.netns),
+            )
+        return result.Result(interfaces, ips, routes, ipam_result.dns)
+    except BaseException:
+        for step in reversed(undo):
+            try:
+                step()
+            except (CniError, KernelError):
+                pass  # best effort: the original error is what the runtime must see
+        raise
+
+
+def _first_address(cidr: str) -> str:
+    return str(ipaddress.ip_interface(cidr).network.network_address + 1)
+
+
+def _with_default_routes(routes: tuple[result.Route, ...], ips: tuple[result.IPConfig, ...],
+                         default_gateway: bool) -> tuple[result.Route, ...]:
+    if not default_gateway:
+        return routes
+    added = list(routes)
+    for ip in ips:
+        dst = "0.0.0.0/0" if ip.family == 4 else "::/0"
+        if ip.gateway and not any(r.dst == dst for r in added):
+            added.append(result.Route(dst, ip.gateway))
+    return tuple(added)
+
+
+def random_mac() -> str:
+    """Locally administered, unicast."""
+    return ":".join(f"{b:02x}" for b in bytes([0x02]) + os.urandom(5))
+
+
+def _ensure_bridge(host: Namespace, conf: BridgeConfig) -> dict[str, Any]:
+    """One lookup when the bridge is already there and up, as it is after the first pod."""
+    info = host.link_info(conf.bridge)
+    if info is not None and info["kind"] != "bridge":
+        raise CniError(INVALID_CONFIG, f"{conf.bridge} already exists but is not a bridge")
+    if info is None or not info["up"] or (conf.mtu and info["mtu"] != conf.mtu):
+        host.ensure_bridge(conf.bridge, mtu=conf.mtu)
+        info = host.link_info(conf.bridge)
+    if conf.promiscuous:
+        host.set_promiscuous(conf.bridge)
+    return info  # type: ignore[return-value]
+
+
+def _create_veth(host: Namespace, container: Namespace, ifname: str, conf: BridgeConfig,
+                 container_mac: str) -> tuple[str, str]:
+    """The host end gets a random "veth" name, as the reference's does, and joins
+    the bridge up in the same netlink call that creates it."""
+    host_mac = random_mac()
+    for attempt in range(8):
+        host_ifname = f"veth{os.urandom(4).hex()}"
+        try:
+            host.create_veth(host_ifname, ifname, container, mtu=conf.mtu, master=conf.bridge,
+                             mac=host_mac, peer_mac=container_mac, up=True)
+            break
+        except KernelError:
+            if attempt == 7 or host.index(host_ifname) is None:
+                raise
+    if conf.hairpin:
+        host.set_hairpin(host_ifname)
+    return host_ifname, host_mac
+
+
+def _configure_container(container: Namespace, ifname: str, ips: tuple[result.IPConfig, ...],
+                         routes: tuple[result.Route, ...]) -> None:
+    for ip in ips:
+        container.ensure_address(ifname, ip.address)
+    container.set_up(ifname)
+    gateways = {ip.family: ip.gateway for ip in ips if ip.gateway}
+    for route in routes:
+        family = ipaddress.ip_network(route.dst).version
+        gw = route.gw or gateways.get(family)
+        dst = "default" if ipaddress.ip_network(route.dst).prefixlen == 0 and family == 4 else route.dst
+        container.add_route(Route(dst, gw, ifname))
+
+
+def _ensure_gateway_addresses(host: Namespace, conf: BridgeConfig, ips: tuple[result.IPConfig, ...]) -> None:
+    """The bridge carries each subnet's gateway; another address in that subnet is
+    an error unless forceAddress says to replace it."""
+    present = host.addresses(conf.bridge)
+    for ip in ips:
+        if f"{ip.gateway}/{ipaddress.ip_interface(ip.address).network.prefixlen}" in present:
+            continue
+        network = ipaddress.ip_interface(ip.address).network
+        wanted = f"{ip.gateway}/{network.prefixlen}"
+        for existing in present:
+            other = ipaddress.ip_interface(existing)
+            if other.version == network.version and other.ip in network and str(other) != wanted:
+                if not conf.force_address:
+                    raise CniError(INVALID_CONFIG, f"{conf.bridge!r} already has an IP address different from {wanted}",
+                                   f"it has {existing}; set forceAddress to replace it")
+                host.remove_address(conf.bridge, existing)
+        host.ensure_address(conf.bridge, wanted)
+
+
+def _delete_container_link(request: CniRequest) -> list[str]:
+    """Take the container's interface down at once and delete it (its veth peer goes
+    with it), in the background when an agent runs; returns its addresses."""
+    if not request.netns or not os.path.exists(request.netns):
+        return []
+    with open_path(request.netns, "container") as container:
+        if container.index(request.ifname) is None:
+            return []
+        addresses = [a for a in container.addresses(request.ifname) if not a.startswith("fe80:")]
+        container.set_down(request.ifname)
+    cleanup.delete_link(request.netns, request.ifname)
+    return addresses
+
+
+def delete(request: CniRequest) -> None:
+    """Idempotent, and complete even without the netns or a prevResult: the leases
+    say which addresses to unmasquerade, so no rule is left behind."""
+    conf = BridgeConfig.parse(request.config)
+    addresses = [f"{a}/{32 if a.version == 4 else 128}" for a in ipam.leased(request, conf.ipam)]
+    prev = request.config.get("prevResult")
+    if isinstance(prev, dict):
+        addresses += [ip.address for ip in result.Result.parse(prev).ips]
+    ipam.delete(request, conf.ipam)
+    addresses += _delete_container_link(request)
+    if conf.ip_masq and addresses:
+        nat.remove_masquerade(request.network, addresses)
+    if conf.macspoofchk and isinstance(prev, dict):
+        for interface in result.Result.parse(prev).interfaces:
+            if not interface.sandbox and interface.name != conf.bridge:
+                nat.remove_mac_guard(interface.name)
+
+
+def check(request: CniRequest) -> None:
+    conf = BridgeConfig.parse(request.config)
+    prev_data = request.config.get("prevResult")
+    if not isinstance(prev_data, dict):
+        raise CniError(INVALID_CONFIG, "Required prevResult missing")
+    prev = result.Result.parse(prev_data)
+    ipam.check(request, conf.ipam)
+    with open_path(HOST_NETNS, "bridge plugin host side") as host:
+        bridge = host.link_info(conf.bridge)
+        if bridge is None or bridge["kind"] != "bridge":
+            raise CniError(INVALID_CONFIG, f"bridge {conf.bridge} is missing")
+        for interface in prev.interfaces:
+            if interface.sandbox or interface.name == conf.bridge:
+                continue
+            info = host.link_info(interface.name)
+            if info is None or info["master"] != conf.bridge:
+                raise CniError(INVALID_CONFIG, f"host interface {interface.name} is missing or not on {conf.bridge}")
+    with open_path(request.netns, "container") as container:
+        info = container.link_info(request.ifname)
+        if info is None:
+            raise CniError(INVALID_CONFIG, f"container interface {request.ifname} is missing")
+        expected = next((i for i in prev.interfaces if i.name == request.ifname and i.sandbox), None)
+        if expected and expected.mac and expected.mac != info["mac"]:
+            raise CniError(INVALID_CONFIG, f"container interface {request.ifname} has MAC {info['mac']}, expected {expected.mac}")
+        present = container.addresses(request.ifname)
+        for ip in prev.ips:
+            if ip.address not in present:
+                raise CniError(INVALID_CONFIG, f"address {ip.address} is missing from {request.ifname}")
+
+
+def gc(request: CniRequest) -> None:
+    conf = BridgeConfig.parse(request.config)
+    released = ipam.gc(request, conf.ipam)
+    if conf.ip_masq and released:
+        nat.remove_masquerade(request.network, [f"{a}/{32 if a.version == 4 else 128}" for a in released])
+
+
+def status(request: CniRequest) -> None:
+    conf = BridgeConfig.parse(request.config)
+    ipam.status(request, conf.ipam)

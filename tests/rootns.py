@@ -68,7 +68,10 @@ def podnet_leftovers() -> list[str]:
     labs = Path("/run/podnet/labs")
     if labs.is_dir():
         found += [f"lab record {entry}" for entry in os.listdir(labs)]
-    for line in _run("pgrep", "-a", "-f", r"podnet(\.echo| agent| echo)").splitlines():
+    agents = Path("/run/podnet/agents")
+    if agents.is_dir():
+        found += [f"agent socket {entry}" for entry in os.listdir(agents)]
+    for line in _run("pgrep", "-a", "-f", r"podnet(\.echo| agent| echo| cni serve)").splitlines():
         pid = int(line.split()[0])
         if pid != os.getpid():
             found.append(f"process {line}")

@@ -16,6 +16,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 
+def _plain(address: str) -> str:
+    """An IPv4 client of the dual-stack socket, as IPv4 ("::ffff:10.0.0.1" -> "10.0.0.1")."""
+    return address.removeprefix("::ffff:")
+
+
 class EchoHandler(BaseHTTPRequestHandler):
     server_version = "podnet-echo"
 
@@ -27,8 +32,8 @@ class EchoHandler(BaseHTTPRequestHandler):
             "pod": os.environ.get("POD_NAME", socket.gethostname()),
             "namespace": os.environ.get("POD_NAMESPACE", ""),
             "node": os.environ.get("NODE_NAME", ""),
-            "ip": os.environ.get("POD_IP", self.connection.getsockname()[0]),
-            "origin": self.client_address[0].removeprefix("::ffff:"),
+            "ip": os.environ.get("POD_IP") or _plain(self.connection.getsockname()[0]),
+            "origin": _plain(self.client_address[0]),
             "method": self.command,
             "path": url.path,
             "args": {key: values[-1] for key, values in parse_qs(url.query).items()},

@@ -41,6 +41,15 @@ class CniRequest:
     def network(self) -> str:
         return str(self.config.get("name", ""))
 
+    def check_args(self, known: set[str]) -> None:
+        """CNI_ARGS keys a plugin does not know are an error unless IgnoreUnknown
+        is set, as the conventions (and the reference plugins) have it."""
+        if self.args.get("IgnoreUnknown", "").lower() in ("1", "true"):
+            return
+        unknown = sorted(set(self.args) - known - {"IgnoreUnknown"})
+        if unknown:
+            raise CniError(INVALID_ENVIRONMENT, "unknown CNI_ARGS", f"{', '.join(unknown)} (set IgnoreUnknown=1 to allow them)")
+
 
 def error_version(stdin: bytes) -> str:
     """The version to answer an error in: the config's, when it can be read."""

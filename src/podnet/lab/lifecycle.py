@@ -3,6 +3,7 @@ after a crash, because it finds namespaces and processes by name, not by memory.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from podnet.errors import LabError, PodnetError
@@ -40,13 +41,31 @@ def up(path: str | Path, progress: Progress = Silent()) -> LabRecord:
     return record
 
 
+def _remove_namespaces(namespaces: list[str]) -> None:
+    """Processes first (they hold the namespaces), then the agents' sockets, which
+    are named after the namespaces, then the namespaces."""
+    netns.kill_processes_in(namespaces)
+    for namespace in namespaces:
+        forget_agent_socket(namespace)
+        netns.delete(namespace)
+
+
+def forget_agent_socket(namespace: str) -> None:
+    from podnet.cni.entry import AGENT_DIR
+
+    try:
+        inode = os.stat(netns.path(namespace)).st_ino
+    except FileNotFoundError:
+        return
+    for suffix in (".sock", ".pending"):
+        (Path(AGENT_DIR) / f"net-{inode}{suffix}").unlink(missing_ok=True)
+
+
 def down(lab: str) -> list[str]:
     """Stop the lab's processes, delete its namespaces and its record; returns the
     namespaces deleted."""
     namespaces = lab_namespaces(lab)
-    netns.kill_processes_in(namespaces)
-    for namespace in namespaces:
-        netns.delete(namespace)
+    _remove_namespaces(namespaces)
     state.forget(lab)
     return namespaces
 
@@ -55,9 +74,7 @@ def down_all(prefix: str = netns.PREFIX) -> list[str]:
     """Every podnet namespace and lab record whose name starts with prefix, crashed
     or not; by default all of them."""
     namespaces = netns.list_namespaces(prefix)
-    netns.kill_processes_in(namespaces)
-    for namespace in namespaces:
-        netns.delete(namespace)
+    _remove_namespaces(namespaces)
     for name in state.recorded_names():
         if names.lab_namespace(name).startswith(prefix):
             state.forget(name)

@@ -78,6 +78,7 @@ def requested_mac(request: CniRequest) -> str | None:
 
 def add(request: CniRequest) -> result.Result:
     conf = BridgeConfig.parse(request.config)
+    request.check_args({"MAC"})
     if conf.vlan:
         raise CniError(INVALID_CONFIG, "vlan is not supported",
                        "this kernel has no bridge VLAN filtering (802.1Q), so 'vlan' cannot be honoured")

@@ -19,6 +19,7 @@ def _ipam(request: CniRequest) -> dict:  # type: ignore[type-arg]
 
 
 def add(request: CniRequest) -> result.Result:
+    request.check_args({"IP"})
     return host_local.add(request, _ipam(request))
 
 

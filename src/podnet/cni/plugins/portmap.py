@@ -41,19 +41,19 @@ _SKELETON = f"""table inet {TABLE} {{
 	set masqall4 {{ type ipv4_addr . inet_proto . inet_service; }}
 	set masqall6 {{ type ipv6_addr . inet_proto . inet_service; }}
 	chain prerouting {{ type nat hook prerouting priority dstnat; policy accept; }}
-	chain output {{ type nat hook output priority dstnat; policy accept; }}
-	chain dnat {{ }}
+	chain output {{ type nat hook output priority -100; policy accept; }}
+	chain published {{ }}
 	chain postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}
 }}
 """
 
 _RULES = [
-    "prerouting fib daddr type local jump dnat",
-    "output fib daddr type local jump dnat",
-    "dnat meta nfproto ipv4 dnat ip to ip daddr . meta l4proto . th dport map @host4",
-    "dnat meta nfproto ipv4 dnat ip to meta l4proto . th dport map @any4",
-    "dnat meta nfproto ipv6 dnat ip6 to ip6 daddr . meta l4proto . th dport map @host6",
-    "dnat meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @any6",
+    "prerouting fib daddr type local jump published",
+    "output fib daddr type local jump published",
+    "published meta nfproto ipv4 dnat ip to ip daddr . meta l4proto . th dport map @host4",
+    "published meta nfproto ipv4 dnat ip to meta l4proto . th dport map @any4",
+    "published meta nfproto ipv6 dnat ip6 to ip6 daddr . meta l4proto . th dport map @host6",
+    "published meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @any6",
     "postrouting ct status dnat ip saddr . ip daddr @hairpin4 masquerade",
     "postrouting ct status dnat ip6 saddr . ip6 daddr @hairpin6 masquerade",
     "postrouting ct status dnat ip saddr 127.0.0.0/8 masquerade",
@@ -146,7 +146,7 @@ def add(request: CniRequest) -> result.Result:
     if not config.mappings:
         return prev
     elements = render_elements(config.mappings, _container_ips(prev), config.snat, config.masq_all)
-    script = _SKELETON + "".join(f"flush chain inet {TABLE} {rule.split()[0]}\n" for rule in ("prerouting", "output", "dnat", "postrouting"))
+    script = _SKELETON + "".join(f"flush chain inet {TABLE} {rule.split()[0]}\n" for rule in ("prerouting", "output", "published", "postrouting"))
     script += "".join(f"add rule inet {TABLE} {rule}\n" for rule in _RULES)
     script += "".join(f"create element inet {TABLE} {e}\n" for e in elements if not e.startswith(("hairpin", "masqall")))
     script += "".join(f"add element inet {TABLE} {e}\n" for e in elements if e.startswith(("hairpin", "masqall")))

@@ -6,6 +6,7 @@ import logging
 import os
 import socketserver
 import threading
+import time
 from pathlib import Path
 
 from podnet.cni import cleanup
@@ -31,9 +32,10 @@ class _Handler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         data = self.rfile.read()
         plugin, env, stdin = decode_request(data)
+        started = time.perf_counter()
         code, output = handle(plugin, env, stdin)
-        log.info("%s %s %s %s -> %d", plugin, env.get("CNI_COMMAND"), env.get("CNI_CONTAINERID", ""),
-                 env.get("CNI_IFNAME", ""), code)
+        log.info("%s %s %s %s -> %d in %.1f ms", plugin, env.get("CNI_COMMAND"), env.get("CNI_CONTAINERID", ""),
+                 env.get("CNI_IFNAME", ""), code, (time.perf_counter() - started) * 1000)
         self.wfile.write(b"%d\n" % code + output)
 
 

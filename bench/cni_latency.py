@@ -1,0 +1,141 @@
+"""CNI ADD and DEL latency, podnet's plugins against the reference Go plugins, and
+lease lookup among 5 000 leases (host-local).
+
+Both sides run the same way: exec'd with nsenter in one host namespace, for 100
+pods with the same network config, each pod in its own namespace. podnet's side
+has its agent (`podnet cni serve`) running in the host namespace, as on a node.
+Run as root: .venv/bin/python bench/cni_latency.py [--pods 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from podnet.cni.install import install
+from podnet.kernel import netns
+
+REFERENCE = Path("/usr/lib/cni")
+
+
+def netconf(bridge: str, ipam: str, data_dir: Path, masq: bool, subnet: str) -> dict:  # type: ignore[type-arg]
+    return {"cniVersion": "1.0.0", "name": "bench", "type": bridge, "bridge": f"bench{int(masq)}", "isGateway": True,
+            "ipMasq": masq, "ipam": {"type": ipam, "ranges": [[{"subnet": subnet}]], "dataDir": str(data_dir)}}
+
+
+def call(host: str, plugin_dir: Path, plugin: str, command: str, config: dict, container_id: str,  # type: ignore[type-arg]
+         container: str | None) -> float:
+    env = {**os.environ, "CNI_COMMAND": command, "CNI_CONTAINERID": container_id, "CNI_IFNAME": "eth0",
+           "CNI_PATH": str(plugin_dir)}
+    if container:
+        env["CNI_NETNS"] = f"/run/netns/{container}"
+    started = time.perf_counter()
+    proc = subprocess.run(netns.enter_argv(str(netns.path(host)), [str(plugin_dir / plugin)]),
+                          input=json.dumps(config).encode(), capture_output=True, env=env)
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{plugin} {command} failed: {proc.stdout.decode()} {proc.stderr.decode()}")
+    return elapsed * 1000
+
+
+def add_del_round(host: str, plugin_dir: Path, bridge: str, ipam: str, pods: int, masq: bool, work: Path,
+                  subnet: str) -> tuple[float, float]:
+    config = netconf(bridge, ipam, work / "ipam", masq, subnet)
+    containers = [f"pn-bench.{bridge}.{i}" for i in range(pods)]
+    for name in containers:
+        netns.create(name)
+    try:
+        adds = [call(host, plugin_dir, bridge, "ADD", config, f"pod{i}", c) for i, c in enumerate(containers)]
+        dels = [call(host, plugin_dir, bridge, "DEL", config, f"pod{i}", c) for i, c in enumerate(containers)]
+    finally:
+        for name in containers:
+            netns.delete(name)
+    return statistics.median(adds), statistics.median(dels)
+
+
+def fill_leases(directory: Path, count: int) -> None:
+    """5 000 leases in the reference's format, as an existing node would have."""
+    directory.mkdir(parents=True, exist_ok=True)
+    base = ipaddress.ip_address("10.200.0.10")
+    for i in range(count):
+        (directory / str(base + i)).write_bytes(f"lease{i}\r\neth0".encode())
+
+
+def lookup_round(host: str, plugin_dir: Path, plugin: str, work: Path, leases: int, samples: int) -> float:
+    """Median DEL of a container that holds one of `leases` leases (host-local alone)."""
+    data = work / f"lookup-{plugin}-{leases}"
+    config = {"cniVersion": "1.0.0", "name": "bench", "type": plugin,
+              "ipam": {"type": plugin, "ranges": [[{"subnet": "10.200.0.0/16"}]], "dataDir": str(data)}}
+    fill_leases(data / "bench", leases)
+    call(host, plugin_dir, plugin, "DEL", config, "warm-up", None)  # podnet builds its index once here
+    timings = []
+    base = ipaddress.ip_address("10.200.0.10")
+    for i in range(samples):
+        index = (i * 37) % max(leases, 1)
+        timings.append(call(host, plugin_dir, plugin, "DEL", config, f"lease{index}", None))
+        if leases:
+            (data / "bench" / str(base + index)).write_bytes(f"lease{index}\r\neth0".encode())
+            if plugin.startswith("podnet"):  # put it back the way podnet would have written it
+                call(host, plugin_dir, plugin, "DEL", config, "warm-up", None)
+    return statistics.median(timings)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pods", type=int, default=100)
+    parser.add_argument("--leases", type=int, default=5000)
+    options = parser.parse_args()
+    if not (REFERENCE / "bridge").exists():
+        raise SystemExit("install the reference plugins first: apt-get install containernetworking-plugins")
+    host = "pn-bench.host"
+    netns.create(host)
+    server = None
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            ours = work / "bin"
+            install(ours)
+            server = subprocess.Popen(netns.exec_argv(host, [sys.executable, "-m", "podnet", "cni", "serve"]),
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            socket = Path("/run/podnet/agents") / f"net-{os.stat(netns.path(host)).st_ino}.sock"
+            while not socket.exists():
+                time.sleep(0.05)
+            print(f"CNI ADD/DEL, {options.pods} pods, median ms (lower is better); ratio = podnet / reference")
+            print(f"{'netconf':<28}{'':>5}{'reference':>11}{'podnet':>9}{'ratio':>8}")
+            for label, masq in (("bridge+host-local", False), ("+ ipMasq (seed's 10-bridge)", True)):
+                subnet = "10.210.0.0/16" if masq else "10.211.0.0/16"
+                ref = add_del_round(host, REFERENCE, "bridge", "host-local", options.pods, masq, work / f"ref{masq}", subnet)
+                pod = add_del_round(host, ours, "podnet-bridge", "podnet-host-local", options.pods, masq,
+                                    work / f"pod{masq}", subnet)
+                for name, r, p in (("ADD", ref[0], pod[0]), ("DEL", ref[1], pod[1])):
+                    print(f"{label:<28}{name:>5}{r:>11.1f}{p:>9.1f}{p / r:>8.2f}")
+            print(f"\nhost-local DEL among {options.leases} leases (finding the container's lease), median ms")
+            rows = {}
+            for plugin, directory in (("host-local", REFERENCE), ("podnet-host-local", ours)):
+                empty = lookup_round(host, directory, plugin, work, 0, 30)
+                full = lookup_round(host, directory, plugin, work, options.leases, 30)
+                rows[plugin] = (empty, full, max(full - empty, 0.01))
+            print(f"{'':<20}{'0 leases':>10}{'5000 leases':>13}{'lookup cost':>13}")
+            for plugin, (empty, full, cost) in rows.items():
+                print(f"{plugin:<20}{empty:>10.1f}{full:>13.1f}{cost:>13.2f}")
+            ref_cost, our_cost = rows["host-local"][2], rows["podnet-host-local"][2]
+            print(f"lookup: podnet is {ref_cost / our_cost:.0f}x faster (reference {ref_cost:.1f} ms, podnet {our_cost:.2f} ms);"
+                  f" whole DEL at {options.leases} leases: {rows['host-local'][1] / rows['podnet-host-local'][1]:.1f}x")
+    finally:
+        if server:
+            server.terminate()
+            server.wait()
+        netns.kill_processes_in([host])
+        netns.delete(host)
+
+
+if __name__ == "__main__":
+    main()

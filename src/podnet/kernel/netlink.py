@@ -308,7 +308,8 @@ def open_namespace(name: str) -> Iterator[Namespace]:
 
 @contextmanager
 def open_path(ns_path: str, purpose: str) -> Iterator[Namespace]:
-    """A runtime's namespace by path (CNI_NETNS), or "/proc/self/ns/net" for our own.
+    """A runtime's namespace by path (CNI_NETNS), or "/proc/thread-self/ns/net" for
+    our own.
 
     Refuses the machine's root namespace, so a plugin run by mistake on the host
     of a lab machine changes nothing there."""

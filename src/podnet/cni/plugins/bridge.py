@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from podnet.cni import cleanup, result
+from podnet.cni.hostns import HOST_NETNS, host_namespace
 from podnet.cni.config import config_errors, fields, runtime_or_args
 from podnet.cni.errors import INVALID_CONFIG, CniError
 from podnet.cni.plugins import ipam, nat
@@ -24,7 +25,6 @@ from podnet.kernel.netlink import Namespace, open_path
 from podnet.kernel.route import Route
 
 TYPE = "podnet-bridge"
-HOST_NETNS = "/proc/thread-self/ns/net"  # the namespace the plugin runs in
 DEFAULT_BRIDGE = "cni0"
 
 
@@ -85,7 +85,7 @@ def add(request: CniRequest) -> result.Result:
     mac = requested_mac(request)
     undo: list[Any] = []
     try:
-        with open_path(HOST_NETNS, "bridge plugin host side") as host, open_path(request.netns, "container") as container:
+        with host_namespace("bridge plugin host side") as host, open_path(request.netns, "container") as container:
             bridge = _ensure_bridge(host, conf)
             cleanup.wait_for_pending(request.netns, request.ifname)
             if container.index(request.ifname) is not None:
@@ -102,10 +102,11 @@ def add(request: CniRequest) -> result.Result:
             routes = _with_default_routes(ipam_result.routes, ips, conf.is_default_gateway)
             _configure_container(container, request.ifname, ips, routes)
             if conf.is_gateway:
-                _ensure_gateway_addresses(host, conf, ips)
+                gateways = tuple(sorted(_gateway_cidr(ip) for ip in ips))
+                _once(("gateway", conf.bridge, gateways), lambda: _ensure_gateway_addresses(host, conf, ips))
                 for family in {ip.family for ip in ips}:
                     key = "net.ipv4.ip_forward" if family == 4 else "net.ipv6.conf.all.forwarding"
-                    sysctl.ensure_path(HOST_NETNS, key, "1")
+                    _once(("sysctl", key), lambda: sysctl.ensure_path(HOST_NETNS, key, "1"))
             if conf.ip_masq:
                 undo.append(lambda: nat.remove_masquerade(request.network, [ip.address for ip in ips]))
                 nat.add_masquerade(request.network, [ip.address for ip in ips])
@@ -143,6 +144,25 @@ def _with_default_routes(routes: tuple[result.Route, ...], ips: tuple[result.IPC
     return tuple(added)
 
 
+_checked: set[tuple[object, ...]] = set()
+
+
+def _once(what: tuple[object, ...], check: Any) -> None:
+    """Host state every ADD needs but only the first must set up (the bridge's
+    gateway address, forwarding): checked once per host namespace and process,
+    which saves an address dump that grows with every pod on the bridge."""
+    key = (os.stat(HOST_NETNS).st_ino, *what)
+    if key not in _checked:
+        check()
+        _checked.add(key)
+
+
+def _forget_checks(bridge: str) -> None:
+    """A bridge made anew has none of its old addresses."""
+    for key in [k for k in _checked if len(k) > 2 and k[2] == bridge]:
+        _checked.discard(key)
+
+
 def random_mac() -> str:
     """Locally administered, unicast."""
     return ":".join(f"{b:02x}" for b in bytes([0x02]) + os.urandom(5))
@@ -154,6 +174,8 @@ def _ensure_bridge(host: Namespace, conf: BridgeConfig) -> dict[str, Any]:
     if info is not None and info["kind"] != "bridge":
         raise CniError(INVALID_CONFIG, f"{conf.bridge} already exists but is not a bridge")
     if info is None or not info["up"] or (conf.mtu and info["mtu"] != conf.mtu):
+        if info is None:
+            _forget_checks(conf.bridge)
         host.ensure_bridge(conf.bridge, mtu=conf.mtu)
         info = host.link_info(conf.bridge)
     if conf.promiscuous:
@@ -193,15 +215,19 @@ def _configure_container(container: Namespace, ifname: str, ips: tuple[result.IP
         container.add_route(Route(dst, gw, ifname))
 
 
+def _gateway_cidr(ip: result.IPConfig) -> str:
+    return f"{ip.gateway}/{ipaddress.ip_interface(ip.address).network.prefixlen}"
+
+
 def _ensure_gateway_addresses(host: Namespace, conf: BridgeConfig, ips: tuple[result.IPConfig, ...]) -> None:
     """The bridge carries each subnet's gateway; another address in that subnet is
     an error unless forceAddress says to replace it."""
     present = host.addresses(conf.bridge)
     for ip in ips:
-        if f"{ip.gateway}/{ipaddress.ip_interface(ip.address).network.prefixlen}" in present:
+        wanted = _gateway_cidr(ip)
+        if wanted in present:
             continue
         network = ipaddress.ip_interface(ip.address).network
-        wanted = f"{ip.gateway}/{network.prefixlen}"
         for existing in present:
             other = ipaddress.ip_interface(existing)
             if other.version == network.version and other.ip in network and str(other) != wanted:
@@ -251,7 +277,7 @@ def check(request: CniRequest) -> None:
         raise CniError(INVALID_CONFIG, "Required prevResult missing")
     prev = result.Result.parse(prev_data)
     ipam.check(request, conf.ipam)
-    with open_path(HOST_NETNS, "bridge plugin host side") as host:
+    with host_namespace("bridge plugin host side") as host:
         bridge = host.link_info(conf.bridge)
         if bridge is None or bridge["kind"] != "bridge":
             raise CniError(INVALID_CONFIG, f"bridge {conf.bridge} is missing")

@@ -16,9 +16,9 @@ import re
 from collections.abc import Iterable
 
 from podnet.errors import KernelError
+from podnet.cni.hostns import HOST_NETNS
 from podnet.kernel import nft
 
-HOST_NETNS = "/proc/thread-self/ns/net"  # the namespace the plugin runs in
 MASQ_TABLE = "podnet-cni"
 GUARD_TABLE = "podnet-macspoof"
 _MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}

@@ -23,10 +23,10 @@ from podnet.cni.errors import INVALID_CONFIG, CniError
 from podnet.cni.plugins.host_local import valid_attachments
 from podnet.cni.request import CniRequest
 from podnet.errors import KernelError
+from podnet.cni.hostns import HOST_NETNS
 from podnet.kernel import nft, sysctl
 
 TYPE = "podnet-portmap"
-HOST_NETNS = "/proc/thread-self/ns/net"  # the namespace the plugin runs in
 TABLE = "podnet-portmap"
 DEFAULT_STATE_DIR = "/var/lib/cni/podnet-portmap"
 _PROTOCOLS = ("tcp", "udp", "sctp")

@@ -1,0 +1,20 @@
+"""The plugin's own (host) namespace, where the bridge lives.
+
+It is opened afresh for every call: pyroute2's handles belong to the thread that
+opened them, and the agent serves each call on a thread of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from podnet.kernel.netlink import Namespace, open_path
+
+HOST_NETNS = "/proc/thread-self/ns/net"  # the namespace the plugin runs in
+
+
+@contextmanager
+def host_namespace(purpose: str) -> Iterator[Namespace]:
+    with open_path(HOST_NETNS, purpose) as handle:
+        yield handle

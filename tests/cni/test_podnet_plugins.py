@@ -182,3 +182,49 @@ def test_works_without_an_agent(ours: Plugins) -> None:
     code, _ = ours.call("DEL", ours.netconf(), container_id="alone", netns_name=container,
                         env={"PODNET_AGENT_SOCKET": "/nonexistent/podnet.sock"})
     assert code == 0 and "eth0" not in in_netns(container, "ip", "-o", "link").stdout
+
+
+def test_status_51_when_attached_containers_lost_their_bridge(ours: Plugins) -> None:
+    config = ours.netconf("1.1.0", bridge="cnitest51", ipam={"ranges": [[{"subnet": "10.126.0.0/24"}]]})
+    ours.add(ours.container(), "attached", config=config)
+    in_netns(ours.host, "ip", "link", "del", "cnitest51")
+    code, out = ours.call("STATUS", config)
+    assert code != 0 and out and out["code"] == 51
+
+
+def test_dual_stack_ranges(ours: Plugins) -> None:
+    container = ours.container()
+    config = ours.netconf(ipam={"ranges": [[{"subnet": "10.127.0.0/24"}], [{"subnet": "fd00:127::/64"}]]},
+                          bridge="cnitest6")
+    result = ours.add(container, "dual", config=config)
+    assert [ip["address"] for ip in result["ips"]] == ["10.127.0.2/24", "fd00:127::2/64"]
+    assert {r["dst"] for r in result["routes"]} == {"0.0.0.0/0", "::/0"}
+    addresses = in_netns(container, "ip", "-o", "addr", "show", "eth0").stdout
+    assert "10.127.0.2/24" in addresses and "fd00:127::2/64" in addresses
+    assert "default via fd00:127::1" in in_netns(container, "ip", "-6", "route").stdout
+
+
+def test_gc_honours_the_legacy_attachments_key(ours: Plugins) -> None:
+    ours.add(ours.container(), "legacy-keep")
+    ours.add(ours.container(), "legacy-drop")
+    config = {**ours.netconf("1.1.0"), "cni.dev/attachments": [{"containerID": "legacy-keep", "ifname": "eth0"}]}
+    assert ours.call("GC", config)[0] == 0
+    assert list(ours.leases().values()) == ["legacy-keep\r\neth0"]
+
+
+def test_dns_from_resolv_conf(ours: Plugins, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 10.96.0.10\nsearch default.svc.cluster.local svc.cluster.local\noptions ndots:5\n")
+    result = ours.add(ours.container(), "dns", config=ours.netconf(ipam={"resolvConf": str(resolv)}))
+    assert result["dns"] == {"nameservers": ["10.96.0.10"], "search": ["default.svc.cluster.local", "svc.cluster.local"],
+                             "options": ["ndots:5"]}
+
+
+def test_agent_socket_is_for_root_only(ours: Plugins) -> None:
+    import os
+    import stat
+
+    socket = f"/run/podnet/agents/net-{os.stat(netns.path(ours.host)).st_ino}.sock"
+    mode = os.stat(socket).st_mode
+    assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600
+    assert stat.S_IMODE(os.stat("/run/podnet/agents").st_mode) == 0o700

@@ -16,7 +16,7 @@ from typing import Any
 from podnet.cni import cleanup, result
 from podnet.cni.hostns import HOST_NETNS, host_namespace
 from podnet.cni.config import config_errors, fields, runtime_or_args
-from podnet.cni.errors import INVALID_CONFIG, CniError
+from podnet.cni.errors import INVALID_CONFIG, NOT_AVAILABLE_LIMITED, CniError
 from podnet.cni.plugins import ipam, nat
 from podnet.cni.request import CniRequest
 from podnet.errors import KernelError
@@ -308,5 +308,12 @@ def gc(request: CniRequest) -> None:
 
 
 def status(request: CniRequest) -> None:
+    """50 when no ADD can succeed (the range is exhausted); 51 when, in addition,
+    containers already attached have lost connectivity (their bridge is gone)."""
     conf = BridgeConfig.parse(request.config)
+    with host_namespace("bridge plugin host side") as host:
+        bridge = host.link_info(conf.bridge)
+    if bridge is None and ipam.has_leases(request, conf.ipam):
+        raise CniError(NOT_AVAILABLE_LIMITED, f"bridge {conf.bridge} is missing",
+                       "containers attached to this network have no connectivity")
     ipam.status(request, conf.ipam)

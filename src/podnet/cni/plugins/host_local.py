@@ -177,12 +177,16 @@ def gc(request: CniRequest, ipam: Any) -> list[Address]:
     return released
 
 
+def all_leases(request: CniRequest, ipam: Any) -> set[Address]:
+    store = _store(request, HostLocalConfig.parse(ipam))
+    with store.locked():
+        return set(store.leases())
+
+
 def status(request: CniRequest, ipam: Any) -> None:
     """Not available (50) while any range set has no free address."""
     config = HostLocalConfig.parse(ipam)
-    store = _store(request, config)
-    with store.locked():
-        taken = set(store.leases())
+    taken = all_leases(request, ipam)
     for range_set in config.range_sets:
         free = range_set.size - sum(1 for a in taken if range_set.range_for(a))
         if free <= 0:

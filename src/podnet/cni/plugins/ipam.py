@@ -40,6 +40,11 @@ def leased(request: CniRequest, ipam_conf: dict[str, Any]) -> list[Address]:
     return host_local.leased(request, ipam_conf) if _in_process(ipam_conf) else []
 
 
+def has_leases(request: CniRequest, ipam_conf: dict[str, Any]) -> bool:
+    """Whether any container holds an address of this network (ours can tell)."""
+    return bool(host_local.all_leases(request, ipam_conf)) if _in_process(ipam_conf) else False
+
+
 def check(request: CniRequest, ipam_conf: dict[str, Any]) -> None:
     if _in_process(ipam_conf):
         host_local.check(request, ipam_conf)

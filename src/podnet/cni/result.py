@@ -7,7 +7,7 @@ mtu/socketPath/pciID and route mtu/advmss/priority/table/scope.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from podnet.cni import version as versions
@@ -82,9 +82,6 @@ class Result:
     ips: tuple[IPConfig, ...] = ()
     routes: tuple[Route, ...] = ()
     dns: DNS = field(default_factory=DNS)
-
-    def with_interfaces(self, interfaces: tuple[Interface, ...], ips: tuple[IPConfig, ...]) -> Result:
-        return replace(self, interfaces=interfaces, ips=ips)
 
     def render(self, cni_version: str) -> dict[str, Any]:
         modern = versions.at_least(cni_version, "1.0.0")

@@ -26,6 +26,11 @@ _AF_INET6 = 10
 _MAIN_TABLE = 254
 
 
+def random_mac() -> str:
+    """Locally administered and unicast, as the kernel's own random MACs are."""
+    return ":".join(f"{b:02x}" for b in bytes([0x02]) + os.urandom(5))
+
+
 def _netlink_socket() -> socket.socket:
     """A route-netlink socket belongs to the namespace it was made in, for good.
 
@@ -70,9 +75,6 @@ class Namespace:
             raise KernelError(f"{self.name}: no link named {ifname}")
         return index
 
-    def link_names(self) -> list[str]:
-        return sorted(link.get("ifname") for link in self._nl.get_links())
-
     def link_kind(self, ifname: str) -> str | None:
         index = self.index(ifname)
         if index is None:
@@ -109,9 +111,6 @@ class Namespace:
             return None
         return link.get("IFLA_IFNAME")
 
-    def set_mtu(self, ifname: str, mtu: int) -> None:
-        self._nl.link("set", index=self.require_index(ifname), mtu=mtu)
-
     def set_promiscuous(self, ifname: str) -> None:
         iff_promisc = 0x100
         self._nl.link("set", index=self.require_index(ifname), flags=iff_promisc, change=iff_promisc)
@@ -133,8 +132,7 @@ class Namespace:
         if self.index(ifname) is None:
             try:
                 # A MAC of its own keeps the bridge's from following whichever port joins first.
-                mac = ":".join(f"{b:02x}" for b in bytes([0x02]) + os.urandom(5))
-                self._nl.link("add", ifname=ifname, kind="bridge", address=mac)
+                self._nl.link("add", ifname=ifname, kind="bridge", address=random_mac())
             except NetlinkError as err:
                 raise self._fail(f"create bridge {ifname}", err) from err
         if mtu:
@@ -188,9 +186,6 @@ class Namespace:
     def set_down(self, ifname: str) -> None:
         self._nl.link("set", index=self.require_index(ifname), state="down")
 
-    def set_mac(self, ifname: str, mac: str) -> None:
-        self._nl.link("set", index=self.require_index(ifname), address=mac)
-
     def delete_link(self, ifname: str) -> None:
         index = self.index(ifname)
         if index is None:
@@ -201,10 +196,6 @@ class Namespace:
         except NetlinkError as err:
             if err.code != errno.ENODEV:
                 raise self._fail(f"delete link {ifname}", err) from err
-
-    def is_up(self, ifname: str) -> bool:
-        (link,) = self._nl.get_links(self.require_index(ifname))
-        return link.get("IFLA_OPERSTATE") != "DOWN" and bool(link["flags"] & 1)
 
     # addresses
 

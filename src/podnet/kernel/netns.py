@@ -252,6 +252,7 @@ def kill_processes_in(names: Sequence[str], grace: float = 2.0) -> None:
         while time.monotonic() < deadline and processes_in(names):
             _reap(pids)
             time.sleep(0.02)
+        _reap(pids)
     survivors = processes_in(names)
     if survivors:
         raise KernelError(f"processes {survivors} survived SIGKILL in {', '.join(names)}")

@@ -21,7 +21,7 @@ from podnet.cni.plugins import ipam, nat
 from podnet.cni.request import CniRequest
 from podnet.errors import KernelError
 from podnet.kernel import sysctl
-from podnet.kernel.netlink import Namespace, open_path
+from podnet.kernel.netlink import Namespace, open_path, random_mac
 from podnet.kernel.route import Route
 
 TYPE = "podnet-bridge"
@@ -161,11 +161,6 @@ def _forget_checks(bridge: str) -> None:
     """A bridge made anew has none of its old addresses."""
     for key in [k for k in _checked if len(k) > 2 and k[2] == bridge]:
         _checked.discard(key)
-
-
-def random_mac() -> str:
-    """Locally administered, unicast."""
-    return ":".join(f"{b:02x}" for b in bytes([0x02]) + os.urandom(5))
 
 
 def _ensure_bridge(host: Namespace, conf: BridgeConfig) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 """The node agent's loop: reconcile on every store change, and at least every
 second, so that drift (a route deleted by hand) is repaired as well as changes.
+It keeps the node's pod network (bridge, routes, forwarding) and, when given the
+cluster's pod network, its service table.
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ import time
 
 from podnet.errors import PodnetError
 from podnet.model.node import Node
+from podnet.model.pod import Pod
+from podnet.model.service import Service
 from podnet.network.apply import apply_node_network
 from podnet.network.node import render_node_network
+from podnet.proxy.proxier import Proxier
 from podnet.store import resources
 from podnet.store.base import Compacted, Store
 
@@ -19,11 +24,13 @@ log = logging.getLogger("podnet.agent")
 
 
 class NodeAgent:
-    def __init__(self, store: Store, node_name: str, namespace: str, resync_seconds: float = 1.0) -> None:
+    def __init__(self, store: Store, node_name: str, namespace: str, resync_seconds: float = 1.0,
+                 cluster_cidr: str | None = None) -> None:
         self.store = store
         self.node_name = node_name
         self.namespace = namespace
         self.resync_seconds = resync_seconds
+        self.proxier = Proxier(namespace, node_name, cluster_cidr) if cluster_cidr else None
 
     def reconcile(self) -> int:
         """One pass; returns the store revision it was computed from."""
@@ -37,6 +44,10 @@ class NodeAgent:
             log.info("removed route %s", route)
         for route in sorted(added):
             log.info("added route %s", route)
+        if self.proxier:
+            pods, _ = resources.list_kind(self.store, "Pod")
+            services, _ = resources.list_kind(self.store, "Service")
+            self.proxier.sync([s for s in services if isinstance(s, Service)], [p for p in pods if isinstance(p, Pod)])
         return revision
 
     def run(self, stop: threading.Event, poll: float = 0.05) -> None:
@@ -45,7 +56,7 @@ class NodeAgent:
         next_resync = time.monotonic() + self.resync_seconds
         while not stop.wait(poll):
             try:
-                changed = bool(self.store.events_since(resources.prefix("Node"), revision))
+                changed = bool(self.store.events_since(resources.REGISTRY, revision))
             except Compacted:
                 changed = True
             if changed or time.monotonic() >= next_resync:

@@ -14,7 +14,8 @@ import click
 @click.option("--netns", "namespace", required=True, help="The node's network namespace (pn-...).")
 @click.option("--store", "store_path", required=True, type=click.Path(dir_okay=False), help="The lab's SQLite store.")
 @click.option("--resync", default=1.0, show_default=True, help="Seconds between drift checks.")
-def agent(node_name: str, namespace: str, store_path: str, resync: float) -> None:
+@click.option("--cluster-cidr", help="The pod network; with it the agent also runs the service proxy.")
+def agent(node_name: str, namespace: str, store_path: str, resync: float, cluster_cidr: str | None) -> None:
     """Run the node agent: keep the node's bridge, routes and forwarding right,
     and serve this node's CNI plugin invocations."""
     from podnet.agent.node_agent import NodeAgent
@@ -28,7 +29,7 @@ def agent(node_name: str, namespace: str, store_path: str, resync: float) -> Non
     store = SqliteStore(store_path)
     server = CniServer().start()
     try:
-        NodeAgent(store, node_name, namespace, resync).run(stop)
+        NodeAgent(store, node_name, namespace, resync, cluster_cidr).run(stop)
     finally:
         server.stop()
         store.close()

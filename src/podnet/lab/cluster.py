@@ -85,7 +85,8 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
         install_plugins(plugin_dir)
         for node, node_plan in zip(cluster_nodes, plan.nodes):
             apply_node_network(node_plan.namespace, render_node_network(node, cluster_nodes))
-            processes.start(node_plan.namespace, _agent_argv(node_plan, record), record.log_path(f"agent-{node_plan.name}"))
+            processes.start(node_plan.namespace, _agent_argv(node_plan, record, str(spec.pod_subnet)),
+                            record.log_path(f"agent-{node_plan.name}"))
         for node_plan in plan.nodes:
             _wait_for_agent(node_plan)
             progress.advance()
@@ -156,6 +157,6 @@ def _wait_ready(store: Store, wired: list[tuple[PodPlan, Any]]) -> None:
         resources.put(store, pod.with_status(pod_ip=pod.pod_ip, host_ip=pod.host_ip, ready=True))
 
 
-def _agent_argv(node: NodePlan, record: LabRecord) -> list[str]:
+def _agent_argv(node: NodePlan, record: LabRecord, cluster_cidr: str) -> list[str]:
     return [sys.executable, "-m", "podnet", "agent", "--node", node.name, "--netns", node.namespace,
-            "--store", str(record.store_path)]
+            "--store", str(record.store_path), "--cluster-cidr", cluster_cidr]

@@ -68,6 +68,7 @@ class Pod:
     pod_ip: str | None = None
     host_ip: str | None = None
     ready: bool = False
+    terminating: bool = False  # metadata.deletionTimestamp is set
 
     kind = "Pod"
 
@@ -75,7 +76,9 @@ class Pod:
     def parse(cls, fields: Fields) -> Pod:
         metadata = ObjectMeta.parse(fields)
         spec = fields.mapping("spec", required=True)
-        return cls(metadata=metadata, **cls.parse_spec(spec), **cls._parse_status(fields.mapping("status")))
+        terminating = bool((fields.mapping("metadata") or fields).text("deletionTimestamp"))
+        return cls(metadata=metadata, **cls.parse_spec(spec), **cls._parse_status(fields.mapping("status")),
+                   terminating=terminating)
 
     @staticmethod
     def parse_spec(spec: Fields) -> dict[str, Any]:
@@ -105,6 +108,10 @@ class Pod:
         first = self.containers[0]
         return first.command + first.args
 
+    def terminated(self) -> Pod:
+        """Being deleted: its endpoints serve only when no ready ones are left."""
+        return replace(self, terminating=True)
+
     def scheduled(self, node_name: str) -> Pod:
         return replace(self, node_name=node_name)
 
@@ -121,6 +128,8 @@ class Pod:
     def to_manifest(self) -> dict[str, Any]:
         out: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod", "metadata": self.metadata.to_manifest(),
                                "spec": self.spec_manifest()}
+        if self.terminating:
+            out["metadata"]["deletionTimestamp"] = "1970-01-01T00:00:00Z"
         if self.pod_ip or self.host_ip or self.ready:
             status: dict[str, Any] = {"conditions": [{"type": "Ready", "status": "True" if self.ready else "False"}]}
             if self.pod_ip:

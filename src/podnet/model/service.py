@@ -56,6 +56,7 @@ class Endpoint:
     pod: str
     node: str | None
     ready: bool
+    terminating: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,9 @@ class Service:
     ports: tuple[ServicePort, ...] = ()
     cluster_ip: str | None = None
     external_name: str | None = None
+    session_affinity_seconds: int | None = None  # sessionAffinity: ClientIP, with its timeout
+    external_traffic_local: bool = False  # externalTrafficPolicy: Local
+    internal_traffic_local: bool = False  # internalTrafficPolicy: Local
 
     kind = "Service"
 
@@ -89,7 +93,8 @@ class Service:
         if cluster_ip not in (None, "", HEADLESS):
             cluster_ip = str(spec.address("clusterIP"))
         external_name = spec.text("externalName", required=kind == "ExternalName")
-        return cls(metadata, kind, spec.labels("selector"), ports, cluster_ip or None, external_name)
+        return cls(metadata, kind, spec.labels("selector"), ports, cluster_ip or None, external_name,
+                   _parse_affinity(spec), _policy(spec, "externalTrafficPolicy"), _policy(spec, "internalTrafficPolicy"))
 
     @property
     def headless(self) -> bool:
@@ -97,6 +102,13 @@ class Service:
 
     def with_cluster_ip(self, cluster_ip: str) -> Service:
         return replace(self, cluster_ip=cluster_ip)
+
+    def with_node_ports(self, node_ports: list[int | None]) -> Service:
+        return replace(self, ports=tuple(replace(p, node_port=n) for p, n in zip(self.ports, node_ports)))
+
+    @property
+    def exposes_node_ports(self) -> bool:
+        return self.type in ("NodePort", "LoadBalancer")
 
     def endpoints(self, port: ServicePort, pods: list[Pod]) -> list[Endpoint]:
         """Endpoints for one port, derived from the pods the selector matches."""
@@ -108,7 +120,7 @@ class Service:
                 continue
             target = _resolve_target_port(port, pod)
             if target is not None:
-                found.append(Endpoint(pod.pod_ip, target, pod.metadata.name, pod.node_name, pod.ready))
+                found.append(Endpoint(pod.pod_ip, target, pod.metadata.name, pod.node_name, pod.ready, pod.terminating))
         return sorted(found, key=lambda e: (e.ip, e.port))
 
     def to_manifest(self) -> dict[str, Any]:
@@ -119,7 +131,37 @@ class Service:
             spec["clusterIP"] = self.cluster_ip
         if self.external_name:
             spec["externalName"] = self.external_name
+        if self.session_affinity_seconds is not None:
+            spec["sessionAffinity"] = "ClientIP"
+            spec["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": self.session_affinity_seconds}}
+        if self.external_traffic_local:
+            spec["externalTrafficPolicy"] = "Local"
+        if self.internal_traffic_local:
+            spec["internalTrafficPolicy"] = "Local"
         return {"apiVersion": "v1", "kind": "Service", "metadata": self.metadata.to_manifest(), "spec": spec}
+
+
+DEFAULT_AFFINITY_SECONDS = 10800
+
+
+def _parse_affinity(spec: Fields) -> int | None:
+    affinity = spec.text("sessionAffinity", "None")
+    if affinity not in ("None", "ClientIP"):
+        raise ManifestError(spec.at("sessionAffinity"), f"{affinity!r} is not None or ClientIP")
+    if affinity == "None":
+        return None
+    config = spec.mapping("sessionAffinityConfig")
+    client_ip = config.mapping("clientIP") if config else None
+    return client_ip.integer("timeoutSeconds", DEFAULT_AFFINITY_SECONDS, minimum=1, maximum=86400) if client_ip \
+        else DEFAULT_AFFINITY_SECONDS
+
+
+def _policy(spec: Fields, key: str) -> bool:
+    """Whether a traffic policy is Local (Cluster is the default)."""
+    value = spec.text(key, "Cluster")
+    if value not in ("Cluster", "Local"):
+        raise ManifestError(spec.at(key), f"{value!r} is not Cluster or Local")
+    return value == "Local"
 
 
 def _resolve_target_port(port: ServicePort, pod: Pod) -> int | None:

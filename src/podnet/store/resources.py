@@ -6,10 +6,11 @@ from podnet.model.manifest import Resource, parse_resource
 from podnet.store.base import Event, Store
 
 _PLURAL = {"Node": "nodes", "Pod": "pods", "Service": "services", "Deployment": "deployments"}
+REGISTRY = "/registry/"
 
 
 def prefix(kind: str) -> str:
-    return f"/registry/{_PLURAL[kind]}/"
+    return f"{REGISTRY}{_PLURAL[kind]}/"
 
 
 def key(kind: str, namespace: str, name: str) -> str:

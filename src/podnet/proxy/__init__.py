@@ -1,0 +1,1 @@
+"""The service proxy: Services and their endpoints as one nftables table per node."""

@@ -1,0 +1,70 @@
+"""What the proxy needs to know of each service port, derived from Services and Pods.
+
+Like an EndpointSlice: the endpoints a port may send to, chosen as kube-proxy
+chooses them (ready ones; terminating ones only when none is ready), and which of
+them are on this node (for the Local traffic policies).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from podnet.model.pod import Pod
+from podnet.model.service import Endpoint, Service, ServicePort
+
+
+@dataclass(frozen=True)
+class ServicePortView:
+    name: str  # "apps/web-service:http"
+    cluster_ip: str
+    protocol: str  # nft's spelling: tcp, udp, sctp
+    port: int
+    node_port: int | None
+    endpoints: tuple[Endpoint, ...]  # the ones traffic may go to
+    local_endpoints: tuple[Endpoint, ...]  # of those, the ones on this node
+    affinity_seconds: int | None
+    external_local: bool
+    internal_local: bool
+
+    @property
+    def cluster_endpoints(self) -> tuple[Endpoint, ...]:
+        """Where traffic from inside the cluster goes (internalTrafficPolicy)."""
+        return self.local_endpoints if self.internal_local else self.endpoints
+
+    @property
+    def external_endpoints(self) -> tuple[Endpoint, ...]:
+        """Where traffic to the node port goes (externalTrafficPolicy)."""
+        return self.local_endpoints if self.external_local else self.endpoints
+
+
+def usable(endpoints: list[Endpoint]) -> tuple[Endpoint, ...]:
+    ready = tuple(e for e in endpoints if e.ready and not e.terminating)
+    return ready or tuple(e for e in endpoints if e.ready and e.terminating)
+
+
+def port_name(service: Service, port: ServicePort) -> str:
+    return f"{service.metadata.key}:{port.name or port.port}"
+
+
+def service_ports(services: list[Service], pods: list[Pod], node_name: str) -> list[ServicePortView]:
+    """Every port that gets rules: ClusterIP services with an address (headless and
+    ExternalName services are DNS only)."""
+    views = []
+    for service in sorted(services, key=lambda s: s.metadata.key):
+        if not service.cluster_ip or service.headless or service.type == "ExternalName":
+            continue
+        for port in service.ports:
+            chosen = usable(service.endpoints(port, pods))
+            views.append(ServicePortView(
+                name=port_name(service, port),
+                cluster_ip=service.cluster_ip,
+                protocol=port.protocol.lower(),
+                port=port.port,
+                node_port=port.node_port if service.exposes_node_ports else None,
+                endpoints=chosen,
+                local_endpoints=tuple(e for e in chosen if e.node == node_name),
+                affinity_seconds=service.session_affinity_seconds,
+                external_local=service.external_traffic_local,
+                internal_local=service.internal_traffic_local,
+            ))
+    return views

@@ -1,0 +1,39 @@
+"""Keeping a node's service table in step with the store: render, and replace the
+table in one transaction when the rendering changed (or, to repair drift, when it
+has not been written for a while)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from podnet.kernel import nft
+from podnet.model.pod import Pod
+from podnet.model.service import Service
+from podnet.proxy.endpoints import service_ports
+from podnet.proxy.ruleset import TABLE, render
+
+log = logging.getLogger("podnet.proxy")
+
+
+class Proxier:
+    def __init__(self, namespace: str, node_name: str, cluster_cidr: str, resync_seconds: float = 10.0) -> None:
+        self.namespace = namespace
+        self.node_name = node_name
+        self.cluster_cidr = cluster_cidr
+        self.resync_seconds = resync_seconds
+        self._applied: str | None = None
+        self._applied_at = 0.0
+
+    def sync(self, services: list[Service], pods: list[Pod]) -> bool:
+        """Returns whether the kernel was written."""
+        views = service_ports(services, pods, self.node_name)
+        body = render(views, self.cluster_cidr)
+        stale = time.monotonic() - self._applied_at > self.resync_seconds
+        if body == self._applied and not stale:
+            return False
+        nft.replace_table(self.namespace, "ip", TABLE, body)
+        if body != self._applied:
+            log.info("service table: %d ports, %d endpoints", len(views), sum(len(v.endpoints) for v in views))
+        self._applied, self._applied_at = body, time.monotonic()
+        return True

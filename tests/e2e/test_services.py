@@ -1,0 +1,104 @@
+"""Services on nftables, with real connections: ClusterIP load balancing, session
+affinity, NodePort with both traffic policies, hairpin, and rejects."""
+
+from __future__ import annotations
+
+import collections
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import in_netns, podnet, renamed_example
+
+LAB = "t-services"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict]]:  # type: ignore[type-arg]
+    podnet("lab", "up", str(renamed_example("services.yaml", LAB, tmp_path_factory.mktemp("services"))))
+    try:
+        services = json.loads(podnet("get", "svc", "--lab", LAB, "-o", "json").stdout)["items"]
+        yield {s["metadata"]["name"]: s for s in services}
+    finally:
+        podnet("lab", "down", LAB)
+
+
+def pod_ns(name: str) -> str:
+    return f"pn-{LAB}.default.{name}"
+
+
+def answers(namespace: str, url: str, count: int) -> list[dict]:  # type: ignore[type-arg]
+    """count fresh connections from one namespace, each answer parsed."""
+    script = f'for i in $(seq {count}); do curl -s -m 2 {url}; echo "<>"; done'
+    out = in_netns(namespace, "sh", "-c", script, timeout=120).stdout
+    return [json.loads(chunk) for chunk in out.split("<>") if chunk.strip()]
+
+
+def cluster_ip(lab: dict, name: str) -> str:  # type: ignore[type-arg]
+    return lab[name]["spec"]["clusterIP"]
+
+
+def eventually(check, timeout: float = 3.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.1)
+
+
+def test_cluster_ip_spreads_connections_at_random(lab: dict) -> None:  # type: ignore[type-arg]
+    eventually(lambda: len(answers(pod_ns("client"), f"http://{cluster_ip(lab, 'web')}/", 1)) == 1)
+    got = answers(pod_ns("client"), f"http://{cluster_ip(lab, 'web')}/", 300)
+    assert len(got) == 300
+    counts = collections.Counter(a["pod"] for a in got)
+    assert set(counts) == {"web-0", "web-1", "web-2"}
+    for pod, n in counts.items():
+        assert 70 <= n <= 130, counts  # 33 % +- 10 %
+    client_ip = json.loads(podnet("get", "pod", "--lab", LAB, "client", "-o", "json").stdout)["status"]["podIP"]
+    assert {a["origin"] for a in got} == {client_ip}  # no NAT inside the cluster
+
+
+def test_client_ip_affinity_sticks(lab: dict) -> None:  # type: ignore[type-arg]
+    got = answers(pod_ns("client"), f"http://{cluster_ip(lab, 'sticky')}/", 15)
+    assert len(got) == 15 and len({a["pod"] for a in got}) == 1
+
+
+def test_node_port_masquerades_with_the_cluster_policy(lab: dict) -> None:  # type: ignore[type-arg]
+    fabric = f"pn-{LAB}"
+    for node_ip, gateway in (("172.18.0.2", "10.244.0.1"), ("172.18.0.3", "10.244.1.1"), ("172.18.0.4", "10.244.2.1")):
+        for answer in answers(fabric, f"http://{node_ip}:30080/", 6):
+            # masqueraded behind the node: its uplink address, or its pod bridge's for a local endpoint
+            assert answer["pod"].startswith("web-") and answer["origin"] in (node_ip, gateway), answer
+    assert in_netns(f"pn-{LAB}.node1", "curl", "-s", "-m", "1", "http://127.0.0.1:30080/", check=False).returncode != 0
+
+
+def test_node_port_with_the_local_policy(lab: dict) -> None:  # type: ignore[type-arg]
+    fabric = f"pn-{LAB}"
+    answer = answers(fabric, "http://172.18.0.2:30081/", 1)[0]  # node1 runs solo
+    assert answer["pod"] == "solo" and answer["origin"] == "172.18.0.1"  # the client's own address
+    dropped = in_netns(fabric, "curl", "-s", "-m", "1", "http://172.18.0.3:30081/", check=False)
+    assert dropped.returncode == 28  # node2 has no local endpoint: dropped, not forwarded
+
+
+def test_a_pod_reaches_itself_through_its_service(lab: dict) -> None:  # type: ignore[type-arg]
+    got = answers(pod_ns("web-0"), f"http://{cluster_ip(lab, 'web')}/", 30)
+    mine = [a for a in got if a["pod"] == "web-0"]
+    assert mine, "web-0 was never picked in 30 tries"
+    assert all(a["origin"] != a["ip"] for a in mine)  # masqueraded, so the reply comes back through the node
+
+
+def test_rejects_are_immediate(lab: dict) -> None:  # type: ignore[type-arg]
+    for url in (f"http://{cluster_ip(lab, 'nobody')}/", f"http://{cluster_ip(lab, 'web')}:81/"):
+        started = time.monotonic()
+        proc = in_netns(pod_ns("client"), "curl", "-s", "-m", "3", url, check=False)
+        assert proc.returncode == 7, url  # connection refused (TCP reset), not a timeout
+        assert time.monotonic() - started < 1.0
+    udp = in_netns(pod_ns("client"), "sh", "-c", f"echo x | nc -u -w1 {cluster_ip(lab, 'nobody')} 80; echo $?", check=False)
+    assert udp.returncode == 0
+
+
+def test_get_svc_lists_ports_and_endpoints(lab: dict) -> None:  # type: ignore[type-arg]
+    out = podnet("get", "svc", "--lab", LAB).stdout
+    assert "80:30080/TCP" in out and "<none>" in out and "NodePort" in out

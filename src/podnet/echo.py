@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import socket
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,6 +24,7 @@ def _plain(address: str) -> str:
 
 class EchoHandler(BaseHTTPRequestHandler):
     server_version = "podnet-echo"
+    protocol_version = "HTTP/1.1"  # keep-alive, so a test can hold a connection open
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -65,7 +67,21 @@ class DualStackServer(ThreadingHTTPServer):
         super().server_bind()
 
 
+def answer_datagrams(port: int) -> None:
+    """UDP on the same port: each datagram is answered with who answered and whom,
+    which is how a lab shows where a UDP service's packets went."""
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    sock.bind(("::", port))
+    while True:
+        data, peer = sock.recvfrom(65535)
+        reply = {"pod": os.environ.get("POD_NAME", socket.gethostname()), "origin": _plain(peer[0]),
+                 "port": peer[1], "data": data.decode(errors="replace")}
+        sock.sendto(json.dumps(reply).encode(), peer)
+
+
 def serve(port: int) -> None:
+    threading.Thread(target=answer_datagrams, args=(port,), daemon=True).start()
     with DualStackServer(("::", port), EchoHandler) as server:
         server.serve_forever()
 

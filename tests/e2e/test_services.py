@@ -102,3 +102,88 @@ def test_rejects_are_immediate(lab: dict) -> None:  # type: ignore[type-arg]
 def test_get_svc_lists_ports_and_endpoints(lab: dict) -> None:  # type: ignore[type-arg]
     out = podnet("get", "svc", "--lab", LAB).stdout
     assert "80:30080/TCP" in out and "<none>" in out and "NodePort" in out
+
+
+@pytest.fixture
+def store(lab: dict) -> Iterator[object]:  # type: ignore[type-arg]
+    from podnet.lab.state import load
+    from podnet.store.sqlite import SqliteStore
+
+    record = load(LAB)
+    assert record is not None
+    handle = SqliteStore(record.store_path)
+    yield handle
+    handle.close()
+
+
+def _get(connection, path: str = "/") -> dict:  # type: ignore[no-untyped-def, type-arg]
+    connection.request("GET", path, headers={"Connection": "keep-alive"})
+    return json.loads(connection.getresponse().read())
+
+
+def test_endpoint_changes_take_effect_within_a_second(lab: dict, store) -> None:  # type: ignore[no-untyped-def, type-arg]
+    """Removing an endpoint stops new connections to it within 1 s while an
+    established connection to it keeps working; a new matching pod gets traffic
+    within 1 s."""
+    import http.client
+    import socket
+
+    from podnet.kernel import netns
+    from podnet.model.pod import Pod
+    from podnet.store import resources
+
+    ip = cluster_ip(lab, "web-nodeport")  # its targetPort is a number, which solo serves too
+    connection = http.client.HTTPConnection(ip, 80, timeout=3)
+    connection.sock = netns.run_in(pod_ns("client"), lambda: socket.create_connection((ip, 80), timeout=3))
+    first = _get(connection)["pod"]
+    removed = resources.get(store, "Pod", "default", first)
+    solo = resources.get(store, "Pod", "default", "solo")
+    assert isinstance(removed, Pod) and isinstance(solo, Pod)
+    try:
+        resources.delete(store, removed)
+        relabelled = Pod(type(solo.metadata)(solo.metadata.name, "default", {"app": "web"}), solo.containers,
+                         solo.node_name, pod_ip=solo.pod_ip, host_ip=solo.host_ip, ready=True)
+        resources.put(store, relabelled)
+        time.sleep(1.0)
+        got = collections.Counter(a["pod"] for a in answers(pod_ns("client"), f"http://{ip}/", 60))
+        assert first not in got and "solo" in got, got
+        assert _get(connection)["pod"] == first  # the established connection still reaches it
+    finally:
+        connection.close()
+        resources.put(store, removed)
+        resources.put(store, solo)
+
+
+def test_udp_flows_follow_their_endpoint_away(lab: dict, store) -> None:  # type: ignore[no-untyped-def, type-arg]
+    """A client on a fixed source port (as a DNS resolver is) reaches another
+    endpoint with its next datagram once its endpoint is gone."""
+    import socket
+
+    from podnet.kernel import netns
+    from podnet.store import resources
+
+    target = (cluster_ip(lab, "web-udp"), 53)
+
+    def client_socket() -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("0.0.0.0", 5353))
+        sock.settimeout(2)
+        return sock
+
+    sock = netns.run_in(pod_ns("client"), client_socket)
+    try:
+        sock.sendto(b"one", target)
+        first = json.loads(sock.recv(4096))["pod"]
+        sock.sendto(b"two", target)
+        assert json.loads(sock.recv(4096))["pod"] == first  # conntrack keeps the flow on one endpoint
+        removed = resources.get(store, "Pod", "default", first)
+        assert removed is not None
+        resources.delete(store, removed)
+        try:
+            time.sleep(1.0)
+            sock.sendto(b"three", target)
+            assert json.loads(sock.recv(4096))["pod"] != first
+        finally:
+            resources.put(store, removed)
+    finally:
+        sock.close()

@@ -7,10 +7,10 @@ from __future__ import annotations
 import logging
 import time
 
-from podnet.kernel import nft
+from podnet.kernel import conntrack, nft
 from podnet.model.pod import Pod
 from podnet.model.service import Service
-from podnet.proxy.endpoints import service_ports
+from podnet.proxy.endpoints import ServicePortView, service_ports
 from podnet.proxy.ruleset import TABLE, render
 
 log = logging.getLogger("podnet.proxy")
@@ -24,6 +24,7 @@ class Proxier:
         self.resync_seconds = resync_seconds
         self._applied: str | None = None
         self._applied_at = 0.0
+        self._udp_endpoints: dict[str, set[str]] = {}  # cluster IP:port -> endpoint IPs last written
 
     def sync(self, services: list[Service], pods: list[Pod]) -> bool:
         """Returns whether the kernel was written."""
@@ -36,4 +37,19 @@ class Proxier:
         if body != self._applied:
             log.info("service table: %d ports, %d endpoints", len(views), sum(len(v.endpoints) for v in views))
         self._applied, self._applied_at = body, time.monotonic()
+        self._forget_stale_udp_flows(views)
         return True
+
+    def _forget_stale_udp_flows(self, views: list[ServicePortView]) -> None:
+        """As kube-proxy does: flows to a removed UDP endpoint are dropped, and so are
+        flows a service without endpoints was rejecting once it gets some."""
+        current = {f"{v.cluster_ip}:{v.port}": {e.ip for e in v.endpoints} for v in views if v.protocol == "udp"}
+        for key, endpoints in current.items():
+            before = self._udp_endpoints.get(key)
+            if before is None:
+                continue
+            for gone in before - endpoints:
+                conntrack.forget_udp(self.namespace, reply_source=gone)
+            if not before and endpoints:
+                conntrack.forget_udp(self.namespace, original_destination=key.split(":")[0])
+        self._udp_endpoints = current

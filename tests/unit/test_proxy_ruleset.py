@@ -6,7 +6,7 @@ from podnet.model.manifest import parse_resource
 from podnet.model.pod import Pod
 from podnet.model.service import Service
 from podnet.proxy.endpoints import service_ports
-from podnet.proxy.ruleset import endpoint_chain, external_chain, port_chain, render
+from podnet.proxy.ruleset import endpoint_chain, render
 
 
 def pod(name: str, ip: str, node: str, ready: bool = True, terminating: bool = False, app: str = "web") -> Pod:
@@ -31,14 +31,23 @@ def table(services: list[Service], pods: list[Pod] = PODS, node: str = "n1") -> 
     return render(views, "10.244.0.0/16"), views
 
 
-def test_cluster_ip_is_one_map_element_and_a_random_pick() -> None:
+def test_cluster_ip_is_map_elements_and_a_shared_random_pick() -> None:
     body, (view,) = table([service()])
-    assert f"10.96.0.2 . tcp . 80 : goto {port_chain(view)}" in body
-    assert "numgen random mod 3 vmap" in body
-    for endpoint in view.endpoints:
-        assert f"dnat ip to {endpoint.ip}:80" in body
-        assert f"ip saddr {endpoint.ip} jump mark_for_masquerade" in body  # hairpin
-    assert "ip saddr != 10.244.0.0/16 jump mark_for_masquerade" in body  # from outside the pod network
+    assert "10.96.0.2 . tcp . 80 : goto pick_3" in body
+    for i, endpoint in enumerate(view.endpoints):
+        assert f"10.96.0.2 . tcp . 80 . {i} : {endpoint.ip} . 80" in body
+        assert f"{endpoint.ip} . {endpoint.ip}" in body  # hairpin pair, masqueraded
+    assert "dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 3 map @backends" in body
+    assert "ip saddr != 10.244.0.0/16 ip daddr @cluster_ips jump mark_for_masquerade" in body
+
+
+def test_chains_do_not_grow_with_services() -> None:
+    many = [parse_resource({"kind": "Service", "metadata": {"name": f"s{i}"},
+                            "spec": {"selector": {"app": "web"}, "clusterIP": f"10.96.{i // 250}.{i % 250 + 2}",
+                                     "ports": [{"port": 80}]}}) for i in range(300)]
+    few, _ = table(many[:2])  # type: ignore[arg-type]
+    body, _ = table(many)  # type: ignore[arg-type]
+    assert body.count("chain ") == few.count("chain ")
 
 
 def test_no_endpoints_and_unknown_ports_are_rejected() -> None:
@@ -61,13 +70,14 @@ def test_terminating_endpoints_only_when_none_is_ready() -> None:
 def test_node_port_policies() -> None:
     cluster = service(type="NodePort", ports=[{"port": 80, "nodePort": 30080}])
     body, (view,) = table([cluster])
-    assert f"tcp . 30080 : goto {external_chain(view)}" in body
+    assert "tcp . 30080 : goto np_cluster_3" in body
     assert "fib daddr type local ip daddr != 127.0.0.0/8" in body
+    assert "chain np_cluster_3 {\n\t\tjump mark_for_masquerade" in body
     local = service(type="NodePort", externalTrafficPolicy="Local", ports=[{"port": 80, "nodePort": 30081}])
     body, (view,) = table([local], node="n2")
     assert [e.pod for e in view.external_endpoints] == ["b"]
-    chain = body[body.index(f"chain {external_chain(view)}"):]
-    assert "mark_for_masquerade" not in chain.split("}")[0]  # the client's address is kept
+    assert "tcp . 30081 : goto np_local_1" in body and "tcp . 30081 . 0 : 10.244.1.2 . 80" in body
+    assert "mark_for_masquerade" not in body[body.index("chain np_local_1"):].split("}")[0]  # keeps the client
     body, _ = table([local], node="n9")
     assert "tcp . 30081 : drop" in body  # no local endpoint: dropped
 
@@ -95,3 +105,24 @@ def test_cost_per_packet_does_not_grow_with_services() -> None:
     body, _ = table(many)  # type: ignore[arg-type]
     dispatch = body[body.index("chain services_dispatch"):].split("}")[0]
     assert dispatch.count("vmap") == 2
+
+
+def test_changing_one_endpoint_changes_a_few_elements() -> None:
+    from podnet.proxy.ruleset import build
+
+    services = [parse_resource({"kind": "Service", "metadata": {"name": f"s{i}"},
+                                "spec": {"selector": {"app": f"a{i}"}, "clusterIP": f"10.96.{i // 250}.{i % 250 + 2}",
+                                         "ports": [{"port": 80}]}}) for i in range(200)]
+    pods = [pod(f"p{i}-{j}", f"10.{100 + i // 250}.{i % 250}.{j + 2}", "n1", app=f"a{i}") for i in range(200) for j in range(3)]
+    before = build(service_ports(services, pods, "n1"), "10.0.0.0/8")  # type: ignore[arg-type]
+    moved = [p if p.metadata.name != "p7-1" else pod("p7-1", "10.100.7.99", "n1", app="a7") for p in pods]
+    after = build(service_ports(services, moved, "n1"), "10.0.0.0/8")  # type: ignore[arg-type]
+    script = after.changes_from(before)
+    assert script is not None
+    lines = script.splitlines()
+    # only that service's backends (at most all of them) and the endpoint's hairpin pair
+    assert 2 < len(lines) <= 2 * 3 + 2
+    assert all("10.96.0.9 . tcp . 80" in line or "hairpin" in line for line in lines)
+    gone = [p for p in pods if p.metadata.name != "p7-1"]
+    fewer = build(service_ports(services, gone, "n1"), "10.0.0.0/8")  # type: ignore[arg-type]
+    assert fewer.changes_from(before) is None or "goto pick_2" in fewer.changes_from(before)  # type: ignore[operator]

@@ -7,6 +7,7 @@ them are on this node (for the Local traffic policies).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 from podnet.model.pod import Pod
@@ -46,15 +47,35 @@ def port_name(service: Service, port: ServicePort) -> str:
     return f"{service.metadata.key}:{port.name or port.port}"
 
 
+class PodIndex:
+    """Pods by namespace and label, so selecting is a set intersection rather than a
+    scan of every pod for every service (10 000 services x 100 000 pods)."""
+
+    def __init__(self, pods: list[Pod]) -> None:
+        self._by_label: dict[tuple[str, str, str], list[Pod]] = defaultdict(list)
+        for pod in pods:
+            for key, value in pod.metadata.labels.items():
+                self._by_label[(pod.metadata.namespace, key, value)].append(pod)
+
+    def select(self, service: Service) -> list[Pod]:
+        if not service.selector:
+            return []
+        candidates = [self._by_label.get((service.metadata.namespace, k, v), []) for k, v in service.selector.items()]
+        smallest = min(candidates, key=len)
+        return [p for p in smallest if all(p.metadata.labels.get(k) == v for k, v in service.selector.items())]
+
+
 def service_ports(services: list[Service], pods: list[Pod], node_name: str) -> list[ServicePortView]:
     """Every port that gets rules: ClusterIP services with an address (headless and
     ExternalName services are DNS only)."""
+    index = PodIndex(pods)
     views = []
     for service in sorted(services, key=lambda s: s.metadata.key):
         if not service.cluster_ip or service.headless or service.type == "ExternalName":
             continue
+        selected = index.select(service)
         for port in service.ports:
-            chosen = usable(service.endpoints(port, pods))
+            chosen = usable(service.endpoints(port, selected))
             views.append(ServicePortView(
                 name=port_name(service, port),
                 cluster_ip=service.cluster_ip,

@@ -7,11 +7,11 @@ from __future__ import annotations
 import logging
 import time
 
-from podnet.kernel import conntrack, nft
+from podnet.kernel import conntrack, netns, nft
 from podnet.model.pod import Pod
 from podnet.model.service import Service
 from podnet.proxy.endpoints import ServicePortView, service_ports
-from podnet.proxy.ruleset import TABLE, render
+from podnet.proxy.ruleset import TABLE, Ruleset, build
 
 log = logging.getLogger("podnet.proxy")
 
@@ -22,23 +22,31 @@ class Proxier:
         self.node_name = node_name
         self.cluster_cidr = cluster_cidr
         self.resync_seconds = resync_seconds
-        self._applied: str | None = None
+        self._applied: Ruleset | None = None
         self._applied_at = 0.0
         self._udp_endpoints: dict[str, set[str]] = {}  # cluster IP:port -> endpoint IPs last written
 
-    def sync(self, services: list[Service], pods: list[Pod]) -> bool:
-        """Returns whether the kernel was written."""
+    def sync(self, services: list[Service], pods: list[Pod]) -> str:
+        """Write what changed: "none", "elements" (one small transaction of the
+        changed map elements) or "table" (the whole table, atomically: at the
+        start, when chains change, and every resync period to repair drift)."""
         views = service_ports(services, pods, self.node_name)
-        body = render(views, self.cluster_cidr)
+        ruleset = build(views, self.cluster_cidr)
         stale = time.monotonic() - self._applied_at > self.resync_seconds
-        if body == self._applied and not stale:
-            return False
-        nft.replace_table(self.namespace, "ip", TABLE, body)
-        if body != self._applied:
-            log.info("service table: %d ports, %d endpoints", len(views), sum(len(v.endpoints) for v in views))
-        self._applied, self._applied_at = body, time.monotonic()
+        if ruleset == self._applied and not stale:
+            return "none"
+        changes = ruleset.changes_from(self._applied) if self._applied and not stale else None
+        if changes is None:
+            nft.replace_table(self.namespace, "ip", TABLE, ruleset.text())
+            self._applied_at = time.monotonic()
+        else:
+            nft.run_script(str(netns.path(self.namespace)), changes)
+        if ruleset != self._applied:
+            log.info("service table: %d ports, %d endpoints (%s)", len(views), sum(len(v.endpoints) for v in views),
+                     "whole table" if changes is None else f"{changes.count(chr(10)) + 1} element changes")
+        self._applied = ruleset
         self._forget_stale_udp_flows(views)
-        return True
+        return "table" if changes is None else "elements"
 
     def _forget_stale_udp_flows(self, views: list[ServicePortView]) -> None:
         """As kube-proxy does: flows to a removed UDP endpoint are dropped, and so are

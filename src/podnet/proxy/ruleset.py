@@ -1,38 +1,38 @@
 """Service ports as one nftables table: the pure half of the proxy.
 
-Lookups go through maps, as in kube-proxy's nftables mode, so a packet's cost
-does not grow with the number of services:
-  services       ip daddr . proto . port   -> goto the port's chain
-  node_ports     proto . port (to a local address, not 127/8) -> goto its chain
-  no_endpoints   ports with nowhere to go  -> reject (TCP reset / ICMP unreachable)
-A port's chain picks an endpoint at random (numgen), or the one a client is
-pinned to (ClientIP affinity); an endpoint's chain DNATs. Traffic from outside
-the pod network, through node ports with the Cluster policy, and from a pod to
-itself (hairpin) is marked and masqueraded on the way out.
+Everything a packet meets is a map lookup, so its cost does not grow with the
+number of services, and neither does the number of chains:
+  services      clusterIP . proto . port -> goto pick_<n>, n being its endpoint count
+  pick_<n>      DNAT to backends[clusterIP . proto . port . (random mod n)]
+  node_ports    proto . nodePort -> goto the node-port pick chain of its policy
+  no_endpoints  ports with nowhere to go -> reject (TCP reset, ICMP unreachable)
+So a service is a handful of map elements, and changing one endpoint changes
+only that service's elements. Services with ClientIP affinity need per-endpoint
+state, and get chains of their own (as in kube-proxy's nftables mode).
+Traffic from outside the pod network, through node ports with the Cluster policy,
+and from a pod to itself (hairpin) is masqueraded on the way out.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from podnet.model.service import Endpoint
 from podnet.proxy.endpoints import ServicePortView
 
 TABLE = "podnet-proxy"
 MASQ_MARK = "0x4000"
+PROTOCOLS = ("tcp", "udp", "sctp")
 
 
 def _id(*parts: object) -> str:
     return hashlib.sha1("/".join(map(str, parts)).encode()).hexdigest()[:12]
 
 
-def port_chain(view: ServicePortView) -> str:
-    return f"svc_{_id(view.name, view.cluster_ip, view.protocol, view.port)}"
-
-
-def external_chain(view: ServicePortView) -> str:
-    return f"ext_{_id(view.name, view.node_port)}"
+def affinity_chain(view: ServicePortView, node_port: bool = False) -> str:
+    return f"{'ext' if node_port else 'svc'}_{_id(view.name, view.cluster_ip, view.protocol, view.port)}"
 
 
 def endpoint_chain(view: ServicePortView, endpoint: Endpoint) -> str:
@@ -48,41 +48,124 @@ def _elements(items: Iterable[str]) -> str:
     return f"elements = {{ {', '.join(items)} }}; " if items else ""
 
 
+def _pick_chain(count: int, node_port: bool = False, masquerade: bool = False) -> str:
+    prefix = "np_local_" if node_port and not masquerade else "np_cluster_" if node_port else "pick_"
+    return f"{prefix}{count}"
+
+
+# The table's maps and sets: name -> declaration (its elements come separately).
+_COLLECTIONS = {
+    "cluster_ips": "type ipv4_addr;",
+    "services": "type ipv4_addr . inet_proto . inet_service : verdict;",
+    "backends": "typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport;",
+    "node_ports": "type inet_proto . inet_service : verdict;",
+    "node_port_backends": "typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport;",
+    "no_endpoints": "type ipv4_addr . inet_proto . inet_service : verdict;",
+    "no_endpoint_node_ports": "type inet_proto . inet_service : verdict;",
+    "hairpin": "type ipv4_addr . ipv4_addr;",
+}
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    """The table as a value: the elements of each map and set, and the chains.
+
+    Two rulesets with the same chains differ only in elements, and the difference
+    is a transaction whose size is the number of elements that changed."""
+
+    elements: dict[str, frozenset[str]]
+    chains: tuple[str, ...]
+    pod_network: str
+
+    def text(self) -> str:
+        """The body of `table ip podnet-proxy`, for nft.replace_table."""
+        out = [f"\t{'map' if ':' in decl else 'set'} {name} {{ {decl} {_elements(self.elements[name])}}}"
+               for name, decl in _COLLECTIONS.items()]
+        out.append(_FIXED_CHAINS.replace("POD_NETWORK", self.pod_network).replace("MARK", MASQ_MARK))
+        out.extend(self.chains)
+        return "\n".join(out)
+
+    def changes_from(self, before: Ruleset) -> str | None:
+        """The nft script turning `before` into this ruleset, or None when the
+        chains differ and the table must be replaced whole."""
+        if before.chains != self.chains or before.pod_network != self.pod_network:
+            return None
+        lines = []
+        for name in _COLLECTIONS:
+            old, new = before.elements[name], self.elements[name]
+            for element in sorted(old - new):
+                lines.append(f"delete element ip {TABLE} {name} {{ {_key(element)} }}")
+            for element in sorted(new - old):
+                lines.append(f"add element ip {TABLE} {name} {{ {element} }}")
+        return "\n".join(lines)
+
+
+def _key(element: str) -> str:
+    return element.split(" : ")[0]
+
+
 def render(views: list[ServicePortView], pod_network: str) -> str:
     """The body of `table ip podnet-proxy`, for nft.replace_table."""
-    out: list[str] = []
-    services, node_ports, rejects, reject_node_ports, cluster_ips = [], [], [], [], set()
+    return build(views, pod_network).text()
+
+
+def build(views: list[ServicePortView], pod_network: str) -> Ruleset:
+    services, backends, node_ports, node_backends = [], [], [], []
+    rejects, reject_node_ports, hairpins, cluster_ips = [], [], set(), set()
+    picks: set[tuple[int, bool, bool]] = set()
+    chains: list[str] = []
     for view in views:
+        if view.affinity_seconds is not None:
+            chains.extend(_affinity_endpoints(view))
         cluster_ips.add(view.cluster_ip)
         key = f"{view.cluster_ip} . {view.protocol} . {view.port}"
-        if view.cluster_endpoints:
-            services.append(f"{key} : goto {port_chain(view)}")
-        else:
+        hairpins.update(f"{e.ip} . {e.ip}" for e in view.endpoints)
+        inside = view.cluster_endpoints
+        if not inside:
             rejects.append(f"{key} : goto reject_service")
-        if view.node_port:
-            node_key = f"{view.protocol} . {view.node_port}"
-            if view.external_endpoints:
-                node_ports.append(f"{node_key} : goto {external_chain(view)}")
-            elif view.external_local and view.endpoints:
-                reject_node_ports.append(f"{node_key} : drop")  # Local policy, no endpoint on this node
-            else:
-                reject_node_ports.append(f"{node_key} : goto reject_service")
+        elif view.affinity_seconds is not None:
+            services.append(f"{key} : goto {affinity_chain(view)}")
+            chains.append(_affinity_entry(view, inside, node_port=False))
+        else:
+            services.append(f"{key} : goto {_pick_chain(len(inside))}")
+            picks.add((len(inside), False, False))
+            backends.extend(f"{key} . {i} : {e.ip} . {e.port}" for i, e in enumerate(inside))
+        if not view.node_port:
+            continue
+        node_key = f"{view.protocol} . {view.node_port}"
+        outside = view.external_endpoints
+        if not outside:
+            reject_node_ports.append(f"{node_key} : {'drop' if view.external_local and view.endpoints else 'goto reject_service'}")
+        elif view.affinity_seconds is not None:
+            node_ports.append(f"{node_key} : goto {affinity_chain(view, node_port=True)}")
+            chains.append(_affinity_entry(view, outside, node_port=True))
+        else:
+            masquerade = not view.external_local  # Local keeps the client's address
+            node_ports.append(f"{node_key} : goto {_pick_chain(len(outside), True, masquerade)}")
+            picks.add((len(outside), True, masquerade))
+            node_backends.extend(f"{node_key} . {i} : {e.ip} . {e.port}" for i, e in enumerate(outside))
 
-    out.append(f"\tset cluster_ips {{ type ipv4_addr; {_elements(cluster_ips)}}}")
-    out.append(f"\tmap services {{ type ipv4_addr . inet_proto . inet_service : verdict; {_elements(services)}}}")
-    out.append(f"\tmap node_ports {{ type inet_proto . inet_service : verdict; {_elements(node_ports)}}}")
-    out.append(f"\tmap no_endpoints {{ type ipv4_addr . inet_proto . inet_service : verdict; {_elements(rejects)}}}")
-    out.append(f"\tmap no_endpoint_node_ports {{ type inet_proto . inet_service : verdict; {_elements(reject_node_ports)}}}")
-    out.append("""\tchain nat_prerouting { type nat hook prerouting priority dstnat; policy accept; jump services_dispatch; }
+    elements = {
+        "cluster_ips": cluster_ips, "services": services, "backends": backends, "node_ports": node_ports,
+        "node_port_backends": node_backends, "no_endpoints": rejects, "no_endpoint_node_ports": reject_node_ports,
+        "hairpin": hairpins,
+    }
+    all_chains = [_pick(count, node_port, masquerade) for count, node_port, masquerade in sorted(picks)] + chains
+    return Ruleset({name: frozenset(items) for name, items in elements.items()}, tuple(all_chains), pod_network)
+
+
+_FIXED_CHAINS = """\tchain nat_prerouting { type nat hook prerouting priority dstnat; policy accept; jump services_dispatch; }
 \tchain nat_output { type nat hook output priority -100; policy accept; jump services_dispatch; }
 \tchain services_dispatch {
+\t\tip saddr != POD_NETWORK ip daddr @cluster_ips jump mark_for_masquerade
 \t\tip daddr . meta l4proto . th dport vmap @services
 \t\tfib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @node_ports
 \t}
 \tchain nat_postrouting { type nat hook postrouting priority srcnat; policy accept;
-\t\tmeta mark & %(mark)s == %(mark)s meta mark set meta mark ^ %(mark)s masquerade fully-random
+\t\tmeta mark & MARK == MARK meta mark set meta mark ^ MARK masquerade fully-random
+\t\tct status dnat ip saddr . ip daddr @hairpin masquerade
 \t}
-\tchain mark_for_masquerade { meta mark set meta mark | %(mark)s; }
+\tchain mark_for_masquerade { meta mark set meta mark | MARK; }
 \tchain filter_input { type filter hook input priority 0; policy accept;
 \t\tfib daddr type local meta l4proto . th dport vmap @no_endpoint_node_ports
 \t}
@@ -95,47 +178,45 @@ def render(views: list[ServicePortView], pod_network: str) -> str:
 \tchain reject_service {
 \t\tmeta l4proto tcp reject with tcp reset
 \t\treject
-\t}""" % {"mark": MASQ_MARK})
-
-    for view in views:
-        out.extend(_port_chains(view, pod_network))
-    return "\n".join(out)
+\t}"""
 
 
-def _pick(view: ServicePortView, endpoints: tuple[Endpoint, ...]) -> list[str]:
-    """Rules choosing an endpoint: the client's pinned one first (affinity), else at random."""
-    rules = []
-    if view.affinity_seconds is not None:
-        for endpoint in endpoints:
-            rules.append(f"ip saddr @{affinity_set(view, endpoint)} goto {endpoint_chain(view, endpoint)}")
-    if len(endpoints) == 1:
-        rules.append(f"goto {endpoint_chain(view, endpoints[0])}")
-    else:
-        choices = ", ".join(f"{i} : goto {endpoint_chain(view, e)}" for i, e in enumerate(endpoints))
-        rules.append(f"numgen random mod {len(endpoints)} vmap {{ {choices} }}")
-    return rules
+def _pick(count: int, node_port: bool, masquerade: bool) -> str:
+    """One chain per endpoint count (and node-port policy), shared by every service."""
+    rules = ["jump mark_for_masquerade"] if masquerade else []
+    for protocol in PROTOCOLS:
+        if node_port:
+            rules.append(f"meta l4proto {protocol} dnat ip to meta l4proto . th dport . numgen random mod {count} "
+                         "map @node_port_backends")
+        else:
+            rules.append(f"meta l4proto {protocol} dnat ip to ip daddr . meta l4proto . th dport . "
+                         f"numgen random mod {count} map @backends")
+    return _chain(_pick_chain(count, node_port, masquerade), rules)
 
 
-def _chain(name: str, rules: list[str], comment: str) -> str:
+def _chain(name: str, rules: list[str], comment: str | None = None) -> str:
+    head = f"\t\tcomment \"{comment}\"\n" if comment else ""
     body = "".join(f"\t\t{rule}\n" for rule in rules)
-    return f"\tchain {name} {{\n\t\tcomment \"{comment}\"\n{body}\t}}"
+    return f"\tchain {name} {{\n{head}{body}\t}}"
 
 
-def _port_chains(view: ServicePortView, pod_network: str) -> list[str]:
+def _affinity_entry(view: ServicePortView, endpoints: tuple[Endpoint, ...], node_port: bool) -> str:
+    """A client seen before goes back to its endpoint (a timed set per endpoint);
+    a new one is picked at random, and its endpoint chain remembers it."""
+    rules = [] if (not node_port or view.external_local) else ["jump mark_for_masquerade"]
+    rules += [f"ip saddr @{affinity_set(view, e)} goto {endpoint_chain(view, e)}" for e in endpoints]
+    choices = ", ".join(f"{i} : goto {endpoint_chain(view, e)}" for i, e in enumerate(endpoints))
+    rules.append(f"numgen random mod {len(endpoints)} vmap {{ {choices} }}")
+    return _chain(affinity_chain(view, node_port), rules, view.name)
+
+
+def _affinity_endpoints(view: ServicePortView) -> list[str]:
     chains = []
-    if view.cluster_endpoints:
-        rules = [f"ip saddr != {pod_network} jump mark_for_masquerade"] + _pick(view, view.cluster_endpoints)
-        chains.append(_chain(port_chain(view), rules, view.name))
-    if view.node_port and view.external_endpoints:
-        rules = [] if view.external_local else ["jump mark_for_masquerade"]  # Local keeps the client's address
-        chains.append(_chain(external_chain(view), rules + _pick(view, view.external_endpoints),
-                             f"{view.name} node port {view.node_port}"))
-    for endpoint in sorted(set(view.endpoints), key=lambda e: (e.ip, e.port)):
-        rules = [f"ip saddr {endpoint.ip} jump mark_for_masquerade"]  # a pod reaching itself
-        if view.affinity_seconds is not None:
-            name = affinity_set(view, endpoint)
-            chains.append(f"\tset {name} {{ type ipv4_addr; flags dynamic,timeout; timeout {view.affinity_seconds}s; }}")
-            rules.append(f"update @{name} {{ ip saddr }}")
-        rules.append(f"meta l4proto {view.protocol} dnat ip to {endpoint.ip}:{endpoint.port}")
-        chains.append(_chain(endpoint_chain(view, endpoint), rules, f"{view.name} -> {endpoint.pod}"))
+    for endpoint in view.endpoints:
+        name = affinity_set(view, endpoint)
+        chains.append(f"\tset {name} {{ type ipv4_addr; flags dynamic,timeout; timeout {view.affinity_seconds}s; }}")
+        chains.append(_chain(endpoint_chain(view, endpoint), [
+            f"update @{name} {{ ip saddr }}",
+            f"meta l4proto {view.protocol} dnat ip to {endpoint.ip}:{endpoint.port}",
+        ], f"{view.name} -> {endpoint.pod}"))
     return chains

@@ -1,0 +1,173 @@
+"""Service proxy at scale: podnet's nftables maps against the same services
+rendered kube-proxy style (iptables mode's structure: a dispatch chain with a rule
+per service port, a chain per service and per endpoint), on the same kernel.
+
+It prints, for both: a full sync of S services x E endpoints, one endpoint
+change at that size, and first-packet (TCP connect) latency at S services
+against 100 services. Run as root: .venv/bin/python bench/proxy_sync.py
+[--services 10000] [--endpoints 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+from podnet.kernel import netns, nft
+from podnet.kernel.netlink import open_namespace
+from podnet.kernel.route import Route
+from podnet.model.meta import ObjectMeta
+from podnet.model.pod import Container, Pod
+from podnet.model.service import Service, ServicePort
+from podnet.proxy.endpoints import service_ports
+from podnet.proxy.ruleset import TABLE, build
+
+CLIENT, SERVER = "pn-bench.proxy-client", "pn-bench.proxy-server"
+SERVER_IP = "10.239.0.2"
+SERVICE_BASE = ipaddress.ip_address("10.96.0.2")
+POD_BASE = ipaddress.ip_address("10.240.0.2")
+
+
+def cluster(services: int, endpoints: int, moved: int | None = None) -> tuple[list[Service], list[Pod]]:
+    """services x endpoints; the last service's endpoints are the one real server."""
+    svcs, pods = [], []
+    for i in range(services):
+        svcs.append(Service(ObjectMeta(f"s{i}", "default"), "ClusterIP", {"app": f"a{i}"}, (ServicePort(80, 8080),),
+                            str(SERVICE_BASE + i)))
+        for j in range(endpoints):
+            ip = SERVER_IP if i == services - 1 else str(POD_BASE + i * endpoints + j)
+            if moved is not None and i == moved and j == 0:
+                ip = str(POD_BASE + services * endpoints + 7)
+            pods.append(Pod(ObjectMeta(f"p{i}-{j}", "default", {"app": f"a{i}"}), (Container("c"),), "n1",
+                            pod_ip=ip, ready=True))
+    return svcs, pods
+
+
+def kube_proxy_style(services: int, endpoints: int, moved: int | None = None) -> str:
+    """The iptables-mode structure in nft: linear dispatch, probability chains."""
+    lines = ["\tchain nat_output { type nat hook output priority -100; policy accept; jump kube_services; }",
+             "\tchain kube_services {"]
+    lines += [f"\t\tip daddr {SERVICE_BASE + i} tcp dport 80 jump svc_{i}" for i in range(services)]
+    lines.append("\t}")
+    for i in range(services):
+        lines.append(f"\tchain svc_{i} {{")
+        for j in range(endpoints):
+            remaining = endpoints - j
+            rule = f"numgen random mod {remaining} 0 " if remaining > 1 else ""
+            lines.append(f"\t\t{rule}jump sep_{i}_{j}")
+        lines.append("\t}")
+        for j in range(endpoints):
+            ip = SERVER_IP if i == services - 1 else str(POD_BASE + i * endpoints + j)
+            if moved is not None and i == moved and j == 0:
+                ip = str(POD_BASE + services * endpoints + 7)
+            lines.append(f"\tchain sep_{i}_{j} {{ meta l4proto tcp dnat ip to {ip}:8080; }}")
+    return "\n".join(lines)
+
+
+def kube_proxy_change(services: int, endpoints: int, moved: int) -> str:
+    """What kube-proxy rewrites for one changed endpoint: that endpoint's chain."""
+    ip = POD_BASE + services * endpoints + 7
+    return (f"flush chain ip {TABLE} sep_{moved}_0\n"
+            f"add rule ip {TABLE} sep_{moved}_0 meta l4proto tcp dnat ip to {ip}:8080\n")
+
+
+def timed(fn, *args) -> float:  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    fn(*args)
+    return (time.perf_counter() - started) * 1000
+
+
+def first_packet(services: int) -> float:
+    """Median TCP connect time to the last service, which the server behind it answers."""
+    target = (str(SERVICE_BASE + services - 1), 80)
+
+    def connects() -> list[float]:
+        samples = []
+        for _ in range(300):
+            with socket.socket() as sock:
+                started = time.perf_counter()
+                sock.connect(target)
+                samples.append((time.perf_counter() - started) * 1e6)
+        return samples
+
+    return statistics.median(netns.run_in(CLIENT, connects))
+
+
+def setup() -> subprocess.Popen:  # type: ignore[type-arg]
+    for name in (CLIENT, SERVER):
+        netns.create(name)
+    with open_namespace(CLIENT) as client:
+        client.ensure_veth("eth0", "eth0", SERVER)
+        client.ensure_address("eth0", "10.239.0.1/16")
+        client.set_up("eth0")
+        client.add_route(Route("10.96.0.0/12", dev="eth0"))  # as a node routes its service range
+    with open_namespace(SERVER) as server:
+        server.ensure_address("eth0", f"{SERVER_IP}/16")
+        server.set_up("eth0")
+    listener = subprocess.Popen(netns.exec_argv(SERVER, [sys.executable, "-c", (
+        "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        "s.bind(('0.0.0.0', 8080))\ns.listen(4096)\nwhile True:\n    s.accept()[0].close()")]))
+    time.sleep(0.5)
+    return listener
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--services", type=int, default=10000)
+    parser.add_argument("--endpoints", type=int, default=10)
+    parser.add_argument("--skip-kube-proxy-full", action="store_true", help="its full sync can take minutes")
+    options = parser.parse_args()
+    S, E = options.services, options.endpoints
+    listener = setup()
+    try:
+        rows = []
+        # podnet
+        svcs, pods = cluster(S, E)
+        started = time.perf_counter()
+        ruleset = build(service_ports(svcs, pods, "n1"), "10.240.0.0/12")
+        nft.replace_table(CLIENT, "ip", TABLE, ruleset.text())
+        ours_full = (time.perf_counter() - started) * 1000
+        moved = build(service_ports(*cluster(S, E, moved=S // 2), "n1"), "10.240.0.0/12")
+        script = moved.changes_from(ruleset)
+        assert script is not None
+        ours_change = timed(nft.run_script, str(netns.path(CLIENT)), script)
+        ours_latency = first_packet(S)
+        nft.replace_table(CLIENT, "ip", TABLE, build(service_ports(*cluster(100, E), "n1"), "10.240.0.0/12").text())
+        ours_latency_100 = first_packet(100)
+        # kube-proxy style
+        if options.skip_kube_proxy_full:
+            theirs_full = float("nan")
+        else:
+            theirs_full = timed(nft.replace_table, CLIENT, "ip", TABLE, kube_proxy_style(S, E))
+        if options.skip_kube_proxy_full:
+            nft.replace_table(CLIENT, "ip", TABLE, kube_proxy_style(S, E))
+        theirs_change = timed(nft.run_script, str(netns.path(CLIENT)), kube_proxy_change(S, E, S // 2))
+        theirs_latency = first_packet(S)
+        nft.replace_table(CLIENT, "ip", TABLE, kube_proxy_style(100, E))
+        theirs_latency_100 = first_packet(100)
+        rows = [
+            (f"full sync, {S} services x {E} endpoints (ms)", theirs_full, ours_full),
+            ("one endpoint change (ms)", theirs_change, ours_change),
+            (f"first packet (TCP connect) at {S} services (us)", theirs_latency, ours_latency),
+            ("first packet at 100 services (us)", theirs_latency_100, ours_latency_100),
+        ]
+        print(f"{'':<52}{'kube-proxy style':>17}{'podnet':>10}{'ratio':>8}")
+        for label, theirs, ours in rows:
+            print(f"{label:<52}{theirs:>17.1f}{ours:>10.1f}{ours / theirs:>8.2f}")
+        print(f"first packet, {S} vs 100 services: podnet {ours_latency / ours_latency_100:.2f}x, "
+              f"kube-proxy style {theirs_latency / theirs_latency_100:.2f}x")
+    finally:
+        listener.kill()
+        listener.wait()
+        netns.kill_processes_in([CLIENT, SERVER])
+        for name in (CLIENT, SERVER):
+            netns.delete(name)
+
+
+if __name__ == "__main__":
+    main()

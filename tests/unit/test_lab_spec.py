@@ -77,6 +77,10 @@ BAD_CLUSTERS = {
                              "workloads[0].kind: unsupported kind 'Secret'"),
     "too many nodes": (cluster(networking={"podSubnet": "10.244.0.0/23"}, nodes=[{"name": f"n{i}"} for i in range(3)]),
                        "nodes: 3 nodes do not fit"),
+    "node port used twice": (
+        cluster(workloads=[{"apiVersion": "v1", "kind": "Service", "metadata": {"name": n},
+                            "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}} for n in ("a", "b")]),
+        "Service default/b spec.ports.nodePort: 30080 is already the node port of default/a"),
     "clusterIP outside the service subnet": (
         cluster(workloads=[{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
                             "spec": {"clusterIP": "10.0.0.1", "ports": [{"port": 80}]}}]),

@@ -42,14 +42,6 @@ def test_a_full_node_is_an_error() -> None:
         plan_cluster(spec(pods=6, nodes=1, podSubnet="10.244.0.0/16", nodeCIDRMaskSize=29))
 
 
-def test_cluster_ips_skip_reserved_and_explicit_addresses() -> None:
-    services = [{"kind": "Service", "metadata": {"name": n}, "spec": {"ports": [{"port": 80}], **extra}}
-                for n, extra in (("a", {}), ("b", {"clusterIP": "10.96.0.2"}), ("c", {}), ("h", {"clusterIP": "None"}))]
-    plan = plan_cluster(spec(services=services))
-    assert [(s.metadata.name, s.cluster_ip) for s in plan.services] == [
-        ("a", "10.96.0.3"), ("b", "10.96.0.2"), ("c", "10.96.0.4"), ("h", "None")]
-
-
 def test_planning_is_pure() -> None:
     assert plan_cluster(spec()) == plan_cluster(spec())
 

@@ -20,13 +20,15 @@ from podnet.errors import LabError
 from podnet.kernel import netns
 from podnet.kernel.netlink import Namespace, open_namespace
 from podnet.lab import processes
-from podnet.lab.plan import FABRIC_BRIDGE, NODE_UPLINK, ClusterPlan, NodePlan, PodPlan, plan_cluster
+from podnet.lab.plan import (FABRIC_BRIDGE, NODE_PORT_RANGE, NODE_UPLINK, RESERVED_SERVICE_OFFSETS, ClusterPlan,
+                             NodePlan, PodPlan, plan_cluster)
 from podnet.lab.progress import Progress
 from podnet.lab.spec import ClusterSpec
 from podnet.lab.state import LabRecord
 from podnet.network.apply import apply_node_network
 from podnet.network.node import POD_BRIDGE, render_node_network
-from podnet.store import resources
+from podnet.model.service import Service
+from podnet.store import allocator, resources
 from podnet.store.base import Store
 from podnet.store.sqlite import SqliteStore
 
@@ -79,7 +81,7 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
         cluster_nodes = [n.node() for n in plan.nodes]
         for node in cluster_nodes:
             resources.put(store, node)
-        for service in plan.services:
+        for service in allocate_service_addresses(store, spec, plan.services):
             resources.put(store, service)
         plugin_dir = record.directory / "cni" / "bin"
         install_plugins(plugin_dir)
@@ -115,6 +117,29 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
         progress.advance(len(wired))
     finally:
         store.close()
+
+
+def allocate_service_addresses(store: Store, spec: ClusterSpec, services: tuple[Service, ...]) -> list[Service]:
+    """ClusterIPs from the service subnet and node ports from 30000-32767, through
+    the store's allocators; addresses and ports a manifest names are claimed first."""
+    ips = allocator.cluster_ips(store, spec.service_subnet, RESERVED_SERVICE_OFFSETS)
+    ports = allocator.node_ports(store, *NODE_PORT_RANGE)
+    for service in services:
+        owner = service.metadata.key
+        if service.cluster_ip and not service.headless:
+            ips.claim(service.cluster_ip, owner)
+        for port in service.ports:
+            if port.node_port:
+                ports.claim(str(port.node_port), owner)
+    allocated = []
+    for service in services:
+        owner = service.metadata.key
+        if service.cluster_ip is None and service.type != "ExternalName":
+            service = service.with_cluster_ip(ips.allocate(owner))
+        if service.exposes_node_ports:
+            service = service.with_node_ports([p.node_port or int(ports.allocate(owner)) for p in service.ports])
+        allocated.append(service)
+    return allocated
 
 
 def _build_node(fabric: Namespace, node: NodePlan) -> None:

@@ -102,7 +102,7 @@ def plan_cluster(spec: ClusterSpec) -> ClusterPlan:
         fabric_address=f"{fabric_ip}/{spec.node_subnet.prefixlen}",
         nodes=nodes,
         pods=tuple(_plan_pods(spec, nodes)),
-        services=tuple(_allocate_cluster_ips(spec)),
+        services=spec.services,
     )
 
 
@@ -121,21 +121,3 @@ def _plan_pods(spec: ClusterSpec, nodes: tuple[NodePlan, ...]) -> list[PodPlan]:
         if count > capacity:
             raise ManifestError("workloads", f"node {node.name} gets {count} pods but its subnet {node.pod_cidr} holds {capacity}")
     return plans
-
-
-def _allocate_cluster_ips(spec: ClusterSpec) -> list[Service]:
-    """ClusterIPs from the service subnet and node ports from 30000-32767, each
-    handed out once; addresses and ports the manifests ask for are honoured."""
-    taken = {s.cluster_ip for s in spec.services if s.cluster_ip}
-    reserved = {str(spec.service_subnet.network_address + offset) for offset in RESERVED_SERVICE_OFFSETS}
-    candidates = (str(ip) for ip in spec.service_subnet.hosts() if str(ip) not in taken | reserved)
-    ports_taken = {p.node_port for s in spec.services for p in s.ports if p.node_port}
-    free_ports = (port for port in range(NODE_PORT_RANGE[0], NODE_PORT_RANGE[1] + 1) if port not in ports_taken)
-    allocated = []
-    for service in spec.services:
-        if service.cluster_ip is None and service.type != "ExternalName":
-            service = service.with_cluster_ip(next(candidates))
-        if service.exposes_node_ports:
-            service = service.with_node_ports([p.node_port or next(free_ports) for p in service.ports])
-        allocated.append(service)
-    return allocated

@@ -204,8 +204,17 @@ def _parse_workloads(documents: list[tuple[str, object]], nodes: list[str]) -> t
 
 
 def _check_cluster_ips(services: list[Service], subnet: Network) -> None:
+    """Addresses and node ports a manifest asks for must be free; the store's
+    allocators would refuse them too, but only once the lab is half built."""
     taken: dict[str, str] = {}
+    ports: dict[int, str] = {}
     for service in services:
+        for port in service.ports:
+            if port.node_port and port.node_port in ports:
+                raise ManifestError(f"Service {service.metadata.key} spec.ports.nodePort",
+                                    f"{port.node_port} is already the node port of {ports[port.node_port]}")
+            if port.node_port:
+                ports[port.node_port] = service.metadata.key
         ip = service.cluster_ip
         if ip is None or service.headless:
             continue

@@ -1,0 +1,59 @@
+"""Handing out ClusterIPs and node ports through the store, each at most once.
+
+Every allocation is a key created with compare-and-swap ("must not exist"), so
+two writers racing for the same address cannot both win, whichever process or
+machine they run on; the store is the one arbiter, as the API server is.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from typing import Union
+
+from podnet.errors import PodnetError
+from podnet.store.base import Store
+
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+
+
+class AllocationError(PodnetError):
+    pass
+
+
+class Allocator:
+    """One pool (cluster IPs, node ports) of values, with their owners in the store."""
+
+    def __init__(self, store: Store, pool: str, candidates: Iterable[str]) -> None:
+        self.store = store
+        self.prefix = f"/registry/allocations/{pool}/"
+        self.pool = pool
+        self._candidates = list(candidates)
+
+    def claim(self, value: str, owner: str) -> None:
+        """Take this exact value, or fail naming who holds it."""
+        key = self.prefix + value
+        if self.store.compare_and_swap(key, {"owner": owner}, 0) is None:
+            holder = self.store.get(key)
+            if holder and holder.value.get("owner") == owner:
+                return
+            raise AllocationError(f"{self.pool} {value} is already allocated to {holder.value.get('owner') if holder else 'someone'}")
+
+    def allocate(self, owner: str) -> str:
+        """The first free value, in order."""
+        for value in self._candidates:
+            if self.store.compare_and_swap(self.prefix + value, {"owner": owner}, 0) is not None:
+                return value
+        raise AllocationError(f"no {self.pool} left to allocate")
+
+    def release(self, value: str) -> None:
+        self.store.delete(self.prefix + value)
+
+
+def cluster_ips(store: Store, subnet: Network, reserved_offsets: Iterable[int]) -> Allocator:
+    reserved = {str(subnet.network_address + offset) for offset in reserved_offsets}
+    return Allocator(store, "cluster-ips", (str(ip) for ip in subnet.hosts() if str(ip) not in reserved))
+
+
+def node_ports(store: Store, first: int, last: int) -> Allocator:
+    return Allocator(store, "node-ports", (str(port) for port in range(first, last + 1)))

@@ -121,29 +121,22 @@ def build(views: list[ServicePortView], pod_network: str) -> Ruleset:
         key = f"{view.cluster_ip} . {view.protocol} . {view.port}"
         hairpins.update(f"{e.ip} . {e.ip}" for e in view.endpoints)
         inside = view.cluster_endpoints
-        if not inside:
-            rejects.append(f"{key} : goto reject_service")
-        elif view.affinity_seconds is not None:
-            services.append(f"{key} : goto {affinity_chain(view)}")
-            chains.append(_affinity_entry(view, inside, node_port=False))
+        if inside:
+            entry = _dispatch(view, key, inside, picks, backends, chains, node_port=False, masquerade=False)
+            services.append(f"{key} : {entry}")
         else:
-            services.append(f"{key} : goto {_pick_chain(len(inside))}")
-            picks.add((len(inside), False, False))
-            backends.extend(f"{key} . {i} : {e.ip} . {e.port}" for i, e in enumerate(inside))
+            rejects.append(f"{key} : goto reject_service")
         if not view.node_port:
             continue
         node_key = f"{view.protocol} . {view.node_port}"
         outside = view.external_endpoints
-        if not outside:
-            reject_node_ports.append(f"{node_key} : {'drop' if view.external_local and view.endpoints else 'goto reject_service'}")
-        elif view.affinity_seconds is not None:
-            node_ports.append(f"{node_key} : goto {affinity_chain(view, node_port=True)}")
-            chains.append(_affinity_entry(view, outside, node_port=True))
-        else:
+        if outside:
             masquerade = not view.external_local  # Local keeps the client's address
-            node_ports.append(f"{node_key} : goto {_pick_chain(len(outside), True, masquerade)}")
-            picks.add((len(outside), True, masquerade))
-            node_backends.extend(f"{node_key} . {i} : {e.ip} . {e.port}" for i, e in enumerate(outside))
+            entry = _dispatch(view, node_key, outside, picks, node_backends, chains, node_port=True, masquerade=masquerade)
+            node_ports.append(f"{node_key} : {entry}")
+        else:
+            no_local = view.external_local and view.endpoints
+            reject_node_ports.append(f"{node_key} : {'drop' if no_local else 'goto reject_service'}")
 
     elements = {
         "cluster_ips": cluster_ips, "services": services, "backends": backends, "node_ports": node_ports,
@@ -179,6 +172,18 @@ _FIXED_CHAINS = """\tchain nat_prerouting { type nat hook prerouting priority ds
 \t\tmeta l4proto tcp reject with tcp reset
 \t\treject
 \t}"""
+
+
+def _dispatch(view: ServicePortView, key: str, endpoints: tuple[Endpoint, ...], picks: set[tuple[int, bool, bool]],
+              backends: list[str], chains: list[str], *, node_port: bool, masquerade: bool) -> str:
+    """The verdict a dispatch map gives this port: a shared pick chain, whose
+    backends are added here, or (with affinity) a chain of the port's own."""
+    if view.affinity_seconds is not None:
+        chains.append(_affinity_entry(view, endpoints, node_port))
+        return f"goto {affinity_chain(view, node_port)}"
+    picks.add((len(endpoints), node_port, masquerade))
+    backends.extend(f"{key} . {i} : {e.ip} . {e.port}" for i, e in enumerate(endpoints))
+    return f"goto {_pick_chain(len(endpoints), node_port, masquerade)}"
 
 
 def _pick(count: int, node_port: bool, masquerade: bool) -> str:

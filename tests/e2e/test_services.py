@@ -187,3 +187,9 @@ def test_udp_flows_follow_their_endpoint_away(lab: dict, store) -> None:  # type
             resources.put(store, removed)
     finally:
         sock.close()
+
+
+def test_internal_traffic_policy_local_stays_on_the_node(lab: dict) -> None:  # type: ignore[type-arg]
+    """client runs on node3, where web-2 is the only web pod."""
+    got = answers(pod_ns("client"), f"http://{cluster_ip(lab, 'web-local')}/", 20)
+    assert {a["pod"] for a in got} == {"web-2"}

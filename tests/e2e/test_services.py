@@ -193,3 +193,16 @@ def test_internal_traffic_policy_local_stays_on_the_node(lab: dict) -> None:  # 
     """client runs on node3, where web-2 is the only web pod."""
     got = answers(pod_ns("client"), f"http://{cluster_ip(lab, 'web-local')}/", 20)
     assert {a["pod"] for a in got} == {"web-2"}
+
+
+def test_external_and_load_balancer_ips(lab: dict) -> None:  # type: ignore[type-arg]
+    """Traffic to an external IP or a load balancer IP, routed to a node, reaches the
+    service; loadBalancerSourceRanges keeps out sources not listed."""
+    fabric = f"pn-{LAB}"
+    for address in ("203.0.113.50", "203.0.113.60"):
+        in_netns(fabric, "ip", "route", "replace", f"{address}/32", "via", "172.18.0.2")
+    answer = answers(fabric, "http://203.0.113.50:8080/", 1)[0]
+    assert answer["pod"].startswith("web-") and answer["origin"] != "172.18.0.1"  # Cluster policy masquerades
+    assert answers(fabric, "http://203.0.113.60/", 1)[0]["pod"].startswith("web-")  # 172.18.0.0/24 is allowed
+    refused = in_netns(pod_ns("client"), "curl", "-s", "-m", "1", "http://203.0.113.60/", check=False)
+    assert refused.returncode == 28  # a pod address is not in the source ranges: dropped

@@ -126,3 +126,16 @@ def test_changing_one_endpoint_changes_a_few_elements() -> None:
     gone = [p for p in pods if p.metadata.name != "p7-1"]
     fewer = build(service_ports(services, gone, "n1"), "10.0.0.0/8")  # type: ignore[arg-type]
     assert fewer.changes_from(before) is None or "goto pick_2" in fewer.changes_from(before)  # type: ignore[operator]
+
+
+def test_external_and_load_balancer_ips() -> None:
+    lb = service(type="LoadBalancer", externalIPs=["203.0.113.50"], loadBalancerIP="203.0.113.60",
+                 loadBalancerSourceRanges=["172.18.0.0/24"], ports=[{"port": 80, "nodePort": 30090}])
+    assert parse_resource(lb.to_manifest()) == lb
+    body, _ = table([lb])
+    assert "203.0.113.50 . tcp . 80 : goto pick_masq_3" in body
+    assert "203.0.113.50 . tcp . 80 . 0 : 10.244.0.2 . 80" in body
+    assert "ip saddr { 172.18.0.0/24 } goto pick_masq_3" in body and "\t\tdrop\n" in body
+    local = service(externalIPs=["203.0.113.50"], externalTrafficPolicy="Local")
+    body, _ = table([local])
+    assert "203.0.113.50 . tcp . 80 : goto pick_1" in body  # only n1's endpoint, and no masquerade

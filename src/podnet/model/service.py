@@ -70,6 +70,9 @@ class Service:
     session_affinity_seconds: int | None = None  # sessionAffinity: ClientIP, with its timeout
     external_traffic_local: bool = False  # externalTrafficPolicy: Local
     internal_traffic_local: bool = False  # internalTrafficPolicy: Local
+    external_ips: tuple[str, ...] = ()  # spec.externalIPs
+    load_balancer_ips: tuple[str, ...] = ()  # spec.loadBalancerIP and status.loadBalancer.ingress
+    source_ranges: tuple[str, ...] = ()  # spec.loadBalancerSourceRanges
 
     kind = "Service"
 
@@ -93,8 +96,19 @@ class Service:
         if cluster_ip not in (None, "", HEADLESS):
             cluster_ip = str(spec.address("clusterIP"))
         external_name = spec.text("externalName", required=kind == "ExternalName")
+        external_ips = tuple(str(spec.interface(path, value).ip) for path, value in spec.items("externalIPs"))
+        lb_ips = [str(spec.address("loadBalancerIP"))] if spec.has("loadBalancerIP") else []
+        status = fields.mapping("status")
+        balancer = status.mapping("loadBalancer") if status else None
+        for ingress in balancer.records("ingress") if balancer else ():
+            if ingress.has("ip") and str(ingress.address("ip")) not in lb_ips:
+                lb_ips.append(str(ingress.address("ip")))
+        if lb_ips and kind != "LoadBalancer":
+            raise ManifestError(spec.at("loadBalancerIP"), "only a LoadBalancer service has load balancer IPs")
+        ranges = tuple(str(spec.interface(path, value).network) for path, value in spec.items("loadBalancerSourceRanges"))
         return cls(metadata, kind, spec.labels("selector"), ports, cluster_ip or None, external_name,
-                   _parse_affinity(spec), _policy(spec, "externalTrafficPolicy"), _policy(spec, "internalTrafficPolicy"))
+                   _parse_affinity(spec), _policy(spec, "externalTrafficPolicy"), _policy(spec, "internalTrafficPolicy"),
+                   external_ips, tuple(lb_ips), ranges)
 
     @property
     def headless(self) -> bool:
@@ -138,7 +152,15 @@ class Service:
             spec["externalTrafficPolicy"] = "Local"
         if self.internal_traffic_local:
             spec["internalTrafficPolicy"] = "Local"
-        return {"apiVersion": "v1", "kind": "Service", "metadata": self.metadata.to_manifest(), "spec": spec}
+        if self.external_ips:
+            spec["externalIPs"] = list(self.external_ips)
+        if self.source_ranges:
+            spec["loadBalancerSourceRanges"] = list(self.source_ranges)
+        manifest: dict[str, Any] = {"apiVersion": "v1", "kind": "Service", "metadata": self.metadata.to_manifest(),
+                                    "spec": spec}
+        if self.load_balancer_ips:
+            manifest["status"] = {"loadBalancer": {"ingress": [{"ip": ip} for ip in self.load_balancer_ips]}}
+        return manifest
 
 
 DEFAULT_AFFINITY_SECONDS = 10800

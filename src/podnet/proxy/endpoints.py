@@ -26,6 +26,9 @@ class ServicePortView:
     affinity_seconds: int | None
     external_local: bool
     internal_local: bool
+    external_ips: tuple[str, ...] = ()  # externalIPs and load balancer IPs
+    source_ranges: tuple[str, ...] = ()  # who may use the load balancer IPs
+    load_balancer_ips: tuple[str, ...] = ()
 
     @property
     def cluster_endpoints(self) -> tuple[Endpoint, ...]:
@@ -87,5 +90,8 @@ def service_ports(services: list[Service], pods: list[Pod], node_name: str) -> l
                 affinity_seconds=service.session_affinity_seconds,
                 external_local=service.external_traffic_local,
                 internal_local=service.internal_traffic_local,
+                external_ips=service.external_ips,
+                source_ranges=service.source_ranges,
+                load_balancer_ips=service.load_balancer_ips if service.type == "LoadBalancer" else (),
             ))
     return views

@@ -49,8 +49,17 @@ def _elements(items: Iterable[str]) -> str:
 
 
 def _pick_chain(count: int, node_port: bool = False, masquerade: bool = False) -> str:
-    prefix = "np_local_" if node_port and not masquerade else "np_cluster_" if node_port else "pick_"
-    return f"{prefix}{count}"
+    if node_port:
+        return f"{'np_cluster_' if masquerade else 'np_local_'}{count}"
+    return f"{'pick_masq_' if masquerade else 'pick_'}{count}"
+
+
+def _firewall(view: ServicePortView, address: str, entry: str, chains: list[str]) -> str:
+    """loadBalancerSourceRanges: only those sources reach the load balancer IP."""
+    name = f"fw_{_id(view.name, address)}"
+    ranges = ", ".join(view.source_ranges)
+    chains.append(_chain(name, [f"ip saddr {{ {ranges} }} {entry}", "drop"], f"{view.name} from {ranges}"))
+    return f"goto {name}"
 
 
 # The table's maps and sets: name -> declaration (its elements come separately).
@@ -126,10 +135,21 @@ def build(views: list[ServicePortView], pod_network: str) -> Ruleset:
             services.append(f"{key} : {entry}")
         else:
             rejects.append(f"{key} : goto reject_service")
+        outside = view.external_endpoints
+        for address in (*view.external_ips, *view.load_balancer_ips):
+            external_key = f"{address} . {view.protocol} . {view.port}"
+            cluster_ips.add(address)  # undefined ports on it are rejected too
+            if not outside:
+                rejects.append(f"{external_key} : goto reject_service")
+                continue
+            entry = _dispatch(view, external_key, outside, picks, backends, chains, node_port=False,
+                              masquerade=not view.external_local)
+            if address in view.load_balancer_ips and view.source_ranges:
+                entry = _firewall(view, address, entry, chains)
+            services.append(f"{external_key} : {entry}")
         if not view.node_port:
             continue
         node_key = f"{view.protocol} . {view.node_port}"
-        outside = view.external_endpoints
         if outside:
             masquerade = not view.external_local  # Local keeps the client's address
             entry = _dispatch(view, node_key, outside, picks, node_backends, chains, node_port=True, masquerade=masquerade)
@@ -179,8 +199,10 @@ def _dispatch(view: ServicePortView, key: str, endpoints: tuple[Endpoint, ...], 
     """The verdict a dispatch map gives this port: a shared pick chain, whose
     backends are added here, or (with affinity) a chain of the port's own."""
     if view.affinity_seconds is not None:
-        chains.append(_affinity_entry(view, endpoints, node_port))
-        return f"goto {affinity_chain(view, node_port)}"
+        name = affinity_chain(view, node_port or masquerade)
+        if not any(chain.startswith(f"\tchain {name} ") for chain in chains):
+            chains.append(_affinity_entry(view, endpoints, node_port or masquerade))
+        return f"goto {name}"
     picks.add((len(endpoints), node_port, masquerade))
     backends.extend(f"{key} . {i} : {e.ip} . {e.port}" for i, e in enumerate(endpoints))
     return f"goto {_pick_chain(len(endpoints), node_port, masquerade)}"

@@ -8,7 +8,7 @@ machine they run on; the store is the one arbiter, as the API server is.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Union
 
 from podnet.errors import PodnetError
@@ -24,11 +24,12 @@ class AllocationError(PodnetError):
 class Allocator:
     """One pool (cluster IPs, node ports) of values, with their owners in the store."""
 
-    def __init__(self, store: Store, pool: str, candidates: Iterable[str]) -> None:
+    def __init__(self, store: Store, pool: str, candidates: Callable[[], Iterator[str]]) -> None:
         self.store = store
         self.prefix = f"/registry/allocations/{pool}/"
         self.pool = pool
-        self._candidates = list(candidates)
+        self._candidates = candidates  # lazily: a /12 of service addresses is a million of them
+        self._cursor = candidates()  # where the last allocation stopped, so n allocations are not n^2 tries
 
     def claim(self, value: str, owner: str) -> None:
         """Take this exact value, or fail naming who holds it."""
@@ -40,10 +41,12 @@ class Allocator:
             raise AllocationError(f"{self.pool} {value} is already allocated to {holder.value.get('owner') if holder else 'someone'}")
 
     def allocate(self, owner: str) -> str:
-        """The first free value, in order."""
-        for value in self._candidates:
-            if self.store.compare_and_swap(self.prefix + value, {"owner": owner}, 0) is not None:
-                return value
+        """The next free value in order, wrapping round once before giving up."""
+        for cursor in (self._cursor, self._candidates()):
+            for value in cursor:
+                if self.store.compare_and_swap(self.prefix + value, {"owner": owner}, 0) is not None:
+                    self._cursor = cursor
+                    return value
         raise AllocationError(f"no {self.pool} left to allocate")
 
     def release(self, value: str) -> None:
@@ -52,8 +55,8 @@ class Allocator:
 
 def cluster_ips(store: Store, subnet: Network, reserved_offsets: Iterable[int]) -> Allocator:
     reserved = {str(subnet.network_address + offset) for offset in reserved_offsets}
-    return Allocator(store, "cluster-ips", (str(ip) for ip in subnet.hosts() if str(ip) not in reserved))
+    return Allocator(store, "cluster-ips", lambda: (str(ip) for ip in subnet.hosts() if str(ip) not in reserved))
 
 
 def node_ports(store: Store, first: int, last: int) -> Allocator:
-    return Allocator(store, "node-ports", (str(port) for port in range(first, last + 1)))
+    return Allocator(store, "node-ports", lambda: (str(port) for port in range(first, last + 1)))

@@ -206,3 +206,16 @@ def test_external_and_load_balancer_ips(lab: dict) -> None:  # type: ignore[type
     assert answers(fabric, "http://203.0.113.60/", 1)[0]["pod"].startswith("web-")  # 172.18.0.0/24 is allowed
     refused = in_netns(pod_ns("client"), "curl", "-s", "-m", "1", "http://203.0.113.60/", check=False)
     assert refused.returncode == 28  # a pod address is not in the source ranges: dropped
+
+
+def test_the_proxy_repairs_a_deleted_table(lab: dict, store) -> None:  # type: ignore[no-untyped-def, type-arg]
+    """Drift: the table deleted by hand comes back with the next change (or resync)."""
+    from podnet.store import resources
+
+    node = f"pn-{LAB}.node3"
+    in_netns(node, "nft", "delete", "table", "ip", "podnet-proxy")
+    solo = resources.get(store, "Pod", "default", "solo")
+    assert solo is not None
+    resources.put(store, solo)  # any change makes the agent reconcile
+    eventually(lambda: "podnet-proxy" in in_netns(node, "nft", "list", "tables").stdout, timeout=12)
+    assert answers(pod_ns("client"), f"http://{cluster_ip(lab, 'web')}/", 1)

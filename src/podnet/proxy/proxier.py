@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 
+from podnet.errors import KernelError
 from podnet.kernel import conntrack, netns, nft
 from podnet.model.pod import Pod
 from podnet.model.service import Service
@@ -36,11 +37,15 @@ class Proxier:
         if ruleset == self._applied and not stale:
             return "none"
         changes = ruleset.changes_from(self._applied) if self._applied and not stale else None
+        if changes is not None:
+            try:
+                nft.run_script(str(netns.path(self.namespace)), changes)
+            except KernelError as err:  # the table drifted from what we wrote: write it whole
+                log.warning("element update failed (%s); replacing the table", err)
+                changes = None
         if changes is None:
             nft.replace_table(self.namespace, "ip", TABLE, ruleset.text())
             self._applied_at = time.monotonic()
-        else:
-            nft.run_script(str(netns.path(self.namespace)), changes)
         if ruleset != self._applied:
             log.info("service table: %d ports, %d endpoints (%s)", len(views), sum(len(v.endpoints) for v in views),
                      "whole table" if changes is None else f"{changes.count(chr(10)) + 1} element changes")

@@ -17,6 +17,7 @@ from podnet.model.service import Service
 from podnet.network.apply import apply_node_network
 from podnet.network.node import render_node_network
 from podnet.proxy.proxier import Proxier
+from podnet.proxy.userspace_manager import UserspaceProxies
 from podnet.store import resources
 from podnet.store.base import Compacted, Store
 
@@ -31,6 +32,7 @@ class NodeAgent:
         self.namespace = namespace
         self.resync_seconds = resync_seconds
         self.proxier = Proxier(namespace, node_name, cluster_cidr) if cluster_cidr else None
+        self.userspace = UserspaceProxies(namespace) if cluster_cidr else None
 
     def reconcile(self) -> int:
         """One pass; returns the store revision it was computed from."""
@@ -47,7 +49,11 @@ class NodeAgent:
         if self.proxier:
             pods, _ = resources.list_kind(self.store, "Pod")
             services, _ = resources.list_kind(self.store, "Service")
-            self.proxier.sync([s for s in services if isinstance(s, Service)], [p for p in pods if isinstance(p, Pod)])
+            typed_services = [s for s in services if isinstance(s, Service)]
+            typed_pods = [p for p in pods if isinstance(p, Pod)]
+            self.proxier.sync(typed_services, typed_pods)
+            if self.userspace:
+                self.userspace.sync(typed_services, typed_pods)
         return revision
 
     def run(self, stop: threading.Event, poll: float = 0.05) -> None:

@@ -27,18 +27,20 @@ class Deployment:
         template = spec.mapping("template", required=True)
         template_meta = template.mapping("metadata") or Fields({}, template.at("metadata"))
         labels = template_meta.labels("labels")
+        annotations = template_meta.labels("annotations")
         selector = spec.mapping("selector")
         match_labels = selector.labels("matchLabels") if selector else dict(labels)
         if not selector_matches(match_labels, labels):
             raise ManifestError(spec.at("selector"), "does not match the template's labels")
-        pod_meta = ObjectMeta(metadata.name, metadata.namespace, labels)
+        pod_meta = ObjectMeta(metadata.name, metadata.namespace, labels, annotations)
         pod = Pod(pod_meta, **Pod.parse_spec(template.mapping("spec", required=True)))
         return cls(metadata, replicas, pod)
 
     def pods(self) -> list[Pod]:
         """Stable, predictable pod names: web-0, web-1, ... (easy to exec into)."""
         return [
-            Pod(ObjectMeta(f"{self.metadata.name}-{i}", self.metadata.namespace, self.template.metadata.labels),
+            Pod(ObjectMeta(f"{self.metadata.name}-{i}", self.metadata.namespace, self.template.metadata.labels,
+                           self.template.metadata.annotations),
                 self.template.containers, self.template.node_name, self.template.hostname, self.template.subdomain)
             for i in range(self.replicas)
         ]
@@ -48,5 +50,6 @@ class Deployment:
         return {
             "apiVersion": "apps/v1", "kind": "Deployment", "metadata": self.metadata.to_manifest(),
             "spec": {"replicas": self.replicas, "selector": {"matchLabels": dict(labels)},
-                     "template": {"metadata": {"labels": dict(labels)}, "spec": self.template.spec_manifest()}},
+                     "template": {"metadata": {"labels": dict(labels), "annotations": dict(self.template.metadata.annotations)},
+                                  "spec": self.template.spec_manifest()}},
         }

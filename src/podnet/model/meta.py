@@ -13,6 +13,7 @@ class ObjectMeta:
     name: str
     namespace: str = "default"
     labels: dict[str, str] = field(default_factory=dict, hash=False)
+    annotations: dict[str, str] = field(default_factory=dict, hash=False, compare=True)
 
     @property
     def key(self) -> str:
@@ -25,7 +26,7 @@ class ObjectMeta:
         namespace = meta.text("namespace", "default") if namespaced else ""
         if namespaced:
             check_dns_label(namespace, meta.at("namespace"))
-        return cls(name=name, namespace=namespace, labels=meta.labels("labels"))
+        return cls(name=name, namespace=namespace, labels=meta.labels("labels"), annotations=meta.labels("annotations"))
 
     def to_manifest(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name}
@@ -33,4 +34,6 @@ class ObjectMeta:
             out["namespace"] = self.namespace
         if self.labels:
             out["labels"] = dict(self.labels)
+        if self.annotations:
+            out["annotations"] = dict(self.annotations)
         return out

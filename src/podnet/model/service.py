@@ -12,6 +12,10 @@ from podnet.model.pod import Pod, selector_matches
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 HEADLESS = "None"
+PROXY_MODE = "podnet.dev/proxy-mode"  # "nftables" (the default) or "userspace"
+SCHEDULER = "podnet.dev/scheduler"  # userspace mode: rr, wrr, lc, wlc, sed, nq, dh, sh, lblc, lblcr, mh
+WEIGHT = "podnet.dev/weight"  # on a pod: its weight as an endpoint (0: quiescent)
+SCHEDULER_NAMES = ("rr", "wrr", "lc", "wlc", "sed", "nq", "dh", "sh", "lblc", "lblcr", "mh")
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class Endpoint:
     node: str | None
     ready: bool
     terminating: bool = False
+    weight: int = 1
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,12 @@ class Service:
     def parse(cls, fields: Fields) -> Service:
         metadata = ObjectMeta.parse(fields)
         check_dns_label(metadata.name, "metadata.name")
+        mode = metadata.annotations.get(PROXY_MODE, "nftables")
+        if mode not in ("nftables", "userspace"):
+            raise ManifestError(f"metadata.annotations.{PROXY_MODE}", f"{mode!r} is not nftables or userspace")
+        chosen = metadata.annotations.get(SCHEDULER, "rr")
+        if chosen not in SCHEDULER_NAMES:
+            raise ManifestError(f"metadata.annotations.{SCHEDULER}", f"{chosen!r} is not one of {', '.join(SCHEDULER_NAMES)}")
         spec = fields.mapping("spec", required=True)
         kind = spec.text("type", "ClusterIP")
         if kind not in SERVICE_TYPES:
@@ -111,6 +122,15 @@ class Service:
                    external_ips, tuple(lb_ips), ranges)
 
     @property
+    def userspace(self) -> bool:
+        """Proxied by a process rather than by nftables, as kube-proxy's userspace mode was."""
+        return self.metadata.annotations.get(PROXY_MODE) == "userspace"
+
+    @property
+    def scheduler(self) -> str:
+        return self.metadata.annotations.get(SCHEDULER, "rr")
+
+    @property
     def headless(self) -> bool:
         return self.cluster_ip == HEADLESS
 
@@ -134,7 +154,8 @@ class Service:
                 continue
             target = _resolve_target_port(port, pod)
             if target is not None:
-                found.append(Endpoint(pod.pod_ip, target, pod.metadata.name, pod.node_name, pod.ready, pod.terminating))
+                found.append(Endpoint(pod.pod_ip, target, pod.metadata.name, pod.node_name, pod.ready, pod.terminating,
+                                      pod_weight(pod)))
         return sorted(found, key=lambda e: (e.ip, e.port))
 
     def to_manifest(self) -> dict[str, Any]:
@@ -161,6 +182,12 @@ class Service:
         if self.load_balancer_ips:
             manifest["status"] = {"loadBalancer": {"ingress": [{"ip": ip} for ip in self.load_balancer_ips]}}
         return manifest
+
+
+def pod_weight(pod: Pod) -> int:
+    """A bad weight annotation counts as the default rather than hiding the pod."""
+    text = pod.metadata.annotations.get(WEIGHT, "1")
+    return int(text) if text.isdigit() else 1
 
 
 DEFAULT_AFFINITY_SECONDS = 10800

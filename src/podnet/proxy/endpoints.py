@@ -74,8 +74,8 @@ def service_ports(services: list[Service], pods: list[Pod], node_name: str) -> l
     index = PodIndex(pods)
     views = []
     for service in sorted(services, key=lambda s: s.metadata.key):
-        if not service.cluster_ip or service.headless or service.type == "ExternalName":
-            continue
+        if not service.cluster_ip or service.headless or service.type == "ExternalName" or service.userspace:
+            continue  # headless and ExternalName are DNS only; userspace ones have their own proxy
         selected = index.select(service)
         for port in service.ports:
             chosen = usable(service.endpoints(port, selected))

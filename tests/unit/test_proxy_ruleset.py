@@ -139,3 +139,17 @@ def test_external_and_load_balancer_ips() -> None:
     local = service(externalIPs=["203.0.113.50"], externalTrafficPolicy="Local")
     body, _ = table([local])
     assert "203.0.113.50 . tcp . 80 : goto pick_1" in body  # only n1's endpoint, and no masquerade
+
+
+def test_weights_share_the_random_pick() -> None:
+    heavy = parse_resource({"kind": "Pod", "metadata": {"name": "h", "labels": {"app": "web"},
+                                                        "annotations": {"podnet.dev/weight": "2"}},
+                            "spec": {"nodeName": "n1"},
+                            "status": {"podIP": "10.244.0.9", "conditions": [{"type": "Ready", "status": "True"}]}})
+    quiet = parse_resource({"kind": "Pod", "metadata": {"name": "q", "labels": {"app": "web"},
+                                                        "annotations": {"podnet.dev/weight": "0"}},
+                            "spec": {"nodeName": "n1"},
+                            "status": {"podIP": "10.244.0.8", "conditions": [{"type": "Ready", "status": "True"}]}})
+    body, _ = table([service()], [PODS[0], heavy, quiet])  # type: ignore[list-item]
+    assert "goto pick_3" in body  # weights 1 + 2, and 0 for the quiescent pod
+    assert body.count(": 10.244.0.9 . 80") == 2 and ": 10.244.0.8 . 80" not in body

@@ -42,6 +42,7 @@ class ServicePortView:
 
 
 def usable(endpoints: list[Endpoint]) -> tuple[Endpoint, ...]:
+    """Ready endpoints; terminating (but still serving) ones only when none is ready."""
     ready = tuple(e for e in endpoints if e.ready and not e.terminating)
     return ready or tuple(e for e in endpoints if e.ready and e.terminating)
 

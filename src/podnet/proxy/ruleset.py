@@ -16,7 +16,9 @@ and from a pod to itself (hairpin) is masqueraded on the way out.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable
+from functools import reduce
 from dataclasses import dataclass
 
 from podnet.model.service import Endpoint
@@ -129,13 +131,13 @@ def build(views: list[ServicePortView], pod_network: str) -> Ruleset:
         cluster_ips.add(view.cluster_ip)
         key = f"{view.cluster_ip} . {view.protocol} . {view.port}"
         hairpins.update(f"{e.ip} . {e.ip}" for e in view.endpoints)
-        inside = view.cluster_endpoints
+        inside = _serving(view.cluster_endpoints)
         if inside:
             entry = _dispatch(view, key, inside, picks, backends, chains, node_port=False, masquerade=False)
             services.append(f"{key} : {entry}")
         else:
             rejects.append(f"{key} : goto reject_service")
-        outside = view.external_endpoints
+        outside = _serving(view.external_endpoints)
         for address in (*view.external_ips, *view.load_balancer_ips):
             external_key = f"{address} . {view.protocol} . {view.port}"
             cluster_ips.add(address)  # undefined ports on it are rejected too
@@ -203,9 +205,23 @@ def _dispatch(view: ServicePortView, key: str, endpoints: tuple[Endpoint, ...], 
         if not any(chain.startswith(f"\tchain {name} ") for chain in chains):
             chains.append(_affinity_entry(view, endpoints, node_port or masquerade))
         return f"goto {name}"
-    picks.add((len(endpoints), node_port, masquerade))
-    backends.extend(f"{key} . {i} : {e.ip} . {e.port}" for i, e in enumerate(endpoints))
-    return f"goto {_pick_chain(len(endpoints), node_port, masquerade)}"
+    slots = weighted(endpoints)
+    picks.add((len(slots), node_port, masquerade))
+    backends.extend(f"{key} . {i} : {e.ip} . {e.port}" for i, e in enumerate(slots))
+    return f"goto {_pick_chain(len(slots), node_port, masquerade)}"
+
+
+def _serving(endpoints: tuple[Endpoint, ...]) -> tuple[Endpoint, ...]:
+    """Weight 0 is quiescent: the endpoint keeps its flows but gets no new ones."""
+    return tuple(e for e in endpoints if e.weight > 0)
+
+
+def weighted(endpoints: tuple[Endpoint, ...]) -> list[Endpoint]:
+    """An endpoint takes as many of the random pick's slots as its weight (1 unless
+    its pod says otherwise, 0 for none), reduced by the weights' common divisor."""
+    weights = [e.weight for e in endpoints]
+    divisor = reduce(math.gcd, weights) or 1
+    return [e for e in endpoints for _ in range(e.weight // divisor)]
 
 
 def _pick(count: int, node_port: bool, masquerade: bool) -> str:

@@ -4,8 +4,8 @@ IPVS schedulers run on a kernel without IPVS.
 One proxy per service port, on an asyncio loop: it accepts on the ClusterIP
 (which the node holds on its loopback), asks the port's scheduler for a server,
 connects, and relays. TCP bytes move with os.splice (socket -> pipe -> socket,
-never through Python) on a thread per direction; UDP is relayed per client with
-an idle timeout. Connection counts feed the schedulers, and a closed connection
+never through Python), driven by the loop's readiness callbacks rather than a
+thread per connection; UDP is relayed per client with an idle timeout. Connection counts feed the schedulers, and a closed connection
 counts as inactive for TIME_WAIT seconds, as in IPVS.
 """
 
@@ -15,7 +15,6 @@ import asyncio
 import logging
 import os
 import socket
-import threading
 from dataclasses import dataclass
 
 from podnet.model.service import Endpoint
@@ -39,16 +38,37 @@ class PortSpec:
     endpoints: tuple[Endpoint, ...]
 
 
-def _splice(source: socket.socket, target: socket.socket) -> None:
-    """Move bytes from source to target in the kernel until source's end closes."""
+async def _ready(fd: int, writable: bool) -> None:
+    """Until fd can be read (or written), on the running loop, without a thread."""
+    loop = asyncio.get_running_loop()
+    ready = loop.create_future()
+    add, remove = (loop.add_writer, loop.remove_writer) if writable else (loop.add_reader, loop.remove_reader)
+    add(fd, lambda: ready.done() or ready.set_result(None))
+    try:
+        await ready
+    finally:
+        remove(fd)
+
+
+async def pump(source: socket.socket, target: socket.socket) -> None:
+    """Move bytes from source to target through a pipe with splice(2), never
+    copying them into Python, until source's end closes; then close target's."""
     read_end, write_end = os.pipe()
+    flags = os.SPLICE_F_NONBLOCK | os.SPLICE_F_MOVE
     try:
         while True:
-            moved = os.splice(source.fileno(), write_end, _CHUNK)
+            try:
+                moved = os.splice(source.fileno(), write_end, _CHUNK, flags=flags)
+            except BlockingIOError:
+                await _ready(source.fileno(), writable=False)
+                continue
             if moved == 0:
                 break
             while moved:
-                moved -= os.splice(read_end, target.fileno(), moved)
+                try:
+                    moved -= os.splice(read_end, target.fileno(), moved, flags=flags)
+                except BlockingIOError:
+                    await _ready(target.fileno(), writable=True)
     except OSError:
         pass
     finally:
@@ -138,24 +158,14 @@ class PortProxy:
         try:
             host, port = server.address.rsplit(":", 1)
             await loop.sock_connect(upstream, (host, int(port)))
-            client.setblocking(True)
-            upstream.setblocking(True)
-            done = [loop.create_future(), loop.create_future()]
-            for source, target, future in ((client, upstream, done[0]), (upstream, client, done[1])):
-                threading.Thread(target=self._direction, args=(source, target, loop, future), daemon=True).start()
-            await asyncio.gather(*done)
+            client.setblocking(False)
+            await asyncio.gather(pump(client, upstream), pump(upstream, client))
         except OSError as err:
             log.info("%s: %s unreachable: %s", self.spec.name, server.address, err)
         finally:
             client.close()
             upstream.close()
             self._finished(server)
-
-    @staticmethod
-    def _direction(source: socket.socket, target: socket.socket, loop: asyncio.AbstractEventLoop,
-                   future: asyncio.Future[None]) -> None:
-        _splice(source, target)
-        loop.call_soon_threadsafe(future.set_result, None)
 
 
 class _UdpFrontend(asyncio.DatagramProtocol):

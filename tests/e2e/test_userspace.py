@@ -28,7 +28,9 @@ def split(lab: dict[str, str], service: str, count: int) -> collections.Counter:
     """count connections one after another, as `for i in {1..100}; do curl ...; done`."""
     script = f'for i in $(seq {count}); do curl -s -m 2 http://{lab[service]}/; echo "<>"; done'
     out = in_netns(f"pn-{LAB}.default.client", "sh", "-c", script, timeout=120).stdout
-    return collections.Counter(json.loads(chunk)["pod"] for chunk in out.split("<>") if chunk.strip())
+    got = collections.Counter(json.loads(chunk)["pod"] for chunk in out.split("<>") if chunk.strip())
+    assert sum(got.values()) in (0, count), f"only {sum(got.values())} of {count} requests were answered"
+    return got
 
 
 def wait_for_proxy(lab: dict[str, str], service: str) -> None:
@@ -52,6 +54,7 @@ def test_udp_round_robin(lab: dict[str, str]) -> None:
     address = lab["dns-rr"]
     pods = []
     for _ in range(6):
-        out = in_netns(f"pn-{LAB}.default.client", "sh", "-c", f"echo hi | nc -u -w1 {address} 53").stdout
+        out = in_netns(f"pn-{LAB}.default.client", "sh", "-c", f"echo hi | nc -u -w2 {address} 53").stdout
+        assert out, "a datagram went unanswered"
         pods.append(json.loads(out)["pod"])
     assert collections.Counter(pods) == {"web-a": 2, "web-b": 2, "web-c": 2}

@@ -153,19 +153,33 @@ class PortProxy:
             client.close()  # no endpoint: a reset, as the nftables mode's reject
             return
         server.active += 1
+        released = False
+
+        def release() -> None:
+            """Once the client has closed its side the connection is inactive, as a
+            connection in FIN_WAIT is to IPVS, whatever the server still sends."""
+            nonlocal released
+            if not released:
+                released = True
+                self._finished(server)
+
+        async def client_to_server() -> None:
+            await pump(client, upstream)
+            release()
+
         upstream = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         upstream.setblocking(False)
         try:
             host, port = server.address.rsplit(":", 1)
             await loop.sock_connect(upstream, (host, int(port)))
             client.setblocking(False)
-            await asyncio.gather(pump(client, upstream), pump(upstream, client))
+            await asyncio.gather(client_to_server(), pump(upstream, client))
         except OSError as err:
             log.info("%s: %s unreachable: %s", self.spec.name, server.address, err)
         finally:
             client.close()
             upstream.close()
-            self._finished(server)
+            release()
 
 
 class _UdpFrontend(asyncio.DatagramProtocol):

@@ -129,7 +129,7 @@ class PortProxy:
     def pick(self, client: str) -> Server | None:
         return self.chooser.pick(client, self.spec.address)
 
-    def _finished(self, server: Server) -> None:
+    def connection_closed(self, server: Server) -> None:
         server.active -= 1
         server.inactive += 1
         asyncio.get_running_loop().call_later(TIME_WAIT, self._forget_inactive, server)
@@ -161,7 +161,7 @@ class PortProxy:
             nonlocal released
             if not released:
                 released = True
-                self._finished(server)
+                self.connection_closed(server)
 
         async def client_to_server() -> None:
             await pump(client, upstream)
@@ -218,7 +218,7 @@ class _UdpFrontend(asyncio.DatagramProtocol):
         flow = self.flows.pop(client, None)
         if flow:
             flow[0].close()
-            self.proxy._finished(flow[1])
+            self.proxy.connection_closed(flow[1])
 
 
 class _UdpBackend(asyncio.DatagramProtocol):

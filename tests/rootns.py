@@ -68,6 +68,9 @@ def podnet_leftovers() -> list[str]:
     labs = Path("/run/podnet/labs")
     if labs.is_dir():
         found += [f"lab record {entry}" for entry in os.listdir(labs)]
+    etc = Path("/etc/netns")
+    if etc.is_dir():
+        found += [f"/etc/netns/{entry}" for entry in os.listdir(etc) if entry.startswith("pn-")]
     agents = Path("/run/podnet/agents")
     if agents.is_dir():
         found += [f"agent socket {entry}" for entry in os.listdir(agents)]

@@ -30,7 +30,7 @@ def test_nodes_get_consecutive_addresses_and_subnets() -> None:
 
 def test_pods_spread_round_robin_with_sandboxes_named_after_them() -> None:
     plan = plan_cluster(spec())
-    assert [p.pod.node_name for p in plan.pods] == ["n0", "n1", "n0", "n1"]
+    assert [p.pod.node_name for p in plan.pods] == ["n0", "n1", "n0", "n1", "n0"]  # the last is the cluster DNS
     first = plan.pods[0]
     assert (first.namespace, first.netns_path, first.container_id) == (
         "pn-t.default.p0", "/run/netns/pn-t.default.p0", "t.default.p0")
@@ -38,7 +38,7 @@ def test_pods_spread_round_robin_with_sandboxes_named_after_them() -> None:
 
 
 def test_a_full_node_is_an_error() -> None:
-    with pytest.raises(ManifestError, match="node n0 gets 6 pods but its subnet 10.244.0.0/29 holds 5"):
+    with pytest.raises(ManifestError, match=r"node n0 gets 7 pods \(with the cluster DNS\) but its subnet 10.244.0.0/29 holds 5"):
         plan_cluster(spec(pods=6, nodes=1, podSubnet="10.244.0.0/16", nodeCIDRMaskSize=29))
 
 
@@ -64,3 +64,15 @@ def test_link_names_fit_the_kernel() -> None:
 def test_lab_names_are_not_prefixes_of_each_other() -> None:
     assert not names.member_namespace("demo2", "x").startswith(names.lab_prefix("demo"))
     assert ipaddress.ip_network("10.244.0.0/16")  # the defaults parse
+
+
+def test_every_cluster_gets_dns_as_kubeadm_gives_it() -> None:
+    from podnet.lab.plan import resolv_conf
+
+    plan = plan_cluster(spec())
+    dns = next(s for s in plan.services if s.metadata.key == "kube-system/kube-dns")
+    assert dns.cluster_ip == "10.96.0.10" and [p.protocol for p in dns.ports] == ["UDP", "TCP"]
+    coredns = next(p for p in plan.pods if p.pod.metadata.key == "kube-system/coredns")
+    assert coredns.pod.command == ("podnet", "dns") and coredns.pod.metadata.labels == {"k8s-app": "kube-dns"}
+    assert resolv_conf(plan.pods[0].pod, spec()) == (
+        "search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n")

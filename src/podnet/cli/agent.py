@@ -42,3 +42,28 @@ def echo(port: int) -> None:
     from podnet.echo import serve
 
     serve(port)
+
+
+@click.command("dns")
+@click.option("--store", "store_path", required=True, envvar="PODNET_STORE", type=click.Path(dir_okay=False),
+              help="The cluster's store (in a lab pod: $PODNET_STORE).")
+@click.option("--listen", default="0.0.0.0", show_default=True)
+@click.option("--port", default=53, show_default=True)
+@click.option("--zone", "domain", default="cluster.local", envvar="PODNET_DNS_DOMAIN", show_default=True)
+@click.option("--ttl", default=5, show_default=True)
+def dns_server(store_path: str, listen: str, port: int, domain: str, ttl: int) -> None:
+    """Serve the cluster's DNS (the Kubernetes DNS specification) from the store."""
+    import asyncio
+
+    from podnet.dns.server import serve
+    from podnet.store.sqlite import SqliteStore
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    store = SqliteStore(store_path)
+    try:
+        asyncio.run(serve(store, listen, port, domain, ttl, stop))
+    finally:
+        store.close()

@@ -23,6 +23,7 @@ def _register() -> None:
     cli.add_command(get.get)
     cli.add_command(agent.agent)
     cli.add_command(agent.echo)
+    cli.add_command(agent.dns_server)
     cli.add_command(cni.cni)
 
 

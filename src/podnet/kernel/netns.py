@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -66,8 +67,21 @@ def create(name: str) -> None:
         ns.set_up("lo")
 
 
+ETC_NETNS = Path("/etc/netns")
+
+
+def write_etc(name: str, filename: str, content: str) -> None:
+    """A file `ip netns exec` mounts over /etc/<filename> for this namespace only
+    (how a pod gets its own resolv.conf without touching the machine's)."""
+    directory = ETC_NETNS / check_name(name)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / filename).write_text(content)
+
+
 def delete(name: str) -> None:
-    """Delete the namespace; links inside it go with it. Missing is fine."""
+    """Delete the namespace, and its /etc/netns files; links inside it go with it.
+    Missing is fine."""
+    shutil.rmtree(ETC_NETNS / check_name(name), ignore_errors=True)
     target = path(name)
     if not target.exists():
         return

@@ -21,7 +21,7 @@ from podnet.kernel import netns
 from podnet.kernel.netlink import Namespace, open_namespace
 from podnet.lab import processes
 from podnet.lab.plan import (FABRIC_BRIDGE, NODE_PORT_RANGE, NODE_UPLINK, RESERVED_SERVICE_OFFSETS, ClusterPlan,
-                             NodePlan, PodPlan, plan_cluster)
+                             NodePlan, PodPlan, plan_cluster, resolv_conf)
 from podnet.lab.progress import Progress
 from podnet.lab.spec import ClusterSpec
 from podnet.lab.state import LabRecord
@@ -108,7 +108,8 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
             pod = pod_plan.pod.with_status(pod_ip=outcome.ips[0].address.split("/")[0], host_ip=pod_plan.node.ip,
                                            ready=False)
             resources.put(store, pod)
-            _start_pod(pod_plan, pod, record)
+            netns.write_etc(pod_plan.namespace, "resolv.conf", resolv_conf(pod, spec))
+            _start_pod(pod_plan, pod, record, spec)
             wired.append((pod_plan, pod))
             progress.advance()
 
@@ -167,9 +168,12 @@ def _wait_for_agent(node: NodePlan) -> None:
         time.sleep(0.02)
 
 
-def _start_pod(plan: PodPlan, pod: Any, record: LabRecord) -> None:
+def _start_pod(plan: PodPlan, pod: Any, record: LabRecord, spec: ClusterSpec) -> None:
+    """The downward API's usual variables, and where the lab's store and zone are
+    (what `podnet dns` in the cluster-DNS pod reads)."""
     env = {"POD_NAME": pod.metadata.name, "POD_NAMESPACE": pod.metadata.namespace,
-           "POD_IP": pod.pod_ip or "", "NODE_NAME": pod.node_name or ""}
+           "POD_IP": pod.pod_ip or "", "NODE_NAME": pod.node_name or "",
+           "PODNET_STORE": str(record.store_path), "PODNET_DNS_DOMAIN": spec.dns_domain}
     log = record.log_path(f"pod-{pod.metadata.namespace}.{pod.metadata.name}")
     processes.start(plan.namespace, pod.command, log, env)
 
@@ -177,8 +181,9 @@ def _start_pod(plan: PodPlan, pod: Any, record: LabRecord) -> None:
 def _wait_ready(store: Store, wired: list[tuple[PodPlan, Any]]) -> None:
     deadline = time.monotonic() + processes.READY_TIMEOUT
     for pod_plan, pod in wired:
-        if not pod.command:
-            processes.wait_listening(pod_plan.namespace, processes.ECHO_PORT, deadline)
+        port = processes.ECHO_PORT if not pod.command else 53 if pod.command[:2] == ("podnet", "dns") else None
+        if port:
+            processes.wait_listening(pod_plan.namespace, port, deadline)
         resources.put(store, pod.with_status(pod_ip=pod.pod_ip, host_ip=pod.host_ip, ready=True))
 
 

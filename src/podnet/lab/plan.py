@@ -15,8 +15,8 @@ from podnet.lab import names
 from podnet.lab.spec import ClusterSpec
 from podnet.model.meta import ObjectMeta
 from podnet.model.node import Node
-from podnet.model.pod import Pod
-from podnet.model.service import Service
+from podnet.model.pod import Container, Pod
+from podnet.model.service import Service, ServicePort
 
 FABRIC_BRIDGE = "br0"
 NODE_UPLINK = "eth0"
@@ -96,28 +96,50 @@ def plan_cluster(spec: ClusterSpec) -> ClusterPlan:
         )
         for name in spec.nodes
     )
+    services, workloads = spec.services, spec.pods
+    if not any(s.metadata.key == "kube-system/kube-dns" for s in services):
+        dns_pod, dns_service = cluster_dns(spec, nodes[0].name)
+        services, workloads = (*services, dns_service), (*workloads, dns_pod)
     return ClusterPlan(
         lab=spec.name,
         fabric_namespace=names.lab_namespace(spec.name),
         fabric_address=f"{fabric_ip}/{spec.node_subnet.prefixlen}",
         nodes=nodes,
-        pods=tuple(_plan_pods(spec, nodes)),
-        services=spec.services,
+        pods=tuple(_plan_pods(spec.name, workloads, nodes)),
+        services=services,
     )
 
 
-def _plan_pods(spec: ClusterSpec, nodes: tuple[NodePlan, ...]) -> list[PodPlan]:
+def cluster_dns(spec: ClusterSpec, node: str) -> tuple[Pod, Service]:
+    """What kubeadm adds to every cluster: a DNS pod (here `podnet dns`), and the
+    kube-dns Service at the tenth address of the service subnet."""
+    labels = {"k8s-app": "kube-dns"}
+    pod = Pod(ObjectMeta("coredns", "kube-system", labels), (Container("dns", command=("podnet", "dns")),), node)
+    ip = str(spec.service_subnet.network_address + RESERVED_SERVICE_OFFSETS[1])
+    ports = (ServicePort(53, 53, "UDP", "dns"), ServicePort(53, 53, "TCP", "dns-tcp"))
+    return pod, Service(ObjectMeta("kube-dns", "kube-system", labels), "ClusterIP", labels, ports, ip)
+
+
+def resolv_conf(pod: Pod, spec: ClusterSpec) -> str:
+    """As kubelet writes it for a pod with the ClusterFirst DNS policy."""
+    namespace, domain = pod.metadata.namespace, spec.dns_domain
+    nameserver = spec.service_subnet.network_address + RESERVED_SERVICE_OFFSETS[1]
+    return (f"search {namespace}.svc.{domain} svc.{domain} {domain}\n"
+            f"nameserver {nameserver}\noptions ndots:5\n")
+
+
+def _plan_pods(lab: str, workloads: tuple[Pod, ...], nodes: tuple[NodePlan, ...]) -> list[PodPlan]:
     """Pods without nodeName are spread round-robin, and every node must have an
     address for each of its pods (the node's subnet less network, gateway, broadcast)."""
     spread = itertools.cycle(nodes)
     plans = []
-    for pod in spec.pods:
+    for pod in workloads:
         node = next(n for n in nodes if n.name == pod.node_name) if pod.node_name else next(spread)
         scheduled = pod.scheduled(node.name).with_status(pod_ip=None, host_ip=node.ip, ready=False)
-        plans.append(PodPlan(scheduled, node, names.pod_namespace(spec.name, pod.metadata.namespace, pod.metadata.name)))
+        plans.append(PodPlan(scheduled, node, names.pod_namespace(lab, pod.metadata.namespace, pod.metadata.name)))
     for node in nodes:
         capacity = ipaddress.ip_network(node.pod_cidr).num_addresses - 3
         count = sum(1 for p in plans if p.node is node)
         if count > capacity:
-            raise ManifestError("workloads", f"node {node.name} gets {count} pods but its subnet {node.pod_cidr} holds {capacity}")
+            raise ManifestError("workloads", f"node {node.name} gets {count} pods (with the cluster DNS) but its subnet {node.pod_cidr} holds {capacity}")
     return plans

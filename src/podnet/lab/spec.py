@@ -37,6 +37,7 @@ class ClusterSpec:
     node_cidr_mask: int
     pods: tuple[Pod, ...] = ()
     services: tuple[Service, ...] = ()
+    dns_domain: str = "cluster.local"
 
     kind = "Cluster"
 
@@ -137,7 +138,7 @@ def parse_lab(documents: list[object], default_name: str = "lab") -> LabSpec:
 def _parse_cluster(head: Fields, name: str, extra: list[tuple[str, object]]) -> ClusterSpec:
     head.reject_unknown("apiVersion", "kind", "metadata", "networking", "nodes", "workloads")
     networking = head.mapping("networking") or Fields({}, "networking")
-    networking.reject_unknown("podSubnet", "serviceSubnet", "nodeSubnet", "nodeCIDRMaskSize")
+    networking.reject_unknown("podSubnet", "serviceSubnet", "nodeSubnet", "nodeCIDRMaskSize", "dnsDomain")
     subnets = {
         "podSubnet": networking.network("podSubnet", "10.244.0.0/16"),
         "serviceSubnet": networking.network("serviceSubnet", "10.96.0.0/12"),
@@ -170,8 +171,9 @@ def _parse_cluster(head: Fields, name: str, extra: list[tuple[str, object]]) -> 
     documents = [(path, doc) for path, doc in head.items("workloads")] + extra
     pods, services = _parse_workloads(documents, nodes)
     _check_cluster_ips(services, subnets["serviceSubnet"])
+    domain = networking.text("dnsDomain", "cluster.local") or "cluster.local"
     return ClusterSpec(name, tuple(nodes), pod_subnet, subnets["serviceSubnet"], subnets["nodeSubnet"], mask,
-                       tuple(pods), tuple(services))
+                       tuple(pods), tuple(services), domain.rstrip("."))
 
 
 def _parse_workloads(documents: list[tuple[str, object]], nodes: list[str]) -> tuple[list[Pod], list[Service]]:

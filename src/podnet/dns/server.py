@@ -1,0 +1,135 @@
+"""The cluster DNS server: UDP and TCP on port 53, answering the cluster zone from
+the store and refusing what it is not authoritative for (forwarding comes later).
+
+The zone is rebuilt when the store's revision moves (checked every 100 ms), so a
+new Service resolves within a second and nothing stale is served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+import threading
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.opcode
+import dns.rcode
+import dns.rdatatype
+
+from podnet.dns.zone import Zone, build_zone
+from podnet.model.pod import Pod
+from podnet.model.service import Service
+from podnet.store import resources
+from podnet.store.base import Store
+
+log = logging.getLogger("podnet.dns")
+UDP_DEFAULT_PAYLOAD = 512
+
+
+def respond(zone: Zone, wire: bytes, max_size: int | None) -> bytes | None:
+    """The reply to one query's wire bytes; None when there is nothing to answer
+    (not even a header to echo). max_size is None over TCP."""
+    try:
+        query = dns.message.from_wire(wire)
+    except dns.exception.DNSException:
+        if len(wire) < 12:
+            return None
+        header = bytearray(wire[:12])
+        header[2] = (header[2] | 0x80) & ~0x04  # QR set; opcode kept
+        header[3] = dns.rcode.FORMERR
+        return bytes(header[:4]) + b"\0" * 8
+    reply = dns.message.make_response(query)
+    if query.opcode() != dns.opcode.QUERY or len(query.question) != 1:
+        reply.set_rcode(dns.rcode.NOTIMP if query.opcode() != dns.opcode.QUERY else dns.rcode.FORMERR)
+        return reply.to_wire()
+    question = query.question[0]
+    if question.rdtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
+        reply.set_rcode(dns.rcode.REFUSED)
+        return reply.to_wire()
+    if not zone.authoritative_for(question.name):
+        reply.set_rcode(dns.rcode.REFUSED)
+        return reply.to_wire()
+    answer = zone.query(question.name, question.rdtype)
+    reply.flags |= dns.flags.AA
+    reply.set_rcode(answer.rcode)
+    reply.answer, reply.authority, reply.additional = answer.answer, answer.authority, answer.additional
+    limit = max_size
+    if limit is not None:
+        limit = max(query.payload, UDP_DEFAULT_PAYLOAD) if query.edns >= 0 else UDP_DEFAULT_PAYLOAD
+    try:
+        return reply.to_wire(max_size=limit or 65535)
+    except dns.exception.TooBig:
+        reply.answer, reply.authority, reply.additional = [], [], []
+        reply.flags |= dns.flags.TC  # too big for UDP: the client asks again over TCP
+        return reply.to_wire()
+
+
+class ZoneFromStore:
+    """The zone, kept in step with the store by a watcher thread."""
+
+    def __init__(self, store: Store, domain: str, ttl: int) -> None:
+        self.store, self.domain, self.ttl = store, domain, ttl
+        self.revision = -1
+        self.zone = Zone(domain, ttl)
+        self.refresh()
+
+    def refresh(self) -> None:
+        revision = self.store.revision()
+        if revision == self.revision:
+            return
+        services, _ = resources.list_kind(self.store, "Service")
+        pods, _ = resources.list_kind(self.store, "Pod")
+        self.zone = build_zone([s for s in services if isinstance(s, Service)], [p for p in pods if isinstance(p, Pod)],
+                               self.domain, self.ttl)
+        self.revision = revision
+
+    def watch(self, stop: threading.Event) -> None:
+        while not stop.wait(0.1):
+            try:
+                self.refresh()
+            except Exception as err:  # a bad object must not stop the answers for the others
+                log.error("zone refresh failed: %s", err)
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, source: ZoneFromStore) -> None:
+        self.source = source
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, peer: tuple[str, int]) -> None:
+        reply = respond(self.source.zone, data, UDP_DEFAULT_PAYLOAD)
+        if reply and self.transport:
+            self.transport.sendto(reply, peer)
+
+
+async def _tcp(source: ZoneFromStore, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while True:
+            (length,) = struct.unpack("!H", await reader.readexactly(2))
+            reply = respond(source.zone, await reader.readexactly(length), None)
+            if reply is None:
+                break
+            writer.write(struct.pack("!H", len(reply)) + reply)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+async def serve(store: Store, host: str, port: int, domain: str, ttl: int, stop: threading.Event) -> None:
+    source = ZoneFromStore(store, domain, ttl)
+    threading.Thread(target=source.watch, args=(stop,), daemon=True).start()
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(lambda: _Udp(source), local_addr=(host, port))
+    server = await asyncio.start_server(lambda r, w: _tcp(source, r, w), host, port)
+    log.info("serving %s on %s:%d (udp and tcp)", domain, host, port)
+    await loop.run_in_executor(None, stop.wait)
+    transport.close()
+    server.close()

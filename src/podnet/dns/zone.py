@@ -1,0 +1,139 @@
+"""The cluster zone as a value: every name the Kubernetes DNS specification
+(schema 1.1.0) defines for the Services and Pods in the store, and the answer
+to any question about it.
+
+Pure: built from resources, queried without a network, so the specification's
+cases are unit tests.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from podnet.model.pod import Pod
+from podnet.model.service import Service
+
+SCHEMA_VERSION = "1.1.0"
+
+
+@dataclass
+class Answer:
+    rcode: int
+    answer: list[dns.rrset.RRset] = field(default_factory=list)
+    authority: list[dns.rrset.RRset] = field(default_factory=list)
+    additional: list[dns.rrset.RRset] = field(default_factory=list)
+
+
+class Zone:
+    def __init__(self, domain: str = "cluster.local", ttl: int = 5) -> None:
+        self.origin = dns.name.from_text(domain)
+        self.ttl = ttl
+        self._records: dict[dns.name.Name, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
+        self.add(f"dns-version.{domain}.", dns.rdatatype.TXT, f'"{SCHEMA_VERSION}"')
+
+    def add(self, name: str, rdtype: int, value: str) -> None:
+        records = self._records[dns.name.from_text(name).canonicalize()][rdtype]
+        if value not in records:
+            records.append(value)
+
+    def soa(self) -> dns.rrset.RRset:
+        """MINIMUM is the zone's ttl, so negative answers are cached as long as positive ones."""
+        return dns.rrset.from_text(self.origin, self.ttl, "IN", "SOA",
+                                   f"ns.dns.{self.origin} hostmaster.{self.origin} 1 7200 1800 86400 {self.ttl}")
+
+    def authoritative_for(self, name: dns.name.Name) -> bool:
+        return name.is_subdomain(self.origin) or _reverse(name)
+
+    def query(self, qname: dns.name.Name, qtype: int) -> Answer:
+        """NOERROR with records, NODATA (NOERROR, no records, SOA) when the name
+        exists with other types, NXDOMAIN (SOA) when it does not exist at all."""
+        name = qname.canonicalize()
+        types = self._records.get(name)
+        if not types and not self._has_children(name):
+            return Answer(dns.rcode.NXDOMAIN, authority=[self.soa()])
+        if types and dns.rdatatype.CNAME in types and qtype != dns.rdatatype.CNAME:
+            return Answer(dns.rcode.NOERROR, [self._rrset(qname, dns.rdatatype.CNAME, types[dns.rdatatype.CNAME])])
+        values = (types or {}).get(qtype, []) if qtype != dns.rdatatype.ANY else []
+        if not values:
+            return Answer(dns.rcode.NOERROR, authority=[self.soa()])
+        found = Answer(dns.rcode.NOERROR, [self._rrset(qname, qtype, values)])
+        if qtype == dns.rdatatype.SRV:
+            for value in values:
+                target = dns.name.from_text(value.split()[-1]).canonicalize()
+                for address_type in (dns.rdatatype.A, dns.rdatatype.AAAA):
+                    addresses = self._records.get(target, {}).get(address_type)
+                    if addresses:
+                        found.additional.append(self._rrset(target, address_type, addresses))
+        return found
+
+    def _has_children(self, name: dns.name.Name) -> bool:
+        """An empty non-terminal (svc.cluster.local) exists: NODATA, not NXDOMAIN."""
+        return any(other.is_subdomain(name) and other != name for other in self._records)
+
+    def _rrset(self, name: dns.name.Name, rdtype: int, values: list[str]) -> dns.rrset.RRset:
+        return dns.rrset.from_text_list(name, self.ttl, dns.rdataclass.IN, rdtype, values)
+
+
+def _reverse(name: dns.name.Name) -> bool:
+    return name.is_subdomain(dns.name.from_text("in-addr.arpa.")) or name.is_subdomain(dns.name.from_text("ip6.arpa."))
+
+
+def _address_type(ip: str) -> int:
+    return dns.rdatatype.A if ipaddress.ip_address(ip).version == 4 else dns.rdatatype.AAAA
+
+
+def _dashed(ip: str) -> str:
+    address = ipaddress.ip_address(ip)
+    return str(address).replace(".", "-") if address.version == 4 else address.exploded.replace(":", "-")
+
+
+def build_zone(services: list[Service], pods: list[Pod], domain: str = "cluster.local", ttl: int = 5) -> Zone:
+    zone = Zone(domain, ttl)
+    pod_by_ip = {p.pod_ip: p for p in pods if p.pod_ip}
+    for service in services:
+        name, namespace = service.metadata.name, service.metadata.namespace
+        fqdn = f"{name}.{namespace}.svc.{domain}."
+        if service.type == "ExternalName" and service.external_name:
+            zone.add(fqdn, dns.rdatatype.CNAME, service.external_name.rstrip(".") + ".")
+            continue
+        if service.headless:
+            targets = []
+            for ip in _ready_addresses(service, pods):
+                pod = pod_by_ip.get(ip)
+                host = pod.hostname if pod and pod.hostname and pod.subdomain == name else _dashed(ip)
+                target = f"{host}.{fqdn}"
+                for record in (fqdn, target):
+                    zone.add(record, _address_type(ip), ip)
+                zone.add(ipaddress.ip_address(ip).reverse_pointer + ".", dns.rdatatype.PTR, target)
+                targets.append(target)
+        elif service.cluster_ip:
+            zone.add(fqdn, _address_type(service.cluster_ip), service.cluster_ip)
+            zone.add(ipaddress.ip_address(service.cluster_ip).reverse_pointer + ".", dns.rdatatype.PTR, fqdn)
+            targets = [fqdn]
+        else:
+            continue
+        for port in service.ports:
+            if port.name:  # SRV only for named ports, one record per target (N x M for headless)
+                srv = f"_{port.name}._{port.protocol.lower()}.{fqdn}"
+                for target in targets:
+                    zone.add(srv, dns.rdatatype.SRV, f"0 {100 // len(targets)} {port.port} {target}")
+    for pod in pods:
+        if pod.pod_ip:
+            zone.add(f"{_dashed(pod.pod_ip)}.{pod.metadata.namespace}.pod.{domain}.", _address_type(pod.pod_ip), pod.pod_ip)
+    return zone
+
+
+def _ready_addresses(service: Service, pods: list[Pod]) -> list[str]:
+    """A headless service's ready endpoints; without ports, the ready pods it selects."""
+    if service.ports:
+        return sorted({e.ip for port in service.ports for e in service.endpoints(port, pods) if e.ready})
+    return sorted({p.pod_ip for p in pods if p.pod_ip and p.ready and p.metadata.namespace == service.metadata.namespace
+                   and service.selector and all(p.metadata.labels.get(k) == v for k, v in service.selector.items())})

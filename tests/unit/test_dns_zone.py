@@ -1,0 +1,87 @@
+"""The Kubernetes DNS specification's cases, against the zone, without a network."""
+
+from __future__ import annotations
+
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import pytest
+
+from podnet.dns.server import respond
+from podnet.dns.zone import build_zone
+from podnet.model.manifest import parse_resource
+
+
+def pod(name: str, ip: str, namespace: str = "apps", **spec: object):  # type: ignore[no-untyped-def]
+    return parse_resource({"kind": "Pod", "metadata": {"name": name, "namespace": namespace, "labels": {"app": "web"}},
+                           "spec": {"containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 80}]}], **spec},
+                           "status": {"podIP": ip, "conditions": [{"type": "Ready", "status": "True"}]}})
+
+
+def service(name: str, **spec: object):  # type: ignore[no-untyped-def]
+    return parse_resource({"kind": "Service", "metadata": {"name": name, "namespace": "apps"},
+                           "spec": {"selector": {"app": "web"}, **spec}})
+
+
+ZONE = build_zone(
+    [service("web", clusterIP="10.96.0.20", ports=[{"name": "http", "port": 80, "targetPort": "http"}]),  # type: ignore[list-item]
+     service("db", clusterIP="None", ports=[{"name": "http", "port": 80}]),
+     parse_resource({"kind": "Service", "metadata": {"name": "ext", "namespace": "apps"},
+                     "spec": {"type": "ExternalName", "externalName": "example.org"}})],
+    [pod("web-0", "10.244.1.5", hostname="web-0", subdomain="db"), pod("web-1", "10.244.2.6")],  # type: ignore[list-item]
+)
+
+CASES = {
+    "service A": ("web.apps.svc.cluster.local.", "A", dns.rcode.NOERROR, ["10.96.0.20"]),
+    "names are case-insensitive": ("WEB.Apps.SVC.cluster.LOCAL.", "A", dns.rcode.NOERROR, ["10.96.0.20"]),
+    "NODATA for a type the name lacks": ("web.apps.svc.cluster.local.", "AAAA", dns.rcode.NOERROR, []),
+    "NXDOMAIN for no such service": ("nope.apps.svc.cluster.local.", "A", dns.rcode.NXDOMAIN, []),
+    "an empty non-terminal is NODATA": ("apps.svc.cluster.local.", "A", dns.rcode.NOERROR, []),
+    "SRV for a named port": ("_http._tcp.web.apps.svc.cluster.local.", "SRV", dns.rcode.NOERROR,
+                             ["0 100 80 web.apps.svc.cluster.local."]),
+    "PTR of a ClusterIP": ("20.0.96.10.in-addr.arpa.", "PTR", dns.rcode.NOERROR, ["web.apps.svc.cluster.local."]),
+    "headless: one A per ready endpoint": ("db.apps.svc.cluster.local.", "A", dns.rcode.NOERROR,
+                                          ["10.244.1.5", "10.244.2.6"]),
+    "headless: hostname and subdomain": ("web-0.db.apps.svc.cluster.local.", "A", dns.rcode.NOERROR, ["10.244.1.5"]),
+    "headless: dashed IP otherwise": ("10-244-2-6.db.apps.svc.cluster.local.", "A", dns.rcode.NOERROR, ["10.244.2.6"]),
+    "headless: N x M SRV": ("_http._tcp.db.apps.svc.cluster.local.", "SRV", dns.rcode.NOERROR,
+                            ["0 50 80 10-244-2-6.db.apps.svc.cluster.local.", "0 50 80 web-0.db.apps.svc.cluster.local."]),
+    "PTR of an endpoint": ("5.1.244.10.in-addr.arpa.", "PTR", dns.rcode.NOERROR, ["web-0.db.apps.svc.cluster.local."]),
+    "ExternalName is a CNAME": ("ext.apps.svc.cluster.local.", "A", dns.rcode.NOERROR, ["example.org."]),
+    "pod A record": ("10-244-1-5.apps.pod.cluster.local.", "A", dns.rcode.NOERROR, ["10.244.1.5"]),
+    "schema version": ("dns-version.cluster.local.", "TXT", dns.rcode.NOERROR, ['"1.1.0"']),
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_specification_case(case: str) -> None:
+    name, rdtype, rcode, values = CASES[case]
+    answer = ZONE.query(dns.name.from_text(name), dns.rdatatype.from_text(rdtype))
+    assert answer.rcode == rcode
+    assert sorted(r.to_text() for rrset in answer.answer for r in rrset) == sorted(values)
+    if not values:
+        assert answer.authority and answer.authority[0].rdtype == dns.rdatatype.SOA
+        assert answer.authority[0][0].minimum == ZONE.ttl
+
+
+def test_srv_answers_carry_the_address() -> None:
+    answer = ZONE.query(dns.name.from_text("_http._tcp.web.apps.svc.cluster.local."), dns.rdatatype.SRV)
+    assert [r.to_text() for rrset in answer.additional for r in rrset] == ["10.96.0.20"]
+
+
+@pytest.mark.parametrize("wire", [b"", b"\x01", b"\x00" * 11, b"garbage-garbage-garbage", b"\xff" * 600])
+def test_bad_packets_get_formerr_or_nothing(wire: bytes) -> None:
+    reply = respond(ZONE, wire, 512)
+    assert reply is None or dns.message.from_wire(reply).rcode() == dns.rcode.FORMERR
+
+
+def test_axfr_is_refused_and_big_answers_truncate() -> None:
+    axfr = dns.message.make_query("cluster.local.", "AXFR")
+    assert dns.message.from_wire(respond(ZONE, axfr.to_wire(), 512)).rcode() == dns.rcode.REFUSED  # type: ignore[arg-type]
+    many = build_zone([service("big", clusterIP="None", ports=[{"name": "http", "port": 80}])],  # type: ignore[list-item]
+                      [pod(f"p{i}", f"10.244.3.{i + 2}") for i in range(60)])  # type: ignore[misc]
+    query = dns.message.make_query("big.apps.svc.cluster.local.", "A")
+    reply = dns.message.from_wire(respond(many, query.to_wire(), 512))  # type: ignore[arg-type]
+    assert reply.flags & dns.flags.TC and not reply.answer
+    assert len(dns.message.from_wire(respond(many, query.to_wire(), None)).answer[0]) == 60  # type: ignore[arg-type]

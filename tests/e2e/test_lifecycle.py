@@ -85,7 +85,7 @@ def test_down_after_a_crash_removes_everything(tmp_path: Path) -> None:
                 os.kill(int(pid), signal.SIGKILL)
             except ProcessLookupError:
                 pass
-    assert len(ours) == 4
+    assert len(ours) == 5  # fabric, two nodes, client and the cluster DNS
     podnet("lab", "down", "t-crash")
     assert not [ns for ns in netns_names() if ns.startswith("pn-t-crash")]
     assert not Path("/run/podnet/labs/t-crash").exists()

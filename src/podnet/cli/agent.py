@@ -51,10 +51,16 @@ def echo(port: int) -> None:
 @click.option("--port", default=53, show_default=True)
 @click.option("--zone", "domain", default="cluster.local", envvar="PODNET_DNS_DOMAIN", show_default=True)
 @click.option("--ttl", default=5, show_default=True)
-def dns_server(store_path: str, listen: str, port: int, domain: str, ttl: int) -> None:
-    """Serve the cluster's DNS (the Kubernetes DNS specification) from the store."""
+@click.option("--forward", "upstreams", multiple=True, metavar="IP[:PORT]", envvar="PODNET_DNS_UPSTREAMS",
+              help="Upstream servers for names outside the zone (repeatable).")
+@click.option("--policy", type=click.Choice(["random", "round_robin", "sequential"]), default="random", show_default=True)
+def dns_server(store_path: str, listen: str, port: int, domain: str, ttl: int, upstreams: tuple[str, ...],
+               policy: str) -> None:
+    """Serve the cluster's DNS (the Kubernetes DNS specification) from the store,
+    and forward other names (with a cache) to upstream servers."""
     import asyncio
 
+    from podnet.dns.forward import Forwarder
     from podnet.dns.server import serve
     from podnet.store.sqlite import SqliteStore
 
@@ -62,8 +68,10 @@ def dns_server(store_path: str, listen: str, port: int, domain: str, ttl: int) -
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    addresses = [(u.rsplit(":", 1)[0], int(u.rsplit(":", 1)[1])) if u.count(":") == 1 else (u, 53) for u in upstreams]
+    forwarder = Forwarder(addresses, policy) if addresses else None
     store = SqliteStore(store_path)
     try:
-        asyncio.run(serve(store, listen, port, domain, ttl, stop))
+        asyncio.run(serve(store, listen, port, domain, ttl, stop, forwarder))
     finally:
         store.close()

@@ -1,13 +1,16 @@
 """The cluster DNS server: UDP and TCP on port 53, answering the cluster zone from
-the store and refusing what it is not authoritative for (forwarding comes later).
+the store, and everything else from its cache or its upstreams (or REFUSED when
+it has none).
 
 The zone is rebuilt when the store's revision moves (checked every 100 ms), so a
-new Service resolves within a second and nothing stale is served.
+new Service resolves within a second, and cluster names never come from the
+cache, so nothing stale is served.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import struct
 import threading
@@ -19,6 +22,8 @@ import dns.opcode
 import dns.rcode
 import dns.rdatatype
 
+from podnet.dns.cache import Cache
+from podnet.dns.forward import Forwarder
 from podnet.dns.zone import Zone, build_zone
 from podnet.model.pod import Pod
 from podnet.model.service import Service
@@ -67,6 +72,61 @@ def respond(zone: Zone, wire: bytes, max_size: int | None) -> bytes | None:
         return reply.to_wire()
 
 
+class Resolver:
+    """Cluster names from the zone; other names from the cache, else upstream."""
+
+    def __init__(self, source: ZoneFromStore, forwarder: Forwarder | None, cache: Cache | None = None) -> None:
+        self.source = source
+        self.forwarder = forwarder
+        self.cache = cache or Cache()
+
+    def forwarded(self, wire: bytes) -> dns.message.Message | None:
+        """The query, if it is one to send upstream."""
+        if self.forwarder is None:
+            return None
+        try:
+            query = dns.message.from_wire(wire)
+        except dns.exception.DNSException:
+            return None
+        if query.opcode() != dns.opcode.QUERY or len(query.question) != 1:
+            return None
+        question = query.question[0]
+        if question.rdtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR) or self.source.zone.authoritative_for(question.name):
+            return None
+        return query
+
+    async def answer(self, wire: bytes, max_size: int | None) -> bytes | None:
+        query = self.forwarded(wire)
+        if query is None:
+            return respond(self.source.zone, wire, max_size)
+        cached = self.cache.get(query)
+        if cached is not None:
+            return _fit(cached, query, max_size)
+        assert self.forwarder is not None
+        reply_wire = await self.forwarder.resolve(wire)
+        if reply_wire is None:
+            failure = dns.message.make_response(query)
+            failure.set_rcode(dns.rcode.SERVFAIL)
+            return failure.to_wire()
+        try:
+            reply = dns.message.from_wire(reply_wire)
+        except dns.exception.DNSException:
+            return None
+        self.cache.put(reply)
+        return _fit(reply, query, max_size)
+
+
+def _fit(reply: dns.message.Message, query: dns.message.Message, max_size: int | None) -> bytes:
+    limit = None if max_size is None else (max(query.payload, UDP_DEFAULT_PAYLOAD) if query.edns >= 0 else UDP_DEFAULT_PAYLOAD)
+    try:
+        return reply.to_wire(max_size=limit or 65535)
+    except dns.exception.TooBig:
+        reply = copy.copy(reply)
+        reply.answer, reply.authority, reply.additional = [], [], []
+        reply.flags |= dns.flags.TC
+        return reply.to_wire()
+
+
 class ZoneFromStore:
     """The zone, kept in step with the store by a watcher thread."""
 
@@ -95,24 +155,32 @@ class ZoneFromStore:
 
 
 class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, source: ZoneFromStore) -> None:
-        self.source = source
+    def __init__(self, resolver: Resolver) -> None:
+        self.resolver = resolver
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, peer: tuple[str, int]) -> None:
-        reply = respond(self.source.zone, data, UDP_DEFAULT_PAYLOAD)
+        if self.resolver.forwarded(data) is None:  # the cluster zone: answered at once
+            self._send(respond(self.resolver.source.zone, data, UDP_DEFAULT_PAYLOAD), peer)
+        else:
+            asyncio.create_task(self._forward(data, peer))
+
+    async def _forward(self, data: bytes, peer: tuple[str, int]) -> None:
+        self._send(await self.resolver.answer(data, UDP_DEFAULT_PAYLOAD), peer)
+
+    def _send(self, reply: bytes | None, peer: tuple[str, int]) -> None:
         if reply and self.transport:
             self.transport.sendto(reply, peer)
 
 
-async def _tcp(source: ZoneFromStore, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _tcp(resolver: Resolver, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while True:
             (length,) = struct.unpack("!H", await reader.readexactly(2))
-            reply = respond(source.zone, await reader.readexactly(length), None)
+            reply = await resolver.answer(await reader.readexactly(length), None)
             if reply is None:
                 break
             writer.write(struct.pack("!H", len(reply)) + reply)
@@ -123,12 +191,14 @@ async def _tcp(source: ZoneFromStore, reader: asyncio.StreamReader, writer: asyn
         writer.close()
 
 
-async def serve(store: Store, host: str, port: int, domain: str, ttl: int, stop: threading.Event) -> None:
+async def serve(store: Store, host: str, port: int, domain: str, ttl: int, stop: threading.Event,
+                forwarder: Forwarder | None = None) -> None:
     source = ZoneFromStore(store, domain, ttl)
     threading.Thread(target=source.watch, args=(stop,), daemon=True).start()
+    resolver = Resolver(source, forwarder)
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(lambda: _Udp(source), local_addr=(host, port))
-    server = await asyncio.start_server(lambda r, w: _tcp(source, r, w), host, port)
+    transport, _ = await loop.create_datagram_endpoint(lambda: _Udp(resolver), local_addr=(host, port))
+    server = await asyncio.start_server(lambda r, w: _tcp(resolver, r, w), host, port)
     log.info("serving %s on %s:%d (udp and tcp)", domain, host, port)
     await loop.run_in_executor(None, stop.wait)
     transport.close()

@@ -1,0 +1,59 @@
+"""The forwarder's cache: TTLs, negative answers, bounds."""
+
+from __future__ import annotations
+
+import dns.message
+import dns.rcode
+import dns.rrset
+
+from podnet.dns.cache import Cache
+
+
+class Clock:
+    now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def reply(name: str, rcode: int = dns.rcode.NOERROR, ttl: int = 60, soa_minimum: int = 30) -> dns.message.Message:
+    query = dns.message.make_query(name, "A")
+    answer = dns.message.make_response(query)
+    answer.set_rcode(rcode)
+    if rcode == dns.rcode.NOERROR and ttl:
+        answer.answer.append(dns.rrset.from_text(name, ttl, "IN", "A", "203.0.113.10"))
+    else:
+        answer.authority.append(dns.rrset.from_text("example.org.", 300, "IN", "SOA",
+                                                    f"ns.example.org. host.example.org. 1 7200 1800 86400 {soa_minimum}"))
+    return answer
+
+
+def test_positive_answers_age_and_expire() -> None:
+    clock = Clock()
+    cache = Cache(clock=clock)
+    cache.put(reply("www.example.org."))
+    query = dns.message.make_query("WWW.example.org.", "A")
+    clock.now += 20
+    hit = cache.get(query)
+    assert hit is not None and hit.id == query.id and hit.answer[0].ttl == 40
+    clock.now += 41
+    assert cache.get(query) is None
+
+
+def test_negative_answers_are_kept_for_the_soa_minimum() -> None:
+    clock = Clock()
+    cache = Cache(clock=clock)
+    cache.put(reply("nope.example.org.", dns.rcode.NXDOMAIN, soa_minimum=30))
+    query = dns.message.make_query("nope.example.org.", "A")
+    assert cache.get(query).rcode() == dns.rcode.NXDOMAIN  # type: ignore[union-attr]
+    clock.now += 31
+    assert cache.get(query) is None
+
+
+def test_failures_are_not_cached_and_capacity_is_bounded() -> None:
+    cache = Cache(capacity=2)
+    cache.put(reply("broken.example.org.", dns.rcode.SERVFAIL))
+    assert len(cache) == 0
+    for name in ("a.example.org.", "b.example.org.", "c.example.org."):
+        cache.put(reply(name))
+    assert len(cache) == 2 and cache.get(dns.message.make_query("a.example.org.", "A")) is None

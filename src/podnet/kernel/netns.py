@@ -81,7 +81,12 @@ def write_etc(name: str, filename: str, content: str) -> None:
 def delete(name: str) -> None:
     """Delete the namespace, and its /etc/netns files; links inside it go with it.
     Missing is fine."""
-    shutil.rmtree(ETC_NETNS / check_name(name), ignore_errors=True)
+    if (ETC_NETNS / check_name(name)).exists():
+        shutil.rmtree(ETC_NETNS / name, ignore_errors=True)
+        try:
+            ETC_NETNS.rmdir()  # only if empty: leave /etc as we found it
+        except OSError:
+            pass
     target = path(name)
     if not target.exists():
         return

@@ -85,3 +85,15 @@ def test_axfr_is_refused_and_big_answers_truncate() -> None:
     reply = dns.message.from_wire(respond(many, query.to_wire(), 512))  # type: ignore[arg-type]
     assert reply.flags & dns.flags.TC and not reply.answer
     assert len(dns.message.from_wire(respond(many, query.to_wire(), None)).answer[0]) == 60  # type: ignore[arg-type]
+
+
+def test_hosts_file_names() -> None:
+    from podnet.dns.zone import hosts_records
+
+    pairs = hosts_records("# the seed's /etc/hosts\n192.168.1.10 web\n192.168.1.11 db db-1  # two names\nbogus line\n")
+    assert pairs == [("web.", "192.168.1.10"), ("db.", "192.168.1.11"), ("db-1.", "192.168.1.11")]
+    zone = build_zone([], [], hosts=pairs)
+    assert zone.authoritative_for(dns.name.from_text("DB-1."))
+    answer = zone.query(dns.name.from_text("db-1."), dns.rdatatype.A)
+    assert [r.to_text() for rrset in answer.answer for r in rrset] == ["192.168.1.11"]
+    assert not zone.authoritative_for(dns.name.from_text("example.org."))

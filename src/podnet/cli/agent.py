@@ -54,14 +54,17 @@ def echo(port: int) -> None:
 @click.option("--forward", "upstreams", multiple=True, metavar="IP[:PORT]", envvar="PODNET_DNS_UPSTREAMS",
               help="Upstream servers for names outside the zone (repeatable).")
 @click.option("--policy", type=click.Choice(["random", "round_robin", "sequential"]), default="random", show_default=True)
+@click.option("--hosts", "hosts_file", type=click.Path(exists=True, dir_okay=False),
+              help="Also answer from an /etc/hosts-format file (CoreDNS's `hosts`).")
 def dns_server(store_path: str, listen: str, port: int, domain: str, ttl: int, upstreams: tuple[str, ...],
-               policy: str) -> None:
+               policy: str, hosts_file: str | None) -> None:
     """Serve the cluster's DNS (the Kubernetes DNS specification) from the store,
     and forward other names (with a cache) to upstream servers."""
     import asyncio
 
     from podnet.dns.forward import Forwarder
     from podnet.dns.server import serve
+    from podnet.dns.zone import hosts_records
     from podnet.store.sqlite import SqliteStore
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -72,6 +75,7 @@ def dns_server(store_path: str, listen: str, port: int, domain: str, ttl: int, u
     forwarder = Forwarder(addresses, policy) if addresses else None
     store = SqliteStore(store_path)
     try:
-        asyncio.run(serve(store, listen, port, domain, ttl, stop, forwarder))
+        hosts = hosts_records(open(hosts_file).read()) if hosts_file else []
+        asyncio.run(serve(store, listen, port, domain, ttl, stop, forwarder, hosts))
     finally:
         store.close()

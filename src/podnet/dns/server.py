@@ -130,8 +130,8 @@ def _fit(reply: dns.message.Message, query: dns.message.Message, max_size: int |
 class ZoneFromStore:
     """The zone, kept in step with the store by a watcher thread."""
 
-    def __init__(self, store: Store, domain: str, ttl: int) -> None:
-        self.store, self.domain, self.ttl = store, domain, ttl
+    def __init__(self, store: Store, domain: str, ttl: int, hosts: list[tuple[str, str]] | None = None) -> None:
+        self.store, self.domain, self.ttl, self.hosts = store, domain, ttl, hosts or []
         self.revision = -1
         self.zone = Zone(domain, ttl)
         self.refresh()
@@ -143,7 +143,7 @@ class ZoneFromStore:
         services, _ = resources.list_kind(self.store, "Service")
         pods, _ = resources.list_kind(self.store, "Pod")
         self.zone = build_zone([s for s in services if isinstance(s, Service)], [p for p in pods if isinstance(p, Pod)],
-                               self.domain, self.ttl)
+                               self.domain, self.ttl, self.hosts)
         self.revision = revision
 
     def watch(self, stop: threading.Event) -> None:
@@ -192,8 +192,8 @@ async def _tcp(resolver: Resolver, reader: asyncio.StreamReader, writer: asyncio
 
 
 async def serve(store: Store, host: str, port: int, domain: str, ttl: int, stop: threading.Event,
-                forwarder: Forwarder | None = None) -> None:
-    source = ZoneFromStore(store, domain, ttl)
+                forwarder: Forwarder | None = None, hosts: list[tuple[str, str]] | None = None) -> None:
+    source = ZoneFromStore(store, domain, ttl, hosts)
     threading.Thread(target=source.watch, args=(stop,), daemon=True).start()
     resolver = Resolver(source, forwarder)
     loop = asyncio.get_running_loop()

@@ -37,6 +37,7 @@ class Zone:
         self.origin = dns.name.from_text(domain)
         self.ttl = ttl
         self._records: dict[dns.name.Name, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
+        self.extra_names: set[dns.name.Name] = set()  # names outside the domain we answer for (hosts entries)
         self.add(f"dns-version.{domain}.", dns.rdatatype.TXT, f'"{SCHEMA_VERSION}"')
 
     def add(self, name: str, rdtype: int, value: str) -> None:
@@ -50,7 +51,7 @@ class Zone:
                                    f"ns.dns.{self.origin} hostmaster.{self.origin} 1 7200 1800 86400 {self.ttl}")
 
     def authoritative_for(self, name: dns.name.Name) -> bool:
-        return name.is_subdomain(self.origin) or _reverse(name)
+        return name.is_subdomain(self.origin) or _reverse(name) or name.canonicalize() in self.extra_names
 
     def query(self, qname: dns.name.Name, qtype: int) -> Answer:
         """NOERROR with records, NODATA (NOERROR, no records, SOA) when the name
@@ -82,6 +83,29 @@ class Zone:
         return dns.rrset.from_text_list(name, self.ttl, dns.rdataclass.IN, rdtype, values)
 
 
+def hosts_records(text: str) -> list[tuple[str, str]]:
+    """(name, address) pairs from /etc/hosts-format text, as CoreDNS's hosts plugin reads it."""
+    pairs = []
+    for line in text.splitlines():
+        fields = line.split("#", 1)[0].split()
+        if len(fields) < 2:
+            continue
+        try:
+            ipaddress.ip_address(fields[0])
+        except ValueError:
+            continue
+        pairs.extend((name.rstrip(".") + ".", fields[0]) for name in fields[1:])
+    return pairs
+
+
+def add_hosts(zone: Zone, pairs: list[tuple[str, str]]) -> None:
+    """Hosts entries answer authoritatively for their names, with PTRs for their addresses."""
+    for name, ip in pairs:
+        zone.add(name, _address_type(ip), ip)
+        zone.add(ipaddress.ip_address(ip).reverse_pointer + ".", dns.rdatatype.PTR, name)
+        zone.extra_names.add(dns.name.from_text(name).canonicalize())
+
+
 def _reverse(name: dns.name.Name) -> bool:
     return name.is_subdomain(dns.name.from_text("in-addr.arpa.")) or name.is_subdomain(dns.name.from_text("ip6.arpa."))
 
@@ -95,8 +119,10 @@ def _dashed(ip: str) -> str:
     return str(address).replace(".", "-") if address.version == 4 else address.exploded.replace(":", "-")
 
 
-def build_zone(services: list[Service], pods: list[Pod], domain: str = "cluster.local", ttl: int = 5) -> Zone:
+def build_zone(services: list[Service], pods: list[Pod], domain: str = "cluster.local", ttl: int = 5,
+               hosts: list[tuple[str, str]] | None = None) -> Zone:
     zone = Zone(domain, ttl)
+    add_hosts(zone, hosts or [])
     pod_by_ip = {p.pod_ip: p for p in pods if p.pod_ip}
     for service in services:
         name, namespace = service.metadata.name, service.metadata.namespace

@@ -77,3 +77,25 @@ def test_a_new_service_resolves_within_a_second(cluster_lab: str) -> None:
         store.close()
     time.sleep(1.0)
     assert "NXDOMAIN" in dig(cluster_lab, "fresh.apps.svc.cluster.local")
+
+
+def test_external_names_resolve_upstream_and_then_from_the_cache(cluster_lab: str) -> None:
+    """www.example.org lives in the lab's internet namespace; the cluster DNS asks
+    it, and answers a repeat question from its cache even once it is gone."""
+    import subprocess
+
+    assert dig(cluster_lab, "+short", "www.example.org").strip() == "203.0.113.10"
+    upstream = subprocess.run(["pgrep", "-f", f"podnet dns --store /run/podnet/labs/{cluster_lab}/internet.db"],
+                              capture_output=True, text=True).stdout.split()
+    assert len(upstream) == 1
+    subprocess.run(["kill", "-STOP", upstream[0]], check=True)  # the upstream stops answering
+    try:
+        assert dig(cluster_lab, "+short", "www.example.org").strip() == "203.0.113.10"
+    finally:
+        subprocess.run(["kill", "-CONT", upstream[0]], check=True)
+
+
+def test_egress_is_masqueraded_behind_the_node_and_pod_traffic_is_not(cluster_lab: str) -> None:
+    answer = json.loads(in_netns(f"pn-{cluster_lab}.{CLIENT}", "curl", "-s", "-m", "3", "http://www.example.org/get").stdout)
+    assert answer["pod"] == "internet" and answer["origin"] == "172.18.0.2"  # client runs on control-plane
+    assert in_netns(f"pn-{cluster_lab}.internet", "ping", "-c1", "-W1", "10.244.0.2", check=False).returncode != 0

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from podnet.kernel import netns
+
 from tests.helpers import EXAMPLES, podnet, renamed_example
 
 
@@ -78,14 +80,12 @@ def test_down_after_a_crash_removes_everything(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump_all(documents))
     podnet("lab", "up", str(path))
     ours = [ns for ns in netns_names() if ns == "pn-t-crash" or ns.startswith("pn-t-crash.")]
-    pids = subprocess.run(["pgrep", "-f", "podnet.* --netns pn-t-crash|podnet.echo"], capture_output=True, text=True).stdout.split()
-    for pid in pids:  # agents and pods die without a chance to clean up
-        if int(pid) != os.getpid():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    assert len(ours) == 5  # fabric, two nodes, client and the cluster DNS
+    for pid in netns.processes_in(ours):  # agents and pods die without a chance to clean up
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert len(ours) == 6  # fabric, internet, two nodes, client and the cluster DNS
     podnet("lab", "down", "t-crash")
     assert not [ns for ns in netns_names() if ns.startswith("pn-t-crash")]
     assert not Path("/run/podnet/labs/t-crash").exists()

@@ -31,6 +31,7 @@ class NodeAgent:
         self.node_name = node_name
         self.namespace = namespace
         self.resync_seconds = resync_seconds
+        self.cluster_cidr = cluster_cidr
         self.proxier = Proxier(namespace, node_name, cluster_cidr) if cluster_cidr else None
         self.userspace = UserspaceProxies(namespace) if cluster_cidr else None
 
@@ -41,7 +42,7 @@ class NodeAgent:
         if me is None or not me.pod_cidr:
             log.info("node %s is not in the store yet (or has no podCIDR)", self.node_name)
             return revision
-        added, removed = apply_node_network(self.namespace, render_node_network(me, nodes))
+        added, removed = apply_node_network(self.namespace, render_node_network(me, nodes, self.cluster_cidr))
         for route in sorted(removed):
             log.info("removed route %s", route)
         for route in sorted(added):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 # Routes podnet installs carry this protocol number, so a reconcile can tell them
 # from the kernel's own and from a user's, and remove only stale ones of its own.
 RTPROT_PODNET = 152
+RTPROT_STATIC = 4  # routes set once (a lab node's default route), which reconciles leave alone
 
 
 @dataclass(frozen=True, order=True)

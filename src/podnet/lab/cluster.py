@@ -17,11 +17,13 @@ from podnet.cni.install import install as install_plugins
 from podnet.cni.result import Result
 from podnet.cni.runtime import Attachment, NetworkConfigList, Runtime
 from podnet.errors import LabError
-from podnet.kernel import netns
+from podnet.kernel import netns, sysctl
+from podnet.kernel.route import RTPROT_STATIC, Route
 from podnet.kernel.netlink import Namespace, open_namespace
 from podnet.lab import processes
-from podnet.lab.plan import (FABRIC_BRIDGE, NODE_PORT_RANGE, NODE_UPLINK, RESERVED_SERVICE_OFFSETS, ClusterPlan,
-                             NodePlan, PodPlan, plan_cluster, resolv_conf)
+from podnet.lab.plan import (FABRIC_BRIDGE, INTERNET, INTERNET_ADDRESS, INTERNET_GATEWAY, INTERNET_HOSTS,
+                             NODE_PORT_RANGE, NODE_UPLINK, RESERVED_SERVICE_OFFSETS, ClusterPlan, NodePlan, PodPlan,
+                             plan_cluster, resolv_conf)
 from podnet.lab.progress import Progress
 from podnet.lab.spec import ClusterSpec
 from podnet.lab.state import LabRecord
@@ -37,9 +39,10 @@ AGENT_START_TIMEOUT = 10.0
 
 
 def members(plan: ClusterPlan) -> dict[str, str]:
-    """What `podnet exec` can enter: every pod, and every node."""
+    """What `podnet exec` can enter: every pod, every node, and the internet."""
     found = {f"pod/{p.pod.metadata.key}": p.namespace for p in plan.pods}
     found.update({f"node/{n.name}": n.namespace for n in plan.nodes})
+    found[f"host/{INTERNET}"] = plan.internet_namespace
     return found
 
 
@@ -65,14 +68,16 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
     record.members = members(plan)
     record.save()
 
-    progress.phase("fabric and nodes", 1 + len(plan.nodes))
+    progress.phase("fabric, internet and nodes", 2 + len(plan.nodes))
     netns.create(plan.fabric_namespace)
     with open_namespace(plan.fabric_namespace) as fabric:
         fabric.ensure_bridge(FABRIC_BRIDGE)
         fabric.ensure_address(FABRIC_BRIDGE, plan.fabric_address)
         progress.advance()
+        _build_internet(fabric, plan, record)
+        progress.advance()
         for node in plan.nodes:
-            _build_node(fabric, node)
+            _build_node(fabric, node, plan)
             progress.advance()
 
     store = SqliteStore(record.store_path)
@@ -86,7 +91,7 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
         plugin_dir = record.directory / "cni" / "bin"
         install_plugins(plugin_dir)
         for node, node_plan in zip(cluster_nodes, plan.nodes):
-            apply_node_network(node_plan.namespace, render_node_network(node, cluster_nodes))
+            apply_node_network(node_plan.namespace, render_node_network(node, cluster_nodes, str(spec.pod_subnet)))
             processes.start(node_plan.namespace, _agent_argv(node_plan, record, str(spec.pod_subnet)),
                             record.log_path(f"agent-{node_plan.name}"))
         for node_plan in plan.nodes:
@@ -143,7 +148,27 @@ def allocate_service_addresses(store: Store, spec: ClusterSpec, services: tuple[
     return allocated
 
 
-def _build_node(fabric: Namespace, node: NodePlan) -> None:
+def _build_internet(fabric: Namespace, plan: ClusterPlan, record: LabRecord) -> None:
+    """The outside world: the fabric routes to it (its default route, in the
+    nodes' eyes), and it serves HTTP and DNS for example.org."""
+    netns.create(plan.internet_namespace)
+    fabric.ensure_veth(INTERNET, NODE_UPLINK, plan.internet_namespace)
+    fabric.ensure_address(INTERNET, INTERNET_GATEWAY)
+    fabric.set_up(INTERNET)
+    sysctl.ensure(plan.fabric_namespace, "net.ipv4.ip_forward", "1")
+    with open_namespace(plan.internet_namespace) as internet:
+        internet.ensure_address(NODE_UPLINK, INTERNET_ADDRESS)
+        internet.set_up(NODE_UPLINK)
+        internet.add_route(Route("default", via=INTERNET_GATEWAY.split("/")[0]))
+    hosts = record.directory / "internet-hosts"
+    hosts.write_text(INTERNET_HOSTS)
+    processes.start(plan.internet_namespace, [], record.log_path("internet-http"), env={"POD_NAME": INTERNET})
+    processes.start(plan.internet_namespace, ["podnet", "dns", "--store", str(record.directory / "internet.db"),
+                                              "--zone", "example.org", "--hosts", str(hosts)],
+                    record.log_path("internet-dns"))
+
+
+def _build_node(fabric: Namespace, node: NodePlan, plan: ClusterPlan) -> None:
     netns.create(node.namespace)
     fabric.ensure_veth(node.fabric_ifname, NODE_UPLINK, node.namespace)
     fabric.set_master(node.fabric_ifname, FABRIC_BRIDGE)
@@ -151,6 +176,8 @@ def _build_node(fabric: Namespace, node: NodePlan) -> None:
     with open_namespace(node.namespace) as ns:
         ns.ensure_address(NODE_UPLINK, node.address)
         ns.set_up(NODE_UPLINK)
+        # Everything beyond the cluster goes to the fabric, which leads to the lab's internet only.
+        ns.add_route(Route("default", via=plan.fabric_address.split("/")[0]), protocol=RTPROT_STATIC)
 
 
 def agent_socket(node: NodePlan) -> Path:
@@ -173,7 +200,8 @@ def _start_pod(plan: PodPlan, pod: Any, record: LabRecord, spec: ClusterSpec) ->
     (what `podnet dns` in the cluster-DNS pod reads)."""
     env = {"POD_NAME": pod.metadata.name, "POD_NAMESPACE": pod.metadata.namespace,
            "POD_IP": pod.pod_ip or "", "NODE_NAME": pod.node_name or "",
-           "PODNET_STORE": str(record.store_path), "PODNET_DNS_DOMAIN": spec.dns_domain}
+           "PODNET_STORE": str(record.store_path), "PODNET_DNS_DOMAIN": spec.dns_domain,
+           "PODNET_DNS_UPSTREAMS": INTERNET_ADDRESS.split("/")[0]}
     log = record.log_path(f"pod-{pod.metadata.namespace}.{pod.metadata.name}")
     processes.start(plan.namespace, pod.command, log, env)
 

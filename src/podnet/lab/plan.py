@@ -20,6 +20,12 @@ from podnet.model.service import Service, ServicePort
 
 FABRIC_BRIDGE = "br0"
 NODE_UPLINK = "eth0"
+# The lab's outside world: a namespace behind the fabric, with an address from
+# TEST-NET-3, running a web server and the DNS server pods' names fall through to.
+INTERNET = "internet"
+INTERNET_ADDRESS = "203.0.113.10/24"
+INTERNET_GATEWAY = "203.0.113.1/24"  # the fabric's side
+INTERNET_HOSTS = "203.0.113.10 www.example.org example.org internet.example.org\n"
 # Addresses a cluster keeps for itself: the API service and the cluster DNS.
 RESERVED_SERVICE_OFFSETS = (1, 10)
 NODE_PORT_RANGE = (30000, 32767)
@@ -75,8 +81,13 @@ class ClusterPlan:
     services: tuple[Service, ...]
 
     @property
+    def internet_namespace(self) -> str:
+        return names.member_namespace(self.lab, INTERNET)
+
+    @property
     def namespaces(self) -> list[str]:
-        return [self.fabric_namespace, *(n.namespace for n in self.nodes), *(p.namespace for p in self.pods)]
+        return [self.fabric_namespace, self.internet_namespace, *(n.namespace for n in self.nodes),
+                *(p.namespace for p in self.pods)]
 
     def node(self, name: str) -> NodePlan:
         return next(n for n in self.nodes if n.name == name)

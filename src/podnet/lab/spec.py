@@ -157,6 +157,8 @@ def _parse_cluster(head: Fields, name: str, extra: list[tuple[str, object]]) -> 
     for node in head.records("nodes", required=True):
         node.reject_unknown("name", "role")
         node_name = check_dns_label(node.text("name", required=True), node.at("name"))
+        if node_name == "internet":
+            raise ManifestError(node.at("name"), "'internet' is the name of the lab's outside world; choose another")
         if node_name in nodes:
             raise ManifestError(node.at("name"), f"duplicate node name {node_name!r}")
         nodes.append(node_name)

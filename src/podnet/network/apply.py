@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from podnet.kernel import sysctl
+from podnet.kernel import nft, sysctl
 from podnet.kernel.netlink import open_namespace
 from podnet.kernel.route import Route
-from podnet.network.node import NodeNetwork
+from podnet.network.node import EGRESS_TABLE, NodeNetwork
 
 
 def apply_node_network(namespace: str, network: NodeNetwork) -> tuple[set[Route], set[Route]]:
@@ -16,5 +16,7 @@ def apply_node_network(namespace: str, network: NodeNetwork) -> tuple[set[Route]
         changes = ns.sync_routes(network.routes)
     if network.forwarding:
         sysctl.ensure(namespace, "net.ipv4.ip_forward", "1")
+    if network.egress:  # one small transaction; rewriting it every pass repairs any drift
+        nft.replace_table(namespace, "ip", EGRESS_TABLE, network.egress)
     return changes
 

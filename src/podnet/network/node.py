@@ -22,6 +22,17 @@ class NodeNetwork:
     gateway: str  # "10.244.1.1/24": the bridge's address, pods' default gateway
     routes: frozenset[Route]
     forwarding: bool = True
+    egress: str | None = None  # nft body masquerading pod traffic that leaves the cluster
+
+
+EGRESS_TABLE = "podnet-egress"
+
+
+def render_egress(pod_cidr: str, cluster_cidr: str) -> str:
+    """The seeds' `iptables -t nat -A POSTROUTING -s <pods> -j MASQUERADE`, but only
+    for traffic leaving the pod network: pods talk to pods without NAT."""
+    return ("\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
+            f"\t\tip saddr {pod_cidr} ip daddr != {cluster_cidr} masquerade\n\t}}")
 
 
 def gateway_for(pod_cidr: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
@@ -38,7 +49,9 @@ def host_gw_routes(self_name: str, nodes: Iterable[Node]) -> frozenset[Route]:
     )
 
 
-def render_node_network(node: Node, nodes: Iterable[Node]) -> NodeNetwork:
+def render_node_network(node: Node, nodes: Iterable[Node], cluster_cidr: str | None = None) -> NodeNetwork:
     if not node.pod_cidr:
         raise ValueError(f"node {node.metadata.name} has no podCIDR yet")
-    return NodeNetwork(POD_BRIDGE, str(gateway_for(node.pod_cidr)), host_gw_routes(node.metadata.name, nodes))
+    egress = render_egress(node.pod_cidr, cluster_cidr) if cluster_cidr else None
+    return NodeNetwork(POD_BRIDGE, str(gateway_for(node.pod_cidr)), host_gw_routes(node.metadata.name, nodes),
+                       egress=egress)

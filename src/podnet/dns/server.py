@@ -154,17 +154,36 @@ class ZoneFromStore:
                 log.error("zone refresh failed: %s", err)
 
 
+ANSWER_MEMO_SIZE = 100_000
+
+
 class _Udp(asyncio.DatagramProtocol):
+    """Answers from the zone are remembered by the query's bytes after its ID: the
+    zone is deterministic, so the same question (same name spelling, flags and
+    EDNS) gets the same answer until the zone changes, and a repeat costs a dict
+    lookup instead of a parse and a render."""
+
     def __init__(self, resolver: Resolver) -> None:
         self.resolver = resolver
         self.transport: asyncio.DatagramTransport | None = None
+        self._memo: dict[bytes, bytes] = {}
+        self._memo_zone: Zone | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, peer: tuple[str, int]) -> None:
-        if self.resolver.forwarded(data) is None:  # the cluster zone: answered at once
-            self._send(respond(self.resolver.source.zone, data, UDP_DEFAULT_PAYLOAD), peer)
+        zone = self.resolver.source.zone
+        if zone is not self._memo_zone:
+            self._memo_zone, self._memo = zone, {}
+        remembered = self._memo.get(data[2:])
+        if remembered is not None:
+            self._send(data[:2] + remembered, peer)
+        elif self.resolver.forwarded(data) is None:  # the cluster zone: answered at once
+            reply = respond(zone, data, UDP_DEFAULT_PAYLOAD)
+            if reply and len(self._memo) < ANSWER_MEMO_SIZE:
+                self._memo[data[2:]] = reply[2:]
+            self._send(reply, peer)
         else:
             asyncio.create_task(self._forward(data, peer))
 

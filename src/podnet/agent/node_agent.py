@@ -32,8 +32,8 @@ class NodeAgent:
         self.namespace = namespace
         self.resync_seconds = resync_seconds
         self.cluster_cidr = cluster_cidr
-        self.proxier = Proxier(namespace, node_name, cluster_cidr) if cluster_cidr else None
-        self.userspace = UserspaceProxies(namespace) if cluster_cidr else None
+        # Services, in nftables and (for userspace-mode services) in this process.
+        self.proxies = (Proxier(namespace, node_name, cluster_cidr), UserspaceProxies(namespace)) if cluster_cidr else ()
 
     def reconcile(self) -> int:
         """One pass; returns the store revision it was computed from."""
@@ -47,14 +47,13 @@ class NodeAgent:
             log.info("removed route %s", route)
         for route in sorted(added):
             log.info("added route %s", route)
-        if self.proxier:
+        if self.proxies:
             pods, _ = resources.list_kind(self.store, "Pod")
             services, _ = resources.list_kind(self.store, "Service")
             typed_services = [s for s in services if isinstance(s, Service)]
             typed_pods = [p for p in pods if isinstance(p, Pod)]
-            self.proxier.sync(typed_services, typed_pods)
-            if self.userspace:
-                self.userspace.sync(typed_services, typed_pods)
+            for proxy in self.proxies:
+                proxy.sync(typed_services, typed_pods)
         return revision
 
     def run(self, stop: threading.Event, poll: float = 0.05) -> None:

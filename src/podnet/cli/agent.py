@@ -9,6 +9,16 @@ import threading
 import click
 
 
+def run_as_daemon() -> threading.Event:
+    """Log to stderr and turn SIGTERM and SIGINT into a stop request, as every
+    long-running podnet process does."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
 @click.command()
 @click.option("--node", "node_name", required=True, help="The node this agent reconciles.")
 @click.option("--netns", "namespace", required=True, help="The node's network namespace (pn-...).")
@@ -22,10 +32,7 @@ def agent(node_name: str, namespace: str, store_path: str, resync: float, cluste
     from podnet.cni.server import CniServer
     from podnet.store.sqlite import SqliteStore
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = run_as_daemon()
     store = SqliteStore(store_path)
     server = CniServer().start()
     try:
@@ -67,10 +74,7 @@ def dns_server(store_path: str, listen: str, port: int, domain: str, ttl: int, u
     from podnet.dns.zone import hosts_records
     from podnet.store.sqlite import SqliteStore
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = run_as_daemon()
     addresses = [(u.rsplit(":", 1)[0], int(u.rsplit(":", 1)[1])) if u.count(":") == 1 else (u, 53) for u in upstreams]
     forwarder = Forwarder(addresses, policy) if addresses else None
     store = SqliteStore(store_path)

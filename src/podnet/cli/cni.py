@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 from pathlib import Path
 
 import click
+
+from podnet.cli.agent import run_as_daemon
 
 
 @click.group()
@@ -31,10 +31,7 @@ def serve(socket_path: str | None) -> None:
     """Serve plugin invocations for this network namespace (the agent does this too)."""
     from podnet.cni.server import CniServer
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = run_as_daemon()
     server = CniServer(Path(socket_path) if socket_path else None).start()
     logging.getLogger("podnet.cni").info("serving CNI on %s", server.path)
     stop.wait()

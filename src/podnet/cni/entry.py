@@ -20,13 +20,15 @@ import _socket
 AGENT_DIR = "/run/podnet/agents"
 
 
-def agent_socket_path() -> str:
+def socket_path_for(netns_path: str) -> str:
     """Each agent listens at a path named after its network namespace, and a
     plugin runs in the namespace of the node it serves, so it finds its own."""
+    return f"{AGENT_DIR}/net-{posix.stat(netns_path).st_ino}.sock"
+
+
+def agent_socket_path() -> str:
     override = posix.environ.get(b"PODNET_AGENT_SOCKET")
-    if override:
-        return override.decode()
-    return f"{AGENT_DIR}/net-{posix.stat('/proc/self/ns/net').st_ino}.sock"
+    return override.decode() if override else socket_path_for("/proc/self/ns/net")
 
 
 def encode_request(plugin: str, env: bytes, stdin: bytes) -> bytes:

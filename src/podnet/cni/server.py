@@ -11,13 +11,9 @@ from pathlib import Path
 
 from podnet.cni import cleanup
 from podnet.cni.dispatch import handle
-from podnet.cni.entry import AGENT_DIR
+from podnet.cni.entry import socket_path_for
 
 log = logging.getLogger("podnet.cni")
-
-
-def default_socket_path() -> Path:
-    return Path(AGENT_DIR) / f"net-{os.stat('/proc/self/ns/net').st_ino}.sock"
 
 
 def decode_request(data: bytes) -> tuple[str, dict[str, str], bytes]:
@@ -47,7 +43,7 @@ class CniServer:
     """Serves plugin invocations on a unix socket that only root can open."""
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path or default_socket_path()
+        self.path = path or Path(socket_path_for("/proc/self/ns/net"))
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path.unlink(missing_ok=True)
         old_umask = os.umask(0o177)  # the socket is created 0600, never briefly wider

@@ -34,11 +34,11 @@ log = logging.getLogger("podnet.dns")
 UDP_DEFAULT_PAYLOAD = 512
 
 
-def respond(zone: Zone, wire: bytes, max_size: int | None) -> bytes | None:
-    """The reply to one query's wire bytes; None when there is nothing to answer
-    (not even a header to echo). max_size is None over TCP."""
+def parse_query(wire: bytes) -> dns.message.Message | bytes | None:
+    """The query; for bytes that are not one, the FORMERR reply to send back, or
+    None when there is not even a header to echo."""
     try:
-        query = dns.message.from_wire(wire)
+        return dns.message.from_wire(wire)
     except dns.exception.DNSException:
         if len(wire) < 12:
             return None
@@ -46,29 +46,40 @@ def respond(zone: Zone, wire: bytes, max_size: int | None) -> bytes | None:
         header[2] = (header[2] | 0x80) & ~0x04  # QR set; opcode kept
         header[3] = dns.rcode.FORMERR
         return bytes(header[:4]) + b"\0" * 8
+
+
+def answer_from_zone(zone: Zone, query: dns.message.Message, udp: bool) -> bytes:
     reply = dns.message.make_response(query)
     if query.opcode() != dns.opcode.QUERY or len(query.question) != 1:
         reply.set_rcode(dns.rcode.NOTIMP if query.opcode() != dns.opcode.QUERY else dns.rcode.FORMERR)
         return reply.to_wire()
     question = query.question[0]
-    if question.rdtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
-        reply.set_rcode(dns.rcode.REFUSED)
-        return reply.to_wire()
-    if not zone.authoritative_for(question.name):
+    if question.rdtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR) or not zone.authoritative_for(question.name):
         reply.set_rcode(dns.rcode.REFUSED)
         return reply.to_wire()
     answer = zone.query(question.name, question.rdtype)
     reply.flags |= dns.flags.AA
     reply.set_rcode(answer.rcode)
     reply.answer, reply.authority, reply.additional = answer.answer, answer.authority, answer.additional
-    limit = max_size
-    if limit is not None:
-        limit = max(query.payload, UDP_DEFAULT_PAYLOAD) if query.edns >= 0 else UDP_DEFAULT_PAYLOAD
+    return _fit(reply, query, udp)
+
+
+def respond(zone: Zone, wire: bytes, max_size: int | None) -> bytes | None:
+    """The zone's reply to one query's wire bytes (max_size is None over TCP)."""
+    query = parse_query(wire)
+    return answer_from_zone(zone, query, max_size is not None) if isinstance(query, dns.message.Message) else query
+
+
+def _fit(reply: dns.message.Message, query: dns.message.Message, udp: bool) -> bytes:
+    """The reply's bytes; over UDP, within the client's payload size, else
+    truncated (TC) so the client asks again over TCP."""
+    limit = (max(query.payload, UDP_DEFAULT_PAYLOAD) if query.edns >= 0 else UDP_DEFAULT_PAYLOAD) if udp else 65535
     try:
-        return reply.to_wire(max_size=limit or 65535)
+        return reply.to_wire(max_size=limit)
     except dns.exception.TooBig:
+        reply = copy.copy(reply)
         reply.answer, reply.authority, reply.additional = [], [], []
-        reply.flags |= dns.flags.TC  # too big for UDP: the client asks again over TCP
+        reply.flags |= dns.flags.TC
         return reply.to_wire()
 
 
@@ -80,28 +91,25 @@ class Resolver:
         self.forwarder = forwarder
         self.cache = cache or Cache()
 
-    def forwarded(self, wire: bytes) -> dns.message.Message | None:
-        """The query, if it is one to send upstream."""
-        if self.forwarder is None:
-            return None
-        try:
-            query = dns.message.from_wire(wire)
-        except dns.exception.DNSException:
-            return None
-        if query.opcode() != dns.opcode.QUERY or len(query.question) != 1:
-            return None
+    def goes_upstream(self, query: dns.message.Message) -> bool:
+        if self.forwarder is None or query.opcode() != dns.opcode.QUERY or len(query.question) != 1:
+            return False
         question = query.question[0]
-        if question.rdtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR) or self.source.zone.authoritative_for(question.name):
-            return None
-        return query
+        return question.rdtype not in (dns.rdatatype.AXFR, dns.rdatatype.IXFR) and \
+            not self.source.zone.authoritative_for(question.name)
 
-    async def answer(self, wire: bytes, max_size: int | None) -> bytes | None:
-        query = self.forwarded(wire)
-        if query is None:
-            return respond(self.source.zone, wire, max_size)
+    async def answer(self, wire: bytes, udp: bool) -> bytes | None:
+        query = parse_query(wire)
+        if not isinstance(query, dns.message.Message):
+            return query
+        if self.goes_upstream(query):
+            return await self.from_upstream(query, wire, udp)
+        return answer_from_zone(self.source.zone, query, udp)
+
+    async def from_upstream(self, query: dns.message.Message, wire: bytes, udp: bool) -> bytes | None:
         cached = self.cache.get(query)
         if cached is not None:
-            return _fit(cached, query, max_size)
+            return _fit(cached, query, udp)
         assert self.forwarder is not None
         reply_wire = await self.forwarder.resolve(wire)
         if reply_wire is None:
@@ -113,18 +121,7 @@ class Resolver:
         except dns.exception.DNSException:
             return None
         self.cache.put(reply)
-        return _fit(reply, query, max_size)
-
-
-def _fit(reply: dns.message.Message, query: dns.message.Message, max_size: int | None) -> bytes:
-    limit = None if max_size is None else (max(query.payload, UDP_DEFAULT_PAYLOAD) if query.edns >= 0 else UDP_DEFAULT_PAYLOAD)
-    try:
-        return reply.to_wire(max_size=limit or 65535)
-    except dns.exception.TooBig:
-        reply = copy.copy(reply)
-        reply.answer, reply.authority, reply.additional = [], [], []
-        reply.flags |= dns.flags.TC
-        return reply.to_wire()
+        return _fit(reply, query, udp)
 
 
 class ZoneFromStore:
@@ -179,16 +176,18 @@ class _Udp(asyncio.DatagramProtocol):
         remembered = self._memo.get(data[2:])
         if remembered is not None:
             self._send(data[:2] + remembered, peer)
-        elif self.resolver.forwarded(data) is None:  # the cluster zone: answered at once
-            reply = respond(zone, data, UDP_DEFAULT_PAYLOAD)
-            if reply and len(self._memo) < ANSWER_MEMO_SIZE:
-                self._memo[data[2:]] = reply[2:]
-            self._send(reply, peer)
-        else:
-            asyncio.create_task(self._forward(data, peer))
+            return
+        query = parse_query(data)
+        if isinstance(query, dns.message.Message) and self.resolver.goes_upstream(query):
+            asyncio.create_task(self._forward(query, data, peer))
+            return
+        reply = answer_from_zone(zone, query, udp=True) if isinstance(query, dns.message.Message) else query
+        if reply and len(self._memo) < ANSWER_MEMO_SIZE:  # the cluster zone: answered at once, and remembered
+            self._memo[data[2:]] = reply[2:]
+        self._send(reply, peer)
 
-    async def _forward(self, data: bytes, peer: tuple[str, int]) -> None:
-        self._send(await self.resolver.answer(data, UDP_DEFAULT_PAYLOAD), peer)
+    async def _forward(self, query: dns.message.Message, data: bytes, peer: tuple[str, int]) -> None:
+        self._send(await self.resolver.from_upstream(query, data, udp=True), peer)
 
     def _send(self, reply: bytes | None, peer: tuple[str, int]) -> None:
         if reply and self.transport:
@@ -199,7 +198,7 @@ async def _tcp(resolver: Resolver, reader: asyncio.StreamReader, writer: asyncio
     try:
         while True:
             (length,) = struct.unpack("!H", await reader.readexactly(2))
-            reply = await resolver.answer(await reader.readexactly(length), None)
+            reply = await resolver.answer(await reader.readexactly(length), udp=False)
             if reply is None:
                 break
             writer.write(struct.pack("!H", len(reply)) + reply)

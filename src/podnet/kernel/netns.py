@@ -199,7 +199,6 @@ def run_path(
     timeout: float | None = 30,
 ) -> subprocess.CompletedProcess[str]:
     """Run a command to completion inside the namespace at ns_path."""
-    name = ns_path
     try:
         proc = subprocess.run(
             ["nsenter", f"--net={ns_path}", "--", *argv],
@@ -209,10 +208,10 @@ def run_path(
             timeout=timeout,
         )
     except subprocess.TimeoutExpired as err:
-        raise KernelError(f"{name}: {' '.join(argv)} did not finish within {timeout} s") from err
+        raise KernelError(f"{ns_path}: {' '.join(argv)} did not finish within {timeout} s") from err
     if check and proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()
-        raise KernelError(f"{name}: {' '.join(argv[:2])} failed: {detail[0] if detail else proc.returncode}")
+        raise KernelError(f"{ns_path}: {' '.join(argv[:2])} failed: {detail[0] if detail else proc.returncode}")
     return proc
 
 

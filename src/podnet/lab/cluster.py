@@ -7,12 +7,12 @@ to that node's agent. The agents keep the nodes' routes right from then on.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from podnet.cni.entry import socket_path_for
 from podnet.cni.install import install as install_plugins
 from podnet.cni.result import Result
 from podnet.cni.runtime import Attachment, NetworkConfigList, Runtime
@@ -180,16 +180,10 @@ def _build_node(fabric: Namespace, node: NodePlan, plan: ClusterPlan) -> None:
         ns.add_route(Route("default", via=plan.fabric_address.split("/")[0]), protocol=RTPROT_STATIC)
 
 
-def agent_socket(node: NodePlan) -> Path:
-    """Where the node's agent serves CNI: named after the node's network namespace."""
-    from podnet.cni.entry import AGENT_DIR
-
-    return Path(AGENT_DIR) / f"net-{os.stat(netns.path(node.namespace)).st_ino}.sock"
-
-
 def _wait_for_agent(node: NodePlan) -> None:
+    socket = Path(socket_path_for(str(netns.path(node.namespace))))
     deadline = time.monotonic() + AGENT_START_TIMEOUT
-    while not agent_socket(node).exists():
+    while not socket.exists():
         if time.monotonic() > deadline:
             raise LabError(f"the agent of node {node.name} did not start; see its log in the lab's directory")
         time.sleep(0.02)

@@ -3,7 +3,6 @@ after a crash, because it finds namespaces and processes by name, not by memory.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from podnet.errors import LabError, PodnetError
@@ -51,14 +50,15 @@ def _remove_namespaces(namespaces: list[str]) -> None:
 
 
 def forget_agent_socket(namespace: str) -> None:
-    from podnet.cni.entry import AGENT_DIR
+    """The agent's socket and its journal of pending deletions (the same name)."""
+    from podnet.cni.entry import socket_path_for
 
     try:
-        inode = os.stat(netns.path(namespace)).st_ino
+        socket = Path(socket_path_for(str(netns.path(namespace))))
     except FileNotFoundError:
         return
-    for suffix in (".sock", ".pending"):
-        (Path(AGENT_DIR) / f"net-{inode}{suffix}").unlink(missing_ok=True)
+    socket.unlink(missing_ok=True)
+    socket.with_suffix(".pending").unlink(missing_ok=True)
 
 
 def down(lab: str) -> list[str]:

@@ -126,17 +126,19 @@ def cluster_dns(spec: ClusterSpec, node: str) -> tuple[Pod, Service]:
     kube-dns Service at the tenth address of the service subnet."""
     labels = {"k8s-app": "kube-dns"}
     pod = Pod(ObjectMeta("coredns", "kube-system", labels), (Container("dns", command=("podnet", "dns")),), node)
-    ip = str(spec.service_subnet.network_address + RESERVED_SERVICE_OFFSETS[1])
     ports = (ServicePort(53, 53, "UDP", "dns"), ServicePort(53, 53, "TCP", "dns-tcp"))
-    return pod, Service(ObjectMeta("kube-dns", "kube-system", labels), "ClusterIP", labels, ports, ip)
+    return pod, Service(ObjectMeta("kube-dns", "kube-system", labels), "ClusterIP", labels, ports, cluster_dns_ip(spec))
+
+
+def cluster_dns_ip(spec: ClusterSpec) -> str:
+    return str(spec.service_subnet.network_address + RESERVED_SERVICE_OFFSETS[1])
 
 
 def resolv_conf(pod: Pod, spec: ClusterSpec) -> str:
     """As kubelet writes it for a pod with the ClusterFirst DNS policy."""
     namespace, domain = pod.metadata.namespace, spec.dns_domain
-    nameserver = spec.service_subnet.network_address + RESERVED_SERVICE_OFFSETS[1]
     return (f"search {namespace}.svc.{domain} svc.{domain} {domain}\n"
-            f"nameserver {nameserver}\noptions ndots:5\n")
+            f"nameserver {cluster_dns_ip(spec)}\noptions ndots:5\n")
 
 
 def _plan_pods(lab: str, workloads: tuple[Pod, ...], nodes: tuple[NodePlan, ...]) -> list[PodPlan]:

@@ -19,6 +19,7 @@ from podnet.cni.config import config_errors, fields, runtime_or_args
 from podnet.cni.errors import INVALID_CONFIG, NOT_AVAILABLE_LIMITED, CniError
 from podnet.cni.plugins import ipam, nat
 from podnet.cni.request import CniRequest
+from podnet.ipam.ranges import Address
 from podnet.errors import KernelError
 from podnet.kernel import sysctl
 from podnet.kernel.netlink import Namespace, open_path, random_mac
@@ -251,18 +252,20 @@ def delete(request: CniRequest) -> None:
     """Idempotent, and complete even without the netns or a prevResult: the leases
     say which addresses to unmasquerade, so no rule is left behind."""
     conf = BridgeConfig.parse(request.config)
-    addresses = [f"{a}/{32 if a.version == 4 else 128}" for a in ipam.leased(request, conf.ipam)]
-    prev = request.config.get("prevResult")
-    if isinstance(prev, dict):
-        addresses += [ip.address for ip in result.Result.parse(prev).ips]
-    ipam.delete(request, conf.ipam)
+    prev_data = request.config.get("prevResult")
+    prev = result.Result.parse(prev_data) if isinstance(prev_data, dict) else result.Result()
+    addresses = [_host_cidr(a) for a in ipam.delete(request, conf.ipam)] + [ip.address for ip in prev.ips]
     addresses += _delete_container_link(request)
     if conf.ip_masq and addresses:
         nat.remove_masquerade(request.network, addresses)
-    if conf.macspoofchk and isinstance(prev, dict):
-        for interface in result.Result.parse(prev).interfaces:
+    if conf.macspoofchk:
+        for interface in prev.interfaces:
             if not interface.sandbox and interface.name != conf.bridge:
                 nat.remove_mac_guard(interface.name)
+
+
+def _host_cidr(address: Address) -> str:
+    return f"{address}/{address.max_prefixlen}"
 
 
 def check(request: CniRequest) -> None:
@@ -299,7 +302,7 @@ def gc(request: CniRequest) -> None:
     conf = BridgeConfig.parse(request.config)
     released = ipam.gc(request, conf.ipam)
     if conf.ip_masq and released:
-        nat.remove_masquerade(request.network, [f"{a}/{32 if a.version == 4 else 128}" for a in released])
+        nat.remove_masquerade(request.network, [_host_cidr(a) for a in released])
 
 
 def status(request: CniRequest) -> None:

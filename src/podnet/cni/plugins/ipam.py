@@ -28,16 +28,13 @@ def add(request: CniRequest, ipam_conf: dict[str, Any]) -> result.Result:
     return result.Result.parse(_delegate(request, "ADD", ipam_conf) or {})
 
 
-def delete(request: CniRequest, ipam_conf: dict[str, Any]) -> None:
+def delete(request: CniRequest, ipam_conf: dict[str, Any]) -> list[Address]:
+    """Release the container's addresses; returns them when the IPAM plugin can
+    tell (ours can), so DEL knows what to unmasquerade without a netns."""
     if _in_process(ipam_conf):
-        host_local.delete(request, ipam_conf)
-    else:
-        _delegate(request, "DEL", ipam_conf)
-
-
-def leased(request: CniRequest, ipam_conf: dict[str, Any]) -> list[Address]:
-    """The container's addresses, when the IPAM plugin can tell (ours can)."""
-    return host_local.leased(request, ipam_conf) if _in_process(ipam_conf) else []
+        return host_local.delete(request, ipam_conf)
+    _delegate(request, "DEL", ipam_conf)
+    return []
 
 
 def has_leases(request: CniRequest, ipam_conf: dict[str, Any]) -> bool:

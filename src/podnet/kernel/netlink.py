@@ -1,8 +1,8 @@
-"""Links, addresses and routes inside one namespace, over netlink (pyroute2).
+"""Links, addresses and routes inside one namespace, over netlink.
 
-A handle stays open for a batch of operations, because opening a namespace
-costs more than most of the operations done in it. Every operation is "ensure"
+A handle stays open for a batch of operations. Every operation is "ensure"
 style: it states what must exist and does nothing when it already does.
+Messages are pyroute2's; they travel over podnet.kernel.rtnl's synchronous socket.
 """
 
 from __future__ import annotations
@@ -13,17 +13,30 @@ import os
 import socket
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink import NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE
+from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from podnet.errors import KernelError
 from podnet.kernel import netns
 from podnet.kernel.route import RTPROT_PODNET, Route
+from podnet.kernel.rtnl import NetlinkFailure, RtnlSocket, message
 
 _AF_INET = 2
 _AF_INET6 = 10
 _MAIN_TABLE = 254
+_IFF_UP = 0x1
+_IFF_PROMISC = 0x100
+_RTN_UNICAST = 1
+_RT_SCOPE_UNIVERSE, _RT_SCOPE_LINK, _RT_SCOPE_NOWHERE = 0, 253, 255
+_RTM_NEWLINK, _RTM_DELLINK, _RTM_GETLINK, _RTM_SETLINK = 16, 17, 18, 19
+_RTM_NEWADDR, _RTM_DELADDR, _RTM_GETADDR = 20, 21, 22
+_RTM_NEWROUTE, _RTM_DELROUTE, _RTM_GETROUTE = 24, 25, 26
+_CREATE = NLM_F_CREATE | NLM_F_EXCL
+_OWN_NAMESPACE = "/proc/thread-self/ns/net"
 
 
 def random_mac() -> str:
@@ -40,6 +53,10 @@ def _netlink_socket() -> socket.socket:
     return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, socket.NETLINK_ROUTE)
 
 
+def _family(address: str) -> int:
+    return _AF_INET6 if ":" in address else _AF_INET
+
+
 class Namespace:
     """An open netlink handle on one network namespace: a podnet namespace by
     name, or (for CNI) a runtime's namespace by path, never the machine's own."""
@@ -52,14 +69,23 @@ class Namespace:
                 raise KernelError(f"network namespace {name} does not exist")
             ns_path = str(netns.path(name))
         self.path = ns_path
-        self._nl = IPRoute(use_socket=netns.run_in_path(ns_path, _netlink_socket))
+        # The calling thread is already in its own namespace: no thread to switch.
+        sock = _netlink_socket() if ns_path == _OWN_NAMESPACE else netns.run_in_path(ns_path, _netlink_socket)
+        self._nl = RtnlSocket(sock)
         self._indexes: dict[str, int] = {}  # links are not renamed under a short-lived handle
 
     def close(self) -> None:
         self._nl.close()
 
-    def _fail(self, what: str, err: NetlinkError) -> KernelError:
-        return KernelError(f"{self.name}: {what}: {err.args[1] if len(err.args) > 1 else err}")
+    def _fail(self, what: str, err: NetlinkFailure) -> KernelError:
+        return KernelError(f"{self.name}: {what}: {err.reason}")
+
+    def _change(self, what: str, msg_type: int, msg: Any, flags: int = 0, tolerate: tuple[int, ...] = ()) -> None:
+        try:
+            self._nl.request(msg_type, msg, flags)
+        except NetlinkFailure as err:
+            if err.code not in tolerate:
+                raise self._fail(what, err) from err
 
     # links
 
@@ -75,22 +101,25 @@ class Namespace:
             raise KernelError(f"{self.name}: no link named {ifname}")
         return index
 
+    def _get_link(self, **key: Any) -> Any:
+        attrs = [("IFLA_IFNAME", key["ifname"])] if "ifname" in key else []
+        try:
+            (link,) = self._nl.request(_RTM_GETLINK, message(ifinfmsg, attrs, index=key.get("index", 0)))
+        except NetlinkFailure as err:
+            if err.code == errno.ENODEV:
+                return None
+            raise self._fail(f"read link {key}", err) from err
+        return link
+
     def link_kind(self, ifname: str) -> str | None:
-        index = self.index(ifname)
-        if index is None:
-            return None
-        (link,) = self._nl.get_links(index)
-        info = link.get("IFLA_LINKINFO")
-        return info.get("IFLA_INFO_KIND") if info else None
+        info = self.link_info(ifname)
+        return info["kind"] if info else None  # type: ignore[return-value]
 
     def link_info(self, ifname: str) -> dict[str, object] | None:
         """index, mac, mtu, master (name), kind and up-ness of a link, or None."""
-        try:
-            (link,) = self._nl.link("get", ifname=ifname)
-        except NetlinkError as err:
-            if err.code == errno.ENODEV:
-                return None
-            raise self._fail(f"read link {ifname}", err) from err
+        link = self._get_link(ifname=ifname)
+        if link is None:
+            return None
         info = link.get("IFLA_LINKINFO")
         master = link.get("IFLA_MASTER")
         self._indexes[ifname] = link["index"]
@@ -100,43 +129,38 @@ class Namespace:
             "mtu": link.get("IFLA_MTU"),
             "master": self._name_of(master) if master else None,
             "kind": info.get("IFLA_INFO_KIND") if info else None,
-            "up": bool(link["flags"] & 1),
+            "up": bool(link["flags"] & _IFF_UP),
             "peer_index": link.get("IFLA_LINK"),
         }
 
     def _name_of(self, index: int) -> str | None:
-        try:
-            (link,) = self._nl.get_links(index)
-        except NetlinkError:
-            return None
-        return link.get("IFLA_IFNAME")
+        link = self._get_link(index=index)
+        return link.get("IFLA_IFNAME") if link is not None else None
+
+    def _set_link(self, ifname: str, attrs: list[tuple[str, Any]] | None = None, **fields: Any) -> None:
+        msg = message(ifinfmsg, attrs, index=self.require_index(ifname), **fields)
+        self._change(f"change link {ifname}", _RTM_NEWLINK, msg)
 
     def set_promiscuous(self, ifname: str) -> None:
-        iff_promisc = 0x100
-        self._nl.link("set", index=self.require_index(ifname), flags=iff_promisc, change=iff_promisc)
+        self._set_link(ifname, flags=_IFF_PROMISC, change=_IFF_PROMISC)
 
     def set_hairpin(self, ifname: str) -> None:
         """Let frames leave a bridge port they came in on (a pod reaching itself)."""
-        self._nl.brport("set", index=self.require_index(ifname), mode=1)
+        port = {"attrs": [("IFLA_INFO_SLAVE_KIND", "bridge"),
+                          ("IFLA_INFO_SLAVE_DATA", {"attrs": [("IFLA_BRPORT_MODE", 1)]})]}
+        self._set_link(ifname, [("IFLA_LINKINFO", port)])
 
-    def remove_address(self, ifname: str, cidr: str) -> None:
-        iface = ipaddress.ip_interface(cidr)
-        try:
-            self._nl.addr("del", index=self.require_index(ifname), address=str(iface.ip),
-                          prefixlen=iface.network.prefixlen)
-        except NetlinkError as err:
-            if err.code not in (errno.EADDRNOTAVAIL, errno.ENOENT):
-                raise self._fail(f"remove address {cidr} from {ifname}", err) from err
+    def set_mtu(self, ifname: str, mtu: int) -> None:
+        self._set_link(ifname, [("IFLA_MTU", mtu)])
 
     def ensure_bridge(self, ifname: str, mtu: int | None = None) -> int:
         if self.index(ifname) is None:
-            try:
-                # A MAC of its own keeps the bridge's from following whichever port joins first.
-                self._nl.link("add", ifname=ifname, kind="bridge", address=random_mac())
-            except NetlinkError as err:
-                raise self._fail(f"create bridge {ifname}", err) from err
+            # A MAC of its own keeps the bridge's from following whichever port joins first.
+            attrs = [("IFLA_IFNAME", ifname), ("IFLA_ADDRESS", random_mac()),
+                     ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "bridge")]})]
+            self._change(f"create bridge {ifname}", _RTM_NEWLINK, message(ifinfmsg, attrs), _CREATE)
         if mtu:
-            self._nl.link("set", index=self.require_index(ifname), mtu=mtu)
+            self.set_mtu(ifname, mtu)
         self.set_up(ifname)
         return self.require_index(ifname)
 
@@ -157,113 +181,118 @@ class Namespace:
         """
         target = peer_namespace.path if isinstance(peer_namespace, Namespace) else str(netns.path(peer_namespace))
         fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
-        peer_spec: dict[str, object] = {"ifname": peer, "net_ns_fd": fd}
-        options: dict[str, object] = {}
-        if mtu:
-            peer_spec["mtu"] = mtu
-            options["mtu"] = mtu
-        if peer_mac:
-            peer_spec["address"] = peer_mac
-        if mac:
-            options["address"] = mac
-        if master:
-            options["master"] = self.require_index(master)
-        if up:
-            options["state"] = "up"
         try:
-            self._nl.link("add", ifname=ifname, kind="veth", peer=peer_spec, **options)
-        except NetlinkError as err:
-            raise self._fail(f"create veth {ifname} <-> {target}/{peer}", err) from err
+            peer_attrs: list[tuple[str, Any]] = [("IFLA_IFNAME", peer), ("IFLA_NET_NS_FD", fd)]
+            attrs: list[tuple[str, Any]] = [("IFLA_IFNAME", ifname)]
+            if mtu:
+                peer_attrs.append(("IFLA_MTU", mtu))
+                attrs.append(("IFLA_MTU", mtu))
+            if peer_mac:
+                peer_attrs.append(("IFLA_ADDRESS", peer_mac))
+            if mac:
+                attrs.append(("IFLA_ADDRESS", mac))
+            if master:
+                attrs.append(("IFLA_MASTER", self.require_index(master)))
+            veth = {"attrs": [("IFLA_INFO_KIND", "veth"),
+                              ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", {"attrs": peer_attrs})]})]}
+            attrs.append(("IFLA_LINKINFO", veth))
+            flags = _IFF_UP if up else 0
+            self._change(f"create veth {ifname} <-> {target}/{peer}", _RTM_NEWLINK,
+                         message(ifinfmsg, attrs, flags=flags, change=flags), _CREATE)
         finally:
             os.close(fd)
 
     def set_master(self, ifname: str, master: str) -> None:
-        self._nl.link("set", index=self.require_index(ifname), master=self.require_index(master))
+        self._set_link(ifname, [("IFLA_MASTER", self.require_index(master))])
 
     def set_up(self, ifname: str) -> None:
-        self._nl.link("set", index=self.require_index(ifname), state="up")
+        self._set_link(ifname, flags=_IFF_UP, change=_IFF_UP)
 
     def set_down(self, ifname: str) -> None:
-        self._nl.link("set", index=self.require_index(ifname), state="down")
+        self._set_link(ifname, flags=0, change=_IFF_UP)
 
     def delete_link(self, ifname: str) -> None:
         index = self.index(ifname)
         if index is None:
             return
         self._indexes.pop(ifname, None)
-        try:
-            self._nl.link("del", index=index)
-        except NetlinkError as err:
-            if err.code != errno.ENODEV:
-                raise self._fail(f"delete link {ifname}", err) from err
+        self._change(f"delete link {ifname}", _RTM_DELLINK, message(ifinfmsg, index=index), tolerate=(errno.ENODEV,))
 
     # addresses
 
     def addresses(self, ifname: str) -> set[str]:
         """Addresses on the link as "ip/prefix" strings."""
-        found = set()
-        for msg in self._nl.get_addr(index=self.require_index(ifname)):
-            found.add(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}")
-        return found
+        index = self.require_index(ifname)
+        return {f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}"
+                for msg in self._nl.dump(_RTM_GETADDR, message(ifaddrmsg))
+                if msg["index"] == index}
+
+    def _address(self, ifname: str, cidr: str) -> Any:
+        iface = ipaddress.ip_interface(cidr)
+        address = str(iface.ip)
+        attrs: list[tuple[str, Any]] = [("IFA_ADDRESS", address)]
+        if iface.version == 4:
+            attrs.append(("IFA_LOCAL", address))
+            if iface.network.prefixlen < 31:  # as `ip address add ... brd +`
+                attrs.append(("IFA_BROADCAST", str(iface.network.broadcast_address)))
+        return message(ifaddrmsg, attrs, family=_family(address), prefixlen=iface.network.prefixlen,
+                       index=self.require_index(ifname))
 
     def ensure_address(self, ifname: str, cidr: str) -> None:
         """Add the address; one that is already there is fine (EEXIST)."""
-        iface = ipaddress.ip_interface(cidr)
-        try:
-            self._nl.addr(
-                "add",
-                index=self.require_index(ifname),
-                address=str(iface.ip),
-                prefixlen=iface.network.prefixlen,
-            )
-        except NetlinkError as err:
-            if err.code != errno.EEXIST:
-                raise self._fail(f"add address {cidr} to {ifname}", err) from err
+        self._change(f"add address {cidr} to {ifname}", _RTM_NEWADDR, self._address(ifname, cidr), _CREATE,
+                     tolerate=(errno.EEXIST,))
+
+    def remove_address(self, ifname: str, cidr: str) -> None:
+        self._change(f"remove address {cidr} from {ifname}", _RTM_DELADDR, self._address(ifname, cidr),
+                     tolerate=(errno.EADDRNOTAVAIL, errno.ENOENT))
 
     # routes
 
     def routes(self, *, protocol: int | None = RTPROT_PODNET) -> set[Route]:
         """Main-table unicast routes, by default only the ones podnet installed."""
-        names = {link["index"]: link.get("ifname") for link in self._nl.get_links()}
+        names = {link["index"]: link.get("IFLA_IFNAME")
+                 for link in self._nl.dump(_RTM_GETLINK, message(ifinfmsg))}
         found = set()
         for family in (_AF_INET, _AF_INET6):
-            for msg in self._nl.get_routes(family=family, table=_MAIN_TABLE):
-                if msg["type"] != 1 or (protocol is not None and msg["proto"] != protocol):
+            for msg in self._nl.dump(_RTM_GETROUTE, message(rtmsg, family=family)):
+                table = msg.get("RTA_TABLE") or msg["table"]
+                if table != _MAIN_TABLE or msg["type"] != _RTN_UNICAST:
+                    continue
+                if protocol is not None and msg["proto"] != protocol:
                     continue
                 dst = msg.get("RTA_DST")
                 dst = f"{dst}/{msg['dst_len']}" if dst else "default"
                 found.add(Route(dst=dst, via=msg.get("RTA_GATEWAY"), dev=names.get(msg.get("RTA_OIF"))))
         return found
 
-    def _route_spec(self, route: Route, protocol: int) -> dict[str, object]:
-        spec: dict[str, object] = {"proto": protocol}
+    def _route(self, route: Route, protocol: int, scope: int | None = None) -> Any:
+        attrs: list[tuple[str, Any]] = []
         if route.dst == "default":
-            spec["dst"] = "default"
+            family, dst_len = _family(route.via or "0.0.0.0"), 0
         else:
             network = ipaddress.ip_network(route.dst, strict=False)
-            spec.update(dst=str(network.network_address), dst_len=network.prefixlen)
-            if network.version == 6:
-                spec["family"] = _AF_INET6
+            family, dst_len = (_AF_INET6 if network.version == 6 else _AF_INET), network.prefixlen
+            if dst_len:
+                attrs.append(("RTA_DST", str(network.network_address)))
         if route.via:
-            spec["gateway"] = route.via
+            attrs.append(("RTA_GATEWAY", route.via))
         if route.dev:
-            spec["oif"] = self.require_index(route.dev)
-        return spec
+            attrs.append(("RTA_OIF", self.require_index(route.dev)))
+        if scope is None:  # as iproute2: a route with no gateway reaches its destination on the link
+            scope = _RT_SCOPE_UNIVERSE if route.via or not dst_len else _RT_SCOPE_LINK
+        return message(rtmsg, attrs, family=family, dst_len=dst_len, table=_MAIN_TABLE, proto=protocol,
+                       scope=scope, type=_RTN_UNICAST)
 
     def add_route(self, route: Route, *, protocol: int = RTPROT_PODNET) -> None:
-        try:
-            self._nl.route("replace", **self._route_spec(route, protocol))
-        except NetlinkError as err:
-            raise self._fail(f"add route {route}", err) from err
+        self._change(f"add route {route}", _RTM_NEWROUTE, self._route(route, protocol),
+                     NLM_F_CREATE | NLM_F_REPLACE)
 
     def delete_route(self, route: Route, *, protocol: int = RTPROT_PODNET) -> None:
         if route.dev and self.index(route.dev) is None:
             return  # the route went away with its device
-        try:
-            self._nl.route("del", **self._route_spec(route, protocol))
-        except NetlinkError as err:
-            if err.code not in (errno.ESRCH, errno.ENOENT):
-                raise self._fail(f"delete route {route}", err) from err
+        self._change(f"delete route {route}", _RTM_DELROUTE, self._route(route, protocol, _RT_SCOPE_NOWHERE),
+                     tolerate=(errno.ESRCH, errno.ENOENT))
 
     def sync_routes(self, desired: Iterable[Route], *, protocol: int = RTPROT_PODNET) -> tuple[set[Route], set[Route]]:
         """Make podnet's routes exactly the desired set; returns (added, removed).

@@ -146,17 +146,24 @@ class Service:
 
     def endpoints(self, port: ServicePort, pods: list[Pod]) -> list[Endpoint]:
         """Endpoints for one port, derived from the pods the selector matches."""
+        namespace = self.metadata.namespace
+        return self.endpoints_of_selected(port, [
+            pod for pod in pods
+            if pod.metadata.namespace == namespace and selector_matches(self.selector, pod.metadata.labels)])
+
+    def endpoints_of_selected(self, port: ServicePort, selected: list[Pod]) -> list[Endpoint]:
+        """Endpoints for one port, from pods already known to match the selector
+        (a proxy selects through an index, for thousands of services at once)."""
         found = []
-        for pod in pods:
-            if pod.metadata.namespace != self.metadata.namespace or not pod.pod_ip:
-                continue
-            if not selector_matches(self.selector, pod.metadata.labels):
+        for pod in selected:
+            if not pod.pod_ip:
                 continue
             target = _resolve_target_port(port, pod)
             if target is not None:
                 found.append(Endpoint(pod.pod_ip, target, pod.metadata.name, pod.node_name, pod.ready, pod.terminating,
                                       pod_weight(pod)))
-        return sorted(found, key=lambda e: (e.ip, e.port))
+        found.sort(key=lambda e: (e.ip, e.port))
+        return found
 
     def to_manifest(self) -> dict[str, Any]:
         spec: dict[str, Any] = {"type": self.type, "ports": [p.to_manifest() for p in self.ports]}

@@ -66,6 +66,8 @@ class PodIndex:
             return []
         candidates = [self._by_label.get((service.metadata.namespace, k, v), []) for k, v in service.selector.items()]
         smallest = min(candidates, key=len)
+        if len(candidates) == 1:
+            return list(smallest)  # the index already matched the only label
         return [p for p in smallest if all(p.metadata.labels.get(k) == v for k, v in service.selector.items())]
 
 
@@ -79,7 +81,7 @@ def service_ports(services: list[Service], pods: list[Pod], node_name: str) -> l
             continue  # headless and ExternalName are DNS only; userspace ones have their own proxy
         selected = index.select(service)
         for port in service.ports:
-            chosen = usable(service.endpoints(port, selected))
+            chosen = usable(service.endpoints_of_selected(port, selected))
             views.append(ServicePortView(
                 name=port_name(service, port),
                 cluster_ip=service.cluster_ip,

@@ -101,14 +101,15 @@ class Ruleset:
         chains differ and the table must be replaced whole."""
         if before.chains != self.chains or before.pod_network != self.pod_network:
             return None
-        lines = []
+        deletes, adds = [], []  # one command per map: nft's cost is per command more than per element
         for name in _COLLECTIONS:
             old, new = before.elements[name], self.elements[name]
-            for element in sorted(old - new):
-                lines.append(f"delete element ip {TABLE} {name} {{ {_key(element)} }}")
-            for element in sorted(new - old):
-                lines.append(f"add element ip {TABLE} {name} {{ {element} }}")
-        return "\n".join(lines)
+            if old - new:
+                keys = ", ".join(_key(element) for element in sorted(old - new))
+                deletes.append(f"delete element ip {TABLE} {name} {{ {keys} }}")
+            if new - old:
+                adds.append(f"add element ip {TABLE} {name} {{ {', '.join(sorted(new - old))} }}")
+        return "\n".join(deletes + adds)
 
 
 def _key(element: str) -> str:

@@ -25,7 +25,7 @@ def desired_ports(services: list[Service], pods: list[Pod]) -> dict[str, PortSpe
         selected = index.select(service)
         for port in service.ports:
             spec = PortSpec(port_name(service, port), service.cluster_ip, port.port, port.protocol.lower(),
-                            service.scheduler, usable(service.endpoints(port, selected)))
+                            service.scheduler, usable(service.endpoints_of_selected(port, selected)))
             wanted[spec.name] = spec
     return wanted
 

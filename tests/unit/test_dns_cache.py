@@ -6,7 +6,7 @@ import dns.message
 import dns.rcode
 import dns.rrset
 
-from podnet.dns.cache import Cache
+from podnet.dns.cache import Cache, Prefetch
 
 
 class Clock:
@@ -34,10 +34,10 @@ def test_positive_answers_age_and_expire() -> None:
     cache.put(reply("www.example.org."))
     query = dns.message.make_query("WWW.example.org.", "A")
     clock.now += 20
-    hit = cache.get(query)
+    hit, _ = cache.get(query)
     assert hit is not None and hit.id == query.id and hit.answer[0].ttl == 40
     clock.now += 41
-    assert cache.get(query) is None
+    assert cache.get(query)[0] is None
 
 
 def test_negative_answers_are_kept_for_the_soa_minimum() -> None:
@@ -45,9 +45,9 @@ def test_negative_answers_are_kept_for_the_soa_minimum() -> None:
     cache = Cache(clock=clock)
     cache.put(reply("nope.example.org.", dns.rcode.NXDOMAIN, soa_minimum=30))
     query = dns.message.make_query("nope.example.org.", "A")
-    assert cache.get(query).rcode() == dns.rcode.NXDOMAIN  # type: ignore[union-attr]
+    assert cache.get(query)[0].rcode() == dns.rcode.NXDOMAIN  # type: ignore[union-attr]
     clock.now += 31
-    assert cache.get(query) is None
+    assert cache.get(query)[0] is None
 
 
 def test_failures_are_not_cached_and_capacity_is_bounded() -> None:
@@ -56,4 +56,25 @@ def test_failures_are_not_cached_and_capacity_is_bounded() -> None:
     assert len(cache) == 0
     for name in ("a.example.org.", "b.example.org.", "c.example.org."):
         cache.put(reply(name))
-    assert len(cache) == 2 and cache.get(dns.message.make_query("a.example.org.", "A")) is None
+    assert len(cache) == 2 and cache.get(dns.message.make_query("a.example.org.", "A"))[0] is None
+
+
+def test_prefetch_is_due_once_for_a_popular_answer_near_its_end() -> None:
+    clock = Clock()
+    cache = Cache(clock=clock, prefetch=Prefetch(amount=2, window=120, percent=10))
+    cache.put(reply("www.example.org.", ttl=100))
+    query = dns.message.make_query("www.example.org.", "A")
+    assert cache.get(query)[1] is False  # asked once, plenty of TTL left
+    clock.now += 95
+    assert cache.get(query)[1] is True  # asked twice, 5 % of the TTL left
+    assert cache.get(query)[1] is False  # already being refreshed
+    cache.put(reply("www.example.org.", ttl=100))
+    assert cache.get(query)[0].answer[0].ttl == 100  # type: ignore[union-attr]
+
+
+def test_no_prefetch_for_a_rare_answer() -> None:
+    clock = Clock()
+    cache = Cache(clock=clock, prefetch=Prefetch(amount=3, window=60, percent=10))
+    cache.put(reply("www.example.org.", ttl=100))
+    clock.now += 95
+    assert cache.get(dns.message.make_query("www.example.org.", "A"))[1] is False

@@ -1,10 +1,11 @@
-"""The long-running processes a lab starts: the node agent and the echo server."""
+"""The long-running processes a lab starts: the node agent, the echo server and the DNS server."""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+from pathlib import Path
 
 import click
 
@@ -52,34 +53,51 @@ def echo(port: int) -> None:
 
 
 @click.command("dns")
-@click.option("--store", "store_path", required=True, envvar="PODNET_STORE", type=click.Path(dir_okay=False),
-              help="The cluster's store (in a lab pod: $PODNET_STORE).")
+@click.option("--store", "store_path", envvar="PODNET_STORE", type=click.Path(dir_okay=False),
+              help="The cluster's store (in a lab pod: $PODNET_STORE); needed for the cluster zone.")
+@click.option("--conf", "corefile", type=click.Path(exists=True, dir_okay=False),
+              help="A Corefile (CoreDNS's config); its plugins replace the options below.")
 @click.option("--listen", default="0.0.0.0", show_default=True)
 @click.option("--port", default=53, show_default=True)
 @click.option("--zone", "domain", default="cluster.local", envvar="PODNET_DNS_DOMAIN", show_default=True)
 @click.option("--ttl", default=5, show_default=True)
+@click.option("--pods", type=click.Choice(["disabled", "insecure", "verified"]), default="insecure", show_default=True,
+              help="Records for a-b-c-d.<ns>.pod names: none, any such name, or only existing pods.")
 @click.option("--forward", "upstreams", multiple=True, metavar="IP[:PORT]", envvar="PODNET_DNS_UPSTREAMS",
               help="Upstream servers for names outside the zone (repeatable).")
 @click.option("--policy", type=click.Choice(["random", "round_robin", "sequential"]), default="random", show_default=True)
 @click.option("--hosts", "hosts_file", type=click.Path(exists=True, dir_okay=False),
               help="Also answer from an /etc/hosts-format file (CoreDNS's `hosts`).")
-def dns_server(store_path: str, listen: str, port: int, domain: str, ttl: int, upstreams: tuple[str, ...],
-               policy: str, hosts_file: str | None) -> None:
+@click.option("--health", metavar="[IP]:PORT", help="Serve GET /health here.")
+@click.option("--ready", metavar="[IP]:PORT", help="Serve GET /ready here.")
+@click.option("--metrics", metavar="[IP]:PORT", help="Serve Prometheus metrics (GET /metrics) here.")
+@click.option("--loop-check/--no-loop-check", default=True, show_default=True,
+              help="Detect upstreams that forward our queries back to us.")
+def dns_server(store_path: str | None, corefile: str | None, listen: str, port: int, domain: str, ttl: int, pods: str,
+               upstreams: tuple[str, ...], policy: str, hosts_file: str | None, health: str | None,
+               ready: str | None, metrics: str | None, loop_check: bool) -> None:
     """Serve the cluster's DNS (the Kubernetes DNS specification) from the store,
     and forward other names (with a cache) to upstream servers."""
     import asyncio
 
-    from podnet.dns.forward import Forwarder
+    from podnet.dns.config import DnsConfig, parse_address, parse_corefile
     from podnet.dns.server import serve
-    from podnet.dns.zone import hosts_records
     from podnet.store.sqlite import SqliteStore
 
+    if corefile:
+        config = parse_corefile(Path(corefile).read_text())
+    else:
+        pages = {name: parse_address(value, 0) for name, value in
+                 (("health", health), ("ready", ready), ("prometheus", metrics)) if value}
+        config = DnsConfig((listen, port), domain, ttl, pods, hosts_file,
+                           tuple(parse_address(u, 53) for u in upstreams), policy, loop_check=loop_check, http=pages)
+    if config.domain and not store_path:
+        raise click.UsageError(f"the cluster zone {config.domain} is answered from the store: give --store "
+                               "(or $PODNET_STORE)")
     stop = run_as_daemon()
-    addresses = [(u.rsplit(":", 1)[0], int(u.rsplit(":", 1)[1])) if u.count(":") == 1 else (u, 53) for u in upstreams]
-    forwarder = Forwarder(addresses, policy) if addresses else None
-    store = SqliteStore(store_path)
+    store = SqliteStore(store_path) if config.domain and store_path else None
     try:
-        hosts = hosts_records(open(hosts_file).read()) if hosts_file else []
-        asyncio.run(serve(store, listen, port, domain, ttl, stop, forwarder, hosts))
+        asyncio.run(serve(config, store, stop))
     finally:
-        store.close()
+        if store is not None:
+            store.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import dns.message
 import dns.rcode
@@ -31,13 +32,36 @@ def _ttl(message: dns.message.Message) -> int | None:
     return min(soa.ttl, soa[0].minimum) if soa else None
 
 
+@dataclass(frozen=True)
+class Prefetch:
+    """Refresh an answer before it expires once it was asked `amount` times within
+    `window` seconds and less than `percent` of its TTL is left (CoreDNS's cache)."""
+
+    amount: int = 1
+    window: float = 60.0
+    percent: int = 10
+
+
+class _Entry:
+    __slots__ = ("expires", "ttl", "reply", "window_start", "asked")
+
+    def __init__(self, expires: float, ttl: int, reply: dns.message.Message, now: float) -> None:
+        self.expires, self.ttl, self.reply = expires, ttl, reply
+        self.window_start, self.asked = now, 0
+
+
 class Cache:
-    def __init__(self, capacity: int = 10000, max_ttl: int = 3600, clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
+    """With a prefetch policy, an answer asked often enough is refreshed before it
+    expires (CoreDNS's `prefetch`): get() says so, and the caller asks upstream."""
+
+    def __init__(self, capacity: int = 10000, max_ttl: int = 3600, clock=time.monotonic,  # type: ignore[no-untyped-def]
+                 prefetch: Prefetch | None = None) -> None:
         self.capacity = capacity
         self.max_ttl = max_ttl
         self.clock = clock
-        self._entries: OrderedDict[Key, tuple[float, int, dns.message.Message]] = OrderedDict()
-        self.hits = self.misses = 0
+        self.prefetch = prefetch
+        self._entries: OrderedDict[Key, _Entry] = OrderedDict()
+        self.hits = self.misses = self.prefetches = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -48,28 +72,42 @@ class Cache:
             return
         ttl = min(ttl, self.max_ttl)
         key = key_of(reply)
-        self._entries[key] = (self.clock() + ttl, ttl, reply)
+        now = self.clock()
+        self._entries[key] = _Entry(now + ttl, ttl, reply, now)
         self._entries.move_to_end(key)
         while len(self._entries) > self.capacity:
             self._entries.popitem(last=False)
 
-    def get(self, query: dns.message.Message) -> dns.message.Message | None:
+    def get(self, query: dns.message.Message) -> tuple[dns.message.Message | None, bool]:
         """A copy of the cached reply for this question, its TTLs lowered by the
-        time spent in the cache, with the query's id; None when absent or expired."""
+        time spent in the cache, with the query's id (None when absent or expired);
+        and whether it is time to prefetch it."""
         key = key_of(query)
         entry = self._entries.get(key)
         now = self.clock()
-        if entry is None or entry[0] <= now:
+        if entry is None or entry.expires <= now:
             self._entries.pop(key, None)
             self.misses += 1
-            return None
-        expires, ttl, reply = entry
+            return None, False
         self._entries.move_to_end(key)
         self.hits += 1
-        fresh = copy.deepcopy(reply)
+        fresh = copy.deepcopy(entry.reply)
         fresh.id = query.id
-        left = max(0, int(expires - now))
+        left = max(0, int(entry.expires - now))
         for section in (fresh.answer, fresh.authority, fresh.additional):
             for rrset in section:
                 rrset.ttl = min(rrset.ttl, left)
-        return fresh
+        return fresh, self._due(entry, now)
+
+    def _due(self, entry: _Entry, now: float) -> bool:
+        policy = self.prefetch
+        if policy is None:
+            return False
+        if now - entry.window_start > policy.window:
+            entry.window_start, entry.asked = now, 0
+        entry.asked += 1
+        if entry.asked < policy.amount or (entry.expires - now) * 100 > entry.ttl * policy.percent:
+            return False
+        entry.asked = -(1 << 30)  # once per entry: the refreshed answer replaces it
+        self.prefetches += 1
+        return True

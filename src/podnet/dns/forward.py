@@ -13,6 +13,7 @@ import itertools
 import random
 import struct
 import time
+from collections import Counter
 
 POLICIES = ("random", "round_robin", "sequential")
 HOLD_DOWN = 5.0
@@ -33,12 +34,16 @@ class _Reply(asyncio.DatagramProtocol):
 
 
 class Forwarder:
-    def __init__(self, upstreams: list[tuple[str, int]], policy: str = "random", timeout: float = 2.0) -> None:
+    def __init__(self, upstreams: list[tuple[str, int]], policy: str = "random", timeout: float = 2.0,
+                 hold_down: float = HOLD_DOWN) -> None:
         if policy not in POLICIES:
             raise ValueError(f"unknown policy {policy!r} (one of {', '.join(POLICIES)})")
         self.upstreams = upstreams
         self.policy = policy
         self.timeout = timeout
+        self.hold_down = hold_down
+        self.sent: Counter[tuple[str, int]] = Counter()
+        self.failed: Counter[tuple[str, int]] = Counter()
         self._turn = itertools.count()
         self._down_until: dict[tuple[str, int], float] = {}
 
@@ -56,6 +61,7 @@ class Forwarder:
 
     async def resolve(self, wire: bytes) -> bytes | None:
         for upstream in self.order():
+            self.sent[upstream] += 1
             try:
                 reply = await asyncio.wait_for(self._udp(upstream, wire), self.timeout)
                 if len(reply) > 2 and reply[2] & 0x02:  # TC: ask again over TCP
@@ -63,7 +69,8 @@ class Forwarder:
                 self._down_until.pop(upstream, None)
                 return reply
             except (asyncio.TimeoutError, OSError):
-                self._down_until[upstream] = time.monotonic() + HOLD_DOWN
+                self.failed[upstream] += 1
+                self._down_until[upstream] = time.monotonic() + self.hold_down
         return None
 
     @staticmethod

@@ -12,19 +12,29 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import secrets
 import struct
 import threading
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
 
 import dns.exception
 import dns.flags
 import dns.message
+import dns.name
 import dns.opcode
 import dns.rcode
 import dns.rdatatype
 
+from prometheus_client import CONTENT_TYPE_LATEST
+
 from podnet.dns.cache import Cache
+from podnet.dns.config import DnsConfig
 from podnet.dns.forward import Forwarder
-from podnet.dns.zone import Zone, build_zone
+from podnet.dns.http import Page, serve_pages
+from podnet.dns.metrics import Counts, exposition
+from podnet.dns.zone import Zone, build_zone, hosts_records
 from podnet.model.pod import Pod
 from podnet.model.service import Service
 from podnet.store import resources
@@ -84,12 +94,22 @@ def _fit(reply: dns.message.Message, query: dns.message.Message, udp: bool) -> b
 
 
 class Resolver:
-    """Cluster names from the zone; other names from the cache, else upstream."""
+    """Cluster names from the zone; other names from the cache, else upstream.
+
+    With loop detection (CoreDNS's `loop`), it asks its upstreams for a random
+    name at start; seeing that very question come back three times means the
+    upstreams send our queries back to us, and forwarding stops (SERVFAIL, /ready
+    fails) rather than letting each query circle until it times out."""
 
     def __init__(self, source: ZoneFromStore, forwarder: Forwarder | None, cache: Cache | None = None) -> None:
         self.source = source
         self.forwarder = forwarder
         self.cache = cache or Cache()
+        self.counts = Counts()
+        self.looping = False
+        self.loop_probe = dns.name.from_text(f"{secrets.token_hex(8)}.{secrets.token_hex(8)}.podnet-loop-check.")
+        self._probe_seen = 0
+        self._background: set[asyncio.Task[None]] = set()
 
     def goes_upstream(self, query: dns.message.Message) -> bool:
         if self.forwarder is None or query.opcode() != dns.opcode.QUERY or len(query.question) != 1:
@@ -107,44 +127,91 @@ class Resolver:
         return answer_from_zone(self.source.zone, query, udp)
 
     async def from_upstream(self, query: dns.message.Message, wire: bytes, udp: bool) -> bytes | None:
-        cached = self.cache.get(query)
+        if self._looped(query) or self.looping:
+            return _failure(query)
+        cached, prefetch = self.cache.get(query)
         if cached is not None:
+            if prefetch:
+                self._in_background(self._refresh(query))
             return _fit(cached, query, udp)
+        assert self.forwarder is not None
+        reply = await self._ask_upstream(wire)
+        return _fit(reply, query, udp) if reply is not None else _failure(query)
+
+    async def _ask_upstream(self, wire: bytes) -> dns.message.Message | None:
         assert self.forwarder is not None
         reply_wire = await self.forwarder.resolve(wire)
         if reply_wire is None:
-            failure = dns.message.make_response(query)
-            failure.set_rcode(dns.rcode.SERVFAIL)
-            return failure.to_wire()
+            return None
         try:
             reply = dns.message.from_wire(reply_wire)
         except dns.exception.DNSException:
             return None
         self.cache.put(reply)
-        return _fit(reply, query, udp)
+        return reply
+
+    async def _refresh(self, query: dns.message.Message) -> None:
+        await self._ask_upstream(query.to_wire())
+
+    def _looped(self, query: dns.message.Message) -> bool:
+        if query.question[0].name != self.loop_probe:
+            return False
+        self._probe_seen += 1
+        if self._probe_seen >= 3 and not self.looping:
+            self.looping = True
+            log.error("forwarding loop detected: a query sent to %s came back to this server %d times; "
+                      "not forwarding any more (point the upstreams at a resolver that does not forward here)",
+                      ", ".join(f"{h}:{p}" for h, p in self.forwarder.upstreams) if self.forwarder else "-",
+                      self._probe_seen)
+        return self.looping
+
+    def check_for_loop(self) -> None:
+        if self.forwarder is not None:
+            probe = dns.message.make_query(self.loop_probe, dns.rdatatype.HINFO)
+            self._in_background(self._ask_once(probe.to_wire()))
+
+    async def _ask_once(self, wire: bytes) -> None:
+        assert self.forwarder is not None
+        await self.forwarder.resolve(wire)
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)  # held until done, as asyncio keeps only weak references
+        task.add_done_callback(self._background.discard)
+
+    def ready(self) -> bool:
+        return self.source.revision >= 0 and not self.looping
+
+
+def _failure(query: dns.message.Message) -> bytes:
+    failure = dns.message.make_response(query)
+    failure.set_rcode(dns.rcode.SERVFAIL)
+    return failure.to_wire()
 
 
 class ZoneFromStore:
-    """The zone, kept in step with the store by a watcher thread."""
+    """The zone, kept in step with the store by a watcher thread (or, without a
+    store, the hosts entries alone)."""
 
-    def __init__(self, store: Store, domain: str, ttl: int, hosts: list[tuple[str, str]] | None = None) -> None:
-        self.store, self.domain, self.ttl, self.hosts = store, domain, ttl, hosts or []
+    def __init__(self, store: Store | None, config: DnsConfig, hosts: list[tuple[str, str]] | None = None) -> None:
+        self.store, self.config, self.hosts = store, config, hosts or []
         self.revision = -1
-        self.zone = Zone(domain, ttl)
+        self.zone = Zone(config.domain, config.ttl, config.pods)
         self.refresh()
 
     def refresh(self) -> None:
-        revision = self.store.revision()
+        revision = self.store.revision() if self.store else 0
         if revision == self.revision:
             return
-        services, _ = resources.list_kind(self.store, "Service")
-        pods, _ = resources.list_kind(self.store, "Pod")
-        self.zone = build_zone([s for s in services if isinstance(s, Service)], [p for p in pods if isinstance(p, Pod)],
-                               self.domain, self.ttl, self.hosts)
+        services, pods = [], []
+        if self.store is not None:
+            services = [s for s in resources.list_kind(self.store, "Service")[0] if isinstance(s, Service)]
+            pods = [p for p in resources.list_kind(self.store, "Pod")[0] if isinstance(p, Pod)]
+        self.zone = build_zone(services, pods, self.config.domain, self.config.ttl, self.hosts, self.config.pods)
         self.revision = revision
 
     def watch(self, stop: threading.Event) -> None:
-        while not stop.wait(0.1):
+        while self.store is not None and not stop.wait(0.1):
             try:
                 self.refresh()
             except Exception as err:  # a bad object must not stop the answers for the others
@@ -177,6 +244,7 @@ class _Udp(asyncio.DatagramProtocol):
         if remembered is not None:
             self._send(data[:2] + remembered, peer)
             return
+
         query = parse_query(data)
         if isinstance(query, dns.message.Message) and self.resolver.goes_upstream(query):
             asyncio.create_task(self._forward(query, data, peer))
@@ -190,6 +258,7 @@ class _Udp(asyncio.DatagramProtocol):
         self._send(await self.resolver.from_upstream(query, data, udp=True), peer)
 
     def _send(self, reply: bytes | None, peer: tuple[str, int]) -> None:
+        self.resolver.counts.answered("udp", reply)
         if reply and self.transport:
             self.transport.sendto(reply, peer)
 
@@ -199,6 +268,7 @@ async def _tcp(resolver: Resolver, reader: asyncio.StreamReader, writer: asyncio
         while True:
             (length,) = struct.unpack("!H", await reader.readexactly(2))
             reply = await resolver.answer(await reader.readexactly(length), udp=False)
+            resolver.counts.answered("tcp", reply)
             if reply is None:
                 break
             writer.write(struct.pack("!H", len(reply)) + reply)
@@ -209,15 +279,30 @@ async def _tcp(resolver: Resolver, reader: asyncio.StreamReader, writer: asyncio
         writer.close()
 
 
-async def serve(store: Store, host: str, port: int, domain: str, ttl: int, stop: threading.Event,
-                forwarder: Forwarder | None = None, hosts: list[tuple[str, str]] | None = None) -> None:
-    source = ZoneFromStore(store, domain, ttl, hosts)
+async def serve(config: DnsConfig, store: Store | None, stop: threading.Event) -> None:
+    hosts = hosts_records(Path(config.hosts_file).read_text()) if config.hosts_file else []
+    source = ZoneFromStore(store, config, hosts)
     threading.Thread(target=source.watch, args=(stop,), daemon=True).start()
-    resolver = Resolver(source, forwarder)
+    forwarder = Forwarder(list(config.upstreams), config.policy, hold_down=config.health_check) if config.upstreams else None
+    resolver = Resolver(source, forwarder, Cache(config.cache_capacity, config.cache_max_ttl, prefetch=config.prefetch))
     loop = asyncio.get_running_loop()
+    host, port = config.listen
     transport, _ = await loop.create_datagram_endpoint(lambda: _Udp(resolver), local_addr=(host, port))
-    server = await asyncio.start_server(lambda r, w: _tcp(resolver, r, w), host, port)
-    log.info("serving %s on %s:%d (udp and tcp)", domain, host, port)
+    servers = [await asyncio.start_server(lambda r, w: _tcp(resolver, r, w), host, port)]
+    for name, (page_host, page_port) in config.http.items():
+        servers.append(await serve_pages(page_host, page_port, _pages(name, resolver)))
+    log.info("serving %s on %s:%d (udp and tcp)", config.domain or "hosts entries", host, port)
+    if config.loop_check:
+        resolver.check_for_loop()
     await loop.run_in_executor(None, stop.wait)
     transport.close()
-    server.close()
+    for server in servers:
+        server.close()
+
+
+def _pages(name: str, resolver: Resolver) -> dict[str, Page]:
+    if name == "health":
+        return {"/health": lambda: (200, "text/plain", b"OK")}
+    if name == "ready":
+        return {"/ready": lambda: (200, "text/plain", b"OK") if resolver.ready() else (503, "text/plain", b"not ready\n")}
+    return {"/metrics": lambda: (200, CONTENT_TYPE_LATEST, exposition(resolver))}

@@ -22,6 +22,7 @@ from podnet.model.pod import Pod
 from podnet.model.service import Service
 
 SCHEMA_VERSION = "1.1.0"
+POD_MODES = ("disabled", "insecure", "verified")  # CoreDNS's kubernetes `pods` option
 
 
 @dataclass
@@ -33,12 +34,21 @@ class Answer:
 
 
 class Zone:
-    def __init__(self, domain: str = "cluster.local", ttl: int = 5) -> None:
-        self.origin = dns.name.from_text(domain)
+    """The cluster domain's records (none when domain is None: a hosts-only
+    server, as the seed's first CoreDNS), and the names of hosts entries."""
+
+    def __init__(self, domain: str | None = "cluster.local", ttl: int = 5, pods: str = "verified") -> None:
+        self.domain = domain
+        self.origin = dns.name.from_text(domain) if domain else dns.name.root
         self.ttl = ttl
+        self.pods = pods
         self._records: dict[dns.name.Name, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
         self.extra_names: set[dns.name.Name] = set()  # names outside the domain we answer for (hosts entries)
-        self.add(f"dns-version.{domain}.", dns.rdatatype.TXT, f'"{SCHEMA_VERSION}"')
+        if domain:
+            self.add(f"dns-version.{domain}.", dns.rdatatype.TXT, f'"{SCHEMA_VERSION}"')
+
+    def __len__(self) -> int:
+        return len(self._records)
 
     def add(self, name: str, rdtype: int, value: str) -> None:
         records = self._records[dns.name.from_text(name).canonicalize()][rdtype]
@@ -51,13 +61,17 @@ class Zone:
                                    f"ns.dns.{self.origin} hostmaster.{self.origin} 1 7200 1800 86400 {self.ttl}")
 
     def authoritative_for(self, name: dns.name.Name) -> bool:
-        return name.is_subdomain(self.origin) or _reverse(name) or name.canonicalize() in self.extra_names
+        if name.canonicalize() in self.extra_names:
+            return True
+        return self.domain is not None and (name.is_subdomain(self.origin) or _reverse(name))
 
     def query(self, qname: dns.name.Name, qtype: int) -> Answer:
         """NOERROR with records, NODATA (NOERROR, no records, SOA) when the name
         exists with other types, NXDOMAIN (SOA) when it does not exist at all."""
         name = qname.canonicalize()
         types = self._records.get(name)
+        if not types and self.pods == "insecure":
+            types = self._pod_by_name(name)
         if not types and not self._has_children(name):
             return Answer(dns.rcode.NXDOMAIN, authority=[self.soa()])
         if types and dns.rdatatype.CNAME in types and qtype != dns.rdatatype.CNAME:
@@ -74,6 +88,16 @@ class Zone:
                     if addresses:
                         found.additional.append(self._rrset(target, address_type, addresses))
         return found
+
+    def _pod_by_name(self, name: dns.name.Name) -> dict[int, list[str]] | None:
+        """`pods insecure`: a-b-c-d.<ns>.pod.<zone> is a-b-c-d, whether or not such a pod exists."""
+        if not name.is_subdomain(self.origin):
+            return None
+        labels = name.relativize(self.origin).labels
+        if len(labels) != 3 or labels[2] != b"pod":
+            return None
+        ip = _undashed(labels[0].decode(errors="replace"))
+        return {_address_type(ip): [ip]} if ip else None
 
     def _has_children(self, name: dns.name.Name) -> bool:
         """An empty non-terminal (svc.cluster.local) exists: NODATA, not NXDOMAIN."""
@@ -102,8 +126,9 @@ def add_hosts(zone: Zone, pairs: list[tuple[str, str]]) -> None:
     """Hosts entries answer authoritatively for their names, with PTRs for their addresses."""
     for name, ip in pairs:
         zone.add(name, _address_type(ip), ip)
-        zone.add(ipaddress.ip_address(ip).reverse_pointer + ".", dns.rdatatype.PTR, name)
-        zone.extra_names.add(dns.name.from_text(name).canonicalize())
+        pointer = ipaddress.ip_address(ip).reverse_pointer + "."
+        zone.add(pointer, dns.rdatatype.PTR, name)
+        zone.extra_names.update(dns.name.from_text(n).canonicalize() for n in (name, pointer))
 
 
 def _reverse(name: dns.name.Name) -> bool:
@@ -119,10 +144,20 @@ def _dashed(ip: str) -> str:
     return str(address).replace(".", "-") if address.version == 4 else address.exploded.replace(":", "-")
 
 
-def build_zone(services: list[Service], pods: list[Pod], domain: str = "cluster.local", ttl: int = 5,
-               hosts: list[tuple[str, str]] | None = None) -> Zone:
-    zone = Zone(domain, ttl)
+def _undashed(label: str) -> str | None:
+    text = label.replace("-", ".") if label.count("-") == 3 else label.replace("-", ":")
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+def build_zone(services: list[Service], pods: list[Pod], domain: str | None = "cluster.local", ttl: int = 5,
+               hosts: list[tuple[str, str]] | None = None, pod_records: str = "verified") -> Zone:
+    zone = Zone(domain, ttl, pod_records)
     add_hosts(zone, hosts or [])
+    if domain is None:
+        return zone
     pod_by_ip = {p.pod_ip: p for p in pods if p.pod_ip}
     for service in services:
         name, namespace = service.metadata.name, service.metadata.namespace
@@ -151,15 +186,17 @@ def build_zone(services: list[Service], pods: list[Pod], domain: str = "cluster.
                 srv = f"_{port.name}._{port.protocol.lower()}.{fqdn}"
                 for target in targets:
                     zone.add(srv, dns.rdatatype.SRV, f"0 {100 // len(targets)} {port.port} {target}")
-    for pod in pods:
+    for pod in pods if pod_records != "disabled" else ():
         if pod.pod_ip:
             zone.add(f"{_dashed(pod.pod_ip)}.{pod.metadata.namespace}.pod.{domain}.", _address_type(pod.pod_ip), pod.pod_ip)
     return zone
 
 
 def _ready_addresses(service: Service, pods: list[Pod]) -> list[str]:
-    """A headless service's ready endpoints; without ports, the ready pods it selects."""
+    """A headless service's ready endpoints (all of them with publishNotReadyAddresses);
+    without ports, the pods it selects."""
+    wanted = (lambda ready: True) if service.publish_not_ready else (lambda ready: ready)
     if service.ports:
-        return sorted({e.ip for port in service.ports for e in service.endpoints(port, pods) if e.ready})
-    return sorted({p.pod_ip for p in pods if p.pod_ip and p.ready and p.metadata.namespace == service.metadata.namespace
+        return sorted({e.ip for port in service.ports for e in service.endpoints(port, pods) if wanted(e.ready)})
+    return sorted({p.pod_ip for p in pods if p.pod_ip and wanted(p.ready) and p.metadata.namespace == service.metadata.namespace
                    and service.selector and all(p.metadata.labels.get(k) == v for k, v in service.selector.items())})

@@ -121,11 +121,15 @@ def plan_cluster(spec: ClusterSpec) -> ClusterPlan:
     )
 
 
+# As kubeadm's CoreDNS: health on 8080, readiness on 8181, metrics on 9153.
+DNS_COMMAND = ("podnet", "dns", "--health", ":8080", "--ready", ":8181", "--metrics", ":9153")
+
+
 def cluster_dns(spec: ClusterSpec, node: str) -> tuple[Pod, Service]:
     """What kubeadm adds to every cluster: a DNS pod (here `podnet dns`), and the
     kube-dns Service at the tenth address of the service subnet."""
     labels = {"k8s-app": "kube-dns"}
-    pod = Pod(ObjectMeta("coredns", "kube-system", labels), (Container("dns", command=("podnet", "dns")),), node)
+    pod = Pod(ObjectMeta("coredns", "kube-system", labels), (Container("dns", command=DNS_COMMAND),), node)
     ports = (ServicePort(53, 53, "UDP", "dns"), ServicePort(53, 53, "TCP", "dns-tcp"))
     return pod, Service(ObjectMeta("kube-dns", "kube-system", labels), "ClusterIP", labels, ports, cluster_dns_ip(spec))
 

@@ -78,6 +78,7 @@ class Service:
     external_ips: tuple[str, ...] = ()  # spec.externalIPs
     load_balancer_ips: tuple[str, ...] = ()  # spec.loadBalancerIP and status.loadBalancer.ingress
     source_ranges: tuple[str, ...] = ()  # spec.loadBalancerSourceRanges
+    publish_not_ready: bool = False  # spec.publishNotReadyAddresses: DNS lists endpoints before they are ready
 
     kind = "Service"
 
@@ -119,7 +120,7 @@ class Service:
         ranges = tuple(str(spec.interface(path, value).network) for path, value in spec.items("loadBalancerSourceRanges"))
         return cls(metadata, kind, spec.labels("selector"), ports, cluster_ip or None, external_name,
                    _parse_affinity(spec), _policy(spec, "externalTrafficPolicy"), _policy(spec, "internalTrafficPolicy"),
-                   external_ips, tuple(lb_ips), ranges)
+                   external_ips, tuple(lb_ips), ranges, spec.boolean("publishNotReadyAddresses"))
 
     @property
     def userspace(self) -> bool:
@@ -184,6 +185,8 @@ class Service:
             spec["externalIPs"] = list(self.external_ips)
         if self.source_ranges:
             spec["loadBalancerSourceRanges"] = list(self.source_ranges)
+        if self.publish_not_ready:
+            spec["publishNotReadyAddresses"] = True
         manifest: dict[str, Any] = {"apiVersion": "v1", "kind": "Service", "metadata": self.metadata.to_manifest(),
                                     "spec": spec}
         if self.load_balancer_ips:

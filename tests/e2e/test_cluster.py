@@ -21,7 +21,7 @@ def netns_of(lab: str, pod: dict) -> str:  # type: ignore[type-arg]
 
 def test_every_pod_is_ready_with_an_ip_from_its_node(cluster_lab: str) -> None:
     listed = {name: pod for name, pod in pods(cluster_lab).items() if pod["metadata"]["namespace"] != "kube-system"}
-    assert len(listed) == 7
+    assert len(listed) == 8  # client, six web replicas, db-0
     nodes = {n["metadata"]["name"]: n for n in json.loads(podnet("get", "nodes", "--lab", cluster_lab, "-o", "json").stdout)["items"]}
     assert len({p["spec"]["nodeName"] for p in listed.values()}) == 3
     for pod in listed.values():

@@ -21,6 +21,19 @@ def service_ip(lab: str, name: str, namespace: str) -> str:
     return podnet("get", "svc", name, "-n", namespace, "--lab", lab, "-o", "jsonpath={.spec.clusterIP}").stdout.strip()
 
 
+def pod_ips(lab: str, namespace: str, prefix: str) -> list[str]:
+    listing = json.loads(podnet("get", "pods", "-n", namespace, "--lab", lab, "-o", "json").stdout)
+    return sorted(p["status"]["podIP"] for p in listing["items"] if p["metadata"]["name"].startswith(prefix))
+
+
+def lines(text: str) -> str:
+    return "\n".join(sorted(text.split("\n")))
+
+
+def dashed(ip: str) -> str:
+    return ip.replace(".", "-")
+
+
 CASES = {
     "service A": (["+short", "web-service.apps.svc.cluster.local"], lambda lab: service_ip(lab, "web-service", "apps")),
     "case-insensitive": (["+short", "WEB-SERVICE.Apps.Svc.Cluster.Local"], lambda lab: service_ip(lab, "web-service", "apps")),
@@ -30,13 +43,40 @@ CASES = {
                             lambda lab: "0 100 80 web-service.apps.svc.cluster.local."),
     "PTR of the ClusterIP": (["+short", "-x", "10.96.0.10"], lambda lab: "kube-dns.kube-system.svc.cluster.local."),
     "over TCP": (["+short", "+tcp", "kube-dns.kube-system.svc.cluster.local"], lambda lab: "10.96.0.10"),
+    "headless: a record per ready endpoint": (["+short", "web-headless.apps.svc.cluster.local"],
+                                              lambda lab: lines("\n".join(pod_ips(lab, "apps", "web-")))),
+    "headless: SRV per endpoint (N x M)": (["+short", "SRV", "_http._tcp.web-headless.apps.svc.cluster.local"],
+                                           lambda lab: lines("\n".join(
+                                               f"0 16 80 {dashed(ip)}.web-headless.apps.svc.cluster.local."
+                                               for ip in pod_ips(lab, "apps", "web-")))),
+    "pod hostname.subdomain": (["+short", "db-0.db.apps.svc.cluster.local"], lambda lab: pod_ips(lab, "apps", "db-0")[0]),
+    "PTR of a headless endpoint": (["+short", "-x", "POD:apps:db-0"], lambda lab: "db-0.db.apps.svc.cluster.local."),
+    "pod A record": (["+short", "POD-A:apps:db-0"], lambda lab: pod_ips(lab, "apps", "db-0")[0]),
+    "ExternalName: CNAME and the target resolved": (["+short", "example.apps.svc.cluster.local"],
+                                                    lambda lab: "www.example.org.\n203.0.113.10"),
 }
+
+
+def resolve_placeholders(lab: str, args: list[str]) -> list[str]:
+    """POD:<ns>:<name> is that pod's IP; POD-A:<ns>:<name> its a-b-c-d.<ns>.pod name."""
+    out = []
+    for arg in args:
+        kind, _, rest = arg.partition(":")
+        if kind in ("POD", "POD-A"):
+            namespace, name = rest.split(":")
+            ip = pod_ips(lab, namespace, name)[0]
+            arg = ip if kind == "POD" else f"{dashed(ip)}.{namespace}.pod.cluster.local"
+        out.append(arg)
+    return out
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
 def test_dns_case(cluster_lab: str, case: str) -> None:
     args, expected = CASES[case]
-    assert dig(cluster_lab, *args).strip() == expected(cluster_lab)
+    answer = dig(cluster_lab, *resolve_placeholders(cluster_lab, args)).strip()
+    if "headless" in case and "PTR" not in case:
+        answer = lines(answer)
+    assert answer == expected(cluster_lab)
 
 
 def test_nxdomain_and_nodata_carry_the_soa(cluster_lab: str) -> None:
@@ -99,3 +139,37 @@ def test_egress_is_masqueraded_behind_the_node_and_pod_traffic_is_not(cluster_la
     answer = json.loads(in_netns(f"pn-{cluster_lab}.{CLIENT}", "curl", "-s", "-m", "3", "http://www.example.org/get").stdout)
     assert answer["pod"] == "internet" and answer["origin"] == "172.18.0.2"  # client runs on control-plane
     assert in_netns(f"pn-{cluster_lab}.internet", "ping", "-c1", "-W1", "10.244.0.2", check=False).returncode != 0
+
+
+def test_health_ready_and_metrics_as_kubeadm_exposes_them(cluster_lab: str) -> None:
+    server = pod_ips(cluster_lab, "kube-system", "coredns")[0]
+    client = f"pn-{cluster_lab}.{CLIENT}"
+    assert in_netns(client, "curl", "-s", "-m", "3", f"http://{server}:8080/health").stdout == "OK"
+    assert in_netns(client, "curl", "-s", "-m", "3", f"http://{server}:8181/ready").stdout == "OK"
+    dig(cluster_lab, "web-service.apps.svc.cluster.local")
+    metrics = in_netns(client, "curl", "-s", "-m", "3", f"http://{server}:9153/metrics").stdout
+    requests = [line for line in metrics.splitlines() if line.startswith('podnet_dns_requests_total{proto="udp"}')]
+    assert requests and float(requests[0].split()[-1]) >= 1
+    assert 'podnet_dns_responses_total{rcode="NOERROR"}' in metrics and "podnet_dns_cache_hits_total" in metrics
+
+
+def test_garbage_gets_formerr_or_silence_and_the_server_keeps_answering(cluster_lab: str) -> None:
+    """Bytes no DNS client would send, over UDP and TCP, then a real question."""
+    script = (
+        "import socket, os, struct\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.3)\n"
+        "replies = []\n"
+        "for payload in [b'', b'\\x00', os.urandom(11), b'\\x12\\x34' + b'\\xff' * 10, os.urandom(12) + b'\\x3f' * 300,\n"
+        "                b'\\xab\\xcd\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x07example', os.urandom(4000)]:\n"
+        "    s.sendto(payload, ('10.96.0.10', 53))\n"
+        "    try:\n"
+        "        replies.append(s.recv(4096))\n"
+        "    except socket.timeout:\n"
+        "        replies.append(None)\n"
+        "t = socket.create_connection(('10.96.0.10', 53), timeout=2)\n"
+        "t.sendall(struct.pack('!H', 300) + os.urandom(20)); t.close()\n"
+        "print([None if r is None else (r[3] & 15) for r in replies])\n"
+    )
+    out = in_netns(f"pn-{cluster_lab}.{CLIENT}", "python3", "-c", script).stdout.strip()
+    assert set(eval(out)) <= {None, 1}  # FORMERR (1) or no reply at all
+    assert dig(cluster_lab, "+short", "kube-dns.kube-system.svc.cluster.local").strip() == "10.96.0.10"

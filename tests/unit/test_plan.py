@@ -73,6 +73,6 @@ def test_every_cluster_gets_dns_as_kubeadm_gives_it() -> None:
     dns = next(s for s in plan.services if s.metadata.key == "kube-system/kube-dns")
     assert dns.cluster_ip == "10.96.0.10" and [p.protocol for p in dns.ports] == ["UDP", "TCP"]
     coredns = next(p for p in plan.pods if p.pod.metadata.key == "kube-system/coredns")
-    assert coredns.pod.command == ("podnet", "dns") and coredns.pod.metadata.labels == {"k8s-app": "kube-dns"}
+    assert coredns.pod.command[:2] == ("podnet", "dns") and "--ready" in coredns.pod.command and coredns.pod.metadata.labels == {"k8s-app": "kube-dns"}
     assert resolv_conf(plan.pods[0].pod, spec()) == (
         "search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n")

@@ -58,20 +58,36 @@ def parse_query(wire: bytes) -> dns.message.Message | bytes | None:
         return bytes(header[:4]) + b"\0" * 8
 
 
-def answer_from_zone(zone: Zone, query: dns.message.Message, udp: bool) -> bytes:
+def zone_reply(zone: Zone, query: dns.message.Message) -> dns.message.Message:
+    """The zone's whole reply, before it is fitted to the transport."""
     reply = dns.message.make_response(query)
     if query.opcode() != dns.opcode.QUERY or len(query.question) != 1:
         reply.set_rcode(dns.rcode.NOTIMP if query.opcode() != dns.opcode.QUERY else dns.rcode.FORMERR)
-        return reply.to_wire()
+        return reply
     question = query.question[0]
     if question.rdtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR) or not zone.authoritative_for(question.name):
         reply.set_rcode(dns.rcode.REFUSED)
-        return reply.to_wire()
+        return reply
     answer = zone.query(question.name, question.rdtype)
     reply.flags |= dns.flags.AA
     reply.set_rcode(answer.rcode)
     reply.answer, reply.authority, reply.additional = answer.answer, answer.authority, answer.additional
-    return _fit(reply, query, udp)
+    return reply
+
+
+def answer_from_zone(zone: Zone, query: dns.message.Message, udp: bool) -> bytes:
+    return _fit(zone_reply(zone, query), query, udp)
+
+
+def outside_target(zone: Zone, query: dns.message.Message, reply: dns.message.Message) -> dns.name.Name | None:
+    """An ExternalName's target when the question was for addresses (or anything
+    but the CNAME itself) and the target lies outside the zone: it must be resolved."""
+    if len(reply.answer) != 1 or reply.answer[0].rdtype != dns.rdatatype.CNAME:
+        return None
+    if query.question[0].rdtype == dns.rdatatype.CNAME:
+        return None
+    target: dns.name.Name = reply.answer[0][0].target
+    return None if zone.authoritative_for(target) else target
 
 
 def respond(zone: Zone, wire: bytes, max_size: int | None) -> bytes | None:
@@ -124,7 +140,23 @@ class Resolver:
             return query
         if self.goes_upstream(query):
             return await self.from_upstream(query, wire, udp)
-        return answer_from_zone(self.source.zone, query, udp)
+        zone = self.source.zone
+        reply = zone_reply(zone, query)
+        target = outside_target(zone, query, reply)
+        if target is not None:
+            await self.chase(query, reply, target)
+        return _fit(reply, query, udp)
+
+    async def chase(self, query: dns.message.Message, reply: dns.message.Message, target: dns.name.Name) -> None:
+        """An ExternalName's CNAME, followed by the target's records from upstream
+        (or the cache), as a recursive resolver would hand them to the client."""
+        if self.forwarder is None or self.looping:
+            return
+        question = dns.message.make_query(target, query.question[0].rdtype)
+        cached, _ = self.cache.get(question)
+        resolved = cached or await self._ask_upstream(question.to_wire())
+        if resolved is not None:
+            reply.answer.extend(resolved.answer)
 
     async def from_upstream(self, query: dns.message.Message, wire: bytes, udp: bool) -> bytes | None:
         if self._looped(query) or self.looping:
@@ -132,7 +164,7 @@ class Resolver:
         cached, prefetch = self.cache.get(query)
         if cached is not None:
             if prefetch:
-                self._in_background(self._refresh(query))
+                self.in_background(self._refresh(query))
             return _fit(cached, query, udp)
         assert self.forwarder is not None
         reply = await self._ask_upstream(wire)
@@ -168,13 +200,13 @@ class Resolver:
     def check_for_loop(self) -> None:
         if self.forwarder is not None:
             probe = dns.message.make_query(self.loop_probe, dns.rdatatype.HINFO)
-            self._in_background(self._ask_once(probe.to_wire()))
+            self.in_background(self._ask_once(probe.to_wire()))
 
     async def _ask_once(self, wire: bytes) -> None:
         assert self.forwarder is not None
         await self.forwarder.resolve(wire)
 
-    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+    def in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)  # held until done, as asyncio keeps only weak references
         task.add_done_callback(self._background.discard)
@@ -244,15 +276,27 @@ class _Udp(asyncio.DatagramProtocol):
         if remembered is not None:
             self._send(data[:2] + remembered, peer)
             return
-
         query = parse_query(data)
-        if isinstance(query, dns.message.Message) and self.resolver.goes_upstream(query):
-            asyncio.create_task(self._forward(query, data, peer))
+        if not isinstance(query, dns.message.Message):
+            self._send(query, peer)  # FORMERR, or nothing for less than a header
             return
-        reply = answer_from_zone(zone, query, udp=True) if isinstance(query, dns.message.Message) else query
+        if self.resolver.goes_upstream(query):
+            self.resolver.in_background(self._forward(query, data, peer))
+            return
+        whole = zone_reply(zone, query)
+        target = outside_target(zone, query, whole)
+        if target is not None:  # not remembered: the target's answer comes from upstream and ages
+            self.resolver.in_background(self._chase(query, whole, target, peer))
+            return
+        reply = _fit(whole, query, udp=True)
         if reply and len(self._memo) < ANSWER_MEMO_SIZE:  # the cluster zone: answered at once, and remembered
             self._memo[data[2:]] = reply[2:]
         self._send(reply, peer)
+
+    async def _chase(self, query: dns.message.Message, reply: dns.message.Message, target: dns.name.Name,
+                     peer: tuple[str, int]) -> None:
+        await self.resolver.chase(query, reply, target)
+        self._send(_fit(reply, query, udp=True), peer)
 
     async def _forward(self, query: dns.message.Message, data: bytes, peer: tuple[str, int]) -> None:
         self._send(await self.resolver.from_upstream(query, data, udp=True), peer)

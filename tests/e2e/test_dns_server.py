@@ -1,0 +1,77 @@
+"""`podnet dns` on its own, in a namespace of its own: the seed's hosts-only
+CoreDNS step, and an upstream that sends our queries back to us (a loop)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from podnet.kernel import netns
+from tests.helpers import in_netns
+
+NAMESPACE = "pn-t-dns"
+
+
+@pytest.fixture
+def dns_namespace() -> Iterator[str]:
+    netns.create(NAMESPACE)
+    in_netns(NAMESPACE, "ip", "link", "set", "lo", "up")
+    yield NAMESPACE
+    netns.kill_processes_in([NAMESPACE])
+    netns.delete(NAMESPACE)
+
+
+def start(namespace: str, corefile: Path, log: Path) -> subprocess.Popen:  # type: ignore[type-arg]
+    proc = subprocess.Popen(netns.exec_argv(namespace, [sys.executable, "-m", "podnet", "dns", "--conf", str(corefile)]),
+                            stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    for _ in range(100):
+        if "serving" in log.read_text() or proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, log.read_text()
+    return proc
+
+
+def dig(namespace: str, *args: str) -> str:
+    return in_netns(namespace, "dig", "@127.0.0.1", "+time=2", "+tries=1", *args).stdout
+
+
+def test_the_seeds_corefile_answers_from_a_hosts_file(dns_namespace: str, tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts"
+    hosts.write_text("192.168.1.10 web\n192.168.1.11 db\n")
+    corefile = tmp_path / "Corefile"
+    corefile.write_text(f". {{\n    hosts {hosts}\n}}\n")
+    start(dns_namespace, corefile, tmp_path / "dns.log")
+    assert dig(dns_namespace, "+short", "web").strip() == "192.168.1.10"
+    assert dig(dns_namespace, "+short", "db").strip() == "192.168.1.11"
+    assert dig(dns_namespace, "+short", "-x", "192.168.1.11").strip() == "db."
+    assert "status: REFUSED" in dig(dns_namespace, "elsewhere.example")  # no upstream to ask
+
+
+def test_a_forwarding_loop_is_detected_and_not_followed(dns_namespace: str, tmp_path: Path) -> None:
+    corefile = tmp_path / "Corefile"
+    corefile.write_text(".:53 {\n    forward . 127.0.0.1\n    loop\n    ready 127.0.0.1:8181\n}\n")
+    log = tmp_path / "dns.log"
+    start(dns_namespace, corefile, log)
+    deadline = time.monotonic() + 5
+    while "forwarding loop detected" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "forwarding loop detected" in log.read_text()
+    ready = in_netns(dns_namespace, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:8181/ready")
+    assert ready.stdout == "503"
+    started = time.monotonic()
+    assert "status: SERVFAIL" in dig(dns_namespace, "www.example.org")
+    assert time.monotonic() - started < 1  # refused at once, not after circling until a timeout
+
+
+def test_a_bad_corefile_is_one_line_naming_the_problem(tmp_path: Path) -> None:
+    corefile = tmp_path / "Corefile"
+    corefile.write_text(".:53 {\n    rewrite name a b\n}\n")
+    proc = subprocess.run([sys.executable, "-m", "podnet", "dns", "--conf", str(corefile)], capture_output=True, text=True)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "line 2: rewrite: unknown plugin" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -97,3 +97,40 @@ def test_hosts_file_names() -> None:
     answer = zone.query(dns.name.from_text("db-1."), dns.rdatatype.A)
     assert [r.to_text() for rrset in answer.answer for r in rrset] == ["192.168.1.11"]
     assert not zone.authoritative_for(dns.name.from_text("example.org."))
+
+
+def names(zone, name: str, rdtype: str = "A") -> tuple[int, list[str]]:  # type: ignore[no-untyped-def]
+    answer = zone.query(dns.name.from_text(name), dns.rdatatype.from_text(rdtype))
+    return answer.rcode, sorted(r.to_text() for rrset in answer.answer for r in rrset)
+
+
+@pytest.mark.parametrize("mode, existing, made_up", [
+    ("disabled", (dns.rcode.NXDOMAIN, []), (dns.rcode.NXDOMAIN, [])),
+    ("insecure", (dns.rcode.NOERROR, ["10.244.1.5"]), (dns.rcode.NOERROR, ["10.9.8.7"])),
+    ("verified", (dns.rcode.NOERROR, ["10.244.1.5"]), (dns.rcode.NXDOMAIN, [])),
+])
+def test_pods_modes(mode: str, existing: tuple[int, list[str]], made_up: tuple[int, list[str]]) -> None:
+    """As CoreDNS's `pods`: no pod names, any well-formed one, or only existing pods."""
+    zone = build_zone([], [pod("web-0", "10.244.1.5")], pod_records=mode)  # type: ignore[list-item]
+    assert names(zone, "10-244-1-5.apps.pod.cluster.local.") == existing
+    assert names(zone, "10-9-8-7.apps.pod.cluster.local.") == made_up
+    assert names(zone, "not-an-ip.apps.pod.cluster.local.")[0] == dns.rcode.NXDOMAIN
+
+
+def test_publish_not_ready_addresses() -> None:
+    not_ready = parse_resource({"kind": "Pod", "metadata": {"name": "late", "namespace": "apps", "labels": {"app": "web"}},
+                                "spec": {"containers": [{"name": "c"}]}, "status": {"podIP": "10.244.1.9"}})
+    ports = [{"name": "http", "port": 80}]
+    hidden = build_zone([service("db", clusterIP="None", ports=ports)], [pod("web-0", "10.244.1.5"), not_ready])  # type: ignore[list-item]
+    shown = build_zone([service("db", clusterIP="None", ports=ports, publishNotReadyAddresses=True)],  # type: ignore[list-item]
+                       [pod("web-0", "10.244.1.5"), not_ready])  # type: ignore[list-item]
+    assert names(hidden, "db.apps.svc.cluster.local.")[1] == ["10.244.1.5"]
+    assert names(shown, "db.apps.svc.cluster.local.")[1] == ["10.244.1.5", "10.244.1.9"]
+
+
+def test_a_hosts_only_zone_answers_nothing_else() -> None:
+    zone = build_zone([], [], domain=None, hosts=[("web.", "192.168.1.10")])
+    assert zone.authoritative_for(dns.name.from_text("web."))
+    assert zone.authoritative_for(dns.name.from_text("10.1.168.192.in-addr.arpa."))
+    assert not zone.authoritative_for(dns.name.from_text("dns-version.cluster.local."))
+    assert not zone.authoritative_for(dns.name.from_text("11.1.168.192.in-addr.arpa."))

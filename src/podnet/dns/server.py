@@ -46,12 +46,13 @@ UDP_DEFAULT_PAYLOAD = 512
 
 def parse_query(wire: bytes) -> dns.message.Message | bytes | None:
     """The query; for bytes that are not one, the FORMERR reply to send back, or
-    None when there is not even a header to echo."""
+    None when nothing must be sent: less than a header, or a response (QR set),
+    which a server never answers, so two servers cannot bounce errors forever."""
+    if len(wire) < 12 or wire[2] & 0x80:
+        return None
     try:
         return dns.message.from_wire(wire)
     except dns.exception.DNSException:
-        if len(wire) < 12:
-            return None
         header = bytearray(wire[:12])
         header[2] = (header[2] | 0x80) & ~0x04  # QR set; opcode kept
         header[3] = dns.rcode.FORMERR

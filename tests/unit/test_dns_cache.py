@@ -78,3 +78,19 @@ def test_no_prefetch_for_a_rare_answer() -> None:
     cache.put(reply("www.example.org.", ttl=100))
     clock.now += 95
     assert cache.get(dns.message.make_query("www.example.org.", "A"))[1] is False
+
+
+def test_a_rendered_answer_counts_its_ttls_down() -> None:
+    from podnet.dns.aging import AgingReply, ttl_offsets
+
+    answer = reply("www.example.org.", ttl=300)
+    answer.use_edns(0, 0, 1232)  # the OPT record's TTL field is flags: never aged
+    answer.authority.append(dns.rrset.from_text("example.org.", 600, "IN", "NS", "ns.example.org."))
+    wire = answer.to_wire()
+    found = ttl_offsets(wire)
+    assert found is not None and found[1] == (300, 600)
+    aging = AgingReply(wire[2:], found[0], found[1], expires=1000.0, refresh_at=1000.0)
+    later = dns.message.from_wire(wire[:2] + aging.render(800.0))
+    assert [rrset.ttl for rrset in later.answer + later.authority] == [200, 200]
+    assert later.edns == 0 and later.payload == 1232 and later.id == answer.id
+    assert ttl_offsets(b"\x00" * 11) is None and ttl_offsets(wire[:-3]) is None

@@ -73,15 +73,19 @@ def echo(port: int) -> None:
 @click.option("--metrics", metavar="[IP]:PORT", help="Serve Prometheus metrics (GET /metrics) here.")
 @click.option("--loop-check/--no-loop-check", default=True, show_default=True,
               help="Detect upstreams that forward our queries back to us.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Processes answering on the port (SO_REUSEPORT), to use more than one core.")
 def dns_server(store_path: str | None, corefile: str | None, listen: str, port: int, domain: str, ttl: int, pods: str,
                upstreams: tuple[str, ...], policy: str, hosts_file: str | None, health: str | None,
-               ready: str | None, metrics: str | None, loop_check: bool) -> None:
+               ready: str | None, metrics: str | None, loop_check: bool, workers: int) -> None:
     """Serve the cluster's DNS (the Kubernetes DNS specification) from the store,
     and forward other names (with a cache) to upstream servers."""
     import asyncio
+    from dataclasses import replace
 
     from podnet.dns.config import DnsConfig, parse_address, parse_corefile
     from podnet.dns.server import serve
+    from podnet.dns.workers import fork_workers, stop_workers
     from podnet.store.sqlite import SqliteStore
 
     if corefile:
@@ -89,11 +93,15 @@ def dns_server(store_path: str | None, corefile: str | None, listen: str, port: 
     else:
         pages = {name: parse_address(value, 0) for name, value in
                  (("health", health), ("ready", ready), ("prometheus", metrics)) if value}
-        config = DnsConfig((listen, port), domain, ttl, pods, hosts_file,
+        config = DnsConfig((listen, port), domain.strip(".") or None, ttl, pods, hosts_file,
                            tuple(parse_address(u, 53) for u in upstreams), policy, loop_check=loop_check, http=pages)
     if config.domain and not store_path:
         raise click.UsageError(f"the cluster zone {config.domain} is answered from the store: give --store "
                                "(or $PODNET_STORE)")
+    config = replace(config, workers=workers)
+    children = fork_workers(workers - 1)
+    if workers > 1 and not children:
+        config = replace(config, http={}, loop_check=False)  # a copy: the first process does these
     stop = run_as_daemon()
     store = SqliteStore(store_path) if config.domain and store_path else None
     try:
@@ -101,3 +109,4 @@ def dns_server(store_path: str | None, corefile: str | None, listen: str, port: 
     finally:
         if store is not None:
             store.close()
+        stop_workers(children)

@@ -99,6 +99,16 @@ class Cache:
                 rrset.ttl = min(rrset.ttl, left)
         return fresh, self._due(entry, now)
 
+    def lifetime(self, query: dns.message.Message) -> tuple[float, float] | None:
+        """When the answer to this question expires, and when prefetching would
+        start for it (the expiry itself without a prefetch policy)."""
+        entry = self._entries.get(key_of(query))
+        if entry is None:
+            return None
+        if self.prefetch is None:
+            return entry.expires, entry.expires
+        return entry.expires, entry.expires - entry.ttl * self.prefetch.percent / 100
+
     def _due(self, entry: _Entry, now: float) -> bool:
         policy = self.prefetch
         if policy is None:

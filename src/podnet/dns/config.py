@@ -50,6 +50,7 @@ class DnsConfig:
     prefetch: Prefetch | None = None
     loop_check: bool = False
     http: dict[str, Address] = field(default_factory=dict)  # "health", "ready", "prometheus" -> address
+    workers: int = 1  # processes sharing the port (SO_REUSEPORT)
 
 
 def parse_address(text: str, default_port: int) -> Address:

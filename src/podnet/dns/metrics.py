@@ -25,6 +25,7 @@ class Counts:
     def __init__(self) -> None:
         self.requests: Counter[str] = Counter()
         self.responses: Counter[int] = Counter()
+        self.cache_hits = 0  # answered from a rendered cache entry, without asking the cache
 
     def answered(self, transport: str, reply: bytes | None) -> None:
         self.requests[transport] += 1
@@ -37,7 +38,12 @@ class _DnsCollector(Collector):
         self.resolver = resolver
 
     def collect(self) -> Iterator[Metric]:
-        counts, cache, forwarder = self.resolver.counts, self.resolver.cache, self.resolver.forwarder
+        cache, forwarder = self.resolver.cache, self.resolver.forwarder
+        counts = Counts()
+        for each in self.resolver.counters:
+            counts.requests.update(each.requests)
+            counts.responses.update(each.responses)
+            counts.cache_hits += each.cache_hits
         requests = CounterMetricFamily("podnet_dns_requests", "Queries received.", labels=["proto"])
         for transport, number in sorted(counts.requests.items()):
             requests.add_metric([transport], number)
@@ -46,7 +52,8 @@ class _DnsCollector(Collector):
             responses.add_metric([dns.rcode.to_text(rcode)], number)
         yield requests
         yield responses
-        yield CounterMetricFamily("podnet_dns_cache_hits", "Forwarded names answered from the cache.", cache.hits)
+        yield CounterMetricFamily("podnet_dns_cache_hits", "Forwarded names answered from the cache.",
+                                  cache.hits + counts.cache_hits)
         yield CounterMetricFamily("podnet_dns_cache_misses", "Forwarded names not in the cache.", cache.misses)
         yield CounterMetricFamily("podnet_dns_cache_prefetches", "Answers refreshed before expiry.", cache.prefetches)
         yield GaugeMetricFamily("podnet_dns_cache_entries", "Answers in the cache.", len(cache))

@@ -13,8 +13,10 @@ import asyncio
 import copy
 import logging
 import secrets
+import socket
 import struct
 import threading
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ import dns.rdatatype
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from podnet.dns.aging import AgingReply, ttl_offsets
 from podnet.dns.cache import Cache
 from podnet.dns.config import DnsConfig
 from podnet.dns.forward import Forwarder
@@ -122,7 +125,8 @@ class Resolver:
         self.source = source
         self.forwarder = forwarder
         self.cache = cache or Cache()
-        self.counts = Counts()
+        self.counts = Counts()  # the event loop's
+        self.counters = [self.counts]  # and those of other threads that answer
         self.looping = False
         self.loop_probe = dns.name.from_text(f"{secrets.token_hex(8)}.{secrets.token_hex(8)}.podnet-loop-check.")
         self._probe_seen = 0
@@ -254,32 +258,66 @@ class ZoneFromStore:
 ANSWER_MEMO_SIZE = 100_000
 
 
-class _Udp(asyncio.DatagramProtocol):
-    """Answers from the zone are remembered by the query's bytes after its ID: the
+class UdpServer:
+    """UDP on port 53: a thread of its own receives every datagram and answers
+    repeats itself; the rest go to the event loop.
+
+    Answers from the zone are remembered by the query's bytes after its ID: the
     zone is deterministic, so the same question (same name spelling, flags and
     EDNS) gets the same answer until the zone changes, and a repeat costs a dict
-    lookup instead of a parse and a render."""
+    lookup instead of a parse and a render. On that path a query costs two system
+    calls and a lookup, with no event loop in between (asyncio's datagram
+    machinery alone costs more than the answer)."""
 
-    def __init__(self, resolver: Resolver) -> None:
+    def __init__(self, resolver: Resolver, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
         self.resolver = resolver
-        self.transport: asyncio.DatagramTransport | None = None
+        self.sock = sock
+        self.loop = loop
+        self.counts = Counts()  # the receiving thread's own: no two threads bump one counter
+        resolver.counters.append(self.counts)
         self._memo: dict[bytes, bytes] = {}
+        self._forwarded: dict[bytes, AgingReply] = {}  # answers from the cache, by the same key
         self._memo_zone: Zone | None = None
+        self._stopping = False
+        self._thread = threading.Thread(target=self._receive, name="dns-udp", daemon=True)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    def start(self) -> None:
+        self._thread.start()
 
-    def datagram_received(self, data: bytes, peer: tuple[str, int]) -> None:
-        zone = self.resolver.source.zone
-        if zone is not self._memo_zone:
-            self._memo_zone, self._memo = zone, {}
-        remembered = self._memo.get(data[2:])
-        if remembered is not None:
-            self._send(data[:2] + remembered, peer)
-            return
+    def stop(self) -> None:
+        self._stopping = True
+        self.sock.sendto(b"", self.sock.getsockname())  # wakes the receiving thread
+        self._thread.join()
+        self.sock.close()
+
+    def _receive(self) -> None:
+        receive, send, source = self.sock.recvfrom, self.sock.sendto, self.resolver.source
+        requests, responses = self.counts.requests, self.counts.responses
+        while True:
+            data, peer = receive(65535)
+            if self._stopping:
+                return
+            zone = source.zone
+            if zone is not self._memo_zone:
+                self._memo_zone, self._memo, self._forwarded = zone, {}, {}
+            remembered = self._memo.get(data[2:])
+            if remembered is None:
+                aging = self._forwarded.get(data[2:])
+                now = time.monotonic()
+                if aging is None or now >= aging.refresh_at:
+                    self.loop.call_soon_threadsafe(self._answer, data, peer, zone)
+                    continue
+                remembered = aging.render(now)
+                self.counts.cache_hits += 1
+            send(data[:2] + remembered, peer)
+            requests["udp"] += 1
+            responses[remembered[1] & 0x0F] += 1
+
+    def _answer(self, data: bytes, peer: tuple[str, int], zone: Zone) -> None:
+        """On the event loop: a first question, a forwarded one, or a bad packet."""
         query = parse_query(data)
         if not isinstance(query, dns.message.Message):
-            self._send(query, peer)  # FORMERR, or nothing for less than a header
+            self._send(query, peer)  # FORMERR, or nothing
             return
         if self.resolver.goes_upstream(query):
             self.resolver.in_background(self._forward(query, data, peer))
@@ -290,7 +328,7 @@ class _Udp(asyncio.DatagramProtocol):
             self.resolver.in_background(self._chase(query, whole, target, peer))
             return
         reply = _fit(whole, query, udp=True)
-        if reply and len(self._memo) < ANSWER_MEMO_SIZE:  # the cluster zone: answered at once, and remembered
+        if zone is self._memo_zone and len(self._memo) < ANSWER_MEMO_SIZE:
             self._memo[data[2:]] = reply[2:]
         self._send(reply, peer)
 
@@ -300,12 +338,28 @@ class _Udp(asyncio.DatagramProtocol):
         self._send(_fit(reply, query, udp=True), peer)
 
     async def _forward(self, query: dns.message.Message, data: bytes, peer: tuple[str, int]) -> None:
-        self._send(await self.resolver.from_upstream(query, data, udp=True), peer)
+        reply = await self.resolver.from_upstream(query, data, udp=True)
+        if reply is not None:
+            self._remember_forwarded(query, data, reply)
+        self._send(reply, peer)
+
+    def _remember_forwarded(self, query: dns.message.Message, data: bytes, reply: bytes) -> None:
+        """A reply the cache holds, kept rendered until the cache's expiry (or until
+        prefetching is due, when the slow path must see the question again)."""
+        lifetime = self.resolver.cache.lifetime(query)
+        if lifetime is None or reply[2] & 0x02 or len(self._forwarded) >= ANSWER_MEMO_SIZE:
+            return  # not cached (an error), truncated, or enough remembered
+        found = ttl_offsets(reply)
+        if found is not None:
+            self._forwarded[data[2:]] = AgingReply(reply[2:], found[0], found[1], *lifetime)
 
     def _send(self, reply: bytes | None, peer: tuple[str, int]) -> None:
         self.resolver.counts.answered("udp", reply)
-        if reply and self.transport:
-            self.transport.sendto(reply, peer)
+        if reply:
+            try:
+                self.sock.sendto(reply, peer)
+            except OSError:
+                pass  # the client's address is unreachable: nothing to tell anyone
 
 
 async def _tcp(resolver: Resolver, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -332,17 +386,28 @@ async def serve(config: DnsConfig, store: Store | None, stop: threading.Event) -
     resolver = Resolver(source, forwarder, Cache(config.cache_capacity, config.cache_max_ttl, prefetch=config.prefetch))
     loop = asyncio.get_running_loop()
     host, port = config.listen
-    transport, _ = await loop.create_datagram_endpoint(lambda: _Udp(resolver), local_addr=(host, port))
-    servers = [await asyncio.start_server(lambda r, w: _tcp(resolver, r, w), host, port)]
+    shared = config.workers > 1
+    udp = UdpServer(resolver, _bound_udp_socket(host, port, shared), loop)
+    udp.start()
+    servers = [await asyncio.start_server(lambda r, w: _tcp(resolver, r, w), host, port, reuse_port=shared)]
     for name, (page_host, page_port) in config.http.items():
         servers.append(await serve_pages(page_host, page_port, _pages(name, resolver)))
     log.info("serving %s on %s:%d (udp and tcp)", config.domain or "hosts entries", host, port)
     if config.loop_check:
         resolver.check_for_loop()
     await loop.run_in_executor(None, stop.wait)
-    transport.close()
+    udp.stop()
     for server in servers:
         server.close()
+
+
+def _bound_udp_socket(host: str, port: int, shared: bool) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)  # bursts wait here, not on the floor
+    if shared:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
 
 
 def _pages(name: str, resolver: Resolver) -> dict[str, Page]:

@@ -38,7 +38,7 @@ class Zone:
     server, as the seed's first CoreDNS), and the names of hosts entries."""
 
     def __init__(self, domain: str | None = "cluster.local", ttl: int = 5, pods: str = "verified") -> None:
-        self.domain = domain
+        self.domain = domain or None
         self.origin = dns.name.from_text(domain) if domain else dns.name.root
         self.ttl = ttl
         self.pods = pods
@@ -57,8 +57,8 @@ class Zone:
 
     def soa(self) -> dns.rrset.RRset:
         """MINIMUM is the zone's ttl, so negative answers are cached as long as positive ones."""
-        return dns.rrset.from_text(self.origin, self.ttl, "IN", "SOA",
-                                   f"ns.dns.{self.origin} hostmaster.{self.origin} 1 7200 1800 86400 {self.ttl}")
+        primary, mailbox = (dns.name.from_text(label, self.origin).to_text() for label in ("ns.dns", "hostmaster"))
+        return dns.rrset.from_text(self.origin, self.ttl, "IN", "SOA", f"{primary} {mailbox} 1 7200 1800 86400 {self.ttl}")
 
     def authoritative_for(self, name: dns.name.Name) -> bool:
         if name.canonicalize() in self.extra_names:

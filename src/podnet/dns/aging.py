@@ -6,28 +6,34 @@ message (which costs dnspython a few hundred microseconds)."""
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-
 import dns.exception
 import dns.wire
 
 _OPT = 41  # the EDNS pseudo-record: its "TTL" holds flags, not a lifetime
 
 
-@dataclass(frozen=True)
 class AgingReply:
-    wire: bytes  # without the first two bytes (the ID), which each query brings
-    offsets: tuple[int, ...]  # where each TTL sits in `wire`
-    ttls: tuple[int, ...]  # the TTLs as rendered
-    expires: float  # monotonic time at which the cache lets the answer go
-    refresh_at: float  # from then on the slow path answers, so prefetching sees the question
+    """Rendered at most once per second of remaining life: TTLs are whole seconds."""
+
+    __slots__ = ("wire", "offsets", "ttls", "expires", "refresh_at", "_left", "_rendered")
+
+    def __init__(self, wire: bytes, offsets: tuple[int, ...], ttls: tuple[int, ...], expires: float,
+                 refresh_at: float) -> None:
+        self.wire = wire  # without the first two bytes (the ID), which each query brings
+        self.offsets = offsets  # where each TTL sits in `wire`
+        self.ttls = ttls  # the TTLs as rendered
+        self.expires = expires  # monotonic time at which the cache lets the answer go
+        self.refresh_at = refresh_at  # from then on the slow path answers, so prefetching sees the question
+        self._left, self._rendered = -1, b""
 
     def render(self, now: float) -> bytes:
         left = int(self.expires - now)
-        patched = bytearray(self.wire)
-        for offset, ttl in zip(self.offsets, self.ttls):
-            struct.pack_into("!I", patched, offset, min(ttl, left))
-        return bytes(patched)
+        if left != self._left:
+            patched = bytearray(self.wire)
+            for offset, ttl in zip(self.offsets, self.ttls):
+                struct.pack_into("!I", patched, offset, min(ttl, left))
+            self._left, self._rendered = left, bytes(patched)
+        return self._rendered
 
 
 def ttl_offsets(reply: bytes) -> tuple[tuple[int, ...], tuple[int, ...]] | None:

@@ -265,9 +265,11 @@ class UdpServer:
     Answers from the zone are remembered by the query's bytes after its ID: the
     zone is deterministic, so the same question (same name spelling, flags and
     EDNS) gets the same answer until the zone changes, and a repeat costs a dict
-    lookup instead of a parse and a render. On that path a query costs two system
-    calls and a lookup, with no event loop in between (asyncio's datagram
-    machinery alone costs more than the answer)."""
+    lookup instead of a parse and a render. Answers from the cache are remembered
+    the same way, as bytes whose TTLs age (AgingReply), until the cache would let
+    them go. On that path a query costs two system calls and a lookup, with no
+    event loop in between (asyncio's datagram machinery alone costs more than the
+    answer)."""
 
     def __init__(self, resolver: Resolver, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
         self.resolver = resolver
@@ -275,8 +277,7 @@ class UdpServer:
         self.loop = loop
         self.counts = Counts()  # the receiving thread's own: no two threads bump one counter
         resolver.counters.append(self.counts)
-        self._memo: dict[bytes, bytes] = {}
-        self._forwarded: dict[bytes, AgingReply] = {}  # answers from the cache, by the same key
+        self._memo: dict[bytes, bytes | AgingReply] = {}  # zone answers, and answers from the cache
         self._memo_zone: Zone | None = None
         self._stopping = False
         self._thread = threading.Thread(target=self._receive, name="dns-udp", daemon=True)
@@ -299,19 +300,21 @@ class UdpServer:
                 return
             zone = source.zone
             if zone is not self._memo_zone:
-                self._memo_zone, self._memo, self._forwarded = zone, {}, {}
+                self._memo_zone, self._memo = zone, {}
             remembered = self._memo.get(data[2:])
             if remembered is None:
-                aging = self._forwarded.get(data[2:])
+                self.loop.call_soon_threadsafe(self._answer, data, peer, zone)
+                continue
+            if remembered.__class__ is AgingReply:
                 now = time.monotonic()
-                if aging is None or now >= aging.refresh_at:
+                if now >= remembered.refresh_at:  # type: ignore[union-attr]
                     self.loop.call_soon_threadsafe(self._answer, data, peer, zone)
                     continue
-                remembered = aging.render(now)
+                remembered = remembered.render(now)  # type: ignore[union-attr]
                 self.counts.cache_hits += 1
-            send(data[:2] + remembered, peer)
+            send(data[:2] + remembered, peer)  # type: ignore[operator]
             requests["udp"] += 1
-            responses[remembered[1] & 0x0F] += 1
+            responses[remembered[1] & 0x0F] += 1  # type: ignore[index]
 
     def _answer(self, data: bytes, peer: tuple[str, int], zone: Zone) -> None:
         """On the event loop: a first question, a forwarded one, or a bad packet."""
@@ -347,11 +350,11 @@ class UdpServer:
         """A reply the cache holds, kept rendered until the cache's expiry (or until
         prefetching is due, when the slow path must see the question again)."""
         lifetime = self.resolver.cache.lifetime(query)
-        if lifetime is None or reply[2] & 0x02 or len(self._forwarded) >= ANSWER_MEMO_SIZE:
+        if lifetime is None or reply[2] & 0x02 or len(self._memo) >= ANSWER_MEMO_SIZE:
             return  # not cached (an error), truncated, or enough remembered
         found = ttl_offsets(reply)
         if found is not None:
-            self._forwarded[data[2:]] = AgingReply(reply[2:], found[0], found[1], *lifetime)
+            self._memo[data[2:]] = AgingReply(reply[2:], found[0], found[1], *lifetime)
 
     def _send(self, reply: bytes | None, peer: tuple[str, int]) -> None:
         self.resolver.counts.answered("udp", reply)

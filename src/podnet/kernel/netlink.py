@@ -18,11 +18,12 @@ from typing import Any
 from pyroute2.netlink import NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+from pyroute2.netlink.rtnl.ndmsg import ndmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from podnet.errors import KernelError
 from podnet.kernel import netns
-from podnet.kernel.route import RTPROT_PODNET, Route
+from podnet.kernel.route import RTPROT_PODNET, ForwardingEntry, Neighbour, Route
 from podnet.kernel.rtnl import NetlinkFailure, RtnlSocket, message
 
 _AF_INET = 2
@@ -35,6 +36,11 @@ _RT_SCOPE_UNIVERSE, _RT_SCOPE_LINK, _RT_SCOPE_NOWHERE = 0, 253, 255
 _RTM_NEWLINK, _RTM_DELLINK, _RTM_GETLINK, _RTM_SETLINK = 16, 17, 18, 19
 _RTM_NEWADDR, _RTM_DELADDR, _RTM_GETADDR = 20, 21, 22
 _RTM_NEWROUTE, _RTM_DELROUTE, _RTM_GETROUTE = 24, 25, 26
+_RTM_NEWNEIGH, _RTM_DELNEIGH, _RTM_GETNEIGH = 28, 29, 30
+_AF_BRIDGE = 7
+_NUD_PERMANENT = 0x80
+_NTF_SELF = 0x02
+_RTNH_F_ONLINK = 0x04
 _CREATE = NLM_F_CREATE | NLM_F_EXCL
 _OWN_NAMESPACE = "/proc/thread-self/ns/net"
 
@@ -218,6 +224,58 @@ class Namespace:
         self._indexes.pop(ifname, None)
         self._change(f"delete link {ifname}", _RTM_DELLINK, message(ifinfmsg, index=index), tolerate=(errno.ENODEV,))
 
+    def ensure_vxlan(self, ifname: str, vni: int, local: str, port: int, mac: str, mtu: int, uplink: str) -> None:
+        """A VXLAN device as flannel makes it: no learning (peers are programmed),
+        its own MAC (peers' FDB entries point at it), the underlay MTU less 50."""
+        if self.index(ifname) is None:
+            data = [("IFLA_VXLAN_ID", vni), ("IFLA_VXLAN_LOCAL", local), ("IFLA_VXLAN_PORT", port),
+                    ("IFLA_VXLAN_LEARNING", 0), ("IFLA_VXLAN_LINK", self.require_index(uplink))]
+            attrs = [("IFLA_IFNAME", ifname), ("IFLA_ADDRESS", mac), ("IFLA_MTU", mtu),
+                     ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "vxlan"), ("IFLA_INFO_DATA", {"attrs": data})]})]
+            self._change(f"create vxlan {ifname}", _RTM_NEWLINK, message(ifinfmsg, attrs), _CREATE)
+        self.set_up(ifname)
+
+    # neighbours and forwarding entries
+
+    def neighbours(self, ifname: str) -> set[Neighbour]:
+        """Permanent IPv4 neighbours on the link."""
+        index = self.require_index(ifname)
+        return {Neighbour(msg.get("NDA_DST"), msg.get("NDA_LLADDR"), ifname)
+                for msg in self._nl.dump(_RTM_GETNEIGH, message(ndmsg, family=_AF_INET))
+                if msg["ifindex"] == index and msg["state"] & _NUD_PERMANENT and msg.get("NDA_LLADDR")}
+
+    def _neighbour(self, entry: Neighbour) -> Any:
+        return message(ndmsg, [("NDA_DST", entry.ip), ("NDA_LLADDR", entry.mac)], family=_AF_INET,
+                       ifindex=self.require_index(entry.dev), state=_NUD_PERMANENT)
+
+    def forwarding_entries(self, ifname: str) -> set[ForwardingEntry]:
+        """The device's own (NTF_SELF) FDB entries that send to a remote address."""
+        index = self.require_index(ifname)
+        return {ForwardingEntry(msg.get("NDA_LLADDR"), msg.get("NDA_DST"), ifname)
+                for msg in self._nl.dump(_RTM_GETNEIGH, message(ndmsg, family=_AF_BRIDGE))
+                if msg["ifindex"] == index and msg["flags"] & _NTF_SELF and msg.get("NDA_DST")}
+
+    def _forwarding(self, entry: ForwardingEntry) -> Any:
+        return message(ndmsg, [("NDA_LLADDR", entry.mac), ("NDA_DST", entry.dst)], family=_AF_BRIDGE,
+                       ifindex=self.require_index(entry.dev), state=_NUD_PERMANENT, flags=_NTF_SELF)
+
+    def sync_neighbours(self, ifname: str, desired: Iterable[Neighbour]) -> tuple[set[Neighbour], set[Neighbour]]:
+        """Make the link's permanent neighbours exactly `desired`; returns (added, removed)."""
+        return self._sync(set(desired), self.neighbours(ifname), self._neighbour, "neighbour")
+
+    def sync_forwarding(self, ifname: str,
+                        desired: Iterable[ForwardingEntry]) -> tuple[set[ForwardingEntry], set[ForwardingEntry]]:
+        """Make the device's FDB entries exactly `desired`; returns (added, removed)."""
+        return self._sync(set(desired), self.forwarding_entries(ifname), self._forwarding, "forwarding entry")
+
+    def _sync(self, wanted: set[Any], present: set[Any], encode: Any, what: str) -> tuple[set[Any], set[Any]]:
+        stale, missing = present - wanted, wanted - present
+        for entry in sorted(stale):
+            self._change(f"delete {what} {entry}", _RTM_DELNEIGH, encode(entry), tolerate=(errno.ENOENT,))
+        for entry in sorted(missing):
+            self._change(f"add {what} {entry}", _RTM_NEWNEIGH, encode(entry), NLM_F_CREATE | NLM_F_REPLACE)
+        return missing, stale
+
     # addresses
 
     def addresses(self, ifname: str) -> set[str]:
@@ -263,7 +321,8 @@ class Namespace:
                     continue
                 dst = msg.get("RTA_DST")
                 dst = f"{dst}/{msg['dst_len']}" if dst else "default"
-                found.add(Route(dst=dst, via=msg.get("RTA_GATEWAY"), dev=names.get(msg.get("RTA_OIF"))))
+                found.add(Route(dst=dst, via=msg.get("RTA_GATEWAY"), dev=names.get(msg.get("RTA_OIF")),
+                                onlink=bool(msg["flags"] & _RTNH_F_ONLINK)))
         return found
 
     def _route(self, route: Route, protocol: int, scope: int | None = None) -> Any:
@@ -282,7 +341,7 @@ class Namespace:
         if scope is None:  # as iproute2: a route with no gateway reaches its destination on the link
             scope = _RT_SCOPE_UNIVERSE if route.via or not dst_len else _RT_SCOPE_LINK
         return message(rtmsg, attrs, family=family, dst_len=dst_len, table=_MAIN_TABLE, proto=protocol,
-                       scope=scope, type=_RTN_UNICAST)
+                       scope=scope, type=_RTN_UNICAST, flags=_RTNH_F_ONLINK if route.onlink else 0)
 
     def add_route(self, route: Route, *, protocol: int = RTPROT_PODNET) -> None:
         self._change(f"add route {route}", _RTM_NEWROUTE, self._route(route, protocol),

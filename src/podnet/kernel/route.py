@@ -1,4 +1,5 @@
-"""A route as a plain value, so renderers can build route sets without netlink."""
+"""Routes, neighbours and forwarding entries as plain values, so renderers can
+build them without netlink."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ class Route:
     dst: str  # "10.244.1.0/24" or "default"
     via: str | None = None
     dev: str | None = None
+    onlink: bool = False  # the gateway is on the link even without an address there (VXLAN peers)
 
     def __str__(self) -> str:
         parts = [self.dst]
@@ -22,4 +24,24 @@ class Route:
             parts.append(f"via {self.via}")
         if self.dev:
             parts.append(f"dev {self.dev}")
+        if self.onlink:
+            parts.append("onlink")
         return " ".join(parts)
+
+
+@dataclass(frozen=True, order=True)
+class Neighbour:
+    """A permanent ARP entry: the peer's VTEP address answers to its VTEP MAC."""
+
+    ip: str
+    mac: str
+    dev: str
+
+
+@dataclass(frozen=True, order=True)
+class ForwardingEntry:
+    """A VXLAN FDB entry: frames for `mac` are sent, encapsulated, to the node at `dst`."""
+
+    mac: str
+    dst: str
+    dev: str

@@ -81,6 +81,9 @@ BAD_CLUSTERS = {
         cluster(workloads=[{"apiVersion": "v1", "kind": "Service", "metadata": {"name": n},
                             "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}} for n in ("a", "b")]),
         "Service default/b spec.ports.nodePort: 30080 is already the node port of default/a"),
+    "unknown backend": (cluster(networking={"backend": "udp"}), "networking.backend: 'udp' is not host-gw or vxlan"),
+    "host-gw over a routed underlay": (cluster(networking={"underlay": "routed"}),
+                                       "networking.backend: host-gw routes pod subnets via node IPs"),
     "clusterIP outside the service subnet": (
         cluster(workloads=[{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
                             "spec": {"clusterIP": "10.0.0.1", "ports": [{"port": 80}]}}]),

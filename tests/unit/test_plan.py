@@ -55,6 +55,30 @@ def test_host_gw_routes_point_at_every_other_node() -> None:
     assert Route("10.244.1.0/24", via="172.18.0.3") not in network.routes
 
 
+def test_vxlan_peers_get_a_route_a_neighbour_and_an_fdb_entry() -> None:
+    from podnet.kernel.route import ForwardingEntry, Neighbour
+    from podnet.network.node import vtep_mac
+
+    nodes = [n.node() for n in plan_cluster(spec(nodes=3, backend="vxlan")).nodes]
+    network = render_node_network(nodes[0], nodes, backend="vxlan")
+    assert network.vxlan is not None
+    assert (network.vxlan.local, network.vxlan.mtu, network.vxlan.address, network.vxlan.port) == (
+        "172.18.0.2", 1450, "10.244.0.0/32", 8472)
+    assert network.routes == {Route("10.244.1.0/24", "10.244.1.0", "podnet.1", onlink=True),
+                              Route("10.244.2.0/24", "10.244.2.0", "podnet.1", onlink=True)}
+    assert network.neighbours == {Neighbour("10.244.1.0", vtep_mac("n1"), "podnet.1"),
+                                  Neighbour("10.244.2.0", vtep_mac("n2"), "podnet.1")}
+    assert network.fdb == {ForwardingEntry(vtep_mac("n1"), "172.18.0.3", "podnet.1"),
+                           ForwardingEntry(vtep_mac("n2"), "172.18.0.4", "podnet.1")}
+    assert len({vtep_mac(n.metadata.name) for n in nodes}) == 3 and network.vxlan.mac == vtep_mac("n0")
+
+
+def test_a_routed_underlay_puts_each_node_behind_the_fabric_on_a_subnet_of_its_own() -> None:
+    plan = plan_cluster(spec(nodes=2, backend="vxlan", underlay="routed"))
+    assert [(n.address, n.gateway, n.router_port) for n in plan.nodes] == [
+        ("172.18.1.2/24", "172.18.1.1", "172.18.1.1/24"), ("172.18.2.2/24", "172.18.2.1", "172.18.2.1/24")]
+
+
 def test_link_names_fit_the_kernel() -> None:
     assert names.short_ifname("worker") == "worker"
     long = names.short_ifname("a-node-with-a-long-name")

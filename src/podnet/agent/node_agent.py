@@ -26,8 +26,9 @@ log = logging.getLogger("podnet.agent")
 
 class NodeAgent:
     def __init__(self, store: Store, node_name: str, namespace: str, resync_seconds: float = 1.0,
-                 cluster_cidr: str | None = None) -> None:
+                 cluster_cidr: str | None = None, backend: str = "host-gw") -> None:
         self.store = store
+        self.backend = backend
         self.node_name = node_name
         self.namespace = namespace
         self.resync_seconds = resync_seconds
@@ -42,7 +43,8 @@ class NodeAgent:
         if me is None or not me.pod_cidr:
             log.info("node %s is not in the store yet (or has no podCIDR)", self.node_name)
             return revision
-        added, removed = apply_node_network(self.namespace, render_node_network(me, nodes, self.cluster_cidr))
+        added, removed = apply_node_network(self.namespace, render_node_network(me, nodes, self.cluster_cidr,
+                                                                                  self.backend))
         for route in sorted(removed):
             log.info("removed route %s", route)
         for route in sorted(added):

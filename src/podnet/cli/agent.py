@@ -26,7 +26,10 @@ def run_as_daemon() -> threading.Event:
 @click.option("--store", "store_path", required=True, type=click.Path(dir_okay=False), help="The lab's SQLite store.")
 @click.option("--resync", default=1.0, show_default=True, help="Seconds between drift checks.")
 @click.option("--cluster-cidr", help="The pod network; with it the agent also runs the service proxy.")
-def agent(node_name: str, namespace: str, store_path: str, resync: float, cluster_cidr: str | None) -> None:
+@click.option("--backend", type=click.Choice(["host-gw", "vxlan"]), default="host-gw", show_default=True,
+              help="How pod traffic reaches other nodes: routed via their IPs, or in VXLAN tunnels.")
+def agent(node_name: str, namespace: str, store_path: str, resync: float, cluster_cidr: str | None,
+          backend: str) -> None:
     """Run the node agent: keep the node's bridge, routes and forwarding right,
     and serve this node's CNI plugin invocations."""
     from podnet.agent.node_agent import NodeAgent
@@ -37,7 +40,7 @@ def agent(node_name: str, namespace: str, store_path: str, resync: float, cluste
     store = SqliteStore(store_path)
     server = CniServer().start()
     try:
-        NodeAgent(store, node_name, namespace, resync, cluster_cidr).run(stop)
+        NodeAgent(store, node_name, namespace, resync, cluster_cidr, backend).run(stop)
     finally:
         server.stop()
         store.close()

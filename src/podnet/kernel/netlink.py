@@ -224,12 +224,15 @@ class Namespace:
         self._indexes.pop(ifname, None)
         self._change(f"delete link {ifname}", _RTM_DELLINK, message(ifinfmsg, index=index), tolerate=(errno.ENODEV,))
 
-    def ensure_vxlan(self, ifname: str, vni: int, local: str, port: int, mac: str, mtu: int, uplink: str) -> None:
+    def ensure_vxlan(self, ifname: str, vni: int, local: str, port: int, mac: str, mtu: int,
+                     uplink: str | None = None) -> None:
         """A VXLAN device as flannel makes it: no learning (peers are programmed),
         its own MAC (peers' FDB entries point at it), the underlay MTU less 50."""
         if self.index(ifname) is None:
             data = [("IFLA_VXLAN_ID", vni), ("IFLA_VXLAN_LOCAL", local), ("IFLA_VXLAN_PORT", port),
-                    ("IFLA_VXLAN_LEARNING", 0), ("IFLA_VXLAN_LINK", self.require_index(uplink))]
+                    ("IFLA_VXLAN_LEARNING", 0)]
+            if uplink:
+                data.append(("IFLA_VXLAN_LINK", self.require_index(uplink)))
             attrs = [("IFLA_IFNAME", ifname), ("IFLA_ADDRESS", mac), ("IFLA_MTU", mtu),
                      ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "vxlan"), ("IFLA_INFO_DATA", {"attrs": data})]})]
             self._change(f"create vxlan {ifname}", _RTM_NEWLINK, message(ifinfmsg, attrs), _CREATE)

@@ -28,7 +28,7 @@ from podnet.lab.progress import Progress
 from podnet.lab.spec import ClusterSpec
 from podnet.lab.state import LabRecord
 from podnet.network.apply import apply_node_network
-from podnet.network.node import POD_BRIDGE, render_node_network
+from podnet.network.node import POD_BRIDGE, pod_mtu, render_node_network
 from podnet.model.service import Service
 from podnet.store import allocator, resources
 from podnet.store.base import Store
@@ -46,16 +46,17 @@ def members(plan: ClusterPlan) -> dict[str, str]:
     return found
 
 
-def node_network_config(node: NodePlan, record: LabRecord) -> dict[str, Any]:
+def node_network_config(node: NodePlan, record: LabRecord, backend: str = "host-gw") -> dict[str, Any]:
     """The conflist a node's runtime would find in /etc/cni/net.d: bridge with
-    host-local IPAM over the node's pod subnet, then portmap."""
+    host-local IPAM over the node's pod subnet, then portmap. Over VXLAN, pod
+    interfaces get the underlay MTU less the tunnel's 50 bytes."""
     state = record.directory / "cni" / node.name
     return {
         "cniVersion": "1.1.0",
         "name": NETWORK_NAME,
         "plugins": [
             {"type": "podnet-bridge", "bridge": POD_BRIDGE, "isGateway": True, "isDefaultGateway": True,
-             "hairpinMode": True,
+             "hairpinMode": True, "mtu": pod_mtu(backend),
              "ipam": {"type": "podnet-host-local", "ranges": [[{"subnet": node.pod_cidr}]],
                       "dataDir": str(state / "ipam")}},
             {"type": "podnet-portmap", "capabilities": {"portMappings": True}, "stateDir": str(state / "portmap")},
@@ -77,7 +78,7 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
         _build_internet(fabric, plan, record)
         progress.advance()
         for node in plan.nodes:
-            _build_node(fabric, node, plan)
+            _build_node(fabric, node)
             progress.advance()
 
     store = SqliteStore(record.store_path)
@@ -91,8 +92,9 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
         plugin_dir = record.directory / "cni" / "bin"
         install_plugins(plugin_dir)
         for node, node_plan in zip(cluster_nodes, plan.nodes):
-            apply_node_network(node_plan.namespace, render_node_network(node, cluster_nodes, str(spec.pod_subnet)))
-            processes.start(node_plan.namespace, _agent_argv(node_plan, record, str(spec.pod_subnet)),
+            apply_node_network(node_plan.namespace,
+                               render_node_network(node, cluster_nodes, str(spec.pod_subnet), spec.backend))
+            processes.start(node_plan.namespace, _agent_argv(node_plan, record, spec),
                             record.log_path(f"agent-{node_plan.name}"))
         for node_plan in plan.nodes:
             _wait_for_agent(node_plan)
@@ -103,7 +105,7 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
         progress.phase("pods (CNI ADD)", len(plan.pods))
         runtimes = {n.name: Runtime([str(plugin_dir)], record.directory / "cni" / n.name / "results",
                                     str(netns.path(n.namespace))) for n in plan.nodes}
-        networks = {n.name: NetworkConfigList.parse(node_network_config(n, record)) for n in plan.nodes}
+        networks = {n.name: NetworkConfigList.parse(node_network_config(n, record, spec.backend)) for n in plan.nodes}
         wired = []
         for pod_plan in plan.pods:
             netns.create(pod_plan.namespace)
@@ -168,16 +170,19 @@ def _build_internet(fabric: Namespace, plan: ClusterPlan, record: LabRecord) -> 
                     record.log_path("internet-dns"))
 
 
-def _build_node(fabric: Namespace, node: NodePlan, plan: ClusterPlan) -> None:
+def _build_node(fabric: Namespace, node: NodePlan) -> None:
     netns.create(node.namespace)
     fabric.ensure_veth(node.fabric_ifname, NODE_UPLINK, node.namespace)
-    fabric.set_master(node.fabric_ifname, FABRIC_BRIDGE)
+    if node.router_port:  # a routed underlay: the fabric is this node's router, not its switch
+        fabric.ensure_address(node.fabric_ifname, node.router_port)
+    else:
+        fabric.set_master(node.fabric_ifname, FABRIC_BRIDGE)
     fabric.set_up(node.fabric_ifname)
     with open_namespace(node.namespace) as ns:
         ns.ensure_address(NODE_UPLINK, node.address)
         ns.set_up(NODE_UPLINK)
         # Everything beyond the cluster goes to the fabric, which leads to the lab's internet only.
-        ns.add_route(Route("default", via=plan.fabric_address.split("/")[0]), protocol=RTPROT_STATIC)
+        ns.add_route(Route("default", via=node.gateway), protocol=RTPROT_STATIC)
 
 
 def _wait_for_agent(node: NodePlan) -> None:
@@ -209,6 +214,6 @@ def _wait_ready(store: Store, wired: list[tuple[PodPlan, Any]]) -> None:
         resources.put(store, pod.with_status(pod_ip=pod.pod_ip, host_ip=pod.host_ip, ready=True))
 
 
-def _agent_argv(node: NodePlan, record: LabRecord, cluster_cidr: str) -> list[str]:
+def _agent_argv(node: NodePlan, record: LabRecord, spec: ClusterSpec) -> list[str]:
     return [sys.executable, "-m", "podnet", "agent", "--node", node.name, "--netns", node.namespace,
-            "--store", str(record.store_path), "--cluster-cidr", cluster_cidr]
+            "--store", str(record.store_path), "--cluster-cidr", str(spec.pod_subnet), "--backend", spec.backend]

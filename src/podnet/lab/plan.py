@@ -37,7 +37,9 @@ class NodePlan:
     namespace: str
     address: str  # "172.18.0.2/16" on the node's uplink
     pod_cidr: str
-    fabric_ifname: str  # the uplink's other end, on the fabric bridge
+    fabric_ifname: str  # the uplink's other end, on the fabric bridge (or, routed, a router port)
+    gateway: str = ""  # the fabric's address toward this node: its default route
+    router_port: str | None = None  # routed underlay: that address with its prefix, on fabric_ifname
 
     @property
     def ip(self) -> str:
@@ -97,16 +99,21 @@ def plan_cluster(spec: ClusterSpec) -> ClusterPlan:
     node_hosts = spec.node_subnet.hosts()
     fabric_ip = next(node_hosts)
     pod_cidrs = spec.pod_subnet.subnets(new_prefix=spec.node_cidr_mask)
-    nodes = tuple(
-        NodePlan(
-            name=name,
-            namespace=names.member_namespace(spec.name, name),
-            address=f"{next(node_hosts)}/{spec.node_subnet.prefixlen}",
-            pod_cidr=str(next(pod_cidrs)),
-            fabric_ifname=names.short_ifname(name),
+    if spec.underlay == "routed":  # node i on the i-th /24 after the fabric's own, the fabric routing between them
+        segments = itertools.islice(spec.node_subnet.subnets(new_prefix=24), 1, None)
+        nodes = tuple(_routed_node(spec, name, next(segments), next(pod_cidrs)) for name in spec.nodes)
+    else:
+        nodes = tuple(
+            NodePlan(
+                name=name,
+                namespace=names.member_namespace(spec.name, name),
+                address=f"{next(node_hosts)}/{spec.node_subnet.prefixlen}",
+                pod_cidr=str(next(pod_cidrs)),
+                fabric_ifname=names.short_ifname(name),
+                gateway=str(fabric_ip),
+            )
+            for name in spec.nodes
         )
-        for name in spec.nodes
-    )
     services, workloads = spec.services, spec.pods
     if not any(s.metadata.key == "kube-system/kube-dns" for s in services):
         dns_pod, dns_service = cluster_dns(spec, nodes[0].name)
@@ -119,6 +126,13 @@ def plan_cluster(spec: ClusterSpec) -> ClusterPlan:
         pods=tuple(_plan_pods(spec.name, workloads, nodes)),
         services=services,
     )
+
+
+def _routed_node(spec: ClusterSpec, name: str, segment: ipaddress.IPv4Network | ipaddress.IPv6Network,
+                 pod_cidr: ipaddress.IPv4Network | ipaddress.IPv6Network) -> NodePlan:
+    router, address = itertools.islice(segment.hosts(), 2)
+    return NodePlan(name, names.member_namespace(spec.name, name), f"{address}/{segment.prefixlen}", str(pod_cidr),
+                    names.short_ifname(name), str(router), f"{router}/{segment.prefixlen}")
 
 
 # As kubeadm's CoreDNS: health on 8080, readiness on 8181, metrics on 9153.

@@ -38,6 +38,8 @@ class ClusterSpec:
     pods: tuple[Pod, ...] = ()
     services: tuple[Service, ...] = ()
     dns_domain: str = "cluster.local"
+    backend: str = "host-gw"  # or "vxlan", as flannel's backends
+    underlay: str = "bridged"  # nodes on one segment; "routed": each on a subnet of its own, behind a router
 
     kind = "Cluster"
 
@@ -138,7 +140,8 @@ def parse_lab(documents: list[object], default_name: str = "lab") -> LabSpec:
 def _parse_cluster(head: Fields, name: str, extra: list[tuple[str, object]]) -> ClusterSpec:
     head.reject_unknown("apiVersion", "kind", "metadata", "networking", "nodes", "workloads")
     networking = head.mapping("networking") or Fields({}, "networking")
-    networking.reject_unknown("podSubnet", "serviceSubnet", "nodeSubnet", "nodeCIDRMaskSize", "dnsDomain")
+    networking.reject_unknown("podSubnet", "serviceSubnet", "nodeSubnet", "nodeCIDRMaskSize", "dnsDomain", "backend",
+                              "underlay")
     subnets = {
         "podSubnet": networking.network("podSubnet", "10.244.0.0/16"),
         "serviceSubnet": networking.network("serviceSubnet", "10.96.0.0/12"),
@@ -174,8 +177,20 @@ def _parse_cluster(head: Fields, name: str, extra: list[tuple[str, object]]) -> 
     pods, services = _parse_workloads(documents, nodes)
     _check_cluster_ips(services, subnets["serviceSubnet"])
     domain = networking.text("dnsDomain", "cluster.local") or "cluster.local"
+    backend = networking.text("backend", "host-gw")
+    if backend not in ("host-gw", "vxlan"):
+        raise ManifestError("networking.backend", f"{backend!r} is not host-gw or vxlan")
+    underlay = networking.text("underlay", "bridged")
+    if underlay not in ("bridged", "routed"):
+        raise ManifestError("networking.underlay", f"{underlay!r} is not bridged or routed")
+    if underlay == "routed" and backend == "host-gw":
+        raise ManifestError("networking.backend", "host-gw routes pod subnets via node IPs, so it needs the nodes on "
+                                                  "one L2 segment; a routed underlay needs backend: vxlan")
+    if underlay == "routed" and subnets["nodeSubnet"].prefixlen > 24 - max(1, len(nodes) - 1).bit_length():
+        raise ManifestError("networking.nodeSubnet", f"a routed underlay gives each node a /24: "
+                                                     f"{subnets['nodeSubnet']} is too small for {len(nodes)} nodes")
     return ClusterSpec(name, tuple(nodes), pod_subnet, subnets["serviceSubnet"], subnets["nodeSubnet"], mask,
-                       tuple(pods), tuple(services), domain.rstrip("."))
+                       tuple(pods), tuple(services), domain.rstrip("."), backend, underlay)
 
 
 def _parse_workloads(documents: list[tuple[str, object]], nodes: list[str]) -> tuple[list[Pod], list[Service]]:

@@ -13,6 +13,12 @@ def apply_node_network(namespace: str, network: NodeNetwork) -> tuple[set[Route]
     with open_namespace(namespace) as ns:
         ns.ensure_bridge(network.bridge)
         ns.ensure_address(network.bridge, network.gateway)
+        device = network.vxlan
+        if device is not None:  # the device and its peers before the routes that use them
+            ns.ensure_vxlan(device.name, device.vni, device.local, device.port, device.mac, device.mtu)
+            ns.ensure_address(device.name, device.address)
+            ns.sync_neighbours(device.name, network.neighbours)
+            ns.sync_forwarding(device.name, network.fdb)
         changes = ns.sync_routes(network.routes)
     if network.forwarding:
         sysctl.ensure(namespace, "net.ipv4.ip_forward", "1")

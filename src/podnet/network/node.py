@@ -1,19 +1,54 @@
 """A node's pod network as a value: the pod bridge, its gateway, routes to other nodes.
 
-host-gw: every other node's pod subnet is routed via that node's IP, which works
-when nodes share an L2 segment (as the lab's fabric bridge gives them).
+Two backends, as flannel's:
+  host-gw  every other node's pod subnet is routed via that node's IP, which works
+           when nodes share an L2 segment (as the lab's fabric bridge gives them);
+  vxlan    pod traffic to another node is encapsulated in UDP (port 8472) to that
+           node's IP, so nodes need only reach each other by IP. Per remote node:
+           a route to its pod subnet via its VTEP address (onlink), a permanent
+           neighbour entry for that address, and an FDB entry sending the VTEP's
+           MAC to the node's IP. Pod interfaces get the underlay MTU less 50.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from podnet.kernel.route import Route
+from podnet.kernel.route import ForwardingEntry, Neighbour, Route
 from podnet.model.node import Node
 
 POD_BRIDGE = "cni0"
+BACKENDS = ("host-gw", "vxlan")
+VXLAN_DEVICE = "podnet.1"
+VXLAN_VNI = 1
+VXLAN_PORT = 8472  # flannel's (the Linux default, before IANA's 4789)
+VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
+UNDERLAY_MTU = 1500
+
+
+@dataclass(frozen=True)
+class VxlanDevice:
+    name: str
+    vni: int
+    local: str  # the node's IP: tunnels start and end there
+    port: int
+    mac: str
+    mtu: int
+    address: str  # the node's VTEP address, its pod subnet's network address as a /32
+
+
+def vtep_mac(node_name: str) -> str:
+    """A node's VTEP MAC, derived from its name so every peer knows it without
+    asking (flannel keeps a random one in the node's annotations instead)."""
+    digest = hashlib.sha256(node_name.encode()).digest()
+    return ":".join(f"{b:02x}" for b in bytes([0x02]) + digest[:5])
+
+
+def pod_mtu(backend: str, underlay_mtu: int = UNDERLAY_MTU) -> int:
+    return underlay_mtu - VXLAN_OVERHEAD if backend == "vxlan" else underlay_mtu
 
 
 @dataclass(frozen=True)
@@ -23,6 +58,9 @@ class NodeNetwork:
     routes: frozenset[Route]
     forwarding: bool = True
     egress: str | None = None  # nft body masquerading pod traffic that leaves the cluster
+    vxlan: VxlanDevice | None = None
+    neighbours: frozenset[Neighbour] = frozenset()
+    fdb: frozenset[ForwardingEntry] = frozenset()
 
 
 EGRESS_TABLE = "podnet-egress"
@@ -49,9 +87,31 @@ def host_gw_routes(self_name: str, nodes: Iterable[Node]) -> frozenset[Route]:
     )
 
 
-def render_node_network(node: Node, nodes: Iterable[Node], cluster_cidr: str | None = None) -> NodeNetwork:
+def _vtep_address(pod_cidr: str) -> str:
+    return str(ipaddress.ip_network(pod_cidr).network_address)
+
+
+def render_node_network(node: Node, nodes: Iterable[Node], cluster_cidr: str | None = None,
+                        backend: str = "host-gw", underlay_mtu: int = UNDERLAY_MTU) -> NodeNetwork:
     if not node.pod_cidr:
         raise ValueError(f"node {node.metadata.name} has no podCIDR yet")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r} (one of {', '.join(BACKENDS)})")
     egress = render_egress(node.pod_cidr, cluster_cidr) if cluster_cidr else None
-    return NodeNetwork(POD_BRIDGE, str(gateway_for(node.pod_cidr)), host_gw_routes(node.metadata.name, nodes),
-                       egress=egress)
+    gateway = str(gateway_for(node.pod_cidr))
+    if backend == "host-gw":
+        return NodeNetwork(POD_BRIDGE, gateway, host_gw_routes(node.metadata.name, nodes), egress=egress)
+    if not node.internal_ip:
+        raise ValueError(f"node {node.metadata.name} has no internal IP for its VXLAN tunnels")
+    device = VxlanDevice(VXLAN_DEVICE, VXLAN_VNI, node.internal_ip, VXLAN_PORT, vtep_mac(node.metadata.name),
+                         pod_mtu(backend, underlay_mtu), f"{_vtep_address(node.pod_cidr)}/32")
+    peers = [n for n in nodes if n.metadata.name != node.metadata.name and n.pod_cidr and n.internal_ip]
+    return NodeNetwork(
+        POD_BRIDGE, gateway,
+        frozenset(Route(p.pod_cidr, _vtep_address(p.pod_cidr), VXLAN_DEVICE, onlink=True) for p in peers),  # type: ignore[arg-type]
+        egress=egress, vxlan=device,
+        neighbours=frozenset(Neighbour(_vtep_address(p.pod_cidr), vtep_mac(p.metadata.name), VXLAN_DEVICE)  # type: ignore[arg-type]
+                             for p in peers),
+        fdb=frozenset(ForwardingEntry(vtep_mac(p.metadata.name), p.internal_ip, VXLAN_DEVICE)  # type: ignore[arg-type]
+                      for p in peers),
+    )

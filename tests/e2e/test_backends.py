@@ -1,0 +1,108 @@
+"""Many nodes: each backend (host-gw, vxlan) and underlay (one L2 segment, or a
+subnet per node behind a router, where only vxlan can work) carries pod traffic
+across nodes without NAT, masquerades egress behind the node, and keeps working
+while the agents die and come back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from podnet.kernel import netns
+from tests.helpers import in_netns, podnet
+
+LABS = {  # lab name: (backend, underlay)
+    "t-hostgw": ("host-gw", "bridged"),
+    "t-vxlan": ("vxlan", "bridged"),
+    "t-vxrouted": ("vxlan", "routed"),
+}
+
+
+@pytest.fixture(scope="module", params=list(LABS))
+def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    name = request.param
+    backend, underlay = LABS[name]
+    pods = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod},
+             "spec": {"nodeName": node, "containers": [{"name": "echo", "image": "podnet/echo"}]}}
+            for pod, node in (("a", "n1"), ("b", "n2"))]
+    document = {"apiVersion": "podnet.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": name},
+                "networking": {"backend": backend, "underlay": underlay},
+                "nodes": [{"name": "n1"}, {"name": "n2"}], "workloads": pods}
+    path = tmp_path_factory.mktemp("backends") / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(document))
+    podnet("lab", "up", str(path))
+    yield name
+    podnet("lab", "down", name)
+
+
+def pod_ip(lab: str, name: str) -> str:
+    listing = json.loads(podnet("get", "pods", "--lab", lab, "-o", "json").stdout)
+    return next(p["status"]["podIP"] for p in listing["items"] if p["metadata"]["name"] == name)
+
+
+def node_ip(lab: str, name: str) -> str:
+    listing = json.loads(podnet("get", "nodes", "--lab", lab, "-o", "json").stdout)
+    return next(n["status"]["addresses"][0]["address"] for n in listing["items"] if n["metadata"]["name"] == name)
+
+
+def curl(lab: str, pod: str, url: str) -> dict:  # type: ignore[type-arg]
+    return json.loads(in_netns(f"pn-{lab}.default.{pod}", "curl", "-s", "-m", "5", url).stdout)
+
+
+def test_pods_on_different_nodes_talk_without_nat(lab: str) -> None:
+    answer = curl(lab, "a", f"http://{pod_ip(lab, 'b')}/get")
+    assert answer["pod"] == "b" and answer["origin"] == pod_ip(lab, "a")
+
+
+def test_egress_leaves_behind_the_node_ip(lab: str) -> None:
+    assert curl(lab, "b", "http://www.example.org/get")["origin"] == node_ip(lab, "n2")
+
+
+def test_vxlan_carries_pod_traffic_in_udp_8472_with_room_for_the_header(lab: str) -> None:
+    if LABS[lab][0] != "vxlan":
+        pytest.skip("host-gw routes pod packets as they are")
+    assert "mtu 1450" in in_netns(f"pn-{lab}.default.a", "ip", "link", "show", "eth0").stdout
+    capture = subprocess.Popen(netns.exec_argv(f"pn-{lab}.n2", ["tcpdump", "-ni", "eth0", "-c", "3", "udp", "port", "8472"]),
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    time.sleep(0.5)
+    in_netns(f"pn-{lab}.default.a", "ping", "-c", "3", "-i", "0.2", pod_ip(lab, "b"))
+    out, _ = capture.communicate(timeout=10)
+    inner = f"{pod_ip(lab, 'a')} > {pod_ip(lab, 'b')}: ICMP echo request"
+    assert inner in out and out.count(".8472: ") == 3, out  # the pods' packets, inside UDP to 8472
+
+
+def agent_pid(lab: str, node: str) -> int:
+    found = subprocess.run(["pgrep", "-f", f"podnet agent --node {node} --netns pn-{lab}.{node} "],
+                           capture_output=True, text=True).stdout.split()
+    assert len(found) == 1, found
+    return int(found[0])
+
+
+def test_the_dataplane_outlives_its_agents_and_a_restart_disturbs_no_flow(lab: str) -> None:
+    target = pod_ip(lab, "b")
+    pinger = subprocess.Popen(netns.exec_argv(f"pn-{lab}.default.a", ["ping", "-i", "0.1", "-w", "4", target]),
+                              stdout=subprocess.PIPE, text=True)
+    pids = {node: agent_pid(lab, node) for node in ("n1", "n2")}
+    argvs = {node: Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1] for node, pid in pids.items()}
+    environ = {node: Path(f"/proc/{pid}/environ").read_bytes() for node, pid in pids.items()}
+    for pid in pids.values():
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(1)
+    assert curl(lab, "a", f"http://{target}/get")["pod"] == "b"  # no agent anywhere, traffic flows
+    restarted = []
+    for node, argv in argvs.items():
+        env = dict(item.split(b"=", 1) for item in environ[node].split(b"\0") if b"=" in item)
+        restarted.append(subprocess.Popen(netns.exec_argv(f"pn-{lab}.{node}", [a.decode() for a in argv]),
+                                          env={k.decode(): v.decode() for k, v in env.items()},
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+    out, _ = pinger.communicate(timeout=10)
+    assert " 0% packet loss" in out, out  # through the kills and the restarts
+    assert all(p.poll() is None for p in restarted)  # the restarted agents run (lab down stops them)

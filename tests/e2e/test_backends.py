@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -86,23 +87,65 @@ def agent_pid(lab: str, node: str) -> int:
     return int(found[0])
 
 
+def kill_agent(lab: str, node: str) -> Callable[[], subprocess.Popen]:  # type: ignore[type-arg]
+    """SIGKILL the node's agent; returns what starts it again, as the lab did."""
+    pid = agent_pid(lab, node)
+    argv = [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]]
+    env = dict(item.decode().split("=", 1) for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+               if b"=" in item)
+    os.kill(pid, signal.SIGKILL)
+    return lambda: subprocess.Popen(netns.exec_argv(f"pn-{lab}.{node}", argv), env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, start_new_session=True)
+
+
 def test_the_dataplane_outlives_its_agents_and_a_restart_disturbs_no_flow(lab: str) -> None:
     target = pod_ip(lab, "b")
     pinger = subprocess.Popen(netns.exec_argv(f"pn-{lab}.default.a", ["ping", "-i", "0.1", "-w", "4", target]),
                               stdout=subprocess.PIPE, text=True)
-    pids = {node: agent_pid(lab, node) for node in ("n1", "n2")}
-    argvs = {node: Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1] for node, pid in pids.items()}
-    environ = {node: Path(f"/proc/{pid}/environ").read_bytes() for node, pid in pids.items()}
-    for pid in pids.values():
-        os.kill(pid, signal.SIGKILL)
+    starts = [kill_agent(lab, node) for node in ("n1", "n2")]
     time.sleep(1)
     assert curl(lab, "a", f"http://{target}/get")["pod"] == "b"  # no agent anywhere, traffic flows
-    restarted = []
-    for node, argv in argvs.items():
-        env = dict(item.split(b"=", 1) for item in environ[node].split(b"\0") if b"=" in item)
-        restarted.append(subprocess.Popen(netns.exec_argv(f"pn-{lab}.{node}", [a.decode() for a in argv]),
-                                          env={k.decode(): v.decode() for k, v in env.items()},
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+    restarted = [start() for start in starts]
     out, _ = pinger.communicate(timeout=10)
     assert " 0% packet loss" in out, out  # through the kills and the restarts
     assert all(p.poll() is None for p in restarted)  # the restarted agents run (lab down stops them)
+
+
+def peer_routes(lab: str, node: str) -> str:
+    return in_netns(f"pn-{lab}.{node}", "ip", "route", "show", "proto", "152").stdout
+
+
+def within(seconds: float, check: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_nodes_join_and_leave_and_peers_follow_within_a_second(lab: str) -> None:
+    joined = podnet("lab", "node", "add", lab, "n3").stdout
+    subnet = joined.split("pods in ")[1].split()[0]
+    assert within(1.0, lambda: subnet in peer_routes(lab, "n1"))
+    gateway = subnet.replace(".0/24", ".1")
+    in_netns(f"pn-{lab}.default.a", "ping", "-c", "1", "-W", "2", gateway)  # the new node's bridge, across
+    assert podnet("lab", "node", "add", lab, "n3", check=False).returncode != 0  # no second n3
+    podnet("lab", "node", "remove", lab, "n3")
+    assert within(1.0, lambda: subnet not in peer_routes(lab, "n1"))
+    if LABS[lab][0] == "vxlan":
+        fdb = in_netns(f"pn-{lab}.n1", "bridge", "fdb", "show", "dev", "podnet.1").stdout
+        assert re.findall(r"dst (\S+)", fdb) == [node_ip(lab, "n2")]  # n3's entry went with it
+
+
+def test_a_node_that_was_down_while_another_left_drops_the_stale_entries_when_it_starts(lab: str) -> None:
+    joined = podnet("lab", "node", "add", lab, "n4").stdout
+    subnet = joined.split("pods in ")[1].split()[0]
+    assert within(1.0, lambda: subnet in peer_routes(lab, "n1"))
+    start = kill_agent(lab, "n1")
+    podnet("lab", "node", "remove", lab, "n4")
+    time.sleep(0.5)
+    assert subnet in peer_routes(lab, "n1")  # nobody there to notice
+    start()
+    assert within(3.0, lambda: subnet not in peer_routes(lab, "n1"))
+    assert curl(lab, "a", f"http://{pod_ip(lab, 'b')}/get")["pod"] == "b"

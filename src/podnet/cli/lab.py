@@ -52,6 +52,33 @@ def up(path: str) -> None:
     show_status(record)
 
 
+@lab.group()
+def node() -> None:
+    """Add a node to a running cluster lab, or remove one."""
+
+
+@node.command("add")
+@click.argument("lab_name", metavar="LAB")
+@click.argument("name")
+def node_add(lab_name: str, name: str) -> None:
+    """Join a new node NAME to the cluster lab LAB (a pod subnet leased, an agent started)."""
+    from podnet.lab.nodes import add_node
+
+    plan = add_node(lab_name, name)
+    console.print(f"node [bold]{name}[/] joined lab {lab_name}: {plan.ip}, pods in {plan.pod_cidr}")
+
+
+@node.command("remove")
+@click.argument("lab_name", metavar="LAB")
+@click.argument("name")
+def node_remove(lab_name: str, name: str) -> None:
+    """Remove node NAME from the cluster lab LAB, with its pods, and release its subnet."""
+    from podnet.lab.nodes import remove_node
+
+    pods = remove_node(lab_name, name)
+    console.print(f"node [bold]{name}[/] left lab {lab_name}" + (f" with its pods {', '.join(pods)}" if pods else ""))
+
+
 @lab.command()
 @click.argument("name", required=False)
 @click.option("--all", "everything", is_flag=True, help="Remove every podnet namespace and lab, found by the pn- prefix.")

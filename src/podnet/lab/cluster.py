@@ -28,6 +28,7 @@ from podnet.lab.progress import Progress
 from podnet.lab.spec import ClusterSpec
 from podnet.lab.state import LabRecord
 from podnet.network.apply import apply_node_network
+from podnet.network.leases import SubnetLeases
 from podnet.network.node import POD_BRIDGE, pod_mtu, render_node_network
 from podnet.model.service import Service
 from podnet.store import allocator, resources
@@ -78,14 +79,18 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
         _build_internet(fabric, plan, record)
         progress.advance()
         for node in plan.nodes:
-            _build_node(fabric, node)
+            build_node(fabric, node)
             progress.advance()
 
     store = SqliteStore(record.store_path)
     try:
         progress.phase("node networks and agents", len(plan.nodes))
         cluster_nodes = [n.node() for n in plan.nodes]
+        leases = SubnetLeases(store, spec.pod_subnet, spec.node_cidr_mask)
         for node in cluster_nodes:
+            leased = leases.acquire(node.metadata.name, node.internal_ip or "")  # the plan predicts; the store decides
+            if leased != node.pod_cidr:
+                raise LabError(f"node {node.metadata.name} was planned {node.pod_cidr} but its lease is {leased}")
             resources.put(store, node)
         for service in allocate_service_addresses(store, spec, plan.services):
             resources.put(store, service)
@@ -94,10 +99,10 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
         for node, node_plan in zip(cluster_nodes, plan.nodes):
             apply_node_network(node_plan.namespace,
                                render_node_network(node, cluster_nodes, str(spec.pod_subnet), spec.backend))
-            processes.start(node_plan.namespace, _agent_argv(node_plan, record, spec),
+            processes.start(node_plan.namespace, agent_argv(node_plan, record, spec),
                             record.log_path(f"agent-{node_plan.name}"))
         for node_plan in plan.nodes:
-            _wait_for_agent(node_plan)
+            wait_for_agent(node_plan)
             progress.advance()
 
         # Each pod's command starts as soon as its pod is wired, so interpreters
@@ -170,7 +175,7 @@ def _build_internet(fabric: Namespace, plan: ClusterPlan, record: LabRecord) -> 
                     record.log_path("internet-dns"))
 
 
-def _build_node(fabric: Namespace, node: NodePlan) -> None:
+def build_node(fabric: Namespace, node: NodePlan) -> None:
     netns.create(node.namespace)
     fabric.ensure_veth(node.fabric_ifname, NODE_UPLINK, node.namespace)
     if node.router_port:  # a routed underlay: the fabric is this node's router, not its switch
@@ -185,7 +190,7 @@ def _build_node(fabric: Namespace, node: NodePlan) -> None:
         ns.add_route(Route("default", via=node.gateway), protocol=RTPROT_STATIC)
 
 
-def _wait_for_agent(node: NodePlan) -> None:
+def wait_for_agent(node: NodePlan) -> None:
     socket = Path(socket_path_for(str(netns.path(node.namespace))))
     deadline = time.monotonic() + AGENT_START_TIMEOUT
     while not socket.exists():
@@ -214,6 +219,6 @@ def _wait_ready(store: Store, wired: list[tuple[PodPlan, Any]]) -> None:
         resources.put(store, pod.with_status(pod_ip=pod.pod_ip, host_ip=pod.host_ip, ready=True))
 
 
-def _agent_argv(node: NodePlan, record: LabRecord, spec: ClusterSpec) -> list[str]:
+def agent_argv(node: NodePlan, record: LabRecord, spec: ClusterSpec) -> list[str]:
     return [sys.executable, "-m", "podnet", "agent", "--node", node.name, "--netns", node.namespace,
             "--store", str(record.store_path), "--cluster-cidr", str(spec.pod_subnet), "--backend", spec.backend]

@@ -1,0 +1,137 @@
+"""Nodes joining and leaving a running cluster lab (`podnet lab node add|remove`).
+
+A joining node gets an address on the underlay, a pod subnet leased through the
+store, its namespace and agent; a leaving one loses its pods, agent and
+namespace, and gives its lease back. The other agents see the Node appear or go
+in the store and add or remove their routes (and, over vxlan, neighbour and FDB
+entries) within a second; an agent that was down catches up when it starts,
+because it syncs to the store's nodes rather than applying changes one by one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+
+from podnet.errors import LabError, ManifestError
+from podnet.kernel import netns
+from podnet.kernel.netlink import open_namespace
+from podnet.lab import names, processes
+from podnet.lab.cluster import agent_argv, build_node, wait_for_agent
+from podnet.lab.lifecycle import forget_agent_socket
+from podnet.lab.plan import NodePlan
+from podnet.lab.spec import ClusterSpec, load_lab_file
+from podnet.lab.state import LabRecord, load
+from podnet.model.fields import check_dns_label
+from podnet.model.node import Node
+from podnet.model.pod import Pod
+from podnet.network.apply import apply_node_network
+from podnet.network.leases import SubnetLeases
+from podnet.network.node import render_node_network
+from podnet.store import resources
+from podnet.store.base import Store
+from podnet.store.sqlite import SqliteStore
+
+
+def _cluster(lab: str) -> tuple[LabRecord, ClusterSpec]:
+    record = load(lab)
+    if record is None:
+        raise LabError(f"no lab named {lab} is up")
+    spec = load_lab_file(record.source)
+    if not isinstance(spec, ClusterSpec):
+        raise LabError(f"lab {lab} is a topology; nodes join clusters")
+    return record, spec
+
+
+def _nodes(store: Store) -> list[Node]:
+    return [n for n in resources.list_kind(store, "Node")[0] if isinstance(n, Node)]
+
+
+def _underlay_address(spec: ClusterSpec, taken: set[str]) -> tuple[str, str, str | None]:
+    """(address/prefix, gateway, router port) for a new node, as plan_cluster gives them."""
+    hosts = spec.node_subnet.hosts()
+    fabric_ip = next(hosts)
+    if spec.underlay == "routed":
+        for segment in itertools.islice(spec.node_subnet.subnets(new_prefix=24), 1, None):
+            router, address = itertools.islice(segment.hosts(), 2)
+            if str(address) not in taken:
+                return f"{address}/24", str(router), f"{router}/24"
+    else:
+        for address in hosts:
+            if str(address) not in taken:
+                return f"{address}/{spec.node_subnet.prefixlen}", str(fabric_ip), None
+    raise LabError(f"the node subnet {spec.node_subnet} has no room for another node")
+
+
+def add_node(lab: str, name: str) -> NodePlan:
+    try:
+        check_dns_label(name, "name")
+    except ManifestError as err:
+        raise LabError(f"node {err}") from None
+    record, spec = _cluster(lab)
+    store = SqliteStore(record.store_path)
+    try:
+        nodes = _nodes(store)
+        if any(n.metadata.name == name for n in nodes):
+            raise LabError(f"lab {lab} already has a node {name}")
+        address, gateway, router_port = _underlay_address(spec, {n.internal_ip for n in nodes if n.internal_ip})
+        ip = str(ipaddress.ip_interface(address).ip)
+        leases = SubnetLeases(store, spec.pod_subnet, spec.node_cidr_mask)
+        pod_cidr = leases.acquire(name, ip)
+        plan = NodePlan(name, names.member_namespace(lab, name), address, pod_cidr, names.short_ifname(name), gateway,
+                        router_port)
+        try:
+            with open_namespace(names.lab_namespace(lab)) as fabric:
+                build_node(fabric, plan)
+            node = plan.node()
+            resources.put(store, node)
+            apply_node_network(plan.namespace, render_node_network(node, _nodes(store), str(spec.pod_subnet),
+                                                                   spec.backend))
+            processes.start(plan.namespace, agent_argv(plan, record, spec), record.log_path(f"agent-{name}"))
+            wait_for_agent(plan)
+        except BaseException:
+            _remove(store, record, name, plan.namespace, pod_cidr, leases)
+            raise
+        record.members[f"node/{name}"] = plan.namespace
+        record.save()
+        return plan
+    finally:
+        store.close()
+
+
+def remove_node(lab: str, name: str) -> list[str]:
+    """Returns the pods that went with the node."""
+    record, spec = _cluster(lab)
+    store = SqliteStore(record.store_path)
+    try:
+        node = next((n for n in _nodes(store) if n.metadata.name == name), None)
+        if node is None:
+            raise LabError(f"lab {lab} has no node {name}")
+        gone = []
+        for pod in resources.list_kind(store, "Pod")[0]:
+            if isinstance(pod, Pod) and pod.node_name == name:
+                namespace = record.members.pop(f"pod/{pod.metadata.key}", None)
+                if namespace:
+                    netns.kill_processes_in([namespace])
+                    netns.delete(namespace)
+                resources.delete(store, pod)
+                gone.append(pod.metadata.key)
+        _remove(store, record, name, names.member_namespace(lab, name), node.pod_cidr,
+                SubnetLeases(store, spec.pod_subnet, spec.node_cidr_mask))
+        record.save()
+        return gone
+    finally:
+        store.close()
+
+
+def _remove(store: Store, record: LabRecord, name: str, namespace: str, pod_cidr: str | None,
+            leases: SubnetLeases) -> None:
+    netns.kill_processes_in([namespace])
+    forget_agent_socket(namespace)
+    netns.delete(namespace)  # its uplink's fabric end goes with it
+    for node in _nodes(store):
+        if node.metadata.name == name:
+            resources.delete(store, node)
+    if pod_cidr:
+        leases.release(name, pod_cidr)
+    record.members.pop(f"node/{name}", None)

@@ -1,7 +1,8 @@
-"""Many nodes: each backend (host-gw, vxlan) and underlay (one L2 segment, or a
-subnet per node behind a router, where only vxlan can work) carries pod traffic
-across nodes without NAT, masquerades egress behind the node, and keeps working
-while the agents die and come back."""
+"""Many nodes: each backend (host-gw, vxlan), underlay (one L2 segment, or a
+subnet per node behind a router, where only vxlan can work) and store (SQLite,
+or a three-member etcd cluster) carries pod traffic across nodes without NAT,
+masquerades egress behind the node, lets nodes join and leave, and keeps working
+while agents (or an etcd member) die."""
 
 from __future__ import annotations
 
@@ -20,21 +21,23 @@ import yaml
 from podnet.kernel import netns
 from tests.helpers import in_netns, podnet
 
-LABS = {  # lab name: (backend, underlay)
-    "t-hostgw": ("host-gw", "bridged"),
-    "t-vxlan": ("vxlan", "bridged"),
-    "t-vxrouted": ("vxlan", "routed"),
+LABS = {  # lab name: (backend, underlay, store)
+    "t-hostgw": ("host-gw", "bridged", "sqlite"),
+    "t-vxlan": ("vxlan", "bridged", "sqlite"),
+    "t-vxrouted": ("vxlan", "routed", "sqlite"),
+    "t-hgetcd": ("host-gw", "bridged", "etcd"),
+    "t-vxetcd": ("vxlan", "bridged", "etcd"),
 }
 
 
 @pytest.fixture(scope="module", params=list(LABS))
 def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     name = request.param
-    backend, underlay = LABS[name]
+    backend, underlay, store = LABS[name]
     pods = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod},
              "spec": {"nodeName": node, "containers": [{"name": "echo", "image": "podnet/echo"}]}}
             for pod, node in (("a", "n1"), ("b", "n2"))]
-    document = {"apiVersion": "podnet.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": name},
+    document = {"apiVersion": "podnet.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": name}, "store": store,
                 "networking": {"backend": backend, "underlay": underlay},
                 "nodes": [{"name": "n1"}, {"name": "n2"}], "workloads": pods}
     path = tmp_path_factory.mktemp("backends") / f"{name}.yaml"
@@ -149,3 +152,18 @@ def test_a_node_that_was_down_while_another_left_drops_the_stale_entries_when_it
     start()
     assert within(3.0, lambda: subnet not in peer_routes(lab, "n1"))
     assert curl(lab, "a", f"http://{pod_ip(lab, 'b')}/get")["pod"] == "b"
+
+
+def test_with_one_etcd_member_dead_traffic_and_changes_still_flow(lab: str) -> None:
+    if LABS[lab][2] != "etcd":
+        pytest.skip("a SQLite store has no members")
+    member = subprocess.run(["pgrep", "-f", f"etcd --name etcd-1 .*--initial-cluster-token {lab}$"],
+                            capture_output=True, text=True).stdout.split()
+    assert len(member) == 1, member
+    os.kill(int(member[0]), signal.SIGKILL)
+    assert curl(lab, "a", f"http://{pod_ip(lab, 'b')}/get")["pod"] == "b"
+    joined = podnet("lab", "node", "add", lab, "n5").stdout  # a write needs a quorum: two of three will do
+    subnet = joined.split("pods in ")[1].split()[0]
+    assert within(1.0, lambda: subnet in peer_routes(lab, "n1"))
+    podnet("lab", "node", "remove", lab, "n5")
+    assert within(1.0, lambda: subnet not in peer_routes(lab, "n1"))

@@ -96,11 +96,11 @@ def test_agents_follow_node_changes_in_the_store(cluster_lab: str) -> None:
     from podnet.model.meta import ObjectMeta
     from podnet.model.node import Node
     from podnet.store import resources
-    from podnet.store.sqlite import SqliteStore
+    from podnet.store.location import open_store
 
     record = load(cluster_lab)
     assert record is not None
-    store = SqliteStore(record.store_path)
+    store = open_store(record.store)
     ghost = Node(ObjectMeta("ghost", namespace=""), "10.244.200.0/24", "172.18.0.200")
     nodes = [f"pn-{cluster_lab}.{name}" for name in ("control-plane", "worker", "worker2")]
 

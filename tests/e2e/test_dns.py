@@ -101,11 +101,11 @@ def test_a_new_service_resolves_within_a_second(cluster_lab: str) -> None:
     from podnet.lab.state import load
     from podnet.model.manifest import parse_resource
     from podnet.store import resources
-    from podnet.store.sqlite import SqliteStore
+    from podnet.store.location import open_store
 
     record = load(cluster_lab)
     assert record is not None
-    store = SqliteStore(record.store_path)
+    store = open_store(record.store)
     fresh = parse_resource({"kind": "Service", "metadata": {"name": "fresh", "namespace": "apps"},
                             "spec": {"clusterIP": "10.96.0.99", "ports": [{"port": 80}]}})
     try:

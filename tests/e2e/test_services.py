@@ -107,11 +107,11 @@ def test_get_svc_lists_ports_and_endpoints(lab: dict) -> None:  # type: ignore[t
 @pytest.fixture
 def store(lab: dict) -> Iterator[object]:  # type: ignore[type-arg]
     from podnet.lab.state import load
-    from podnet.store.sqlite import SqliteStore
+    from podnet.store.location import open_store
 
     record = load(LAB)
     assert record is not None
-    handle = SqliteStore(record.store_path)
+    handle = open_store(record.store)
     yield handle
     handle.close()
 

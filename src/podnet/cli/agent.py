@@ -23,7 +23,8 @@ def run_as_daemon() -> threading.Event:
 @click.command()
 @click.option("--node", "node_name", required=True, help="The node this agent reconciles.")
 @click.option("--netns", "namespace", required=True, help="The node's network namespace (pn-...).")
-@click.option("--store", "store_path", required=True, type=click.Path(dir_okay=False), help="The lab's SQLite store.")
+@click.option("--store", "store_path", required=True,
+              help="The cluster's store: a SQLite file, or etcd://IP:PORT[,IP:PORT...].")
 @click.option("--resync", default=1.0, show_default=True, help="Seconds between drift checks.")
 @click.option("--cluster-cidr", help="The pod network; with it the agent also runs the service proxy.")
 @click.option("--backend", type=click.Choice(["host-gw", "vxlan"]), default="host-gw", show_default=True,
@@ -34,10 +35,10 @@ def agent(node_name: str, namespace: str, store_path: str, resync: float, cluste
     and serve this node's CNI plugin invocations."""
     from podnet.agent.node_agent import NodeAgent
     from podnet.cni.server import CniServer
-    from podnet.store.sqlite import SqliteStore
+    from podnet.store.location import open_store
 
     stop = run_as_daemon()
-    store = SqliteStore(store_path)
+    store = open_store(store_path)
     server = CniServer().start()
     try:
         NodeAgent(store, node_name, namespace, resync, cluster_cidr, backend).run(stop)
@@ -56,8 +57,9 @@ def echo(port: int) -> None:
 
 
 @click.command("dns")
-@click.option("--store", "store_path", envvar="PODNET_STORE", type=click.Path(dir_okay=False),
-              help="The cluster's store (in a lab pod: $PODNET_STORE); needed for the cluster zone.")
+@click.option("--store", "store_path", envvar="PODNET_STORE",
+              help="The cluster's store, a SQLite file or etcd://IP:PORT,... (in a lab pod: $PODNET_STORE); "
+                   "needed for the cluster zone.")
 @click.option("--conf", "corefile", type=click.Path(exists=True, dir_okay=False),
               help="A Corefile (CoreDNS's config); its plugins replace the options below.")
 @click.option("--listen", default="0.0.0.0", show_default=True)
@@ -89,7 +91,7 @@ def dns_server(store_path: str | None, corefile: str | None, listen: str, port: 
     from podnet.dns.config import DnsConfig, parse_address, parse_corefile
     from podnet.dns.server import serve
     from podnet.dns.workers import fork_workers, stop_workers
-    from podnet.store.sqlite import SqliteStore
+    from podnet.store.location import open_store
 
     if corefile:
         config = parse_corefile(Path(corefile).read_text())
@@ -106,7 +108,7 @@ def dns_server(store_path: str | None, corefile: str | None, listen: str, port: 
     if workers > 1 and not children:
         config = replace(config, http={}, loop_check=False)  # a copy: the first process does these
     stop = run_as_daemon()
-    store = SqliteStore(store_path) if config.domain and store_path else None
+    store = open_store(store_path) if config.domain and store_path else None
     try:
         asyncio.run(serve(config, store, stop))
     finally:

@@ -15,7 +15,7 @@ from podnet.lab import state
 from podnet.lab.state import LabRecord
 from podnet.model.manifest import Resource
 from podnet.store import resources
-from podnet.store.sqlite import SqliteStore
+from podnet.store.location import open_store
 
 _KINDS = {
     "node": "Node", "nodes": "Node", "no": "Node",
@@ -25,7 +25,7 @@ _KINDS = {
 
 
 def read_cluster(record: LabRecord) -> tuple[list, list, list]:  # type: ignore[type-arg]
-    store = SqliteStore(record.store_path)
+    store = open_store(record.store)
     try:
         return tuple(resources.list_kind(store, kind)[0] for kind in ("Node", "Pod", "Service"))  # type: ignore[return-value]
     finally:

@@ -16,11 +16,11 @@ from podnet.cni.entry import socket_path_for
 from podnet.cni.install import install as install_plugins
 from podnet.cni.result import Result
 from podnet.cni.runtime import Attachment, NetworkConfigList, Runtime
-from podnet.errors import LabError
+from podnet.errors import LabError, PodnetError
 from podnet.kernel import netns, sysctl
 from podnet.kernel.route import RTPROT_STATIC, Route
 from podnet.kernel.netlink import Namespace, open_namespace
-from podnet.lab import processes
+from podnet.lab import names, processes
 from podnet.lab.plan import (FABRIC_BRIDGE, INTERNET, INTERNET_ADDRESS, INTERNET_GATEWAY, INTERNET_HOSTS,
                              NODE_PORT_RANGE, NODE_UPLINK, RESERVED_SERVICE_OFFSETS, ClusterPlan, NodePlan, PodPlan,
                              plan_cluster, resolv_conf)
@@ -33,7 +33,7 @@ from podnet.network.node import POD_BRIDGE, pod_mtu, render_node_network
 from podnet.model.service import Service
 from podnet.store import allocator, resources
 from podnet.store.base import Store
-from podnet.store.sqlite import SqliteStore
+from podnet.store.location import open_store
 
 NETWORK_NAME = "podnet"
 AGENT_START_TIMEOUT = 10.0
@@ -81,8 +81,10 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
         for node in plan.nodes:
             build_node(fabric, node)
             progress.advance()
+        if spec.store == "etcd":
+            _build_etcd(fabric, plan, spec, record)
 
-    store = SqliteStore(record.store_path)
+    store = open_store(record.store)
     try:
         progress.phase("node networks and agents", len(plan.nodes))
         cluster_nodes = [n.node() for n in plan.nodes]
@@ -155,6 +157,54 @@ def allocate_service_addresses(store: Store, spec: ClusterSpec, services: tuple[
     return allocated
 
 
+ETCD_MEMBERS = 3
+ETCD_HOST_OFFSET = 250  # members at .250-.252 of the fabric's first /24, clear of the nodes
+ETCD_START_TIMEOUT = 20.0
+
+
+def _build_etcd(fabric: Namespace, plan: ClusterPlan, spec: ClusterSpec, record: LabRecord) -> None:
+    """A three-member etcd cluster, each member in a namespace of its own on the
+    fabric, as a control plane's etcd runs on machines of its own."""
+    base = spec.node_subnet.network_address + ETCD_HOST_OFFSET
+    gateway = plan.fabric_address.split("/")[0]
+    members = [(f"etcd-{i}", str(base + i)) for i in range(ETCD_MEMBERS)]
+    cluster = ",".join(f"{name}=http://{ip}:2380" for name, ip in members)
+    for name, ip in members:
+        namespace = names.member_namespace(plan.lab, name)
+        netns.create(namespace)
+        fabric.ensure_veth(name, NODE_UPLINK, namespace)
+        fabric.set_master(name, FABRIC_BRIDGE)
+        fabric.set_up(name)
+        with open_namespace(namespace) as ns:
+            ns.ensure_address(NODE_UPLINK, f"{ip}/24")
+            ns.set_up(NODE_UPLINK)
+            ns.set_up("lo")
+            ns.add_route(Route("default", via=gateway), protocol=RTPROT_STATIC)
+        processes.start(namespace, [
+            "etcd", "--name", name, "--data-dir", str(record.directory / name),
+            "--listen-client-urls", f"http://{ip}:2379", "--advertise-client-urls", f"http://{ip}:2379",
+            "--listen-peer-urls", f"http://{ip}:2380", "--initial-advertise-peer-urls", f"http://{ip}:2380",
+            "--initial-cluster", cluster, "--initial-cluster-state", "new", "--initial-cluster-token", plan.lab],
+            record.log_path(name))
+        record.members[f"host/{name}"] = namespace
+    record.etcd = [f"{ip}:2379" for _, ip in members]
+    record.etcd_namespace = plan.fabric_namespace
+    record.save()
+    store = open_store(record.store)
+    deadline = time.monotonic() + ETCD_START_TIMEOUT
+    try:
+        while True:
+            try:
+                store.revision()
+                return
+            except PodnetError as err:
+                if time.monotonic() > deadline:
+                    raise LabError(f"the lab's etcd cluster did not come up: {err}") from None
+                time.sleep(0.2)
+    finally:
+        store.close()
+
+
 def _build_internet(fabric: Namespace, plan: ClusterPlan, record: LabRecord) -> None:
     """The outside world: the fabric routes to it (its default route, in the
     nodes' eyes), and it serves HTTP and DNS for example.org."""
@@ -204,7 +254,7 @@ def _start_pod(plan: PodPlan, pod: Any, record: LabRecord, spec: ClusterSpec) ->
     (what `podnet dns` in the cluster-DNS pod reads)."""
     env = {"POD_NAME": pod.metadata.name, "POD_NAMESPACE": pod.metadata.namespace,
            "POD_IP": pod.pod_ip or "", "NODE_NAME": pod.node_name or "",
-           "PODNET_STORE": str(record.store_path), "PODNET_DNS_DOMAIN": spec.dns_domain,
+           "PODNET_STORE": record.store_inside, "PODNET_DNS_DOMAIN": spec.dns_domain,
            "PODNET_DNS_UPSTREAMS": INTERNET_ADDRESS.split("/")[0]}
     log = record.log_path(f"pod-{pod.metadata.namespace}.{pod.metadata.name}")
     processes.start(plan.namespace, pod.command, log, env)
@@ -221,4 +271,4 @@ def _wait_ready(store: Store, wired: list[tuple[PodPlan, Any]]) -> None:
 
 def agent_argv(node: NodePlan, record: LabRecord, spec: ClusterSpec) -> list[str]:
     return [sys.executable, "-m", "podnet", "agent", "--node", node.name, "--netns", node.namespace,
-            "--store", str(record.store_path), "--cluster-cidr", str(spec.pod_subnet), "--backend", spec.backend]
+            "--store", record.store_inside, "--cluster-cidr", str(spec.pod_subnet), "--backend", spec.backend]

@@ -30,7 +30,7 @@ from podnet.network.leases import SubnetLeases
 from podnet.network.node import render_node_network
 from podnet.store import resources
 from podnet.store.base import Store
-from podnet.store.sqlite import SqliteStore
+from podnet.store.location import open_store
 
 
 def _cluster(lab: str) -> tuple[LabRecord, ClusterSpec]:
@@ -69,7 +69,7 @@ def add_node(lab: str, name: str) -> NodePlan:
     except ManifestError as err:
         raise LabError(f"node {err}") from None
     record, spec = _cluster(lab)
-    store = SqliteStore(record.store_path)
+    store = open_store(record.store)
     try:
         nodes = _nodes(store)
         if any(n.metadata.name == name for n in nodes):
@@ -102,7 +102,7 @@ def add_node(lab: str, name: str) -> NodePlan:
 def remove_node(lab: str, name: str) -> list[str]:
     """Returns the pods that went with the node."""
     record, spec = _cluster(lab)
-    store = SqliteStore(record.store_path)
+    store = open_store(record.store)
     try:
         node = next((n for n in _nodes(store) if n.metadata.name == name), None)
         if node is None:

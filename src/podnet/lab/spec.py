@@ -40,6 +40,7 @@ class ClusterSpec:
     dns_domain: str = "cluster.local"
     backend: str = "host-gw"  # or "vxlan", as flannel's backends
     underlay: str = "bridged"  # nodes on one segment; "routed": each on a subnet of its own, behind a router
+    store: str = "sqlite"  # or "etcd": a three-member etcd cluster in namespaces of the lab's own
 
     kind = "Cluster"
 
@@ -138,7 +139,10 @@ def parse_lab(documents: list[object], default_name: str = "lab") -> LabSpec:
 
 
 def _parse_cluster(head: Fields, name: str, extra: list[tuple[str, object]]) -> ClusterSpec:
-    head.reject_unknown("apiVersion", "kind", "metadata", "networking", "nodes", "workloads")
+    head.reject_unknown("apiVersion", "kind", "metadata", "networking", "nodes", "workloads", "store")
+    store = head.text("store", "sqlite")
+    if store not in ("sqlite", "etcd"):
+        raise ManifestError("store", f"{store!r} is not sqlite or etcd")
     networking = head.mapping("networking") or Fields({}, "networking")
     networking.reject_unknown("podSubnet", "serviceSubnet", "nodeSubnet", "nodeCIDRMaskSize", "dnsDomain", "backend",
                               "underlay")
@@ -190,7 +194,7 @@ def _parse_cluster(head: Fields, name: str, extra: list[tuple[str, object]]) -> 
         raise ManifestError("networking.nodeSubnet", f"a routed underlay gives each node a /24: "
                                                      f"{subnets['nodeSubnet']} is too small for {len(nodes)} nodes")
     return ClusterSpec(name, tuple(nodes), pod_subnet, subnets["serviceSubnet"], subnets["nodeSubnet"], mask,
-                       tuple(pods), tuple(services), domain.rstrip("."), backend, underlay)
+                       tuple(pods), tuple(services), domain.rstrip("."), backend, underlay, store)
 
 
 def _parse_workloads(documents: list[tuple[str, object]], nodes: list[str]) -> tuple[list[Pod], list[Service]]:

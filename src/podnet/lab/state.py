@@ -13,6 +13,8 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from podnet.store.location import etcd_location
+
 RUN_DIR = Path(os.environ.get("PODNET_RUN_DIR", "/run/podnet")) / "labs"
 
 
@@ -22,6 +24,8 @@ class LabRecord:
     kind: str  # "Cluster" or "Topology"
     source: str
     members: dict[str, str] = field(default_factory=dict)  # exec target -> namespace
+    etcd: list[str] = field(default_factory=list)  # "ip:port" of the lab's etcd members, when it has them
+    etcd_namespace: str = ""  # where, from outside the lab, they are reached from
 
     @property
     def directory(self) -> Path:
@@ -30,6 +34,18 @@ class LabRecord:
     @property
     def store_path(self) -> Path:
         return self.directory / "store.db"
+
+    @property
+    def store(self) -> str:
+        """The cluster's store, as seen from outside the lab (the CLI, `lab up`)."""
+        if not self.etcd:
+            return str(self.store_path)
+        return etcd_location(_endpoints(self.etcd), f"/run/netns/{self.etcd_namespace}")
+
+    @property
+    def store_inside(self) -> str:
+        """The same store, as the lab's agents and pods reach it."""
+        return etcd_location(_endpoints(self.etcd)) if self.etcd else str(self.store_path)
 
     def log_path(self, name: str) -> Path:
         return self.directory / "logs" / f"{name}.log"
@@ -42,6 +58,10 @@ class LabRecord:
 
     def remove(self) -> None:
         forget(self.name)
+
+
+def _endpoints(members: list[str]) -> list[tuple[str, int]]:
+    return [(member.rsplit(":", 1)[0], int(member.rsplit(":", 1)[1])) for member in members]
 
 
 def forget(name: str) -> None:

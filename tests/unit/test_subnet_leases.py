@@ -71,3 +71,21 @@ def test_many_nodes_joining_at_once_never_share_a_subnet(tmp_path: Path) -> None
         thread.join()
     assert not errors
     assert len(got) == 24 and len(set(got.values())) == 24
+
+
+def test_the_node_agent_renews_its_lease(tmp_path: Path) -> None:
+    from podnet.agent.node_agent import NodeAgent
+    from podnet.model.meta import ObjectMeta
+    from podnet.model.node import Node
+    from podnet.network import leases as lease_module
+
+    store = SqliteStore(tmp_path / "s.db")
+    clock = Clock()
+    cidr = SubnetLeases(store, POD_SUBNET, 24, clock, lease_seconds=60).acquire("n1", "172.18.0.2")
+    before = store.get("/registry/subnets/10.244.0.0-24")
+    agent = NodeAgent(store, "n1", "pn-unused")
+    agent._renew_lease(Node(ObjectMeta("n1", namespace=""), cidr, "172.18.0.2"))
+    after = store.get("/registry/subnets/10.244.0.0-24")
+    assert before is not None and after is not None and after.mod_revision > before.mod_revision
+    assert after.value["expires"] > before.value["expires"] + lease_module.LEASE_SECONDS / 2
+    store.close()

@@ -14,6 +14,7 @@ from podnet.errors import PodnetError
 from podnet.model.node import Node
 from podnet.model.pod import Pod
 from podnet.model.service import Service
+from podnet.network import leases
 from podnet.network.apply import apply_node_network
 from podnet.network.node import render_node_network
 from podnet.proxy.proxier import Proxier
@@ -35,6 +36,7 @@ class NodeAgent:
         self.cluster_cidr = cluster_cidr
         # Services, in nftables and (for userspace-mode services) in this process.
         self.proxies = (Proxier(namespace, node_name, cluster_cidr), UserspaceProxies(namespace)) if cluster_cidr else ()
+        self._lease_checked: float | None = None
 
     def reconcile(self) -> int:
         """One pass; returns the store revision it was computed from."""
@@ -43,6 +45,7 @@ class NodeAgent:
         if me is None or not me.pod_cidr:
             log.info("node %s is not in the store yet (or has no podCIDR)", self.node_name)
             return revision
+        self._renew_lease(me)
         added, removed = apply_node_network(self.namespace, render_node_network(me, nodes, self.cluster_cidr,
                                                                                   self.backend))
         for route in sorted(removed):
@@ -57,6 +60,16 @@ class NodeAgent:
             for proxy in self.proxies:
                 proxy.sync(typed_services, typed_pods)
         return revision
+
+    def _renew_lease(self, me: Node) -> None:
+        """Keep the node's subnet lease (as flanneld does); losing it is logged,
+        since another node may now be handed the same subnet."""
+        now = time.monotonic()
+        if not me.pod_cidr or (self._lease_checked is not None and now - self._lease_checked < leases.RENEW_EVERY):
+            return
+        self._lease_checked = now
+        if not leases.renew(self.store, self.node_name, me.internal_ip or "", me.pod_cidr):
+            log.error("node %s does not hold the lease on %s any more", self.node_name, me.pod_cidr)
 
     def run(self, stop: threading.Event, poll: float = 0.05) -> None:
         revision = self._reconcile_logging_errors(0)

@@ -20,6 +20,7 @@ from podnet.store.base import Entry, Store
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 PREFIX = "/registry/subnets/"
 LEASE_SECONDS = 24 * 3600  # flannel's
+RENEW_EVERY = 3600  # a node renews its lease long before it runs out
 
 
 class LeaseError(PodnetError):
@@ -73,9 +74,7 @@ class SubnetLeases:
         raise LeaseError(f"no free /{self.mask} left in the pod network {self.pod_subnet} for node {node}")
 
     def renew(self, node: str, node_ip: str, cidr: str) -> bool:
-        """Extend the node's lease; False when it is no longer the node's."""
-        entry = self.store.get(_key(cidr))
-        return entry is not None and entry.value.get("node") == node and self._swap(entry, node, node_ip)
+        return renew(self.store, node, node_ip, cidr, self.clock() + self.lease_seconds)
 
     def release(self, node: str, cidr: str) -> None:
         entry = self.store.get(_key(cidr))
@@ -84,3 +83,13 @@ class SubnetLeases:
 
     def _swap(self, entry: Entry, node: str, node_ip: str) -> bool:
         return self.store.compare_and_swap(entry.key, self._value(node, node_ip), entry.mod_revision) is not None
+
+
+def renew(store: Store, node: str, node_ip: str, cidr: str, expires: float | None = None) -> bool:
+    """Extend the node's lease (by LEASE_SECONDS from now unless told); False when
+    it is no longer the node's. The node agent calls this every RENEW_EVERY."""
+    entry = store.get(_key(cidr))
+    if entry is None or entry.value.get("node") != node:
+        return False
+    value = {"node": node, "nodeIP": node_ip, "expires": expires if expires is not None else time.time() + LEASE_SECONDS}
+    return store.compare_and_swap(entry.key, value, entry.mod_revision) is not None

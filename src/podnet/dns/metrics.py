@@ -26,6 +26,7 @@ class Counts:
         self.requests: Counter[str] = Counter()
         self.responses: Counter[int] = Counter()
         self.cache_hits = 0  # answered from a rendered cache entry, without asking the cache
+        self.fast_rcodes = [0] * 16  # UDP replies of the receiving thread's own, by rcode: the cheapest count
 
     def answered(self, transport: str, reply: bytes | None) -> None:
         self.requests[transport] += 1
@@ -44,6 +45,8 @@ class _DnsCollector(Collector):
             counts.requests.update(each.requests)
             counts.responses.update(each.responses)
             counts.cache_hits += each.cache_hits
+            counts.requests["udp"] += sum(each.fast_rcodes)
+            counts.responses.update({rcode: n for rcode, n in enumerate(each.fast_rcodes) if n})
         requests = CounterMetricFamily("podnet_dns_requests", "Queries received.", labels=["proto"])
         for transport, number in sorted(counts.requests.items()):
             requests.add_metric([transport], number)

@@ -256,6 +256,7 @@ class ZoneFromStore:
 
 
 ANSWER_MEMO_SIZE = 100_000
+MAX_UDP_QUERY = 4096  # the largest EDNS payload a client may announce; a query is far smaller
 
 
 class UdpServer:
@@ -293,9 +294,9 @@ class UdpServer:
 
     def _receive(self) -> None:
         receive, send, source = self.sock.recvfrom, self.sock.sendto, self.resolver.source
-        requests, responses = self.counts.requests, self.counts.responses
+        by_rcode, monotonic, aging = self.counts.fast_rcodes, time.monotonic, AgingReply
         while True:
-            data, peer = receive(65535)
+            data, peer = receive(MAX_UDP_QUERY)
             if self._stopping:
                 return
             zone = source.zone
@@ -305,16 +306,15 @@ class UdpServer:
             if remembered is None:
                 self.loop.call_soon_threadsafe(self._answer, data, peer, zone)
                 continue
-            if remembered.__class__ is AgingReply:
-                now = time.monotonic()
+            if remembered.__class__ is aging:
+                now = monotonic()
                 if now >= remembered.refresh_at:  # type: ignore[union-attr]
                     self.loop.call_soon_threadsafe(self._answer, data, peer, zone)
                     continue
                 remembered = remembered.render(now)  # type: ignore[union-attr]
                 self.counts.cache_hits += 1
             send(data[:2] + remembered, peer)  # type: ignore[operator]
-            requests["udp"] += 1
-            responses[remembered[1] & 0x0F] += 1  # type: ignore[index]
+            by_rcode[remembered[1] & 0x0F] += 1  # type: ignore[index]
 
     def _answer(self, data: bytes, peer: tuple[str, int], zone: Zone) -> None:
         """On the event loop: a first question, a forwarded one, or a bad packet."""

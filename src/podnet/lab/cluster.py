@@ -184,7 +184,8 @@ def _build_etcd(fabric: Namespace, plan: ClusterPlan, spec: ClusterSpec, record:
             "etcd", "--name", name, "--data-dir", str(record.directory / name),
             "--listen-client-urls", f"http://{ip}:2379", "--advertise-client-urls", f"http://{ip}:2379",
             "--listen-peer-urls", f"http://{ip}:2380", "--initial-advertise-peer-urls", f"http://{ip}:2380",
-            "--initial-cluster", cluster, "--initial-cluster-state", "new", "--initial-cluster-token", plan.lab],
+            "--initial-cluster", cluster, "--initial-cluster-state", "new", "--auto-compaction-retention", "1",
+            "--initial-cluster-token", plan.lab],
             record.log_path(name))
         record.members[f"host/{name}"] = namespace
     record.etcd = [f"{ip}:2379" for _, ip in members]

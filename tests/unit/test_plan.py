@@ -81,6 +81,7 @@ def test_a_routed_underlay_puts_each_node_behind_the_fabric_on_a_subnet_of_its_o
 
 def test_link_names_fit_the_kernel() -> None:
     assert names.short_ifname("worker") == "worker"
+    assert names.short_ifname("default") != "default"  # the kernel refuses that name for a link
     long = names.short_ifname("a-node-with-a-long-name")
     assert len(long) <= 15 and long != names.short_ifname("a-node-with-a-long-nam")
 

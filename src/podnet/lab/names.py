@@ -37,7 +37,13 @@ def _digest(text: str, length: int) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:length]
 
 
+KERNEL_RESERVED_IFNAMES = ("all", "default")  # they would clash with /proc/sys/net/*/conf/{all,default}
+
+
 def short_ifname(name: str) -> str:
-    """The name itself when it fits, else a recognisable head and a hash."""
-    return name if len(name) <= IFNAMSIZ else f"{name[:6]}-{_digest(name, 8)}"
+    """The name itself when it fits (and the kernel takes it), else a recognisable
+    head and a hash."""
+    if len(name) <= IFNAMSIZ and name not in KERNEL_RESERVED_IFNAMES:
+        return name
+    return f"{name[:6]}-{_digest(name, 8)}"
 

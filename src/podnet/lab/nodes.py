@@ -74,6 +74,9 @@ def add_node(lab: str, name: str) -> NodePlan:
         nodes = _nodes(store)
         if any(n.metadata.name == name for n in nodes):
             raise LabError(f"lab {lab} already has a node {name}")
+        if netns.exists(names.member_namespace(lab, name)):  # the internet, an etcd member, a namespace of pods
+            raise LabError(f"{name!r} is already taken in lab {lab} ({names.member_namespace(lab, name)}); "
+                           "choose another node name")
         address, gateway, router_port = _underlay_address(spec, {n.internal_ip for n in nodes if n.internal_ip})
         ip = str(ipaddress.ip_interface(address).ip)
         leases = SubnetLeases(store, spec.pod_subnet, spec.node_cidr_mask)

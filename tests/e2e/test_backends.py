@@ -157,7 +157,7 @@ def test_a_node_that_was_down_while_another_left_drops_the_stale_entries_when_it
 def test_with_one_etcd_member_dead_traffic_and_changes_still_flow(lab: str) -> None:
     if LABS[lab][2] != "etcd":
         pytest.skip("a SQLite store has no members")
-    member = subprocess.run(["pgrep", "-f", f"etcd --name etcd-1 .*--initial-cluster-token {lab}$"],
+    member = subprocess.run(["pgrep", "-f", f"etcd --name etcd-0 .*--initial-cluster-token {lab}$"],
                             capture_output=True, text=True).stdout.split()
     assert len(member) == 1, member
     os.kill(int(member[0]), signal.SIGKILL)

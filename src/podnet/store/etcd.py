@@ -66,6 +66,7 @@ class EtcdStore(Store):
         self.ns_path = ns_path
         self.timeout = timeout
         self._local = threading.local()  # a connection per thread: http.client's are not shared
+        self._preferred = 0  # the member that answered last, for every thread (a dead one is tried last)
 
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)
@@ -84,7 +85,7 @@ class EtcdStore(Store):
 
     def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST to the first member that answers, starting with the one that last did."""
-        start = getattr(self._local, "endpoint", 0)
+        start = self._preferred
         failures = []
         for offset in range(len(self.endpoints)):
             index = (start + offset) % len(self.endpoints)
@@ -102,7 +103,7 @@ class EtcdStore(Store):
                 if response.status < 500:
                     break
                 continue
-            self._local.endpoint = index
+            self._preferred = index
             return data  # type: ignore[no-any-return]
         raise StoreError(f"etcd: {'; '.join(failures)}")
 
@@ -144,7 +145,7 @@ class EtcdStore(Store):
         current = self.revision()
         if current <= revision:
             return []
-        connection = _Connection(*self.endpoints[getattr(self._local, "endpoint", 0)], self.timeout, self.ns_path)
+        connection = _Connection(*self.endpoints[self._preferred], self.timeout, self.ns_path)
         events: list[Event] = []
         try:
             connection.request("POST", "/v3/watch", json.dumps({"create_request": {

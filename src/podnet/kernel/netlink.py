@@ -114,7 +114,7 @@ class Namespace:
         except NetlinkFailure as err:
             if err.code == errno.ENODEV:
                 return None
-            raise self._fail(f"read link {key}", err) from err
+            raise self._fail(f"read link {key.get('ifname') or 'index ' + str(key.get('index'))}", err) from err
         return link
 
     def link_kind(self, ifname: str) -> str | None:

@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -37,6 +39,16 @@ def renamed_example(example: str, name: str, directory: Path) -> Path:
     target = directory / example
     target.write_text(yaml.safe_dump_all(documents, sort_keys=False))
     return target
+
+
+def within(seconds: float, check: Callable[[], bool], interval: float = 0.05) -> bool:
+    """Whether check() comes true within the seconds given (asked until then)."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
 
 
 def curl_json(namespace: str, url: str) -> dict:  # type: ignore[type-arg]

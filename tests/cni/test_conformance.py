@@ -3,10 +3,9 @@ bridge + host-local and against podnet's, where their behaviour should match."""
 
 from __future__ import annotations
 
-import time
 
 from tests.cni.conftest import Plugins
-from tests.helpers import in_netns
+from tests.helpers import in_netns, within
 
 
 def strip_names(result: dict) -> dict:  # type: ignore[type-arg]
@@ -22,10 +21,7 @@ def container_addresses(container: str) -> str:
 
 
 def eventually(check, timeout: float = 2.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "state did not converge"
-        time.sleep(0.02)
+    assert within(timeout, check, 0.02), "state did not converge"
 
 
 def test_add_check_del(plugins: Plugins) -> None:

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from podnet.kernel import netns
-from tests.helpers import in_netns, podnet
+from tests.helpers import in_netns, podnet, within
 
 LABS = {  # lab name: (backend, underlay, store)
     "t-hostgw": ("host-gw", "bridged", "sqlite"),
@@ -116,15 +116,6 @@ def test_the_dataplane_outlives_its_agents_and_a_restart_disturbs_no_flow(lab: s
 
 def peer_routes(lab: str, node: str) -> str:
     return in_netns(f"pn-{lab}.{node}", "ip", "route", "show", "proto", "152").stdout
-
-
-def within(seconds: float, check: Callable[[], bool]) -> bool:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def test_nodes_join_and_leave_and_peers_follow_within_a_second(lab: str) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.helpers import in_netns, podnet, renamed_example
+from tests.helpers import in_netns, podnet, renamed_example, within
 
 LAB = "t-services"
 
@@ -41,10 +41,7 @@ def cluster_ip(lab: dict, name: str) -> str:  # type: ignore[type-arg]
 
 
 def eventually(check, timeout: float = 3.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "not reached in time"
-        time.sleep(0.1)
+    assert within(timeout, check, 0.1), "not reached in time"
 
 
 def test_cluster_ip_spreads_connections_at_random(lab: dict) -> None:  # type: ignore[type-arg]

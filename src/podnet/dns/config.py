@@ -178,6 +178,12 @@ def _first(d: _Directive) -> str:
     return d.args[0] if d.args else ""
 
 
+def _choice(option: _Directive, choices: tuple[str, ...]) -> str:
+    if _first(option) not in choices:
+        raise ConfigError(f"{option.name} must be one of {', '.join(choices)}")
+    return _first(option)
+
+
 def _kubernetes(config: DnsConfig, d: _Directive) -> DnsConfig:
     zones = [z.rstrip(".") for z in d.args if not z.endswith(("in-addr.arpa", "ip6.arpa"))]
     if len(zones) != 1:
@@ -185,9 +191,7 @@ def _kubernetes(config: DnsConfig, d: _Directive) -> DnsConfig:
     config = replace(config, domain=zones[0])
     for option in d.block:
         if option.name == "pods":
-            if _first(option) not in POD_MODES:
-                raise ConfigError(f"pods must be one of {', '.join(POD_MODES)}")
-            config = replace(config, pods=option.args[0])
+            config = replace(config, pods=_choice(option, POD_MODES))
         elif option.name == "ttl":
             config = replace(config, ttl=_integer(_first(option), "ttl"))
         elif option.name not in ("fallthrough", "endpoint", "namespaces"):
@@ -204,9 +208,7 @@ def _forward(config: DnsConfig, d: _Directive) -> DnsConfig:
     config = replace(config, upstreams=tuple(upstreams))
     for option in d.block:
         if option.name == "policy":
-            if _first(option) not in POLICIES:
-                raise ConfigError(f"policy must be one of {', '.join(POLICIES)}")
-            config = replace(config, policy=option.args[0])
+            config = replace(config, policy=_choice(option, POLICIES))
         elif option.name == "health_check":
             config = replace(config, health_check=_duration(_first(option)))
         elif option.name not in ("max_fails", "expire", "force_tcp", "prefer_udp", "max_concurrent"):

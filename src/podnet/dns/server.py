@@ -79,10 +79,6 @@ def zone_reply(zone: Zone, query: dns.message.Message) -> dns.message.Message:
     return reply
 
 
-def answer_from_zone(zone: Zone, query: dns.message.Message, udp: bool) -> bytes:
-    return _fit(zone_reply(zone, query), query, udp)
-
-
 def outside_target(zone: Zone, query: dns.message.Message, reply: dns.message.Message) -> dns.name.Name | None:
     """An ExternalName's target when the question was for addresses (or anything
     but the CNAME itself) and the target lies outside the zone: it must be resolved."""
@@ -97,7 +93,9 @@ def outside_target(zone: Zone, query: dns.message.Message, reply: dns.message.Me
 def respond(zone: Zone, wire: bytes, max_size: int | None) -> bytes | None:
     """The zone's reply to one query's wire bytes (max_size is None over TCP)."""
     query = parse_query(wire)
-    return answer_from_zone(zone, query, max_size is not None) if isinstance(query, dns.message.Message) else query
+    if not isinstance(query, dns.message.Message):
+        return query
+    return _fit(zone_reply(zone, query), query, max_size is not None)
 
 
 def _fit(reply: dns.message.Message, query: dns.message.Message, udp: bool) -> bytes:

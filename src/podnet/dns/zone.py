@@ -156,7 +156,7 @@ def build_zone(services: list[Service], pods: list[Pod], domain: str | None = "c
                hosts: list[tuple[str, str]] | None = None, pod_records: str = "verified") -> Zone:
     zone = Zone(domain, ttl, pod_records)
     add_hosts(zone, hosts or [])
-    if domain is None:
+    if zone.domain is None:
         return zone
     pod_by_ip = {p.pod_ip: p for p in pods if p.pod_ip}
     for service in services:

@@ -10,16 +10,13 @@ because it syncs to the store's nodes rather than applying changes one by one.
 
 from __future__ import annotations
 
-import ipaddress
-import itertools
-
 from podnet.errors import LabError, ManifestError
 from podnet.kernel import netns
 from podnet.kernel.netlink import open_namespace
 from podnet.lab import names, processes
 from podnet.lab.cluster import agent_argv, build_node, wait_for_agent
 from podnet.lab.lifecycle import forget_agent_socket
-from podnet.lab.plan import NodePlan
+from podnet.lab.plan import NodePlan, node_plan, underlay_slots
 from podnet.lab.spec import ClusterSpec, load_lab_file
 from podnet.lab.state import LabRecord, load
 from podnet.model.fields import check_dns_label
@@ -47,22 +44,6 @@ def _nodes(store: Store) -> list[Node]:
     return [n for n in resources.list_kind(store, "Node")[0] if isinstance(n, Node)]
 
 
-def _underlay_address(spec: ClusterSpec, taken: set[str]) -> tuple[str, str, str | None]:
-    """(address/prefix, gateway, router port) for a new node, as plan_cluster gives them."""
-    hosts = spec.node_subnet.hosts()
-    fabric_ip = next(hosts)
-    if spec.underlay == "routed":
-        for segment in itertools.islice(spec.node_subnet.subnets(new_prefix=24), 1, None):
-            router, address = itertools.islice(segment.hosts(), 2)
-            if str(address) not in taken:
-                return f"{address}/24", str(router), f"{router}/24"
-    else:
-        for address in hosts:
-            if str(address) not in taken:
-                return f"{address}/{spec.node_subnet.prefixlen}", str(fabric_ip), None
-    raise LabError(f"the node subnet {spec.node_subnet} has no room for another node")
-
-
 def add_node(lab: str, name: str) -> NodePlan:
     try:
         check_dns_label(name, "name")
@@ -77,12 +58,13 @@ def add_node(lab: str, name: str) -> NodePlan:
         if netns.exists(names.member_namespace(lab, name)):  # the internet, an etcd member, a namespace of pods
             raise LabError(f"{name!r} is already taken in lab {lab} ({names.member_namespace(lab, name)}); "
                            "choose another node name")
-        address, gateway, router_port = _underlay_address(spec, {n.internal_ip for n in nodes if n.internal_ip})
-        ip = str(ipaddress.ip_interface(address).ip)
+        taken = {n.internal_ip for n in nodes}
+        slot = next((s for s in underlay_slots(spec) if s[0].split("/")[0] not in taken), None)
+        if slot is None:
+            raise LabError(f"the node subnet {spec.node_subnet} has no room for another node")
         leases = SubnetLeases(store, spec.pod_subnet, spec.node_cidr_mask)
-        pod_cidr = leases.acquire(name, ip)
-        plan = NodePlan(name, names.member_namespace(lab, name), address, pod_cidr, names.short_ifname(name), gateway,
-                        router_port)
+        pod_cidr = leases.acquire(name, slot[0].split("/")[0])
+        plan = node_plan(lab, name, slot, pod_cidr)
         try:
             with open_namespace(names.lab_namespace(lab)) as fabric:
                 build_node(fabric, plan)

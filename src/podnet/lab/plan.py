@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from podnet.errors import ManifestError
@@ -96,24 +97,10 @@ class ClusterPlan:
 
 
 def plan_cluster(spec: ClusterSpec) -> ClusterPlan:
-    node_hosts = spec.node_subnet.hosts()
-    fabric_ip = next(node_hosts)
+    fabric_ip = next(spec.node_subnet.hosts())
     pod_cidrs = spec.pod_subnet.subnets(new_prefix=spec.node_cidr_mask)
-    if spec.underlay == "routed":  # node i on the i-th /24 after the fabric's own, the fabric routing between them
-        segments = itertools.islice(spec.node_subnet.subnets(new_prefix=24), 1, None)
-        nodes = tuple(_routed_node(spec, name, next(segments), next(pod_cidrs)) for name in spec.nodes)
-    else:
-        nodes = tuple(
-            NodePlan(
-                name=name,
-                namespace=names.member_namespace(spec.name, name),
-                address=f"{next(node_hosts)}/{spec.node_subnet.prefixlen}",
-                pod_cidr=str(next(pod_cidrs)),
-                fabric_ifname=names.short_ifname(name),
-                gateway=str(fabric_ip),
-            )
-            for name in spec.nodes
-        )
+    slots = underlay_slots(spec)
+    nodes = tuple(node_plan(spec.name, name, next(slots), str(next(pod_cidrs))) for name in spec.nodes)
     services, workloads = spec.services, spec.pods
     if not any(s.metadata.key == "kube-system/kube-dns" for s in services):
         dns_pod, dns_service = cluster_dns(spec, nodes[0].name)
@@ -128,11 +115,28 @@ def plan_cluster(spec: ClusterSpec) -> ClusterPlan:
     )
 
 
-def _routed_node(spec: ClusterSpec, name: str, segment: ipaddress.IPv4Network | ipaddress.IPv6Network,
-                 pod_cidr: ipaddress.IPv4Network | ipaddress.IPv6Network) -> NodePlan:
-    router, address = itertools.islice(segment.hosts(), 2)
-    return NodePlan(name, names.member_namespace(spec.name, name), f"{address}/{segment.prefixlen}", str(pod_cidr),
-                    names.short_ifname(name), str(router), f"{router}/{segment.prefixlen}")
+UnderlaySlot = tuple[str, str, "str | None"]  # address/prefix, gateway, router port
+
+
+def underlay_slots(spec: ClusterSpec) -> Iterator[UnderlaySlot]:
+    """Where nodes sit on the underlay, in order. Bridged: the fabric's next
+    addresses, the fabric itself their gateway. Routed: node i on the i-th /24
+    after the fabric's own, behind the fabric's first address there."""
+    hosts = spec.node_subnet.hosts()
+    fabric_ip = next(hosts)
+    if spec.underlay == "routed":
+        for segment in itertools.islice(spec.node_subnet.subnets(new_prefix=24), 1, None):
+            router, address = itertools.islice(segment.hosts(), 2)
+            yield f"{address}/{segment.prefixlen}", str(router), f"{router}/{segment.prefixlen}"
+    else:
+        for address in hosts:
+            yield f"{address}/{spec.node_subnet.prefixlen}", str(fabric_ip), None
+
+
+def node_plan(lab: str, name: str, slot: UnderlaySlot, pod_cidr: str) -> NodePlan:
+    address, gateway, router_port = slot
+    return NodePlan(name, names.member_namespace(lab, name), address, pod_cidr, names.short_ifname(name), gateway,
+                    router_port)
 
 
 # As kubeadm's CoreDNS: health on 8080, readiness on 8181, metrics on 9153.

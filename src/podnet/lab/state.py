@@ -13,6 +13,7 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from podnet.kernel import netns
 from podnet.store.location import etcd_location
 
 RUN_DIR = Path(os.environ.get("PODNET_RUN_DIR", "/run/podnet")) / "labs"
@@ -40,12 +41,12 @@ class LabRecord:
         """The cluster's store, as seen from outside the lab (the CLI, `lab up`)."""
         if not self.etcd:
             return str(self.store_path)
-        return etcd_location(_endpoints(self.etcd), f"/run/netns/{self.etcd_namespace}")
+        return etcd_location(self.etcd, str(netns.path(self.etcd_namespace)))
 
     @property
     def store_inside(self) -> str:
         """The same store, as the lab's agents and pods reach it."""
-        return etcd_location(_endpoints(self.etcd)) if self.etcd else str(self.store_path)
+        return etcd_location(self.etcd) if self.etcd else str(self.store_path)
 
     def log_path(self, name: str) -> Path:
         return self.directory / "logs" / f"{name}.log"
@@ -58,10 +59,6 @@ class LabRecord:
 
     def remove(self) -> None:
         forget(self.name)
-
-
-def _endpoints(members: list[str]) -> list[tuple[str, int]]:
-    return [(member.rsplit(":", 1)[0], int(member.rsplit(":", 1)[1])) for member in members]
 
 
 def forget(name: str) -> None:

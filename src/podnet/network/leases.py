@@ -45,7 +45,7 @@ class SubnetLeases:
         self.lease_seconds = lease_seconds
 
     def _value(self, node: str, node_ip: str) -> dict[str, object]:
-        return {"node": node, "nodeIP": node_ip, "expires": self.clock() + self.lease_seconds}
+        return _lease(node, node_ip, self.clock() + self.lease_seconds)
 
     def held(self) -> dict[str, str]:
         """subnet -> node, for every lease that has not expired."""
@@ -91,5 +91,9 @@ def renew(store: Store, node: str, node_ip: str, cidr: str, expires: float | Non
     entry = store.get(_key(cidr))
     if entry is None or entry.value.get("node") != node:
         return False
-    value = {"node": node, "nodeIP": node_ip, "expires": expires if expires is not None else time.time() + LEASE_SECONDS}
+    value = _lease(node, node_ip, expires if expires is not None else time.time() + LEASE_SECONDS)
     return store.compare_and_swap(entry.key, value, entry.mod_revision) is not None
+
+
+def _lease(node: str, node_ip: str, expires: float) -> dict[str, object]:
+    return {"node": node, "nodeIP": node_ip, "expires": expires}

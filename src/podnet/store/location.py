@@ -12,9 +12,9 @@ from podnet.store.base import Store, StoreError
 ETCD_SCHEME = "etcd://"
 
 
-def etcd_location(endpoints: list[tuple[str, int]], ns_path: str | None = None) -> str:
-    hosts = ",".join(f"{host}:{port}" for host, port in endpoints)
-    return f"{ETCD_SCHEME}{hosts}" + (f"?netns={ns_path}" if ns_path else "")
+def etcd_location(members: list[str], ns_path: str | None = None) -> str:
+    """The location of the etcd members given as "host:port"."""
+    return f"{ETCD_SCHEME}{','.join(members)}" + (f"?netns={ns_path}" if ns_path else "")
 
 
 def open_store(location: str) -> Store:

@@ -155,6 +155,8 @@ def test_with_one_etcd_member_dead_traffic_and_changes_still_flow(lab: str) -> N
     assert curl(lab, "a", f"http://{pod_ip(lab, 'b')}/get")["pod"] == "b"
     joined = podnet("lab", "node", "add", lab, "n5").stdout  # a write needs a quorum: two of three will do
     subnet = joined.split("pods in ")[1].split()[0]
-    assert within(1.0, lambda: subnet in peer_routes(lab, "n1"))
+    # The first member is often etcd's leader: an agent's read that began during the election waits out its
+    # 2 s timeout, so peers follow within a few seconds here, not the second they take with every member up.
+    assert within(5.0, lambda: subnet in peer_routes(lab, "n1"))
     podnet("lab", "node", "remove", lab, "n5")
-    assert within(1.0, lambda: subnet not in peer_routes(lab, "n1"))
+    assert within(5.0, lambda: subnet not in peer_routes(lab, "n1"))

@@ -43,11 +43,12 @@ def dnsperf(port: int, queries: Path, seconds: int = 10) -> tuple[float, float]:
     return qps, latency * 1000
 
 
-def wait_port(port: int) -> None:
+def wait_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 10
     while netns.run(NAMESPACE, ["sh", "-c", f"nc -z 127.0.0.1 {port}"], check=False).returncode != 0:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"nothing listens on {port}")
+        if process.poll() is not None or time.monotonic() > deadline:
+            said = log.read_text().strip().splitlines()[-1:] or ["nothing on stderr"]
+            raise SystemExit(f"nothing listens on {port} (exit status {process.returncode}): {said[0]}")
         time.sleep(0.05)
 
 
@@ -84,24 +85,24 @@ def main() -> None:
             (work / "outside-hosts").write_text("\n".join(outside_hosts) + "\n")
             (work / "outside").write_text("\n".join(outside) + "\n")
 
+            def start(port: int, argv: list[str]) -> None:
+                with (work / f"{port}.log").open("wb") as log:
+                    process = subprocess.Popen(netns.exec_argv(NAMESPACE, argv), stdout=subprocess.DEVNULL, stderr=log)
+                processes.append(process)
+                wait_port(port, process, work / f"{port}.log")
+
             def podnet(port: int, workers: int) -> None:
-                processes.append(subprocess.Popen(netns.exec_argv(NAMESPACE, [
-                    sys.executable, "-m", "podnet", "dns", "--store", str(work / "store.db"), "--listen", "127.0.0.1",
-                    "--port", str(port), "--forward", "127.0.0.1:5302", "--workers", str(workers)]),
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                start(port, [sys.executable, "-m", "podnet", "dns", "--store", str(work / "store.db"), "--listen",
+                             "127.0.0.1", "--port", str(port), "--forward", "127.0.0.1:5302", "--workers", str(workers)])
 
             def dnsmasq(port: int, *options: str) -> None:
-                processes.append(subprocess.Popen(netns.exec_argv(NAMESPACE, [
-                    "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--listen-address=127.0.0.1",
-                    "--bind-interfaces", f"--port={port}", "--user=root", *options]),
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                start(port, ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--pid-file=",
+                             "--listen-address=127.0.0.1", "--bind-interfaces", f"--port={port}", "--user=root", *options])
 
             dnsmasq(5302, f"--addn-hosts={work / 'outside-hosts'}", "--local-ttl=3600")  # the upstream
             dnsmasq(5301, f"--addn-hosts={work / 'hosts'}", "--cache-size=10000", "--server=127.0.0.1#5302")
             podnet(5300, 1)
             podnet(5303, 2)
-            for port in (5300, 5301, 5302, 5303):
-                wait_port(port)
             time.sleep(1)
             rows = []
             for label, file in (("cluster zone", "queries"), ("forwarded, from cache", "outside")):

@@ -75,3 +75,30 @@ def test_a_bad_corefile_is_one_line_naming_the_problem(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "podnet", "dns", "--conf", str(corefile)], capture_output=True, text=True)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "line 2: rewrite: unknown plugin" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_burst_from_many_clients_gets_each_its_own_answers(dns_namespace: str, tmp_path: Path) -> None:
+    """Queries arrive faster than they are answered, so they are read and answered
+    in batches: each reply must still go to its asker, with its ID and its name."""
+    hosts = tmp_path / "hosts"
+    hosts.write_text("".join(f"10.1.{i // 256}.{i % 256} host{i}\n" for i in range(300)))
+    corefile = tmp_path / "Corefile"
+    corefile.write_text(f". {{\n    hosts {hosts}\n}}\n")
+    start(dns_namespace, corefile, tmp_path / "dns.log")
+    script = (
+        "import socket, dns.message, collections\n"
+        "clients = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(8)]\n"
+        "asked = {}\n"
+        "for round in range(2):  # the second round is answered from what the first rendered\n"
+        "    for n in range(600):\n"
+        "        query = dns.message.make_query(f'host{n % 300}', 'A'); query.id = n\n"
+        "        asked[(n % 8, n)] = f'10.1.{n % 300 // 256}.{n % 300 % 256}'\n"
+        "        clients[n % 8].sendto(query.to_wire(), ('127.0.0.1', 53))\n"
+        "    for c, sock in enumerate(clients):\n"
+        "        sock.settimeout(3)\n"
+        "        for _ in range(600 // 8):\n"
+        "            reply = dns.message.from_wire(sock.recv(512))\n"
+        "            assert asked.pop((c, reply.id)) == reply.answer[0][0].address, reply\n"
+        "print(len(asked))\n"
+    )
+    assert in_netns(dns_namespace, sys.executable, "-c", script).stdout.strip() == "0"

@@ -26,9 +26,10 @@ def dns_namespace() -> Iterator[str]:
     netns.delete(NAMESPACE)
 
 
-def start(namespace: str, corefile: Path, log: Path) -> subprocess.Popen:  # type: ignore[type-arg]
-    proc = subprocess.Popen(netns.exec_argv(namespace, [sys.executable, "-m", "podnet", "dns", "--conf", str(corefile)]),
-                            stdout=subprocess.DEVNULL, stderr=log.open("w"))
+def start(namespace: str, corefile: Path, log: Path, *options: str) -> subprocess.Popen:  # type: ignore[type-arg]
+    """`podnet dns --conf corefile`, or with `options` instead when there are any."""
+    argv = [sys.executable, "-m", "podnet", "dns", *(options or ("--conf", str(corefile)))]
+    proc = subprocess.Popen(netns.exec_argv(namespace, argv), stdout=subprocess.DEVNULL, stderr=log.open("w"))
     for _ in range(100):
         if "serving" in log.read_text() or proc.poll() is not None:
             break
@@ -102,3 +103,23 @@ def test_a_burst_from_many_clients_gets_each_its_own_answers(dns_namespace: str,
         "print(len(asked))\n"
     )
     assert in_netns(dns_namespace, sys.executable, "-c", script).stdout.strip() == "0"
+
+
+def test_the_first_workers_metrics_count_every_workers_queries(dns_namespace: str, tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts"
+    hosts.write_text("10.1.0.1 web\n")
+    start(dns_namespace, Path(), tmp_path / "dns.log", "--store", str(tmp_path / "store.db"), "--hosts", str(hosts),
+          "--listen", "127.0.0.1", "--metrics", "127.0.0.1:9153", "--workers", "2")
+    script = (  # from 400 source ports: the kernel spreads them over both workers
+        "import socket, dns.message\n"
+        "for n in range(400):\n"
+        "    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:\n"
+        "        sock.settimeout(2)\n"
+        "        sock.sendto(dns.message.make_query('web', 'A').to_wire(), ('127.0.0.1', 53))\n"
+        "        assert dns.message.from_wire(sock.recv(512)).answer[0][0].address == '10.1.0.1'\n"
+    )
+    in_netns(dns_namespace, sys.executable, "-c", script)
+    time.sleep(1.5)  # the other worker publishes its tally once a second
+    metrics = in_netns(dns_namespace, "curl", "-s", "http://127.0.0.1:9153/metrics").stdout
+    assert 'podnet_dns_requests_total{proto="udp"} 400.0' in metrics
+    assert 'podnet_dns_responses_total{rcode="NOERROR"} 400.0' in metrics

@@ -90,7 +90,7 @@ def dns_server(store_path: str | None, corefile: str | None, listen: str, port: 
 
     from podnet.dns.config import DnsConfig, parse_address, parse_corefile
     from podnet.dns.server import serve
-    from podnet.dns.workers import fork_workers, stop_workers
+    from podnet.dns.workers import SharedTallies, fork_workers, stop_workers
     from podnet.store.location import open_store
 
     if corefile:
@@ -104,13 +104,14 @@ def dns_server(store_path: str | None, corefile: str | None, listen: str, port: 
         raise click.UsageError(f"the cluster zone {config.domain} is answered from the store: give --store "
                                "(or $PODNET_STORE)")
     config = replace(config, workers=workers)
-    children = fork_workers(workers - 1)
-    if workers > 1 and not children:
+    tallies = SharedTallies(workers) if workers > 1 else None
+    worker, children = fork_workers(workers - 1)
+    if worker > 0:
         config = replace(config, http={}, loop_check=False)  # a copy: the first process does these
     stop = run_as_daemon()
     store = open_store(store_path) if config.domain and store_path else None
     try:
-        asyncio.run(serve(config, store, stop))
+        asyncio.run(serve(config, store, stop, worker, tallies))
     finally:
         if store is not None:
             store.close()

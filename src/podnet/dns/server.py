@@ -37,7 +37,8 @@ from podnet.dns.config import DnsConfig
 from podnet.dns.datagrams import Datagrams
 from podnet.dns.forward import Forwarder
 from podnet.dns.http import Page, serve_pages
-from podnet.dns.metrics import Counts, exposition
+from podnet.dns.metrics import Counts, combined, exposition, tally
+from podnet.dns.workers import PUBLISH_EVERY, SharedTallies
 from podnet.dns.zone import Zone, build_zone, hosts_records
 from podnet.model.pod import Pod
 from podnet.model.service import Service
@@ -388,7 +389,10 @@ async def _tcp(resolver: Resolver, reader: asyncio.StreamReader, writer: asyncio
         writer.close()
 
 
-async def serve(config: DnsConfig, store: Store | None, stop: threading.Event) -> None:
+async def serve(config: DnsConfig, store: Store | None, stop: threading.Event, worker: int = 0,
+                tallies: SharedTallies | None = None) -> None:
+    """Answers until `stop` is set. Worker 0 serves the HTTP pages; with `tallies`
+    its metrics add up every worker's, and the others publish theirs there."""
     hosts = hosts_records(Path(config.hosts_file).read_text()) if config.hosts_file else []
     source = ZoneFromStore(store, config, hosts)
     threading.Thread(target=source.watch, args=(stop,), daemon=True).start()
@@ -401,7 +405,9 @@ async def serve(config: DnsConfig, store: Store | None, stop: threading.Event) -
     udp.start()
     servers = [await asyncio.start_server(lambda r, w: _tcp(resolver, r, w), host, port, reuse_port=shared)]
     for name, (page_host, page_port) in config.http.items():
-        servers.append(await serve_pages(page_host, page_port, _pages(name, resolver)))
+        servers.append(await serve_pages(page_host, page_port, _pages(name, resolver, tallies)))
+    if tallies is not None and worker > 0:
+        resolver.in_background(_publish(resolver, tallies, worker, stop))
     log.info("serving %s on %s:%d (udp and tcp)", config.domain or "hosts entries", host, port)
     if config.loop_check:
         resolver.check_for_loop()
@@ -420,9 +426,19 @@ def _bound_udp_socket(host: str, port: int, shared: bool) -> socket.socket:
     return sock
 
 
-def _pages(name: str, resolver: Resolver) -> dict[str, Page]:
+async def _publish(resolver: Resolver, tallies: SharedTallies, worker: int, stop: threading.Event) -> None:
+    while not stop.is_set():
+        tallies.publish(worker, tally(resolver))
+        await asyncio.sleep(PUBLISH_EVERY)
+
+
+def _pages(name: str, resolver: Resolver, tallies: SharedTallies | None) -> dict[str, Page]:
     if name == "health":
         return {"/health": lambda: (200, "text/plain", b"OK")}
     if name == "ready":
         return {"/ready": lambda: (200, "text/plain", b"OK") if resolver.ready() else (503, "text/plain", b"not ready\n")}
-    return {"/metrics": lambda: (200, CONTENT_TYPE_LATEST, exposition(resolver))}
+
+    def metrics() -> bytes:
+        return exposition(combined([tally(resolver), *(tallies.others(0) if tallies is not None else [])]))
+
+    return {"/metrics": lambda: (200, CONTENT_TYPE_LATEST, metrics())}

@@ -94,3 +94,23 @@ def test_a_rendered_answer_counts_its_ttls_down() -> None:
     assert [rrset.ttl for rrset in later.answer + later.authority] == [200, 200]
     assert later.edns == 0 and later.payload == 1232 and later.id == answer.id
     assert ttl_offsets(b"\x00" * 11) is None and ttl_offsets(wire[:-3]) is None
+
+
+def test_a_cached_answer_follows_the_edns_of_the_client_asking() -> None:
+    """The first asker used EDNS; a later one that did not must get no OPT record
+    (RFC 6891), and one that did gets ours."""
+    import asyncio
+
+    from podnet.dns.forward import Forwarder
+    from podnet.dns.server import Resolver
+    from tests.unit.test_dns_fuzz import _NoStore
+
+    resolver = Resolver(_NoStore(), Forwarder([("127.0.0.1", 9)]))
+    first = dns.message.make_query("www.example.org.", "A", use_edns=0, payload=4096)
+    cached = dns.message.make_response(first, our_payload=4096)
+    cached.answer.append(dns.rrset.from_text("www.example.org.", 60, "IN", "A", "203.0.113.10"))
+    resolver.cache.put(cached)
+    for query, edns in ((dns.message.make_query("www.example.org.", "A"), -1),
+                        (dns.message.make_query("www.example.org.", "A", use_edns=0, payload=512), 0)):
+        reply = dns.message.from_wire(asyncio.run(resolver.answer(query.to_wire(), udp=True)))  # type: ignore[arg-type]
+        assert reply.id == query.id and reply.edns == edns and reply.answer[0][0].address == "203.0.113.10"

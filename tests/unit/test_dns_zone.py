@@ -54,15 +54,47 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", CASES, ids=list(CASES))
-def test_specification_case(case: str) -> None:
-    name, rdtype, rcode, values = CASES[case]
-    answer = ZONE.query(dns.name.from_text(name), dns.rdatatype.from_text(rdtype))
+ZONE_V6 = build_zone(
+    [service("web", clusterIP="fd00:96::20", ports=[{"name": "http", "port": 80}]),  # type: ignore[list-item]
+     service("db", clusterIP="None", ports=[{"name": "http", "port": 80}])],  # type: ignore[list-item]
+    [pod("web-0", "fd00:244:1::5", hostname="web-0", subdomain="db"), pod("web-1", "fd00:244:2::6")],  # type: ignore[list-item]
+)
+
+CASES_V6 = {  # the same records over IPv6: AAAA, ip6.arpa, and labels as CoreDNS dashes them
+    "service AAAA": ("web.apps.svc.cluster.local.", "AAAA", dns.rcode.NOERROR, ["fd00:96::20"]),
+    "NODATA for A": ("web.apps.svc.cluster.local.", "A", dns.rcode.NOERROR, []),
+    "PTR of a ClusterIP in ip6.arpa": ("0.2.0.0." + "0.0.0.0." * 5 + "6.9.0.0.0.0.d.f.ip6.arpa.", "PTR", dns.rcode.NOERROR,
+                                       ["web.apps.svc.cluster.local."]),
+    "headless: one AAAA per ready endpoint": ("db.apps.svc.cluster.local.", "AAAA", dns.rcode.NOERROR,
+                                              ["fd00:244:1::5", "fd00:244:2::6"]),
+    "headless: dashed compressed address": ("fd00-244-2--6.db.apps.svc.cluster.local.", "AAAA", dns.rcode.NOERROR,
+                                            ["fd00:244:2::6"]),
+    "PTR of an endpoint in ip6.arpa": ("5.0.0.0." + "0.0.0.0." * 4 + "1.0.0.0.4.4.2.0.0.0.d.f.ip6.arpa.", "PTR",
+                                       dns.rcode.NOERROR, ["web-0.db.apps.svc.cluster.local."]),
+    "SRV names the dashed endpoint": ("_http._tcp.db.apps.svc.cluster.local.", "SRV", dns.rcode.NOERROR,
+                                      ["0 50 80 fd00-244-2--6.db.apps.svc.cluster.local.",
+                                       "0 50 80 web-0.db.apps.svc.cluster.local."]),
+    "pod AAAA record": ("fd00-244-1--5.apps.pod.cluster.local.", "AAAA", dns.rcode.NOERROR, ["fd00:244:1::5"]),
+}
+
+
+def check_case(zone, name: str, rdtype: str, rcode: int, values: list[str]) -> None:  # type: ignore[no-untyped-def]
+    answer = zone.query(dns.name.from_text(name), dns.rdatatype.from_text(rdtype))
     assert answer.rcode == rcode
     assert sorted(r.to_text() for rrset in answer.answer for r in rrset) == sorted(values)
     if not values:
         assert answer.authority and answer.authority[0].rdtype == dns.rdatatype.SOA
-        assert answer.authority[0][0].minimum == ZONE.ttl
+        assert answer.authority[0][0].minimum == zone.ttl
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_specification_case(case: str) -> None:
+    check_case(ZONE, *CASES[case])
+
+
+@pytest.mark.parametrize("case", CASES_V6, ids=list(CASES_V6))
+def test_specification_case_over_ipv6(case: str) -> None:
+    check_case(ZONE_V6, *CASES_V6[case])
 
 
 def test_srv_answers_carry_the_address() -> None:
@@ -115,6 +147,7 @@ def test_pods_modes(mode: str, existing: tuple[int, list[str]], made_up: tuple[i
     assert names(zone, "10-244-1-5.apps.pod.cluster.local.") == existing
     assert names(zone, "10-9-8-7.apps.pod.cluster.local.") == made_up
     assert names(zone, "not-an-ip.apps.pod.cluster.local.")[0] == dns.rcode.NXDOMAIN
+    assert names(zone, "10-9-8.apps.pod.cluster.local.")[0] == dns.rcode.NXDOMAIN  # neither IPv4 nor IPv6
 
 
 def test_publish_not_ready_addresses() -> None:
@@ -134,3 +167,23 @@ def test_a_hosts_only_zone_answers_nothing_else() -> None:
     assert zone.authoritative_for(dns.name.from_text("10.1.168.192.in-addr.arpa."))
     assert not zone.authoritative_for(dns.name.from_text("dns-version.cluster.local."))
     assert not zone.authoritative_for(dns.name.from_text("11.1.168.192.in-addr.arpa."))
+
+
+def reply_to(query: dns.message.Message) -> dns.message.Message:
+    return dns.message.from_wire(respond(ZONE, query.to_wire(), 512))  # type: ignore[arg-type]
+
+
+def test_edns_replies_announce_our_buffer_and_later_versions_get_badvers() -> None:
+    """RFC 6891: a reply to an EDNS query carries OPT version 0; a version we do
+    not speak gets BADVERS and no answer."""
+    edns0 = reply_to(dns.message.make_query("web.apps.svc.cluster.local.", "A", use_edns=0, payload=4096))
+    assert edns0.edns == 0 and edns0.payload == 1232 and edns0.answer
+    plain = reply_to(dns.message.make_query("web.apps.svc.cluster.local.", "A"))
+    assert plain.edns == -1 and plain.answer
+    later = reply_to(dns.message.make_query("web.apps.svc.cluster.local.", "A", use_edns=1))
+    assert later.rcode() == dns.rcode.BADVERS and later.edns == 0 and not later.answer
+
+
+def test_only_the_internet_class_is_answered() -> None:
+    chaos = reply_to(dns.message.make_query("web.apps.svc.cluster.local.", "A", rdclass="CH"))
+    assert chaos.rcode() == dns.rcode.REFUSED and not chaos.answer

@@ -27,6 +27,7 @@ import dns.message
 import dns.name
 import dns.opcode
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -47,32 +48,40 @@ from podnet.store.base import Store
 
 log = logging.getLogger("podnet.dns")
 UDP_DEFAULT_PAYLOAD = 512
+OUR_PAYLOAD = 1232  # the EDNS buffer size we announce: DNS Flag Day 2020's, which no link fragments
 
 
 def parse_query(wire: bytes) -> dns.message.Message | bytes | None:
-    """The query; for bytes that are not one, the FORMERR reply to send back, or
-    None when nothing must be sent: less than a header, or a response (QR set),
-    which a server never answers, so two servers cannot bounce errors forever."""
+    """The query; for bytes that are not one, the reply to send back (FORMERR, or
+    BADVERS for an EDNS version after 0, RFC 6891), or None when nothing must be
+    sent: less than a header, or a response (QR set), which a server never
+    answers, so two servers cannot bounce errors forever."""
     if len(wire) < 12 or wire[2] & 0x80:
         return None
     try:
-        return dns.message.from_wire(wire)
+        query = dns.message.from_wire(wire)
     except dns.exception.DNSException:
         header = bytearray(wire[:12])
         header[2] = (header[2] | 0x80) & ~0x04  # QR set; opcode kept
         header[3] = dns.rcode.FORMERR
         return bytes(header[:4]) + b"\0" * 8
+    if query.edns > 0:
+        reply = dns.message.make_response(query, our_payload=OUR_PAYLOAD)
+        reply.set_rcode(dns.rcode.BADVERS)
+        return reply.to_wire()
+    return query
 
 
 def zone_reply(zone: Zone, query: dns.message.Message) -> dns.message.Message:
     """The zone's whole reply, before it is fitted to the transport."""
-    reply = dns.message.make_response(query)
+    reply = dns.message.make_response(query, our_payload=OUR_PAYLOAD)
     if query.opcode() != dns.opcode.QUERY or len(query.question) != 1:
         reply.set_rcode(dns.rcode.NOTIMP if query.opcode() != dns.opcode.QUERY else dns.rcode.FORMERR)
         return reply
     question = query.question[0]
-    if question.rdtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR) or not zone.authoritative_for(question.name):
-        reply.set_rcode(dns.rcode.REFUSED)
+    if question.rdtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR) or question.rdclass != dns.rdataclass.IN \
+            or not zone.authoritative_for(question.name):
+        reply.set_rcode(dns.rcode.REFUSED)  # no transfers, and only the Internet class
         return reply
     answer = zone.query(question.name, question.rdtype)
     reply.flags |= dns.flags.AA
@@ -170,6 +179,7 @@ class Resolver:
         if cached is not None:
             if prefetch:
                 self.in_background(self._refresh(query))
+            cached.use_edns(query.edns, query.ednsflags & dns.flags.DO, OUR_PAYLOAD)  # as this client asked, not the first
             return _fit(cached, query, udp)
         assert self.forwarder is not None
         reply = await self._ask_upstream(wire)
@@ -221,7 +231,7 @@ class Resolver:
 
 
 def _failure(query: dns.message.Message) -> bytes:
-    failure = dns.message.make_response(query)
+    failure = dns.message.make_response(query, our_payload=OUR_PAYLOAD)
     failure.set_rcode(dns.rcode.SERVFAIL)
     return failure.to_wire()
 

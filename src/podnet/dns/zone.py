@@ -140,12 +140,16 @@ def _address_type(ip: str) -> int:
 
 
 def _dashed(ip: str) -> str:
-    address = ipaddress.ip_address(ip)
-    return str(address).replace(".", "-") if address.version == 4 else address.exploded.replace(":", "-")
+    """An address as a label, as CoreDNS writes it: 10-244-1-5, and fd00-244--5
+    for fd00:244::5 (the compressed form)."""
+    return str(ipaddress.ip_address(ip)).replace(".", "-").replace(":", "-")
 
 
 def _undashed(label: str) -> str | None:
-    text = label.replace("-", ".") if label.count("-") == 3 else label.replace("-", ":")
+    """The address a dashed label stands for, or None; three single dashes make an
+    IPv4 address, anything else is read as IPv6 (CoreDNS's rule)."""
+    ipv4 = label.count("-") == 3 and "--" not in label
+    text = label.replace("-", "." if ipv4 else ":")
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:

@@ -8,7 +8,7 @@ The Corefile reader understands the plugins a Kubernetes cluster's CoreDNS uses
     prometheus [ADDR]                GET /metrics on ADDR (default :9153)
     kubernetes ZONE... { pods disabled|insecure|verified; ttl N; fallthrough }
     hosts [FILE] { fallthrough }
-    forward . TO... { policy random|round_robin|sequential; health_check DURATION }
+    forward . TO... { policy random|round_robin|sequential; health_check DURATION; max_fails N }
     cache [TTL] { success N; denial N; prefetch AMOUNT [DURATION [PERCENT%]] }
     loop
 Anything else is refused by name, with its line number.
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from podnet.dns.cache import Prefetch
-from podnet.dns.forward import HOLD_DOWN, POLICIES
+from podnet.dns.forward import HEALTH_CHECK, MAX_FAILS, POLICIES
 from podnet.dns.zone import POD_MODES
 from podnet.errors import PodnetError
 
@@ -44,7 +44,8 @@ class DnsConfig:
     hosts_file: str | None = None
     upstreams: tuple[Address, ...] = ()
     policy: str = "random"
-    health_check: float = HOLD_DOWN  # seconds an upstream that failed is left alone before it is tried again
+    health_check: float = HEALTH_CHECK  # seconds between the checks of an upstream that failed
+    max_fails: int = MAX_FAILS  # checks failed in a row after which an upstream is down (0: never)
     cache_capacity: int = 10000
     cache_max_ttl: int = 3600
     prefetch: Prefetch | None = None
@@ -211,7 +212,9 @@ def _forward(config: DnsConfig, d: _Directive) -> DnsConfig:
             config = replace(config, policy=_choice(option, POLICIES))
         elif option.name == "health_check":
             config = replace(config, health_check=_duration(_first(option)))
-        elif option.name not in ("max_fails", "expire", "force_tcp", "prefer_udp", "max_concurrent"):
+        elif option.name == "max_fails":
+            config = replace(config, max_fails=_integer(_first(option), "max_fails"))
+        elif option.name not in ("expire", "force_tcp", "prefer_udp", "max_concurrent"):
             raise ConfigError(f"unknown option {option.name!r}")
     return config
 

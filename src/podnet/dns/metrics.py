@@ -48,6 +48,7 @@ _COUNTERS = {  # name -> (help, label name or "")
     "podnet_dns_cache_prefetches": ("Answers refreshed before expiry.", ""),
     "podnet_dns_forward_requests": ("Queries sent upstream.", "to"),
     "podnet_dns_forward_failures": ("Upstream timeouts and errors.", "to"),
+    "podnet_dns_forward_healthcheck_failures": ("Health checks an upstream left unanswered.", "to"),
 }
 _GAUGES = {  # name -> (help, how the workers' values combine)
     "podnet_dns_cache_entries": ("Answers in the caches.", sum),
@@ -77,6 +78,7 @@ def tally(resolver: Resolver) -> Tally:
         label = f"{upstream[0]}:{upstream[1]}"
         values["podnet_dns_forward_requests", label] = forwarder.sent[upstream]  # type: ignore[union-attr]
         values["podnet_dns_forward_failures", label] = forwarder.failed[upstream]  # type: ignore[union-attr]
+        values["podnet_dns_forward_healthcheck_failures", label] = forwarder.failed_checks[upstream]  # type: ignore[union-attr]
     return values
 
 

@@ -406,7 +406,8 @@ async def serve(config: DnsConfig, store: Store | None, stop: threading.Event, w
     hosts = hosts_records(Path(config.hosts_file).read_text()) if config.hosts_file else []
     source = ZoneFromStore(store, config, hosts)
     threading.Thread(target=source.watch, args=(stop,), daemon=True).start()
-    forwarder = Forwarder(list(config.upstreams), config.policy, hold_down=config.health_check) if config.upstreams else None
+    forwarder = Forwarder(list(config.upstreams), config.policy, health_check=config.health_check,
+                          max_fails=config.max_fails) if config.upstreams else None
     resolver = Resolver(source, forwarder, Cache(config.cache_capacity, config.cache_max_ttl, prefetch=config.prefetch))
     loop = asyncio.get_running_loop()
     host, port = config.listen

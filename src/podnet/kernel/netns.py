@@ -270,16 +270,24 @@ def kill_processes_in(names: Sequence[str], grace: float = 2.0) -> None:
         while time.monotonic() < deadline and processes_in(names):
             _reap(pids)
             time.sleep(0.02)
-        _reap(pids)
+        left = set(processes_in(names))
+        _reap([pid for pid in pids if pid not in left], patience=1.0)
     survivors = processes_in(names)
     if survivors:
         raise KernelError(f"processes {survivors} survived SIGKILL in {', '.join(names)}")
 
 
-def _reap(pids: Sequence[int]) -> None:
-    """Collect our own exited children so they do not linger as zombies."""
+def _reap(pids: Sequence[int], patience: float = 0.0) -> None:
+    """Collect our own exited children so they do not linger as zombies. A process
+    leaves its namespace before its parent can collect it, so a child already gone
+    from the namespace is given `patience` seconds to become collectable."""
+    deadline = time.monotonic() + patience
     for pid in pids:
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
+        while True:
+            try:
+                collected, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                break  # not our child, or collected already
+            if collected or time.monotonic() >= deadline:
+                break
+            time.sleep(0.005)

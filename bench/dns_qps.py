@@ -100,7 +100,7 @@ def main() -> None:
                              "--listen-address=127.0.0.1", "--bind-interfaces", f"--port={port}", "--user=root", *options])
 
             dnsmasq(5302, f"--addn-hosts={work / 'outside-hosts'}", "--local-ttl=3600")  # the upstream
-            dnsmasq(5301, f"--addn-hosts={work / 'hosts'}", "--cache-size=10000", "--server=127.0.0.1#5302")
+            dnsmasq(5301, f"--addn-hosts={work / 'hosts'}", "--cache-size=20000", "--server=127.0.0.1#5302")
             podnet(5300, 1)
             podnet(5303, 2)
             time.sleep(1)

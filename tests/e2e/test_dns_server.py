@@ -123,3 +123,16 @@ def test_the_first_workers_metrics_count_every_workers_queries(dns_namespace: st
     metrics = in_netns(dns_namespace, "curl", "-s", "http://127.0.0.1:9153/metrics").stdout
     assert 'podnet_dns_requests_total{proto="udp"} 400.0' in metrics
     assert 'podnet_dns_responses_total{rcode="NOERROR"} 400.0' in metrics
+
+
+def test_every_worker_stops_at_sigterm(dns_namespace: str, tmp_path: Path) -> None:
+    """Each worker's receiving thread must wake for its own socket: with SO_REUSEPORT
+    a datagram sent to the port may reach any worker, so none may rely on one."""
+    hosts = tmp_path / "hosts"
+    hosts.write_text("10.1.0.1 web\n")
+    proc = start(dns_namespace, Path(), tmp_path / "dns.log", "--store", str(tmp_path / "store.db"),
+                 "--hosts", str(hosts), "--listen", "127.0.0.1", "--workers", "2")
+    assert dig(dns_namespace, "+short", "web").strip() == "10.1.0.1"
+    proc.terminate()
+    assert proc.wait(timeout=5) == 0, (tmp_path / "dns.log").read_text()
+    assert netns.processes_in([NAMESPACE]) == []

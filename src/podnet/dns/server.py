@@ -298,8 +298,13 @@ class UdpServer:
         self._thread.start()
 
     def stop(self) -> None:
+        """Wakes the receiving thread by shutting the socket for reading: a datagram
+        sent to our own port could reach another worker's socket instead."""
         self._stopping = True
-        self.sock.sendto(b"", self.sock.getsockname())  # wakes the receiving thread
+        try:
+            self.sock.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass  # ENOTCONN, as for any unconnected UDP socket: the waiting thread is woken all the same
         self._thread.join()
         self.sock.close()
 

@@ -172,3 +172,17 @@ def test_a_second_process_sees_writes(store: Store, tmp_path: Path) -> None:
         assert store.get("/shared").value == {"x": 2}  # type: ignore[union-attr]
     finally:
         other.close()
+
+
+def _open_and_close(path: str) -> int:
+    SqliteStore(path).close()
+    return os.getpid()
+
+
+def test_processes_opening_a_new_store_at_once_all_open_it(tmp_path: Path) -> None:
+    """As `podnet dns --workers` does: each process turns WAL on, and only one at a time can."""
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        for round in range(8):
+            assert len(set(pool.map(_open_and_close, [str(tmp_path / f"store{round}.db")] * 8, chunksize=1))) > 1

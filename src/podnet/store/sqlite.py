@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +30,27 @@ def _prefix_end(prefix: str) -> str:
     return prefix + "\U0010ffff"
 
 
+def _use_wal(db: sqlite3.Connection, patience: float = 30.0) -> None:
+    """Turning WAL on takes the database for itself and, unlike other statements,
+    does not wait out a busy one: processes opening a new store at once (the DNS
+    workers, agents starting together) take turns here instead of failing."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 class SqliteStore(Store):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        _use_wal(self._db)
         self._db.execute("PRAGMA synchronous=NORMAL")
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")

@@ -31,11 +31,12 @@ def reply(name: str, rcode: int = dns.rcode.NOERROR, ttl: int = 60, soa_minimum:
 def test_positive_answers_age_and_expire() -> None:
     clock = Clock()
     cache = Cache(clock=clock)
-    cache.put(reply("www.example.org."))
+    cache.put(reply("www.example.org.").to_wire())
     query = dns.message.make_query("WWW.example.org.", "A")
     clock.now += 20
     hit, _ = cache.get(query)
     assert hit is not None and hit.id == query.id and hit.answer[0].ttl == 40
+    assert hit.question[0].name.to_text() == "WWW.example.org."  # the asker's spelling
     clock.now += 41
     assert cache.get(query)[0] is None
 
@@ -43,7 +44,7 @@ def test_positive_answers_age_and_expire() -> None:
 def test_negative_answers_are_kept_for_the_soa_minimum() -> None:
     clock = Clock()
     cache = Cache(clock=clock)
-    cache.put(reply("nope.example.org.", dns.rcode.NXDOMAIN, soa_minimum=30))
+    cache.put(reply("nope.example.org.", dns.rcode.NXDOMAIN, soa_minimum=30).to_wire())
     query = dns.message.make_query("nope.example.org.", "A")
     assert cache.get(query)[0].rcode() == dns.rcode.NXDOMAIN  # type: ignore[union-attr]
     clock.now += 31
@@ -52,36 +53,37 @@ def test_negative_answers_are_kept_for_the_soa_minimum() -> None:
 
 def test_failures_are_not_cached_and_capacity_is_bounded() -> None:
     cache = Cache(capacity=2)
-    cache.put(reply("broken.example.org.", dns.rcode.SERVFAIL))
+    cache.put(reply("broken.example.org.", dns.rcode.SERVFAIL).to_wire())
     assert len(cache) == 0
     for name in ("a.example.org.", "b.example.org.", "c.example.org."):
-        cache.put(reply(name))
+        cache.put(reply(name).to_wire())
     assert len(cache) == 2 and cache.get(dns.message.make_query("a.example.org.", "A"))[0] is None
 
 
 def test_prefetch_is_due_once_for_a_popular_answer_near_its_end() -> None:
     clock = Clock()
     cache = Cache(clock=clock, prefetch=Prefetch(amount=2, window=120, percent=10))
-    cache.put(reply("www.example.org.", ttl=100))
+    cache.put(reply("www.example.org.", ttl=100).to_wire())
     query = dns.message.make_query("www.example.org.", "A")
     assert cache.get(query)[1] is False  # asked once, plenty of TTL left
     clock.now += 95
     assert cache.get(query)[1] is True  # asked twice, 5 % of the TTL left
     assert cache.get(query)[1] is False  # already being refreshed
-    cache.put(reply("www.example.org.", ttl=100))
+    cache.put(reply("www.example.org.", ttl=100).to_wire())
     assert cache.get(query)[0].answer[0].ttl == 100  # type: ignore[union-attr]
 
 
 def test_no_prefetch_for_a_rare_answer() -> None:
     clock = Clock()
     cache = Cache(clock=clock, prefetch=Prefetch(amount=3, window=60, percent=10))
-    cache.put(reply("www.example.org.", ttl=100))
+    cache.put(reply("www.example.org.", ttl=100).to_wire())
     clock.now += 95
     assert cache.get(dns.message.make_query("www.example.org.", "A"))[1] is False
 
 
 def test_a_rendered_answer_counts_its_ttls_down() -> None:
-    from podnet.dns.aging import AgingReply, ttl_offsets
+    from podnet.dns.aging import AgingReply
+    from podnet.dns.replywire import ttl_offsets
 
     answer = reply("www.example.org.", ttl=300)
     answer.use_edns(0, 0, 1232)  # the OPT record's TTL field is flags: never aged
@@ -109,8 +111,22 @@ def test_a_cached_answer_follows_the_edns_of_the_client_asking() -> None:
     first = dns.message.make_query("www.example.org.", "A", use_edns=0, payload=4096)
     cached = dns.message.make_response(first, our_payload=4096)
     cached.answer.append(dns.rrset.from_text("www.example.org.", 60, "IN", "A", "203.0.113.10"))
-    resolver.cache.put(cached)
+    resolver.cache.put(cached.to_wire())
     for query, edns in ((dns.message.make_query("www.example.org.", "A"), -1),
                         (dns.message.make_query("www.example.org.", "A", use_edns=0, payload=512), 0)):
         reply = dns.message.from_wire(asyncio.run(resolver.answer(query.to_wire(), udp=True)))  # type: ignore[arg-type]
         assert reply.id == query.id and reply.edns == edns and reply.answer[0][0].address == "203.0.113.10"
+
+
+def test_how_long_a_reply_is_kept_is_read_from_its_bytes() -> None:
+    from podnet.dns.replywire import cache_ttl
+
+    assert cache_ttl(reply("www.example.org.", ttl=60).to_wire()) == 60
+    nodata = reply("www.example.org.", ttl=0, soa_minimum=30)  # NOERROR, no answers, the SOA
+    assert cache_ttl(nodata.to_wire()) == 30
+    nodata.authority[0].ttl = 10
+    assert cache_ttl(nodata.to_wire()) == 10  # the SOA's own TTL when it is the smaller
+    assert cache_ttl(reply("x.example.org.", dns.rcode.REFUSED).to_wire()) is None
+    assert cache_ttl(dns.message.make_query("www.example.org.", "A").to_wire()) is None  # a query, not a reply
+    whole = reply("www.example.org.").to_wire()
+    assert cache_ttl(whole[:-3]) is None and cache_ttl(whole[:11]) is None

@@ -25,6 +25,7 @@ KUBEADM = """
        policy sequential
        health_check 2s
        max_fails 3
+       expire 5s
     }
     cache 30 {
        prefetch 5 1m 20%
@@ -41,7 +42,7 @@ def test_kubeadm_default_corefile() -> None:
     assert config.listen == ("0.0.0.0", 53)
     assert (config.domain, config.pods, config.ttl) == ("cluster.local", "insecure", 30)
     assert config.upstreams == (("10.0.0.53", 53), ("10.0.0.54", 5353))
-    assert (config.policy, config.health_check, config.max_fails) == ("sequential", 2.0, 3)
+    assert (config.policy, config.health_check, config.max_fails, config.expire) == ("sequential", 2.0, 3, 5.0)
     assert config.cache_max_ttl == 30 and config.prefetch == Prefetch(5, 60.0, 20)
     assert config.loop_check
     assert config.http == {"health": ("0.0.0.0", 8080), "ready": ("0.0.0.0", 8181), "prometheus": ("0.0.0.0", 9153)}

@@ -6,10 +6,6 @@ message (which costs dnspython a few hundred microseconds)."""
 from __future__ import annotations
 
 import struct
-import dns.exception
-import dns.wire
-
-_OPT = 41  # the EDNS pseudo-record: its "TTL" holds flags, not a lifetime
 
 
 class AgingReply:
@@ -34,25 +30,3 @@ class AgingReply:
                 struct.pack_into("!I", patched, offset, min(ttl, left))
             self._left, self._rendered = left, bytes(patched)
         return self._rendered
-
-
-def ttl_offsets(reply: bytes) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
-    """Positions (counted from the byte after the ID) and values of every record's
-    TTL; None for bytes that are not a well-formed reply."""
-    try:
-        parser = dns.wire.Parser(reply, 12)
-        questions, answers, authorities, additionals = struct.unpack_from("!4H", reply, 4)
-        for _ in range(questions):
-            parser.get_name(decompress=True)
-            parser.get_struct("!HH")
-        offsets, ttls = [], []
-        for _ in range(answers + authorities + additionals):
-            parser.get_name(decompress=True)
-            rdtype, _, ttl, length = parser.get_struct("!HHIH")
-            if rdtype != _OPT:
-                offsets.append(parser.current - 6 - 2)
-                ttls.append(ttl)
-            parser.seek(parser.current + length)
-    except (dns.exception.FormError, struct.error, ValueError):
-        return None
-    return tuple(offsets), tuple(ttls)

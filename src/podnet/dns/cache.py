@@ -1,35 +1,29 @@
 """The answer cache in front of the upstreams: positive and negative answers, kept
 for their TTL (negative ones for the SOA's MINIMUM, RFC 2308), bounded in size
 (least recently used goes first), and aged on the way out so clients see the
-TTL that is left."""
+TTL that is left.
+
+Replies are kept as the bytes the upstream sent: most are never asked for again
+before they go, so they are parsed when they are, not when they arrive."""
 
 from __future__ import annotations
 
-import copy
+import struct
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+import dns.exception
 import dns.message
-import dns.rcode
-import dns.rdatatype
 
-Key = tuple[str, int, int]
+from podnet.dns.replywire import cache_ttl, question_section
 
-
-def key_of(message: dns.message.Message) -> Key:
-    question = message.question[0]
-    return question.name.to_text().lower(), question.rdtype, question.rdclass
+Key = bytes  # the question section (name, type, class), names in lower case
 
 
-def _ttl(message: dns.message.Message) -> int | None:
-    """How long a reply may be kept; None for replies that must not be (errors)."""
-    if message.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-        return None
-    if message.answer:
-        return min(rrset.ttl for rrset in message.answer)
-    soa = next((rrset for rrset in message.authority if rrset.rdtype == dns.rdatatype.SOA), None)
-    return min(soa.ttl, soa[0].minimum) if soa else None
+def key_of(query: dns.message.Message) -> Key:
+    question = query.question[0]
+    return question.name.to_wire().lower() + struct.pack("!HH", question.rdtype, question.rdclass)
 
 
 @dataclass(frozen=True)
@@ -45,7 +39,7 @@ class Prefetch:
 class _Entry:
     __slots__ = ("expires", "ttl", "reply", "window_start", "asked")
 
-    def __init__(self, expires: float, ttl: int, reply: dns.message.Message, now: float) -> None:
+    def __init__(self, expires: float, ttl: int, reply: bytes, now: float) -> None:
         self.expires, self.ttl, self.reply = expires, ttl, reply
         self.window_start, self.asked = now, 0
 
@@ -66,12 +60,12 @@ class Cache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def put(self, reply: dns.message.Message) -> None:
-        ttl = _ttl(reply)
-        if not ttl or not reply.question:
+    def put(self, reply: bytes) -> None:
+        ttl = cache_ttl(reply)
+        if not ttl:
             return
         ttl = min(ttl, self.max_ttl)
-        key = key_of(reply)
+        key = question_section(reply).lower()
         now = self.clock()
         self._entries[key] = _Entry(now + ttl, ttl, reply, now)
         self._entries.move_to_end(key)
@@ -89,10 +83,16 @@ class Cache:
             self._entries.pop(key, None)
             self.misses += 1
             return None, False
+        try:
+            fresh = dns.message.from_wire(entry.reply)
+        except dns.exception.DNSException:  # well-formed records, rdata that is not: never an answer
+            del self._entries[key]
+            self.misses += 1
+            return None, False
         self._entries.move_to_end(key)
         self.hits += 1
-        fresh = copy.deepcopy(entry.reply)
         fresh.id = query.id
+        fresh.question = list(query.question)  # as this client spelled it (0x20 clients check the case)
         left = max(0, int(entry.expires - now))
         for section in (fresh.answer, fresh.authority, fresh.additional):
             for rrset in section:

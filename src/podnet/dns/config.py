@@ -8,7 +8,7 @@ The Corefile reader understands the plugins a Kubernetes cluster's CoreDNS uses
     prometheus [ADDR]                GET /metrics on ADDR (default :9153)
     kubernetes ZONE... { pods disabled|insecure|verified; ttl N; fallthrough }
     hosts [FILE] { fallthrough }
-    forward . TO... { policy random|round_robin|sequential; health_check DURATION; max_fails N }
+    forward . TO... { policy random|round_robin|sequential; health_check DURATION; max_fails N; expire DURATION }
     cache [TTL] { success N; denial N; prefetch AMOUNT [DURATION [PERCENT%]] }
     loop
 Anything else is refused by name, with its line number.
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from podnet.dns.cache import Prefetch
-from podnet.dns.forward import HEALTH_CHECK, MAX_FAILS, POLICIES
+from podnet.dns.forward import EXPIRE, HEALTH_CHECK, MAX_FAILS, POLICIES
 from podnet.dns.zone import POD_MODES
 from podnet.errors import PodnetError
 
@@ -46,6 +46,7 @@ class DnsConfig:
     policy: str = "random"
     health_check: float = HEALTH_CHECK  # seconds between the checks of an upstream that failed
     max_fails: int = MAX_FAILS  # checks failed in a row after which an upstream is down (0: never)
+    expire: float = EXPIRE  # seconds an unused upstream socket is kept
     cache_capacity: int = 10000
     cache_max_ttl: int = 3600
     prefetch: Prefetch | None = None
@@ -214,7 +215,9 @@ def _forward(config: DnsConfig, d: _Directive) -> DnsConfig:
             config = replace(config, health_check=_duration(_first(option)))
         elif option.name == "max_fails":
             config = replace(config, max_fails=_integer(_first(option), "max_fails"))
-        elif option.name not in ("expire", "force_tcp", "prefer_udp", "max_concurrent"):
+        elif option.name == "expire":
+            config = replace(config, expire=_duration(_first(option)))
+        elif option.name not in ("force_tcp", "prefer_udp", "max_concurrent"):
             raise ConfigError(f"unknown option {option.name!r}")
     return config
 

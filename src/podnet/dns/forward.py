@@ -7,6 +7,10 @@ upstream that failed is asked `. IN NS` every `health_check` seconds until it
 answers (any answer will do); after more than `max_fails` checks in a row
 without one it is down, and queries go to the others until it answers again.
 When every upstream is down, they are all tried anyway.
+
+UDP sockets are kept and reused, one question at a time each, and closed after
+`expire` seconds unused (CoreDNS's connection cache): opening and closing a
+socket per question cost more than the exchange itself.
 """
 
 from __future__ import annotations
@@ -15,35 +19,63 @@ import asyncio
 import itertools
 import random
 import struct
-from collections import Counter
+import time
+from collections import Counter, defaultdict, deque
 
 import dns.message
 import dns.rdatatype
+
+from podnet.dns.replywire import question_section
 
 POLICIES = ("random", "round_robin", "sequential")
 HEALTH_CHECK = 0.5  # seconds between the checks of a failing upstream (CoreDNS's default)
 MAX_FAILS = 2
 CHECK_TIMEOUT = 1.0
+EXPIRE = 10.0  # seconds an unused upstream socket is kept (CoreDNS's default)
 Upstream = tuple[str, int]
 
 
-class _Reply(asyncio.DatagramProtocol):
+class _Socket(asyncio.DatagramProtocol):
+    """A UDP socket connected to one upstream, asking one question at a time. A
+    reply counts only with the question's ID and question section: a stray or
+    forged datagram is not taken for the answer. A socket whose question went
+    unanswered is closed, not reused, as its answer may still come."""
+
     def __init__(self) -> None:
-        self.answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.DatagramTransport | None = None
+        self.answer: asyncio.Future[bytes] | None = None
+        self.expected = b""  # the question's ID and question section
+        self.idle_since = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def ask(self, wire: bytes) -> asyncio.Future[bytes]:
+        assert self.transport is not None
+        self.answer = asyncio.get_running_loop().create_future()
+        self.expected = wire[:2] + question_section(wire)
+        self.transport.sendto(wire)
+        return self.answer
 
     def datagram_received(self, data: bytes, _: tuple[str, int]) -> None:
-        if not self.answer.done():
+        if self.answer is None or self.answer.done() or data[:2] != self.expected[:2]:
+            return
+        if question_section(data).lower() == self.expected[2:].lower():
             self.answer.set_result(data)
 
     def error_received(self, exc: Exception) -> None:
         """ICMP port unreachable: nobody listens there, so do not wait for the timeout."""
-        if not self.answer.done():
+        if self.answer is not None and not self.answer.done():
             self.answer.set_exception(exc)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
 
 class Forwarder:
     def __init__(self, upstreams: list[Upstream], policy: str = "random", timeout: float = 2.0,
-                 health_check: float = HEALTH_CHECK, max_fails: int = MAX_FAILS) -> None:
+                 health_check: float = HEALTH_CHECK, max_fails: int = MAX_FAILS, expire: float = EXPIRE) -> None:
         if policy not in POLICIES:
             raise ValueError(f"unknown policy {policy!r} (one of {', '.join(POLICIES)})")
         self.upstreams = upstreams
@@ -51,12 +83,14 @@ class Forwarder:
         self.timeout = timeout
         self.health_check = health_check
         self.max_fails = max_fails  # 0: never down, never checked
+        self.expire = expire
         self.sent: Counter[Upstream] = Counter()
         self.failed: Counter[Upstream] = Counter()
         self.failed_checks: Counter[Upstream] = Counter()
         self._turn = itertools.count()
         self._fails: Counter[Upstream] = Counter()  # checks failed in a row
         self._checking: dict[Upstream, asyncio.Task[None]] = {}
+        self._idle: defaultdict[Upstream, deque[_Socket]] = defaultdict(deque)  # the oldest on the left
 
     def down(self, upstream: Upstream) -> bool:
         return self.max_fails > 0 and self._fails[upstream] > self.max_fails
@@ -83,7 +117,7 @@ class Forwarder:
         return None
 
     async def _exchange(self, upstream: Upstream, wire: bytes, timeout: float) -> bytes:
-        reply = await asyncio.wait_for(self._udp(upstream, wire), timeout)
+        reply = await self._udp(upstream, wire, timeout)
         if len(reply) > 2 and reply[2] & 0x02:  # TC: ask again over TCP
             reply = await asyncio.wait_for(self._tcp(upstream, wire), timeout)
         return reply
@@ -108,14 +142,30 @@ class Forwarder:
             self._fails[upstream] = 0  # any answer, even an error, means it is there
             return
 
-    @staticmethod
-    async def _udp(upstream: Upstream, wire: bytes) -> bytes:
-        transport, protocol = await asyncio.get_running_loop().create_datagram_endpoint(_Reply, remote_addr=upstream)
+    async def _udp(self, upstream: Upstream, wire: bytes, timeout: float) -> bytes:
+        sock = await self._socket(upstream)
+        answer = sock.ask(wire)
+        timer = asyncio.get_running_loop().call_later(timeout, _time_out, answer)
         try:
-            transport.sendto(wire)
-            return await protocol.answer
+            reply = await answer
+        except BaseException:
+            sock.close()  # its state is unknown: a reply may still be on its way
+            raise
         finally:
-            transport.close()
+            timer.cancel()
+        sock.idle_since = time.monotonic()
+        self._idle[upstream].append(sock)
+        return reply
+
+    async def _socket(self, upstream: Upstream) -> _Socket:
+        """The socket used last, if it is fresh; sockets unused for `expire` go."""
+        idle, now = self._idle[upstream], time.monotonic()
+        while idle and now - idle[0].idle_since > self.expire:
+            idle.popleft().close()
+        if idle:
+            return idle.pop()
+        _, sock = await asyncio.get_running_loop().create_datagram_endpoint(_Socket, remote_addr=upstream)
+        return sock
 
     @staticmethod
     async def _tcp(upstream: Upstream, wire: bytes) -> bytes:
@@ -127,3 +177,8 @@ class Forwarder:
             return await reader.readexactly(length)
         finally:
             writer.close()
+
+
+def _time_out(answer: asyncio.Future[bytes]) -> None:
+    if not answer.done():
+        answer.set_exception(asyncio.TimeoutError())

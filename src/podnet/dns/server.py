@@ -32,13 +32,14 @@ import dns.rdatatype
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from podnet.dns.aging import AgingReply, ttl_offsets
+from podnet.dns.aging import AgingReply
 from podnet.dns.cache import Cache
 from podnet.dns.config import DnsConfig
 from podnet.dns.datagrams import Datagrams
 from podnet.dns.forward import Forwarder
 from podnet.dns.http import Page, serve_pages
 from podnet.dns.metrics import Counts, combined, exposition, tally
+from podnet.dns.replywire import ttl_offsets
 from podnet.dns.workers import PUBLISH_EVERY, SharedTallies
 from podnet.dns.zone import Zone, build_zone, hosts_records
 from podnet.model.pod import Pod
@@ -109,12 +110,16 @@ def respond(zone: Zone, wire: bytes, max_size: int | None) -> bytes | None:
     return _fit(zone_reply(zone, query), query, max_size is not None)
 
 
+def _limit(query: dns.message.Message, udp: bool) -> int:
+    """The largest reply the client takes: its EDNS payload size over UDP (512 without EDNS)."""
+    return (max(query.payload, UDP_DEFAULT_PAYLOAD) if query.edns >= 0 else UDP_DEFAULT_PAYLOAD) if udp else 65535
+
+
 def _fit(reply: dns.message.Message, query: dns.message.Message, udp: bool) -> bytes:
     """The reply's bytes; over UDP, within the client's payload size, else
     truncated (TC) so the client asks again over TCP."""
-    limit = (max(query.payload, UDP_DEFAULT_PAYLOAD) if query.edns >= 0 else UDP_DEFAULT_PAYLOAD) if udp else 65535
     try:
-        return reply.to_wire(max_size=limit)
+        return reply.to_wire(max_size=_limit(query, udp))
     except dns.exception.TooBig:
         reply = copy.copy(reply)
         reply.answer, reply.authority, reply.additional = [], [], []
@@ -168,7 +173,7 @@ class Resolver:
             return
         question = dns.message.make_query(target, query.question[0].rdtype)
         cached, _ = self.cache.get(question)
-        resolved = cached or await self._ask_upstream(question.to_wire())
+        resolved = cached or _parsed(await self._ask_upstream(question.to_wire()))
         if resolved is not None:
             reply.answer.extend(resolved.answer)
 
@@ -181,18 +186,18 @@ class Resolver:
                 self.in_background(self._refresh(query))
             cached.use_edns(query.edns, query.ednsflags & dns.flags.DO, OUR_PAYLOAD)  # as this client asked, not the first
             return _fit(cached, query, udp)
-        assert self.forwarder is not None
         reply = await self._ask_upstream(wire)
-        return _fit(reply, query, udp) if reply is not None else _failure(query)
+        if reply is not None and len(reply) <= _limit(query, udp):
+            return reply  # the answer to this very query: the client's ID, within the client's size
+        parsed = _parsed(reply)
+        return _fit(parsed, query, udp) if parsed is not None else _failure(query)
 
-    async def _ask_upstream(self, wire: bytes) -> dns.message.Message | None:
+    async def _ask_upstream(self, wire: bytes) -> bytes | None:
+        """The upstream's reply, cached when it may be; None when none came or
+        what came is not a DNS message."""
         assert self.forwarder is not None
-        reply_wire = await self.forwarder.resolve(wire)
-        if reply_wire is None:
-            return None
-        try:
-            reply = dns.message.from_wire(reply_wire)
-        except dns.exception.DNSException:
+        reply = await self.forwarder.resolve(wire)
+        if reply is None or ttl_offsets(reply) is None:
             return None
         self.cache.put(reply)
         return reply
@@ -228,6 +233,13 @@ class Resolver:
 
     def ready(self) -> bool:
         return self.source.revision >= 0 and not self.looping
+
+
+def _parsed(wire: bytes | None) -> dns.message.Message | None:
+    try:
+        return dns.message.from_wire(wire) if wire is not None else None
+    except dns.exception.DNSException:
+        return None
 
 
 def _failure(query: dns.message.Message) -> bytes:
@@ -412,7 +424,7 @@ async def serve(config: DnsConfig, store: Store | None, stop: threading.Event, w
     source = ZoneFromStore(store, config, hosts)
     threading.Thread(target=source.watch, args=(stop,), daemon=True).start()
     forwarder = Forwarder(list(config.upstreams), config.policy, health_check=config.health_check,
-                          max_fails=config.max_fails) if config.upstreams else None
+                          max_fails=config.max_fails, expire=config.expire) if config.upstreams else None
     resolver = Resolver(source, forwarder, Cache(config.cache_capacity, config.cache_max_ttl, prefetch=config.prefetch))
     loop = asyncio.get_running_loop()
     host, port = config.listen

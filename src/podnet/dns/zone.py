@@ -131,8 +131,11 @@ def add_hosts(zone: Zone, pairs: list[tuple[str, str]]) -> None:
         zone.extra_names.update(dns.name.from_text(n).canonicalize() for n in (name, pointer))
 
 
+_REVERSE_ZONES = (dns.name.from_text("in-addr.arpa."), dns.name.from_text("ip6.arpa."))
+
+
 def _reverse(name: dns.name.Name) -> bool:
-    return name.is_subdomain(dns.name.from_text("in-addr.arpa.")) or name.is_subdomain(dns.name.from_text("ip6.arpa."))
+    return any(name.is_subdomain(zone) for zone in _REVERSE_ZONES)
 
 
 def _address_type(ip: str) -> int:

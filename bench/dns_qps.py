@@ -5,7 +5,8 @@ Two workloads: the cluster zone (podnet's from its store, dnsmasq's from an
 addn-hosts file of the same names), and 10 000 names outside it that both forward
 to the same upstream (a third server): the first pass over them, where each is a
 cache miss, and after it, answers from the caches. podnet runs once as one
-process and once with --workers 2. It prints queries per second and average latency, and the ratios.
+process and once with --workers 2. It prints queries per second and average
+latency, and the ratios.
 Run as root: .venv/bin/python bench/dns_qps.py  (needs dnsperf and dnsmasq)
 """
 

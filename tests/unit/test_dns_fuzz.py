@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-import dns.message
 import dns.exception
+import dns.message
 import dns.rcode
 import dns.rrset
 from hypothesis import given, settings

@@ -13,10 +13,9 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-import dns.exception
 import dns.message
 
-from podnet.dns.replywire import cache_ttl, question_section
+from podnet.dns.replywire import cache_ttl, parsed, question_section
 
 Key = bytes  # the question section (name, type, class), names in lower case
 
@@ -79,14 +78,9 @@ class Cache:
         key = key_of(query)
         entry = self._entries.get(key)
         now = self.clock()
-        if entry is None or entry.expires <= now:
+        fresh = parsed(entry.reply) if entry is not None and entry.expires > now else None
+        if fresh is None:  # absent, expired, or rdata that does not parse: never an answer
             self._entries.pop(key, None)
-            self.misses += 1
-            return None, False
-        try:
-            fresh = dns.message.from_wire(entry.reply)
-        except dns.exception.DNSException:  # well-formed records, rdata that is not: never an answer
-            del self._entries[key]
             self.misses += 1
             return None, False
         self._entries.move_to_end(key)

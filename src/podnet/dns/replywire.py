@@ -9,6 +9,8 @@ import struct
 from collections.abc import Iterator
 from typing import NamedTuple
 
+import dns.exception
+import dns.message
 import dns.rcode
 
 _OPT, _SOA = 41, 6  # OPT: the EDNS pseudo-record, whose "TTL" holds flags, not a lifetime
@@ -106,3 +108,12 @@ def cache_ttl(reply: bytes) -> int | None:
         return min(answers)
     soa = next((r for r in found if r.section == AUTHORITY and r.rdtype == _SOA), None)
     return min(soa.ttl, struct.unpack_from("!I", reply, soa.rdata_end - 4)[0]) if soa else None
+
+
+def parsed(wire: bytes | None) -> dns.message.Message | None:
+    """The message, when one is wanted at last; None for bytes dnspython refuses
+    (well-formed records can still hold rdata that is not)."""
+    try:
+        return dns.message.from_wire(wire) if wire is not None else None
+    except dns.exception.DNSException:
+        return None

@@ -39,7 +39,7 @@ from podnet.dns.datagrams import Datagrams
 from podnet.dns.forward import Forwarder
 from podnet.dns.http import Page, serve_pages
 from podnet.dns.metrics import Counts, combined, exposition, tally
-from podnet.dns.replywire import ttl_offsets
+from podnet.dns.replywire import parsed, ttl_offsets
 from podnet.dns.workers import PUBLISH_EVERY, SharedTallies
 from podnet.dns.zone import Zone, build_zone, hosts_records
 from podnet.model.pod import Pod
@@ -173,7 +173,7 @@ class Resolver:
             return
         question = dns.message.make_query(target, query.question[0].rdtype)
         cached, _ = self.cache.get(question)
-        resolved = cached or _parsed(await self._ask_upstream(question.to_wire()))
+        resolved = cached or parsed(await self._ask_upstream(question.to_wire()))
         if resolved is not None:
             reply.answer.extend(resolved.answer)
 
@@ -189,8 +189,8 @@ class Resolver:
         reply = await self._ask_upstream(wire)
         if reply is not None and len(reply) <= _limit(query, udp):
             return reply  # the answer to this very query: the client's ID, within the client's size
-        parsed = _parsed(reply)
-        return _fit(parsed, query, udp) if parsed is not None else _failure(query)
+        whole = parsed(reply)
+        return _fit(whole, query, udp) if whole is not None else _failure(query)
 
     async def _ask_upstream(self, wire: bytes) -> bytes | None:
         """The upstream's reply, cached when it may be; None when none came or
@@ -233,13 +233,6 @@ class Resolver:
 
     def ready(self) -> bool:
         return self.source.revision >= 0 and not self.looping
-
-
-def _parsed(wire: bytes | None) -> dns.message.Message | None:
-    try:
-        return dns.message.from_wire(wire) if wire is not None else None
-    except dns.exception.DNSException:
-        return None
 
 
 def _failure(query: dns.message.Message) -> bytes:

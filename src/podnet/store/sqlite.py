@@ -30,11 +30,14 @@ def _prefix_end(prefix: str) -> str:
     return prefix + "\U0010ffff"
 
 
-def _use_wal(db: sqlite3.Connection, patience: float = 30.0) -> None:
+BUSY_TIMEOUT = 30.0  # seconds a statement waits for another connection's lock
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
     """Turning WAL on takes the database for itself and, unlike other statements,
     does not wait out a busy one: processes opening a new store at once (the DNS
     workers, agents starting together) take turns here instead of failing."""
-    deadline = time.monotonic() + patience
+    deadline = time.monotonic() + BUSY_TIMEOUT
     while True:
         try:
             db.execute("PRAGMA journal_mode=WAL")
@@ -49,7 +52,7 @@ class SqliteStore(Store):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
         _use_wal(self._db)
         self._db.execute("PRAGMA synchronous=NORMAL")
         with self._lock:

@@ -2,7 +2,8 @@
 rendered kube-proxy style (iptables mode's structure: a dispatch chain with a rule
 per service port, a chain per service and per endpoint), on the same kernel.
 
-It prints, for both: a full sync of S services x E endpoints, one endpoint
+It prints, for both: a full sync of S services x E endpoints (podnet's: what its
+agent does, from Services and Pods to the table in the kernel), one endpoint
 change at that size, and first-packet (TCP connect) latency at S services
 against 100 services. Run as root: .venv/bin/python bench/proxy_sync.py
 [--services 10000] [--endpoints 10]
@@ -18,13 +19,17 @@ import subprocess
 import sys
 import time
 
-from podnet.kernel import netns, nft
+from podnet.kernel import netns
+from podnet.kernel.nftables import Chain, Transaction, hooks, rules
+from podnet.kernel.nftables.nft import Nft
+from podnet.kernel.node import NamespaceKernel
 from podnet.kernel.netlink import open_namespace
 from podnet.kernel.route import Route
 from podnet.model.meta import ObjectMeta
 from podnet.model.pod import Container, Pod
 from podnet.model.service import Service, ServicePort
 from podnet.proxy.endpoints import service_ports
+from podnet.proxy.proxier import Proxier
 from podnet.proxy.ruleset import TABLE, build
 
 CLIENT, SERVER = "pn-bench.proxy-client", "pn-bench.proxy-server"
@@ -48,32 +53,38 @@ def cluster(services: int, endpoints: int, moved: int | None = None) -> tuple[li
     return svcs, pods
 
 
-def kube_proxy_style(services: int, endpoints: int, moved: int | None = None) -> str:
-    """The iptables-mode structure in nft: linear dispatch, probability chains."""
-    lines = ["\tchain nat_output { type nat hook output priority -100; policy accept; jump kube_services; }",
-             "\tchain kube_services {"]
-    lines += [f"\t\tip daddr {SERVICE_BASE + i} tcp dport 80 jump svc_{i}" for i in range(services)]
-    lines.append("\t}")
+def _endpoint_ip(services: int, endpoints: int, i: int, j: int, moved: int | None) -> str:
+    if moved is not None and i == moved and j == 0:
+        return str(POD_BASE + services * endpoints + 7)
+    return SERVER_IP if i == services - 1 else str(POD_BASE + i * endpoints + j)
+
+
+def _endpoint_rule(chain: str, ip: str) -> rules.Rule:
+    return rules.rule(chain, rules.match(rules.L4PROTO, "tcp"), rules.Dnat("ip", f"{ip}:8080"))
+
+
+def kube_proxy_style(services: int, endpoints: int, moved: int | None = None) -> Transaction:
+    """The iptables-mode structure in nft: linear dispatch, probability chains.
+    Its base chain is hooked where podnet's proxy output chain is."""
+    tx = Transaction(TABLE).replace()
+    tx.add(Chain("nat_output", hooks.HOOKS[hooks.PROXY]["nat_output"]), Chain("kube_services"))
+    tx.add(rules.rule("nat_output", rules.jump("kube_services")))
     for i in range(services):
-        lines.append(f"\tchain svc_{i} {{")
+        tx.add(Chain(f"svc_{i}"), *(Chain(f"sep_{i}_{j}") for j in range(endpoints)))
+        tx.add(rules.rule("kube_services", rules.match(rules.IP_DADDR, str(SERVICE_BASE + i)),
+                          rules.match(rules.TH_DPORT, "80"), rules.jump(f"svc_{i}")))
         for j in range(endpoints):
             remaining = endpoints - j
-            rule = f"numgen random mod {remaining} 0 " if remaining > 1 else ""
-            lines.append(f"\t\t{rule}jump sep_{i}_{j}")
-        lines.append("\t}")
-        for j in range(endpoints):
-            ip = SERVER_IP if i == services - 1 else str(POD_BASE + i * endpoints + j)
-            if moved is not None and i == moved and j == 0:
-                ip = str(POD_BASE + services * endpoints + 7)
-            lines.append(f"\tchain sep_{i}_{j} {{ meta l4proto tcp dnat ip to {ip}:8080; }}")
-    return "\n".join(lines)
+            pick = (rules.match(rules.Numgen(remaining), "0"),) if remaining > 1 else ()
+            tx.add(rules.rule(f"svc_{i}", *pick, rules.jump(f"sep_{i}_{j}")))
+            tx.add(_endpoint_rule(f"sep_{i}_{j}", _endpoint_ip(services, endpoints, i, j, moved)))
+    return tx
 
 
-def kube_proxy_change(services: int, endpoints: int, moved: int, back: bool = False) -> str:
+def kube_proxy_change(services: int, endpoints: int, moved: int, back: bool = False) -> Transaction:
     """What kube-proxy rewrites for one changed endpoint: that endpoint's chain."""
-    ip = POD_BASE + moved * endpoints if back else POD_BASE + services * endpoints + 7
-    return (f"flush chain ip {TABLE} sep_{moved}_0\n"
-            f"add rule ip {TABLE} sep_{moved}_0 meta l4proto tcp dnat ip to {ip}:8080\n")
+    ip = _endpoint_ip(services, endpoints, moved, 0, None if back else moved)
+    return Transaction(TABLE).flush(Chain(f"sep_{moved}_0")).add(_endpoint_rule(f"sep_{moved}_0", ip))
 
 
 def timed(fn, *args) -> float:  # type: ignore[no-untyped-def]
@@ -82,12 +93,12 @@ def timed(fn, *args) -> float:  # type: ignore[no-untyped-def]
     return (time.perf_counter() - started) * 1000
 
 
-def median_change(forth: str, back: str, ns_path: str, rounds: int = 15) -> float:
+def median_change(forth: Transaction, back: Transaction, nft: Nft, rounds: int = 15) -> float:
     """Median of one endpoint's change, made and undone `rounds` times."""
     samples = []
     for _ in range(rounds):
-        samples.append(timed(nft.run_script, ns_path, forth))
-        samples.append(timed(nft.run_script, ns_path, back))
+        samples.append(timed(nft.run, forth))
+        samples.append(timed(nft.run, back))
     return statistics.median(samples)
 
 
@@ -137,28 +148,26 @@ def main() -> None:
         rows = []
         # podnet
         svcs, pods = cluster(S, E)
-        started = time.perf_counter()
+        nft = Nft.in_namespace(CLIENT)
+        ours_full = timed(Proxier(NamespaceKernel(CLIENT), "n1", "10.240.0.0/12").sync_services, svcs, pods)
         ruleset = build(service_ports(svcs, pods, "n1"), "10.240.0.0/12")
-        nft.replace_table(CLIENT, "ip", TABLE, ruleset.text())
-        ours_full = (time.perf_counter() - started) * 1000
         moved = build(service_ports(*cluster(S, E, moved=S // 2), "n1"), "10.240.0.0/12")
         forth, back = moved.changes_from(ruleset), ruleset.changes_from(moved)
         assert forth is not None and back is not None
-        ours_change = median_change(forth, back, str(netns.path(CLIENT)))
+        ours_change = median_change(forth, back, nft)
         ours_latency = first_packet(S)
-        nft.replace_table(CLIENT, "ip", TABLE, build(service_ports(*cluster(100, E), "n1"), "10.240.0.0/12").text())
+        nft.run(build(service_ports(*cluster(100, E), "n1"), "10.240.0.0/12").transaction())
         ours_latency_100 = first_packet(100)
         # kube-proxy style
         if options.skip_kube_proxy_full:
             theirs_full = float("nan")
         else:
-            theirs_full = timed(nft.replace_table, CLIENT, "ip", TABLE, kube_proxy_style(S, E))
+            theirs_full = timed(nft.run, kube_proxy_style(S, E))
         if options.skip_kube_proxy_full:
-            nft.replace_table(CLIENT, "ip", TABLE, kube_proxy_style(S, E))
-        theirs_change = median_change(kube_proxy_change(S, E, S // 2), kube_proxy_change(S, E, S // 2, back=True),
-                                      str(netns.path(CLIENT)))
+            nft.run(kube_proxy_style(S, E))
+        theirs_change = median_change(kube_proxy_change(S, E, S // 2), kube_proxy_change(S, E, S // 2, back=True), nft)
         theirs_latency = first_packet(S)
-        nft.replace_table(CLIENT, "ip", TABLE, kube_proxy_style(100, E))
+        nft.run(kube_proxy_style(100, E))
         theirs_latency_100 = first_packet(100)
         rows = [
             (f"full sync, {S} services x {E} endpoints (ms)", theirs_full, ours_full),

@@ -132,8 +132,8 @@ def test_endpoint_changes_take_effect_within_a_second(lab: dict, store) -> None:
     connection = http.client.HTTPConnection(ip, 80, timeout=3)
     connection.sock = netns.run_in(pod_ns("client"), lambda: socket.create_connection((ip, 80), timeout=3))
     first = _get(connection)["pod"]
-    removed = resources.get(store, "Pod", "default", first)
-    solo = resources.get(store, "Pod", "default", "solo")
+    removed = resources.get(store, Pod, "default", first)
+    solo = resources.get(store, Pod, "default", "solo")
     assert isinstance(removed, Pod) and isinstance(solo, Pod)
     try:
         resources.delete(store, removed)
@@ -156,6 +156,7 @@ def test_udp_flows_follow_their_endpoint_away(lab: dict, store) -> None:  # type
     import socket
 
     from podnet.kernel import netns
+    from podnet.model.pod import Pod
     from podnet.store import resources
 
     target = (cluster_ip(lab, "web-udp"), 53)
@@ -172,7 +173,7 @@ def test_udp_flows_follow_their_endpoint_away(lab: dict, store) -> None:  # type
         first = json.loads(sock.recv(4096))["pod"]
         sock.sendto(b"two", target)
         assert json.loads(sock.recv(4096))["pod"] == first  # conntrack keeps the flow on one endpoint
-        removed = resources.get(store, "Pod", "default", first)
+        removed = resources.get(store, Pod, "default", first)
         assert removed is not None
         resources.delete(store, removed)
         try:
@@ -206,11 +207,12 @@ def test_external_and_load_balancer_ips(lab: dict) -> None:  # type: ignore[type
 
 def test_the_proxy_repairs_a_deleted_table(lab: dict, store) -> None:  # type: ignore[no-untyped-def, type-arg]
     """Drift: the table deleted by hand comes back with the next change (or resync)."""
+    from podnet.model.pod import Pod
     from podnet.store import resources
 
     node = f"pn-{LAB}.node3"
     in_netns(node, "nft", "delete", "table", "ip", "podnet-proxy")
-    solo = resources.get(store, "Pod", "default", "solo")
+    solo = resources.get(store, Pod, "default", "solo")
     assert solo is not None
     resources.put(store, solo)  # any change makes the agent reconcile
     eventually(lambda: "podnet-proxy" in in_netns(node, "nft", "list", "tables").stdout, timeout=12)

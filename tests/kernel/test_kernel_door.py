@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from podnet.errors import KernelError
-from podnet.kernel import netns, nft, sysctl
+from podnet.kernel import netns, sysctl
 from podnet.kernel.netlink import open_namespace
 from podnet.kernel.route import Route
 from tests.helpers import in_netns
@@ -79,20 +79,6 @@ def test_run_in_leaves_the_caller_where_it_was(make_netns) -> None:  # type: ign
     own = os.readlink("/proc/thread-self/ns/net")
     inside = netns.run_in(name, lambda: os.readlink("/proc/thread-self/ns/net"))
     assert inside != own and os.readlink("/proc/thread-self/ns/net") == own
-
-
-def test_nft_table_is_replaced_whole(make_netns) -> None:  # type: ignore[no-untyped-def]
-    name = make_netns()
-    chain = "chain post {{ type nat hook postrouting priority srcnat; ip saddr {} masquerade; }}"
-    nft.replace_table(name, "inet", "podnet", chain.format("10.1.0.0/24"))
-    nft.replace_table(name, "inet", "podnet", chain.format("10.2.0.0/24"))
-    ruleset = nft.ruleset(name)
-    assert "10.2.0.0/24" in ruleset and "10.1.0.0/24" not in ruleset
-    with pytest.raises(KernelError):
-        nft.replace_table(name, "inet", "podnet", "chain broken { nonsense }")
-    assert "10.2.0.0/24" in nft.ruleset(name)  # a failed transaction changes nothing
-    nft.delete_table(name, "inet", "podnet")
-    assert "podnet" not in nft.ruleset(name)
 
 
 def test_processes_are_found_by_namespace_and_stopped(make_netns, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -104,7 +104,7 @@ def test_a_cached_answer_follows_the_edns_of_the_client_asking() -> None:
     import asyncio
 
     from podnet.dns.forward import Forwarder
-    from podnet.dns.server import Resolver
+    from podnet.dns.resolver import Resolver
     from tests.unit.test_dns_fuzz import _NoStore
 
     resolver = Resolver(_NoStore(), Forwarder([("127.0.0.1", 9)]))

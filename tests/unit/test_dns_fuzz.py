@@ -15,7 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from podnet.dns.config import DnsConfig
-from podnet.dns.server import Resolver, ZoneFromStore, respond
+from podnet.dns.query import respond
+from podnet.dns.resolver import Resolver
+from podnet.dns.zonesource import ZoneFromStore
 from tests.unit.test_dns_zone import ZONE
 
 VALID = dns.message.make_query("web.apps.svc.cluster.local.", "A", use_edns=True).to_wire()

@@ -8,7 +8,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from podnet.dns.server import respond
+from podnet.dns.query import respond
 from podnet.dns.zone import build_zone
 from podnet.model.manifest import parse_resource
 

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from podnet.network.controller import NetworkController
 from podnet.network.leases import LeaseError, SubnetLeases
 from podnet.store.sqlite import SqliteStore
+from tests.fakes import FakeNodeKernel
 
 POD_SUBNET = ipaddress.ip_network("10.244.0.0/16")
 
@@ -74,7 +76,6 @@ def test_many_nodes_joining_at_once_never_share_a_subnet(tmp_path: Path) -> None
 
 
 def test_the_node_agent_renews_its_lease(tmp_path: Path) -> None:
-    from podnet.agent.node_agent import NodeAgent
     from podnet.model.meta import ObjectMeta
     from podnet.model.node import Node
     from podnet.network import leases as lease_module
@@ -83,8 +84,7 @@ def test_the_node_agent_renews_its_lease(tmp_path: Path) -> None:
     clock = Clock()
     cidr = SubnetLeases(store, POD_SUBNET, 24, clock, lease_seconds=60).acquire("n1", "172.18.0.2")
     before = store.get("/registry/subnets/10.244.0.0-24")
-    agent = NodeAgent(store, "n1", "pn-unused")
-    agent._renew_lease(Node(ObjectMeta("n1", namespace=""), cidr, "172.18.0.2"))
+    NetworkController(FakeNodeKernel(), store, "n1").renew_lease(Node(ObjectMeta("n1", namespace=""), cidr, "172.18.0.2"))
     after = store.get("/registry/subnets/10.244.0.0-24")
     assert before is not None and after is not None and after.mod_revision > before.mod_revision
     assert after.value["expires"] > before.value["expires"] + lease_module.LEASE_SECONDS / 2

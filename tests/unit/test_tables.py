@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 
 from podnet.cli.tables import format_endpoints, jsonpath, pod_rows, service_rows
+from podnet.kernel.nftables.fake import Fake
+from podnet.kernel.nftables.tracer import Packet, Tracer
 from podnet.lab.spec import HostSpec
 from podnet.lab.topology import render_masquerade
 from podnet.model.manifest import parse_resource
@@ -32,10 +34,20 @@ def test_rows() -> None:
     assert service_rows([service], pods)[0][:5] == ("default", "s", "ClusterIP", "10.96.0.5", "80/TCP")  # type: ignore[list-item]
 
 
-def test_masquerade_renders_the_seed_rule() -> None:
+def test_masquerade_is_the_seed_rule() -> None:
+    """`iptables -t nat -A POSTROUTING -s 192.168.15.0/24 -o eth0 -j MASQUERADE`."""
     host = HostSpec("host", True, masquerade=((ipaddress.ip_network("192.168.15.0/24"), "eth0"),))
-    body = render_masquerade(host)
-    assert body is not None
-    assert 'ip saddr 192.168.15.0/24 oifname "eth0" masquerade' in body
-    assert "type nat hook postrouting priority srcnat" in body
+    nat = render_masquerade(host)
+    assert nat is not None
+    nft = Fake()
+    nft.run(nat)
+    tracer = Tracer(nft)
+
+    def masqueraded(source: str, oifname: str) -> bool:
+        (outcome,) = tracer.trace(Packet(source, "203.0.113.10", oifname=oifname))
+        return outcome.masqueraded
+
+    assert masqueraded("192.168.15.2", "eth0")
+    assert not masqueraded("192.168.15.2", "eth1")  # another way out
+    assert not masqueraded("10.0.0.2", "eth0")  # another source
     assert render_masquerade(HostSpec("plain")) is None

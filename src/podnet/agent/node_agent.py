@@ -1,7 +1,5 @@
-"""The node agent's loop: reconcile on every store change, and at least every
-second, so that drift (a route deleted by hand) is repaired as well as changes.
-It keeps the node's pod network (bridge, routes, forwarding) and, when given the
-cluster's pod network, its service table.
+"""The node agent's loop: run its controllers on every store change, and at least
+every second, so that drift (a route deleted by hand) is repaired as well as changes.
 """
 
 from __future__ import annotations
@@ -9,14 +7,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 
+from podnet.agent.controller import Controller, Snapshot
 from podnet.errors import PodnetError
-from podnet.model.node import Node
-from podnet.model.pod import Pod
-from podnet.model.service import Service
-from podnet.network import leases
-from podnet.network.apply import apply_node_network
-from podnet.network.node import render_node_network
+from podnet.kernel.node import NodeKernel
+from podnet.network.controller import NetworkController
 from podnet.proxy.proxier import Proxier
 from podnet.proxy.userspace_manager import UserspaceProxies
 from podnet.store import resources
@@ -25,55 +21,39 @@ from podnet.store.base import Compacted, Store
 log = logging.getLogger("podnet.agent")
 
 
+def node_controllers(kernel: NodeKernel, store: Store, node_name: str, namespace: str,
+                     cluster_cidr: str | None = None, backend: str = "host-gw") -> list[Controller]:
+    """A node's controllers: its network and, given the pod network, its services
+    (in nftables, and in this process for userspace-mode services)."""
+    controllers: list[Controller] = [NetworkController(kernel, store, node_name, cluster_cidr, backend)]
+    if cluster_cidr:
+        controllers += [Proxier(kernel, node_name, cluster_cidr), UserspaceProxies(namespace)]
+    return controllers
+
+
 class NodeAgent:
-    def __init__(self, store: Store, node_name: str, namespace: str, resync_seconds: float = 1.0,
-                 cluster_cidr: str | None = None, backend: str = "host-gw") -> None:
+    def __init__(self, store: Store, node_name: str, controllers: Sequence[Controller],
+                 resync_seconds: float = 1.0) -> None:
         self.store = store
-        self.backend = backend
         self.node_name = node_name
-        self.namespace = namespace
+        self.controllers = list(controllers)
         self.resync_seconds = resync_seconds
-        self.cluster_cidr = cluster_cidr
-        # Services, in nftables and (for userspace-mode services) in this process.
-        self.proxies = (Proxier(namespace, node_name, cluster_cidr), UserspaceProxies(namespace)) if cluster_cidr else ()
-        self._lease_checked: float | None = None
 
     def reconcile(self) -> int:
-        """One pass; returns the store revision it was computed from."""
-        nodes, revision = resources.list_kind(self.store, "Node")
-        me = next((n for n in nodes if isinstance(n, Node) and n.metadata.name == self.node_name), None)
-        if me is None or not me.pod_cidr:
-            log.info("node %s is not in the store yet (or has no podCIDR)", self.node_name)
-            return revision
-        self._renew_lease(me)
-        added, removed = apply_node_network(self.namespace, render_node_network(me, nodes, self.cluster_cidr,
-                                                                                  self.backend))
-        for route in sorted(removed):
-            log.info("removed route %s", route)
-        for route in sorted(added):
-            log.info("added route %s", route)
-        if self.proxies:
-            pods, _ = resources.list_kind(self.store, "Pod")
-            services, _ = resources.list_kind(self.store, "Service")
-            typed_services = [s for s in services if isinstance(s, Service)]
-            typed_pods = [p for p in pods if isinstance(p, Pod)]
-            for proxy in self.proxies:
-                proxy.sync(typed_services, typed_pods)
-        return revision
-
-    def _renew_lease(self, me: Node) -> None:
-        """Keep the node's subnet lease (as flanneld does); losing it is logged,
-        since another node may now be handed the same subnet."""
-        now = time.monotonic()
-        if not me.pod_cidr or (self._lease_checked is not None and now - self._lease_checked < leases.RENEW_EVERY):
-            return
-        self._lease_checked = now
-        if not leases.renew(self.store, self.node_name, me.internal_ip or "", me.pod_cidr):
-            log.error("node %s does not hold the lease on %s any more", self.node_name, me.pod_cidr)
+        """One pass of every controller over one snapshot; returns its revision.
+        A controller that fails is logged and retried next pass, and does not
+        keep the others from running."""
+        snapshot = Snapshot.read(self.store)
+        for controller in self.controllers:
+            try:
+                controller.sync(snapshot)
+            except PodnetError as err:
+                log.error("%s: reconcile failed: %s", controller.name, err)
+        return snapshot.revision
 
     def run(self, stop: threading.Event, poll: float = 0.05) -> None:
         revision = self._reconcile_logging_errors(0)
-        log.info("agent for node %s is running in %s", self.node_name, self.namespace)
+        log.info("agent for node %s is running", self.node_name)
         next_resync = time.monotonic() + self.resync_seconds
         while not stop.wait(poll):
             try:
@@ -85,7 +65,7 @@ class NodeAgent:
                 next_resync = time.monotonic() + self.resync_seconds
 
     def _reconcile_logging_errors(self, revision: int) -> int:
-        """A failed pass is retried at the next resync rather than ending the agent."""
+        """A store that cannot be read is retried at the next resync rather than ending the agent."""
         try:
             return self.reconcile()
         except PodnetError as err:

@@ -33,15 +33,17 @@ def agent(node_name: str, namespace: str, store_path: str, resync: float, cluste
           backend: str) -> None:
     """Run the node agent: keep the node's bridge, routes and forwarding right,
     and serve this node's CNI plugin invocations."""
-    from podnet.agent.node_agent import NodeAgent
+    from podnet.agent.node_agent import NodeAgent, node_controllers
     from podnet.cni.server import CniServer
+    from podnet.kernel.node import NamespaceKernel
     from podnet.store.location import open_store
 
     stop = run_as_daemon()
     store = open_store(store_path)
     server = CniServer().start()
     try:
-        NodeAgent(store, node_name, namespace, resync, cluster_cidr, backend).run(stop)
+        controllers = node_controllers(NamespaceKernel(namespace), store, node_name, namespace, cluster_cidr, backend)
+        NodeAgent(store, node_name, controllers, resync).run(stop)
     finally:
         server.stop()
         store.close()
@@ -89,7 +91,7 @@ def dns_server(store_path: str | None, corefile: str | None, listen: str, port: 
     from dataclasses import replace
 
     from podnet.dns.config import DnsConfig, parse_address, parse_corefile
-    from podnet.dns.server import serve
+    from podnet.dns.serve import serve
     from podnet.dns.workers import SharedTallies, fork_workers, stop_workers
     from podnet.store.location import open_store
 

@@ -13,21 +13,22 @@ from podnet.cli.tables import NODE_COLUMNS, POD_COLUMNS, SERVICE_COLUMNS, jsonpa
 from podnet.errors import LabError
 from podnet.lab import state
 from podnet.lab.state import LabRecord
+from podnet.model import kinds
 from podnet.model.manifest import Resource
+from podnet.model.node import Node
+from podnet.model.pod import Pod
+from podnet.model.service import Service
 from podnet.store import resources
 from podnet.store.location import open_store
 
-_KINDS = {
-    "node": "Node", "nodes": "Node", "no": "Node",
-    "pod": "Pod", "pods": "Pod", "po": "Pod",
-    "service": "Service", "services": "Service", "svc": "Service",
-}
+_LISTED = ("Node", "Pod", "Service")  # the kinds `get` has columns for
 
 
-def read_cluster(record: LabRecord) -> tuple[list, list, list]:  # type: ignore[type-arg]
+def read_cluster(record: LabRecord) -> tuple[list[Node], list[Pod], list[Service]]:
     store = open_store(record.store)
     try:
-        return tuple(resources.list_kind(store, kind)[0] for kind in ("Node", "Pod", "Service"))  # type: ignore[return-value]
+        return (resources.list_kind(store, Node)[0], resources.list_kind(store, Pod)[0],
+                resources.list_kind(store, Service)[0])
     finally:
         store.close()
 
@@ -49,12 +50,13 @@ def _cluster_record(lab_name: str | None) -> LabRecord:
 @click.option("-o", "--output", default="table", help="table, json, yaml, name or jsonpath={...}.")
 def get(kind: str, name: str | None, lab_name: str | None, namespace: str | None, output: str) -> None:
     """List nodes, pods or services of a cluster lab."""
-    if kind.lower() not in _KINDS:
+    registered = kinds.from_word(kind)
+    if registered is None or registered.name not in _LISTED:
         raise click.BadParameter(f"{kind!r} is not one of nodes, pods, services", param_hint="KIND")
-    wanted = _KINDS[kind.lower()]
+    wanted = registered.name
     nodes, pods, services = read_cluster(_cluster_record(lab_name))
     chosen: list[Resource] = {"Node": nodes, "Pod": pods, "Service": services}[wanted]
-    if namespace and wanted != "Node":
+    if namespace and registered.namespaced:
         chosen = [r for r in chosen if r.metadata.namespace == namespace]
     if name:
         chosen = [r for r in chosen if r.metadata.name == name]

@@ -9,12 +9,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from podnet.kernel.netlink import Namespace, open_path
+from podnet.kernel.netlink import Netns, open_path
+from podnet.kernel.nftables.nft import Nft
 
 HOST_NETNS = "/proc/thread-self/ns/net"  # the namespace the plugin runs in
 
 
 @contextmanager
-def host_namespace(purpose: str) -> Iterator[Namespace]:
+def host_namespace(purpose: str) -> Iterator[Netns]:
     with open_path(HOST_NETNS, purpose) as handle:
         yield handle
+
+
+def host_nft() -> Nft:
+    """nftables of the plugin's own namespace."""
+    return Nft(HOST_NETNS)

@@ -18,7 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from podnet.dns.server import Resolver
+    from podnet.dns.resolver import Resolver
 
 
 class Counts:

@@ -19,6 +19,7 @@ import dns.rdatatype
 import dns.rrset
 
 from podnet.model.pod import Pod
+from podnet.model.selector import service_selects
 from podnet.model.service import Service
 
 SCHEMA_VERSION = "1.1.0"
@@ -206,4 +207,4 @@ def _ready_addresses(service: Service, pods: list[Pod]) -> list[str]:
     if service.ports:
         return sorted({e.ip for port in service.ports for e in service.endpoints(port, pods) if wanted(e.ready)})
     return sorted({p.pod_ip for p in pods if p.pod_ip and wanted(p.ready) and p.metadata.namespace == service.metadata.namespace
-                   and service.selector and all(p.metadata.labels.get(k) == v for k, v in service.selector.items())})
+                   and service_selects(service.selector, p.metadata.labels)})

@@ -63,7 +63,7 @@ def _family(address: str) -> int:
     return _AF_INET6 if ":" in address else _AF_INET
 
 
-class Namespace:
+class Netns:
     """An open netlink handle on one network namespace: a podnet namespace by
     name, or (for CNI) a runtime's namespace by path, never the machine's own."""
 
@@ -170,12 +170,12 @@ class Namespace:
         self.set_up(ifname)
         return self.require_index(ifname)
 
-    def ensure_veth(self, ifname: str, peer: str, peer_namespace: Namespace | str, mtu: int | None = None) -> None:
+    def ensure_veth(self, ifname: str, peer: str, peer_namespace: Netns | str, mtu: int | None = None) -> None:
         """A veth pair with one end here and the other in peer_namespace (if missing)."""
         if self.index(ifname) is None:
             self.create_veth(ifname, peer, peer_namespace, mtu=mtu)
 
-    def create_veth(self, ifname: str, peer: str, peer_namespace: Namespace | str, *, mtu: int | None = None,
+    def create_veth(self, ifname: str, peer: str, peer_namespace: Netns | str, *, mtu: int | None = None,
                     master: str | None = None, mac: str | None = None, peer_mac: str | None = None,
                     up: bool = False) -> None:
         """A new veth pair, one end here (optionally already on a bridge and up),
@@ -185,7 +185,7 @@ class Namespace:
         no end ever passes through the root namespace, and no second call is
         needed to enslave or raise this end.
         """
-        target = peer_namespace.path if isinstance(peer_namespace, Namespace) else str(netns.path(peer_namespace))
+        target = peer_namespace.path if isinstance(peer_namespace, Netns) else str(netns.path(peer_namespace))
         fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
         try:
             peer_attrs: list[tuple[str, Any]] = [("IFLA_IFNAME", peer), ("IFLA_NET_NS_FD", fd)]
@@ -380,8 +380,8 @@ class Namespace:
 
 
 @contextmanager
-def open_namespace(name: str) -> Iterator[Namespace]:
-    handle = Namespace(name)
+def open_namespace(name: str) -> Iterator[Netns]:
+    handle = Netns(name)
     try:
         yield handle
     finally:
@@ -389,7 +389,7 @@ def open_namespace(name: str) -> Iterator[Namespace]:
 
 
 @contextmanager
-def open_path(ns_path: str, purpose: str) -> Iterator[Namespace]:
+def open_path(ns_path: str, purpose: str) -> Iterator[Netns]:
     """A runtime's namespace by path (CNI_NETNS), or "/proc/thread-self/ns/net" for
     our own.
 
@@ -398,7 +398,7 @@ def open_path(ns_path: str, purpose: str) -> Iterator[Namespace]:
     if not os.path.exists(ns_path):
         raise KernelError(f"network namespace {ns_path} does not exist")
     netns.guard_root(ns_path, purpose)
-    handle = Namespace(ns_path, ns_path)
+    handle = Netns(ns_path, ns_path)
     try:
         yield handle
     finally:

@@ -19,7 +19,8 @@ from podnet.cni.runtime import Attachment, NetworkConfigList, Runtime
 from podnet.errors import LabError, PodnetError
 from podnet.kernel import netns, sysctl
 from podnet.kernel.route import RTPROT_STATIC, Route
-from podnet.kernel.netlink import Namespace, open_namespace
+from podnet.kernel.netlink import Netns, open_namespace
+from podnet.kernel.node import NamespaceKernel
 from podnet.lab import names, processes
 from podnet.lab.plan import (FABRIC_BRIDGE, INTERNET, INTERNET_ADDRESS, INTERNET_GATEWAY, INTERNET_HOSTS,
                              NODE_PORT_RANGE, NODE_UPLINK, RESERVED_SERVICE_OFFSETS, ClusterPlan, NodePlan, PodPlan,
@@ -99,7 +100,7 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
         plugin_dir = record.directory / "cni" / "bin"
         install_plugins(plugin_dir)
         for node, node_plan in zip(cluster_nodes, plan.nodes):
-            apply_node_network(node_plan.namespace,
+            apply_node_network(NamespaceKernel(node_plan.namespace),
                                render_node_network(node, cluster_nodes, str(spec.pod_subnet), spec.backend))
             processes.start(node_plan.namespace, agent_argv(node_plan, record, spec),
                             record.log_path(f"agent-{node_plan.name}"))
@@ -162,7 +163,7 @@ ETCD_HOST_OFFSET = 250  # members at .250-.252 of the fabric's first /24, clear 
 ETCD_START_TIMEOUT = 20.0
 
 
-def _build_etcd(fabric: Namespace, plan: ClusterPlan, spec: ClusterSpec, record: LabRecord) -> None:
+def _build_etcd(fabric: Netns, plan: ClusterPlan, spec: ClusterSpec, record: LabRecord) -> None:
     """A three-member etcd cluster, each member in a namespace of its own on the
     fabric, as a control plane's etcd runs on machines of its own."""
     base = spec.node_subnet.network_address + ETCD_HOST_OFFSET
@@ -206,7 +207,7 @@ def _build_etcd(fabric: Namespace, plan: ClusterPlan, spec: ClusterSpec, record:
         store.close()
 
 
-def _build_internet(fabric: Namespace, plan: ClusterPlan, record: LabRecord) -> None:
+def _build_internet(fabric: Netns, plan: ClusterPlan, record: LabRecord) -> None:
     """The outside world: the fabric routes to it (its default route, in the
     nodes' eyes), and it serves HTTP and DNS for example.org."""
     netns.create(plan.internet_namespace)
@@ -226,7 +227,7 @@ def _build_internet(fabric: Namespace, plan: ClusterPlan, record: LabRecord) -> 
                     record.log_path("internet-dns"))
 
 
-def build_node(fabric: Namespace, node: NodePlan) -> None:
+def build_node(fabric: Netns, node: NodePlan) -> None:
     netns.create(node.namespace)
     fabric.ensure_veth(node.fabric_ifname, NODE_UPLINK, node.namespace)
     if node.router_port:  # a routed underlay: the fabric is this node's router, not its switch

@@ -13,6 +13,7 @@ from __future__ import annotations
 from podnet.errors import LabError, ManifestError
 from podnet.kernel import netns
 from podnet.kernel.netlink import open_namespace
+from podnet.kernel.node import NamespaceKernel
 from podnet.lab import names, processes
 from podnet.lab.cluster import agent_argv, build_node, wait_for_agent
 from podnet.lab.lifecycle import forget_agent_socket
@@ -41,7 +42,7 @@ def _cluster(lab: str) -> tuple[LabRecord, ClusterSpec]:
 
 
 def _nodes(store: Store) -> list[Node]:
-    return [n for n in resources.list_kind(store, "Node")[0] if isinstance(n, Node)]
+    return resources.list_kind(store, Node)[0]
 
 
 def add_node(lab: str, name: str) -> NodePlan:
@@ -70,7 +71,7 @@ def add_node(lab: str, name: str) -> NodePlan:
                 build_node(fabric, plan)
             node = plan.node()
             resources.put(store, node)
-            apply_node_network(plan.namespace, render_node_network(node, _nodes(store), str(spec.pod_subnet),
+            apply_node_network(NamespaceKernel(plan.namespace), render_node_network(node, _nodes(store), str(spec.pod_subnet),
                                                                    spec.backend))
             processes.start(plan.namespace, agent_argv(plan, record, spec), record.log_path(f"agent-{name}"))
             wait_for_agent(plan)
@@ -93,8 +94,8 @@ def remove_node(lab: str, name: str) -> list[str]:
         if node is None:
             raise LabError(f"lab {lab} has no node {name}")
         gone = []
-        for pod in resources.list_kind(store, "Pod")[0]:
-            if isinstance(pod, Pod) and pod.node_name == name:
+        for pod in resources.list_kind(store, Pod)[0]:
+            if pod.node_name == name:
                 namespace = record.members.pop(f"pod/{pod.metadata.key}", None)
                 if namespace:
                     netns.kill_processes_in([namespace])

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import time
 
-from podnet.kernel import netns, nft, sysctl
+from podnet.kernel import netns, sysctl
+from podnet.kernel.nftables import Table, Transaction, base_chain, hooks
+from podnet.kernel.nftables.nft import Nft
+from podnet.kernel.nftables.rules import OIFNAME, Masquerade, match, rule, saddr
 from podnet.kernel.netlink import open_namespace
 from podnet.kernel.route import Route
 from podnet.lab import names, processes
@@ -16,7 +19,7 @@ from podnet.lab.progress import Progress
 from podnet.lab.spec import Endpoint, HostSpec, TopologySpec
 from podnet.lab.state import LabRecord
 
-NAT_TABLE = "podnet"
+NAT_TABLE = Table("inet", hooks.TOPOLOGY_NAT)
 
 
 def home_namespace(spec: TopologySpec, member: str) -> str:
@@ -32,15 +35,15 @@ def members(spec: TopologySpec) -> dict[str, str]:
     return found
 
 
-def render_masquerade(host: HostSpec) -> str | None:
-    """The nft body of the seeds' `iptables -t nat -A POSTROUTING -s SRC -j MASQUERADE`."""
+def render_masquerade(host: HostSpec) -> Transaction | None:
+    """The seeds' `iptables -t nat -A POSTROUTING -s SRC -j MASQUERADE`, as the host's NAT table."""
     if not host.masquerade:
         return None
-    rules = []
+    tx = Transaction(NAT_TABLE).replace().add(base_chain(NAT_TABLE, "postrouting"))
     for source, out in host.masquerade:
-        family = "ip" if source.version == 4 else "ip6"
-        rules.append(f"\t\t{family} saddr {source} {f'oifname {out!r} ' if out else ''}masquerade".replace("'", '"'))
-    return "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n" + "\n".join(rules) + "\n\t}"
+        leaving = (match(OIFNAME, f'"{out}"'),) if out else ()
+        tx.add(rule("postrouting", match(saddr(source.version), str(source)), *leaving, Masquerade()))
+    return tx
 
 
 def build_topology(spec: TopologySpec, record: LabRecord, progress: Progress) -> None:
@@ -74,9 +77,9 @@ def build_topology(spec: TopologySpec, record: LabRecord, progress: Progress) ->
             ns.sync_routes(Route(r.to, r.via, r.dev) for r in host.routes)
         if host.forwarding:
             sysctl.ensure(namespace, "net.ipv4.ip_forward", "1")
-        body = render_masquerade(host)
-        if body:
-            nft.replace_table(namespace, "inet", NAT_TABLE, body)
+        nat = render_masquerade(host)
+        if nat:
+            Nft.in_namespace(namespace).run(nat)
         if host.command:
             processes.start(namespace, host.command, record.log_path(f"host-{host.name}"))
         progress.advance()

@@ -8,7 +8,8 @@ from typing import Any
 from podnet.errors import ManifestError
 from podnet.model.fields import Fields
 from podnet.model.meta import ObjectMeta
-from podnet.model.pod import Pod, selector_matches
+from podnet.model.pod import Pod
+from podnet.model.selector import LabelSelector
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,9 @@ class Deployment:
         template_meta = template.mapping("metadata") or Fields({}, template.at("metadata"))
         labels = template_meta.labels("labels")
         annotations = template_meta.labels("annotations")
-        selector = spec.mapping("selector")
-        match_labels = selector.labels("matchLabels") if selector else dict(labels)
-        if not selector_matches(match_labels, labels):
+        given = spec.mapping("selector")
+        selector = LabelSelector.parse(given) if given else LabelSelector.of(labels)
+        if not (selector.match_labels or selector.match_expressions) or not selector.matches(labels):
             raise ManifestError(spec.at("selector"), "does not match the template's labels")
         pod_meta = ObjectMeta(metadata.name, metadata.namespace, labels, annotations)
         pod = Pod(pod_meta, **Pod.parse_spec(template.mapping("spec", required=True)))

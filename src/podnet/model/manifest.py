@@ -7,6 +7,7 @@ from typing import Any, Union
 import yaml
 
 from podnet.errors import ManifestError
+from podnet.model import kinds
 from podnet.model.deployment import Deployment
 from podnet.model.fields import Fields
 from podnet.model.node import Node
@@ -14,16 +15,16 @@ from podnet.model.pod import Pod
 from podnet.model.service import Service
 
 Resource = Union[Node, Pod, Service, Deployment]
-KINDS: dict[str, type] = {cls.kind: cls for cls in (Node, Pod, Service, Deployment)}
 
 
 def parse_resource(document: object, path: str = "") -> Resource:
     fields = Fields(document, path)
     kind = fields.text("kind", required=True)
-    if kind not in KINDS:
-        raise ManifestError(fields.at("kind"), f"unsupported kind {kind!r} (supported: {', '.join(KINDS)})")
+    registered = kinds.named(kind or "")
+    if registered is None:
+        raise ManifestError(fields.at("kind"), f"unsupported kind {kind!r} (supported: {', '.join(kinds.names())})")
     try:
-        return KINDS[kind].parse(fields)
+        return registered.cls.parse(fields)  # type: ignore[no-any-return]
     except ManifestError as err:
         if path or not err.field.startswith(("metadata", "spec", "status")):
             raise

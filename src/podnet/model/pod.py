@@ -138,9 +138,3 @@ class Pod:
                 status["hostIP"] = self.host_ip
             out["status"] = status
         return out
-
-
-def selector_matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
-    """Kubernetes equality-based selection; an empty selector selects nothing here,
-    as a Service without a selector has no derived endpoints."""
-    return bool(selector) and all(labels.get(key) == value for key, value in selector.items())

@@ -8,7 +8,8 @@ from typing import Any
 from podnet.errors import ManifestError
 from podnet.model.fields import Fields, check_dns_label
 from podnet.model.meta import ObjectMeta
-from podnet.model.pod import Pod, selector_matches
+from podnet.model.pod import Pod
+from podnet.model.selector import service_selects
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 HEADLESS = "None"
@@ -150,7 +151,7 @@ class Service:
         namespace = self.metadata.namespace
         return self.endpoints_of_selected(port, [
             pod for pod in pods
-            if pod.metadata.namespace == namespace and selector_matches(self.selector, pod.metadata.labels)])
+            if pod.metadata.namespace == namespace and service_selects(self.selector, pod.metadata.labels)])
 
     def endpoints_of_selected(self, port: ServicePort, selected: list[Pod]) -> list[Endpoint]:
         """Endpoints for one port, from pods already known to match the selector

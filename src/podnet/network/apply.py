@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from podnet.kernel import nft, sysctl
-from podnet.kernel.netlink import open_namespace
+from podnet.kernel.node import NodeKernel
 from podnet.kernel.route import Route
-from podnet.network.node import EGRESS_TABLE, NodeNetwork
+from podnet.network.node import NodeNetwork, egress_transaction
 
 
-def apply_node_network(namespace: str, network: NodeNetwork) -> tuple[set[Route], set[Route]]:
+def apply_node_network(kernel: NodeKernel, network: NodeNetwork) -> tuple[set[Route], set[Route]]:
     """Make the node match; returns the routes (added, removed) to report drift."""
-    with open_namespace(namespace) as ns:
+    with kernel.netlink() as ns:
         ns.ensure_bridge(network.bridge)
         ns.ensure_address(network.bridge, network.gateway)
         device = network.vxlan
@@ -21,8 +20,7 @@ def apply_node_network(namespace: str, network: NodeNetwork) -> tuple[set[Route]
             ns.sync_forwarding(device.name, network.fdb)
         changes = ns.sync_routes(network.routes)
     if network.forwarding:
-        sysctl.ensure(namespace, "net.ipv4.ip_forward", "1")
-    if network.egress:  # one small transaction; rewriting it every pass repairs any drift
-        nft.replace_table(namespace, "ip", EGRESS_TABLE, network.egress)
+        kernel.ensure_sysctl("net.ipv4.ip_forward", "1")
+    if network.egress:
+        kernel.nft.run(egress_transaction(network.egress))
     return changes
-

@@ -17,6 +17,8 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from podnet.kernel.nftables import Table, Transaction, base_chain, hooks
+from podnet.kernel.nftables.rules import IP_DADDR, IP_SADDR, Masquerade, Rule, differs, match, rule
 from podnet.kernel.route import ForwardingEntry, Neighbour, Route
 from podnet.model.node import Node
 
@@ -57,20 +59,24 @@ class NodeNetwork:
     gateway: str  # "10.244.1.1/24": the bridge's address, pods' default gateway
     routes: frozenset[Route]
     forwarding: bool = True
-    egress: str | None = None  # nft body masquerading pod traffic that leaves the cluster
+    egress: Rule | None = None  # masquerading pod traffic that leaves the cluster
     vxlan: VxlanDevice | None = None
     neighbours: frozenset[Neighbour] = frozenset()
     fdb: frozenset[ForwardingEntry] = frozenset()
 
 
-EGRESS_TABLE = "podnet-egress"
+EGRESS_TABLE = Table("ip", hooks.NODE_EGRESS)
 
 
-def render_egress(pod_cidr: str, cluster_cidr: str) -> str:
+def render_egress(pod_cidr: str, cluster_cidr: str) -> Rule:
     """The seeds' `iptables -t nat -A POSTROUTING -s <pods> -j MASQUERADE`, but only
     for traffic leaving the pod network: pods talk to pods without NAT."""
-    return ("\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
-            f"\t\tip saddr {pod_cidr} ip daddr != {cluster_cidr} masquerade\n\t}}")
+    return rule("postrouting", match(IP_SADDR, pod_cidr), differs(IP_DADDR, cluster_cidr), Masquerade())
+
+
+def egress_transaction(egress: Rule) -> Transaction:
+    """The whole table, rewritten every pass: one small transaction that repairs any drift."""
+    return Transaction(EGRESS_TABLE).replace().add(base_chain(EGRESS_TABLE, "postrouting"), egress)
 
 
 def gateway_for(pod_cidr: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:

@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from podnet.model.pod import Pod
+from podnet.model.selector import matches_labels
 from podnet.model.service import Endpoint, Service, ServicePort
 
 
@@ -68,7 +69,7 @@ class PodIndex:
         smallest = min(candidates, key=len)
         if len(candidates) == 1:
             return list(smallest)  # the index already matched the only label
-        return [p for p in smallest if all(p.metadata.labels.get(k) == v for k, v in service.selector.items())]
+        return [p for p in smallest if matches_labels(service.selector, p.metadata.labels)]
 
 
 def service_ports(services: list[Service], pods: list[Pod], node_name: str) -> list[ServicePortView]:

@@ -1,25 +1,31 @@
-"""Keeping a node's service table in step with the store: render, and replace the
-table in one transaction when the rendering changed (or, to repair drift, when it
-has not been written for a while)."""
+"""Keeping a node's service table in step with the store: render, and write only
+what changed (or, to repair drift, the whole table when it has not been written
+for a while)."""
 
 from __future__ import annotations
 
 import logging
 import time
 
+from podnet.agent.controller import Snapshot
 from podnet.errors import KernelError
-from podnet.kernel import conntrack, netns, nft
+from podnet.gcpause import collector_paused
+from podnet.kernel.node import NodeKernel
 from podnet.model.pod import Pod
 from podnet.model.service import Service
 from podnet.proxy.endpoints import ServicePortView, service_ports
-from podnet.proxy.ruleset import TABLE, Ruleset, build
+from podnet.proxy.ruleset import Ruleset, build
 
 log = logging.getLogger("podnet.proxy")
 
 
 class Proxier:
-    def __init__(self, namespace: str, node_name: str, cluster_cidr: str, resync_seconds: float = 10.0) -> None:
-        self.namespace = namespace
+    """The proxy controller: Services and their endpoints as the node's service table."""
+
+    name = "proxy"
+
+    def __init__(self, kernel: NodeKernel, node_name: str, cluster_cidr: str, resync_seconds: float = 10.0) -> None:
+        self.kernel = kernel
         self.node_name = node_name
         self.cluster_cidr = cluster_cidr
         self.resync_seconds = resync_seconds
@@ -27,28 +33,34 @@ class Proxier:
         self._applied_at = 0.0
         self._udp_endpoints: dict[str, set[str]] = {}  # cluster IP:port -> endpoint IPs last written
 
-    def sync(self, services: list[Service], pods: list[Pod]) -> str:
+    def sync(self, snapshot: Snapshot) -> None:
+        self.sync_services(snapshot.services, snapshot.pods)
+
+    def sync_services(self, services: list[Service], pods: list[Pod]) -> str:
         """Write what changed: "none", "elements" (one small transaction of the
         changed map elements) or "table" (the whole table, atomically: at the
         start, when chains change, and every resync period to repair drift)."""
-        views = service_ports(services, pods, self.node_name)
-        ruleset = build(views, self.cluster_cidr)
-        stale = time.monotonic() - self._applied_at > self.resync_seconds
-        if ruleset == self._applied and not stale:
-            return "none"
-        changes = ruleset.changes_from(self._applied) if self._applied and not stale else None
+        with collector_paused():
+            views = service_ports(services, pods, self.node_name)
+            ruleset = build(views, self.cluster_cidr)
+            stale = time.monotonic() - self._applied_at > self.resync_seconds
+            if ruleset == self._applied and not stale:
+                return "none"
+            changes = ruleset.changes_from(self._applied) if self._applied and not stale else None
         if changes is not None:
             try:
-                nft.run_script(str(netns.path(self.namespace)), changes)
+                self.kernel.nft.run(changes)
             except KernelError as err:  # the table drifted from what we wrote: write it whole
                 log.warning("element update failed (%s); replacing the table", err)
                 changes = None
         if changes is None:
-            nft.replace_table(self.namespace, "ip", TABLE, ruleset.text())
+            with collector_paused():
+                whole = ruleset.transaction()
+            self.kernel.nft.run(whole)
             self._applied_at = time.monotonic()
         if ruleset != self._applied:
             log.info("service table: %d ports, %d endpoints (%s)", len(views), sum(len(v.endpoints) for v in views),
-                     "whole table" if changes is None else f"{changes.count(chr(10)) + 1} element changes")
+                     "whole table" if changes is None else f"{len(changes)} element changes")
         self._applied = ruleset
         self._forget_stale_udp_flows(views)
         return "table" if changes is None else "elements"
@@ -62,7 +74,7 @@ class Proxier:
             if before is None:
                 continue
             for gone in before - endpoints:
-                conntrack.forget_udp(self.namespace, reply_source=gone)
+                self.kernel.forget_udp(reply_source=gone)
             if not before and endpoints:
-                conntrack.forget_udp(self.namespace, original_destination=key.split(":")[0])
+                self.kernel.forget_udp(original_destination=key.split(":")[0])
         self._udp_endpoints = current

@@ -9,24 +9,94 @@ number of services, and neither does the number of chains:
 So a service is a handful of map elements, and changing one endpoint changes
 only that service's elements. Services with ClientIP affinity need per-endpoint
 state, and get chains of their own (as in kube-proxy's nftables mode).
-Traffic from outside the pod network, through node ports with the Cluster policy,
-and from a pod to itself (hairpin) is masqueraded on the way out.
+Traffic from outside the pod network to a ClusterIP, to node ports and external
+IPs with the Cluster policy, and from a pod to itself (hairpin) is masqueraded on
+the way out; the Local policy keeps the client's address.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable
-from functools import reduce
 from dataclasses import dataclass
+from functools import reduce
 
+from podnet.kernel.nftables import Chain, Element, Map, Set, Table, Transaction, base_chain, hooks
+from podnet.kernel.nftables.rules import (
+    CT_STATUS, DROP, FIB_DADDR_TYPE, IP_DADDR, IP_SADDR, L4PROTO, META_MARK, TH_DPORT, AnonSet, Dnat, Lookup, Masked,
+    Masquerade, Reject, Rule, SetMark, SetRef, UpdateSet, Verdict, VerdictMap, concat, differs, goto, jump, match,
+    rule, Numgen,
+)
 from podnet.model.service import Endpoint
 from podnet.proxy.endpoints import ServicePortView
 
-TABLE = "podnet-proxy"
-MASQ_MARK = "0x4000"
+TABLE = Table("ip", hooks.PROXY)
+MASQ_MARK = 0x4000
 PROTOCOLS = ("tcp", "udp", "sctp")
+REJECT = goto("reject_service")
+_PORT_KEY = concat(IP_DADDR, L4PROTO, TH_DPORT)
+_NODE_PORT_KEY = concat(L4PROTO, TH_DPORT)
+
+# The table's maps and sets; their elements are what a sync changes.
+COLLECTIONS = (
+    Set("cluster_ips", "ipv4_addr"),
+    Set("external_ips", "ipv4_addr"),
+    Map("services", "ipv4_addr . inet_proto . inet_service", "verdict"),
+    Map("backends", "ip daddr . meta l4proto . th dport . numgen random mod 1", "ip daddr . th dport", typeof=True),
+    Map("node_ports", "inet_proto . inet_service", "verdict"),
+    Map("node_port_backends", "meta l4proto . th dport . numgen random mod 1", "ip daddr . th dport", typeof=True),
+    Map("no_endpoints", "ipv4_addr . inet_proto . inet_service", "verdict"),
+    Map("no_endpoint_node_ports", "inet_proto . inet_service", "verdict"),
+    Set("hairpin", "ipv4_addr . ipv4_addr"),
+)
+_NAMES = tuple(collection.name for collection in COLLECTIONS)
+
+
+@dataclass(frozen=True)
+class Block:
+    """A chain with its rules, and the timed sets its rules remember clients in."""
+
+    chain: Chain
+    rules: tuple[Rule, ...]
+    sets: tuple[Set, ...] = ()
+
+
+def _fixed_blocks(pod_network: str) -> tuple[Block, ...]:
+    """The chains every table has, whatever the services."""
+    def block(name: str, *rules: Rule, hooked: bool = False) -> Block:
+        return Block(base_chain(TABLE, name) if hooked else Chain(name), rules)
+
+    endpoint_check = jump("endpoint_check")
+    return (
+        block("nat_prerouting", rule("nat_prerouting", jump("services_dispatch")), hooked=True),
+        block("nat_output", rule("nat_output", jump("services_dispatch")), hooked=True),
+        block("services_dispatch",
+              rule("services_dispatch", differs(IP_SADDR, pod_network), match(IP_DADDR, SetRef("cluster_ips")),
+                   jump("mark_for_masquerade")),
+              rule("services_dispatch", VerdictMap(_PORT_KEY, SetRef("services"))),
+              rule("services_dispatch", match(FIB_DADDR_TYPE, "local"), differs(IP_DADDR, "127.0.0.0/8"),
+                   VerdictMap(_NODE_PORT_KEY, SetRef("node_ports")))),
+        block("nat_postrouting",
+              rule("nat_postrouting", match(Masked(META_MARK, MASQ_MARK), MASQ_MARK), SetMark("^", MASQ_MARK),
+                   Masquerade(fully_random=True)),
+              rule("nat_postrouting", match(CT_STATUS, "dnat"), match(concat(IP_SADDR, IP_DADDR), SetRef("hairpin")),
+                   Masquerade()),
+              hooked=True),
+        block("mark_for_masquerade", rule("mark_for_masquerade", SetMark("|", MASQ_MARK))),
+        block("filter_input",
+              rule("filter_input", match(FIB_DADDR_TYPE, "local"),
+                   VerdictMap(_NODE_PORT_KEY, SetRef("no_endpoint_node_ports"))),
+              hooked=True),
+        block("filter_forward", rule("filter_forward", endpoint_check), hooked=True),
+        block("filter_output", rule("filter_output", endpoint_check), hooked=True),
+        block("endpoint_check",
+              rule("endpoint_check", VerdictMap(_PORT_KEY, SetRef("no_endpoints"))),
+              rule("endpoint_check", match(IP_DADDR, SetRef("cluster_ips")), REJECT),
+              rule("endpoint_check", match(IP_DADDR, SetRef("external_ips")), REJECT)),
+        block("reject_service",
+              rule("reject_service", match(L4PROTO, "tcp"), Reject(tcp_reset=True)),
+              rule("reject_service", Reject())),
+    )
 
 
 def _id(*parts: object) -> str:
@@ -45,36 +115,10 @@ def affinity_set(view: ServicePortView, endpoint: Endpoint) -> str:
     return f"aff_{_id(view.name, endpoint.ip, endpoint.port)}"
 
 
-def _elements(items: Iterable[str]) -> str:
-    items = sorted(set(items))
-    return f"elements = {{ {', '.join(items)} }}; " if items else ""
-
-
 def _pick_chain(count: int, node_port: bool = False, masquerade: bool = False) -> str:
     if node_port:
         return f"{'np_cluster_' if masquerade else 'np_local_'}{count}"
     return f"{'pick_masq_' if masquerade else 'pick_'}{count}"
-
-
-def _firewall(view: ServicePortView, address: str, entry: str, chains: list[str]) -> str:
-    """loadBalancerSourceRanges: only those sources reach the load balancer IP."""
-    name = f"fw_{_id(view.name, address)}"
-    ranges = ", ".join(view.source_ranges)
-    chains.append(_chain(name, [f"ip saddr {{ {ranges} }} {entry}", "drop"], f"{view.name} from {ranges}"))
-    return f"goto {name}"
-
-
-# The table's maps and sets: name -> declaration (its elements come separately).
-_COLLECTIONS = {
-    "cluster_ips": "type ipv4_addr;",
-    "services": "type ipv4_addr . inet_proto . inet_service : verdict;",
-    "backends": "typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport;",
-    "node_ports": "type inet_proto . inet_service : verdict;",
-    "node_port_backends": "typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport;",
-    "no_endpoints": "type ipv4_addr . inet_proto . inet_service : verdict;",
-    "no_endpoint_node_ports": "type inet_proto . inet_service : verdict;",
-    "hairpin": "type ipv4_addr . ipv4_addr;",
-}
 
 
 @dataclass(frozen=True)
@@ -84,132 +128,111 @@ class Ruleset:
     Two rulesets with the same chains differ only in elements, and the difference
     is a transaction whose size is the number of elements that changed."""
 
-    elements: dict[str, frozenset[str]]
-    chains: tuple[str, ...]
+    elements: dict[str, frozenset[Element]]
+    blocks: tuple[Block, ...]  # the chains that depend on the services: picks, affinity, firewalls
     pod_network: str
 
-    def text(self) -> str:
-        """The body of `table ip podnet-proxy`, for nft.replace_table."""
-        out = [f"\t{'map' if ':' in decl else 'set'} {name} {{ {decl} {_elements(self.elements[name])}}}"
-               for name, decl in _COLLECTIONS.items()]
-        out.append(_FIXED_CHAINS.replace("POD_NETWORK", self.pod_network).replace("MARK", MASQ_MARK))
-        out.extend(self.chains)
-        return "\n".join(out)
+    def transaction(self) -> Transaction:
+        """The whole table, replaced in one transaction."""
+        blocks = _fixed_blocks(self.pod_network) + self.blocks
+        tx = Transaction(TABLE).replace()
+        tx.add(*COLLECTIONS)
+        for block in blocks:
+            tx.add(*block.sets)
+        tx.add(*(block.chain for block in blocks))
+        for block in blocks:
+            tx.add(*block.rules)
+        for name in _NAMES:
+            tx.add_elements(self.elements[name])
+        return tx
 
-    def changes_from(self, before: Ruleset) -> str | None:
-        """The nft script turning `before` into this ruleset, or None when the
-        chains differ and the table must be replaced whole."""
-        if before.chains != self.chains or before.pod_network != self.pod_network:
+    def changes_from(self, before: Ruleset) -> Transaction | None:
+        """The elements that changed since `before`, or None when the chains
+        differ and the table must be replaced whole."""
+        if before.blocks != self.blocks or before.pod_network != self.pod_network:
             return None
-        deletes, adds = [], []  # one command per map: nft's cost is per command more than per element
-        for name in _COLLECTIONS:
-            old, new = before.elements[name], self.elements[name]
-            if old - new:
-                keys = ", ".join(_key(element) for element in sorted(old - new))
-                deletes.append(f"delete element ip {TABLE} {name} {{ {keys} }}")
-            if new - old:
-                adds.append(f"add element ip {TABLE} {name} {{ {', '.join(sorted(new - old))} }}")
-        return "\n".join(deletes + adds)
+        tx = Transaction(TABLE)
+        for name in _NAMES:  # deletes first: a key that changed value is deleted, then added
+            tx.delete_elements(sorted(before.elements[name] - self.elements[name]))
+        for name in _NAMES:
+            tx.add_elements(sorted(self.elements[name] - before.elements[name]))
+        return tx
 
 
-def _key(element: str) -> str:
-    return element.split(" : ")[0]
+class _Builder:
+    """Collects elements and chains while the views are walked."""
 
+    def __init__(self) -> None:
+        self.elements: dict[str, set[Element]] = {name: set() for name in _NAMES}
+        self.picks: set[tuple[int, bool, bool]] = set()
+        self.blocks: dict[str, Block] = {}
 
-def render(views: list[ServicePortView], pod_network: str) -> str:
-    """The body of `table ip podnet-proxy`, for nft.replace_table."""
-    return build(views, pod_network).text()
+    def add(self, set_name: str, key: tuple[str, ...], value: tuple[str, ...] | Verdict | None = None) -> None:
+        self.elements[set_name].add(Element(set_name, key, value))
+
+    def dispatch(self, view: ServicePortView, key: tuple[str, ...], endpoints: tuple[Endpoint, ...], *,
+                 node_port: bool, masquerade: bool) -> Verdict:
+        """The verdict a dispatch map gives this port: a shared pick chain, whose
+        backends are added here, or (with affinity) a chain of the port's own."""
+        if view.affinity_seconds is not None:
+            name = affinity_chain(view, node_port or masquerade)
+            if name not in self.blocks:
+                self.blocks[name] = _affinity_entry(view, endpoints, node_port or masquerade)
+            return goto(name)
+        slots = weighted(endpoints)
+        self.picks.add((len(slots), node_port, masquerade))
+        backends = "node_port_backends" if node_port else "backends"
+        for i, endpoint in enumerate(slots):
+            self.add(backends, (*key, str(i)), (endpoint.ip, str(endpoint.port)))
+        return goto(_pick_chain(len(slots), node_port, masquerade))
+
+    def firewall(self, view: ServicePortView, address: str, entry: Verdict) -> Verdict:
+        """loadBalancerSourceRanges: only those sources reach the load balancer IP."""
+        name = f"fw_{_id(view.name, address)}"
+        ranges = AnonSet(view.source_ranges)
+        self.blocks[name] = Block(Chain(name, comment=f"{view.name} from {', '.join(view.source_ranges)}"),
+                                  (rule(name, match(IP_SADDR, ranges), entry), rule(name, DROP)))
+        return goto(name)
 
 
 def build(views: list[ServicePortView], pod_network: str) -> Ruleset:
-    services, backends, node_ports, node_backends = [], [], [], []
-    rejects, reject_node_ports, hairpins, cluster_ips = [], [], set(), set()
-    picks: set[tuple[int, bool, bool]] = set()
-    chains: list[str] = []
+    out = _Builder()
     for view in views:
         if view.affinity_seconds is not None:
-            chains.extend(_affinity_endpoints(view))
-        cluster_ips.add(view.cluster_ip)
-        key = f"{view.cluster_ip} . {view.protocol} . {view.port}"
-        hairpins.update(f"{e.ip} . {e.ip}" for e in view.endpoints)
+            for block in _affinity_endpoints(view):
+                out.blocks[block.chain.name] = block
+        out.add("cluster_ips", (view.cluster_ip,))
+        key = (view.cluster_ip, view.protocol, str(view.port))
+        for endpoint in view.endpoints:
+            out.add("hairpin", (endpoint.ip, endpoint.ip))
         inside = _serving(view.cluster_endpoints)
         if inside:
-            entry = _dispatch(view, key, inside, picks, backends, chains, node_port=False, masquerade=False)
-            services.append(f"{key} : {entry}")
+            out.add("services", key, out.dispatch(view, key, inside, node_port=False, masquerade=False))
         else:
-            rejects.append(f"{key} : goto reject_service")
+            out.add("no_endpoints", key, REJECT)
         outside = _serving(view.external_endpoints)
         for address in (*view.external_ips, *view.load_balancer_ips):
-            external_key = f"{address} . {view.protocol} . {view.port}"
-            cluster_ips.add(address)  # undefined ports on it are rejected too
+            external_key = (address, view.protocol, str(view.port))
+            out.add("external_ips", (address,))  # undefined ports on it are rejected too
             if not outside:
-                rejects.append(f"{external_key} : goto reject_service")
+                out.add("no_endpoints", external_key, REJECT)
                 continue
-            entry = _dispatch(view, external_key, outside, picks, backends, chains, node_port=False,
-                              masquerade=not view.external_local)
+            entry = out.dispatch(view, external_key, outside, node_port=False, masquerade=not view.external_local)
             if address in view.load_balancer_ips and view.source_ranges:
-                entry = _firewall(view, address, entry, chains)
-            services.append(f"{external_key} : {entry}")
+                entry = out.firewall(view, address, entry)
+            out.add("services", external_key, entry)
         if not view.node_port:
             continue
-        node_key = f"{view.protocol} . {view.node_port}"
-        if outside:
-            masquerade = not view.external_local  # Local keeps the client's address
-            entry = _dispatch(view, node_key, outside, picks, node_backends, chains, node_port=True, masquerade=masquerade)
-            node_ports.append(f"{node_key} : {entry}")
+        node_key = (view.protocol, str(view.node_port))
+        if outside:  # Local keeps the client's address; Cluster masquerades it
+            out.add("node_ports", node_key,
+                    out.dispatch(view, node_key, outside, node_port=True, masquerade=not view.external_local))
         else:
             no_local = view.external_local and view.endpoints
-            reject_node_ports.append(f"{node_key} : {'drop' if no_local else 'goto reject_service'}")
-
-    elements = {
-        "cluster_ips": cluster_ips, "services": services, "backends": backends, "node_ports": node_ports,
-        "node_port_backends": node_backends, "no_endpoints": rejects, "no_endpoint_node_ports": reject_node_ports,
-        "hairpin": hairpins,
-    }
-    all_chains = [_pick(count, node_port, masquerade) for count, node_port, masquerade in sorted(picks)] + chains
-    return Ruleset({name: frozenset(items) for name, items in elements.items()}, tuple(all_chains), pod_network)
-
-
-_FIXED_CHAINS = """\tchain nat_prerouting { type nat hook prerouting priority dstnat; policy accept; jump services_dispatch; }
-\tchain nat_output { type nat hook output priority -100; policy accept; jump services_dispatch; }
-\tchain services_dispatch {
-\t\tip saddr != POD_NETWORK ip daddr @cluster_ips jump mark_for_masquerade
-\t\tip daddr . meta l4proto . th dport vmap @services
-\t\tfib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @node_ports
-\t}
-\tchain nat_postrouting { type nat hook postrouting priority srcnat; policy accept;
-\t\tmeta mark & MARK == MARK meta mark set meta mark ^ MARK masquerade fully-random
-\t\tct status dnat ip saddr . ip daddr @hairpin masquerade
-\t}
-\tchain mark_for_masquerade { meta mark set meta mark | MARK; }
-\tchain filter_input { type filter hook input priority 0; policy accept;
-\t\tfib daddr type local meta l4proto . th dport vmap @no_endpoint_node_ports
-\t}
-\tchain filter_forward { type filter hook forward priority 0; policy accept; jump endpoint_check; }
-\tchain filter_output { type filter hook output priority 0; policy accept; jump endpoint_check; }
-\tchain endpoint_check {
-\t\tip daddr . meta l4proto . th dport vmap @no_endpoints
-\t\tip daddr @cluster_ips goto reject_service
-\t}
-\tchain reject_service {
-\t\tmeta l4proto tcp reject with tcp reset
-\t\treject
-\t}"""
-
-
-def _dispatch(view: ServicePortView, key: str, endpoints: tuple[Endpoint, ...], picks: set[tuple[int, bool, bool]],
-              backends: list[str], chains: list[str], *, node_port: bool, masquerade: bool) -> str:
-    """The verdict a dispatch map gives this port: a shared pick chain, whose
-    backends are added here, or (with affinity) a chain of the port's own."""
-    if view.affinity_seconds is not None:
-        name = affinity_chain(view, node_port or masquerade)
-        if not any(chain.startswith(f"\tchain {name} ") for chain in chains):
-            chains.append(_affinity_entry(view, endpoints, node_port or masquerade))
-        return f"goto {name}"
-    slots = weighted(endpoints)
-    picks.add((len(slots), node_port, masquerade))
-    backends.extend(f"{key} . {i} : {e.ip} . {e.port}" for i, e in enumerate(slots))
-    return f"goto {_pick_chain(len(slots), node_port, masquerade)}"
+            out.add("no_endpoint_node_ports", node_key, DROP if no_local else REJECT)
+    picks = tuple(_pick(*pick) for pick in sorted(out.picks))
+    blocks = picks + tuple(out.blocks[name] for name in sorted(out.blocks))
+    return Ruleset({name: frozenset(items) for name, items in out.elements.items()}, blocks, pod_network)
 
 
 def _serving(endpoints: tuple[Endpoint, ...]) -> tuple[Endpoint, ...]:
@@ -225,42 +248,39 @@ def weighted(endpoints: tuple[Endpoint, ...]) -> list[Endpoint]:
     return [e for e in endpoints for _ in range(e.weight // divisor)]
 
 
-def _pick(count: int, node_port: bool, masquerade: bool) -> str:
+def _pick(count: int, node_port: bool, masquerade: bool) -> Block:
     """One chain per endpoint count (and node-port policy), shared by every service."""
-    rules = ["jump mark_for_masquerade"] if masquerade else []
+    name = _pick_chain(count, node_port, masquerade)
+    rules = [rule(name, jump("mark_for_masquerade"))] if masquerade else []
     for protocol in PROTOCOLS:
         if node_port:
-            rules.append(f"meta l4proto {protocol} dnat ip to meta l4proto . th dport . numgen random mod {count} "
-                         "map @node_port_backends")
+            to = Lookup(concat(L4PROTO, TH_DPORT, Numgen(count)), "node_port_backends")
         else:
-            rules.append(f"meta l4proto {protocol} dnat ip to ip daddr . meta l4proto . th dport . "
-                         f"numgen random mod {count} map @backends")
-    return _chain(_pick_chain(count, node_port, masquerade), rules)
+            to = Lookup(concat(IP_DADDR, L4PROTO, TH_DPORT, Numgen(count)), "backends")
+        rules.append(rule(name, match(L4PROTO, protocol), Dnat("ip", to)))
+    return Block(Chain(name), tuple(rules))
 
 
-def _chain(name: str, rules: list[str], comment: str | None = None) -> str:
-    head = f"\t\tcomment \"{comment}\"\n" if comment else ""
-    body = "".join(f"\t\t{rule}\n" for rule in rules)
-    return f"\tchain {name} {{\n{head}{body}\t}}"
-
-
-def _affinity_entry(view: ServicePortView, endpoints: tuple[Endpoint, ...], node_port: bool) -> str:
+def _affinity_entry(view: ServicePortView, endpoints: tuple[Endpoint, ...], node_port: bool) -> Block:
     """A client seen before goes back to its endpoint (a timed set per endpoint);
     a new one is picked at random, and its endpoint chain remembers it."""
-    rules = [] if (not node_port or view.external_local) else ["jump mark_for_masquerade"]
-    rules += [f"ip saddr @{affinity_set(view, e)} goto {endpoint_chain(view, e)}" for e in endpoints]
-    choices = ", ".join(f"{i} : goto {endpoint_chain(view, e)}" for i, e in enumerate(endpoints))
-    rules.append(f"numgen random mod {len(endpoints)} vmap {{ {choices} }}")
-    return _chain(affinity_chain(view, node_port), rules, view.name)
+    name = affinity_chain(view, node_port)
+    rules = [] if (not node_port or view.external_local) else [rule(name, jump("mark_for_masquerade"))]
+    rules += [rule(name, match(IP_SADDR, SetRef(affinity_set(view, e))), goto(endpoint_chain(view, e)))
+              for e in endpoints]
+    choices = tuple((str(i), goto(endpoint_chain(view, e))) for i, e in enumerate(endpoints))
+    rules.append(rule(name, VerdictMap(Numgen(len(endpoints)), choices)))
+    return Block(Chain(name, comment=view.name), tuple(rules))
 
 
-def _affinity_endpoints(view: ServicePortView) -> list[str]:
-    chains = []
+def _affinity_endpoints(view: ServicePortView) -> list[Block]:
+    blocks = []
     for endpoint in view.endpoints:
-        name = affinity_set(view, endpoint)
-        chains.append(f"\tset {name} {{ type ipv4_addr; flags dynamic,timeout; timeout {view.affinity_seconds}s; }}")
-        chains.append(_chain(endpoint_chain(view, endpoint), [
-            f"update @{name} {{ ip saddr }}",
-            f"meta l4proto {view.protocol} dnat ip to {endpoint.ip}:{endpoint.port}",
-        ], f"{view.name} -> {endpoint.pod}"))
-    return chains
+        remembered = affinity_set(view, endpoint)
+        name = endpoint_chain(view, endpoint)
+        blocks.append(Block(
+            Chain(name, comment=f"{view.name} -> {endpoint.pod}"),
+            (rule(name, UpdateSet(remembered, IP_SADDR)),
+             rule(name, match(L4PROTO, view.protocol), Dnat("ip", f"{endpoint.ip}:{endpoint.port}"))),
+            (Set(remembered, "ipv4_addr", flags=("dynamic", "timeout"), timeout=view.affinity_seconds),)))
+    return blocks

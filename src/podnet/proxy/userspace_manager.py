@@ -7,6 +7,7 @@ import asyncio
 import logging
 import threading
 
+from podnet.agent.controller import Snapshot
 from podnet.kernel.netlink import open_namespace
 from podnet.model.pod import Pod
 from podnet.model.service import Service
@@ -31,6 +32,10 @@ def desired_ports(services: list[Service], pods: list[Pod]) -> dict[str, PortSpe
 
 
 class UserspaceProxies:
+    """The userspace proxy controller: ports proxied in this process, with IPVS's schedulers."""
+
+    name = "userspace-proxy"
+
     def __init__(self, namespace: str) -> None:
         self.namespace = namespace
         self.loop = asyncio.new_event_loop()
@@ -38,8 +43,8 @@ class UserspaceProxies:
         self._addresses: set[str] = set()
         threading.Thread(target=self.loop.run_forever, name="userspace-proxy", daemon=True).start()
 
-    def sync(self, services: list[Service], pods: list[Pod]) -> None:
-        wanted = desired_ports(services, pods)
+    def sync(self, snapshot: Snapshot) -> None:
+        wanted = desired_ports(snapshot.services, snapshot.pods)
         addresses = {f"{spec.address}/32" for spec in wanted.values()}
         if addresses != self._addresses:
             with open_namespace(self.namespace) as ns:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+from podnet.model import kinds
 from podnet.model.manifest import Resource, parse_resource
 from podnet.store.base import Event, Store
 
-_PLURAL = {"Node": "nodes", "Pod": "pods", "Service": "services", "Deployment": "deployments"}
 REGISTRY = "/registry/"
+R = TypeVar("R", bound=Resource)
 
 
 def prefix(kind: str) -> str:
-    return f"{REGISTRY}{_PLURAL[kind]}/"
+    registered = kinds.named(kind)
+    if registered is None:
+        raise KeyError(f"no kind {kind!r} in the registry")
+    return f"{REGISTRY}{registered.plural}/"
 
 
 def key(kind: str, namespace: str, name: str) -> str:
@@ -30,14 +36,15 @@ def delete(store: Store, resource: Resource) -> int | None:
     return store.delete(key_of(resource))
 
 
-def list_kind(store: Store, kind: str) -> tuple[list[Resource], int]:
-    entries, revision = store.list(prefix(kind))
-    return [parse_resource(entry.value, entry.key) for entry in entries], revision
+def list_kind(store: Store, cls: type[R]) -> tuple[list[R], int]:
+    """Every stored resource of the class's kind, and the revision they are at."""
+    entries, revision = store.list(prefix(kinds.of(cls).name))
+    return [parse_resource(entry.value, entry.key) for entry in entries], revision  # type: ignore[misc]
 
 
-def get(store: Store, kind: str, namespace: str, name: str) -> Resource | None:
-    entry = store.get(key(kind, namespace, name))
-    return parse_resource(entry.value, entry.key) if entry else None
+def get(store: Store, cls: type[R], namespace: str, name: str) -> R | None:
+    entry = store.get(key(kinds.of(cls).name, namespace, name))
+    return parse_resource(entry.value, entry.key) if entry else None  # type: ignore[return-value]
 
 
 def decode(event: Event) -> Resource | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from podnet.cni import cleanup, result
-from podnet.cni.hostns import HOST_NETNS, host_namespace
+from podnet.cni.hostns import HOST_NETNS, host_namespace, host_nft
 from podnet.cni.config import config_errors, fields, runtime_or_args
 from podnet.cni.errors import INVALID_CONFIG, NOT_AVAILABLE_LIMITED, CniError
 from podnet.cni.plugins import ipam, nat
@@ -22,7 +22,7 @@ from podnet.cni.request import CniRequest
 from podnet.ipam.ranges import Address
 from podnet.errors import KernelError
 from podnet.kernel import sysctl
-from podnet.kernel.netlink import Namespace, open_path, random_mac
+from podnet.kernel.netlink import Netns, open_path, random_mac
 from podnet.kernel.route import Route
 
 TYPE = "podnet-bridge"
@@ -109,11 +109,11 @@ def add(request: CniRequest) -> result.Result:
                     key = "net.ipv4.ip_forward" if family == 4 else "net.ipv6.conf.all.forwarding"
                     _once(("sysctl", key), lambda: sysctl.ensure_path(HOST_NETNS, key, "1"))
             if conf.ip_masq:
-                undo.append(lambda: nat.remove_masquerade(request.network, [ip.address for ip in ips]))
-                nat.add_masquerade(request.network, [ip.address for ip in ips])
+                undo.append(lambda: nat.remove_masquerade(host_nft(), request.network, [ip.address for ip in ips]))
+                nat.add_masquerade(host_nft(), request.network, [ip.address for ip in ips])
             if conf.macspoofchk:
-                undo.append(lambda: nat.remove_mac_guard(host_ifname))
-                nat.add_mac_guard(host_ifname, container_mac)
+                undo.append(lambda: nat.remove_mac_guard(host_nft(), host_ifname))
+                nat.add_mac_guard(host_nft(), host_ifname, container_mac)
             interfaces = (
                 result.Interface(conf.bridge, str(bridge["mac"])),
                 result.Interface(host_ifname, host_mac),
@@ -164,7 +164,7 @@ def _forget_checks(bridge: str) -> None:
         _checked.discard(key)
 
 
-def _ensure_bridge(host: Namespace, conf: BridgeConfig) -> dict[str, Any]:
+def _ensure_bridge(host: Netns, conf: BridgeConfig) -> dict[str, Any]:
     """One lookup when the bridge is already there and up, as it is after the first pod."""
     info = host.link_info(conf.bridge)
     if info is not None and info["kind"] != "bridge":
@@ -179,7 +179,7 @@ def _ensure_bridge(host: Namespace, conf: BridgeConfig) -> dict[str, Any]:
     return info  # type: ignore[return-value]
 
 
-def _create_veth(host: Namespace, container: Namespace, ifname: str, conf: BridgeConfig,
+def _create_veth(host: Netns, container: Netns, ifname: str, conf: BridgeConfig,
                  container_mac: str) -> tuple[str, str]:
     """The host end gets a random "veth" name, as the reference's does, and joins
     the bridge up in the same netlink call that creates it."""
@@ -198,7 +198,7 @@ def _create_veth(host: Namespace, container: Namespace, ifname: str, conf: Bridg
     return host_ifname, host_mac
 
 
-def _configure_container(container: Namespace, ifname: str, ips: tuple[result.IPConfig, ...],
+def _configure_container(container: Netns, ifname: str, ips: tuple[result.IPConfig, ...],
                          routes: tuple[result.Route, ...]) -> None:
     for ip in ips:
         container.ensure_address(ifname, ip.address)
@@ -215,7 +215,7 @@ def _gateway_cidr(ip: result.IPConfig) -> str:
     return f"{ip.gateway}/{ipaddress.ip_interface(ip.address).network.prefixlen}"
 
 
-def _ensure_gateway_addresses(host: Namespace, conf: BridgeConfig, ips: tuple[result.IPConfig, ...]) -> None:
+def _ensure_gateway_addresses(host: Netns, conf: BridgeConfig, ips: tuple[result.IPConfig, ...]) -> None:
     """The bridge carries each subnet's gateway; another address in that subnet is
     an error unless forceAddress says to replace it."""
     present = host.addresses(conf.bridge)
@@ -257,11 +257,11 @@ def delete(request: CniRequest) -> None:
     addresses = [_host_cidr(a) for a in ipam.delete(request, conf.ipam)] + [ip.address for ip in prev.ips]
     addresses += _delete_container_link(request)
     if conf.ip_masq and addresses:
-        nat.remove_masquerade(request.network, addresses)
+        nat.remove_masquerade(host_nft(), request.network, addresses)
     if conf.macspoofchk:
         for interface in prev.interfaces:
             if not interface.sandbox and interface.name != conf.bridge:
-                nat.remove_mac_guard(interface.name)
+                nat.remove_mac_guard(host_nft(), interface.name)
 
 
 def _host_cidr(address: Address) -> str:
@@ -302,7 +302,7 @@ def gc(request: CniRequest) -> None:
     conf = BridgeConfig.parse(request.config)
     released = ipam.gc(request, conf.ipam)
     if conf.ip_masq and released:
-        nat.remove_masquerade(request.network, [_host_cidr(a) for a in released])
+        nat.remove_masquerade(host_nft(), request.network, [_host_cidr(a) for a in released])
 
 
 def status(request: CniRequest) -> None:

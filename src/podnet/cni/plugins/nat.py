@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import json
 import re
 from collections.abc import Iterable
 
 from podnet.errors import KernelError
-from podnet.cni.hostns import HOST_NETNS
-from podnet.kernel import nft
+from podnet.kernel.nftables import Chain, Element, Map, Nftables, Set, Table, Transaction, base_chain, hooks
+from podnet.kernel.nftables.rules import (DROP, ETHER_SADDR, IIFNAME, RETURN, Masquerade, SetRef, VerdictMap, concat,
+                                          daddr, differs, jump, match, rule, saddr)
 
-MASQ_TABLE = "podnet-cni"
-GUARD_TABLE = "podnet-macspoof"
+MASQ_TABLE = Table("inet", hooks.CNI_MASQUERADE)
+GUARD_TABLE = Table("bridge", hooks.CNI_MAC_GUARD)
 _MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
+_MASQ_MAPS = {4: Map("masq4", "ipv4_addr", "verdict"), 6: Map("masq6", "ipv6_addr", "verdict")}
+_GUARD_SETS = (Set("guarded", "ifname"), Set("allowed", "ifname . ether_addr"))
 
 
 def masq_chain(network: str) -> str:
@@ -30,116 +32,89 @@ def masq_chain(network: str) -> str:
     return f"masq_{readable}_{hashlib.sha1(network.encode()).hexdigest()[:8]}"
 
 
-def _masq_skeleton(chain: str) -> str:
-    return (f"table inet {MASQ_TABLE} {{\n"
-            "\tmap masq4 { type ipv4_addr : verdict; }\n"
-            "\tmap masq6 { type ipv6_addr : verdict; }\n"
-            "\tchain postrouting { type nat hook postrouting priority srcnat; policy accept; }\n"
-            f"\tchain {chain} {{ }}\n"
-            "}\n")
+def _missing(err: KernelError) -> bool:
+    """The one failure a first container (or a flushed host) explains: the table,
+    chain or map is not there yet."""
+    return "No such file or directory" in str(err)
 
 
-def _element(address: str, chain: str | None) -> tuple[str, str]:
+def _element(address: str, chain: str | None = None) -> Element:
     ip = ipaddress.ip_interface(address).ip
-    key = f"masq{ip.version}"
-    return key, f"{ip} : jump {chain}" if chain else str(ip)
+    return Element(_MASQ_MAPS[ip.version].name, (str(ip),), jump(chain) if chain else None)
 
 
-def render_add_masquerade(network: str, addresses: Iterable[str]) -> str:
+def masquerade_setup(network: str, addresses: Iterable[str]) -> Transaction:
     """Masquerade traffic from these addresses unless it stays in their subnet or is multicast."""
     chain = masq_chain(network)
     addresses = list(addresses)
-    lines = [_masq_skeleton(chain),
-             f"flush chain inet {MASQ_TABLE} postrouting",
-             f"add rule inet {MASQ_TABLE} postrouting ip saddr vmap @masq4",
-             f"add rule inet {MASQ_TABLE} postrouting ip6 saddr vmap @masq6",
-             f"flush chain inet {MASQ_TABLE} {chain}"]
+    postrouting = base_chain(MASQ_TABLE, "postrouting")
+    tx = Transaction(MASQ_TABLE).add(MASQ_TABLE, *_MASQ_MAPS.values(), postrouting, Chain(chain))
+    tx.flush(postrouting).add(*(rule("postrouting", VerdictMap(saddr(v), SetRef(m.name))) for v, m in _MASQ_MAPS.items()))
+    tx.flush(Chain(chain))
     for address in addresses:
         iface = ipaddress.ip_interface(address)
-        family = "ip" if iface.version == 4 else "ip6"
-        lines.append(f"add rule inet {MASQ_TABLE} {chain} {family} daddr {iface.network} return")
+        tx.add(rule(chain, match(daddr(iface.version), str(iface.network)), RETURN))
     for version in sorted({ipaddress.ip_interface(a).version for a in addresses}):
-        family = "ip" if version == 4 else "ip6"
-        lines.append(f"add rule inet {MASQ_TABLE} {chain} {family} daddr {_MULTICAST[version]} return")
-    lines.append(f"add rule inet {MASQ_TABLE} {chain} masquerade")
-    for address in addresses:
-        key, element = _element(address, chain)
-        lines.append(f"add element inet {MASQ_TABLE} {key} {{ {element} }}")
-    return "\n".join(lines) + "\n"
+        tx.add(rule(chain, match(daddr(version), _MULTICAST[version]), RETURN))
+    tx.add(rule(chain, Masquerade()))
+    return tx.add_elements(_element(address, chain) for address in addresses)
 
 
-def render_remove_masquerade(network: str, addresses: Iterable[str]) -> str:
-    """Adding each element before deleting it makes the delete succeed whether or
-    not it was there: nft 1.0.6 has no "destroy"."""
+def masquerade_elements(network: str, addresses: Iterable[str]) -> Transaction:
     chain = masq_chain(network)
-    lines = [_masq_skeleton(chain)]
-    for address in addresses:
-        key, element = _element(address, chain)
-        lines.append(f"add element inet {MASQ_TABLE} {key} {{ {element} }}")
-        lines.append(f"delete element inet {MASQ_TABLE} {key} {{ {_element(address, None)[1]} }}")
-    return "\n".join(lines) + "\n"
+    return Transaction(MASQ_TABLE).add_elements(_element(address, chain) for address in addresses)
 
 
-def render_masquerade_elements(network: str, addresses: Iterable[str]) -> str:
+def masquerade_removal(network: str, addresses: Iterable[str]) -> Transaction:
+    """Destroyed, not deleted: DEL succeeds whether or not they were there."""
     chain = masq_chain(network)
-    return "".join(f"add element inet {MASQ_TABLE} {key} {{ {element} }}\n"
-                   for key, element in (_element(a, chain) for a in addresses))
+    return Transaction(MASQ_TABLE).destroy(*(_element(address, chain) for address in addresses))
 
 
-def add_masquerade(network: str, addresses: list[str]) -> None:
+def add_masquerade(nft: Nftables, network: str, addresses: list[str]) -> None:
     """Usually the network's chain is there already and one element is all it
     takes; the first container of a network (or a flushed table) sets it up."""
     try:
-        nft.run_script(HOST_NETNS, render_masquerade_elements(network, addresses))
-    except KernelError:
-        nft.run_script(HOST_NETNS, render_add_masquerade(network, addresses))
+        nft.run(masquerade_elements(network, addresses))
+    except KernelError as err:
+        if not _missing(err):
+            raise
+        nft.run(masquerade_setup(network, addresses))
 
 
-def remove_masquerade(network: str, addresses: list[str]) -> None:
-    """Without the table there is nothing to remove; with it, the elements go in one
-    small transaction (the skeleton is only declared when that one fails)."""
+def remove_masquerade(nft: Nftables, network: str, addresses: list[str]) -> None:
+    """Without the table or the network's chain there is nothing to remove."""
     if not addresses:
         return
-    script = render_remove_masquerade(network, addresses)
     try:
-        nft.run_script(HOST_NETNS, script[len(_masq_skeleton(masq_chain(network))):])
-    except KernelError:
-        nft.run_script(HOST_NETNS, script)
+        nft.run(masquerade_removal(network, addresses))
+    except KernelError as err:
+        if not _missing(err):
+            raise
 
 
-_GUARD_SKELETON = (f"table bridge {GUARD_TABLE} {{\n"
-                   "\tset guarded { type ifname; }\n"
-                   "\tset allowed { type ifname . ether_addr; }\n"
-                   "\tchain prerouting { type filter hook prerouting priority -300; policy accept; }\n"
-                   "}\n")
+def _guard_skeleton() -> Transaction:
+    return Transaction(GUARD_TABLE).add(GUARD_TABLE, *_GUARD_SETS, base_chain(GUARD_TABLE, "prerouting"))
 
 
-def render_add_mac_guard(host_ifname: str, mac: str) -> str:
+def _quoted(ifname: str) -> str:
+    return f'"{ifname}"'
+
+
+def mac_guard(host_ifname: str, mac: str) -> Transaction:
     """Frames entering from the container's veth must carry the container's MAC."""
-    return (_GUARD_SKELETON
-            + f"flush chain bridge {GUARD_TABLE} prerouting\n"
-            + f"add rule bridge {GUARD_TABLE} prerouting iifname @guarded iifname . ether saddr != @allowed drop\n"
-            + f'add element bridge {GUARD_TABLE} guarded {{ "{host_ifname}" }}\n'
-            + f'add element bridge {GUARD_TABLE} allowed {{ "{host_ifname}" . {mac} }}\n')
+    prerouting = base_chain(GUARD_TABLE, "prerouting")
+    tx = _guard_skeleton().flush(prerouting)
+    tx.add(rule("prerouting", match(IIFNAME, SetRef("guarded")),
+                differs(concat(IIFNAME, ETHER_SADDR), SetRef("allowed")), DROP))
+    return tx.add(Element("guarded", (_quoted(host_ifname),)), Element("allowed", (_quoted(host_ifname), mac)))
 
 
-def add_mac_guard(host_ifname: str, mac: str) -> None:
-    nft.run_script(HOST_NETNS, render_add_mac_guard(host_ifname, mac))
+def add_mac_guard(nft: Nftables, host_ifname: str, mac: str) -> None:
+    nft.run(mac_guard(host_ifname, mac))
 
 
-def remove_mac_guard(host_ifname: str) -> None:
-    listing = nft.list_json(HOST_NETNS, "set", "bridge", GUARD_TABLE, "allowed")
-    macs = []
-    try:
-        for item in json.loads(listing or "{}").get("nftables", []):
-            for element in item.get("set", {}).get("elem", []):
-                name, mac = element["concat"]
-                if name == host_ifname:
-                    macs.append(mac)
-    except (ValueError, KeyError, TypeError):
-        pass
-    script = _GUARD_SKELETON + f'add element bridge {GUARD_TABLE} guarded {{ "{host_ifname}" }}\n'
-    script += f'delete element bridge {GUARD_TABLE} guarded {{ "{host_ifname}" }}\n'
-    for mac in macs:
-        script += f'delete element bridge {GUARD_TABLE} allowed {{ "{host_ifname}" . {mac} }}\n'
-    nft.run_script(HOST_NETNS, script)
+def remove_mac_guard(nft: Nftables, host_ifname: str) -> None:
+    macs = [e.key[1] for e in nft.list_elements(GUARD_TABLE, "allowed") if e.key[0].strip('"') == host_ifname]
+    tx = _guard_skeleton().destroy(Element("guarded", (_quoted(host_ifname),)))
+    nft.run(tx.delete(*(Element("allowed", (_quoted(host_ifname), mac)) for mac in macs)))

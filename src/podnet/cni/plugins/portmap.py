@@ -23,43 +23,44 @@ from podnet.cni.errors import INVALID_CONFIG, CniError
 from podnet.cni.plugins.host_local import valid_attachments
 from podnet.cni.request import CniRequest
 from podnet.errors import KernelError
-from podnet.cni.hostns import HOST_NETNS
-from podnet.kernel import nft, sysctl
+from podnet.cni.hostns import HOST_NETNS, host_nft
+from podnet.kernel import sysctl
+from podnet.kernel.nftables import Chain, Element, Map, Set, Table, Transaction, base_chain, hooks
+from podnet.kernel.nftables.rules import (CT_STATUS, FIB_DADDR_TYPE, IP_SADDR, L4PROTO, NFPROTO, TH_DPORT, Dnat,
+                                          Lookup, Masquerade, Rule, SetRef, concat, daddr, jump, match, rule, saddr)
 
 TYPE = "podnet-portmap"
-TABLE = "podnet-portmap"
+TABLE = Table("inet", hooks.PORTMAP)
 DEFAULT_STATE_DIR = "/var/lib/cni/podnet-portmap"
 _PROTOCOLS = ("tcp", "udp", "sctp")
+_TARGET = {4: "ipv4_addr . inet_service", 6: "ipv6_addr . inet_service"}
+_ADDRESS = {4: "ipv4_addr", 6: "ipv6_addr"}
+_COLLECTIONS = tuple(
+    item for v in (4, 6) for item in (
+        Map(f"any{v}", "inet_proto . inet_service", _TARGET[v]),
+        Map(f"host{v}", f"{_ADDRESS[v]} . inet_proto . inet_service", _TARGET[v]),
+        Set(f"hairpin{v}", f"{_ADDRESS[v]} . {_ADDRESS[v]}"),
+        Set(f"masqall{v}", f"{_ADDRESS[v]} . inet_proto . inet_service"),
+    ))
+_CHAINS = (base_chain(TABLE, "prerouting"), base_chain(TABLE, "output"), Chain("published"),
+           base_chain(TABLE, "postrouting"))
+_NAT_FAMILY = {4: "ip", 6: "ip6"}
 
-_SKELETON = f"""table inet {TABLE} {{
-	map any4 {{ type inet_proto . inet_service : ipv4_addr . inet_service; }}
-	map host4 {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }}
-	map any6 {{ type inet_proto . inet_service : ipv6_addr . inet_service; }}
-	map host6 {{ type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; }}
-	set hairpin4 {{ type ipv4_addr . ipv4_addr; }}
-	set hairpin6 {{ type ipv6_addr . ipv6_addr; }}
-	set masqall4 {{ type ipv4_addr . inet_proto . inet_service; }}
-	set masqall6 {{ type ipv6_addr . inet_proto . inet_service; }}
-	chain prerouting {{ type nat hook prerouting priority dstnat; policy accept; }}
-	chain output {{ type nat hook output priority -100; policy accept; }}
-	chain published {{ }}
-	chain postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}
-}}
-"""
 
-_RULES = [
-    "prerouting fib daddr type local jump published",
-    "output fib daddr type local jump published",
-    "published meta nfproto ipv4 dnat ip to ip daddr . meta l4proto . th dport map @host4",
-    "published meta nfproto ipv4 dnat ip to meta l4proto . th dport map @any4",
-    "published meta nfproto ipv6 dnat ip6 to ip6 daddr . meta l4proto . th dport map @host6",
-    "published meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @any6",
-    "postrouting ct status dnat ip saddr . ip daddr @hairpin4 masquerade",
-    "postrouting ct status dnat ip6 saddr . ip6 daddr @hairpin6 masquerade",
-    "postrouting ct status dnat ip saddr 127.0.0.0/8 masquerade",
-    "postrouting ct status dnat ip daddr . meta l4proto . th dport @masqall4 masquerade",
-    "postrouting ct status dnat ip6 daddr . meta l4proto . th dport @masqall6 masquerade",
-]
+def _rules() -> list[Rule]:
+    local = match(FIB_DADDR_TYPE, "local")
+    rules = [rule("prerouting", local, jump("published")), rule("output", local, jump("published"))]
+    for v in (4, 6):
+        family = match(NFPROTO, f"ipv{v}")
+        rules += [rule("published", family, Dnat(_NAT_FAMILY[v], Lookup(concat(daddr(v), L4PROTO, TH_DPORT), f"host{v}"))),
+                  rule("published", family, Dnat(_NAT_FAMILY[v], Lookup(concat(L4PROTO, TH_DPORT), f"any{v}")))]
+    dnatted = match(CT_STATUS, "dnat")
+    rules += [rule("postrouting", dnatted, match(concat(saddr(v), daddr(v)), SetRef(f"hairpin{v}")), Masquerade())
+              for v in (4, 6)]
+    rules.append(rule("postrouting", dnatted, match(IP_SADDR, "127.0.0.0/8"), Masquerade()))
+    rules += [rule("postrouting", dnatted, match(concat(daddr(v), L4PROTO, TH_DPORT), SetRef(f"masqall{v}")),
+                   Masquerade()) for v in (4, 6)]
+    return rules
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,9 @@ class PortmapConfig:
                        conf.text("stateDir", DEFAULT_STATE_DIR))
 
 
-def render_elements(mappings: tuple[PortMapping, ...], container_ips: list[str], snat: bool, masq_all: bool) -> list[str]:
-    """One `map|set element` line per thing to add; the same lines, keyed, delete them."""
+def render_elements(mappings: tuple[PortMapping, ...], container_ips: list[str], snat: bool,
+                    masq_all: bool) -> list[Element]:
+    """What ADD adds for these mappings; DEL deletes the same elements."""
     elements = []
     for ip_text in container_ips:
         ip = ipaddress.ip_address(ip_text)
@@ -105,22 +107,33 @@ def render_elements(mappings: tuple[PortMapping, ...], container_ips: list[str],
         for m in mappings:
             if m.host_ip and ipaddress.ip_address(m.host_ip).version != v:
                 continue
-            target = f"{ip} . {m.container_port}"
+            target = (str(ip), str(m.container_port))
             if m.host_ip:
-                elements.append(f"host{v} {{ {m.host_ip} . {m.protocol} . {m.host_port} : {target} }}")
+                elements.append(Element(f"host{v}", (m.host_ip, m.protocol, str(m.host_port)), target))
             else:
-                elements.append(f"any{v} {{ {m.protocol} . {m.host_port} : {target} }}")
+                elements.append(Element(f"any{v}", (m.protocol, str(m.host_port)), target))
             if masq_all:
-                elements.append(f"masqall{v} {{ {ip} . {m.protocol} . {m.container_port} }}")
+                elements.append(Element(f"masqall{v}", (str(ip), m.protocol, str(m.container_port))))
         if snat:
-            elements.append(f"hairpin{v} {{ {ip} . {ip} }}")
-    return sorted(set(elements))
+            elements.append(Element(f"hairpin{v}", (str(ip), str(ip))))
+    return sorted(set(elements), key=Element.text)
 
 
-def _key_only(element: str) -> str:
-    """`map { key : value }` -> `map { key }`, for deletes."""
-    name, _, body = element.partition(" ")
-    return f"{name} {body.split(' : ')[0].rstrip(' }')} }}" if " : " in body else element
+def _shared(element: Element) -> bool:
+    """Hairpin and masqAll elements may be another mapping's too; host ports may not."""
+    return element.set.startswith(("hairpin", "masqall"))
+
+
+def _skeleton() -> Transaction:
+    return Transaction(TABLE).add(TABLE, *_COLLECTIONS, *_CHAINS)
+
+
+def _to_json(element: Element) -> dict[str, Any]:
+    return {"set": element.set, "key": list(element.key), "value": list(element.value) if element.value else None}
+
+
+def _from_json(item: dict[str, Any]) -> Element:
+    return Element(item["set"], tuple(item["key"]), tuple(item["value"]) if item["value"] else None)
 
 
 def _state_path(config: PortmapConfig, request: CniRequest) -> Path:
@@ -146,12 +159,10 @@ def add(request: CniRequest) -> result.Result:
     if not config.mappings:
         return prev
     elements = render_elements(config.mappings, _container_ips(prev), config.snat, config.masq_all)
-    script = _SKELETON + "".join(f"flush chain inet {TABLE} {rule.split()[0]}\n" for rule in ("prerouting", "output", "published", "postrouting"))
-    script += "".join(f"add rule inet {TABLE} {rule}\n" for rule in _RULES)
-    script += "".join(f"create element inet {TABLE} {e}\n" for e in elements if not e.startswith(("hairpin", "masqall")))
-    script += "".join(f"add element inet {TABLE} {e}\n" for e in elements if e.startswith(("hairpin", "masqall")))
+    tx = _skeleton().flush(*_CHAINS).add(*_rules())
+    tx.create(*(e for e in elements if not _shared(e))).add(*(e for e in elements if _shared(e)))
     try:
-        nft.run_script(HOST_NETNS, script)
+        host_nft().run(tx)
     except KernelError as err:
         if "File exists" in str(err):
             raise CniError(INVALID_CONFIG, "a host port is already mapped",
@@ -159,7 +170,8 @@ def add(request: CniRequest) -> result.Result:
         raise
     path = _state_path(config, request)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"elements": elements, "mappings": [asdict(m) for m in config.mappings]}))
+    path.write_text(json.dumps({"elements": [_to_json(e) for e in elements],
+                                "mappings": [asdict(m) for m in config.mappings]}))
     if config.snat:
         for interface in prev.interfaces:
             if not interface.sandbox:
@@ -169,13 +181,10 @@ def add(request: CniRequest) -> result.Result:
 
 def _remove(path: Path) -> None:
     try:
-        elements = json.loads(path.read_text())["elements"]
-    except (OSError, ValueError, KeyError):
+        elements = [_from_json(item) for item in json.loads(path.read_text())["elements"]]
+    except (OSError, ValueError, KeyError, TypeError):
         return
-    script = _SKELETON
-    for element in elements:  # add first, so the delete succeeds whether or not it was there
-        script += f"add element inet {TABLE} {element}\ndelete element inet {TABLE} {_key_only(element)}\n"
-    nft.run_script(HOST_NETNS, script)
+    host_nft().run(_skeleton().destroy(*elements))
     path.unlink(missing_ok=True)
 
 

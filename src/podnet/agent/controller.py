@@ -1,0 +1,43 @@
+"""What the agent runs: controllers, each reconciling one concern from a snapshot
+of the store.
+
+The agent lists the store once per pass and hands every controller the same
+snapshot, so they agree on what the cluster looks like; a controller keeps the
+kernel it was given in step with it, and is idempotent, so running it again
+repairs drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from podnet.model.node import Node
+from podnet.model.pod import Pod
+from podnet.model.service import Service
+from podnet.store import resources
+from podnet.store.base import Store
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    revision: int
+    nodes: list[Node]
+    pods: list[Pod]
+    services: list[Service]
+
+    @classmethod
+    def read(cls, store: Store) -> Snapshot:
+        nodes, revision = resources.list_kind(store, Node)
+        pods, _ = resources.list_kind(store, Pod)
+        services, _ = resources.list_kind(store, Service)
+        return cls(revision, nodes, pods, services)
+
+    def node(self, name: str) -> Node | None:
+        return next((n for n in self.nodes if n.metadata.name == name), None)
+
+
+class Controller(Protocol):
+    name: str
+
+    def sync(self, snapshot: Snapshot) -> None: ...

@@ -1,0 +1,150 @@
+"""The UDP server: port 53's datagrams, with repeats answered from a memo on a
+thread of their own."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+import time
+
+import dns.message
+
+from podnet.dns.aging import AgingReply
+from podnet.dns.datagrams import Datagrams
+from podnet.dns.metrics import Counts
+from podnet.dns.query import ZoneAnswer, fit, parse_query, zone_answer
+from podnet.dns.replywire import ttl_offsets
+from podnet.dns.resolver import Resolver
+from podnet.dns.zone import Zone
+
+log = logging.getLogger("podnet.dns")
+
+ANSWER_MEMO_SIZE = 100_000
+MAX_UDP_QUERY = 4096  # the largest EDNS payload a client may announce; a query is far smaller
+
+
+class UdpServer:
+    """UDP on port 53: a thread of its own receives every datagram and answers
+    repeats itself; the rest go to the event loop.
+
+    Answers from the zone are remembered by the query's bytes after its ID: the
+    zone is deterministic, so the same question (same name spelling, flags and
+    EDNS) gets the same answer until the zone changes, and a repeat costs a dict
+    lookup instead of a parse and a render. Answers from the cache are remembered
+    the same way, as bytes whose TTLs age (AgingReply), until the cache would let
+    them go. On that path a query costs a lookup, with no event loop in between
+    (asyncio's datagram machinery alone costs more than the answer), and the
+    queries waiting on the socket are read and answered with one system call
+    each way (Datagrams)."""
+
+    def __init__(self, resolver: Resolver, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+        self.resolver = resolver
+        self.sock = sock
+        self.loop = loop
+        self.counts = Counts()  # the receiving thread's own: no two threads bump one counter
+        resolver.counters.append(self.counts)
+        self._memo: dict[bytes, bytes | AgingReply] = {}  # zone answers, and answers from the cache
+        self._memo_zone: Zone | None = None
+        self._stopping = False
+        self._thread = threading.Thread(target=self._receive, name="dns-udp", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Wakes the receiving thread by shutting the socket for reading: a datagram
+        sent to our own port could reach another worker's socket instead."""
+        self._stopping = True
+        try:
+            self.sock.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass  # ENOTCONN, as for any unconnected UDP socket: the waiting thread is woken all the same
+        self._thread.join()
+        self.sock.close()
+
+    def _receive(self) -> None:
+        datagrams = Datagrams(self.sock, size=MAX_UDP_QUERY)
+        receive, reply, send, source = datagrams.receive, datagrams.reply, datagrams.send, self.resolver.source
+        by_rcode, monotonic, aging = self.counts.fast_rcodes, time.monotonic, AgingReply
+        while True:
+            try:
+                batch = receive()
+            except OSError:
+                log.exception("reading UDP queries failed; UDP answers stop")
+                return
+            if self._stopping:
+                return
+            zone, now = source.zone, monotonic()
+            if zone is not self._memo_zone:
+                self._memo_zone, self._memo = zone, {}
+            memo = self._memo
+            for i, data in enumerate(batch):
+                remembered = memo.get(data[2:])
+                if remembered is not None and remembered.__class__ is aging:
+                    if now >= remembered.refresh_at:  # type: ignore[union-attr]
+                        remembered = None
+                    else:
+                        remembered = remembered.render(now)  # type: ignore[union-attr]
+                        self.counts.cache_hits += 1
+                if remembered is None:
+                    self.loop.call_soon_threadsafe(self._answer, data, datagrams.peer(i), zone)
+                    continue
+                reply(i, data[:2], remembered)  # type: ignore[arg-type]
+                by_rcode[remembered[1] & 0x0F] += 1  # type: ignore[index]
+            send()
+
+    def _answer(self, data: bytes, peer: tuple[str, int], zone: Zone) -> None:
+        """On the event loop: a first question, a forwarded one, or a bad packet."""
+        query = parse_query(data)
+        if not isinstance(query, dns.message.Message):
+            self._send(query, peer)  # FORMERR, or nothing
+            return
+        if self.resolver.goes_upstream(query):
+            self.resolver.in_background(self._forward(query, data, peer))
+            return
+        answer = zone_answer(zone, query)
+        if answer.target is not None:  # not remembered: the target's answer comes from upstream and ages
+            self.resolver.in_background(self._complete(answer, peer))
+            return
+        reply = fit(answer.reply, query, udp=True)
+        if zone is self._memo_zone and len(self._memo) < ANSWER_MEMO_SIZE:
+            self._memo[data[2:]] = reply[2:]
+        self._send(reply, peer)
+
+    async def _complete(self, answer: ZoneAnswer, peer: tuple[str, int]) -> None:
+        self._send(await self.resolver.complete(answer, udp=True), peer)
+
+    async def _forward(self, query: dns.message.Message, data: bytes, peer: tuple[str, int]) -> None:
+        reply = await self.resolver.from_upstream(query, data, udp=True)
+        if reply is not None:
+            self._remember_forwarded(query, data, reply)
+        self._send(reply, peer)
+
+    def _remember_forwarded(self, query: dns.message.Message, data: bytes, reply: bytes) -> None:
+        """A reply the cache holds, kept rendered until the cache's expiry (or until
+        prefetching is due, when the slow path must see the question again)."""
+        lifetime = self.resolver.cache.lifetime(query)
+        if lifetime is None or reply[2] & 0x02 or len(self._memo) >= ANSWER_MEMO_SIZE:
+            return  # not cached (an error), truncated, or enough remembered
+        found = ttl_offsets(reply)
+        if found is not None:
+            self._memo[data[2:]] = AgingReply(reply[2:], found[0], found[1], *lifetime)
+
+    def _send(self, reply: bytes | None, peer: tuple[str, int]) -> None:
+        self.resolver.counts.answered("udp", reply)
+        if reply:
+            try:
+                self.sock.sendto(reply, peer)
+            except OSError:
+                pass  # the client's address is unreachable: nothing to tell anyone
+
+
+def bound_udp_socket(host: str, port: int, shared: bool) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)  # bursts wait here, not on the floor
+    if shared:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock

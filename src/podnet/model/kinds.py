@@ -1,0 +1,58 @@
+"""The one registry of kinds: each kind's name, plural, short names and class.
+
+Manifest parsing, the store's keys, `podnet get` and lab files all ask here, so
+adding a kind (NetworkPolicy, Namespace, EndpointSlice) touches this table and
+its module, nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from podnet.model.deployment import Deployment
+from podnet.model.node import Node
+from podnet.model.pod import Pod
+from podnet.model.service import Service
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str  # as in a manifest: Pod
+    plural: str  # as in the store's keys and `podnet get`: pods
+    short_names: tuple[str, ...]  # kubectl's: po
+    cls: Any
+    namespaced: bool = True
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        """What `podnet get` accepts for it, as kubectl does."""
+        return (self.name.lower(), self.plural, *self.short_names)
+
+
+KINDS: tuple[Kind, ...] = (
+    Kind("Node", "nodes", ("no",), Node, namespaced=False),
+    Kind("Pod", "pods", ("po",), Pod),
+    Kind("Service", "services", ("svc",), Service),
+    Kind("Deployment", "deployments", ("deploy",), Deployment),
+)
+_BY_NAME = {kind.name: kind for kind in KINDS}
+_BY_WORD = {word: kind for kind in KINDS for word in kind.words}
+
+
+def named(name: str) -> Kind | None:
+    """The kind a manifest's `kind:` names (case as Kubernetes writes it)."""
+    return _BY_NAME.get(name)
+
+
+def of(cls: type) -> Kind:
+    return _BY_NAME[cls.kind]
+
+
+def from_word(word: str) -> Kind | None:
+    """A kind as a user types it on the command line: pods, pod, po, Pod."""
+    return _BY_WORD.get(word.lower())
+
+
+def names() -> list[str]:
+    return [kind.name for kind in KINDS]

@@ -1,0 +1,94 @@
+"""The nft backend in real namespaces, and the Fake held to it: the same
+transactions give the same state, and what the Fake refuses the kernel refuses."""
+
+from __future__ import annotations
+
+import pytest
+
+from podnet.errors import KernelError
+from podnet.kernel.nftables import Chain, Element, Set, Table, Transaction, base_chain, hooks
+from podnet.kernel.nftables.fake import Fake
+from podnet.kernel.nftables.nft import Nft
+from podnet.kernel.nftables.rules import IP_SADDR, Masquerade, jump, match, rule
+from podnet.model.manifest import parse_resource
+from podnet.proxy.endpoints import service_ports
+from podnet.proxy.ruleset import COLLECTIONS, TABLE as PROXY, build
+from tests.helpers import in_netns
+
+NAT = Table("inet", hooks.TOPOLOGY_NAT)
+
+
+def masquerading(source: str) -> Transaction:
+    return Transaction(NAT).replace().add(base_chain(NAT, "postrouting")).add(
+        rule("postrouting", match(IP_SADDR, source), Masquerade()))
+
+
+def test_a_table_is_replaced_whole_and_a_failed_transaction_changes_nothing(make_netns) -> None:  # type: ignore[no-untyped-def]
+    nft = Nft.in_namespace(make_netns())
+    nft.run(masquerading("10.1.0.0/24"))
+    nft.run(masquerading("10.2.0.0/24"))
+    ruleset = nft.list_ruleset()
+    assert "10.2.0.0/24" in ruleset and "10.1.0.0/24" not in ruleset
+    with pytest.raises(KernelError, match="nft: "):
+        nft.run(masquerading("10.3.0.0/24").add(rule("postrouting", jump("nowhere"))))
+    assert "10.2.0.0/24" in nft.list_ruleset()
+    nft.run(Transaction(NAT).delete(NAT))
+    assert "podnet" not in nft.list_ruleset()
+
+
+def proxy_table() -> Transaction:
+    pods = [parse_resource({"kind": "Pod", "metadata": {"name": f"p{i}", "labels": {"app": "web"}},
+                            "spec": {"nodeName": "n1"}, "status": {"podIP": f"10.244.0.{i + 2}", "conditions": [
+                                {"type": "Ready", "status": "True"}]}}) for i in range(3)]
+    services = [
+        parse_resource({"kind": "Service", "metadata": {"name": "web"}, "spec": {
+            "selector": {"app": "web"}, "clusterIP": "10.96.0.2", "type": "NodePort",
+            "ports": [{"name": "http", "port": 80, "nodePort": 30080}, {"name": "dns", "port": 53, "protocol": "UDP"}]}}),
+        parse_resource({"kind": "Service", "metadata": {"name": "sticky"}, "spec": {
+            "selector": {"app": "web"}, "clusterIP": "10.96.0.3", "sessionAffinity": "ClientIP",
+            "externalIPs": ["203.0.113.50"], "ports": [{"port": 80}]}}),
+        parse_resource({"kind": "Service", "metadata": {"name": "empty"}, "spec": {
+            "selector": {"app": "none"}, "clusterIP": "10.96.0.4", "ports": [{"port": 80}]}}),
+    ]
+    return build(service_ports(services, pods, "n1"), "10.244.0.0/16").transaction()  # type: ignore[arg-type]
+
+
+def test_the_kernel_and_the_fake_hold_the_same_proxy_table(make_netns) -> None:  # type: ignore[no-untyped-def]
+    name = make_netns()
+    nft, fake = Nft.in_namespace(name), Fake()
+    for backend in (nft, fake):
+        backend.run(proxy_table())
+    for collection in COLLECTIONS:
+        kernel = sorted(nft.list_elements(PROXY, collection.name, collection.kind), key=Element.text)
+        assert kernel == sorted(fake.list_elements(PROXY, collection.name), key=Element.text), collection.name
+    listed = in_netns(name, "nft", "list", "table", "ip", PROXY.name).stdout
+    for chain in fake.tables[PROXY].chains:
+        assert f"chain {chain} {{" in listed
+
+
+@pytest.mark.parametrize("change", [
+    Transaction(PROXY).create(Element("cluster_ips", ("10.96.0.2",))),
+    Transaction(PROXY).delete(Element("cluster_ips", ("10.96.9.9",))),
+    Transaction(PROXY).delete(Chain("reject_service")),
+    Transaction(PROXY).add(Element("hairpin", ("10.244.0.2",))),
+    Transaction(Table("ip", "absent")).add(Chain("x")),
+    Transaction(PROXY).add(Set("cluster_ips", "ipv6_addr")),
+], ids=["create-existing-element", "delete-missing-element", "delete-used-chain", "short-key", "missing-table",
+        "redeclared-set"])
+def test_what_the_fake_refuses_the_kernel_refuses(make_netns, change: Transaction) -> None:  # type: ignore[no-untyped-def]
+    nft, fake = Nft.in_namespace(make_netns()), Fake()
+    for backend in (nft, fake):
+        backend.run(proxy_table())
+    before = nft.list_ruleset()
+    with pytest.raises(KernelError):
+        fake.run(change)
+    with pytest.raises(KernelError):
+        nft.run(change)
+    assert nft.list_ruleset() == before
+
+
+def test_listing_a_missing_set_is_empty_and_other_failures_are_raised(make_netns) -> None:  # type: ignore[no-untyped-def]
+    nft = Nft.in_namespace(make_netns())
+    assert nft.list_elements(PROXY, "cluster_ips") == []
+    with pytest.raises(KernelError):
+        nft.list_elements(Table("ip", "bad name!"), "x")

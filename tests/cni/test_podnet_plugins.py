@@ -70,6 +70,16 @@ def test_failure_half_way_through_add_gives_everything_back(ours: Plugins) -> No
     assert code != 0 and out and "already has an IP address" in out["msg"]
     assert list(ours.leases().values()) == ["first\r\neth0"]  # the second lease was released
     assert "eth0" not in in_netns(second, "ip", "-o", "link").stdout
+    bridge = in_netns(ours.host, "ip", "-o", "-4", "addr", "show", "dev", "cnitest0").stdout
+    assert "10.125.0.1/24" in bridge and "10.125.0.254" not in bridge  # the refused gateway was not left there
+
+
+def test_a_gateway_address_deleted_by_hand_comes_back_with_the_next_add(ours: Plugins) -> None:
+    config = ours.netconf(ipam={"ranges": [[{"subnet": "10.126.0.0/24"}]]})
+    ours.add(ours.container(), "first", config=config)
+    in_netns(ours.host, "ip", "addr", "del", "10.126.0.1/24", "dev", "cnitest0")
+    ours.add(ours.container(), "second", config=config)
+    assert "10.126.0.1/24" in in_netns(ours.host, "ip", "-o", "-4", "addr", "show", "dev", "cnitest0").stdout
 
 
 def test_mac_mtu_hairpin_and_promisc(ours: Plugins) -> None:

@@ -47,8 +47,10 @@ class NodeAgent:
         for controller in self.controllers:
             try:
                 controller.sync(snapshot)
-            except PodnetError as err:
+            except PodnetError as err:  # the message says it all: the kernel or the store refused
                 log.error("%s: reconcile failed: %s", controller.name, err)
+            except Exception:  # a bug in one controller must not stop the others
+                log.exception("%s: reconcile failed", controller.name)
         return snapshot.revision
 
     def run(self, stop: threading.Event, poll: float = 0.05) -> None:

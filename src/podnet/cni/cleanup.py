@@ -25,6 +25,8 @@ RELEASED_ALIAS = "podnet:released"
 
 
 class Janitor:
+    """The agent's deferred deletions; the CNI server hands it to every request."""
+
     def __init__(self, journal: Path) -> None:
         self._journal = journal
         self._queue: queue.Queue[tuple[int, str, tuple[int, int]]] = queue.Queue()
@@ -88,25 +90,10 @@ class Janitor:
                     event.set()
 
 
-_janitor: Janitor | None = None
-
-
-def run_in_background(journal: Path) -> None:
-    """Called by the agent's CNI server: from now on deletions are deferred."""
-    global _janitor
-    if _janitor is None:
-        _janitor = Janitor(journal)
-
-
-def delete_link(netns_path: str, ifname: str) -> None:
-    if _janitor is None:
+def delete_link(janitor: Janitor | None, netns_path: str, ifname: str) -> None:
+    """Later, through the agent's janitor; at once without one (a plugin process)."""
+    if janitor is None:
         with open_path(netns_path, "container") as container:
             container.delete_link(ifname)
     else:
-        _janitor.delete_later(netns_path, ifname)
-
-
-def wait_for_pending(netns_path: str, ifname: str) -> None:
-    if _janitor is not None:
-        _janitor.wait_for(netns_path, ifname)
-
+        janitor.delete_later(netns_path, ifname)

@@ -10,12 +10,17 @@ import json
 import logging
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from podnet.cni import version as versions
 from podnet.cni.errors import INTERNAL, CniError
 from podnet.cni.request import CniRequest, error_version, parse_request
 from podnet.errors import PodnetError
+
+if TYPE_CHECKING:
+    from podnet.cni.cleanup import Janitor
 
 log = logging.getLogger("podnet.cni")
 
@@ -26,10 +31,11 @@ def _plugins() -> dict[str, ModuleType]:
     return {module.TYPE: module for module in (bridge, host_local_plugin, loopback, portmap)}
 
 
-def handle(plugin: str, env: Mapping[str, str], stdin: bytes) -> tuple[int, bytes]:
-    """Exit code and stdout, exactly as the plugin binary must produce them."""
+def handle(plugin: str, env: Mapping[str, str], stdin: bytes, janitor: Janitor | None = None) -> tuple[int, bytes]:
+    """Exit code and stdout, exactly as the plugin binary must produce them; in
+    the agent, `janitor` takes interface deletions off the caller's time."""
     try:
-        request = parse_request(env, stdin)
+        request = replace(parse_request(env, stdin), janitor=janitor)
         if request.command == "VERSION":
             return 0, _dump(versions.version_info())
         module = _plugins().get(plugin)

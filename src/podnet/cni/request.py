@@ -7,10 +7,13 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from podnet.cni import version as versions
 from podnet.cni.errors import DECODING_FAILURE, INVALID_CONFIG, INVALID_ENVIRONMENT, UNKNOWN_CONTAINER, CniError
+
+if TYPE_CHECKING:  # parsing a request needs no netlink
+    from podnet.cni.cleanup import Janitor
 
 COMMANDS = ("ADD", "DEL", "CHECK", "STATUS", "GC", "VERSION")
 _REQUIRED_FOR = {
@@ -32,6 +35,7 @@ class CniRequest:
     args: dict[str, str] = field(default_factory=dict, hash=False)
     path: tuple[str, ...] = ()
     config: dict[str, Any] = field(default_factory=dict, hash=False)
+    janitor: Janitor | None = field(default=None, compare=False, repr=False)  # the agent's, when it serves the call
 
     @property
     def cni_version(self) -> str:

@@ -29,7 +29,7 @@ class _Handler(socketserver.StreamRequestHandler):
         data = self.rfile.read()
         plugin, env, stdin = decode_request(data)
         started = time.perf_counter()
-        code, output = handle(plugin, env, stdin)
+        code, output = handle(plugin, env, stdin, self.server.janitor)  # type: ignore[attr-defined]
         log.info("%s %s %s %s -> %d in %.1f ms", plugin, env.get("CNI_COMMAND"), env.get("CNI_CONTAINERID", ""),
                  env.get("CNI_IFNAME", ""), code, (time.perf_counter() - started) * 1000)
         self.wfile.write(b"%d\n" % code + output)
@@ -37,6 +37,7 @@ class _Handler(socketserver.StreamRequestHandler):
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    janitor: cleanup.Janitor
 
 
 class CniServer:
@@ -51,8 +52,8 @@ class CniServer:
             self._server = _Server(str(self.path), _Handler)
         finally:
             os.umask(old_umask)
+        self._server.janitor = cleanup.Janitor(self.path.with_suffix(".pending"))
         self._thread = threading.Thread(target=self._server.serve_forever, name="cni-server", daemon=True)
-        cleanup.run_in_background(self.path.with_suffix(".pending"))
 
     def start(self) -> CniServer:
         self._thread.start()

@@ -44,5 +44,5 @@ class ZoneFromStore:
         while self.store is not None and not stop.wait(0.1):
             try:
                 self.refresh()
-            except Exception as err:  # a bad object must not stop the answers for the others
-                log.error("zone refresh failed: %s", err)
+            except Exception:  # a bad object must not stop the answers for the others
+                log.exception("zone refresh failed")

@@ -300,9 +300,18 @@ class Netns:
                        index=self.require_index(ifname))
 
     def ensure_address(self, ifname: str, cidr: str) -> None:
-        """Add the address; one that is already there is fine (EEXIST)."""
-        self._change(f"add address {cidr} to {ifname}", _RTM_NEWADDR, self._address(ifname, cidr), _CREATE,
-                     tolerate=(errno.EEXIST,))
+        """Add the address; one that is already there is fine."""
+        self.add_address(ifname, cidr)
+
+    def add_address(self, ifname: str, cidr: str) -> bool:
+        """Add the address; False when it was there already (one request either way)."""
+        try:
+            self._nl.request(_RTM_NEWADDR, self._address(ifname, cidr), _CREATE)
+        except NetlinkFailure as err:
+            if err.code == errno.EEXIST:
+                return False
+            raise self._fail(f"add address {cidr} to {ifname}", err) from err
+        return True
 
     def remove_address(self, ifname: str, cidr: str) -> None:
         self._change(f"remove address {cidr} from {ifname}", _RTM_DELADDR, self._address(ifname, cidr),

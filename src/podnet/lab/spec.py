@@ -70,7 +70,7 @@ class SwitchSpec:
 
 
 @dataclass(frozen=True)
-class Endpoint:
+class LinkEnd:
     node: str
     ifname: str
     addresses: tuple[Interface, ...] = ()
@@ -78,8 +78,8 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class LinkSpec:
-    a: Endpoint
-    b: Endpoint
+    a: LinkEnd
+    b: LinkEnd
 
 
 @dataclass(frozen=True)
@@ -331,7 +331,7 @@ def _parse_topology(head: Fields, name: str) -> TopologySpec:
                 own = tuple(link.interface(address_path, v) for v in values if v is not None)
                 if own and members[member] == "switch":
                     raise ManifestError(address_path, f"{member} is a switch; its ports have no addresses")
-            parsed.append(Endpoint(member, ifname, own))
+            parsed.append(LinkEnd(member, ifname, own))
         links.append(LinkSpec(parsed[0], parsed[1]))
 
     spec = TopologySpec(name, tuple(hosts), tuple(switches), tuple(links))

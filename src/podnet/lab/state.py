@@ -16,7 +16,11 @@ from pathlib import Path
 from podnet.kernel import netns
 from podnet.store.location import etcd_location
 
-RUN_DIR = Path(os.environ.get("PODNET_RUN_DIR", "/run/podnet")) / "labs"
+
+def labs_dir() -> Path:
+    """Where lab records live; PODNET_RUN_DIR moves it (read at each call, so a
+    test or a second podnet can point it elsewhere after import)."""
+    return Path(os.environ.get("PODNET_RUN_DIR", "/run/podnet")) / "labs"
 
 
 @dataclass
@@ -30,7 +34,7 @@ class LabRecord:
 
     @property
     def directory(self) -> Path:
-        return RUN_DIR / self.name
+        return labs_dir() / self.name
 
     @property
     def store_path(self) -> Path:
@@ -63,19 +67,20 @@ class LabRecord:
 
 def forget(name: str) -> None:
     """Remove a lab's record, whether or not it is readable."""
-    shutil.rmtree(RUN_DIR / name, ignore_errors=True)
+    shutil.rmtree(labs_dir() / name, ignore_errors=True)
 
 
 def load(name: str) -> LabRecord | None:
     try:
-        data = json.loads((RUN_DIR / name / "lab.json").read_text())
+        data = json.loads((labs_dir() / name / "lab.json").read_text())
     except (OSError, ValueError):
         return None
     return LabRecord(**data)
 
 
 def recorded_names() -> list[str]:
-    return sorted(os.listdir(RUN_DIR)) if RUN_DIR.is_dir() else []
+    directory = labs_dir()
+    return sorted(os.listdir(directory)) if directory.is_dir() else []
 
 
 def running() -> list[LabRecord]:

@@ -16,7 +16,7 @@ from podnet.kernel.netlink import open_namespace
 from podnet.kernel.route import Route
 from podnet.lab import names, processes
 from podnet.lab.progress import Progress
-from podnet.lab.spec import Endpoint, HostSpec, TopologySpec
+from podnet.lab.spec import HostSpec, LinkEnd, TopologySpec
 from podnet.lab.state import LabRecord
 
 NAT_TABLE = Table("inet", hooks.TOPOLOGY_NAT)
@@ -89,7 +89,7 @@ def build_topology(spec: TopologySpec, record: LabRecord, progress: Progress) ->
             processes.wait_listening(home_namespace(spec, host.name), host.ready_port, deadline)
 
 
-def _configure_end(spec: TopologySpec, end: Endpoint) -> None:
+def _configure_end(spec: TopologySpec, end: LinkEnd) -> None:
     with open_namespace(home_namespace(spec, end.node)) as ns:
         if spec.switch(end.node):
             ns.set_master(end.ifname, end.node)

@@ -9,6 +9,7 @@ ADD took is given back.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,8 @@ from podnet.kernel.route import Route
 
 TYPE = "podnet-bridge"
 DEFAULT_BRIDGE = "cni0"
+
+log = logging.getLogger("podnet.cni")
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,8 @@ def add(request: CniRequest) -> result.Result:
     try:
         with host_namespace("bridge plugin host side") as host, open_path(request.netns, "container") as container:
             bridge = _ensure_bridge(host, conf)
-            cleanup.wait_for_pending(request.netns, request.ifname)
+            if request.janitor is not None:
+                request.janitor.wait_for(request.netns, request.ifname)
             if container.index(request.ifname) is not None:
                 raise CniError(INVALID_CONFIG, f"container veth name provided ({request.ifname}) already exists")
             container_mac = mac or random_mac()
@@ -103,11 +107,10 @@ def add(request: CniRequest) -> result.Result:
             routes = _with_default_routes(ipam_result.routes, ips, conf.is_default_gateway)
             _configure_container(container, request.ifname, ips, routes)
             if conf.is_gateway:
-                gateways = tuple(sorted(_gateway_cidr(ip) for ip in ips))
-                _once(("gateway", conf.bridge, gateways), lambda: _ensure_gateway_addresses(host, conf, ips))
+                _ensure_gateway_addresses(host, conf, ips)
                 for family in {ip.family for ip in ips}:
                     key = "net.ipv4.ip_forward" if family == 4 else "net.ipv6.conf.all.forwarding"
-                    _once(("sysctl", key), lambda: sysctl.ensure_path(HOST_NETNS, key, "1"))
+                    sysctl.ensure_path(HOST_NETNS, key, "1")
             if conf.ip_masq:
                 undo.append(lambda: nat.remove_masquerade(host_nft(), request.network, [ip.address for ip in ips]))
                 nat.add_masquerade(host_nft(), request.network, [ip.address for ip in ips])
@@ -124,8 +127,8 @@ def add(request: CniRequest) -> result.Result:
         for step in reversed(undo):
             try:
                 step()
-            except (CniError, KernelError):
-                pass  # best effort: the original error is what the runtime must see
+            except (CniError, KernelError) as err:  # the original error is what the runtime must see
+                log.warning("undoing a failed ADD of %s: %s", request.container_id, err)
         raise
 
 
@@ -145,33 +148,12 @@ def _with_default_routes(routes: tuple[result.Route, ...], ips: tuple[result.IPC
     return tuple(added)
 
 
-_checked: set[tuple[object, ...]] = set()
-
-
-def _once(what: tuple[object, ...], check: Any) -> None:
-    """Host state every ADD needs but only the first must set up (the bridge's
-    gateway address, forwarding): checked once per host namespace and process,
-    which saves an address dump that grows with every pod on the bridge."""
-    key = (os.stat(HOST_NETNS).st_ino, *what)
-    if key not in _checked:
-        check()
-        _checked.add(key)
-
-
-def _forget_checks(bridge: str) -> None:
-    """A bridge made anew has none of its old addresses."""
-    for key in [k for k in _checked if len(k) > 2 and k[2] == bridge]:
-        _checked.discard(key)
-
-
 def _ensure_bridge(host: Netns, conf: BridgeConfig) -> dict[str, Any]:
     """One lookup when the bridge is already there and up, as it is after the first pod."""
     info = host.link_info(conf.bridge)
     if info is not None and info["kind"] != "bridge":
         raise CniError(INVALID_CONFIG, f"{conf.bridge} already exists but is not a bridge")
     if info is None or not info["up"] or (conf.mtu and info["mtu"] != conf.mtu):
-        if info is None:
-            _forget_checks(conf.bridge)
         host.ensure_bridge(conf.bridge, mtu=conf.mtu)
         info = host.link_info(conf.bridge)
     if conf.promiscuous:
@@ -216,22 +198,27 @@ def _gateway_cidr(ip: result.IPConfig) -> str:
 
 
 def _ensure_gateway_addresses(host: Netns, conf: BridgeConfig, ips: tuple[result.IPConfig, ...]) -> None:
-    """The bridge carries each subnet's gateway; another address in that subnet is
-    an error unless forceAddress says to replace it."""
-    present = host.addresses(conf.bridge)
+    """The bridge carries each subnet's gateway, checked on every ADD so that one
+    deleted by hand comes back. Adding it is one request that also tells whether
+    it was there; only when it was not (the first pod) are the bridge's other
+    addresses read: another one in the subnet is an error unless forceAddress
+    says to replace it."""
     for ip in ips:
         wanted = _gateway_cidr(ip)
-        if wanted in present:
+        if not host.add_address(conf.bridge, wanted):
             continue
         network = ipaddress.ip_interface(ip.address).network
-        for existing in present:
-            other = ipaddress.ip_interface(existing)
-            if other.version == network.version and other.ip in network and str(other) != wanted:
-                if not conf.force_address:
-                    raise CniError(INVALID_CONFIG, f"{conf.bridge!r} already has an IP address different from {wanted}",
-                                   f"it has {existing}; set forceAddress to replace it")
-                host.remove_address(conf.bridge, existing)
-        host.ensure_address(conf.bridge, wanted)
+        others = [existing for existing in host.addresses(conf.bridge)
+                  if (other := ipaddress.ip_interface(existing)).version == network.version and other.ip in network
+                  and existing != wanted]
+        if others and not conf.force_address:
+            host.remove_address(conf.bridge, wanted)
+            raise CniError(INVALID_CONFIG, f"{conf.bridge!r} already has an IP address different from {wanted}",
+                           f"it has {others[0]}; set forceAddress to replace it")
+        for existing in others:
+            host.remove_address(conf.bridge, existing)
+        if others:  # removing a subnet's primary address takes its secondaries with it
+            host.ensure_address(conf.bridge, wanted)
 
 
 def _delete_container_link(request: CniRequest) -> list[str]:
@@ -244,7 +231,7 @@ def _delete_container_link(request: CniRequest) -> list[str]:
             return []
         addresses = [a for a in container.addresses(request.ifname) if not a.startswith("fe80:")]
         container.set_down(request.ifname)
-    cleanup.delete_link(request.netns, request.ifname)
+    cleanup.delete_link(request.janitor, request.netns, request.ifname)
     return addresses
 
 

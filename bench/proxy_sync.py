@@ -36,6 +36,7 @@ CLIENT, SERVER = "pn-bench.proxy-client", "pn-bench.proxy-server"
 SERVER_IP = "10.239.0.2"
 SERVICE_BASE = ipaddress.ip_address("10.96.0.2")
 POD_BASE = ipaddress.ip_address("10.240.0.2")
+FULL_SYNCS = 3  # one full sync is noisy: nft's parse alone varies by a tenth
 
 
 def cluster(services: int, endpoints: int, moved: int | None = None) -> tuple[list[Service], list[Pod]]:
@@ -149,7 +150,8 @@ def main() -> None:
         # podnet
         svcs, pods = cluster(S, E)
         nft = Nft.in_namespace(CLIENT)
-        ours_full = timed(Proxier(NamespaceKernel(CLIENT), "n1", "10.240.0.0/12").sync_services, svcs, pods)
+        ours_full = statistics.median(timed(Proxier(NamespaceKernel(CLIENT), "n1", "10.240.0.0/12").sync_services,
+                                            svcs, pods) for _ in range(FULL_SYNCS))
         ruleset = build(service_ports(svcs, pods, "n1"), "10.240.0.0/12")
         moved = build(service_ports(*cluster(S, E, moved=S // 2), "n1"), "10.240.0.0/12")
         forth, back = moved.changes_from(ruleset), ruleset.changes_from(moved)
@@ -162,7 +164,8 @@ def main() -> None:
         if options.skip_kube_proxy_full:
             theirs_full = float("nan")
         else:
-            theirs_full = timed(nft.run, kube_proxy_style(S, E))
+            whole = kube_proxy_style(S, E)
+            theirs_full = statistics.median(timed(nft.run, whole) for _ in range(FULL_SYNCS))
         if options.skip_kube_proxy_full:
             nft.run(kube_proxy_style(S, E))
         theirs_change = median_change(kube_proxy_change(S, E, S // 2), kube_proxy_change(S, E, S // 2, back=True), nft)
@@ -170,7 +173,7 @@ def main() -> None:
         nft.run(kube_proxy_style(100, E))
         theirs_latency_100 = first_packet(100)
         rows = [
-            (f"full sync, {S} services x {E} endpoints (ms)", theirs_full, ours_full),
+            (f"full sync, {S} x {E}, median of {FULL_SYNCS} (ms)", theirs_full, ours_full),
             ("one endpoint change, median of 30 (ms)", theirs_change, ours_change),
             (f"first packet (TCP connect) at {S} services (us)", theirs_latency, ours_latency),
             ("first packet at 100 services (us)", theirs_latency_100, ours_latency_100),

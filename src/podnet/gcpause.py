@@ -20,5 +20,10 @@ def collector_paused() -> Iterator[None]:
     try:
         yield
     finally:
+        # What was allocated meanwhile goes straight to the oldest generation (freeze
+        # then unfreeze moves every object there, in constant time), or the first young
+        # collection after the pause would walk all of it at once.
+        gc.freeze()
+        gc.unfreeze()
         if enabled:
             gc.enable()

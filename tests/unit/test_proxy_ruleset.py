@@ -159,7 +159,7 @@ def test_changing_one_endpoint_changes_a_few_elements() -> None:
     assert changes is not None
     # only that service's backends (at most all of them) and the endpoint's hairpin pair
     assert 2 < len(changes) <= 2 * 3 + 2
-    assert all(e.key[0] == "10.96.0.9" or e.set == "hairpin" for _, e in changes.operations)  # type: ignore[union-attr]
+    assert all(e.key[0] == "10.96.0.9" or e.set == "hairpin" for _, e in changes.elements())
     nft = Fake()
     nft.run(before.transaction())
     nft.run(changes)

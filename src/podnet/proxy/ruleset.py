@@ -182,8 +182,8 @@ class _Builder:
         slots = weighted(endpoints)
         self.picks.add((len(slots), node_port, masquerade))
         backends = "node_port_backends" if node_port else "backends"
-        for i, endpoint in enumerate(slots):
-            self.add(backends, (*key, str(i)), (endpoint.ip, str(endpoint.port)))
+        self.elements[backends].update(Element(backends, (*key, str(i)), (endpoint.ip, str(endpoint.port)))
+                                       for i, endpoint in enumerate(slots))
         return goto(_pick_chain(len(slots), node_port, masquerade))
 
     def firewall(self, view: ServicePortView, address: str, entry: Verdict) -> Verdict:
@@ -203,8 +203,8 @@ def build(views: list[ServicePortView], pod_network: str) -> Ruleset:
                 out.blocks[block.chain.name] = block
         out.add("cluster_ips", (view.cluster_ip,))
         key = (view.cluster_ip, view.protocol, str(view.port))
-        for endpoint in view.endpoints:
-            out.add("hairpin", (endpoint.ip, endpoint.ip))
+        # a pod reaching itself through the service: only this node's pods can, on this node
+        out.elements["hairpin"].update(Element("hairpin", (e.ip, e.ip)) for e in view.local_endpoints)
         inside = _serving(view.cluster_endpoints)
         if inside:
             out.add("services", key, out.dispatch(view, key, inside, node_port=False, masquerade=False))

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from podnet.errors import KernelError
-from podnet.kernel.nftables.objects import Chain, Element, Object, Set, Table
+from podnet.kernel.nftables.objects import Chain, Element, Elements, Object, Set, Table
 from podnet.kernel.nftables.rules import Lookup, Rule, SetRef, Statement, UpdateSet, Verdict, VerdictMap
 from podnet.kernel.nftables.script import script
 from podnet.kernel.nftables.transaction import Transaction
@@ -91,7 +91,10 @@ class Fake:
             if verb == "destroy":
                 return None
             raise _fail(f"table {table.text()}: No such file or directory")
-        if isinstance(obj, Element):
+        if isinstance(obj, Elements):
+            for element in obj.items:
+                self._element(state, verb, element)
+        elif isinstance(obj, Element):
             self._element(state, verb, obj)
         elif isinstance(obj, Chain):
             self._chain(state, verb, obj)

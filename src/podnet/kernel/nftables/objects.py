@@ -100,4 +100,12 @@ class Element(NamedTuple):
         return f"{self.key_text()} : {value}"
 
 
-Object = Union[Table, Chain, Set, Rule, Element]
+class Elements(NamedTuple):
+    """Many elements of one set, as one operation: how a full sync hands over a
+    hundred thousand without a Python step for each."""
+
+    set: str
+    items: tuple[Element, ...]
+
+
+Object = Union[Table, Chain, Set, Rule, Element, Elements]

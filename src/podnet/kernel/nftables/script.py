@@ -6,9 +6,14 @@ is itself a script nft would take.
 
 from __future__ import annotations
 
-from podnet.kernel.nftables.objects import Chain, Element, Set, Table
-from podnet.kernel.nftables.rules import Rule
+from collections.abc import Sequence
+from operator import itemgetter
+
+from podnet.kernel.nftables.objects import Chain, Element, Elements, Set, Table
+from podnet.kernel.nftables.rules import Rule, Verdict
 from podnet.kernel.nftables.transaction import Transaction
+
+_KEY, _VALUE, _JOINED = itemgetter(1), itemgetter(2), " . ".join
 
 
 def _declare(verb: str, table: str, obj: Table | Chain | Set) -> str:
@@ -33,25 +38,24 @@ def _lines(table: str, verb: str, obj: Table | Chain | Set | Rule) -> list[str]:
     return [_declare(verb, table, obj)]
 
 
-def _element_texts(elements: list[Element]) -> str:
-    """Element.text() for each, inlined: a full sync renders a few hundred thousand."""
-    out = []
-    for _, key, value in elements:
-        if value is None:
-            out.append(" . ".join(key))
-        elif value.__class__ is tuple:
-            out.append(f"{' . '.join(key)} : {' . '.join(value)}")  # type: ignore[arg-type]
-        else:
-            out.append(f"{' . '.join(key)} : {value.text()}")  # type: ignore[union-attr]
-    return ", ".join(out)
+def _element_texts(elements: Sequence[Element]) -> str:
+    """`key : value, ...`, joined by C-level maps: a full sync renders a few hundred
+    thousand elements, and a Python loop over them costs more than nft's parse.
+    A map's values are all data or all verdicts, so the first one tells which."""
+    keys = map(_JOINED, map(_KEY, elements))
+    first = elements[0].value
+    if first is None:
+        return ", ".join(keys)
+    values = map(_JOINED if first.__class__ is tuple else Verdict.text, map(_VALUE, elements))  # type: ignore[arg-type]
+    return ", ".join(map(" : ".join, zip(keys, values)))
 
 
-def _element_lines(table: str, verb: str, elements: list[Element]) -> list[str]:
+def _element_lines(table: str, verb: str, elements: Sequence[Element]) -> list[str]:
     """Elements of one set in one command: nft's cost is per command more than per element."""
     name = elements[0].set
     if verb in ("add", "create"):
         return [f"{verb} element {table} {name} {{ {_element_texts(elements)} }}"]
-    keys = ", ".join(" . ".join(element.key) for element in elements)
+    keys = ", ".join(map(_JOINED, map(_KEY, elements)))
     delete = f"delete element {table} {name} {{ {keys} }}"
     if verb == "destroy":
         return [f"add element {table} {name} {{ {_element_texts(elements)} }}", delete]
@@ -68,7 +72,10 @@ def script(tx: Transaction) -> str:
     i = 0
     while i < len(ops):
         verb, obj = ops[i]
-        if isinstance(obj, Element):
+        if isinstance(obj, Elements):
+            if obj.items:
+                lines.extend(_element_lines(table, verb, obj.items))
+        elif isinstance(obj, Element):  # single ones in a row, of one set, go in one command too
             j = i + 1
             while j < len(ops) and ops[j][0] == verb and isinstance(ops[j][1], Element) \
                     and ops[j][1].set == obj.set:  # type: ignore[union-attr]
@@ -76,6 +83,7 @@ def script(tx: Transaction) -> str:
             lines.extend(_element_lines(table, verb, [op[1] for op in ops[i:j]]))  # type: ignore[misc]
             i = j
             continue
-        lines.extend(_lines(table, verb, obj))
+        else:
+            lines.extend(_lines(table, verb, obj))
         i += 1
     return "\n".join(lines) + "\n"

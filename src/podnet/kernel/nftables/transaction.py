@@ -9,14 +9,14 @@ follows is its new content, and a packet sees the old table or the new one).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from podnet.kernel.nftables.objects import Element, Object, Table
+from operator import attrgetter
 
-VERBS = ("add", "create", "flush", "delete", "destroy", "replace")
+from podnet.kernel.nftables.objects import Element, Elements, Object, Table
 
-
-Operation = tuple[str, Object]  # (verb, object): a plain tuple, as a full sync makes a few hundred thousand
+Operation = tuple[str, Object]  # (verb, object)
+_SET_OF = attrgetter("set")
 
 @dataclass
 class Transaction:
@@ -43,19 +43,37 @@ class Transaction:
         return self._extend("replace", (self.table,))
 
     def add_elements(self, elements: Iterable[Element]) -> Transaction:
-        self.operations.extend(("add", element) for element in elements)
-        return self
+        return self._batch("add", elements)
 
     def delete_elements(self, elements: Iterable[Element]) -> Transaction:
-        self.operations.extend(("delete", element) for element in elements)
+        return self._batch("delete", elements)
+
+    def _batch(self, verb: str, elements: Iterable[Element]) -> Transaction:
+        """One operation per set, however many elements."""
+        items = tuple(elements)
+        names = set(map(_SET_OF, items))
+        if len(names) == 1:
+            self.operations.append((verb, Elements(names.pop(), items)))
+            return self
+        for name in sorted(names):
+            self.operations.append((verb, Elements(name, tuple(e for e in items if e.set == name))))
         return self
+
+    def elements(self) -> Iterator[tuple[str, Element]]:
+        """Every element operation, batches unpacked."""
+        for verb, obj in self.operations:
+            if isinstance(obj, Elements):
+                yield from ((verb, element) for element in obj.items)
+            elif isinstance(obj, Element):
+                yield verb, obj
 
     def _extend(self, verb: str, objects: Iterable[Object]) -> Transaction:
         self.operations.extend((verb, obj) for obj in objects)
         return self
 
     def __len__(self) -> int:
-        return len(self.operations)
+        """Operations, each element counted."""
+        return sum(len(obj.items) if isinstance(obj, Elements) else 1 for _, obj in self.operations)
 
     def __bool__(self) -> bool:
         return bool(self.operations)

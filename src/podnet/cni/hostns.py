@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from podnet.kernel import netns
 from podnet.kernel.netlink import Netns, open_path
 from podnet.kernel.nftables.nft import Nft
 
-HOST_NETNS = "/proc/thread-self/ns/net"  # the namespace the plugin runs in
+HOST_NETNS = netns.OWN  # the namespace the plugin runs in
 
 
 @contextmanager

@@ -42,7 +42,6 @@ _NUD_PERMANENT = 0x80
 _NTF_SELF = 0x02
 _RTNH_F_ONLINK = 0x04
 _CREATE = NLM_F_CREATE | NLM_F_EXCL
-_OWN_NAMESPACE = "/proc/thread-self/ns/net"
 
 
 def random_mac() -> str:
@@ -75,8 +74,7 @@ class Netns:
                 raise KernelError(f"network namespace {name} does not exist")
             ns_path = str(netns.path(name))
         self.path = ns_path
-        # The calling thread is already in its own namespace: no thread to switch.
-        sock = _netlink_socket() if ns_path == _OWN_NAMESPACE else netns.run_in_path(ns_path, _netlink_socket)
+        sock = netns.run_in_path(ns_path, _netlink_socket)
         self._nl = RtnlSocket(sock)
         self._indexes: dict[str, int] = {}  # links are not renamed under a short-lived handle
 

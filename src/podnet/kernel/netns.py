@@ -21,6 +21,7 @@ from typing import TypeVar
 from podnet.errors import KernelError
 
 PREFIX = "pn-"
+OWN = "/proc/thread-self/ns/net"  # the calling thread's own namespace, whatever it is
 NETNS_DIR = Path("/run/netns")
 _CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -141,6 +142,8 @@ def run_in_path(ns_path: str | Path, fn: Callable[..., T], *args: object) -> T:
     switches. The thread dies after the call, so the caller's own namespace never
     changes. Sockets opened by fn belong to the namespace.
     """
+    if str(ns_path) == OWN:
+        return fn(*args)  # the caller's thread is there already: no thread to switch
     outcome: dict[str, object] = {}
     fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)  # opened here: thread-self means the caller
 

@@ -37,9 +37,11 @@ HOOKS: dict[str, dict[str, Hook]] = {
         "nat_output": Hook("nat", "output", DSTNAT),
         # masquerade once routing has chosen the way out, so the node's address on that way is used
         "nat_postrouting": Hook("nat", "postrouting", SRCNAT),
-        # rejects for ports without endpoints come after DNAT had its chance to send them somewhere
+        # node ports without endpoints are refused here, after DNAT had its chance to send them somewhere
         "filter_input": Hook("filter", "input", FILTER),
+        # VIP ports without endpoints, from pods and from outside, once DNAT has let them through unchanged
         "filter_forward": Hook("filter", "forward", FILTER),
+        # the same for the node's own connections, after output's DNAT
         "filter_output": Hook("filter", "output", FILTER),
     },
     PORTMAP: {

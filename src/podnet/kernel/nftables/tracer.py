@@ -64,6 +64,9 @@ class _State:
     def hit(self, where: str, rule: Rule) -> _State:
         return replace(self, hits=(*self.hits, f"{where}: {rule.text()}"))
 
+    def outcome(self, verdict: str) -> Outcome:
+        return Outcome(verdict, self.destination, self.port, self.masqueraded, self.hits)
+
 
 # What a rule's walk can end in: None (on to the next rule), RETURN, or a final verdict.
 _NEXT, _RETURN = None, "return"
@@ -97,7 +100,7 @@ class Tracer:
                 states = routed
             else:
                 states = self._hook(step, states, finished)
-        finished.extend(Outcome("accept", s.destination, s.port, s.masqueraded, s.hits) for s in states)
+        finished.extend(state.outcome("accept") for state in states)
         return finished
 
     def _is_local(self, address: str) -> bool:
@@ -127,7 +130,7 @@ class Tracer:
                     if verdict == "accept":
                         passing.append(after)
                     else:
-                        finished.append(Outcome(verdict, after.destination, after.port, after.masqueraded, after.hits))
+                        finished.append(after.outcome(verdict))
             states = passing
         return states
 

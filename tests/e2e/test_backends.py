@@ -48,7 +48,7 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 
 
 def pod_ip(lab: str, name: str) -> str:
-    listing = json.loads(podnet("get", "pods", "--lab", lab, "-o", "json").stdout)
+    listing = json.loads(podnet("get", "pods", "-A", "--lab", lab, "-o", "json").stdout)
     return next(p["status"]["podIP"] for p in listing["items"] if p["metadata"]["name"] == name)
 
 

@@ -11,7 +11,7 @@ from tests.helpers import curl_json, in_netns, podnet
 
 
 def pods(lab: str) -> dict[str, dict]:  # type: ignore[type-arg]
-    listing = json.loads(podnet("get", "pods", "--lab", lab, "-o", "json").stdout)
+    listing = json.loads(podnet("get", "pods", "-A", "--lab", lab, "-o", "json").stdout)
     return {item["metadata"]["name"]: item for item in listing["items"]}
 
 
@@ -58,6 +58,19 @@ def test_status_shows_tables(cluster_lab: str) -> None:
     for heading in ("NAME", "INTERNAL-IP", "POD-CIDR", "READY", "CLUSTER-IP", "web-service", "control-plane"):
         assert heading in out
     assert podnet("get", "pod", "--lab", cluster_lab, "client", "-o", "jsonpath={.status.podIP}").stdout.startswith("10.244.")
+
+
+def test_get_reads_one_namespace_as_kubectl_does(cluster_lab: str) -> None:
+    default = podnet("get", "pods", "--lab", cluster_lab, "-o", "jsonpath={.items[*].metadata.name}").stdout
+    assert default.split() == ["client"]
+    apps = podnet("get", "pods", "-n", "apps", "--lab", cluster_lab, "-o",
+                  "jsonpath={range .items[*]}{.metadata.name}={.status.podIP}{'\\n'}{end}").stdout
+    rows = dict(line.split("=") for line in apps.splitlines())
+    assert {f"web-{i}" for i in range(6)} <= set(rows) and all(ip.startswith("10.244.") for ip in rows.values())
+    everywhere = podnet("get", "pods", "-A", "--lab", cluster_lab, "-o", "name").stdout.split()
+    assert "pod/client" in everywhere and "pod/web-0" in everywhere and len(everywhere) > len(rows)
+    missing = podnet("get", "pod", "web-0", "--lab", cluster_lab, check=False)
+    assert missing.returncode != 0 and "not found in namespace 'default'" in missing.stderr
 
 
 def test_agent_repairs_a_deleted_route(cluster_lab: str) -> None:

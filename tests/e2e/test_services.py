@@ -19,7 +19,7 @@ LAB = "t-services"
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict]]:  # type: ignore[type-arg]
     podnet("lab", "up", str(renamed_example("services.yaml", LAB, tmp_path_factory.mktemp("services"))))
     try:
-        services = json.loads(podnet("get", "svc", "--lab", LAB, "-o", "json").stdout)["items"]
+        services = json.loads(podnet("get", "svc", "-A", "--lab", LAB, "-o", "json").stdout)["items"]
         yield {s["metadata"]["name"]: s for s in services}
     finally:
         podnet("lab", "down", LAB)

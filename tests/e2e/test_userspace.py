@@ -18,7 +18,7 @@ LAB = "t-ipvs"
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     podnet("lab", "up", str(renamed_example("ipvs.yaml", LAB, tmp_path_factory.mktemp("ipvs"))))
     try:
-        services = json.loads(podnet("get", "svc", "--lab", LAB, "-o", "json").stdout)["items"]
+        services = json.loads(podnet("get", "svc", "-A", "--lab", LAB, "-o", "json").stdout)["items"]
         yield {s["metadata"]["name"]: s["spec"]["clusterIP"] for s in services}
     finally:
         podnet("lab", "down", LAB)

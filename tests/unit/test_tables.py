@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 
-from podnet.cli.tables import format_endpoints, jsonpath, pod_rows, service_rows
+from podnet.cli.tables import format_endpoints, pod_rows, service_rows
 from podnet.kernel.nftables.fake import Fake
 from podnet.kernel.nftables.tracer import Packet, Tracer
 from podnet.lab.spec import HostSpec
 from podnet.lab.topology import render_masquerade
 from podnet.model.manifest import parse_resource
-
-
-def test_jsonpath_subset() -> None:
-    doc = {"status": {"podIP": "10.244.1.2"}, "spec": {"ports": [{"port": 80}, {"port": 81}]}}
-    assert jsonpath(doc, "{.status.podIP}") == "10.244.1.2"
-    assert jsonpath(doc, "{.spec.ports[1].port}") == "81"
-    assert jsonpath(doc, "{.missing.field}") == ""
-    assert jsonpath(doc, "{.spec.ports[5]}") == ""
 
 
 def pod(name: str, ip: str, ready: bool = True):  # type: ignore[no-untyped-def]

@@ -9,7 +9,8 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from podnet.cli.tables import NODE_COLUMNS, POD_COLUMNS, SERVICE_COLUMNS, jsonpath, node_rows, pod_rows, service_rows
+from podnet.cli.jsonpath import jsonpath
+from podnet.cli.tables import NODE_COLUMNS, POD_COLUMNS, SERVICE_COLUMNS, node_rows, pod_rows, service_rows
 from podnet.errors import LabError
 from podnet.lab import state
 from podnet.lab.state import LabRecord
@@ -46,31 +47,36 @@ def _cluster_record(lab_name: str | None) -> LabRecord:
 @click.argument("kind")
 @click.argument("name", required=False)
 @click.option("--lab", "lab_name", help="The lab to read, when several are up.")
-@click.option("-n", "--namespace", default=None, help="Only this Kubernetes namespace.")
-@click.option("-o", "--output", default="table", help="table, json, yaml, name or jsonpath={...}.")
-def get(kind: str, name: str | None, lab_name: str | None, namespace: str | None, output: str) -> None:
-    """List nodes, pods or services of a cluster lab."""
+@click.option("-n", "--namespace", default="default", show_default=True, help="The Kubernetes namespace.")
+@click.option("-A", "--all-namespaces", is_flag=True, help="Every namespace (as kubectl's -A).")
+@click.option("-o", "--output", default="table", help="table, wide, json, yaml, name or jsonpath=TEMPLATE.")
+def get(kind: str, name: str | None, lab_name: str | None, namespace: str, all_namespaces: bool,
+        output: str) -> None:
+    """List nodes, pods or services of a cluster lab, as kubectl does: one
+    namespace (default unless -n), or all of them with -A."""
     registered = kinds.from_word(kind)
     if registered is None or registered.name not in _LISTED:
         raise click.BadParameter(f"{kind!r} is not one of nodes, pods, services", param_hint="KIND")
     wanted = registered.name
     nodes, pods, services = read_cluster(_cluster_record(lab_name))
     chosen: list[Resource] = {"Node": nodes, "Pod": pods, "Service": services}[wanted]
-    if namespace and registered.namespaced:
+    if registered.namespaced and not all_namespaces:
         chosen = [r for r in chosen if r.metadata.namespace == namespace]
     if name:
         chosen = [r for r in chosen if r.metadata.name == name]
         if not chosen:
-            raise LabError(f"{wanted.lower()} {name!r} not found")
+            where = f" in namespace {namespace!r} (-A for all)" if registered.namespaced and not all_namespaces else ""
+            raise LabError(f"{wanted.lower()} {name!r} not found{where}")
     manifests = [r.to_manifest() for r in chosen]
+    document = manifests[0] if name else {"apiVersion": "v1", "kind": "List", "items": manifests}
     if output == "json":
-        click.echo(json.dumps(manifests[0] if name else {"kind": "List", "items": manifests}, indent=2))
+        click.echo(json.dumps(document, indent=2))
     elif output == "yaml":
-        click.echo(yaml.safe_dump(manifests[0] if name else {"kind": "List", "items": manifests}, sort_keys=False))
+        click.echo(yaml.safe_dump(document, sort_keys=False))
     elif output == "name":
         click.echo("\n".join(f"{wanted.lower()}/{r.metadata.name}" for r in chosen))
     elif output.startswith("jsonpath="):
-        click.echo(" ".join(jsonpath(m, output[len("jsonpath="):]) for m in manifests))
+        click.echo(jsonpath(document, output[len("jsonpath="):]), nl=False)
     elif output in ("table", "wide"):
         columns, rows = {
             "Node": (NODE_COLUMNS, lambda: node_rows(nodes)),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from podnet.model.node import Node
 from podnet.model.pod import Pod
 from podnet.model.service import Service
@@ -45,22 +43,3 @@ def service_rows(services: list[Service], pods: list[Pod]) -> list[tuple[str, ..
          format_endpoints(s, pods))
         for s in services
     ]
-
-
-def jsonpath(document: object, expression: str) -> str:
-    """The dotted subset of kubectl's -o jsonpath: {.status.podIP}, {.spec.ports[0].port}."""
-    path = expression.strip()
-    if path.startswith("{") and path.endswith("}"):
-        path = path[1:-1]
-    value = document
-    for part in filter(None, path.replace("[", ".[").split(".")):
-        if part.startswith("[") and part.endswith("]") and isinstance(value, list):
-            index = int(part[1:-1])
-            value = value[index] if -len(value) <= index < len(value) else None
-        elif isinstance(value, dict):
-            value = value.get(part)
-        else:
-            value = None
-        if value is None:
-            return ""
-    return value if isinstance(value, str) else json.dumps(value)

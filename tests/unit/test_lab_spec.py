@@ -76,7 +76,9 @@ BAD_CLUSTERS = {
     "unsupported workload": (cluster(workloads=[{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}]),
                              "workloads[0].kind: unsupported kind 'Secret'"),
     "too many nodes": (cluster(networking={"podSubnet": "10.244.0.0/23"}, nodes=[{"name": f"n{i}"} for i in range(3)]),
-                       "nodes: 3 nodes do not fit"),
+                       "nodes: 3 nodes do not fit: podSubnet 10.244.0.0/23 holds only 2 /24 node subnets"),
+    "pod subnet smaller than a node's": (cluster(networking={"podSubnet": "10.244.0.0/26"}),
+                                         "networking.podSubnet: 10.244.0.0/26 is smaller than one node's /24"),
     "node port used twice": (
         cluster(workloads=[{"apiVersion": "v1", "kind": "Service", "metadata": {"name": n},
                             "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}} for n in ("a", "b")]),
@@ -153,6 +155,13 @@ def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
         load_lab_file(bad)
     assert str(caught.value).startswith(f"{bad}: line ")
     assert "malformed YAML" in str(caught.value)
+
+
+def test_a_file_that_is_not_text_is_one_line(tmp_path: Path) -> None:
+    binary = tmp_path / "x.yaml"
+    binary.write_bytes(b"kind: Cluster\n\xff\xfe\x00garbage")
+    with pytest.raises(ManifestError, match=r"x.yaml: not UTF-8 text: byte 0xff at offset 14"):
+        load_lab_file(binary)
 
 
 def test_missing_file_is_one_line(tmp_path: Path) -> None:

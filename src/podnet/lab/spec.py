@@ -107,6 +107,9 @@ def load_lab_file(path: str | Path) -> LabSpec:
         text = Path(path).read_text()
     except OSError as err:
         raise ManifestError("", f"cannot read lab file: {err.strerror}", source) from None
+    except UnicodeDecodeError as err:
+        raise ManifestError("", f"not UTF-8 text: byte {err.object[err.start]:#04x} at offset {err.start}",
+                            source) from None
     documents = load_yaml_documents(text, source)
     if not documents:
         raise ManifestError("", "the lab file is empty", source)
@@ -171,9 +174,13 @@ def _parse_cluster(head: Fields, name: str, extra: list[tuple[str, object]]) -> 
         nodes.append(node_name)
     if not nodes:
         raise ManifestError("nodes", "a cluster needs at least one node")
+    if pod_subnet.prefixlen > mask:
+        raise ManifestError("networking.podSubnet", f"{pod_subnet} is smaller than one node's /{mask}; "
+                                                    f"give a /{mask} or larger")
     capacity = 2 ** (mask - pod_subnet.prefixlen)
     if len(nodes) > capacity:
-        raise ManifestError("nodes", f"{len(nodes)} nodes do not fit: podSubnet {pod_subnet} holds {capacity} /{mask} node subnets")
+        held = f"{capacity} /{mask} node subnet{'s' if capacity != 1 else ''}"
+        raise ManifestError("nodes", f"{len(nodes)} nodes do not fit: podSubnet {pod_subnet} holds only {held}")
     if len(nodes) > subnets["nodeSubnet"].num_addresses - 3:
         raise ManifestError("nodes", f"{len(nodes)} nodes do not fit in nodeSubnet {subnets['nodeSubnet']}")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from podnet.errors import KernelError
 from podnet.kernel.nftables.objects import Chain, Element, Elements, Object, Set, Table
-from podnet.kernel.nftables.rules import Lookup, Rule, SetRef, Statement, UpdateSet, Verdict, VerdictMap
+from podnet.kernel.nftables.rules import Dnat, Lookup, Match, Rule, SetRef, Statement, UpdateSet, Verdict, VerdictMap
 from podnet.kernel.nftables.script import script
 from podnet.kernel.nftables.transaction import Transaction
 
@@ -45,15 +45,12 @@ def _references(statement: Statement) -> Iterator[tuple[str, str]]:
         else:
             for _, verdict in statement.map:
                 yield from _references(verdict)
-    elif isinstance(statement, Lookup):
-        yield "set", statement.map
+    elif isinstance(statement, Match) and isinstance(statement.right, SetRef):
+        yield "set", statement.right.name
+    elif isinstance(statement, Dnat) and isinstance(statement.to, Lookup):
+        yield "set", statement.to.map
     elif isinstance(statement, UpdateSet):
         yield "set", statement.set
-    for value in vars(statement).values():
-        if isinstance(value, SetRef):
-            yield "set", value.name
-        elif isinstance(value, Lookup):
-            yield "set", value.map
 
 
 class Fake:

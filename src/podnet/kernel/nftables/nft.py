@@ -77,15 +77,14 @@ def _json_value(value: Any) -> tuple[str, ...]:
 
 
 def _json_element(set_name: str, item: Any) -> Element:
-    if isinstance(item, list):  # a map's [key, value]
-        key, value = item
-        if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in ("jump", "goto"):
-            kind, target = next(iter(value.items()))
-            return Element(set_name, _json_value(key), Verdict(kind, target["target"]))
-        if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in ("accept", "drop", "return"):
-            return Element(set_name, _json_value(key), Verdict(next(iter(value))))
-        return Element(set_name, _json_value(key), _json_value(value))
-    return Element(set_name, _json_value(item))
+    if not isinstance(item, list):
+        return Element(set_name, _json_value(item))
+    key, value = item  # a map's [key, value]; a verdict is {"goto": {"target": ...}} or {"drop": null}
+    if isinstance(value, dict) and len(value) == 1:
+        ((kind, target),) = value.items()
+        if kind in ("jump", "goto", "accept", "drop", "return"):
+            return Element(set_name, _json_value(key), Verdict(kind, target["target"] if target else None))
+    return Element(set_name, _json_value(key), _json_value(value))
 
 
 class Nft:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from podnet.kernel import netns
 from tests.cni.conftest import Plugins
 from tests.helpers import in_netns
@@ -48,15 +50,22 @@ def masq_elements(ours: Plugins) -> str:
     return in_netns(ours.host, "nft", "list", "map", "inet", "podnet-cni", "masq4", check=False).stdout
 
 
-def test_ip_masq_is_removed_even_when_the_netns_is_gone(ours: Plugins) -> None:
-    """containernetworking/plugins#810: the reference leaves its chain behind."""
+@pytest.mark.parametrize("netns_gone", [True, False], ids=["netns-gone", "with-prevResult"])
+def test_ip_masq_is_removed_by_del(ours: Plugins, netns_gone: bool) -> None:
+    """containernetworking/plugins#810: the reference leaves its chain behind. A
+    runtime's DEL with the netns there and a prevResult names the address three
+    times (lease, link, prevResult), which once made the removal fail quietly."""
     container = ours.container()
     config = ours.netconf(ipMasq=True)
-    ip = ours.add(container, "masq", config=config)["ips"][0]["address"].split("/")[0]
+    added = ours.add(container, "masq", config=config)
+    ip = added["ips"][0]["address"].split("/")[0]
     assert f"{ip} : jump" in masq_elements(ours)
-    netns.delete(container)
+    if netns_gone:
+        netns.delete(container)
+    else:
+        config = {**config, "prevResult": added}
     assert ours.call("DEL", config, container_id="masq", netns_name=container)[0] == 0
-    assert ip not in masq_elements(ours)
+    assert f"{ip} : jump" not in masq_elements(ours)
 
 
 def test_failure_half_way_through_add_gives_everything_back(ours: Plugins) -> None:

@@ -69,11 +69,12 @@ def test_the_kernel_and_the_fake_hold_the_same_proxy_table(make_netns) -> None: 
 @pytest.mark.parametrize("change", [
     Transaction(PROXY).create(Element("cluster_ips", ("10.96.0.2",))),
     Transaction(PROXY).delete(Element("cluster_ips", ("10.96.9.9",))),
+    Transaction(PROXY).delete(Element("cluster_ips", ("10.96.0.2",)), Element("cluster_ips", ("10.96.0.2",))),
     Transaction(PROXY).delete(Chain("reject_service")),
     Transaction(PROXY).add(Element("hairpin", ("10.244.0.2",))),
     Transaction(Table("ip", "absent")).add(Chain("x")),
     Transaction(PROXY).add(Set("cluster_ips", "ipv6_addr")),
-], ids=["create-existing-element", "delete-missing-element", "delete-used-chain", "short-key", "missing-table",
+], ids=["create-existing-element", "delete-missing-element", "delete-element-twice", "delete-used-chain", "short-key", "missing-table",
         "redeclared-set"])
 def test_what_the_fake_refuses_the_kernel_refuses(make_netns, change: Transaction) -> None:  # type: ignore[no-untyped-def]
     nft, fake = Nft.in_namespace(make_netns()), Fake()
@@ -85,6 +86,17 @@ def test_what_the_fake_refuses_the_kernel_refuses(make_netns, change: Transactio
     with pytest.raises(KernelError):
         nft.run(change)
     assert nft.list_ruleset() == before
+
+
+def test_destroy_removes_whether_or_not_there_even_when_named_twice(make_netns) -> None:  # type: ignore[no-untyped-def]
+    """A CNI DEL names an address from its lease and again from the container's
+    link: the kernel refused the second delete and the element stayed."""
+    nft, fake = Nft.in_namespace(make_netns()), Fake()
+    twice = [Element("cluster_ips", ("10.96.0.2",))] * 2 + [Element("cluster_ips", ("10.96.9.9",))]
+    for backend in (nft, fake):
+        backend.run(proxy_table())
+        backend.run(Transaction(PROXY).destroy(*twice))
+        assert ("10.96.0.2",) not in {e.key for e in backend.list_elements(PROXY, "cluster_ips")}
 
 
 def test_listing_a_missing_set_is_empty_and_other_failures_are_raised(make_netns) -> None:  # type: ignore[no-untyped-def]

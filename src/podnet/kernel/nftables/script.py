@@ -53,6 +53,8 @@ def _element_texts(elements: Sequence[Element]) -> str:
 def _element_lines(table: str, verb: str, elements: Sequence[Element]) -> list[str]:
     """Elements of one set in one command: nft's cost is per command more than per element."""
     name = elements[0].set
+    if verb == "destroy":  # a key deleted twice in one command is ENOENT, and destroy promises none
+        elements = list({element.key: element for element in elements}.values())
     if verb in ("add", "create"):
         return [f"{verb} element {table} {name} {{ {_element_texts(elements)} }}"]
     keys = ", ".join(map(_JOINED, map(_KEY, elements)))

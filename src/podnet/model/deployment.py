@@ -1,8 +1,11 @@
-"""Deployment: a pod template stamped out `replicas` times."""
+"""Deployment: a pod template kept at `replicas` copies, rolled to a new template
+within maxSurge and maxUnavailable."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from podnet.errors import ManifestError
@@ -11,12 +14,18 @@ from podnet.model.meta import ObjectMeta
 from podnet.model.pod import Pod
 from podnet.model.selector import LabelSelector
 
+TEMPLATE_HASH = "pod-template-hash"  # the label a ReplicaSet puts on its pods
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"  # `rollout restart` changes the template with this
+
 
 @dataclass(frozen=True)
 class Deployment:
     metadata: ObjectMeta
     replicas: int
-    template: Pod  # its metadata.name is the deployment's; pods get "-<index>"
+    template: Pod  # its metadata.name is the deployment's
+    selector: LabelSelector = field(default_factory=LabelSelector)
+    max_surge: int | str = "25%"
+    max_unavailable: int | str = "25%"
 
     kind = "Deployment"
 
@@ -35,22 +44,78 @@ class Deployment:
             raise ManifestError(spec.at("selector"), "does not match the template's labels")
         pod_meta = ObjectMeta(metadata.name, metadata.namespace, labels, annotations)
         pod = Pod(pod_meta, **Pod.parse_spec(template.mapping("spec", required=True)))
-        return cls(metadata, replicas, pod)
+        surge, unavailable = _rolling_update(spec)
+        if surge in (0, "0%") and unavailable in (0, "0%"):
+            raise ManifestError(spec.at("strategy.rollingUpdate"), "maxSurge and maxUnavailable may not both be 0")
+        return cls(metadata, replicas or 0, pod, selector, surge, unavailable)
+
+    @property
+    def template_hash(self) -> str:
+        """Names a template version, as a ReplicaSet's pod-template-hash does."""
+        text = json.dumps({"metadata": self.template.metadata.to_manifest(), "spec": self.template.spec_manifest()},
+                          sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+    def surge(self) -> int:
+        """Pods above replicas a rollout may run; a percentage rounds up, as Kubernetes'."""
+        return _scaled(self.max_surge, self.replicas, round_up=True)
+
+    def unavailable(self) -> int:
+        """Pods below replicas a rollout may leave unready; a percentage rounds down."""
+        return _scaled(self.max_unavailable, self.replicas, round_up=False)
+
+    def pod(self, name: str) -> Pod:
+        """A new pod from the template, labelled with its version and owned by this deployment."""
+        meta = self.template.metadata
+        labels = {**meta.labels, TEMPLATE_HASH: self.template_hash}
+        return replace(self.template, metadata=ObjectMeta(name, self.metadata.namespace, labels, dict(meta.annotations),
+                                                          owner=(self.kind, self.metadata.name)))
 
     def pods(self) -> list[Pod]:
-        """Stable, predictable pod names: web-0, web-1, ... (easy to exec into)."""
-        return [
-            Pod(ObjectMeta(f"{self.metadata.name}-{i}", self.metadata.namespace, self.template.metadata.labels,
-                           self.template.metadata.annotations),
-                self.template.containers, self.template.node_name, self.template.hostname, self.template.subdomain)
-            for i in range(self.replicas)
-        ]
+        """The first rollout's pods: web-0, web-1, ... (the names the controller
+        gives to a fresh deployment; a lab file's names are checked against them)."""
+        return [self.pod(f"{self.metadata.name}-{i}") for i in range(self.replicas)]
+
+    def scaled(self, replicas: int) -> Deployment:
+        return replace(self, replicas=replicas)
 
     def to_manifest(self) -> dict[str, Any]:
-        labels = self.template.metadata.labels
+        template_meta: dict[str, Any] = {"labels": dict(self.template.metadata.labels)}
+        if self.template.metadata.annotations:
+            template_meta["annotations"] = dict(self.template.metadata.annotations)
         return {
             "apiVersion": "apps/v1", "kind": "Deployment", "metadata": self.metadata.to_manifest(),
-            "spec": {"replicas": self.replicas, "selector": {"matchLabels": dict(labels)},
-                     "template": {"metadata": {"labels": dict(labels), "annotations": dict(self.template.metadata.annotations)},
-                                  "spec": self.template.spec_manifest()}},
+            "spec": {"replicas": self.replicas, "selector": self.selector.to_manifest(),
+                     "strategy": {"type": "RollingUpdate", "rollingUpdate": {
+                         "maxSurge": self.max_surge, "maxUnavailable": self.max_unavailable}},
+                     "template": {"metadata": template_meta, "spec": self.template.spec_manifest()}},
         }
+
+
+def _rolling_update(spec: Fields) -> tuple[int | str, int | str]:
+    strategy = spec.mapping("strategy")
+    if strategy is None:
+        return "25%", "25%"
+    kind = strategy.text("type", "RollingUpdate")
+    if kind != "RollingUpdate":
+        raise ManifestError(strategy.at("type"), f"{kind!r} is not supported (only RollingUpdate)")
+    rolling = strategy.mapping("rollingUpdate")
+    if rolling is None:
+        return "25%", "25%"
+    return _int_or_percent(rolling, "maxSurge"), _int_or_percent(rolling, "maxUnavailable")
+
+
+def _int_or_percent(fields: Fields, key: str) -> int | str:
+    value = fields.data.get(key, "25%")
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.endswith("%") and value[:-1].isdigit() and int(value[:-1]) <= 100:
+        return value
+    raise ManifestError(fields.at(key), f"{value!r} is not a count or a percentage such as 25%")
+
+
+def _scaled(value: int | str, replicas: int, *, round_up: bool) -> int:
+    if isinstance(value, int):
+        return value
+    share = int(value[:-1]) * replicas
+    return -(-share // 100) if round_up else share // 100

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from podnet.model.deployment import Deployment
+from podnet.model.namespace import Namespace
 from podnet.model.node import Node
 from podnet.model.pod import Pod
 from podnet.model.service import Service
@@ -31,6 +32,7 @@ class Kind:
 
 
 KINDS: tuple[Kind, ...] = (
+    Kind("Namespace", "namespaces", ("ns",), Namespace, namespaced=False),
     Kind("Node", "nodes", ("no",), Node, namespaced=False),
     Kind("Pod", "pods", ("po",), Pod),
     Kind("Service", "services", ("svc",), Service),

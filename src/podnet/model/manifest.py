@@ -10,11 +10,12 @@ from podnet.errors import ManifestError
 from podnet.model import kinds
 from podnet.model.deployment import Deployment
 from podnet.model.fields import Fields
+from podnet.model.namespace import Namespace
 from podnet.model.node import Node
 from podnet.model.pod import Pod
 from podnet.model.service import Service
 
-Resource = Union[Node, Pod, Service, Deployment]
+Resource = Union[Namespace, Node, Pod, Service, Deployment]
 
 
 def parse_resource(document: object, path: str = "") -> Resource:

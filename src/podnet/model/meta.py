@@ -14,6 +14,7 @@ class ObjectMeta:
     namespace: str = "default"
     labels: dict[str, str] = field(default_factory=dict, hash=False)
     annotations: dict[str, str] = field(default_factory=dict, hash=False, compare=True)
+    owner: tuple[str, str] | None = None  # (kind, name) of the controller that made it: its ownerReference
 
     @property
     def key(self) -> str:
@@ -26,7 +27,12 @@ class ObjectMeta:
         namespace = meta.text("namespace", "default") if namespaced else ""
         if namespaced:
             check_dns_label(namespace, meta.at("namespace"))
-        return cls(name=name, namespace=namespace, labels=meta.labels("labels"), annotations=meta.labels("annotations"))
+        owner = None
+        for reference in meta.records("ownerReferences"):
+            if reference.boolean("controller"):
+                owner = (reference.text("kind", required=True) or "", reference.text("name", required=True) or "")
+        return cls(name=name, namespace=namespace, labels=meta.labels("labels"), annotations=meta.labels("annotations"),
+                   owner=owner)
 
     def to_manifest(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name}
@@ -36,4 +42,7 @@ class ObjectMeta:
             out["labels"] = dict(self.labels)
         if self.annotations:
             out["annotations"] = dict(self.annotations)
+        if self.owner:
+            out["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": self.owner[0], "name": self.owner[1],
+                                       "controller": True}]
         return out

@@ -10,6 +10,9 @@ from podnet.model.fields import Fields, check_dns_label
 from podnet.model.meta import ObjectMeta
 
 
+PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
+
+
 @dataclass(frozen=True)
 class ContainerPort:
     container_port: int
@@ -69,6 +72,11 @@ class Pod:
     host_ip: str | None = None
     ready: bool = False
     terminating: bool = False  # metadata.deletionTimestamp is set
+    node_selector: dict[str, str] = field(default_factory=dict, hash=False)
+    grace_seconds: int = 30  # terminationGracePeriodSeconds: SIGTERM, then SIGKILL after this long
+    phase: str = "Pending"
+    reason: str | None = None  # why it is Pending (Unschedulable) or not running (CrashLoopBackOff)
+    restarts: int = 0
 
     kind = "Pod"
 
@@ -91,7 +99,8 @@ class Pod:
             if value is not None:
                 check_dns_label(value, spec.at(key))
         return {"containers": containers, "node_name": spec.text("nodeName"), "hostname": hostname,
-                "subdomain": subdomain}
+                "subdomain": subdomain, "node_selector": spec.labels("nodeSelector"),
+                "grace_seconds": spec.integer("terminationGracePeriodSeconds", 30, minimum=0, maximum=3600)}
 
     @staticmethod
     def _parse_status(status: Fields | None) -> dict[str, Any]:
@@ -99,8 +108,12 @@ class Pod:
             return {}
         pod_ip, host_ip = status.address("podIP"), status.address("hostIP")
         ready = any(c.text("type") == "Ready" and c.text("status") == "True" for c in status.records("conditions"))
+        phase = status.text("phase", "Pending") or "Pending"
+        if phase not in PHASES:
+            raise ManifestError(status.at("phase"), f"{phase!r} is not one of {', '.join(PHASES)}")
+        restarts = sum(c.integer("restartCount", 0, minimum=0) or 0 for c in status.records("containerStatuses"))
         return {"pod_ip": str(pod_ip) if pod_ip else None, "host_ip": str(host_ip) if host_ip else None,
-                "ready": ready}
+                "ready": ready, "phase": phase, "reason": status.text("reason"), "restarts": restarts}
 
     @property
     def command(self) -> tuple[str, ...]:
@@ -115,14 +128,25 @@ class Pod:
     def scheduled(self, node_name: str) -> Pod:
         return replace(self, node_name=node_name)
 
-    def with_status(self, *, pod_ip: str | None, host_ip: str | None, ready: bool) -> Pod:
-        return replace(self, pod_ip=pod_ip, host_ip=host_ip, ready=ready)
+    def with_status(self, *, pod_ip: str | None, host_ip: str | None, ready: bool, phase: str | None = None,
+                    reason: str | None = None, restarts: int | None = None) -> Pod:
+        return replace(self, pod_ip=pod_ip, host_ip=host_ip, ready=ready,
+                       phase=phase or ("Running" if pod_ip else self.phase), reason=reason,
+                       restarts=self.restarts if restarts is None else restarts)
+
+    def same_spec(self, other: Pod) -> bool:
+        """What `apply` compares: the spec and the metadata a user writes, not the status."""
+        return self.spec_manifest() == other.spec_manifest() and self.metadata == other.metadata
 
     def spec_manifest(self) -> dict[str, Any]:
         spec: dict[str, Any] = {"containers": [c.to_manifest() for c in self.containers]}
         for key, value in (("nodeName", self.node_name), ("hostname", self.hostname), ("subdomain", self.subdomain)):
             if value:
                 spec[key] = value
+        if self.node_selector:
+            spec["nodeSelector"] = dict(self.node_selector)
+        if self.grace_seconds != 30:
+            spec["terminationGracePeriodSeconds"] = self.grace_seconds
         return spec
 
     def to_manifest(self) -> dict[str, Any]:
@@ -130,11 +154,15 @@ class Pod:
                                "spec": self.spec_manifest()}
         if self.terminating:
             out["metadata"]["deletionTimestamp"] = "1970-01-01T00:00:00Z"
-        if self.pod_ip or self.host_ip or self.ready:
-            status: dict[str, Any] = {"conditions": [{"type": "Ready", "status": "True" if self.ready else "False"}]}
-            if self.pod_ip:
-                status["podIP"] = self.pod_ip
-            if self.host_ip:
-                status["hostIP"] = self.host_ip
-            out["status"] = status
+        status: dict[str, Any] = {"phase": self.phase,
+                                  "conditions": [{"type": "Ready", "status": "True" if self.ready else "False"}]}
+        if self.reason:
+            status["reason"] = self.reason
+        if self.pod_ip:
+            status["podIP"] = self.pod_ip
+        if self.host_ip:
+            status["hostIP"] = self.host_ip
+        status["containerStatuses"] = [{"name": c.name, "ready": self.ready, "restartCount": self.restarts if i == 0 else 0}
+                                       for i, c in enumerate(self.containers)]
+        out["status"] = status
         return out

@@ -1,0 +1,125 @@
+"""`podnet apply`: create or update objects, as `kubectl apply` reports them
+(created, configured, unchanged).
+
+Every document is checked before anything is written: a bad one, an immutable
+field changed or a namespace that does not exist applies nothing. An update is
+the manifest merged onto the stored object (its status, its scheduled node, its
+allocated addresses kept) and written by compare-and-swap, retried on conflict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from podnet.api import cluster, services, writes
+from podnet.errors import ManifestError
+from podnet.model import kinds
+from podnet.model.deployment import Deployment
+from podnet.model.manifest import Resource
+from podnet.model.namespace import Namespace
+from podnet.model.pod import Pod
+from podnet.model.service import Service
+from podnet.store.base import Store
+
+
+@dataclass(frozen=True)
+class Applied:
+    resource: Resource
+    action: str  # created, configured or unchanged
+
+    def line(self) -> str:
+        return f"{self.resource.kind.lower()}/{self.resource.metadata.name} {self.action}"
+
+
+def merged(current: Resource, desired: Resource) -> Resource:
+    """desired, with what the cluster decided for current kept; an immutable field
+    changed is a ManifestError naming it."""
+    if isinstance(current, Pod) and isinstance(desired, Pod):
+        node = desired.node_name or current.node_name
+        if desired.node_name and current.node_name and desired.node_name != current.node_name:
+            raise ManifestError("spec.nodeName", "field is immutable once the pod is scheduled")
+        if replace(desired, node_name=node).spec_manifest() != current.spec_manifest():
+            raise ManifestError("spec", "pod updates may not change fields other than labels and annotations")
+        return replace(current, metadata=replace(desired.metadata, owner=desired.metadata.owner or current.metadata.owner))
+    if isinstance(current, Service) and isinstance(desired, Service):
+        if desired.cluster_ip and current.cluster_ip and desired.cluster_ip != current.cluster_ip:
+            raise ManifestError("spec.clusterIP", f"field is immutable (it is {current.cluster_ip})")
+        return replace(desired, cluster_ip=desired.cluster_ip or current.cluster_ip)
+    if isinstance(current, Deployment) and isinstance(desired, Deployment):
+        if desired.selector != current.selector:
+            raise ManifestError("spec.selector", "field is immutable")
+        return desired
+    if isinstance(current, Namespace) and isinstance(desired, Namespace):
+        return replace(current, metadata=_namespace_meta(desired))
+    return desired
+
+
+def _namespace_meta(namespace: Namespace) -> object:
+    """Every namespace carries its name as a label, which policies select on."""
+    meta = namespace.metadata
+    return replace(meta, labels={**meta.labels, "kubernetes.io/metadata.name": meta.name})
+
+
+def check(store: Store, documents: list[Resource]) -> None:
+    """Everything apply would refuse, before anything is written."""
+    seen: set[tuple[str, str, str]] = set()
+    creating = {d.metadata.name for d in documents if isinstance(d, Namespace)}
+    for i, document in enumerate(documents):
+        where = f"document {i + 1} ({document.kind.lower()}/{document.metadata.name})"
+        identity = (document.kind, document.metadata.namespace, document.metadata.name)
+        if identity in seen:
+            raise ManifestError(where, "appears twice")
+        seen.add(identity)
+        if kinds.of(type(document)).namespaced:
+            namespace = document.metadata.namespace
+            found = writes.read(store, "Namespace", "", namespace)
+            if found is None and namespace not in creating:
+                raise ManifestError(where, f'namespaces "{namespace}" not found')
+            if found is not None and found[0].terminating:  # type: ignore[union-attr]
+                raise ManifestError(where, f'namespace "{namespace}" is being deleted')
+        if isinstance(document, Pod) and document.metadata.owner:
+            raise ManifestError(f"{where}: metadata.ownerReferences", "are set by controllers, not by apply")
+        stored = writes.read(store, document.kind, document.metadata.namespace, document.metadata.name)
+        if stored is not None:
+            try:
+                merged(stored[0], document)
+            except ManifestError as err:
+                raise ManifestError(f"{where}: {err.field}", err.problem) from None
+
+
+def apply(store: Store, documents: list[Resource]) -> list[Applied]:
+    check(store, documents)
+    ordered = sorted(documents, key=lambda d: not isinstance(d, Namespace))  # namespaces before what goes in them
+    return [apply_one(store, document) for document in ordered]
+
+
+def apply_one(store: Store, desired: Resource) -> Applied:
+    if isinstance(desired, Namespace):
+        desired = replace(desired, metadata=_namespace_meta(desired))
+    if isinstance(desired, Service):
+        return _apply_service(store, desired)
+    if writes.create(store, desired):
+        return Applied(desired, "created")
+    meta = desired.metadata
+    written, changed = writes.update(store, desired.kind, meta.namespace, meta.name, lambda current: merged(current, desired))
+    return Applied(written, "configured" if changed else "unchanged")
+
+
+def _apply_service(store: Store, desired: Service) -> Applied:
+    """A new Service gets its addresses before it is written; an updated one keeps
+    its own and gives back node ports it no longer uses."""
+    config = cluster.load(store)
+    meta = desired.metadata
+    stored = writes.read(store, "Service", meta.namespace, meta.name)
+    if stored is None:
+        (allocated,) = services.allocate(store, config, [desired])
+        if writes.create(store, allocated):
+            return Applied(allocated, "created")
+        services.release(store, config, allocated)
+        stored = writes.read(store, "Service", meta.namespace, meta.name)
+    previous: Service = stored[0]  # type: ignore[index,assignment]
+    (allocated,) = services.allocate(store, config, [merged(previous, desired)], previous)  # type: ignore[list-item]
+    written, changed = writes.update(store, "Service", meta.namespace, meta.name,
+                                     lambda current: merged(current, allocated))
+    services.release(store, config, previous, keep=written)  # type: ignore[arg-type]
+    return Applied(written, "configured" if changed else "unchanged")

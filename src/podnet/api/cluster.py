@@ -1,0 +1,53 @@
+"""The settings of one cluster that every writer needs (the service subnet for
+ClusterIPs, the DNS domain for pods' resolv.conf), kept in the store, as an API
+server and a kubelet get them from their flags."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import asdict, dataclass, field
+
+from podnet.errors import PodnetError
+from podnet.model.namespace import BUILT_IN, Namespace
+from podnet.store import resources
+from podnet.store.base import Store
+
+KEY = "/registry/podnet.dev/cluster"
+NODE_PORT_RANGE = (30000, 32767)
+RESERVED_SERVICE_OFFSETS = (1, 10)  # the API service and the cluster DNS
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    pod_subnet: str
+    service_subnet: str
+    dns_domain: str = "cluster.local"
+    upstreams: list[str] = field(default_factory=list)  # where the cluster DNS forwards other names
+
+    @property
+    def dns_ip(self) -> str:
+        return str(ipaddress.ip_network(self.service_subnet).network_address + RESERVED_SERVICE_OFFSETS[1])
+
+    def resolv_conf(self, namespace: str) -> str:
+        """As kubelet writes it for a pod with the ClusterFirst DNS policy."""
+        domain = self.dns_domain
+        return (f"search {namespace}.svc.{domain} svc.{domain} {domain}\n"
+                f"nameserver {self.dns_ip}\noptions ndots:5\n")
+
+
+def save(store: Store, config: ClusterConfig) -> None:
+    store.put(KEY, asdict(config))
+
+
+def load(store: Store) -> ClusterConfig:
+    entry = store.get(KEY)
+    if entry is None:
+        raise PodnetError("the store holds no cluster settings: is it a podnet cluster's store?")
+    return ClusterConfig(**entry.value)
+
+
+def bootstrap(store: Store) -> None:
+    """The namespaces every cluster starts with; harmless to repeat."""
+    for name in BUILT_IN:
+        namespace = Namespace.named(name)
+        store.compare_and_swap(resources.key_of(namespace), namespace.to_manifest(), 0)

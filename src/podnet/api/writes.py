@@ -1,0 +1,67 @@
+"""Reads and compare-and-swap writes of one object, as the API server does them:
+an update is based on the version it read, and a conflict is read again and
+retried, so concurrent writers never lose each other's changes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from podnet.errors import PodnetError
+from podnet.model import kinds
+from podnet.model.manifest import Resource, parse_resource
+from podnet.store import resources
+from podnet.store.base import Store, StoreError
+
+R = TypeVar("R", bound=Resource)
+MAX_CONFLICTS = 200  # far beyond any real contention; a bound, so a bug cannot spin for ever
+
+
+class NotFound(PodnetError):
+    pass
+
+
+def describe(kind: str, namespace: str, name: str) -> str:
+    """kubectl's `pods "web-0" not found in namespace "apps"`."""
+    plural = kinds.named(kind).plural if kinds.named(kind) else kind.lower()  # type: ignore[union-attr]
+    where = f' in namespace "{namespace}"' if namespace else ""
+    return f'{plural} "{name}"{where}'
+
+
+def read(store: Store, kind: str, namespace: str, name: str) -> tuple[Resource, int] | None:
+    """The object and its resourceVersion (the store's revision of its last write)."""
+    entry = store.get(resources.key(kind, namespace, name))
+    return (parse_resource(entry.value, entry.key), entry.mod_revision) if entry else None
+
+
+def update(store: Store, kind: str, namespace: str, name: str,
+           change: Callable[[Resource], Resource | None]) -> tuple[Resource, bool]:
+    """Apply change to the current object until a compare-and-swap takes it.
+    Returns the object as written (or as it was, if change made no difference)
+    and whether it changed; change returning None deletes the object."""
+    key = resources.key(kind, namespace, name)
+    for _ in range(MAX_CONFLICTS):
+        entry = store.get(key)
+        if entry is None:
+            raise NotFound(f"{describe(kind, namespace, name)} not found")
+        current = parse_resource(entry.value, entry.key)
+        changed = change(current)
+        if changed is None:
+            if store.compare_and_swap(key, None, entry.mod_revision) is not None:
+                return current, True
+            continue
+        if changed.to_manifest() == current.to_manifest():
+            return current, False
+        if store.compare_and_swap(key, changed.to_manifest(), entry.mod_revision) is not None:
+            return changed, True
+    raise StoreError(f"{describe(kind, namespace, name)} changed {MAX_CONFLICTS} times while being updated; try again")
+
+
+def create(store: Store, resource: Resource) -> bool:
+    """Write a new object; False when one of that name exists already."""
+    return store.compare_and_swap(resources.key_of(resource), resource.to_manifest(), 0) is not None
+
+
+def modify(store: Store, cls: type[R], namespace: str, name: str, change: Callable[[R], R | None]) -> tuple[R, bool]:
+    """update, typed by class."""
+    return update(store, kinds.of(cls).name, namespace, name, change)  # type: ignore[arg-type,return-value]

@@ -1,0 +1,37 @@
+"""Namespace: a scope for names, with labels NetworkPolicy can select on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from podnet.model.fields import Fields
+from podnet.model.meta import ObjectMeta
+
+BUILT_IN = ("default", "kube-system")  # exist from a cluster's start, as in Kubernetes
+
+
+@dataclass(frozen=True)
+class Namespace:
+    metadata: ObjectMeta
+    terminating: bool = False  # being deleted: nothing new may be created in it
+
+    kind = "Namespace"
+
+    @classmethod
+    def parse(cls, fields: Fields) -> Namespace:
+        metadata = ObjectMeta.parse(fields, namespaced=False)
+        status = fields.mapping("status")
+        terminating = bool(status and status.text("phase") == "Terminating")
+        return cls(metadata, terminating)
+
+    @classmethod
+    def named(cls, name: str) -> Namespace:
+        return cls(ObjectMeta(name, namespace="", labels={"kubernetes.io/metadata.name": name}))
+
+    def deleting(self) -> Namespace:
+        return replace(self, terminating=True)
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": "Namespace", "metadata": self.metadata.to_manifest(),
+                "status": {"phase": "Terminating" if self.terminating else "Active"}}

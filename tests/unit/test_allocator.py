@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from podnet.lab.cluster import allocate_service_addresses
+from podnet.api import services as service_addresses
+from podnet.lab.cluster import cluster_config
 from podnet.lab.spec import parse_lab
 from podnet.store.allocator import AllocationError, cluster_ips
 from podnet.store.sqlite import SqliteStore
@@ -21,7 +22,7 @@ def test_services_get_addresses_and_ports(tmp_path: Path) -> None:
                                  ("h", {"clusterIP": "None"}))]
     spec = parse_lab([{"kind": "Cluster", "metadata": {"name": "t"}, "nodes": [{"name": "n"}], "workloads": services}])
     store = SqliteStore(tmp_path / "store.db")
-    got = allocate_service_addresses(store, spec, spec.services)  # type: ignore[union-attr]
+    got = service_addresses.allocate(store, cluster_config(spec), spec.services)  # type: ignore[arg-type,union-attr]
     assert [(s.metadata.name, s.cluster_ip) for s in got] == [
         ("a", "10.96.0.3"), ("b", "10.96.0.2"), ("c", "10.96.0.4"), ("d", "10.96.0.5"), ("h", "None")]
     assert [p.node_port for s in got for p in s.ports] == [None, None, 30001, 30000, None]

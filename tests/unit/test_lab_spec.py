@@ -47,7 +47,7 @@ def test_deployment_expands_to_named_replicas() -> None:
                            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c"}]}}}}
     spec = parse_lab([cluster(workloads=[deployment])])
     assert [p.metadata.name for p in spec.pods] == ["web-0", "web-1", "web-2"]
-    assert all(p.metadata.labels == {"app": "web"} for p in spec.pods)
+    assert all(p.metadata.labels["app"] == "web" and "pod-template-hash" in p.metadata.labels for p in spec.pods)
 
 
 def test_extra_yaml_documents_are_workloads() -> None:

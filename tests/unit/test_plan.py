@@ -28,17 +28,17 @@ def test_nodes_get_consecutive_addresses_and_subnets() -> None:
     assert [n.namespace for n in plan.nodes] == ["pn-t.n0", "pn-t.n1"]
 
 
-def test_pods_spread_round_robin_with_sandboxes_named_after_them() -> None:
+def test_the_workloads_are_applied_with_namespaces_for_those_they_use() -> None:
+    from podnet.lab.cluster import lab_workloads
+
     plan = plan_cluster(spec())
-    assert [p.pod.node_name for p in plan.pods] == ["n0", "n1", "n0", "n1", "n0"]  # the last is the cluster DNS
-    first = plan.pods[0]
-    assert (first.namespace, first.netns_path, first.container_id) == (
-        "pn-t.default.p0", "/run/netns/pn-t.default.p0", "t.default.p0")
-    assert first.cni_args["K8S_POD_NAME"] == "p0" and first.pod.host_ip == "172.18.0.2"
+    applied = lab_workloads(spec(), plan)
+    assert [w.kind for w in applied].count("Pod") == 5  # four pods and the cluster DNS
+    assert not any(w.kind == "Namespace" for w in applied)  # default and kube-system exist from the start
 
 
 def test_a_full_node_is_an_error() -> None:
-    with pytest.raises(ManifestError, match=r"node n0 gets 7 pods \(with the cluster DNS\) but its subnet 10.244.0.0/29 holds 5"):
+    with pytest.raises(ManifestError, match=r"7 pods \(with the cluster DNS\) do not fit in the nodes. subnets, which hold 5"):
         plan_cluster(spec(pods=6, nodes=1, podSubnet="10.244.0.0/16", nodeCIDRMaskSize=29))
 
 
@@ -92,12 +92,12 @@ def test_lab_names_are_not_prefixes_of_each_other() -> None:
 
 
 def test_every_cluster_gets_dns_as_kubeadm_gives_it() -> None:
-    from podnet.lab.plan import resolv_conf
+    from podnet.lab.cluster import cluster_config
 
     plan = plan_cluster(spec())
-    dns = next(s for s in plan.services if s.metadata.key == "kube-system/kube-dns")
+    (dns,) = plan.extra_services
     assert dns.cluster_ip == "10.96.0.10" and [p.protocol for p in dns.ports] == ["UDP", "TCP"]
-    coredns = next(p for p in plan.pods if p.pod.metadata.key == "kube-system/coredns")
-    assert coredns.pod.command[:2] == ("podnet", "dns") and "--ready" in coredns.pod.command and coredns.pod.metadata.labels == {"k8s-app": "kube-dns"}
-    assert resolv_conf(plan.pods[0].pod, spec()) == (
+    (coredns,) = plan.extra_pods
+    assert coredns.command[:2] == ("podnet", "dns") and "--ready" in coredns.command and coredns.metadata.labels == {"k8s-app": "kube-dns"}
+    assert cluster_config(spec()).resolv_conf("default") == (
         "search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n")

@@ -14,14 +14,14 @@ from podnet.model.manifest import parse_resource
 
 def pod(name: str, ip: str, ready: bool = True):  # type: ignore[no-untyped-def]
     return parse_resource({"kind": "Pod", "metadata": {"name": name, "labels": {"app": "w"}}, "spec": {"nodeName": "n1"},
-                           "status": {"podIP": ip, "conditions": [{"type": "Ready", "status": str(ready)}]}})
+                           "status": {"phase": "Running", "podIP": ip, "conditions": [{"type": "Ready", "status": str(ready)}]}})
 
 
 def test_rows() -> None:
     pods = [pod(f"w{i}", f"10.244.0.{i + 2}") for i in range(5)] + [pod("down", "10.244.0.99", ready=False)]
     service = parse_resource({"kind": "Service", "metadata": {"name": "s"},
                               "spec": {"selector": {"app": "w"}, "clusterIP": "10.96.0.5", "ports": [{"port": 80}]}})
-    assert pod_rows(pods[:1]) == [("default", "w0", "1/1", "10.244.0.2", "n1")]
+    assert pod_rows(pods[:1]) == [("default", "w0", "1/1", "Running", "0", "10.244.0.2", "n1")]
     assert format_endpoints(service, pods) == "10.244.0.2:80,10.244.0.3:80,10.244.0.4:80 + 2 more..."  # type: ignore[arg-type]
     assert service_rows([service], pods)[0][:5] == ("default", "s", "ClusterIP", "10.96.0.5", "80/TCP")  # type: ignore[list-item]
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 
 from podnet.agent.controller import Controller, Snapshot
+from podnet.agent.pods import KubeletConfig, PodController
 from podnet.errors import PodnetError
 from podnet.kernel.node import NodeKernel
 from podnet.network.controller import NetworkController
@@ -22,12 +23,16 @@ log = logging.getLogger("podnet.agent")
 
 
 def node_controllers(kernel: NodeKernel, store: Store, node_name: str, namespace: str,
-                     cluster_cidr: str | None = None, backend: str = "host-gw") -> list[Controller]:
-    """A node's controllers: its network and, given the pod network, its services
-    (in nftables, and in this process for userspace-mode services)."""
+                     cluster_cidr: str | None = None, backend: str = "host-gw",
+                     kubelet: KubeletConfig | None = None) -> list[Controller]:
+    """A node's controllers: its network, given the pod network its services (in
+    nftables, and in this process for userspace-mode services), and given a CNI
+    network its pods."""
     controllers: list[Controller] = [NetworkController(kernel, store, node_name, cluster_cidr, backend)]
     if cluster_cidr:
         controllers += [Proxier(kernel, node_name, cluster_cidr), UserspaceProxies(namespace)]
+    if kubelet is not None:
+        controllers.append(PodController(store, kubelet))
     return controllers
 
 

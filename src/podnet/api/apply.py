@@ -89,6 +89,10 @@ def check(store: Store, documents: list[Resource]) -> None:
 
 def apply(store: Store, documents: list[Resource]) -> list[Applied]:
     check(store, documents)
+    new_services = [d for d in documents if isinstance(d, Service)
+                    and writes.read(store, "Service", d.metadata.namespace, d.metadata.name) is None]
+    if new_services:
+        services.claim(store, cluster.load(store), new_services)
     ordered = sorted(documents, key=lambda d: not isinstance(d, Namespace))  # namespaces before what goes in them
     return [apply_one(store, document) for document in ordered]
 

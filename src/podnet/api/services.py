@@ -18,12 +18,9 @@ def _pools(store: Store, config: ClusterConfig) -> tuple[allocator.Allocator, al
             allocator.node_ports(store, *NODE_PORT_RANGE))
 
 
-def allocate(store: Store, config: ClusterConfig, services: Iterable[Service],
-             previous: Service | None = None) -> list[Service]:
-    """Addresses and ports a manifest names are claimed first (an error naming the
-    holder if taken); the rest are allocated. A Service being updated keeps the
-    clusterIP and node ports it had."""
-    services = list(services)
+def claim(store: Store, config: ClusterConfig, services: Iterable[Service]) -> None:
+    """The addresses and ports these services name, taken before any is handed
+    out, so an allocation cannot take one a later document asks for."""
     ips, ports = _pools(store, config)
     for service in services:
         owner = service.metadata.key
@@ -32,6 +29,16 @@ def allocate(store: Store, config: ClusterConfig, services: Iterable[Service],
         for port in service.ports:
             if port.node_port:
                 ports.claim(str(port.node_port), owner)
+
+
+def allocate(store: Store, config: ClusterConfig, services: Iterable[Service],
+             previous: Service | None = None) -> list[Service]:
+    """Addresses and ports a manifest names are claimed first (an error naming the
+    holder if taken); the rest are allocated. A Service being updated keeps the
+    clusterIP and node ports it had."""
+    services = list(services)
+    claim(store, config, services)
+    ips, ports = _pools(store, config)
     kept = {(p.port, p.protocol): p.node_port for p in previous.ports} if previous else {}
     allocated = []
     for service in services:

@@ -29,23 +29,64 @@ def run_as_daemon() -> threading.Event:
 @click.option("--cluster-cidr", help="The pod network; with it the agent also runs the service proxy.")
 @click.option("--backend", type=click.Choice(["host-gw", "vxlan"]), default="host-gw", show_default=True,
               help="How pod traffic reaches other nodes: routed via their IPs, or in VXLAN tunnels.")
+@click.option("--cni-conf", type=click.Path(exists=True, dir_okay=False),
+              help="The node's CNI conflist; with it the agent also runs the pods bound to the node (as kubelet).")
+@click.option("--cni-bin", type=click.Path(file_okay=False), help="Where the CNI plugins are (with --cni-conf).")
+@click.option("--pods-prefix", help="Pod sandboxes are namespaces named PREFIX<namespace>.<pod> (with --cni-conf).")
+@click.option("--state-dir", type=click.Path(file_okay=False), help="Where the agent records its pods (with --cni-conf).")
+@click.option("--logs", "log_dir", type=click.Path(file_okay=False), help="Where pods' output goes (with --cni-conf).")
+@click.option("--pods-store", help="The store as pods reach it, if not as the agent does.")
 def agent(node_name: str, namespace: str, store_path: str, resync: float, cluster_cidr: str | None,
-          backend: str) -> None:
+          backend: str, cni_conf: str | None, cni_bin: str | None, pods_prefix: str | None, state_dir: str | None,
+          log_dir: str | None, pods_store: str | None) -> None:
     """Run the node agent: keep the node's bridge, routes and forwarding right,
-    and serve this node's CNI plugin invocations."""
+    serve this node's CNI plugin invocations, and run the pods bound to it."""
     from podnet.agent.node_agent import NodeAgent, node_controllers
+    from podnet.agent.pods import KubeletConfig
+    from podnet.cni.runtime import NetworkConfigList
     from podnet.cni.server import CniServer
+    from podnet.kernel import netns
     from podnet.kernel.node import NamespaceKernel
     from podnet.store.location import open_store
 
+    kubelet = None
+    if cni_conf:
+        missing = [flag for flag, value in (("--cni-bin", cni_bin), ("--pods-prefix", pods_prefix),
+                                            ("--state-dir", state_dir), ("--logs", log_dir)) if not value]
+        if missing:
+            raise click.UsageError(f"--cni-conf needs {', '.join(missing)} too")
+        kubelet = KubeletConfig(node_name, pods_prefix or "", Path(state_dir or ""), Path(log_dir or ""),
+                                NetworkConfigList.load(cni_conf), cni_bin or "", str(netns.path(namespace)),
+                                pods_store or store_path)
     stop = run_as_daemon()
     store = open_store(store_path)
     server = CniServer().start()
     try:
-        controllers = node_controllers(NamespaceKernel(namespace), store, node_name, namespace, cluster_cidr, backend)
+        controllers = node_controllers(NamespaceKernel(namespace), store, node_name, namespace, cluster_cidr, backend,
+                                       kubelet)
         NodeAgent(store, node_name, controllers, resync).run(stop)
     finally:
         server.stop()
+        store.close()
+
+
+@click.command("controller")
+@click.option("--store", "store_path", required=True,
+              help="The cluster's store: a SQLite file, or etcd://IP:PORT[,IP:PORT...].")
+@click.option("--resync", default=1.0, show_default=True, help="Seconds between full passes.")
+def controller(store_path: str, resync: float) -> None:
+    """Run the control plane: the scheduler, the Deployment controller and the
+    namespace and garbage collectors."""
+    from podnet.api import cluster
+    from podnet.controller.manager import ControlPlane
+    from podnet.store.location import open_store
+
+    stop = run_as_daemon()
+    store = open_store(store_path)
+    try:
+        cluster.bootstrap(store)
+        ControlPlane(store, resync).run(stop)
+    finally:
         store.close()
 
 

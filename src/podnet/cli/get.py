@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from podnet.cli.jsonpath import jsonpath
-from podnet.cli.tables import NODE_COLUMNS, POD_COLUMNS, SERVICE_COLUMNS, node_rows, pod_rows, service_rows
+from podnet.cli import tables
 from podnet.errors import LabError
 from podnet.lab import state
 from podnet.lab.state import LabRecord
@@ -22,7 +22,6 @@ from podnet.model.service import Service
 from podnet.store import resources
 from podnet.store.location import open_store
 
-_LISTED = ("Node", "Pod", "Service")  # the kinds `get` has columns for
 
 
 def read_cluster(record: LabRecord) -> tuple[list[Node], list[Pod], list[Service]]:
@@ -34,7 +33,7 @@ def read_cluster(record: LabRecord) -> tuple[list[Node], list[Pod], list[Service
         store.close()
 
 
-def _cluster_record(lab_name: str | None) -> LabRecord:
+def cluster_record(lab_name: str | None) -> LabRecord:
     clusters = [r for r in state.running() if r.kind == "Cluster" and (lab_name is None or r.name == lab_name)]
     if not clusters:
         raise LabError(f"no cluster lab named {lab_name} is up" if lab_name else "no cluster lab is up")
@@ -55,11 +54,15 @@ def get(kind: str, name: str | None, lab_name: str | None, namespace: str, all_n
     """List nodes, pods or services of a cluster lab, as kubectl does: one
     namespace (default unless -n), or all of them with -A."""
     registered = kinds.from_word(kind)
-    if registered is None or registered.name not in _LISTED:
-        raise click.BadParameter(f"{kind!r} is not one of nodes, pods, services", param_hint="KIND")
+    if registered is None:
+        raise click.BadParameter(f"{kind!r} is not one of {', '.join(k.plural for k in kinds.KINDS)}", param_hint="KIND")
     wanted = registered.name
-    nodes, pods, services = read_cluster(_cluster_record(lab_name))
-    chosen: list[Resource] = {"Node": nodes, "Pod": pods, "Service": services}[wanted]
+    store = open_store(cluster_record(lab_name).store)
+    try:
+        chosen: list[Resource] = resources.list_kind(store, registered.cls)[0]
+        pods = resources.list_kind(store, Pod)[0] if wanted in ("Service", "Deployment") else []
+    finally:
+        store.close()
     if registered.namespaced and not all_namespaces:
         chosen = [r for r in chosen if r.metadata.namespace == namespace]
     if name:
@@ -79,9 +82,11 @@ def get(kind: str, name: str | None, lab_name: str | None, namespace: str, all_n
         click.echo(jsonpath(document, output[len("jsonpath="):]), nl=False)
     elif output in ("table", "wide"):
         columns, rows = {
-            "Node": (NODE_COLUMNS, lambda: node_rows(nodes)),
-            "Pod": (POD_COLUMNS, lambda: pod_rows(chosen)),  # type: ignore[arg-type]
-            "Service": (SERVICE_COLUMNS, lambda: service_rows(chosen, pods)),  # type: ignore[arg-type]
+            "Namespace": (tables.NAMESPACE_COLUMNS, lambda: tables.namespace_rows(chosen)),  # type: ignore[arg-type]
+            "Node": (tables.NODE_COLUMNS, lambda: tables.node_rows(chosen)),  # type: ignore[arg-type]
+            "Pod": (tables.POD_COLUMNS, lambda: tables.pod_rows(chosen)),  # type: ignore[arg-type]
+            "Service": (tables.SERVICE_COLUMNS, lambda: tables.service_rows(chosen, pods)),  # type: ignore[arg-type]
+            "Deployment": (tables.DEPLOYMENT_COLUMNS, lambda: tables.deployment_rows(chosen, pods)),  # type: ignore[arg-type]
         }[wanted]
         table = Table(box=None, header_style="bold")
         for column in columns:

@@ -16,12 +16,15 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from podnet.cli import agent, cni, get, lab
+    from podnet.cli import agent, change, cni, get, lab
 
     cli.add_command(lab.lab)
     cli.add_command(lab.exec_command)
     cli.add_command(get.get)
+    for command in (change.apply, change.delete, change.scale, change.label, change.annotate):
+        cli.add_command(command)
     cli.add_command(agent.agent)
+    cli.add_command(agent.controller)
     cli.add_command(agent.echo)
     cli.add_command(agent.dns_server)
     cli.add_command(cni.cni)

@@ -2,24 +2,52 @@
 
 from __future__ import annotations
 
+from podnet.controller.deployments import owned
+from podnet.model.deployment import TEMPLATE_HASH, Deployment
+from podnet.model.namespace import Namespace
 from podnet.model.node import Node
 from podnet.model.pod import Pod
 from podnet.model.service import Service
 
-NODE_COLUMNS = ("NAME", "INTERNAL-IP", "POD-CIDR")
-POD_COLUMNS = ("NAMESPACE", "NAME", "READY", "IP", "NODE")
+NODE_COLUMNS = ("NAME", "STATUS", "INTERNAL-IP", "POD-CIDR")
+POD_COLUMNS = ("NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "IP", "NODE")
 SERVICE_COLUMNS = ("NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "PORT(S)", "ENDPOINTS")
+DEPLOYMENT_COLUMNS = ("NAMESPACE", "NAME", "READY", "UP-TO-DATE", "AVAILABLE")
+NAMESPACE_COLUMNS = ("NAME", "STATUS")
 
 
 def node_rows(nodes: list[Node]) -> list[tuple[str, ...]]:
-    return [(n.metadata.name, n.internal_ip or "<none>", n.pod_cidr or "<none>") for n in nodes]
+    return [(n.metadata.name, "Ready" if n.ready else "NotReady", n.internal_ip or "<none>", n.pod_cidr or "<none>")
+            for n in nodes]
+
+
+def pod_status(pod: Pod) -> str:
+    """kubectl's STATUS: Terminating, a reason (CrashLoopBackOff), or the phase."""
+    if pod.terminating:
+        return "Terminating"
+    return (pod.reason or pod.phase).split(":")[0]
 
 
 def pod_rows(pods: list[Pod]) -> list[tuple[str, ...]]:
     return [
-        (p.metadata.namespace, p.metadata.name, "1/1" if p.ready else "0/1", p.pod_ip or "<none>", p.node_name or "<none>")
+        (p.metadata.namespace, p.metadata.name, "1/1" if p.ready else "0/1", pod_status(p), str(p.restarts),
+         p.pod_ip or "<none>", p.node_name or "<none>")
         for p in pods
     ]
+
+
+def deployment_rows(deployments: list[Deployment], pods: list[Pod]) -> list[tuple[str, ...]]:
+    rows = []
+    for d in deployments:
+        live = [p for p in owned(d, pods) if not p.terminating]
+        ready = sum(1 for p in live if p.ready)
+        current = sum(1 for p in live if p.metadata.labels.get(TEMPLATE_HASH) == d.template_hash)
+        rows.append((d.metadata.namespace, d.metadata.name, f"{ready}/{d.replicas}", str(current), str(ready)))
+    return rows
+
+
+def namespace_rows(namespaces: list[Namespace]) -> list[tuple[str, ...]]:
+    return [(n.metadata.name, "Terminating" if n.terminating else "Active") for n in namespaces]
 
 
 def format_ports(service: Service) -> str:

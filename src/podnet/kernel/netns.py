@@ -218,12 +218,17 @@ def run_path(
     return proc
 
 
-def spawn(name: str, argv: Sequence[str], *, log_path: Path, env: dict[str, str] | None = None) -> int:
-    """Start a long-running process in the namespace, detached from our session."""
+def spawn(name: str, argv: Sequence[str], *, log_path: Path, env: dict[str, str] | None = None,
+          own_etc: bool = True) -> int:
+    """Start a long-running process in the namespace, detached from our session.
+
+    With own_etc (a pod's command) it runs as under `ip netns exec`, which gives it
+    a mount namespace of its own. Without (an agent), it stays in ours, so the
+    namespaces it creates for pods are mounted where everyone sees them."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            exec_argv(name, argv),
+            exec_argv(name, argv) if own_etc else enter_argv(str(path(name)), argv),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -236,16 +241,21 @@ def spawn(name: str, argv: Sequence[str], *, log_path: Path, env: dict[str, str]
 
 def processes_in(names: Sequence[str]) -> list[int]:
     """Pids whose network namespace is one of these (found through /proc, not records)."""
-    targets = set()
+    return [pid for pids in processes_by_namespace(names).values() for pid in pids]
+
+
+def processes_by_namespace(names: Sequence[str]) -> dict[str, list[int]]:
+    """Each namespace's pids, from one walk of /proc however many namespaces."""
+    targets = {}
     for name in names:
         try:
             st = os.stat(path(name))
         except FileNotFoundError:
             continue
-        targets.add((st.st_dev, st.st_ino))
+        targets[(st.st_dev, st.st_ino)] = name
+    found: dict[str, list[int]] = {name: [] for name in targets.values()}
     if not targets:
-        return []
-    found = []
+        return found
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -253,8 +263,9 @@ def processes_in(names: Sequence[str]) -> list[int]:
             st = os.stat(f"/proc/{entry}/ns/net")
         except OSError:
             continue
-        if (st.st_dev, st.st_ino) in targets:
-            found.append(int(entry))
+        name = targets.get((st.st_dev, st.st_ino))
+        if name is not None:
+            found[name].append(int(entry))
     return found
 
 

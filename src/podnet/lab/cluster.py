@@ -1,21 +1,24 @@
-"""Bringing up a cluster lab: fabric, nodes, agents, pods and services.
+"""Bringing up a cluster lab: fabric, nodes, the control plane and the agents,
+then the workloads, applied as `podnet apply` applies them.
 
-Like kubelet, `lab up` creates each pod's namespace and has it wired by CNI: the
-network's plugins are exec'd in the node's namespace, where they hand the work
-to that node's agent. The agents keep the nodes' routes right from then on.
+The control plane schedules the pods and each node's agent runs its own, as
+kubelet does: a namespace per pod, wired by the network's CNI plugins. The
+agents keep the nodes' routes and services right from then on.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from podnet.api import cluster
+from podnet.api.apply import apply
+from podnet.api.cluster import ClusterConfig
 from podnet.cni.entry import socket_path_for
 from podnet.cni.install import install as install_plugins
-from podnet.cni.result import Result
-from podnet.cni.runtime import Attachment, NetworkConfigList, Runtime
 from podnet.errors import LabError, PodnetError
 from podnet.kernel import netns, sysctl
 from podnet.kernel.route import RTPROT_STATIC, Route
@@ -23,16 +26,17 @@ from podnet.kernel.netlink import Netns, open_namespace
 from podnet.kernel.node import NamespaceKernel
 from podnet.lab import names, processes
 from podnet.lab.plan import (FABRIC_BRIDGE, INTERNET, INTERNET_ADDRESS, INTERNET_GATEWAY, INTERNET_HOSTS,
-                             NODE_PORT_RANGE, NODE_UPLINK, RESERVED_SERVICE_OFFSETS, ClusterPlan, NodePlan, PodPlan,
-                             plan_cluster, resolv_conf)
+                             NODE_UPLINK, ClusterPlan, NodePlan, plan_cluster)
 from podnet.lab.progress import Progress
 from podnet.lab.spec import ClusterSpec
 from podnet.lab.state import LabRecord
 from podnet.network.apply import apply_node_network
 from podnet.network.leases import SubnetLeases
 from podnet.network.node import POD_BRIDGE, pod_mtu, render_node_network
-from podnet.model.service import Service
-from podnet.store import allocator, resources
+from podnet.model.manifest import Resource
+from podnet.model.namespace import BUILT_IN, Namespace
+from podnet.model.pod import Pod
+from podnet.store import resources
 from podnet.store.base import Store
 from podnet.store.location import open_store
 
@@ -41,9 +45,9 @@ AGENT_START_TIMEOUT = 10.0
 
 
 def members(plan: ClusterPlan) -> dict[str, str]:
-    """What `podnet exec` can enter: every pod, every node, and the internet."""
-    found = {f"pod/{p.pod.metadata.key}": p.namespace for p in plan.pods}
-    found.update({f"node/{n.name}": n.namespace for n in plan.nodes})
+    """What `podnet exec` can enter besides pods (found by name, as they come and go):
+    every node, and the internet."""
+    found = {f"node/{n.name}": n.namespace for n in plan.nodes}
     found[f"host/{INTERNET}"] = plan.internet_namespace
     return found
 
@@ -64,6 +68,11 @@ def node_network_config(node: NodePlan, record: LabRecord, backend: str = "host-
             {"type": "podnet-portmap", "capabilities": {"portMappings": True}, "stateDir": str(state / "portmap")},
         ],
     }
+
+
+def cluster_config(spec: ClusterSpec) -> ClusterConfig:
+    return ClusterConfig(str(spec.pod_subnet), str(spec.service_subnet), spec.dns_domain,
+                         [INTERNET_ADDRESS.split("/")[0]])
 
 
 def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> None:
@@ -87,7 +96,9 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
 
     store = open_store(record.store)
     try:
-        progress.phase("node networks and agents", len(plan.nodes))
+        progress.phase("control plane and agents", len(plan.nodes) + 1)
+        cluster.save(store, cluster_config(spec))
+        cluster.bootstrap(store)
         cluster_nodes = [n.node() for n in plan.nodes]
         leases = SubnetLeases(store, spec.pod_subnet, spec.node_cidr_mask)
         for node in cluster_nodes:
@@ -95,67 +106,63 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
             if leased != node.pod_cidr:
                 raise LabError(f"node {node.metadata.name} was planned {node.pod_cidr} but its lease is {leased}")
             resources.put(store, node)
-        for service in allocate_service_addresses(store, spec, plan.services):
-            resources.put(store, service)
-        plugin_dir = record.directory / "cni" / "bin"
-        install_plugins(plugin_dir)
+        install_plugins(record.directory / "cni" / "bin")
+        processes.start(plan.fabric_namespace, ["podnet", "controller", "--store", record.store_inside],
+                        record.log_path("controller"))
+        progress.advance()
         for node, node_plan in zip(cluster_nodes, plan.nodes):
             apply_node_network(NamespaceKernel(node_plan.namespace),
                                render_node_network(node, cluster_nodes, str(spec.pod_subnet), spec.backend))
-            processes.start(node_plan.namespace, agent_argv(node_plan, record, spec),
-                            record.log_path(f"agent-{node_plan.name}"))
+            start_agent(node_plan, record, spec)
         for node_plan in plan.nodes:
             wait_for_agent(node_plan)
             progress.advance()
 
-        # Each pod's command starts as soon as its pod is wired, so interpreters
-        # start up while later pods are still being wired.
-        progress.phase("pods (CNI ADD)", len(plan.pods))
-        runtimes = {n.name: Runtime([str(plugin_dir)], record.directory / "cni" / n.name / "results",
-                                    str(netns.path(n.namespace))) for n in plan.nodes}
-        networks = {n.name: NetworkConfigList.parse(node_network_config(n, record, spec.backend)) for n in plan.nodes}
-        wired = []
-        for pod_plan in plan.pods:
-            netns.create(pod_plan.namespace)
-            node = pod_plan.node.name
-            outcome = Result.parse(runtimes[node].add(networks[node], Attachment(
-                pod_plan.container_id, pod_plan.netns_path, "eth0", pod_plan.cni_args)))
-            pod = pod_plan.pod.with_status(pod_ip=outcome.ips[0].address.split("/")[0], host_ip=pod_plan.node.ip,
-                                           ready=False)
-            resources.put(store, pod)
-            netns.write_etc(pod_plan.namespace, "resolv.conf", resolv_conf(pod, spec))
-            _start_pod(pod_plan, pod, record, spec)
-            wired.append((pod_plan, pod))
-            progress.advance()
-
-        progress.phase("pods ready", len(wired))
-        _wait_ready(store, wired)
-        progress.advance(len(wired))
+        # The workloads go in as `podnet apply` sends them: the control plane
+        # schedules them and the agents run them.
+        workloads = lab_workloads(spec, plan)
+        expected = {(p.metadata.namespace, p.metadata.name) for p in (*spec.pods, *plan.extra_pods)}
+        progress.phase("pods ready", len(expected))
+        apply(store, workloads)
+        _wait_ready(store, expected, progress)
     finally:
         store.close()
 
 
-def allocate_service_addresses(store: Store, spec: ClusterSpec, services: tuple[Service, ...]) -> list[Service]:
-    """ClusterIPs from the service subnet and node ports from 30000-32767, through
-    the store's allocators; addresses and ports a manifest names are claimed first."""
-    ips = allocator.cluster_ips(store, spec.service_subnet, RESERVED_SERVICE_OFFSETS)
-    ports = allocator.node_ports(store, *NODE_PORT_RANGE)
-    for service in services:
-        owner = service.metadata.key
-        if service.cluster_ip and not service.headless:
-            ips.claim(service.cluster_ip, owner)
-        for port in service.ports:
-            if port.node_port:
-                ports.claim(str(port.node_port), owner)
-    allocated = []
-    for service in services:
-        owner = service.metadata.key
-        if service.cluster_ip is None and service.type != "ExternalName":
-            service = service.with_cluster_ip(ips.allocate(owner))
-        if service.exposes_node_ports:
-            service = service.with_node_ports([p.node_port or int(ports.allocate(owner)) for p in service.ports])
-        allocated.append(service)
-    return allocated
+def lab_workloads(spec: ClusterSpec, plan: ClusterPlan) -> list[Resource]:
+    """The lab file's workloads, with the cluster DNS and a Namespace for each
+    namespace they name and do not declare (a lab file may simply use one)."""
+    workloads: list[Resource] = [*spec.workloads, *plan.extra_pods, *plan.extra_services]
+    declared = {w.metadata.name for w in workloads if isinstance(w, Namespace)}
+    used = sorted({w.metadata.namespace for w in workloads if w.metadata.namespace} - declared - set(BUILT_IN))
+    return [*(Namespace.named(name) for name in used), *workloads]
+
+
+def _wait_ready(store: Store, expected: set[tuple[str, str]], progress: Progress) -> None:
+    deadline = time.monotonic() + processes.READY_TIMEOUT
+    done = 0
+    while True:
+        pods = resources.list_kind(store, Pod)[0]
+        ready = {(p.metadata.namespace, p.metadata.name) for p in pods if p.ready} & expected
+        progress.advance(len(ready) - done)
+        done = len(ready)
+        if ready == expected:
+            return
+        if time.monotonic() > deadline:
+            waiting = sorted(f"{ns}/{name}" for ns, name in expected - ready)
+            reasons = {f"{p.metadata.namespace}/{p.metadata.name}": p.reason for p in pods if p.reason}
+            detail = ", ".join(f"{w} ({reasons[w]})" if w in reasons else w for w in waiting[:5])
+            raise LabError(f"{len(waiting)} pod(s) not ready after {processes.READY_TIMEOUT:.0f} s: {detail}; "
+                           "see the agents' logs in the lab's directory")
+        time.sleep(0.02)
+
+
+def start_agent(node: NodePlan, record: LabRecord, spec: ClusterSpec) -> None:
+    conflist = record.directory / "cni" / node.name / "net.conflist"
+    conflist.parent.mkdir(parents=True, exist_ok=True)
+    conflist.write_text(json.dumps(node_network_config(node, record, spec.backend), indent=2))
+    processes.start(node.namespace, agent_argv(node, record, spec), record.log_path(f"agent-{node.name}"),
+                    own_etc=False)
 
 
 ETCD_MEMBERS = 3
@@ -251,26 +258,10 @@ def wait_for_agent(node: NodePlan) -> None:
         time.sleep(0.02)
 
 
-def _start_pod(plan: PodPlan, pod: Any, record: LabRecord, spec: ClusterSpec) -> None:
-    """The downward API's usual variables, and where the lab's store and zone are
-    (what `podnet dns` in the cluster-DNS pod reads)."""
-    env = {"POD_NAME": pod.metadata.name, "POD_NAMESPACE": pod.metadata.namespace,
-           "POD_IP": pod.pod_ip or "", "NODE_NAME": pod.node_name or "",
-           "PODNET_STORE": record.store_inside, "PODNET_DNS_DOMAIN": spec.dns_domain,
-           "PODNET_DNS_UPSTREAMS": INTERNET_ADDRESS.split("/")[0]}
-    log = record.log_path(f"pod-{pod.metadata.namespace}.{pod.metadata.name}")
-    processes.start(plan.namespace, pod.command, log, env)
-
-
-def _wait_ready(store: Store, wired: list[tuple[PodPlan, Any]]) -> None:
-    deadline = time.monotonic() + processes.READY_TIMEOUT
-    for pod_plan, pod in wired:
-        port = processes.ECHO_PORT if not pod.command else 53 if pod.command[:2] == ("podnet", "dns") else None
-        if port:
-            processes.wait_listening(pod_plan.namespace, port, deadline)
-        resources.put(store, pod.with_status(pod_ip=pod.pod_ip, host_ip=pod.host_ip, ready=True))
-
-
 def agent_argv(node: NodePlan, record: LabRecord, spec: ClusterSpec) -> list[str]:
+    cni = record.directory / "cni"
     return [sys.executable, "-m", "podnet", "agent", "--node", node.name, "--netns", node.namespace,
-            "--store", record.store_inside, "--cluster-cidr", str(spec.pod_subnet), "--backend", spec.backend]
+            "--store", record.store_inside, "--cluster-cidr", str(spec.pod_subnet), "--backend", spec.backend,
+            "--cni-conf", str(cni / node.name / "net.conflist"), "--cni-bin", str(cni / "bin"),
+            "--pods-prefix", names.lab_prefix(record.name), "--state-dir", str(cni / node.name / "kubelet"),
+            "--logs", str(record.log_path("x").parent)]

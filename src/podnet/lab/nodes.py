@@ -10,12 +10,14 @@ because it syncs to the store's nodes rather than applying changes one by one.
 
 from __future__ import annotations
 
+import shutil
+
 from podnet.errors import LabError, ManifestError
 from podnet.kernel import netns
 from podnet.kernel.netlink import open_namespace
 from podnet.kernel.node import NamespaceKernel
-from podnet.lab import names, processes
-from podnet.lab.cluster import agent_argv, build_node, wait_for_agent
+from podnet.lab import names
+from podnet.lab.cluster import build_node, start_agent, wait_for_agent
 from podnet.lab.lifecycle import forget_agent_socket
 from podnet.lab.plan import NodePlan, node_plan, underlay_slots
 from podnet.lab.spec import ClusterSpec, load_lab_file
@@ -73,7 +75,7 @@ def add_node(lab: str, name: str) -> NodePlan:
             resources.put(store, node)
             apply_node_network(NamespaceKernel(plan.namespace), render_node_network(node, _nodes(store), str(spec.pod_subnet),
                                                                    spec.backend))
-            processes.start(plan.namespace, agent_argv(plan, record, spec), record.log_path(f"agent-{name}"))
+            start_agent(plan, record, spec)
             wait_for_agent(plan)
         except BaseException:
             _remove(store, record, name, plan.namespace, pod_cidr, leases)
@@ -93,15 +95,16 @@ def remove_node(lab: str, name: str) -> list[str]:
         node = next((n for n in _nodes(store) if n.metadata.name == name), None)
         if node is None:
             raise LabError(f"lab {lab} has no node {name}")
+        netns.kill_processes_in([names.member_namespace(lab, name)])  # its agent first, or it would tear down too
         gone = []
         for pod in resources.list_kind(store, Pod)[0]:
-            if pod.node_name == name:
-                namespace = record.members.pop(f"pod/{pod.metadata.key}", None)
-                if namespace:
-                    netns.kill_processes_in([namespace])
-                    netns.delete(namespace)
+            if pod.node_name == name:  # the node's agent goes too: nobody else would end them
+                sandbox = names.pod_namespace(lab, pod.metadata.namespace, pod.metadata.name)
+                netns.kill_processes_in([sandbox])
+                netns.delete(sandbox)
                 resources.delete(store, pod)
                 gone.append(pod.metadata.key)
+        shutil.rmtree(record.directory / "cni" / name, ignore_errors=True)
         _remove(store, record, name, names.member_namespace(lab, name), node.pod_cidr,
                 SubnetLeases(store, spec.pod_subnet, spec.node_cidr_mask))
         record.save()

@@ -11,6 +11,7 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from podnet.api.cluster import RESERVED_SERVICE_OFFSETS
 from podnet.errors import ManifestError
 from podnet.lab import names
 from podnet.lab.spec import ClusterSpec
@@ -27,9 +28,6 @@ INTERNET = "internet"
 INTERNET_ADDRESS = "203.0.113.10/24"
 INTERNET_GATEWAY = "203.0.113.1/24"  # the fabric's side
 INTERNET_HOSTS = "203.0.113.10 www.example.org example.org internet.example.org\n"
-# Addresses a cluster keeps for itself: the API service and the cluster DNS.
-RESERVED_SERVICE_OFFSETS = (1, 10)
-NODE_PORT_RANGE = (30000, 32767)
 
 
 @dataclass(frozen=True)
@@ -51,37 +49,13 @@ class NodePlan:
 
 
 @dataclass(frozen=True)
-class PodPlan:
-    """A scheduled pod and its sandbox; its IP comes from CNI when it is wired."""
-
-    pod: Pod
-    node: NodePlan
-    namespace: str  # the pod's network namespace
-
-    @property
-    def container_id(self) -> str:
-        """What a runtime would pass as CNI_CONTAINERID; readable in the IPAM leases."""
-        return self.namespace.removeprefix(names.PREFIX)
-
-    @property
-    def netns_path(self) -> str:
-        return f"/run/netns/{self.namespace}"
-
-    @property
-    def cni_args(self) -> dict[str, str]:
-        """As kubelet passes them."""
-        return {"IgnoreUnknown": "1", "K8S_POD_NAMESPACE": self.pod.metadata.namespace,
-                "K8S_POD_NAME": self.pod.metadata.name, "K8S_POD_INFRA_CONTAINER_ID": self.container_id}
-
-
-@dataclass(frozen=True)
 class ClusterPlan:
     lab: str
     fabric_namespace: str
     fabric_address: str
     nodes: tuple[NodePlan, ...]
-    pods: tuple[PodPlan, ...]
-    services: tuple[Service, ...]
+    extra_pods: tuple[Pod, ...] = ()  # what every cluster gets besides the lab file's: the cluster DNS
+    extra_services: tuple[Service, ...] = ()
 
     @property
     def internet_namespace(self) -> str:
@@ -89,8 +63,7 @@ class ClusterPlan:
 
     @property
     def namespaces(self) -> list[str]:
-        return [self.fabric_namespace, self.internet_namespace, *(n.namespace for n in self.nodes),
-                *(p.namespace for p in self.pods)]
+        return [self.fabric_namespace, self.internet_namespace, *(n.namespace for n in self.nodes)]
 
     def node(self, name: str) -> NodePlan:
         return next(n for n in self.nodes if n.name == name)
@@ -101,18 +74,14 @@ def plan_cluster(spec: ClusterSpec) -> ClusterPlan:
     pod_cidrs = spec.pod_subnet.subnets(new_prefix=spec.node_cidr_mask)
     slots = underlay_slots(spec)
     nodes = tuple(node_plan(spec.name, name, next(slots), str(next(pod_cidrs))) for name in spec.nodes)
-    services, workloads = spec.services, spec.pods
-    if not any(s.metadata.key == "kube-system/kube-dns" for s in services):
+    extra_pods: tuple[Pod, ...] = ()
+    extra_services: tuple[Service, ...] = ()
+    if not any(s.metadata.key == "kube-system/kube-dns" for s in spec.services):
         dns_pod, dns_service = cluster_dns(spec, nodes[0].name)
-        services, workloads = (*services, dns_service), (*workloads, dns_pod)
-    return ClusterPlan(
-        lab=spec.name,
-        fabric_namespace=names.lab_namespace(spec.name),
-        fabric_address=f"{fabric_ip}/{spec.node_subnet.prefixlen}",
-        nodes=nodes,
-        pods=tuple(_plan_pods(spec.name, workloads, nodes)),
-        services=services,
-    )
+        extra_pods, extra_services = (dns_pod,), (dns_service,)
+    _check_capacity(nodes, (*spec.pods, *extra_pods))
+    return ClusterPlan(spec.name, names.lab_namespace(spec.name), f"{fabric_ip}/{spec.node_subnet.prefixlen}",
+                       nodes, extra_pods, extra_services)
 
 
 UnderlaySlot = tuple[str, str, "str | None"]  # address/prefix, gateway, router port
@@ -156,25 +125,15 @@ def cluster_dns_ip(spec: ClusterSpec) -> str:
     return str(spec.service_subnet.network_address + RESERVED_SERVICE_OFFSETS[1])
 
 
-def resolv_conf(pod: Pod, spec: ClusterSpec) -> str:
-    """As kubelet writes it for a pod with the ClusterFirst DNS policy."""
-    namespace, domain = pod.metadata.namespace, spec.dns_domain
-    return (f"search {namespace}.svc.{domain} svc.{domain} {domain}\n"
-            f"nameserver {cluster_dns_ip(spec)}\noptions ndots:5\n")
-
-
-def _plan_pods(lab: str, workloads: tuple[Pod, ...], nodes: tuple[NodePlan, ...]) -> list[PodPlan]:
-    """Pods without nodeName are spread round-robin, and every node must have an
-    address for each of its pods (the node's subnet less network, gateway, broadcast)."""
-    spread = itertools.cycle(nodes)
-    plans = []
-    for pod in workloads:
-        node = next(n for n in nodes if n.name == pod.node_name) if pod.node_name else next(spread)
-        scheduled = pod.scheduled(node.name).with_status(pod_ip=None, host_ip=node.ip, ready=False)
-        plans.append(PodPlan(scheduled, node, names.pod_namespace(lab, pod.metadata.namespace, pod.metadata.name)))
+def _check_capacity(nodes: tuple[NodePlan, ...], pods: tuple[Pod, ...]) -> None:
+    """Every pod needs an address on its node (the node's subnet less network,
+    gateway and broadcast): pods pinned with nodeName on theirs, the rest anywhere."""
+    capacity = {n.name: ipaddress.ip_network(n.pod_cidr).num_addresses - 3 for n in nodes}
     for node in nodes:
-        capacity = ipaddress.ip_network(node.pod_cidr).num_addresses - 3
-        count = sum(1 for p in plans if p.node is node)
-        if count > capacity:
-            raise ManifestError("workloads", f"node {node.name} gets {count} pods (with the cluster DNS) but its subnet {node.pod_cidr} holds {capacity}")
-    return plans
+        pinned = sum(1 for p in pods if p.node_name == node.name)
+        if pinned > capacity[node.name]:
+            raise ManifestError("workloads", f"node {node.name} gets {pinned} pods (with the cluster DNS) but its "
+                                             f"subnet {node.pod_cidr} holds {capacity[node.name]}")
+    if len(pods) > sum(capacity.values()):
+        raise ManifestError("workloads", f"{len(pods)} pods (with the cluster DNS) do not fit in the nodes' subnets, "
+                                         f"which hold {sum(capacity.values())}")

@@ -25,8 +25,10 @@ def resolve_command(argv: Sequence[str]) -> list[str]:
     return list(argv)
 
 
-def start(namespace: str, argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None) -> int:
-    return netns.spawn(namespace, resolve_command(argv), log_path=log_path, env=env)
+def start(namespace: str, argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None,
+          own_etc: bool = True) -> int:
+    """own_etc=False for what must share the machine's mounts: an agent, which mounts pods' namespaces."""
+    return netns.spawn(namespace, resolve_command(argv), log_path=log_path, env=env, own_etc=own_etc)
 
 
 def wait_listening(namespace: str, port: int, deadline: float) -> None:

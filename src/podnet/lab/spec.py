@@ -15,8 +15,9 @@ from typing import Union
 from podnet.errors import ManifestError
 from podnet.lab.names import IFNAMSIZ
 from podnet.model.deployment import Deployment
+from podnet.model.namespace import Namespace
 from podnet.model.fields import Fields, check_dns_label
-from podnet.model.manifest import parse_resource
+from podnet.model.manifest import Resource, parse_resource
 from podnet.model.pod import Pod
 from podnet.model.service import Service
 
@@ -41,6 +42,7 @@ class ClusterSpec:
     backend: str = "host-gw"  # or "vxlan", as flannel's backends
     underlay: str = "bridged"  # nodes on one segment; "routed": each on a subnet of its own, behind a router
     store: str = "sqlite"  # or "etcd": a three-member etcd cluster in namespaces of the lab's own
+    workloads: tuple[Resource, ...] = ()  # as written (Deployments whole): what `lab up` applies
 
     kind = "Cluster"
 
@@ -185,7 +187,7 @@ def _parse_cluster(head: Fields, name: str, extra: list[tuple[str, object]]) -> 
         raise ManifestError("nodes", f"{len(nodes)} nodes do not fit in nodeSubnet {subnets['nodeSubnet']}")
 
     documents = [(path, doc) for path, doc in head.items("workloads")] + extra
-    pods, services = _parse_workloads(documents, nodes)
+    workloads, pods, services = _parse_workloads(documents, nodes)
     _check_cluster_ips(services, subnets["serviceSubnet"])
     domain = networking.text("dnsDomain", "cluster.local") or "cluster.local"
     backend = networking.text("backend", "host-gw")
@@ -201,14 +203,25 @@ def _parse_cluster(head: Fields, name: str, extra: list[tuple[str, object]]) -> 
         raise ManifestError("networking.nodeSubnet", f"a routed underlay gives each node a /24: "
                                                      f"{subnets['nodeSubnet']} is too small for {len(nodes)} nodes")
     return ClusterSpec(name, tuple(nodes), pod_subnet, subnets["serviceSubnet"], subnets["nodeSubnet"], mask,
-                       tuple(pods), tuple(services), domain.rstrip("."), backend, underlay, store)
+                       tuple(pods), tuple(services), domain.rstrip("."), backend, underlay, store, tuple(workloads))
 
 
-def _parse_workloads(documents: list[tuple[str, object]], nodes: list[str]) -> tuple[list[Pod], list[Service]]:
+def _parse_workloads(documents: list[tuple[str, object]],
+                     nodes: list[str]) -> tuple[list[Resource], list[Pod], list[Service]]:
+    """The workloads as written, the pods they make (a Deployment's first
+    rollout names them web-0, web-1, ...) and the services."""
     pods: dict[tuple[str, str], tuple[str, Pod]] = {}
     services: dict[tuple[str, str], Service] = {}
+    workloads: list[Resource] = []
+    namespaces: set[str] = set()
     for path, document in documents:
         resource = parse_resource(document, path)
+        workloads.append(resource)
+        if isinstance(resource, Namespace):
+            if resource.metadata.name in namespaces:
+                raise ManifestError(f"{path}.metadata.name", f"duplicate namespace {resource.metadata.name!r}")
+            namespaces.add(resource.metadata.name)
+            continue
         if isinstance(resource, Service):
             key = (resource.metadata.namespace, resource.metadata.name)
             if key in services:
@@ -220,7 +233,7 @@ def _parse_workloads(documents: list[tuple[str, object]], nodes: list[str]) -> t
         elif isinstance(resource, Pod):
             expanded = [resource]
         else:
-            raise ManifestError(f"{path}.kind", f"a lab runs Pods, Deployments and Services, not {resource.kind}")
+            raise ManifestError(f"{path}.kind", f"a lab runs Namespaces, Pods, Deployments and Services, not {resource.kind}")
         for pod in expanded:
             key = (pod.metadata.namespace, pod.metadata.name)
             if key in pods:
@@ -230,7 +243,7 @@ def _parse_workloads(documents: list[tuple[str, object]], nodes: list[str]) -> t
                 raise ManifestError(f"{path}.spec.nodeName",
                                     f"unknown node {pod.node_name!r} (nodes: {', '.join(nodes)})")
             pods[key] = (path, pod)
-    return [pod for _, pod in pods.values()], list(services.values())
+    return workloads, [pod for _, pod in pods.values()], list(services.values())
 
 
 def _check_cluster_ips(services: list[Service], subnet: Network) -> None:

@@ -14,6 +14,7 @@ class Node:
     metadata: ObjectMeta
     pod_cidr: str | None = None
     internal_ip: str | None = None
+    ready: bool = True  # status.conditions Ready; False once its agent's heartbeats lapse
 
     kind = "Node"
 
@@ -22,17 +23,21 @@ class Node:
         spec = fields.mapping("spec") or Fields({}, fields.at("spec"))
         cidr = spec.network("podCIDR")
         internal_ip = None
+        ready = True
         status = fields.mapping("status")
         if status:
             for address in status.records("addresses"):
                 if address.text("type") == "InternalIP":
                     internal_ip = str(address.address("address", required=True))
-        return cls(ObjectMeta.parse(fields, namespaced=False), str(cidr) if cidr else None, internal_ip)
+            ready = all(c.text("status") == "True" for c in status.records("conditions") if c.text("type") == "Ready")
+        return cls(ObjectMeta.parse(fields, namespaced=False), str(cidr) if cidr else None, internal_ip, ready)
 
     def to_manifest(self) -> dict[str, Any]:
         out: dict[str, Any] = {"apiVersion": "v1", "kind": "Node", "metadata": self.metadata.to_manifest(), "spec": {}}
         if self.pod_cidr:
             out["spec"]["podCIDR"] = self.pod_cidr
+        status: dict[str, Any] = {"conditions": [{"type": "Ready", "status": "True" if self.ready else "False"}]}
         if self.internal_ip:
-            out["status"] = {"addresses": [{"type": "InternalIP", "address": self.internal_ip}]}
+            status["addresses"] = [{"type": "InternalIP", "address": self.internal_ip}]
+        out["status"] = status
         return out

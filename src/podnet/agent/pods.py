@@ -1,0 +1,289 @@
+"""The kubelet part of the agent: the pods bound to this node, made real.
+
+For each pod it makes a sandbox (a network namespace named
+`<prefix><namespace>.<pod>`), wires it through the node's CNI conflist, starts
+the pod's command and reports podIP, phase and readiness in the store. A pod
+marked terminating gets SIGTERM, SIGKILL after its grace period, CNI DEL, and its
+sandbox and object removed. A command that exits is restarted with kubelet's
+back-off.
+
+What this node has begun is recorded in a file per sandbox *before* the sandbox
+exists, so an agent killed at any point finds, when it starts again, every
+sandbox it may have made: it adopts those whose pod is still here and running,
+and tears down the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from podnet.agent.controller import Snapshot
+from podnet.api import cluster, writes
+from podnet.cni.result import Result
+from podnet.cni.runtime import Attachment, NetworkConfigList, Runtime
+from podnet.errors import PodnetError
+from podnet.kernel import netns
+from podnet.lab.processes import ECHO_PORT, resolve_command
+from podnet.model.pod import Pod
+from podnet.store.base import Store
+
+log = logging.getLogger("podnet.agent.pods")
+
+BACKOFF_FIRST, BACKOFF_MAX = 10.0, 300.0  # kubelet's restart back-off: 10 s doubling to 5 min
+PROBE_PERIOD = 0.05
+DNS_COMMAND_HEAD = ("podnet", "dns")
+
+
+@dataclass(frozen=True)
+class KubeletConfig:
+    node_name: str
+    sandbox_prefix: str  # "pn-demo.": a pod's namespace is <prefix><namespace>.<name>
+    state_dir: Path  # sandbox records and CNI results
+    log_dir: Path
+    network: NetworkConfigList
+    plugin_dir: str
+    node_netns: str  # the node's namespace, by path: where the CNI plugins run
+    store_location: str  # the store as pods reach it ($PODNET_STORE)
+
+    def sandbox(self, pod: Pod) -> str:
+        return f"{self.sandbox_prefix}{pod.metadata.namespace}.{pod.metadata.name}"
+
+
+def readiness_port(pod: Pod) -> int | None:
+    """The port whose opening makes the pod Ready: the echo server's, the DNS
+    server's, or the first declared container port; None: ready once started."""
+    if not pod.command:
+        return ECHO_PORT
+    if pod.command[:2] == DNS_COMMAND_HEAD:
+        return 53
+    ports = [p.container_port for c in pod.containers for p in c.ports if p.protocol == "TCP"]
+    return ports[0] if ports else None
+
+
+def _listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class _Backoff:
+    delay: float = 0.0
+    not_before: float = 0.0
+
+
+class PodController:
+    name = "pods"
+
+    def __init__(self, store: Store, config: KubeletConfig, workers: int = 8) -> None:
+        self.store = store
+        self.config = config
+        self.runtime = Runtime([config.plugin_dir], config.state_dir / "cni", config.node_netns)
+        self.records = config.state_dir / "pods"
+        self.records.mkdir(parents=True, exist_ok=True)
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="pod")
+        self._lock = threading.Lock()
+        self._busy: set[str] = set()  # sandboxes with work in flight
+        self._children: set[int] = set()
+        self._backoff: dict[str, _Backoff] = {}
+        self._awaiting: dict[str, tuple[Pod, int]] = {}  # sandbox -> (pod, port) until it is Ready
+        self._settings: cluster.ClusterConfig | None = None
+        self._stop = threading.Event()
+        threading.Thread(target=self._probe_loop, name="prober", daemon=True).start()
+
+    # The controller's pass: decide, and hand slow work to the pool.
+
+    def sync(self, snapshot: Snapshot) -> None:
+        self._reap()
+        mine = {self.config.sandbox(p): p for p in snapshot.pods if p.node_name == self.config.node_name}
+        recorded = self._recorded()
+        running = netns.processes_by_namespace([s for s, p in mine.items() if p.pod_ip and not p.terminating])
+        for sandbox, pod in mine.items():
+            if pod.terminating:
+                self._submit(sandbox, self._terminate, sandbox, pod)
+            elif sandbox not in recorded or not pod.pod_ip:
+                self._submit(sandbox, self._start, sandbox, pod)
+            elif not running.get(sandbox):
+                self._restart_later(sandbox, pod)
+            elif not pod.ready and sandbox not in self._awaiting and (port := readiness_port(pod)):
+                self._awaiting[sandbox] = (pod, port)  # adopted after a restart of this agent
+        for sandbox in recorded.keys() - mine.keys():
+            self._submit(sandbox, self._teardown, sandbox, recorded[sandbox])
+
+    def close(self) -> None:
+        self._stop.set()
+        self._pool.shutdown(wait=True)
+
+    def _submit(self, sandbox: str, work, *args) -> None:  # type: ignore[no-untyped-def]
+        with self._lock:
+            if sandbox in self._busy:
+                return
+            self._busy.add(sandbox)
+
+        def run() -> None:
+            try:
+                work(*args)
+            except PodnetError as err:
+                log.error("%s: %s", sandbox, err)
+            except Exception:
+                log.exception("%s: failed", sandbox)
+            finally:
+                with self._lock:
+                    self._busy.discard(sandbox)
+
+        self._pool.submit(run)
+
+    # Records of what this node has begun.
+
+    def _record(self, sandbox: str) -> Path:
+        return self.records / f"{sandbox}.json"
+
+    def _recorded(self) -> dict[str, str]:
+        """sandbox -> CNI container ID, for every sandbox this node may have made."""
+        found = {}
+        for path in self.records.glob("*.json"):
+            try:
+                found[path.stem] = json.loads(path.read_text())["containerID"]
+            except (OSError, ValueError, KeyError):
+                found[path.stem] = path.stem.removeprefix(netns.PREFIX)
+        return found
+
+    def _attachment(self, sandbox: str, pod: Pod | None = None) -> Attachment:
+        args = {"IgnoreUnknown": "1"}
+        if pod is not None:
+            args.update(K8S_POD_NAMESPACE=pod.metadata.namespace, K8S_POD_NAME=pod.metadata.name,
+                        K8S_POD_INFRA_CONTAINER_ID=sandbox.removeprefix(netns.PREFIX))
+        return Attachment(sandbox.removeprefix(netns.PREFIX), str(netns.path(sandbox)), "eth0", args)
+
+    # The work itself, in the pool.
+
+    def _start(self, sandbox: str, pod: Pod) -> None:
+        """Sandbox, CNI ADD, resolv.conf, command, status. Whatever a crashed
+        earlier try left of this sandbox goes first."""
+        record = self._record(sandbox)
+        if record.exists() or netns.exists(sandbox):
+            self._teardown(sandbox, sandbox.removeprefix(netns.PREFIX))
+        record.write_text(json.dumps({"containerID": sandbox.removeprefix(netns.PREFIX),
+                                      "pod": f"{pod.metadata.namespace}/{pod.metadata.name}"}))
+        netns.create(sandbox)
+        result = Result.parse(self.runtime.add(self.config.network, self._attachment(sandbox, pod)))
+        pod_ip = result.ips[0].address.split("/")[0]
+        settings = self._cluster_settings()
+        netns.write_etc(sandbox, "resolv.conf", settings.resolv_conf(pod.metadata.namespace))
+        self._spawn(sandbox, pod, pod_ip, settings)
+        port = readiness_port(pod)
+        written = self._write_status(pod, pod_ip, ready=port is None)
+        if written is not None and port is not None:
+            self._awaiting[sandbox] = (written, port)
+
+    def _spawn(self, sandbox: str, pod: Pod, pod_ip: str, settings: cluster.ClusterConfig) -> None:
+        env = {"POD_NAME": pod.metadata.name, "POD_NAMESPACE": pod.metadata.namespace, "POD_IP": pod_ip,
+               "NODE_NAME": self.config.node_name, "PODNET_STORE": self.config.store_location,
+               "PODNET_DNS_DOMAIN": settings.dns_domain, "PODNET_DNS_UPSTREAMS": ",".join(settings.upstreams)}
+        log_path = self.config.log_dir / f"pod-{pod.metadata.namespace}.{pod.metadata.name}.log"
+        self._children.add(netns.spawn(sandbox, resolve_command(pod.command), log_path=log_path, env=env))
+
+    def _write_status(self, pod: Pod, pod_ip: str, *, ready: bool, reason: str | None = None,
+                      restarts: int | None = None) -> Pod | None:
+        """Through compare-and-swap, so a deletion marked meanwhile is kept."""
+        node_ip = self._node_ip()
+
+        def status(current: Pod) -> Pod:
+            if current.terminating or current.node_name != self.config.node_name:
+                return current
+            return current.with_status(pod_ip=pod_ip, host_ip=node_ip, ready=ready, phase="Running",
+                                       reason=reason, restarts=restarts)
+
+        try:
+            written, _ = writes.modify(self.store, Pod, pod.metadata.namespace, pod.metadata.name, status)
+        except writes.NotFound:
+            return None
+        return written
+
+    def _terminate(self, sandbox: str, pod: Pod) -> None:
+        """SIGTERM, SIGKILL after the grace period, CNI DEL, and the object goes."""
+        self._awaiting.pop(sandbox, None)
+        netns.kill_processes_in([sandbox], grace=float(pod.grace_seconds))
+        self._teardown(sandbox, sandbox.removeprefix(netns.PREFIX), pod)
+        try:
+            writes.modify(self.store, Pod, pod.metadata.namespace, pod.metadata.name,
+                          lambda current: None if current.terminating else current)
+        except writes.NotFound:
+            pass
+
+    def _teardown(self, sandbox: str, container_id: str, pod: Pod | None = None) -> None:
+        """Processes, CNI DEL (which works without the namespace too), namespace,
+        record: in this order, so a crash part-way leaves the record to retry from."""
+        self._awaiting.pop(sandbox, None)
+        self._backoff.pop(sandbox, None)
+        netns.kill_processes_in([sandbox], grace=0.5)
+        attachment = self._attachment(sandbox, pod)
+        self.runtime.delete(self.config.network, Attachment(container_id, attachment.netns, "eth0", attachment.args))
+        netns.delete(sandbox)
+        self._record(sandbox).unlink(missing_ok=True)
+
+    def _restart_later(self, sandbox: str, pod: Pod) -> None:
+        """Kubelet's CrashLoopBackOff: the first restart waits 10 s, each next one twice as long, up to 5 min."""
+        backoff = self._backoff.setdefault(sandbox, _Backoff())
+        now = time.monotonic()
+        if backoff.delay == 0.0:
+            backoff.delay, backoff.not_before = BACKOFF_FIRST, now + BACKOFF_FIRST
+            self._awaiting.pop(sandbox, None)
+            self._submit(sandbox, self._write_status, pod, pod.pod_ip, ready=False, reason="CrashLoopBackOff")
+            return
+        if now < backoff.not_before:
+            return
+        backoff.delay = min(backoff.delay * 2, BACKOFF_MAX)
+        backoff.not_before = now + backoff.delay
+        self._submit(sandbox, self._restart, sandbox, pod)
+
+    def _restart(self, sandbox: str, pod: Pod) -> None:
+        assert pod.pod_ip
+        self._spawn(sandbox, pod, pod.pod_ip, self._cluster_settings())
+        port = readiness_port(pod)
+        written = self._write_status(pod, pod.pod_ip, ready=port is None, restarts=pod.restarts + 1)
+        if written is not None and port is not None:
+            self._awaiting[sandbox] = (written, port)
+
+    # Readiness, in a thread of its own so a pod turns Ready within a probe period.
+
+    def _probe_loop(self) -> None:
+        while not self._stop.wait(PROBE_PERIOD):
+            for sandbox, (pod, port) in list(self._awaiting.items()):
+                try:
+                    up = netns.exists(sandbox) and netns.run_in(sandbox, _listening, port)
+                except PodnetError:
+                    up = False
+                if up and self._awaiting.get(sandbox, (None,))[0] is pod:
+                    del self._awaiting[sandbox]
+                    self._backoff.pop(sandbox, None)
+                    self._write_status(pod, pod.pod_ip or "", ready=True, restarts=pod.restarts)
+
+    # Small helpers.
+
+    def _cluster_settings(self) -> cluster.ClusterConfig:
+        if self._settings is None:
+            self._settings = cluster.load(self.store)
+        return self._settings
+
+    def _node_ip(self) -> str | None:
+        node = writes.read(self.store, "Node", "", self.config.node_name)
+        return node[0].internal_ip if node else None  # type: ignore[union-attr]
+
+    def _reap(self) -> None:
+        """Commands this agent started are its children: collect those that exited."""
+        for pid in list(self._children):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self._children.discard(pid)

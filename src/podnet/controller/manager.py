@@ -1,0 +1,120 @@
+"""The control plane's loop: on every store change (and every second), bind
+pending pods, converge deployments, collect pods whose deployment is gone and
+finish namespaces being deleted. Every write is a compare-and-swap or a create,
+so a second control plane, or this one restarted half-way, does no harm."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+import threading
+import time
+
+from podnet.api import writes
+from podnet.api.delete import delete, finish_namespace
+from podnet.controller import deployments
+from podnet.controller.scheduler import schedule
+from podnet.errors import PodnetError
+from podnet.model.deployment import Deployment
+from podnet.model.namespace import Namespace
+from podnet.model.node import Node
+from podnet.model.pod import Pod
+from podnet.store import resources
+from podnet.store.base import Compacted, Store
+
+log = logging.getLogger("podnet.controller")
+
+
+class ControlPlane:
+    def __init__(self, store: Store, resync_seconds: float = 1.0) -> None:
+        self.store = store
+        self.resync_seconds = resync_seconds
+
+    def reconcile(self) -> int:
+        nodes, revision = resources.list_kind(self.store, Node)
+        pods, _ = resources.list_kind(self.store, Pod)
+        for deployment in resources.list_kind(self.store, Deployment)[0]:
+            self._converge(deployment, pods)
+        self._collect_orphans(pods)
+        self._bind([p for p in pods if not p.node_name and not p.terminating], nodes, pods)
+        for namespace in resources.list_kind(self.store, Namespace)[0]:
+            if namespace.terminating:
+                finish_namespace(self.store, namespace.metadata.name)
+        return revision
+
+    def _converge(self, deployment: Deployment, pods: list[Pod]) -> None:
+        selected = set(map(id, deployments.owned(deployment, pods)))
+        for pod in deployments.controlled(deployment, pods):
+            if id(pod) not in selected:
+                self._release(pod)
+        changes = deployments.reconcile(deployment, pods)
+        for pod in changes.create:
+            writes.create(self.store, pod)  # False: someone else made it first, which is as good
+        for pod in changes.delete:
+            self._delete(pod)
+
+    def _collect_orphans(self, pods: list[Pod]) -> None:
+        """Pods a deleted deployment left (the garbage collector's job)."""
+        live = {(d.metadata.namespace, d.metadata.name) for d in resources.list_kind(self.store, Deployment)[0]}
+        for pod in pods:
+            owner = pod.metadata.owner
+            if owner and owner[0] == "Deployment" and (pod.metadata.namespace, owner[1]) not in live \
+                    and not pod.terminating:
+                self._delete(pod)
+
+    def _release(self, pod: Pod) -> None:
+        meta = pod.metadata
+        try:
+            writes.modify(self.store, Pod, meta.namespace, meta.name,
+                          lambda p: replace(p, metadata=replace(p.metadata, owner=None)))
+        except writes.NotFound:
+            pass
+
+    def _delete(self, pod: Pod) -> None:
+        try:
+            delete(self.store, "Pod", pod.metadata.namespace, pod.metadata.name)
+        except writes.NotFound:
+            pass
+
+    def _bind(self, pending: list[Pod], nodes: list[Node], pods: list[Pod]) -> None:
+        for binding in schedule(pending, nodes, pods):
+            meta = binding.pod.metadata
+
+            def bind(current: Pod, node: str | None = binding.node, reason: str = binding.reason) -> Pod:
+                if current.node_name or current.terminating:
+                    return current  # bound or deleted meanwhile
+                if node is None:
+                    return current.with_status(pod_ip=None, host_ip=None, ready=False, phase="Pending",
+                                               reason=f"Unschedulable: {reason}")
+                return current.scheduled(node)
+
+            try:
+                writes.modify(self.store, Pod, meta.namespace, meta.name, bind)
+            except writes.NotFound:
+                pass
+
+    def run(self, stop: threading.Event, poll: float = 0.05) -> None:
+        revision = self._pass(0)
+        log.info("control plane is running")
+        next_resync = time.monotonic() + self.resync_seconds
+        while not stop.wait(poll):
+            try:
+                changed = bool(self.store.events_since(resources.REGISTRY, revision))
+            except Compacted:
+                changed = True
+            except PodnetError as err:
+                log.error("watching the store failed: %s", err)
+                continue
+            if changed or time.monotonic() >= next_resync:
+                revision = self._pass(revision)
+                next_resync = time.monotonic() + self.resync_seconds
+
+    def _pass(self, revision: int) -> int:
+        try:
+            return self.reconcile()
+        except PodnetError as err:
+            log.error("reconcile failed: %s", err)
+            return revision
+        except Exception:
+            log.exception("reconcile failed")
+            return revision

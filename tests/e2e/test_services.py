@@ -3,6 +3,8 @@ affinity, NodePort with both traffic policies, hairpin, and rejects."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import collections
 import json
 import time
@@ -136,7 +138,10 @@ def test_endpoint_changes_take_effect_within_a_second(lab: dict, store) -> None:
     solo = resources.get(store, Pod, "default", "solo")
     assert isinstance(removed, Pod) and isinstance(solo, Pod)
     try:
-        resources.delete(store, removed)
+        # Out of the service by its labels: the pod runs on (so the open connection can show it still
+        # reaches it); its deployment lets it go and starts another in its place.
+        resources.put(store, dataclasses.replace(removed, metadata=dataclasses.replace(
+            removed.metadata, labels={"app": "gone"})))
         relabelled = Pod(type(solo.metadata)(solo.metadata.name, "default", {"app": "web"}), solo.containers,
                          solo.node_name, pod_ip=solo.pod_ip, host_ip=solo.host_ip, ready=True)
         resources.put(store, relabelled)
@@ -175,7 +180,8 @@ def test_udp_flows_follow_their_endpoint_away(lab: dict, store) -> None:  # type
         assert json.loads(sock.recv(4096))["pod"] == first  # conntrack keeps the flow on one endpoint
         removed = resources.get(store, Pod, "default", first)
         assert removed is not None
-        resources.delete(store, removed)
+        resources.put(store, dataclasses.replace(removed, metadata=dataclasses.replace(
+            removed.metadata, labels={"app": "gone"})))  # out of the service, still running
         try:
             time.sleep(1.0)
             sock.sendto(b"three", target)

@@ -64,6 +64,7 @@ def forget_agent_socket(namespace: str) -> None:
 def down(lab: str) -> list[str]:
     """Stop the lab's processes, delete its namespaces and its record; returns the
     namespaces deleted."""
+    netns.kill_processes_in(lab_namespaces(lab))  # agents stop first: until then they may make pods
     namespaces = lab_namespaces(lab)
     _remove_namespaces(namespaces)
     state.forget(lab)
@@ -73,6 +74,7 @@ def down(lab: str) -> list[str]:
 def down_all(prefix: str = netns.PREFIX) -> list[str]:
     """Every podnet namespace and lab record whose name starts with prefix, crashed
     or not; by default all of them."""
+    netns.kill_processes_in(netns.list_namespaces(prefix))  # agents stop first: until then they may make pods
     namespaces = netns.list_namespaces(prefix)
     _remove_namespaces(namespaces)
     for name in state.recorded_names():

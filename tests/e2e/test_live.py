@@ -118,3 +118,18 @@ def test_deleting_the_namespace_takes_everything(lab: Path) -> None:
     assert within(15, lambda: "shop" not in {n["metadata"]["name"] for n in get("namespaces")["items"]})
     assert not [n for n in netns.list_namespaces(f"pn-{LAB}.shop.")]
     assert get("services", "-n", "shop")["items"] == []
+
+
+@pytest.mark.slow
+def test_a_command_that_exits_is_restarted_with_back_off(lab: Path) -> None:
+    """kubelet's CrashLoopBackOff: not ready while it waits 10 s, then started again."""
+    sandbox = f"pn-{LAB}.default.client"
+    netns.kill_processes_in([sandbox])
+
+    def client() -> dict:  # type: ignore[type-arg]
+        return get("pods", "client")
+
+    assert within(5, lambda: client()["status"].get("reason") == "CrashLoopBackOff")
+    assert within(15, lambda: client()["status"]["containerStatuses"][0]["restartCount"] == 1
+                  and client()["status"]["conditions"][0]["status"] == "True")
+    assert in_netns(sandbox, "curl", "-s", "--max-time", "2", "127.0.0.1/get").returncode == 0

@@ -15,12 +15,14 @@ and tears down the rest.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,7 +124,7 @@ class PodController:
         self._stop.set()
         self._pool.shutdown(wait=True)
 
-    def _submit(self, sandbox: str, work, *args) -> None:  # type: ignore[no-untyped-def]
+    def _submit(self, sandbox: str, work: Callable[..., object], *args: object) -> None:
         with self._lock:
             if sandbox in self._busy:
                 return
@@ -237,7 +239,8 @@ class PodController:
         if backoff.delay == 0.0:
             backoff.delay, backoff.not_before = BACKOFF_FIRST, now + BACKOFF_FIRST
             self._awaiting.pop(sandbox, None)
-            self._submit(sandbox, self._write_status, pod, pod.pod_ip, ready=False, reason="CrashLoopBackOff")
+            self._submit(sandbox, functools.partial(self._write_status, ready=False, reason="CrashLoopBackOff"),
+                         pod, pod.pod_ip)
             return
         if now < backoff.not_before:
             return

@@ -10,6 +10,7 @@ its last pod has.
 from __future__ import annotations
 
 from podnet.api import cluster, services, writes
+from podnet.controller.deployments import controlled
 from podnet.errors import PodnetError
 from podnet.model import kinds
 from podnet.model.deployment import Deployment
@@ -38,18 +39,12 @@ def delete(store: Store, kind: str, namespace: str, name: str) -> Resource:
     if isinstance(resource, Service):
         services.release(store, cluster.load(store), resource)
     if isinstance(resource, Deployment):
-        for pod in owned_pods(store, resource):
+        for pod in controlled(resource, resources.list_kind(store, Pod)[0]):
             try:
                 _delete_pod(store, namespace, pod.metadata.name)
             except writes.NotFound:
                 pass  # gone meanwhile
     return resource
-
-
-def owned_pods(store: Store, deployment: Deployment) -> list[Pod]:
-    pods, _ = resources.list_kind(store, Pod)
-    return [p for p in pods if p.metadata.namespace == deployment.metadata.namespace
-            and p.metadata.owner == (deployment.kind, deployment.metadata.name)]
 
 
 def _delete_pod(store: Store, namespace: str, name: str) -> Resource:

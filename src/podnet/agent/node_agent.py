@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Sequence
 
 from podnet.agent.controller import Controller, Snapshot
@@ -16,8 +15,8 @@ from podnet.kernel.node import NodeKernel
 from podnet.network.controller import NetworkController
 from podnet.proxy.proxier import Proxier
 from podnet.proxy.userspace_manager import UserspaceProxies
-from podnet.store import resources
-from podnet.store.base import Compacted, Store
+from podnet.store.base import Store
+from podnet.store.follow import follow
 
 log = logging.getLogger("podnet.agent")
 
@@ -59,22 +58,5 @@ class NodeAgent:
         return snapshot.revision
 
     def run(self, stop: threading.Event, poll: float = 0.05) -> None:
-        revision = self._reconcile_logging_errors(0)
-        log.info("agent for node %s is running", self.node_name)
-        next_resync = time.monotonic() + self.resync_seconds
-        while not stop.wait(poll):
-            try:
-                changed = bool(self.store.events_since(resources.REGISTRY, revision))
-            except Compacted:
-                changed = True
-            if changed or time.monotonic() >= next_resync:
-                revision = self._reconcile_logging_errors(revision)
-                next_resync = time.monotonic() + self.resync_seconds
-
-    def _reconcile_logging_errors(self, revision: int) -> int:
-        """A store that cannot be read is retried at the next resync rather than ending the agent."""
-        try:
-            return self.reconcile()
-        except PodnetError as err:
-            log.error("reconcile failed: %s", err)
-            return revision
+        follow(self.store, self.reconcile, stop, log, self.resync_seconds, poll,
+               started=f"agent for node {self.node_name} is running")

@@ -98,7 +98,7 @@ class PodController:
         self._backoff: dict[str, _Backoff] = {}
         self._awaiting: dict[str, tuple[Pod, int]] = {}  # sandbox -> (pod, port) until it is Ready
         self._settings: cluster.ClusterConfig | None = None
-        self._stop = threading.Event()
+        self._node_address: str | None = None
         threading.Thread(target=self._probe_loop, name="prober", daemon=True).start()
 
     # The controller's pass: decide, and hand slow work to the pool.
@@ -117,12 +117,8 @@ class PodController:
                 self._restart_later(sandbox, pod)
             elif not pod.ready and sandbox not in self._awaiting and (port := readiness_port(pod)):
                 self._awaiting[sandbox] = (pod, port)  # adopted after a restart of this agent
-        for sandbox in recorded.keys() - mine.keys():
-            self._submit(sandbox, self._teardown, sandbox, recorded[sandbox])
-
-    def close(self) -> None:
-        self._stop.set()
-        self._pool.shutdown(wait=True)
+        for sandbox in recorded - mine.keys():
+            self._submit(sandbox, self._teardown, sandbox)
 
     def _submit(self, sandbox: str, work: Callable[..., object], *args: object) -> None:
         with self._lock:
@@ -148,22 +144,19 @@ class PodController:
     def _record(self, sandbox: str) -> Path:
         return self.records / f"{sandbox}.json"
 
-    def _recorded(self) -> dict[str, str]:
-        """sandbox -> CNI container ID, for every sandbox this node may have made."""
-        found = {}
-        for path in self.records.glob("*.json"):
-            try:
-                found[path.stem] = json.loads(path.read_text())["containerID"]
-            except (OSError, ValueError, KeyError):
-                found[path.stem] = path.stem.removeprefix(netns.PREFIX)
-        return found
+    def _recorded(self) -> set[str]:
+        """Every sandbox this node may have made."""
+        return {path.stem for path in self.records.glob("*.json")}
 
-    def _attachment(self, sandbox: str, pod: Pod | None = None) -> Attachment:
+    @staticmethod
+    def _attachment(sandbox: str, pod: Pod | None = None) -> Attachment:
+        """As kubelet calls CNI: the container ID is the sandbox's name without pn-."""
+        container_id = sandbox.removeprefix(netns.PREFIX)
         args = {"IgnoreUnknown": "1"}
         if pod is not None:
             args.update(K8S_POD_NAMESPACE=pod.metadata.namespace, K8S_POD_NAME=pod.metadata.name,
-                        K8S_POD_INFRA_CONTAINER_ID=sandbox.removeprefix(netns.PREFIX))
-        return Attachment(sandbox.removeprefix(netns.PREFIX), str(netns.path(sandbox)), "eth0", args)
+                        K8S_POD_INFRA_CONTAINER_ID=container_id)
+        return Attachment(container_id, str(netns.path(sandbox)), "eth0", args)
 
     # The work itself, in the pool.
 
@@ -172,9 +165,8 @@ class PodController:
         earlier try left of this sandbox goes first."""
         record = self._record(sandbox)
         if record.exists() or netns.exists(sandbox):
-            self._teardown(sandbox, sandbox.removeprefix(netns.PREFIX))
-        record.write_text(json.dumps({"containerID": sandbox.removeprefix(netns.PREFIX),
-                                      "pod": f"{pod.metadata.namespace}/{pod.metadata.name}"}))
+            self._teardown(sandbox)
+        record.write_text(json.dumps({"pod": f"{pod.metadata.namespace}/{pod.metadata.name}"}))
         netns.create(sandbox)
         result = Result.parse(self.runtime.add(self.config.network, self._attachment(sandbox, pod)))
         pod_ip = result.ips[0].address.split("/")[0]
@@ -212,23 +204,22 @@ class PodController:
 
     def _terminate(self, sandbox: str, pod: Pod) -> None:
         """SIGTERM, SIGKILL after the grace period, CNI DEL, and the object goes."""
-        self._awaiting.pop(sandbox, None)
+        self._awaiting.pop(sandbox, None)  # no Ready while it stops
         netns.kill_processes_in([sandbox], grace=float(pod.grace_seconds))
-        self._teardown(sandbox, sandbox.removeprefix(netns.PREFIX), pod)
+        self._teardown(sandbox, pod)
         try:
             writes.modify(self.store, Pod, pod.metadata.namespace, pod.metadata.name,
                           lambda current: None if current.terminating else current)
         except writes.NotFound:
             pass
 
-    def _teardown(self, sandbox: str, container_id: str, pod: Pod | None = None) -> None:
+    def _teardown(self, sandbox: str, pod: Pod | None = None) -> None:
         """Processes, CNI DEL (which works without the namespace too), namespace,
         record: in this order, so a crash part-way leaves the record to retry from."""
         self._awaiting.pop(sandbox, None)
         self._backoff.pop(sandbox, None)
         netns.kill_processes_in([sandbox], grace=0.5)
-        attachment = self._attachment(sandbox, pod)
-        self.runtime.delete(self.config.network, Attachment(container_id, attachment.netns, "eth0", attachment.args))
+        self.runtime.delete(self.config.network, self._attachment(sandbox, pod))
         netns.delete(sandbox)
         self._record(sandbox).unlink(missing_ok=True)
 
@@ -259,7 +250,8 @@ class PodController:
     # Readiness, in a thread of its own so a pod turns Ready within a probe period.
 
     def _probe_loop(self) -> None:
-        while not self._stop.wait(PROBE_PERIOD):
+        while True:
+            time.sleep(PROBE_PERIOD)
             for sandbox, (pod, port) in list(self._awaiting.items()):
                 try:
                     up = netns.exists(sandbox) and netns.run_in(sandbox, _listening, port)
@@ -278,8 +270,11 @@ class PodController:
         return self._settings
 
     def _node_ip(self) -> str | None:
-        node = writes.read(self.store, "Node", "", self.config.node_name)
-        return node[0].internal_ip if node else None  # type: ignore[union-attr]
+        """Read once: a node keeps its address."""
+        if self._node_address is None:
+            node = writes.read(self.store, "Node", "", self.config.node_name)
+            self._node_address = node[0].internal_ip if node else None  # type: ignore[union-attr]
+        return self._node_address
 
     def _reap(self) -> None:
         """Commands this agent started are its children: collect those that exited."""

@@ -50,14 +50,8 @@ def merged(current: Resource, desired: Resource) -> Resource:
             raise ManifestError("spec.selector", "field is immutable")
         return desired
     if isinstance(current, Namespace) and isinstance(desired, Namespace):
-        return replace(current, metadata=_namespace_meta(desired))
+        return replace(current, metadata=desired.labelled().metadata)
     return desired
-
-
-def _namespace_meta(namespace: Namespace) -> object:
-    """Every namespace carries its name as a label, which policies select on."""
-    meta = namespace.metadata
-    return replace(meta, labels={**meta.labels, "kubernetes.io/metadata.name": meta.name})
 
 
 def check(store: Store, documents: list[Resource]) -> None:
@@ -99,7 +93,7 @@ def apply(store: Store, documents: list[Resource]) -> list[Applied]:
 
 def apply_one(store: Store, desired: Resource) -> Applied:
     if isinstance(desired, Namespace):
-        desired = replace(desired, metadata=_namespace_meta(desired))
+        desired = desired.labelled()
     if isinstance(desired, Service):
         return _apply_service(store, desired)
     if writes.create(store, desired):

@@ -17,6 +17,11 @@ NODE_PORT_RANGE = (30000, 32767)
 RESERVED_SERVICE_OFFSETS = (1, 10)  # the API service and the cluster DNS
 
 
+def dns_ip(service_subnet: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+    """The cluster DNS's Service address, the tenth of the service subnet (as kubeadm's)."""
+    return str(service_subnet.network_address + RESERVED_SERVICE_OFFSETS[1])
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     pod_subnet: str
@@ -26,7 +31,7 @@ class ClusterConfig:
 
     @property
     def dns_ip(self) -> str:
-        return str(ipaddress.ip_network(self.service_subnet).network_address + RESERVED_SERVICE_OFFSETS[1])
+        return dns_ip(ipaddress.ip_network(self.service_subnet))
 
     def resolv_conf(self, namespace: str) -> str:
         """As kubelet writes it for a pod with the ClusterFirst DNS policy."""

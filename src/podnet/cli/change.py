@@ -18,7 +18,7 @@ from podnet.cli.get import cluster_record
 from podnet.errors import ManifestError, PodnetError
 from podnet.model import kinds
 from podnet.model.deployment import Deployment
-from podnet.model.manifest import Resource, load_yaml_documents, parse_resource
+from podnet.model.manifest import Resource, load_yaml_documents, parse_resource, read_text
 from podnet.store import resources
 from podnet.store.base import Store
 from podnet.store.location import open_store
@@ -43,14 +43,7 @@ def read_manifests(sources: tuple[str, ...], namespace: str | None) -> list[Reso
         paths = [source] if source == "-" or not Path(source).is_dir() else \
             sorted(str(p) for p in Path(source).iterdir() if p.suffix in MANIFEST_SUFFIXES)
         for path in paths:
-            try:
-                raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-            except OSError as err:
-                raise PodnetError(f"{path}: cannot read: {err.strerror or err}") from None
-            try:
-                text = raw.decode()
-            except UnicodeDecodeError as err:
-                raise ManifestError("", f"not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start})", path) from None
+            text = sys.stdin.read() if path == "-" else read_text(path, "manifest")
             for i, document in enumerate(load_yaml_documents(text, path)):
                 if namespace and isinstance(document, dict) and isinstance(document.get("metadata"), dict):
                     document["metadata"].setdefault("namespace", namespace)

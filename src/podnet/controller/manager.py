@@ -6,21 +6,20 @@ so a second control plane, or this one restarted half-way, does no harm."""
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 import threading
-import time
+from dataclasses import replace
 
 from podnet.api import writes
 from podnet.api.delete import delete, finish_namespace
 from podnet.controller import deployments
 from podnet.controller.scheduler import schedule
-from podnet.errors import PodnetError
 from podnet.model.deployment import Deployment
 from podnet.model.namespace import Namespace
 from podnet.model.node import Node
 from podnet.model.pod import Pod
 from podnet.store import resources
-from podnet.store.base import Compacted, Store
+from podnet.store.base import Store
+from podnet.store.follow import follow
 
 log = logging.getLogger("podnet.controller")
 
@@ -33,9 +32,10 @@ class ControlPlane:
     def reconcile(self) -> int:
         nodes, revision = resources.list_kind(self.store, Node)
         pods, _ = resources.list_kind(self.store, Pod)
-        for deployment in resources.list_kind(self.store, Deployment)[0]:
+        deployment_list, _ = resources.list_kind(self.store, Deployment)
+        for deployment in deployment_list:
             self._converge(deployment, pods)
-        self._collect_orphans(pods)
+        self._collect_orphans(pods, deployment_list)
         self._bind([p for p in pods if not p.node_name and not p.terminating], nodes, pods)
         for namespace in resources.list_kind(self.store, Namespace)[0]:
             if namespace.terminating:
@@ -43,9 +43,8 @@ class ControlPlane:
         return revision
 
     def _converge(self, deployment: Deployment, pods: list[Pod]) -> None:
-        selected = set(map(id, deployments.owned(deployment, pods)))
         for pod in deployments.controlled(deployment, pods):
-            if id(pod) not in selected:
+            if not deployment.selector.matches(pod.metadata.labels):
                 self._release(pod)
         changes = deployments.reconcile(deployment, pods)
         for pod in changes.create:
@@ -53,9 +52,9 @@ class ControlPlane:
         for pod in changes.delete:
             self._delete(pod)
 
-    def _collect_orphans(self, pods: list[Pod]) -> None:
+    def _collect_orphans(self, pods: list[Pod], deployment_list: list[Deployment]) -> None:
         """Pods a deleted deployment left (the garbage collector's job)."""
-        live = {(d.metadata.namespace, d.metadata.name) for d in resources.list_kind(self.store, Deployment)[0]}
+        live = {(d.metadata.namespace, d.metadata.name) for d in deployment_list}
         for pod in pods:
             owner = pod.metadata.owner
             if owner and owner[0] == "Deployment" and (pod.metadata.namespace, owner[1]) not in live \
@@ -94,27 +93,4 @@ class ControlPlane:
                 pass
 
     def run(self, stop: threading.Event, poll: float = 0.05) -> None:
-        revision = self._pass(0)
-        log.info("control plane is running")
-        next_resync = time.monotonic() + self.resync_seconds
-        while not stop.wait(poll):
-            try:
-                changed = bool(self.store.events_since(resources.REGISTRY, revision))
-            except Compacted:
-                changed = True
-            except PodnetError as err:
-                log.error("watching the store failed: %s", err)
-                continue
-            if changed or time.monotonic() >= next_resync:
-                revision = self._pass(revision)
-                next_resync = time.monotonic() + self.resync_seconds
-
-    def _pass(self, revision: int) -> int:
-        try:
-            return self.reconcile()
-        except PodnetError as err:
-            log.error("reconcile failed: %s", err)
-            return revision
-        except Exception:
-            log.exception("reconcile failed")
-            return revision
+        follow(self.store, self.reconcile, stop, log, self.resync_seconds, poll, started="control plane is running")

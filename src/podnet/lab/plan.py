@@ -11,7 +11,7 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from podnet.api.cluster import RESERVED_SERVICE_OFFSETS
+from podnet.api.cluster import dns_ip
 from podnet.errors import ManifestError
 from podnet.lab import names
 from podnet.lab.spec import ClusterSpec
@@ -118,11 +118,7 @@ def cluster_dns(spec: ClusterSpec, node: str) -> tuple[Pod, Service]:
     labels = {"k8s-app": "kube-dns"}
     pod = Pod(ObjectMeta("coredns", "kube-system", labels), (Container("dns", command=DNS_COMMAND),), node)
     ports = (ServicePort(53, 53, "UDP", "dns"), ServicePort(53, 53, "TCP", "dns-tcp"))
-    return pod, Service(ObjectMeta("kube-dns", "kube-system", labels), "ClusterIP", labels, ports, cluster_dns_ip(spec))
-
-
-def cluster_dns_ip(spec: ClusterSpec) -> str:
-    return str(spec.service_subnet.network_address + RESERVED_SERVICE_OFFSETS[1])
+    return pod, Service(ObjectMeta("kube-dns", "kube-system", labels), "ClusterIP", labels, ports, dns_ip(spec.service_subnet))
 
 
 def _check_capacity(nodes: tuple[NodePlan, ...], pods: tuple[Pod, ...]) -> None:

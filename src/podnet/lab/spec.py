@@ -102,16 +102,10 @@ LabSpec = Union[ClusterSpec, TopologySpec]
 
 def load_lab_file(path: str | Path) -> LabSpec:
     """Read and validate a lab file; raises ManifestError naming the file and field."""
-    from podnet.model.manifest import load_yaml_documents
+    from podnet.model.manifest import load_yaml_documents, read_text
 
     source = str(path)
-    try:
-        text = Path(path).read_text()
-    except OSError as err:
-        raise ManifestError("", f"cannot read lab file: {err.strerror}", source) from None
-    except UnicodeDecodeError as err:
-        raise ManifestError("", f"not UTF-8 text: byte {err.object[err.start]:#04x} at offset {err.start}",
-                            source) from None
+    text = read_text(source, "lab file")
     documents = load_yaml_documents(text, source)
     if not documents:
         raise ManifestError("", "the lab file is empty", source)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Union
 
 import yaml
@@ -30,6 +31,17 @@ def parse_resource(document: object, path: str = "") -> Resource:
         if path or not err.field.startswith(("metadata", "spec", "status")):
             raise
         raise ManifestError(f"{kind} {err.field}", err.problem) from None
+
+
+def read_text(path: str, what: str) -> str:
+    """A manifest or lab file as text; unreadable or not UTF-8 is a ManifestError naming it."""
+    try:
+        return Path(path).read_text()
+    except OSError as err:
+        raise ManifestError("", f"cannot read {what}: {err.strerror}", path) from None
+    except UnicodeDecodeError as err:
+        raise ManifestError("", f"not UTF-8 text: byte {err.object[err.start]:#04x} at offset {err.start}",
+                            path) from None
 
 
 def load_yaml_documents(text: str, source: str) -> list[Any]:

@@ -8,6 +8,7 @@ from typing import Any
 from podnet.model.fields import Fields
 from podnet.model.meta import ObjectMeta
 
+NAME_LABEL = "kubernetes.io/metadata.name"
 BUILT_IN = ("default", "kube-system")  # exist from a cluster's start, as in Kubernetes
 
 
@@ -27,7 +28,12 @@ class Namespace:
 
     @classmethod
     def named(cls, name: str) -> Namespace:
-        return cls(ObjectMeta(name, namespace="", labels={"kubernetes.io/metadata.name": name}))
+        return cls(ObjectMeta(name, namespace="")).labelled()
+
+    def labelled(self) -> Namespace:
+        """Every namespace carries its name as a label, which policies select on."""
+        meta = self.metadata
+        return replace(self, metadata=replace(meta, labels={**meta.labels, NAME_LABEL: meta.name}))
 
     def deleting(self) -> Namespace:
         return replace(self, terminating=True)

@@ -134,10 +134,6 @@ class Pod:
                        phase=phase or ("Running" if pod_ip else self.phase), reason=reason,
                        restarts=self.restarts if restarts is None else restarts)
 
-    def same_spec(self, other: Pod) -> bool:
-        """What `apply` compares: the spec and the metadata a user writes, not the status."""
-        return self.spec_manifest() == other.spec_manifest() and self.metadata == other.metadata
-
     def spec_manifest(self) -> dict[str, Any]:
         spec: dict[str, Any] = {"containers": [c.to_manifest() for c in self.containers]}
         for key, value in (("nodeName", self.node_name), ("hostname", self.hostname), ("subdomain", self.subdomain)):

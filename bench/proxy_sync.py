@@ -25,6 +25,8 @@ from podnet.kernel.nftables.nft import Nft
 from podnet.kernel.node import NamespaceKernel
 from podnet.kernel.netlink import open_namespace
 from podnet.kernel.route import Route
+from podnet.controller.endpointslices import desired
+from podnet.model.endpointslice import EndpointSlice
 from podnet.model.meta import ObjectMeta
 from podnet.model.pod import Container, Pod
 from podnet.model.service import Service, ServicePort
@@ -39,8 +41,9 @@ POD_BASE = ipaddress.ip_address("10.240.0.2")
 FULL_SYNCS = 3  # one full sync is noisy: nft's parse alone varies by a tenth
 
 
-def cluster(services: int, endpoints: int, moved: int | None = None) -> tuple[list[Service], list[Pod]]:
-    """services x endpoints; the last service's endpoints are the one real server."""
+def cluster(services: int, endpoints: int, moved: int | None = None) -> tuple[list[Service], list[EndpointSlice]]:
+    """services x endpoints, as the control plane's slices; the last service's
+    endpoints are the one real server."""
     svcs, pods = [], []
     for i in range(services):
         svcs.append(Service(ObjectMeta(f"s{i}", "default"), "ClusterIP", {"app": f"a{i}"}, (ServicePort(80, 8080),),
@@ -51,7 +54,7 @@ def cluster(services: int, endpoints: int, moved: int | None = None) -> tuple[li
                 ip = str(POD_BASE + services * endpoints + 7)
             pods.append(Pod(ObjectMeta(f"p{i}-{j}", "default", {"app": f"a{i}"}), (Container("c"),), "n1",
                             pod_ip=ip, ready=True))
-    return svcs, pods
+    return svcs, desired(svcs, pods)
 
 
 def _endpoint_ip(services: int, endpoints: int, i: int, j: int, moved: int | None) -> str:
@@ -148,11 +151,11 @@ def main() -> None:
     try:
         rows = []
         # podnet
-        svcs, pods = cluster(S, E)
+        svcs, slices = cluster(S, E)
         nft = Nft.in_namespace(CLIENT)
         ours_full = statistics.median(timed(Proxier(NamespaceKernel(CLIENT), "n1", "10.240.0.0/12").sync_services,
-                                            svcs, pods) for _ in range(FULL_SYNCS))
-        ruleset = build(service_ports(svcs, pods, "n1"), "10.240.0.0/12")
+                                            svcs, slices) for _ in range(FULL_SYNCS))
+        ruleset = build(service_ports(svcs, slices, "n1"), "10.240.0.0/12")
         moved = build(service_ports(*cluster(S, E, moved=S // 2), "n1"), "10.240.0.0/12")
         forth, back = moved.changes_from(ruleset), ruleset.changes_from(moved)
         assert forth is not None and back is not None

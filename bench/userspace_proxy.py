@@ -29,7 +29,7 @@ OURS, HAPROXY = 9000, 9100  # + IPERF or SHORT offsets below
 
 OUR_PROXY = """
 import asyncio, sys
-from podnet.model.service import Endpoint
+from podnet.proxy.endpoints import Endpoint
 from podnet.proxy.userspace import PortProxy, PortSpec
 async def main():
     for port, target in ((%(ours_iperf)d, %(iperf)d), (%(ours_short)d, %(short)d)):

@@ -11,6 +11,7 @@ from podnet.kernel.nftables.fake import Fake
 from podnet.kernel.nftables.nft import Nft
 from podnet.kernel.nftables.rules import IP_SADDR, Masquerade, jump, match, rule
 from podnet.model.manifest import parse_resource
+from podnet.controller.endpointslices import desired
 from podnet.proxy.endpoints import service_ports
 from podnet.proxy.ruleset import COLLECTIONS, TABLE as PROXY, build
 from tests.helpers import in_netns
@@ -50,7 +51,7 @@ def proxy_table() -> Transaction:
         parse_resource({"kind": "Service", "metadata": {"name": "empty"}, "spec": {
             "selector": {"app": "none"}, "clusterIP": "10.96.0.4", "ports": [{"port": 80}]}}),
     ]
-    return build(service_ports(services, pods, "n1"), "10.244.0.0/16").transaction()  # type: ignore[arg-type]
+    return build(service_ports(services, desired(services, pods), "n1"), "10.244.0.0/16").transaction()  # type: ignore[arg-type]
 
 
 def test_the_kernel_and_the_fake_hold_the_same_proxy_table(make_netns) -> None:  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ import pytest
 
 from podnet.agent.controller import Snapshot
 from podnet.agent.node_agent import NodeAgent
+from podnet.controller.manager import ControlPlane
 from podnet.errors import KernelError
 from podnet.kernel.nftables.tracer import Packet, Tracer, targets
 from podnet.kernel.route import Route
@@ -39,6 +40,7 @@ def store(tmp_path: Path):  # type: ignore[no-untyped-def]
                                              "spec": {"nodeName": node}, "status": {
                                                  "podIP": f"10.244.{i + 1}.2",
                                                  "conditions": [{"type": "Ready", "status": "True"}]}}))
+    ControlPlane(store).reconcile()  # the service's EndpointSlices, which the proxy reads
     yield store
     store.close()
 

@@ -9,8 +9,14 @@ import dns.rdatatype
 import pytest
 
 from podnet.dns.query import respond
-from podnet.dns.zone import build_zone
+from podnet.controller.endpointslices import desired
+from podnet.dns.zone import Zone, build_zone
 from podnet.model.manifest import parse_resource
+
+
+def zone_of(services: list, pods: list, **options: object) -> Zone:  # type: ignore[type-arg]
+    """The zone as the DNS builds it: from the services, the controller's slices and the pods."""
+    return build_zone(services, desired(services, pods), pods, **options)  # type: ignore[arg-type]
 
 
 def pod(name: str, ip: str, namespace: str = "apps", **spec: object):  # type: ignore[no-untyped-def]
@@ -24,7 +30,7 @@ def service(name: str, **spec: object):  # type: ignore[no-untyped-def]
                            "spec": {"selector": {"app": "web"}, **spec}})
 
 
-ZONE = build_zone(
+ZONE = zone_of(
     [service("web", clusterIP="10.96.0.20", ports=[{"name": "http", "port": 80, "targetPort": "http"}]),  # type: ignore[list-item]
      service("db", clusterIP="None", ports=[{"name": "http", "port": 80}]),
      parse_resource({"kind": "Service", "metadata": {"name": "ext", "namespace": "apps"},
@@ -54,7 +60,7 @@ CASES = {
 }
 
 
-ZONE_V6 = build_zone(
+ZONE_V6 = zone_of(
     [service("web", clusterIP="fd00:96::20", ports=[{"name": "http", "port": 80}]),  # type: ignore[list-item]
      service("db", clusterIP="None", ports=[{"name": "http", "port": 80}])],  # type: ignore[list-item]
     [pod("web-0", "fd00:244:1::5", hostname="web-0", subdomain="db"), pod("web-1", "fd00:244:2::6")],  # type: ignore[list-item]
@@ -111,7 +117,7 @@ def test_bad_packets_get_formerr_or_nothing(wire: bytes) -> None:
 def test_axfr_is_refused_and_big_answers_truncate() -> None:
     axfr = dns.message.make_query("cluster.local.", "AXFR")
     assert dns.message.from_wire(respond(ZONE, axfr.to_wire(), 512)).rcode() == dns.rcode.REFUSED  # type: ignore[arg-type]
-    many = build_zone([service("big", clusterIP="None", ports=[{"name": "http", "port": 80}])],  # type: ignore[list-item]
+    many = zone_of([service("big", clusterIP="None", ports=[{"name": "http", "port": 80}])],  # type: ignore[list-item]
                       [pod(f"p{i}", f"10.244.3.{i + 2}") for i in range(60)])  # type: ignore[misc]
     query = dns.message.make_query("big.apps.svc.cluster.local.", "A")
     reply = dns.message.from_wire(respond(many, query.to_wire(), 512))  # type: ignore[arg-type]
@@ -124,7 +130,7 @@ def test_hosts_file_names() -> None:
 
     pairs = hosts_records("# the seed's /etc/hosts\n192.168.1.10 web\n192.168.1.11 db db-1  # two names\nbogus line\n")
     assert pairs == [("web.", "192.168.1.10"), ("db.", "192.168.1.11"), ("db-1.", "192.168.1.11")]
-    zone = build_zone([], [], hosts=pairs)
+    zone = zone_of([], [], hosts=pairs)
     assert zone.authoritative_for(dns.name.from_text("DB-1."))
     answer = zone.query(dns.name.from_text("db-1."), dns.rdatatype.A)
     assert [r.to_text() for rrset in answer.answer for r in rrset] == ["192.168.1.11"]
@@ -143,7 +149,7 @@ def names(zone, name: str, rdtype: str = "A") -> tuple[int, list[str]]:  # type:
 ])
 def test_pods_modes(mode: str, existing: tuple[int, list[str]], made_up: tuple[int, list[str]]) -> None:
     """As CoreDNS's `pods`: no pod names, any well-formed one, or only existing pods."""
-    zone = build_zone([], [pod("web-0", "10.244.1.5")], pod_records=mode)  # type: ignore[list-item]
+    zone = zone_of([], [pod("web-0", "10.244.1.5")], pod_records=mode)  # type: ignore[list-item]
     assert names(zone, "10-244-1-5.apps.pod.cluster.local.") == existing
     assert names(zone, "10-9-8-7.apps.pod.cluster.local.") == made_up
     assert names(zone, "not-an-ip.apps.pod.cluster.local.")[0] == dns.rcode.NXDOMAIN
@@ -154,15 +160,15 @@ def test_publish_not_ready_addresses() -> None:
     not_ready = parse_resource({"kind": "Pod", "metadata": {"name": "late", "namespace": "apps", "labels": {"app": "web"}},
                                 "spec": {"containers": [{"name": "c"}]}, "status": {"podIP": "10.244.1.9"}})
     ports = [{"name": "http", "port": 80}]
-    hidden = build_zone([service("db", clusterIP="None", ports=ports)], [pod("web-0", "10.244.1.5"), not_ready])  # type: ignore[list-item]
-    shown = build_zone([service("db", clusterIP="None", ports=ports, publishNotReadyAddresses=True)],  # type: ignore[list-item]
+    hidden = zone_of([service("db", clusterIP="None", ports=ports)], [pod("web-0", "10.244.1.5"), not_ready])  # type: ignore[list-item]
+    shown = zone_of([service("db", clusterIP="None", ports=ports, publishNotReadyAddresses=True)],  # type: ignore[list-item]
                        [pod("web-0", "10.244.1.5"), not_ready])  # type: ignore[list-item]
     assert names(hidden, "db.apps.svc.cluster.local.")[1] == ["10.244.1.5"]
     assert names(shown, "db.apps.svc.cluster.local.")[1] == ["10.244.1.5", "10.244.1.9"]
 
 
 def test_a_hosts_only_zone_answers_nothing_else() -> None:
-    zone = build_zone([], [], domain=None, hosts=[("web.", "192.168.1.10")])
+    zone = zone_of([], [], domain=None, hosts=[("web.", "192.168.1.10")])
     assert zone.authoritative_for(dns.name.from_text("web."))
     assert zone.authoritative_for(dns.name.from_text("10.1.168.192.in-addr.arpa."))
     assert not zone.authoritative_for(dns.name.from_text("dns-version.cluster.local."))

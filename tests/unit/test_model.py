@@ -7,7 +7,6 @@ import pytest
 from podnet.errors import ManifestError
 from podnet.model.manifest import parse_resource
 from podnet.model.pod import Pod
-from podnet.model.service import Service
 
 POD = {"apiVersion": "v1", "kind": "Pod",
        "metadata": {"name": "web-0", "namespace": "apps", "labels": {"app": "web"}},
@@ -37,24 +36,6 @@ def test_pod_fields() -> None:
 def test_pod_without_containers_runs_the_echo_server() -> None:
     pod = parse_resource({"kind": "Pod", "metadata": {"name": "p"}, "spec": {}})
     assert isinstance(pod, Pod) and pod.command == ()
-
-
-def test_endpoints_follow_selector_namespace_and_named_ports() -> None:
-    service = parse_resource(SERVICE)
-    assert isinstance(service, Service)
-    web = parse_resource(POD)
-    other_ns = parse_resource({**POD, "metadata": {**POD["metadata"], "namespace": "default"}})  # type: ignore[dict-item]
-    other_app = parse_resource({**POD, "metadata": {**POD["metadata"], "name": "x", "labels": {"app": "db"}}})  # type: ignore[dict-item]
-    pods = [web, other_ns, other_app]
-    http, metrics = service.ports
-    assert [(e.ip, e.port, e.pod, e.ready) for e in service.endpoints(http, pods)] == [("10.244.1.5", 8080, "web-0", True)]  # type: ignore[arg-type]
-    assert [e.port for e in service.endpoints(metrics, pods)] == [9090]  # type: ignore[arg-type]
-
-
-def test_pods_without_an_ip_are_not_endpoints() -> None:
-    service = parse_resource(SERVICE)
-    pending = parse_resource({k: v for k, v in POD.items() if k != "status"})
-    assert service.endpoints(service.ports[0], [pending]) == []  # type: ignore[union-attr, list-item]
 
 
 BAD = {

@@ -8,7 +8,8 @@ from podnet.kernel.nftables.tracer import Outcome, Packet, Tracer, targets, verd
 from podnet.model.manifest import parse_resource
 from podnet.model.pod import Pod
 from podnet.model.service import Service
-from podnet.proxy.endpoints import ServicePortView, service_ports
+from podnet.controller.endpointslices import desired
+from podnet.proxy.endpoints import ServicePortView, pod_weights, service_ports
 from podnet.proxy.ruleset import TABLE, Ruleset, build
 
 POD_NETWORK = "10.244.0.0/16"
@@ -33,6 +34,11 @@ def service(name: str = "web", cluster_ip: str = "10.96.0.2", **spec: object) ->
     return s
 
 
+def views(services: list[Service], pods: list[Pod], node: str) -> list[ServicePortView]:
+    """As a node sees them: the controller's slices for these pods."""
+    return service_ports(services, desired(services, pods), node, pod_weights(pods))
+
+
 PODS = [pod("a", "10.244.0.2", "n1"), pod("b", "10.244.1.2", "n2"), pod("c", "10.244.2.2", "n3")]
 EVERY_POD = {"10.244.0.2:80", "10.244.1.2:80", "10.244.2.2:80"}
 
@@ -41,7 +47,7 @@ class Node:
     """One node's service table in the Fake, and a tracer over it."""
 
     def __init__(self, services: list[Service], pods: list[Pod] = PODS, node: str = "n1") -> None:
-        self.views: list[ServicePortView] = service_ports(services, pods, node)
+        self.views: list[ServicePortView] = views(services, pods, node)
         self.ruleset: Ruleset = build(self.views, POD_NETWORK)
         self.nft = Fake()
         self.nft.run(self.ruleset.transaction())
@@ -152,9 +158,9 @@ def test_changing_one_endpoint_changes_a_few_elements() -> None:
                                 "spec": {"selector": {"app": f"a{i}"}, "clusterIP": f"10.96.{i // 250}.{i % 250 + 2}",
                                          "ports": [{"port": 80}]}}) for i in range(200)]
     pods = [pod(f"p{i}-{j}", f"10.{100 + i // 250}.{i % 250}.{j + 2}", "n1", app=f"a{i}") for i in range(200) for j in range(3)]
-    before = build(service_ports(services, pods, "n1"), "10.0.0.0/8")  # type: ignore[arg-type]
+    before = build(views(services, pods, "n1"), "10.0.0.0/8")  # type: ignore[arg-type]
     moved = [p if p.metadata.name != "p7-1" else pod("p7-1", "10.100.7.99", "n1", app="a7") for p in pods]
-    after = build(service_ports(services, moved, "n1"), "10.0.0.0/8")  # type: ignore[arg-type]
+    after = build(views(services, moved, "n1"), "10.0.0.0/8")  # type: ignore[arg-type]
     changes = after.changes_from(before)
     assert changes is not None
     # only that service's backends (at most all of them) and the endpoint's hairpin pair
@@ -167,7 +173,7 @@ def test_changing_one_endpoint_changes_a_few_elements() -> None:
     reference.run(after.transaction())
     assert nft.dump() == reference.dump()  # the small change leaves what a whole rewrite would
     gone = [p for p in pods if p.metadata.name != "p7-1"]
-    fewer = build(service_ports(services, gone, "n1"), "10.0.0.0/8")  # type: ignore[arg-type]
+    fewer = build(views(services, gone, "n1"), "10.0.0.0/8")  # type: ignore[arg-type]
     assert fewer.changes_from(before) is None  # two endpoints: a new pick chain, so the table is rewritten
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from podnet.cli.tables import format_endpoints, pod_rows, service_rows
+from podnet.cli.tables import endpointslice_rows, format_endpoints, pod_rows, ready_endpoints, service_rows
+from podnet.controller.endpointslices import desired
 from podnet.kernel.nftables.fake import Fake
 from podnet.kernel.nftables.tracer import Packet, Tracer
 from podnet.lab.spec import HostSpec
@@ -22,8 +23,12 @@ def test_rows() -> None:
     service = parse_resource({"kind": "Service", "metadata": {"name": "s"},
                               "spec": {"selector": {"app": "w"}, "clusterIP": "10.96.0.5", "ports": [{"port": 80}]}})
     assert pod_rows(pods[:1]) == [("default", "w0", "1/1", "Running", "0", "10.244.0.2", "n1")]
-    assert format_endpoints(service, pods) == "10.244.0.2:80,10.244.0.3:80,10.244.0.4:80 + 2 more..."  # type: ignore[arg-type]
-    assert service_rows([service], pods)[0][:5] == ("default", "s", "ClusterIP", "10.96.0.5", "80/TCP")  # type: ignore[list-item]
+    slices = desired([service], pods)  # type: ignore[list-item]
+    assert format_endpoints(ready_endpoints(slices)) == "10.244.0.2:80,10.244.0.3:80,10.244.0.4:80 + 2 more..."
+    assert service_rows([service], slices)[0] == ("default", "s", "ClusterIP", "10.96.0.5", "80/TCP",  # type: ignore[list-item]
+                                                  "10.244.0.2:80,10.244.0.3:80,10.244.0.4:80 + 2 more...")
+    (row,) = endpointslice_rows(slices)
+    assert row[2:] == ("IPv4", "80", "10.244.0.2,10.244.0.3,10.244.0.4 + 3 more...")  # the not-ready one too
 
 
 def test_masquerade_is_the_seed_rule() -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from podnet.errors import ManifestError
 from podnet.model.manifest import parse_resource
-from podnet.proxy.endpoints import service_ports
+from podnet.controller.endpointslices import desired
+from podnet.proxy.endpoints import pod_weights, service_ports
 from podnet.proxy.userspace_manager import desired_ports
 
 import pytest
@@ -17,8 +18,9 @@ def test_userspace_services_leave_nftables_for_their_own_proxy() -> None:
     pod = parse_resource({"kind": "Pod", "metadata": {"name": "a", "labels": {"app": "web"},
                                                        "annotations": {"podnet.dev/weight": "98"}},
                           "spec": {}, "status": {"podIP": "10.244.0.2", "conditions": [{"type": "Ready", "status": "True"}]}})
-    assert service_ports([service], [pod], "n1") == []  # type: ignore[list-item]
-    (spec,) = desired_ports([service], [pod]).values()  # type: ignore[list-item]
+    slices = desired([service], [pod])  # type: ignore[list-item]
+    assert service_ports([service], slices, "n1") == []  # type: ignore[list-item]
+    (spec,) = desired_ports([service], slices, pod_weights([pod])).values()  # type: ignore[list-item]
     assert (spec.address, spec.port, spec.protocol, spec.scheduler) == ("10.96.0.3", 80, "tcp", "wlc")
     assert [(e.ip, e.weight) for e in spec.endpoints] == [("10.244.0.2", 98)]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from podnet.model.endpointslice import EndpointSlice
 from podnet.model.node import Node
 from podnet.model.pod import Pod
 from podnet.model.service import Service
@@ -25,13 +26,15 @@ class Snapshot:
     nodes: list[Node]
     pods: list[Pod]
     services: list[Service]
+    slices: list[EndpointSlice]
 
     @classmethod
     def read(cls, store: Store) -> Snapshot:
         nodes, revision = resources.list_kind(store, Node)
         pods, _ = resources.list_kind(store, Pod)
         services, _ = resources.list_kind(store, Service)
-        return cls(revision, nodes, pods, services)
+        slices, _ = resources.list_kind(store, EndpointSlice)
+        return cls(revision, nodes, pods, services, slices)
 
     def node(self, name: str) -> Node | None:
         return next((n for n in self.nodes if n.metadata.name == name), None)

@@ -14,6 +14,7 @@ from podnet.controller.deployments import controlled
 from podnet.errors import PodnetError
 from podnet.model import kinds
 from podnet.model.deployment import Deployment
+from podnet.model.endpointslice import EndpointSlice
 from podnet.model.manifest import Resource
 from podnet.model.namespace import BUILT_IN, Namespace
 from podnet.model.pod import Pod
@@ -21,7 +22,7 @@ from podnet.model.service import Service
 from podnet.store import resources
 from podnet.store.base import Store
 
-NAMESPACED_CHILDREN = (Deployment, Service, Pod)  # what a namespace's deletion takes, in this order
+NAMESPACED_CHILDREN = (Deployment, Service, Pod, EndpointSlice)  # what a namespace's deletion takes, in this order
 
 
 def delete(store: Store, kind: str, namespace: str, name: str) -> Resource:

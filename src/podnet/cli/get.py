@@ -1,8 +1,10 @@
-"""`podnet get nodes|pods|services`: kubectl-style listings of a cluster lab."""
+"""`podnet get KIND [NAME] [-w]`: kubectl-style listings of a cluster lab, and watching them."""
 
 from __future__ import annotations
 
 import json
+import sys
+import time
 
 import click
 import yaml
@@ -16,19 +18,23 @@ from podnet.lab import state
 from podnet.lab.state import LabRecord
 from podnet.model import kinds
 from podnet.model.manifest import Resource
+from podnet.model.endpointslice import EndpointSlice
 from podnet.model.node import Node
 from podnet.model.pod import Pod
 from podnet.model.service import Service
 from podnet.store import resources
+from podnet.store.base import Compacted, Store
+from podnet.store.resources import REGISTRY
 from podnet.store.location import open_store
 
+WATCH_POLL = 0.2  # seconds between looks at the store while watching
 
 
-def read_cluster(record: LabRecord) -> tuple[list[Node], list[Pod], list[Service]]:
+def read_cluster(record: LabRecord) -> tuple[list[Node], list[Pod], list[Service], list[EndpointSlice]]:
     store = open_store(record.store)
     try:
         return (resources.list_kind(store, Node)[0], resources.list_kind(store, Pod)[0],
-                resources.list_kind(store, Service)[0])
+                resources.list_kind(store, Service)[0], resources.list_kind(store, EndpointSlice)[0])
     finally:
         store.close()
 
@@ -49,50 +55,131 @@ def cluster_record(lab_name: str | None) -> LabRecord:
 @click.option("-n", "--namespace", default="default", show_default=True, help="The Kubernetes namespace.")
 @click.option("-A", "--all-namespaces", is_flag=True, help="Every namespace (as kubectl's -A).")
 @click.option("-o", "--output", default="table", help="table, wide, json, yaml, name or jsonpath=TEMPLATE.")
+@click.option("-w", "--watch", is_flag=True, help="After the listing, print each object again as it changes.")
 def get(kind: str, name: str | None, lab_name: str | None, namespace: str, all_namespaces: bool,
-        output: str) -> None:
-    """List nodes, pods or services of a cluster lab, as kubectl does: one
-    namespace (default unless -n), or all of them with -A."""
+        output: str, watch: bool) -> None:
+    """List any kind of a cluster lab, as kubectl does: one namespace (default
+    unless -n), or all of them with -A; -w then follows the changes."""
     registered = kinds.from_word(kind)
     if registered is None:
         raise click.BadParameter(f"{kind!r} is not one of {', '.join(k.plural for k in kinds.KINDS)}", param_hint="KIND")
-    wanted = registered.name
+    if output not in ("table", "wide", "json", "yaml", "name") and not output.startswith("jsonpath="):
+        raise click.BadParameter(f"{output!r} is not table, wide, json, yaml, name or jsonpath=...", param_hint="-o")
+    listing = Listing(registered, None if all_namespaces or not registered.namespaced else namespace, name)
     store = open_store(cluster_record(lab_name).store)
     try:
-        chosen: list[Resource] = resources.list_kind(store, registered.cls)[0]
-        pods = resources.list_kind(store, Pod)[0] if wanted in ("Service", "Deployment") else []
+        chosen, revision = listing.read(store)
+        if name and not chosen:
+            where = f" in namespace {namespace!r} (-A for all)" if listing.namespace else ""
+            raise LabError(f"{registered.name.lower()} {name!r} not found{where}")
+        if output in ("table", "wide"):
+            widths = _print_table(listing.columns, listing.rows(chosen), watch)
+        else:
+            _print_documents(registered.name, chosen, output, whole=not watch and not name)
+        if watch:
+            _watch(store, listing, chosen, revision, output, widths if output in ("table", "wide") else [])
     finally:
         store.close()
-    if registered.namespaced and not all_namespaces:
-        chosen = [r for r in chosen if r.metadata.namespace == namespace]
-    if name:
-        chosen = [r for r in chosen if r.metadata.name == name]
-        if not chosen:
-            where = f" in namespace {namespace!r} (-A for all)" if registered.namespaced and not all_namespaces else ""
-            raise LabError(f"{wanted.lower()} {name!r} not found{where}")
-    manifests = [r.to_manifest() for r in chosen]
-    document = manifests[0] if name else {"apiVersion": "v1", "kind": "List", "items": manifests}
-    if output == "json":
-        click.echo(json.dumps(document, indent=2))
-    elif output == "yaml":
-        click.echo(yaml.safe_dump(document, sort_keys=False))
-    elif output == "name":
-        click.echo("\n".join(f"{wanted.lower()}/{r.metadata.name}" for r in chosen))
-    elif output.startswith("jsonpath="):
-        click.echo(jsonpath(document, output[len("jsonpath="):]), nl=False)
-    elif output in ("table", "wide"):
-        columns, rows = {
-            "Namespace": (tables.NAMESPACE_COLUMNS, lambda: tables.namespace_rows(chosen)),  # type: ignore[arg-type]
-            "Node": (tables.NODE_COLUMNS, lambda: tables.node_rows(chosen)),  # type: ignore[arg-type]
-            "Pod": (tables.POD_COLUMNS, lambda: tables.pod_rows(chosen)),  # type: ignore[arg-type]
-            "Service": (tables.SERVICE_COLUMNS, lambda: tables.service_rows(chosen, pods)),  # type: ignore[arg-type]
-            "Deployment": (tables.DEPLOYMENT_COLUMNS, lambda: tables.deployment_rows(chosen, pods)),  # type: ignore[arg-type]
-        }[wanted]
+
+
+class Listing:
+    """What one `get` shows: a kind's objects, narrowed to a namespace and a name,
+    and its table's rows (some kinds' rows need the pods or the slices too)."""
+
+    def __init__(self, kind: kinds.Kind, namespace: str | None, name: str | None) -> None:
+        self.kind, self.namespace, self.name = kind, namespace, name
+        self.context: dict[type, list[Resource]] = {}
+        self.columns, self._rows = {
+            "Namespace": (tables.NAMESPACE_COLUMNS, lambda chosen: tables.namespace_rows(chosen)),
+            "Node": (tables.NODE_COLUMNS, lambda chosen: tables.node_rows(chosen)),
+            "Pod": (tables.POD_COLUMNS, lambda chosen: tables.pod_rows(chosen)),
+            "Service": (tables.SERVICE_COLUMNS, lambda chosen: tables.service_rows(chosen, self.context[EndpointSlice])),
+            "Deployment": (tables.DEPLOYMENT_COLUMNS, lambda chosen: tables.deployment_rows(chosen, self.context[Pod])),
+            "EndpointSlice": (tables.ENDPOINTSLICE_COLUMNS, lambda chosen: tables.endpointslice_rows(chosen)),
+        }[kind.name]
+        self.needs = {"Service": (EndpointSlice,), "Deployment": (Pod,)}.get(kind.name, ())
+
+    def read(self, store: Store) -> tuple[list[Resource], int]:
+        chosen, revision = resources.list_kind(store, self.kind.cls)
+        for cls in self.needs:
+            self.context[cls] = resources.list_kind(store, cls)[0]
+        return [r for r in chosen if (self.namespace is None or r.metadata.namespace == self.namespace)
+                and (self.name is None or r.metadata.name == self.name)], revision
+
+    def rows(self, chosen: list[Resource]) -> list[tuple[str, ...]]:
+        return self._rows(chosen)  # type: ignore[no-any-return]
+
+
+def _print_table(columns: tuple[str, ...], rows: list[tuple[str, ...]], fixed: bool) -> list[int]:
+    """A rich table; or, when rows will follow (-w), plain columns whose widths the
+    later rows keep, as kubectl's are."""
+    if not fixed:
         table = Table(box=None, header_style="bold")
         for column in columns:
             table.add_column(column)
-        for row in rows():
+        for row in rows:
             table.add_row(*row)
         Console().print(table)
-    else:
-        raise click.BadParameter(f"{output!r} is not table, wide, json, yaml, name or jsonpath=...", param_hint="-o")
+        return []
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) + 3 for i, c in enumerate(columns)]
+    for row in [columns, *rows]:
+        _echo_row(row, widths)
+    return widths
+
+
+def _echo_row(row: tuple[str, ...], widths: list[int]) -> None:
+    click.echo("".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    sys.stdout.flush()
+
+
+def _print_documents(kind: str, chosen: list[Resource], output: str, whole: bool) -> None:
+    """Several objects make a List, as kubectl prints them; one (or each, when
+    watching) stands alone."""
+    manifests = [r.to_manifest() for r in chosen]
+    documents = [{"apiVersion": "v1", "kind": "List", "items": manifests}] if whole else manifests
+    for document in documents:
+        if output == "json":
+            click.echo(json.dumps(document, indent=2))
+        elif output == "yaml":
+            click.echo(("---\n" if not whole else "") + yaml.safe_dump(document, sort_keys=False), nl=False)
+        elif output.startswith("jsonpath="):
+            click.echo(jsonpath(document, output[len("jsonpath="):]), nl=False)
+    if output == "name":
+        click.echo("\n".join(f"{kind.lower()}/{r.metadata.name}" for r in chosen))
+    sys.stdout.flush()
+
+
+def _watch(store: Store, listing: Listing, chosen: list[Resource], revision: int, output: str,
+           widths: list[int]) -> None:
+    """Until interrupted: on each change, the objects (or rows) that differ from
+    what was last printed. An object deleted is printed once more as it was last."""
+    shown = _shown(listing, chosen, output)
+    last = {r.metadata.key: r for r in chosen}
+    try:
+        while True:
+            time.sleep(WATCH_POLL)
+            try:
+                if not store.events_since(REGISTRY, revision):
+                    continue
+            except Compacted:
+                pass
+            now, revision = listing.read(store)
+            current = _shown(listing, now, output)
+            changed = [key for key, view in current.items() if shown.get(key) != view]
+            gone = [last[key] for key in shown if key not in current]
+            if widths:
+                for row in [current[key] for key in changed] + [shown[r.metadata.key] for r in gone]:
+                    _echo_row(row, widths)  # type: ignore[arg-type]
+            else:
+                by_key = {r.metadata.key: r for r in now}
+                _print_documents(listing.kind.name, [by_key[key] for key in changed] + gone, output, whole=False)
+            shown, last = current, {r.metadata.key: r for r in now}
+    except KeyboardInterrupt:
+        pass
+
+
+def _shown(listing: Listing, chosen: list[Resource], output: str) -> dict[str, object]:
+    """What was printed of each object: its row, or its manifest."""
+    if output in ("table", "wide"):
+        return dict(zip((r.metadata.key for r in chosen), listing.rows(chosen)))
+    return {r.metadata.key: r.to_manifest() for r in chosen}

@@ -135,11 +135,11 @@ def show_status(record: LabRecord) -> None:
     if record.kind == "Cluster":
         from podnet.cli.get import read_cluster
 
-        nodes, pods, services = read_cluster(record)
+        nodes, pods, services, slices = read_cluster(record)
         console.print(_table("nodes", NODE_COLUMNS, node_rows(nodes)))
         console.print(_table("pods", POD_COLUMNS, pod_rows(pods)))
         if services:
-            console.print(_table("services", SERVICE_COLUMNS, service_rows(services, pods)))
+            console.print(_table("services", SERVICE_COLUMNS, service_rows(services, slices)))
     else:
         rows = [(key.split("/", 1)[1], key.split("/", 1)[0], namespace) for key, namespace in sorted(record.members.items())]
         console.print(_table("members", ("NAME", "KIND", "NETNS"), rows))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from podnet.controller.deployments import owned
 from podnet.model.deployment import TEMPLATE_HASH, Deployment
+from podnet.model.endpointslice import EndpointSlice, by_service
 from podnet.model.namespace import Namespace
 from podnet.model.node import Node
 from podnet.model.pod import Pod
@@ -14,6 +15,7 @@ POD_COLUMNS = ("NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "IP", "NODE")
 SERVICE_COLUMNS = ("NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "PORT(S)", "ENDPOINTS")
 DEPLOYMENT_COLUMNS = ("NAMESPACE", "NAME", "READY", "UP-TO-DATE", "AVAILABLE")
 NAMESPACE_COLUMNS = ("NAME", "STATUS")
+ENDPOINTSLICE_COLUMNS = ("NAMESPACE", "NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS")
 
 
 def node_rows(nodes: list[Node]) -> list[tuple[str, ...]]:
@@ -56,18 +58,38 @@ def format_ports(service: Service) -> str:
     ) or "<none>"
 
 
-def format_endpoints(service: Service, pods: list[Pod], limit: int = 3) -> str:
-    """kubectl's style: the first few ip:port pairs, then "+ N more..."."""
-    found = [f"{e.ip}:{e.port}" for port in service.ports for e in service.endpoints(port, pods) if e.ready]
+def format_endpoints(found: list[str], limit: int = 3) -> str:
+    """kubectl's style: the first few, then "+ N more..."."""
     if not found:
         return "<none>"
     shown = ",".join(found[:limit])
     return shown + (f" + {len(found) - limit} more..." if len(found) > limit else "")
 
 
-def service_rows(services: list[Service], pods: list[Pod]) -> list[tuple[str, ...]]:
+def ready_endpoints(slices: list[EndpointSlice]) -> list[str]:
+    """ip:port of every ready endpoint, in address order (ip alone for a slice without ports)."""
+    found = {f"{e.address}:{p.port}" if p else e.address
+             for piece in slices for e in piece.endpoints if e.ready for p in (piece.ports or (None,))}
+    return sorted(found, key=_address_order)
+
+
+def _address_order(text: str) -> tuple[int, ...]:
+    return tuple(int(part) if part.isdigit() else 0 for part in text.replace(":", ".").split("."))
+
+
+def service_rows(services: list[Service], slices: list[EndpointSlice]) -> list[tuple[str, ...]]:
+    grouped = by_service(slices)
     return [
         (s.metadata.namespace, s.metadata.name, s.type, s.cluster_ip or "<none>", format_ports(s),
-         format_endpoints(s, pods))
+         format_endpoints(ready_endpoints(grouped.get((s.metadata.namespace, s.metadata.name), []))))
         for s in services
+    ]
+
+
+def endpointslice_rows(slices: list[EndpointSlice]) -> list[tuple[str, ...]]:
+    """kubectl's columns: every address, ready or not."""
+    return [
+        (s.metadata.namespace, s.metadata.name, s.address_type, ",".join(str(p.port) for p in s.ports) or "<unset>",
+         format_endpoints([e.address for e in s.endpoints]))
+        for s in slices
     ]

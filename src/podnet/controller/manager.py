@@ -1,6 +1,6 @@
 """The control plane's loop: on every store change (and every second), bind
-pending pods, converge deployments, collect pods whose deployment is gone and
-finish namespaces being deleted. Every write is a compare-and-swap or a create,
+pending pods, converge deployments, collect pods whose deployment is gone,
+write every Service's EndpointSlices and finish namespaces being deleted. Every write is a compare-and-swap or a create,
 so a second control plane, or this one restarted half-way, does no harm."""
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ from dataclasses import replace
 
 from podnet.api import writes
 from podnet.api.delete import delete, finish_namespace
-from podnet.controller import deployments
+from podnet.controller import deployments, endpointslices
 from podnet.controller.scheduler import schedule
 from podnet.model.deployment import Deployment
+from podnet.model.endpointslice import EndpointSlice
 from podnet.model.namespace import Namespace
 from podnet.model.node import Node
 from podnet.model.pod import Pod
+from podnet.model.service import Service
 from podnet.store import resources
 from podnet.store.base import Store
 from podnet.store.follow import follow
@@ -37,6 +39,7 @@ class ControlPlane:
             self._converge(deployment, pods)
         self._collect_orphans(pods, deployment_list)
         self._bind([p for p in pods if not p.node_name and not p.terminating], nodes, pods)
+        self._sync_slices(resources.list_kind(self.store, Service)[0], pods, nodes)
         for namespace in resources.list_kind(self.store, Namespace)[0]:
             if namespace.terminating:
                 finish_namespace(self.store, namespace.metadata.name)
@@ -60,6 +63,25 @@ class ControlPlane:
             if owner and owner[0] == "Deployment" and (pod.metadata.namespace, owner[1]) not in live \
                     and not pod.terminating:
                 self._delete(pod)
+
+    def _sync_slices(self, services: list[Service], pods: list[Pod], nodes: list[Node]) -> None:
+        """Write the slices that differ from what the controller decided, and delete
+        the ones it no longer wants (their service went, or fewer are needed)."""
+        existing = {s.metadata.key: s for s in endpointslices.managed(resources.list_kind(self.store, EndpointSlice)[0])}
+        for wanted in endpointslices.desired(services, pods, nodes):
+            found = existing.pop(wanted.metadata.key, None)
+            if found is None:
+                writes.create(self.store, wanted)
+            elif found.to_manifest() != wanted.to_manifest():
+                self._write(wanted)
+        for unwanted in existing.values():
+            self.store.delete(resources.key_of(unwanted))
+
+    def _write(self, slice_: EndpointSlice) -> None:
+        try:
+            writes.modify(self.store, EndpointSlice, slice_.metadata.namespace, slice_.metadata.name, lambda _: slice_)
+        except writes.NotFound:
+            writes.create(self.store, slice_)
 
     def _release(self, pod: Pod) -> None:
         meta = pod.metadata

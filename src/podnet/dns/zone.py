@@ -18,8 +18,8 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from podnet.model.endpointslice import EndpointSlice, by_service
 from podnet.model.pod import Pod
-from podnet.model.selector import service_selects
 from podnet.model.service import Service
 
 SCHEMA_VERSION = "1.1.0"
@@ -160,13 +160,16 @@ def _undashed(label: str) -> str | None:
         return None
 
 
-def build_zone(services: list[Service], pods: list[Pod], domain: str | None = "cluster.local", ttl: int = 5,
-               hosts: list[tuple[str, str]] | None = None, pod_records: str = "verified") -> Zone:
+def build_zone(services: list[Service], slices: list[EndpointSlice], pods: list[Pod],
+               domain: str | None = "cluster.local", ttl: int = 5, hosts: list[tuple[str, str]] | None = None,
+               pod_records: str = "verified") -> Zone:
+    """Services' names from the Services and their slices (as CoreDNS's kubernetes
+    plugin), pods' dashed names from the pods."""
     zone = Zone(domain, ttl, pod_records)
     add_hosts(zone, hosts or [])
     if zone.domain is None:
         return zone
-    pod_by_ip = {p.pod_ip: p for p in pods if p.pod_ip}
+    grouped = by_service(slices)
     for service in services:
         name, namespace = service.metadata.name, service.metadata.namespace
         fqdn = f"{name}.{namespace}.svc.{domain}."
@@ -175,10 +178,8 @@ def build_zone(services: list[Service], pods: list[Pod], domain: str | None = "c
             continue
         if service.headless:
             targets = []
-            for ip in _ready_addresses(service, pods):
-                pod = pod_by_ip.get(ip)
-                host = pod.hostname if pod and pod.hostname and pod.subdomain == name else _dashed(ip)
-                target = f"{host}.{fqdn}"
+            for ip, hostname in _ready_addresses(grouped.get((namespace, name), [])):
+                target = f"{hostname or _dashed(ip)}.{fqdn}"
                 for record in (fqdn, target):
                     zone.add(record, _address_type(ip), ip)
                 zone.add(ipaddress.ip_address(ip).reverse_pointer + ".", dns.rdatatype.PTR, target)
@@ -200,11 +201,8 @@ def build_zone(services: list[Service], pods: list[Pod], domain: str | None = "c
     return zone
 
 
-def _ready_addresses(service: Service, pods: list[Pod]) -> list[str]:
-    """A headless service's ready endpoints (all of them with publishNotReadyAddresses);
-    without ports, the pods it selects."""
-    wanted = (lambda ready: True) if service.publish_not_ready else (lambda ready: ready)
-    if service.ports:
-        return sorted({e.ip for port in service.ports for e in service.endpoints(port, pods) if wanted(e.ready)})
-    return sorted({p.pod_ip for p in pods if p.pod_ip and wanted(p.ready) and p.metadata.namespace == service.metadata.namespace
-                   and service_selects(service.selector, p.metadata.labels)})
+def _ready_addresses(slices: list[EndpointSlice]) -> list[tuple[str, str | None]]:
+    """A headless service's ready endpoints (every one, with publishNotReadyAddresses,
+    for the controller marks them ready) and their hostnames."""
+    found = {e.address: e.hostname for piece in slices for e in piece.endpoints if e.ready}
+    return sorted(found.items())

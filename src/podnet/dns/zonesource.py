@@ -11,6 +11,7 @@ import threading
 
 from podnet.dns.config import DnsConfig
 from podnet.dns.zone import Zone, build_zone
+from podnet.model.endpointslice import EndpointSlice
 from podnet.model.pod import Pod
 from podnet.model.service import Service
 from podnet.store import resources
@@ -33,11 +34,12 @@ class ZoneFromStore:
         revision = self.store.revision() if self.store else 0
         if revision == self.revision:
             return
-        services, pods = [], []
+        services, slices, pods = [], [], []
         if self.store is not None:
             services = resources.list_kind(self.store, Service)[0]
+            slices = resources.list_kind(self.store, EndpointSlice)[0]
             pods = resources.list_kind(self.store, Pod)[0]
-        self.zone = build_zone(services, pods, self.config.domain, self.config.ttl, self.hosts, self.config.pods)
+        self.zone = build_zone(services, slices, pods, self.config.domain, self.config.ttl, self.hosts, self.config.pods)
         self.revision = revision
 
     def watch(self, stop: threading.Event) -> None:

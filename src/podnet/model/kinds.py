@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from podnet.model.deployment import Deployment
+from podnet.model.endpointslice import EndpointSlice
 from podnet.model.namespace import Namespace
 from podnet.model.node import Node
 from podnet.model.pod import Pod
@@ -37,6 +38,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("Pod", "pods", ("po",), Pod),
     Kind("Service", "services", ("svc",), Service),
     Kind("Deployment", "deployments", ("deploy",), Deployment),
+    Kind("EndpointSlice", "endpointslices", (), EndpointSlice),
 )
 _BY_NAME = {kind.name: kind for kind in KINDS}
 _BY_WORD = {word: kind for kind in KINDS for word in kind.words}

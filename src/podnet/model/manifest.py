@@ -10,13 +10,14 @@ import yaml
 from podnet.errors import ManifestError
 from podnet.model import kinds
 from podnet.model.deployment import Deployment
+from podnet.model.endpointslice import EndpointSlice
 from podnet.model.fields import Fields
 from podnet.model.namespace import Namespace
 from podnet.model.node import Node
 from podnet.model.pod import Pod
 from podnet.model.service import Service
 
-Resource = Union[Namespace, Node, Pod, Service, Deployment]
+Resource = Union[Namespace, Node, Pod, Service, Deployment, EndpointSlice]
 
 
 def parse_resource(document: object, path: str = "") -> Resource:

@@ -43,6 +43,7 @@ class ObjectMeta:
         if self.annotations:
             out["annotations"] = dict(self.annotations)
         if self.owner:
-            out["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": self.owner[0], "name": self.owner[1],
+            api_version = "apps/v1" if self.owner[0] in ("Deployment", "ReplicaSet") else "v1"
+            out["ownerReferences"] = [{"apiVersion": api_version, "kind": self.owner[0], "name": self.owner[1],
                                        "controller": True}]
         return out

@@ -9,7 +9,6 @@ from podnet.errors import ManifestError
 from podnet.model.fields import Fields, check_dns_label
 from podnet.model.meta import ObjectMeta
 from podnet.model.pod import Pod
-from podnet.model.selector import service_selects
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 HEADLESS = "None"
@@ -50,19 +49,6 @@ class ServicePort:
         if self.node_port:
             out["nodePort"] = self.node_port
         return out
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """One ready-or-not backend of a service port: a pod's IP and resolved port."""
-
-    ip: str
-    port: int
-    pod: str
-    node: str | None
-    ready: bool
-    terminating: bool = False
-    weight: int = 1
 
 
 @dataclass(frozen=True)
@@ -146,27 +132,6 @@ class Service:
     def exposes_node_ports(self) -> bool:
         return self.type in ("NodePort", "LoadBalancer")
 
-    def endpoints(self, port: ServicePort, pods: list[Pod]) -> list[Endpoint]:
-        """Endpoints for one port, derived from the pods the selector matches."""
-        namespace = self.metadata.namespace
-        return self.endpoints_of_selected(port, [
-            pod for pod in pods
-            if pod.metadata.namespace == namespace and service_selects(self.selector, pod.metadata.labels)])
-
-    def endpoints_of_selected(self, port: ServicePort, selected: list[Pod]) -> list[Endpoint]:
-        """Endpoints for one port, from pods already known to match the selector
-        (a proxy selects through an index, for thousands of services at once)."""
-        found = []
-        for pod in selected:
-            if not pod.pod_ip:
-                continue
-            target = _resolve_target_port(port, pod)
-            if target is not None:
-                found.append(Endpoint(pod.pod_ip, target, pod.metadata.name, pod.node_name, pod.ready, pod.terminating,
-                                      pod_weight(pod)))
-        found.sort(key=lambda e: (e.ip, e.port))
-        return found
-
     def to_manifest(self) -> dict[str, Any]:
         spec: dict[str, Any] = {"type": self.type, "ports": [p.to_manifest() for p in self.ports]}
         if self.selector:
@@ -224,7 +189,7 @@ def _policy(spec: Fields, key: str) -> bool:
     return value == "Local"
 
 
-def _resolve_target_port(port: ServicePort, pod: Pod) -> int | None:
+def resolve_target_port(port: ServicePort, pod: Pod) -> int | None:
     """A named targetPort is looked up in the pod's container ports, as kube does."""
     if isinstance(port.target_port, int):
         return port.target_port

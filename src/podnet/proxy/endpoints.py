@@ -1,18 +1,31 @@
-"""What the proxy needs to know of each service port, derived from Services and Pods.
-
-Like an EndpointSlice: the endpoints a port may send to, chosen as kube-proxy
+"""What the proxy needs to know of each service port, read from Services and
+their EndpointSlices: the endpoints a port may send to, chosen as kube-proxy
 chooses them (ready ones; terminating ones only when none is ready), and which of
 them are on this node (for the Local traffic policies).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from podnet.model.endpointslice import EndpointSlice, by_service
 from podnet.model.pod import Pod
-from podnet.model.selector import matches_labels
-from podnet.model.service import Endpoint, Service, ServicePort
+from podnet.model.service import Service, ServicePort, pod_weight
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One backend of a service port: a pod's IP and resolved port. ready: takes
+    new connections; terminating: only when no ready one is left."""
+
+    ip: str
+    port: int
+    pod: str
+    node: str | None
+    ready: bool
+    terminating: bool = False
+    weight: int = 1
 
 
 @dataclass(frozen=True)
@@ -52,37 +65,40 @@ def port_name(service: Service, port: ServicePort) -> str:
     return f"{service.metadata.key}:{port.name or port.port}"
 
 
-class PodIndex:
-    """Pods by namespace and label, so selecting is a set intersection rather than a
-    scan of every pod for every service (10 000 services x 100 000 pods)."""
-
-    def __init__(self, pods: list[Pod]) -> None:
-        self._by_label: dict[tuple[str, str, str], list[Pod]] = defaultdict(list)
-        for pod in pods:
-            for key, value in pod.metadata.labels.items():
-                self._by_label[(pod.metadata.namespace, key, value)].append(pod)
-
-    def select(self, service: Service) -> list[Pod]:
-        if not service.selector:
-            return []
-        candidates = [self._by_label.get((service.metadata.namespace, k, v), []) for k, v in service.selector.items()]
-        smallest = min(candidates, key=len)
-        if len(candidates) == 1:
-            return list(smallest)  # the index already matched the only label
-        return [p for p in smallest if matches_labels(service.selector, p.metadata.labels)]
+def endpoints_of(port: ServicePort, slices: list[EndpointSlice], weights: Mapping[tuple[str, str], int]) -> list[Endpoint]:
+    """A service port's endpoints from its slices: the slice port of the same name
+    and protocol gives the number. An endpoint ready through publishNotReadyAddresses
+    counts as ready even if it is not serving, as kube-proxy counts it."""
+    found = []
+    for piece in slices:
+        number = next((p.port for p in piece.ports if p.name == port.name and p.protocol == port.protocol), None)
+        if number is None:
+            continue
+        for e in piece.endpoints:
+            found.append(Endpoint(e.address, number, e.pod or "", e.node_name, e.ready or e.serving,
+                                  e.terminating and not e.ready,
+                                  weights.get((piece.metadata.namespace, e.pod or ""), 1)))
+    found.sort(key=lambda e: (e.ip, e.port))
+    return found
 
 
-def service_ports(services: list[Service], pods: list[Pod], node_name: str) -> list[ServicePortView]:
+def pod_weights(pods: list[Pod]) -> dict[tuple[str, str], int]:
+    """The pods whose podnet.dev/weight is not the default 1, by (namespace, name)."""
+    return {(p.metadata.namespace, p.metadata.name): w for p in pods if (w := pod_weight(p)) != 1}
+
+
+def service_ports(services: list[Service], slices: list[EndpointSlice], node_name: str,
+                  weights: Mapping[tuple[str, str], int] | None = None) -> list[ServicePortView]:
     """Every port that gets rules: ClusterIP services with an address (headless and
     ExternalName services are DNS only)."""
-    index = PodIndex(pods)
+    grouped = by_service(slices)
     views = []
     for service in sorted(services, key=lambda s: s.metadata.key):
         if not service.cluster_ip or service.headless or service.type == "ExternalName" or service.userspace:
             continue  # headless and ExternalName are DNS only; userspace ones have their own proxy
-        selected = index.select(service)
+        own = grouped.get((service.metadata.namespace, service.metadata.name), [])
         for port in service.ports:
-            chosen = usable(service.endpoints_of_selected(port, selected))
+            chosen = usable(endpoints_of(port, own, weights or {}))
             views.append(ServicePortView(
                 name=port_name(service, port),
                 cluster_ip=service.cluster_ip,

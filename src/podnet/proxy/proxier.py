@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 
 from podnet.agent.controller import Snapshot
 from podnet.errors import KernelError
 from podnet.gcpause import collector_paused
 from podnet.kernel.node import NodeKernel
-from podnet.model.pod import Pod
+from podnet.model.endpointslice import EndpointSlice
 from podnet.model.service import Service
-from podnet.proxy.endpoints import ServicePortView, service_ports
+from podnet.proxy.endpoints import ServicePortView, pod_weights, service_ports
 from podnet.proxy.ruleset import Ruleset, build
 
 log = logging.getLogger("podnet.proxy")
@@ -34,14 +35,15 @@ class Proxier:
         self._udp_endpoints: dict[str, set[str]] = {}  # cluster IP:port -> endpoint IPs last written
 
     def sync(self, snapshot: Snapshot) -> None:
-        self.sync_services(snapshot.services, snapshot.pods)
+        self.sync_services(snapshot.services, snapshot.slices, pod_weights(snapshot.pods))
 
-    def sync_services(self, services: list[Service], pods: list[Pod]) -> str:
+    def sync_services(self, services: list[Service], slices: list[EndpointSlice],
+                      weights: Mapping[tuple[str, str], int] | None = None) -> str:
         """Write what changed: "none", "elements" (one small transaction of the
         changed map elements) or "table" (the whole table, atomically: at the
         start, when chains change, and every resync period to repair drift)."""
         with collector_paused():
-            views = service_ports(services, pods, self.node_name)
+            views = service_ports(services, slices, self.node_name, weights)
             ruleset = build(views, self.cluster_cidr)
             stale = time.monotonic() - self._applied_at > self.resync_seconds
             if ruleset == self._applied and not stale:

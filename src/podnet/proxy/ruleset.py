@@ -27,7 +27,7 @@ from podnet.kernel.nftables.rules import (
     Masquerade, Reject, Rule, SetMark, SetRef, UpdateSet, Verdict, VerdictMap, concat, differs, goto, jump, match,
     rule, Numgen,
 )
-from podnet.model.service import Endpoint
+from podnet.proxy.endpoints import Endpoint
 from podnet.proxy.endpoints import ServicePortView
 
 TABLE = Table("ip", hooks.PROXY)

@@ -17,7 +17,7 @@ import os
 import socket
 from dataclasses import dataclass
 
-from podnet.model.service import Endpoint
+from podnet.proxy.endpoints import Endpoint
 from podnet.proxy.schedulers import Scheduler, Server, scheduler
 
 log = logging.getLogger("podnet.proxy.userspace")

@@ -6,27 +6,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Mapping
 
 from podnet.agent.controller import Snapshot
 from podnet.kernel.netlink import open_namespace
-from podnet.model.pod import Pod
+from podnet.model.endpointslice import EndpointSlice, by_service
 from podnet.model.service import Service
-from podnet.proxy.endpoints import PodIndex, port_name, usable
+from podnet.proxy.endpoints import endpoints_of, pod_weights, port_name, usable
 from podnet.proxy.userspace import PortProxy, PortSpec
 
 log = logging.getLogger("podnet.proxy.userspace")
 
 
-def desired_ports(services: list[Service], pods: list[Pod]) -> dict[str, PortSpec]:
-    index = PodIndex(pods)
+def desired_ports(services: list[Service], slices: list[EndpointSlice],
+                  weights: Mapping[tuple[str, str], int]) -> dict[str, PortSpec]:
+    grouped = by_service(slices)
     wanted = {}
     for service in services:
         if not service.userspace or not service.cluster_ip or service.headless:
             continue
-        selected = index.select(service)
+        own = grouped.get((service.metadata.namespace, service.metadata.name), [])
         for port in service.ports:
             spec = PortSpec(port_name(service, port), service.cluster_ip, port.port, port.protocol.lower(),
-                            service.scheduler, usable(service.endpoints_of_selected(port, selected)))
+                            service.scheduler, usable(endpoints_of(port, own, weights)))
             wanted[spec.name] = spec
     return wanted
 
@@ -44,7 +46,7 @@ class UserspaceProxies:
         threading.Thread(target=self.loop.run_forever, name="userspace-proxy", daemon=True).start()
 
     def sync(self, snapshot: Snapshot) -> None:
-        wanted = desired_ports(snapshot.services, snapshot.pods)
+        wanted = desired_ports(snapshot.services, snapshot.slices, pod_weights(snapshot.pods))
         addresses = {f"{spec.address}/32" for spec in wanted.values()}
         if addresses != self._addresses:
             with open_namespace(self.namespace) as ns:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -53,3 +54,26 @@ def within(seconds: float, check: Callable[[], bool], interval: float = 0.05) ->
 
 def curl_json(namespace: str, url: str) -> dict:  # type: ignore[type-arg]
     return json.loads(in_netns(namespace, "curl", "-s", "-m", "5", url).stdout)
+
+
+def agent_pid(lab: str, node: str) -> int | None:
+    """The node's agent process (not its supervisor, whose command line holds the agent's)."""
+    found = subprocess.run(["pgrep", "-f", f"^\\S+ -m podnet agent --node {node} --netns pn-{lab}.{node} "],
+                           capture_output=True, text=True).stdout.split()
+    assert len(found) <= 1, found
+    return int(found[0]) if found else None
+
+
+def parent_pid(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def kill_agent(lab: str, node: str) -> Callable[[], None]:
+    """SIGKILL the node's agent with its supervisor held (SIGSTOP), so it stays
+    down; returns what lets the supervisor start it again."""
+    pid = agent_pid(lab, node)
+    assert pid is not None
+    supervisor = parent_pid(pid)
+    os.kill(supervisor, signal.SIGSTOP)
+    os.kill(pid, signal.SIGKILL)
+    return lambda: os.kill(supervisor, signal.SIGCONT)

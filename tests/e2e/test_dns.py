@@ -125,7 +125,7 @@ def test_external_names_resolve_upstream_and_then_from_the_cache(cluster_lab: st
     import subprocess
 
     assert dig(cluster_lab, "+short", "www.example.org").strip() == "203.0.113.10"
-    upstream = subprocess.run(["pgrep", "-f", f"podnet dns --store /run/podnet/labs/{cluster_lab}/internet.db"],
+    upstream = subprocess.run(["pgrep", "-f", f"^\\S+ -m podnet dns --store /run/podnet/labs/{cluster_lab}/internet.db"],
                               capture_output=True, text=True).stdout.split()
     assert len(upstream) == 1
     subprocess.run(["kill", "-STOP", upstream[0]], check=True)  # the upstream stops answering

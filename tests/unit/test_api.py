@@ -86,7 +86,7 @@ def test_a_namespace_must_exist_or_come_in_the_same_apply(store: SqliteStore) ->
     assert [a.line() for a in apply(store, [pod("a", "apps"), apps])] == ["namespace/apps created", "pod/a created"]
     stored = resources.get(store, Namespace, "", "apps")
     assert stored is not None and stored.metadata.labels == {"team": "x", "kubernetes.io/metadata.name": "apps"}
-    assert {n.metadata.name for n in resources.list_kind(store, Namespace)[0]} == {"apps", "default", "kube-system"}
+    assert {n.metadata.name for n in resources.list_kind(store, Namespace)[0]} == {"apps", "default", "kube-node-lease", "kube-system"}
 
 
 def test_deleting_a_namespace_takes_everything_in_it(store: SqliteStore) -> None:

@@ -19,7 +19,6 @@ import functools
 import json
 import logging
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from podnet.agent.controller import Snapshot
+from podnet.agent.prober import Prober
 from podnet.api import cluster, writes
 from podnet.cni.result import Result
 from podnet.cni.runtime import Attachment, NetworkConfigList, Runtime
@@ -40,7 +40,6 @@ from podnet.store.base import Store
 log = logging.getLogger("podnet.agent.pods")
 
 BACKOFF_FIRST, BACKOFF_MAX = 10.0, 300.0  # kubelet's restart back-off: 10 s doubling to 5 min
-PROBE_PERIOD = 0.05
 DNS_COMMAND_HEAD = ("podnet", "dns")
 
 
@@ -70,12 +69,6 @@ def readiness_port(pod: Pod) -> int | None:
     return ports[0] if ports else None
 
 
-def _listening(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 @dataclass
 class _Backoff:
     delay: float = 0.0
@@ -96,10 +89,9 @@ class PodController:
         self._busy: set[str] = set()  # sandboxes with work in flight
         self._children: set[int] = set()
         self._backoff: dict[str, _Backoff] = {}
-        self._awaiting: dict[str, tuple[Pod, int]] = {}  # sandbox -> (pod, port) until it is Ready
         self._settings: cluster.ClusterConfig | None = None
         self._node_address: str | None = None
-        threading.Thread(target=self._probe_loop, name="prober", daemon=True).start()
+        self.prober = Prober(self._report_readiness)
 
     # The controller's pass: decide, and hand slow work to the pool.
 
@@ -115,8 +107,10 @@ class PodController:
                 self._submit(sandbox, self._start, sandbox, pod)
             elif not running.get(sandbox):
                 self._restart_later(sandbox, pod)
-            elif not pod.ready and sandbox not in self._awaiting and (port := readiness_port(pod)):
-                self._awaiting[sandbox] = (pod, port)  # adopted after a restart of this agent
+            elif sandbox in self.prober:
+                self.prober.observe(sandbox, pod.ready)
+            elif pod.readiness or not pod.ready:  # adopted after a restart, or Ready taken away meanwhile
+                self._probe(sandbox, pod)
         for sandbox in recorded - mine.keys():
             self._submit(sandbox, self._teardown, sandbox)
 
@@ -173,10 +167,23 @@ class PodController:
         settings = self._cluster_settings()
         netns.write_etc(sandbox, "resolv.conf", settings.resolv_conf(pod.metadata.namespace))
         self._spawn(sandbox, pod, pod_ip, settings)
-        port = readiness_port(pod)
-        written = self._write_status(pod, pod_ip, ready=port is None)
-        if written is not None and port is not None:
-            self._awaiting[sandbox] = (written, port)
+        self._started(sandbox, pod, pod_ip)
+
+    def _started(self, sandbox: str, pod: Pod, pod_ip: str, restarts: int | None = None) -> None:
+        """Running, and Ready at once only when there is nothing to probe."""
+        probed = pod.readiness is not None or readiness_port(pod) is not None
+        written = self._write_status(pod, pod_ip, ready=not probed, restarts=restarts)
+        if written is not None and probed:
+            self._probe(sandbox, written)
+
+    def _probe(self, sandbox: str, pod: Pod) -> None:
+        if not self.prober.watch(sandbox, pod, pod.readiness, readiness_port(pod)) and not pod.ready:
+            self._write_status(pod, pod.pod_ip or "", ready=True)  # nothing to probe: Ready while it runs
+
+    def _report_readiness(self, pod: Pod, ready: bool) -> bool:
+        if ready:
+            self._backoff.pop(self.config.sandbox(pod), None)
+        return self._write_status(pod, pod.pod_ip or "", ready=ready) is not None
 
     def _spawn(self, sandbox: str, pod: Pod, pod_ip: str, settings: cluster.ClusterConfig) -> None:
         env = {"POD_NAME": pod.metadata.name, "POD_NAMESPACE": pod.metadata.namespace, "POD_IP": pod_ip,
@@ -204,7 +211,7 @@ class PodController:
 
     def _terminate(self, sandbox: str, pod: Pod) -> None:
         """SIGTERM, SIGKILL after the grace period, CNI DEL, and the object goes."""
-        self._awaiting.pop(sandbox, None)  # no Ready while it stops
+        self.prober.forget(sandbox)  # no Ready while it stops
         netns.kill_processes_in([sandbox], grace=float(pod.grace_seconds))
         self._teardown(sandbox, pod)
         try:
@@ -216,7 +223,7 @@ class PodController:
     def _teardown(self, sandbox: str, pod: Pod | None = None) -> None:
         """Processes, CNI DEL (which works without the namespace too), namespace,
         record: in this order, so a crash part-way leaves the record to retry from."""
-        self._awaiting.pop(sandbox, None)
+        self.prober.forget(sandbox)
         self._backoff.pop(sandbox, None)
         netns.kill_processes_in([sandbox], grace=0.5)
         self.runtime.delete(self.config.network, self._attachment(sandbox, pod))
@@ -229,7 +236,7 @@ class PodController:
         now = time.monotonic()
         if backoff.delay == 0.0:
             backoff.delay, backoff.not_before = BACKOFF_FIRST, now + BACKOFF_FIRST
-            self._awaiting.pop(sandbox, None)
+            self.prober.forget(sandbox)
             self._submit(sandbox, functools.partial(self._write_status, ready=False, reason="CrashLoopBackOff"),
                          pod, pod.pod_ip)
             return
@@ -242,25 +249,7 @@ class PodController:
     def _restart(self, sandbox: str, pod: Pod) -> None:
         assert pod.pod_ip
         self._spawn(sandbox, pod, pod.pod_ip, self._cluster_settings())
-        port = readiness_port(pod)
-        written = self._write_status(pod, pod.pod_ip, ready=port is None, restarts=pod.restarts + 1)
-        if written is not None and port is not None:
-            self._awaiting[sandbox] = (written, port)
-
-    # Readiness, in a thread of its own so a pod turns Ready within a probe period.
-
-    def _probe_loop(self) -> None:
-        while True:
-            time.sleep(PROBE_PERIOD)
-            for sandbox, (pod, port) in list(self._awaiting.items()):
-                try:
-                    up = netns.exists(sandbox) and netns.run_in(sandbox, _listening, port)
-                except PodnetError:
-                    up = False
-                if up and self._awaiting.get(sandbox, (None,))[0] is pod:
-                    del self._awaiting[sandbox]
-                    self._backoff.pop(sandbox, None)
-                    self._write_status(pod, pod.pod_ip or "", ready=True, restarts=pod.restarts)
+        self._started(sandbox, pod, pod.pod_ip, restarts=pod.restarts + 1)
 
     # Small helpers.
 

@@ -41,6 +41,7 @@ def agent(node_name: str, namespace: str, store_path: str, resync: float, cluste
           log_dir: str | None, pods_store: str | None) -> None:
     """Run the node agent: keep the node's bridge, routes and forwarding right,
     serve this node's CNI plugin invocations, and run the pods bound to it."""
+    from podnet.agent.heartbeat import Heartbeat
     from podnet.agent.node_agent import NodeAgent, node_controllers
     from podnet.agent.pods import KubeletConfig
     from podnet.cni.runtime import NetworkConfigList
@@ -64,6 +65,7 @@ def agent(node_name: str, namespace: str, store_path: str, resync: float, cluste
     try:
         controllers = node_controllers(NamespaceKernel(namespace), store, node_name, namespace, cluster_cidr, backend,
                                        kubelet)
+        Heartbeat(store, node_name).start(stop)
         NodeAgent(store, node_name, controllers, resync).run(stop)
     finally:
         server.stop()
@@ -74,9 +76,11 @@ def agent(node_name: str, namespace: str, store_path: str, resync: float, cluste
 @click.option("--store", "store_path", required=True,
               help="The cluster's store: a SQLite file, or etcd://IP:PORT[,IP:PORT...].")
 @click.option("--resync", default=1.0, show_default=True, help="Seconds between full passes.")
-def controller(store_path: str, resync: float) -> None:
-    """Run the control plane: the scheduler, the Deployment controller and the
-    namespace and garbage collectors."""
+@click.option("--node-monitor-grace-period", "grace", default=5.0, show_default=True,
+              help="Seconds without a heartbeat before a node is NotReady (Kubernetes' default is 40).")
+def controller(store_path: str, resync: float, grace: float) -> None:
+    """Run the control plane: the scheduler, the Deployment, EndpointSlice and
+    node lifecycle controllers, and the namespace and garbage collectors."""
     from podnet.api import cluster
     from podnet.controller.manager import ControlPlane
     from podnet.store.location import open_store
@@ -85,7 +89,7 @@ def controller(store_path: str, resync: float) -> None:
     store = open_store(store_path)
     try:
         cluster.bootstrap(store)
-        ControlPlane(store, resync).run(stop)
+        ControlPlane(store, resync, grace).run(stop)
     finally:
         store.close()
 

@@ -96,6 +96,7 @@ class Listing:
             "Service": (tables.SERVICE_COLUMNS, lambda chosen: tables.service_rows(chosen, self.context[EndpointSlice])),
             "Deployment": (tables.DEPLOYMENT_COLUMNS, lambda chosen: tables.deployment_rows(chosen, self.context[Pod])),
             "EndpointSlice": (tables.ENDPOINTSLICE_COLUMNS, lambda chosen: tables.endpointslice_rows(chosen)),
+            "Lease": (tables.LEASE_COLUMNS, lambda chosen: tables.lease_rows(chosen, time.time())),
         }[kind.name]
         self.needs = {"Service": (EndpointSlice,), "Deployment": (Pod,)}.get(kind.name, ())
 

@@ -5,22 +5,24 @@ from __future__ import annotations
 from podnet.controller.deployments import owned
 from podnet.model.deployment import TEMPLATE_HASH, Deployment
 from podnet.model.endpointslice import EndpointSlice, by_service
+from podnet.model.lease import Lease
 from podnet.model.namespace import Namespace
 from podnet.model.node import Node
 from podnet.model.pod import Pod
 from podnet.model.service import Service
 
-NODE_COLUMNS = ("NAME", "STATUS", "INTERNAL-IP", "POD-CIDR")
+NODE_COLUMNS = ("NAME", "STATUS", "INTERNAL-IP", "POD-CIDR", "AGENT-RESTARTS")
 POD_COLUMNS = ("NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "IP", "NODE")
 SERVICE_COLUMNS = ("NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "PORT(S)", "ENDPOINTS")
 DEPLOYMENT_COLUMNS = ("NAMESPACE", "NAME", "READY", "UP-TO-DATE", "AVAILABLE")
 NAMESPACE_COLUMNS = ("NAME", "STATUS")
 ENDPOINTSLICE_COLUMNS = ("NAMESPACE", "NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS")
+LEASE_COLUMNS = ("NAMESPACE", "NAME", "HOLDER", "RENEWED")
 
 
 def node_rows(nodes: list[Node]) -> list[tuple[str, ...]]:
-    return [(n.metadata.name, "Ready" if n.ready else "NotReady", n.internal_ip or "<none>", n.pod_cidr or "<none>")
-            for n in nodes]
+    return [(n.metadata.name, "Ready" if n.ready else "NotReady", n.internal_ip or "<none>", n.pod_cidr or "<none>",
+             str(n.agent_restarts)) for n in nodes]
 
 
 def pod_status(pod: Pod) -> str:
@@ -93,3 +95,8 @@ def endpointslice_rows(slices: list[EndpointSlice]) -> list[tuple[str, ...]]:
          format_endpoints([e.address for e in s.endpoints]))
         for s in slices
     ]
+
+
+def lease_rows(leases: list[Lease], now: float) -> list[tuple[str, ...]]:
+    return [(lease.metadata.namespace, lease.metadata.name, lease.holder, f"{max(now - lease.renewed, 0):.1f}s ago")
+            for lease in leases]

@@ -1,20 +1,27 @@
 """The control plane's loop: on every store change (and every second), bind
 pending pods, converge deployments, collect pods whose deployment is gone,
-write every Service's EndpointSlices and finish namespaces being deleted. Every write is a compare-and-swap or a create,
+write every Service's EndpointSlices, mark nodes whose heartbeats lapsed
+NotReady, and finish namespaces being deleted. Every write is a compare-and-swap or a create,
 so a second control plane, or this one restarted half-way, does no harm."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import replace
+from typing import TypeVar
 
 from podnet.api import writes
 from podnet.api.delete import delete, finish_namespace
 from podnet.controller import deployments, endpointslices
+from podnet.controller import nodes as lifecycle
 from podnet.controller.scheduler import schedule
 from podnet.model.deployment import Deployment
 from podnet.model.endpointslice import EndpointSlice
+from podnet.model.lease import NODE_LEASES, Lease
+from podnet.model.manifest import Resource
 from podnet.model.namespace import Namespace
 from podnet.model.node import Node
 from podnet.model.pod import Pod
@@ -24,16 +31,20 @@ from podnet.store.base import Store
 from podnet.store.follow import follow
 
 log = logging.getLogger("podnet.controller")
+R = TypeVar("R", bound=Resource)
 
 
 class ControlPlane:
-    def __init__(self, store: Store, resync_seconds: float = 1.0) -> None:
+    def __init__(self, store: Store, resync_seconds: float = 1.0, node_grace: float = 5.0) -> None:
         self.store = store
         self.resync_seconds = resync_seconds
+        self.node_grace = node_grace
+        self._first_seen: dict[str, float] = {}  # nodes by when this controller first saw them
 
     def reconcile(self) -> int:
         nodes, revision = resources.list_kind(self.store, Node)
         pods, _ = resources.list_kind(self.store, Pod)
+        nodes = self._watch_nodes(nodes, pods)
         deployment_list, _ = resources.list_kind(self.store, Deployment)
         for deployment in deployment_list:
             self._converge(deployment, pods)
@@ -64,6 +75,34 @@ class ControlPlane:
                     and not pod.terminating:
                 self._delete(pod)
 
+    def _watch_nodes(self, nodes: list[Node], pods: list[Pod]) -> list[Node]:
+        """Ready or NotReady by the heartbeats; a NotReady node's pods lose Ready,
+        so their endpoints leave the Services (its agent gives it back when it
+        returns). Returns the nodes as they now are."""
+        leases = {lease.metadata.name: lease for lease in resources.list_kind(self.store, Lease)[0]
+                  if lease.metadata.namespace == NODE_LEASES}
+        now = time.time()
+        current = []
+        for node in nodes:
+            name = node.metadata.name
+            ready = lifecycle.alive(node, leases.get(name), now, self.node_grace, self._first_seen.setdefault(name, now))
+            if ready != node.ready:
+                log.info("node %s is %s", name, "Ready" if ready else "NotReady")
+                node = self._modify(Node, "", name, lambda n, r=ready: replace(n, ready=r)) or node
+            if not ready:
+                for pod in pods:
+                    if pod.node_name == name and pod.ready:
+                        self._modify(Pod, pod.metadata.namespace, pod.metadata.name,
+                                     lambda p: replace(p, ready=False) if p.node_name == name else p)
+            current.append(node)
+        return current
+
+    def _modify(self, cls: type[R], namespace: str, name: str, change: Callable[[R], R]) -> R | None:
+        try:
+            return writes.modify(self.store, cls, namespace, name, change)[0]
+        except writes.NotFound:
+            return None
+
     def _sync_slices(self, services: list[Service], pods: list[Pod], nodes: list[Node]) -> None:
         """Write the slices that differ from what the controller decided, and delete
         the ones it no longer wants (their service went, or fewer are needed)."""
@@ -78,18 +117,12 @@ class ControlPlane:
             self.store.delete(resources.key_of(unwanted))
 
     def _write(self, slice_: EndpointSlice) -> None:
-        try:
-            writes.modify(self.store, EndpointSlice, slice_.metadata.namespace, slice_.metadata.name, lambda _: slice_)
-        except writes.NotFound:
+        if self._modify(EndpointSlice, slice_.metadata.namespace, slice_.metadata.name, lambda _: slice_) is None:
             writes.create(self.store, slice_)
 
     def _release(self, pod: Pod) -> None:
-        meta = pod.metadata
-        try:
-            writes.modify(self.store, Pod, meta.namespace, meta.name,
-                          lambda p: replace(p, metadata=replace(p.metadata, owner=None)))
-        except writes.NotFound:
-            pass
+        self._modify(Pod, pod.metadata.namespace, pod.metadata.name,
+                     lambda p: replace(p, metadata=replace(p.metadata, owner=None)))
 
     def _delete(self, pod: Pod) -> None:
         try:
@@ -109,10 +142,7 @@ class ControlPlane:
                                                reason=f"Unschedulable: {reason}")
                 return current.scheduled(node)
 
-            try:
-                writes.modify(self.store, Pod, meta.namespace, meta.name, bind)
-            except writes.NotFound:
-                pass
+            self._modify(Pod, meta.namespace, meta.name, bind)
 
     def run(self, stop: threading.Event, poll: float = 0.05) -> None:
         follow(self.store, self.reconcile, stop, log, self.resync_seconds, poll, started="control plane is running")

@@ -15,9 +15,11 @@ from podnet.model.endpointslice import EndpointSlice
 from podnet.model.pod import Pod
 from podnet.model.service import Service
 from podnet.store import resources
-from podnet.store.base import Store
+from podnet.store.base import Compacted, Store
+from podnet.store.resources import REGISTRY
 
 log = logging.getLogger("podnet.dns")
+ZONE_KINDS = tuple(resources.prefix(kind) for kind in ("Service", "EndpointSlice", "Pod"))
 
 
 class ZoneFromStore:
@@ -32,7 +34,8 @@ class ZoneFromStore:
 
     def refresh(self) -> None:
         revision = self.store.revision() if self.store else 0
-        if revision == self.revision:
+        if revision == self.revision or not self._zone_changed_since(self.revision):
+            self.revision = revision
             return
         services, slices, pods = [], [], []
         if self.store is not None:
@@ -41,6 +44,16 @@ class ZoneFromStore:
             pods = resources.list_kind(self.store, Pod)[0]
         self.zone = build_zone(services, slices, pods, self.config.domain, self.config.ttl, self.hosts, self.config.pods)
         self.revision = revision
+
+    def _zone_changed_since(self, revision: int) -> bool:
+        """Whether a Service, slice or Pod changed (a node's heartbeat does not
+        make a rebuild of a zone of 10 000 services)."""
+        if self.store is None or revision < 0:
+            return True
+        try:
+            return any(e.key.startswith(ZONE_KINDS) for e in self.store.events_since(REGISTRY, revision))
+        except Compacted:
+            return True
 
     def watch(self, stop: threading.Event) -> None:
         while self.store is not None and not stop.wait(0.1):

@@ -108,7 +108,7 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
             resources.put(store, node)
         install_plugins(record.directory / "cni" / "bin")
         processes.start(plan.fabric_namespace, ["podnet", "controller", "--store", record.store_inside],
-                        record.log_path("controller"))
+                        record.log_path("controller"), supervised=True)
         progress.advance()
         for node, node_plan in zip(cluster_nodes, plan.nodes):
             apply_node_network(NamespaceKernel(node_plan.namespace),
@@ -162,7 +162,7 @@ def start_agent(node: NodePlan, record: LabRecord, spec: ClusterSpec) -> None:
     conflist.parent.mkdir(parents=True, exist_ok=True)
     conflist.write_text(json.dumps(node_network_config(node, record, spec.backend), indent=2))
     processes.start(node.namespace, agent_argv(node, record, spec), record.log_path(f"agent-{node.name}"),
-                    own_etc=False)
+                    own_etc=False, supervised=True)
 
 
 ETCD_MEMBERS = 3
@@ -228,10 +228,11 @@ def _build_internet(fabric: Netns, plan: ClusterPlan, record: LabRecord) -> None
         internet.add_route(Route("default", via=INTERNET_GATEWAY.split("/")[0]))
     hosts = record.directory / "internet-hosts"
     hosts.write_text(INTERNET_HOSTS)
-    processes.start(plan.internet_namespace, [], record.log_path("internet-http"), env={"POD_NAME": INTERNET})
+    processes.start(plan.internet_namespace, [], record.log_path("internet-http"), env={"POD_NAME": INTERNET},
+                    supervised=True)
     processes.start(plan.internet_namespace, ["podnet", "dns", "--store", str(record.directory / "internet.db"),
                                               "--zone", "example.org", "--hosts", str(hosts)],
-                    record.log_path("internet-dns"))
+                    record.log_path("internet-dns"), supervised=True)
 
 
 def build_node(fabric: Netns, node: NodePlan) -> None:

@@ -26,9 +26,13 @@ def resolve_command(argv: Sequence[str]) -> list[str]:
 
 
 def start(namespace: str, argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None,
-          own_etc: bool = True) -> int:
-    """own_etc=False for what must share the machine's mounts: an agent, which mounts pods' namespaces."""
-    return netns.spawn(namespace, resolve_command(argv), log_path=log_path, env=env, own_etc=own_etc)
+          own_etc: bool = True, supervised: bool = False) -> int:
+    """own_etc=False for what must share the machine's mounts: an agent, which mounts pods' namespaces.
+    supervised: started again whenever it exits (podnet.supervise), as a lab's own services are."""
+    command = resolve_command(argv)
+    if supervised:
+        command = [sys.executable, "-m", "podnet.supervise", "--", *command]
+    return netns.spawn(namespace, command, log_path=log_path, env=env, own_etc=own_etc)
 
 
 def wait_listening(namespace: str, port: int, deadline: float) -> None:

@@ -12,12 +12,13 @@ from podnet.model import kinds
 from podnet.model.deployment import Deployment
 from podnet.model.endpointslice import EndpointSlice
 from podnet.model.fields import Fields
+from podnet.model.lease import Lease
 from podnet.model.namespace import Namespace
 from podnet.model.node import Node
 from podnet.model.pod import Pod
 from podnet.model.service import Service
 
-Resource = Union[Namespace, Node, Pod, Service, Deployment, EndpointSlice]
+Resource = Union[Namespace, Node, Pod, Service, Deployment, EndpointSlice, Lease]
 
 
 def parse_resource(document: object, path: str = "") -> Resource:

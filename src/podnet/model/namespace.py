@@ -9,7 +9,7 @@ from podnet.model.fields import Fields
 from podnet.model.meta import ObjectMeta
 
 NAME_LABEL = "kubernetes.io/metadata.name"
-BUILT_IN = ("default", "kube-system")  # exist from a cluster's start, as in Kubernetes
+BUILT_IN = ("default", "kube-node-lease", "kube-system")  # exist from a cluster's start, as in Kubernetes
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ from typing import Any
 from podnet.model.fields import Fields
 from podnet.model.meta import ObjectMeta
 
+AGENT_RESTARTS = "podnet.dev/agent-restarts"  # how often the node's agent was restarted, as it last said
+
 
 @dataclass(frozen=True)
 class Node:
@@ -17,6 +19,11 @@ class Node:
     ready: bool = True  # status.conditions Ready; False once its agent's heartbeats lapse
 
     kind = "Node"
+
+    @property
+    def agent_restarts(self) -> int:
+        text = self.metadata.annotations.get(AGENT_RESTARTS, "0")
+        return int(text) if text.isdigit() else 0
 
     @classmethod
     def parse(cls, fields: Fields) -> Node:

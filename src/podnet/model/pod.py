@@ -8,6 +8,7 @@ from typing import Any
 from podnet.errors import ManifestError
 from podnet.model.fields import Fields, check_dns_label
 from podnet.model.meta import ObjectMeta
+from podnet.model.probe import Probe
 
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
@@ -27,6 +28,7 @@ class Container:
     command: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
     ports: tuple[ContainerPort, ...] = ()
+    readiness: Probe | None = None  # readinessProbe; without one, Ready once its port opens
 
     @classmethod
     def parse(cls, fields: Fields) -> Container:
@@ -43,6 +45,7 @@ class Container:
             command=fields.strings("command"),
             args=fields.strings("args"),
             ports=tuple(ports),
+            readiness=Probe.parse(probe) if (probe := fields.mapping("readinessProbe")) else None,
         )
 
     def to_manifest(self) -> dict[str, Any]:
@@ -58,6 +61,8 @@ class Container:
                 {"containerPort": p.container_port, "protocol": p.protocol, **({"name": p.name} if p.name else {})}
                 for p in self.ports
             ]
+        if self.readiness:
+            out["readinessProbe"] = self.readiness.to_manifest()
         return out
 
 
@@ -120,6 +125,18 @@ class Pod:
         """The first container's command line; empty means podnet's echo server."""
         first = self.containers[0]
         return first.command + first.args
+
+    @property
+    def readiness(self) -> Probe | None:
+        return self.containers[0].readiness
+
+    def port_number(self, port: int | str) -> int | None:
+        """A port by number or by a container port's name."""
+        if isinstance(port, int):
+            return port
+        if port.isdigit():
+            return int(port)
+        return next((p.container_port for c in self.containers for p in c.ports if p.name == port), None)
 
     def terminated(self) -> Pod:
         """Being deleted: its endpoints serve only when no ready ones are left."""

@@ -11,7 +11,9 @@ from collections.abc import Callable
 
 from podnet.errors import PodnetError
 from podnet.store.base import Compacted, Store
-from podnet.store.resources import REGISTRY
+from podnet.store.resources import REGISTRY, prefix
+
+HEARTBEATS = prefix("Lease")  # a node's heartbeat changes nothing to reconcile: the resync sees it
 
 
 def follow(store: Store, reconcile: Callable[[], int], stop: threading.Event, log: logging.Logger,
@@ -23,7 +25,7 @@ def follow(store: Store, reconcile: Callable[[], int], stop: threading.Event, lo
     next_resync = time.monotonic() + resync_seconds
     while not stop.wait(poll):
         try:
-            changed = bool(store.events_since(REGISTRY, revision))
+            changed = any(not e.key.startswith(HEARTBEATS) for e in store.events_since(REGISTRY, revision))
         except Compacted:
             changed = True
         except PodnetError as err:

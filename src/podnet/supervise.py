@@ -1,0 +1,60 @@
+"""A lab's supervisor for one long-running process, as systemd's Restart=always:
+the command is started again whenever it exits, after a back-off that doubles
+from BACKOFF_FIRST to BACKOFF_MAX and starts over once a run has lasted
+STEADY seconds. SIGTERM or SIGINT stop it and the command for good.
+
+    python -m podnet.supervise -- COMMAND...
+
+The command learns how often it was restarted from $PODNET_RESTARTS (an agent
+publishes it on its Node). Only the standard library, so it starts in
+milliseconds and costs little beside each agent.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
+STEADY = 10.0  # a run this long resets the back-off
+
+
+def supervise(argv: list[str], stop: threading.Event) -> int:
+    restarts = 0
+    delay = BACKOFF_FIRST
+    while True:
+        started = time.monotonic()
+        child = subprocess.Popen(argv, env={**os.environ, "PODNET_RESTARTS": str(restarts)})
+        while child.poll() is None:
+            if stop.wait(0.1):
+                child.terminate()
+                return child.wait()
+        if stop.is_set():
+            return child.returncode
+        delay = BACKOFF_FIRST if time.monotonic() - started >= STEADY else delay
+        print(f"podnet supervise: {argv[0]} exited with {child.returncode}; restarting in {delay:g} s",
+              file=sys.stderr, flush=True)
+        if stop.wait(delay):
+            return child.returncode
+        delay = min(delay * 2, BACKOFF_MAX)
+        restarts += 1
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        sys.exit("usage: python -m podnet.supervise -- COMMAND...")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    sys.exit(supervise(argv, stop))
+
+
+if __name__ == "__main__":
+    main()

@@ -15,6 +15,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+PODNET = [sys.executable, "-m", "podnet"]
 
 
 def podnet(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:

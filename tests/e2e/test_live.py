@@ -4,13 +4,16 @@ what each does to real traffic through the Service."""
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from podnet.kernel import netns
-from tests.helpers import in_netns, podnet, within
+from tests.helpers import PODNET, in_netns, kill_agent, podnet, within
 
 LAB = "t-live"
 CLUSTER = f"""apiVersion: podnet.dev/v1alpha1
@@ -111,6 +114,117 @@ def test_a_bad_manifest_applies_nothing_and_says_where(lab: Path) -> None:
     assert "ok" not in {p["metadata"]["name"] for p in get("pods", "-n", "shop")["items"]}
     missing = podnet("apply", "-f", str(bad).replace("bad", "nowhere"), "--lab", LAB, check=False)
     assert missing.returncode == 1 and "cannot read" in missing.stderr
+
+
+def test_expose_run_describe_and_a_rollout_restart(lab: Path) -> None:
+    podnet("expose", "deployment/cart", "--port", "8080", "--target-port", "80", "--name", "cart-alt",
+           "-n", "shop", "--lab", LAB)
+    assert within(3, lambda: answers("http://cart-alt.shop:8080/", 4) == {"cart-1"})
+    again = podnet("expose", "deployment/cart", "--port", "8080", "--name", "cart-alt", "-n", "shop", "--lab", LAB,
+                   check=False)
+    assert again.returncode == 1 and 'services "cart-alt" already exists' in again.stderr
+    assert podnet("run", "probe", "-n", "shop", "--lab", LAB).stdout == "pod/probe created\n"
+    assert within(10, lambda: "probe" in ready_pods("shop"))
+    described = podnet("describe", "pod", "probe", "-n", "shop", "--lab", LAB).stdout
+    assert "Labels:                 run=probe" in described and "Status:                 Running" in described
+    assert "Successfully assigned shop/probe to n" in described and "Started container probe" in described
+    service = podnet("describe", "svc", "cart-alt", "-n", "shop", "--lab", LAB).stdout
+    cart_ip = get("pods", "cart-1", "-n", "shop")["status"]["podIP"]
+    assert f"Endpoints:              {cart_ip}:80" in service
+    before = get("pods", "cart-1", "-n", "shop")["metadata"]["labels"]["pod-template-hash"]
+    assert podnet("rollout", "restart", "deployment/cart", "-n", "shop", "--lab", LAB).stdout == \
+        "deployment.apps/cart restarted\n"
+    status = podnet("rollout", "status", "deployment/cart", "-n", "shop", "--timeout", "20", "--lab", LAB).stdout
+    assert status.endswith('deployment "cart" successfully rolled out\n')
+    cart = [p for p in get("pods", "-n", "shop")["items"] if p["metadata"]["labels"].get("app") == "cart"
+            and "deletionTimestamp" not in p["metadata"]]
+    hashes = {p["metadata"]["labels"]["pod-template-hash"] for p in cart}
+    assert len(cart) == 1 and hashes != {before}
+    assert within(3, lambda: len(answers("http://cart-alt.shop:8080/", 4)) == 1)
+
+
+def test_get_watch_prints_rows_as_they_change(lab: Path) -> None:
+    watcher = subprocess.Popen([*PODNET, "get", "pods", "-n", "shop", "-w", "--lab", LAB], stdout=subprocess.PIPE,
+                               text=True)
+    lines: list[list[str]] = []
+    threading.Thread(target=lambda: [lines.append(line.split()) for line in watcher.stdout], daemon=True).start()  # type: ignore[union-attr]
+    try:
+        existing = {p["metadata"]["name"] for p in get("pods", "-n", "shop")["items"]}
+        assert within(10, lambda: len(lines) > len(existing))
+        assert lines[0] == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "IP", "NODE"]
+        podnet("scale", "deployment/cart", "--replicas", "2", "-n", "shop", "--lab", LAB)
+
+        def versions() -> list[list[str]]:
+            return [row[2:4] for row in lines[1:] if len(row) > 3 and row[1] not in existing]
+
+        assert within(15, lambda: ["1/1", "Running"] in versions()), lines
+        assert versions()[0] == ["0/1", "Pending"], versions()  # every version, from the first
+    finally:
+        watcher.terminate()
+        watcher.wait(5)
+
+
+def test_endpointslices_follow_readiness_probes(lab: Path) -> None:
+    flag = lab / "ready-flag"
+    manifest = lab / "gated.yaml"
+    manifest.write_text(f"""apiVersion: v1
+kind: Pod
+metadata: {{name: gated, namespace: shop, labels: {{app: gated}}}}
+spec:
+  containers:
+  - name: echo
+    readinessProbe:
+      exec: {{command: [test, -e, "{flag}"]}}
+      periodSeconds: 1
+      failureThreshold: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: gated, namespace: shop}}
+spec: {{selector: {{app: gated}}, ports: [{{port: 80}}]}}
+""")
+    podnet("apply", "-f", str(manifest), "--lab", LAB)
+
+    def gated_endpoints() -> list[tuple[str, bool]]:
+        return [(e["targetRef"]["name"], e["conditions"]["ready"]) for s in get("endpointslices", "-n", "shop")["items"]
+                if s["metadata"]["labels"]["kubernetes.io/service-name"] == "gated" for e in s["endpoints"]]
+
+    assert within(10, lambda: gated_endpoints() == [("gated", False)])  # running, but its probe fails
+    flag.touch()
+    assert within(5, lambda: gated_endpoints() == [("gated", True)])
+    assert within(3, lambda: answers("http://gated.shop/", 2) == {"gated"})
+    flag.unlink()
+    assert within(5, lambda: gated_endpoints() == [("gated", False)])
+    table = podnet("get", "endpointslices", "-n", "shop", "--lab", LAB).stdout
+    assert "gated-" in table and "IPv4" in table
+
+
+def test_a_killed_agent_makes_its_node_not_ready_until_its_restart_and_it_catches_up(lab: Path) -> None:
+    pinned = lab / "pinned.yaml"
+    pinned.write_text("kind: Pod\nmetadata: {name: pinned, namespace: shop}\nspec: {nodeName: n2}\n")
+    podnet("apply", "-f", str(pinned), "--lab", LAB)
+    assert within(10, lambda: "pinned" in ready_pods("shop"))
+    on_n2 = {p["metadata"]["name"] for p in get("pods", "-n", "shop")["items"] if p["spec"].get("nodeName") == "n2"}
+    before = ready_pods("shop") & on_n2
+    resume = kill_agent(LAB, "n2")
+    try:
+        assert within(10, lambda: node_status("n2") == "NotReady")
+        assert not ready_pods("shop") & on_n2  # their endpoints left the services
+        joined = podnet("lab", "node", "add", LAB, "n3").stdout
+        subnet = joined.split("pods in ")[1].split()[0]
+    finally:
+        resume()
+    assert within(10, lambda: node_status("n2") == "Ready")
+    assert within(5, lambda: subnet in in_netns(f"pn-{LAB}.n2", "ip", "route").stdout)  # it caught up with n3
+    assert within(10, lambda: before <= ready_pods("shop"))  # the restarted agent reported them Ready again
+    nodes = podnet("get", "nodes", "--lab", LAB).stdout
+    assert re.search(r"n2\s+Ready\s+\S+\s+\S+\s+1", nodes), nodes  # one agent restart
+    podnet("lab", "node", "remove", LAB, "n3")
+
+
+def node_status(name: str) -> str:
+    node = get("nodes", name)
+    return "Ready" if node["status"]["conditions"][0]["status"] == "True" else "NotReady"
 
 
 def test_deleting_the_namespace_takes_everything(lab: Path) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from podnet.agent.controller import Snapshot
 from podnet.agent.prober import Prober
-from podnet.api import cluster, writes
+from podnet.api import cluster, events, writes
 from podnet.cni.result import Result
 from podnet.cni.runtime import Attachment, NetworkConfigList, Runtime
 from podnet.errors import PodnetError
@@ -167,6 +167,7 @@ class PodController:
         settings = self._cluster_settings()
         netns.write_etc(sandbox, "resolv.conf", settings.resolv_conf(pod.metadata.namespace))
         self._spawn(sandbox, pod, pod_ip, settings)
+        self._event(pod, "Started", f"Started container {pod.containers[0].name}")
         self._started(sandbox, pod, pod_ip)
 
     def _started(self, sandbox: str, pod: Pod, pod_ip: str, restarts: int | None = None) -> None:
@@ -183,6 +184,8 @@ class PodController:
     def _report_readiness(self, pod: Pod, ready: bool) -> bool:
         if ready:
             self._backoff.pop(self.config.sandbox(pod), None)
+        else:
+            self._event(pod, "Unhealthy", "Readiness probe failed", warning=True)
         return self._write_status(pod, pod.pod_ip or "", ready=ready) is not None
 
     def _spawn(self, sandbox: str, pod: Pod, pod_ip: str, settings: cluster.ClusterConfig) -> None:
@@ -212,6 +215,7 @@ class PodController:
     def _terminate(self, sandbox: str, pod: Pod) -> None:
         """SIGTERM, SIGKILL after the grace period, CNI DEL, and the object goes."""
         self.prober.forget(sandbox)  # no Ready while it stops
+        self._event(pod, "Killing", f"Stopping container {pod.containers[0].name}")
         netns.kill_processes_in([sandbox], grace=float(pod.grace_seconds))
         self._teardown(sandbox, pod)
         try:
@@ -237,6 +241,8 @@ class PodController:
         if backoff.delay == 0.0:
             backoff.delay, backoff.not_before = BACKOFF_FIRST, now + BACKOFF_FIRST
             self.prober.forget(sandbox)
+            self._event(pod, "BackOff", f"Back-off restarting failed container {pod.containers[0].name} "
+                        f"in pod {pod.metadata.name}", warning=True)
             self._submit(sandbox, functools.partial(self._write_status, ready=False, reason="CrashLoopBackOff"),
                          pod, pod.pod_ip)
             return
@@ -252,6 +258,10 @@ class PodController:
         self._started(sandbox, pod, pod.pod_ip, restarts=pod.restarts + 1)
 
     # Small helpers.
+
+    def _event(self, pod: Pod, reason: str, message: str, warning: bool = False) -> None:
+        events.record(self.store, "Pod", pod.metadata.namespace, pod.metadata.name, reason, message,
+                      f"kubelet {self.config.node_name}", warning)
 
     def _cluster_settings(self) -> cluster.ClusterConfig:
         if self._settings is None:

@@ -168,7 +168,7 @@ def _edit_map(pairs: tuple[str, ...], overwrite: bool, what: str) -> Callable[[d
 
 
 def _relabel(verb: str, field: str) -> click.Command:
-    @click.command(verb)
+    @click.command(verb, help=f"Set (KEY=VALUE) or remove (KEY-) {field} of an object; --overwrite to change one.")
     @click.argument("kind")
     @click.argument("name")
     @click.argument("pairs", nargs=-1, required=True)
@@ -191,7 +191,6 @@ def _relabel(verb: str, field: str) -> click.Command:
         done = "labeled" if field == "labels" else "annotated"
         click.echo(f"{_resource_word(registered)}/{name} {done if changed else 'not ' + done}")
 
-    command.__doc__ = f"Set (KEY=VALUE) or remove (KEY-) {field} of an object."
     return command
 
 

@@ -97,6 +97,7 @@ class Listing:
             "Deployment": (tables.DEPLOYMENT_COLUMNS, lambda chosen: tables.deployment_rows(chosen, self.context[Pod])),
             "EndpointSlice": (tables.ENDPOINTSLICE_COLUMNS, lambda chosen: tables.endpointslice_rows(chosen)),
             "Lease": (tables.LEASE_COLUMNS, lambda chosen: tables.lease_rows(chosen, time.time())),
+            "Event": (tables.EVENT_COLUMNS, lambda chosen: tables.event_rows(chosen, time.time())),
         }[kind.name]
         self.needs = {"Service": (EndpointSlice,), "Deployment": (Pod,)}.get(kind.name, ())
 
@@ -104,8 +105,11 @@ class Listing:
         chosen, revision = resources.list_kind(store, self.kind.cls)
         for cls in self.needs:
             self.context[cls] = resources.list_kind(store, cls)[0]
-        return [r for r in chosen if (self.namespace is None or r.metadata.namespace == self.namespace)
-                and (self.name is None or r.metadata.name == self.name)], revision
+        return [r for r in chosen if self.wants(r)], revision
+
+    def wants(self, resource: Resource) -> bool:
+        return (self.namespace is None or resource.metadata.namespace == self.namespace) \
+            and (self.name is None or resource.metadata.name == self.name)
 
     def rows(self, chosen: list[Resource]) -> list[tuple[str, ...]]:
         return self._rows(chosen)  # type: ignore[no-any-return]
@@ -152,29 +156,51 @@ def _print_documents(kind: str, chosen: list[Resource], output: str, whole: bool
 
 def _watch(store: Store, listing: Listing, chosen: list[Resource], revision: int, output: str,
            widths: list[int]) -> None:
-    """Until interrupted: on each change, the objects (or rows) that differ from
-    what was last printed. An object deleted is printed once more as it was last."""
+    """Until interrupted: every version of every object the listing shows, as
+    the store's events give them (a deleted one is printed once more as it was
+    last). Kinds whose rows count other objects (a Deployment's pods, a Service's
+    endpoints) are printed again when those change too."""
     shown = _shown(listing, chosen, output)
     last = {r.metadata.key: r for r in chosen}
+    kind_prefix = resources.prefix(listing.kind.name)
+    context_prefixes = tuple(resources.prefix(kinds.of(cls).name) for cls in listing.needs)
+
+    def emit(resource: Resource, again: bool = False) -> None:
+        view = _shown(listing, [resource], output)[resource.metadata.key]
+        if shown.get(resource.metadata.key) == view and not again:
+            return
+        shown[resource.metadata.key] = view
+        if widths:
+            _echo_row(view, widths)  # type: ignore[arg-type]
+        else:
+            _print_documents(listing.kind.name, [resource], output, whole=False)
+
     try:
         while True:
             time.sleep(WATCH_POLL)
             try:
-                if not store.events_since(REGISTRY, revision):
-                    continue
-            except Compacted:
-                pass
-            now, revision = listing.read(store)
-            current = _shown(listing, now, output)
-            changed = [key for key, view in current.items() if shown.get(key) != view]
-            gone = [last[key] for key in shown if key not in current]
-            if widths:
-                for row in [current[key] for key in changed] + [shown[r.metadata.key] for r in gone]:
-                    _echo_row(row, widths)  # type: ignore[arg-type]
-            else:
-                by_key = {r.metadata.key: r for r in now}
-                _print_documents(listing.kind.name, [by_key[key] for key in changed] + gone, output, whole=False)
-            shown, last = current, {r.metadata.key: r for r in now}
+                happened = store.events_since(REGISTRY, revision)
+            except Compacted:  # too far behind for every version: the latest will do
+                happened, revision = [], store.revision()
+            if not happened:
+                continue
+            revision = happened[-1].revision
+            if context_prefixes:
+                listing.read(store)  # the rows' context, as of now
+            for event in happened:
+                if event.key.startswith(kind_prefix):
+                    resource = resources.decode(event)
+                    if resource is None:
+                        rest = event.key[len(kind_prefix):]
+                        gone = last.pop(rest if "/" in rest else f"/{rest}", None)
+                        if gone is not None:
+                            emit(gone, again=True)
+                    elif listing.wants(resource):
+                        last[resource.metadata.key] = resource
+                        emit(resource)
+                elif event.key.startswith(context_prefixes or ("\0",)):
+                    for resource in list(last.values()):
+                        emit(resource)
     except KeyboardInterrupt:
         pass
 

@@ -16,12 +16,13 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from podnet.cli import agent, change, cni, get, lab
+    from podnet.cli import agent, change, cni, create, describe, get, lab, rollout
 
     cli.add_command(lab.lab)
     cli.add_command(lab.exec_command)
     cli.add_command(get.get)
-    for command in (change.apply, change.delete, change.scale, change.label, change.annotate):
+    for command in (change.apply, change.delete, change.scale, change.label, change.annotate, create.expose,
+                    create.run, rollout.rollout, describe.describe):
         cli.add_command(command)
     cli.add_command(agent.agent)
     cli.add_command(agent.controller)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from podnet.controller.deployments import owned
 from podnet.model.deployment import TEMPLATE_HASH, Deployment
 from podnet.model.endpointslice import EndpointSlice, by_service
+from podnet.model.event import Event
 from podnet.model.lease import Lease
 from podnet.model.namespace import Namespace
 from podnet.model.node import Node
@@ -18,6 +19,7 @@ DEPLOYMENT_COLUMNS = ("NAMESPACE", "NAME", "READY", "UP-TO-DATE", "AVAILABLE")
 NAMESPACE_COLUMNS = ("NAME", "STATUS")
 ENDPOINTSLICE_COLUMNS = ("NAMESPACE", "NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS")
 LEASE_COLUMNS = ("NAMESPACE", "NAME", "HOLDER", "RENEWED")
+EVENT_COLUMNS = ("NAMESPACE", "LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE")
 
 
 def node_rows(nodes: list[Node]) -> list[tuple[str, ...]]:
@@ -100,3 +102,9 @@ def endpointslice_rows(slices: list[EndpointSlice]) -> list[tuple[str, ...]]:
 def lease_rows(leases: list[Lease], now: float) -> list[tuple[str, ...]]:
     return [(lease.metadata.namespace, lease.metadata.name, lease.holder, f"{max(now - lease.renewed, 0):.1f}s ago")
             for lease in leases]
+
+
+def event_rows(events: list[Event], now: float) -> list[tuple[str, ...]]:
+    """Oldest first, as kubectl sorts them."""
+    return [(e.metadata.namespace, f"{max(now - e.time, 0):.0f}s", e.type, e.reason,
+             f"{e.involved[0].lower()}/{e.involved[1]}", e.message) for e in sorted(events, key=lambda e: e.time)]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
 
-from podnet.api import writes
+from podnet.api import events, writes
 from podnet.api.delete import delete, finish_namespace
 from podnet.controller import deployments, endpointslices
 from podnet.controller import nodes as lifecycle
@@ -32,6 +32,8 @@ from podnet.store.follow import follow
 
 log = logging.getLogger("podnet.controller")
 R = TypeVar("R", bound=Resource)
+SCHEDULER, DEPLOYMENTS, NODE_LIFECYCLE = "default-scheduler", "deployment-controller", "node-controller"
+EXPIRE_EVERY = 60.0  # seconds between sweeps of old events
 
 
 class ControlPlane:
@@ -40,6 +42,7 @@ class ControlPlane:
         self.resync_seconds = resync_seconds
         self.node_grace = node_grace
         self._first_seen: dict[str, float] = {}  # nodes by when this controller first saw them
+        self._next_expiry = 0.0
 
     def reconcile(self) -> int:
         nodes, revision = resources.list_kind(self.store, Node)
@@ -54,6 +57,9 @@ class ControlPlane:
         for namespace in resources.list_kind(self.store, Namespace)[0]:
             if namespace.terminating:
                 finish_namespace(self.store, namespace.metadata.name)
+        if time.monotonic() >= self._next_expiry:
+            events.expire(self.store)
+            self._next_expiry = time.monotonic() + EXPIRE_EVERY
         return revision
 
     def _converge(self, deployment: Deployment, pods: list[Pod]) -> None:
@@ -61,10 +67,15 @@ class ControlPlane:
             if not deployment.selector.matches(pod.metadata.labels):
                 self._release(pod)
         changes = deployments.reconcile(deployment, pods)
+        meta = deployment.metadata
         for pod in changes.create:
-            writes.create(self.store, pod)  # False: someone else made it first, which is as good
+            if writes.create(self.store, pod):  # False: someone else made it first, which is as good
+                events.record(self.store, "Deployment", meta.namespace, meta.name, "SuccessfulCreate",
+                              f"Created pod: {pod.metadata.name}", DEPLOYMENTS)
         for pod in changes.delete:
-            self._delete(pod)
+            if self._delete(pod):
+                events.record(self.store, "Deployment", meta.namespace, meta.name, "SuccessfulDelete",
+                              f"Deleted pod: {pod.metadata.name}", DEPLOYMENTS)
 
     def _collect_orphans(self, pods: list[Pod], deployment_list: list[Deployment]) -> None:
         """Pods a deleted deployment left (the garbage collector's job)."""
@@ -87,8 +98,11 @@ class ControlPlane:
             name = node.metadata.name
             ready = lifecycle.alive(node, leases.get(name), now, self.node_grace, self._first_seen.setdefault(name, now))
             if ready != node.ready:
+                status = "NodeReady" if ready else "NodeNotReady"
                 log.info("node %s is %s", name, "Ready" if ready else "NotReady")
                 node = self._modify(Node, "", name, lambda n, r=ready: replace(n, ready=r)) or node
+                events.record(self.store, "Node", "", name, status, f"Node {name} status is now: {status}",
+                              NODE_LIFECYCLE, warning=not ready)
             if not ready:
                 for pod in pods:
                     if pod.node_name == name and pod.ready:
@@ -124,11 +138,12 @@ class ControlPlane:
         self._modify(Pod, pod.metadata.namespace, pod.metadata.name,
                      lambda p: replace(p, metadata=replace(p.metadata, owner=None)))
 
-    def _delete(self, pod: Pod) -> None:
+    def _delete(self, pod: Pod) -> bool:
         try:
             delete(self.store, "Pod", pod.metadata.namespace, pod.metadata.name)
         except writes.NotFound:
-            pass
+            return False
+        return True
 
     def _bind(self, pending: list[Pod], nodes: list[Node], pods: list[Pod]) -> None:
         for binding in schedule(pending, nodes, pods):
@@ -142,7 +157,16 @@ class ControlPlane:
                                                reason=f"Unschedulable: {reason}")
                 return current.scheduled(node)
 
-            self._modify(Pod, meta.namespace, meta.name, bind)
+            try:
+                written, changed = writes.modify(self.store, Pod, meta.namespace, meta.name, bind)
+            except writes.NotFound:
+                continue
+            if changed and written.node_name:
+                events.record(self.store, "Pod", meta.namespace, meta.name, "Scheduled",
+                              f"Successfully assigned {meta.namespace}/{meta.name} to {written.node_name}", SCHEDULER)
+            elif changed:
+                events.record(self.store, "Pod", meta.namespace, meta.name, "FailedScheduling", binding.reason,
+                              SCHEDULER, warning=True)
 
     def run(self, stop: threading.Event, poll: float = 0.05) -> None:
         follow(self.store, self.reconcile, stop, log, self.resync_seconds, poll, started="control plane is running")

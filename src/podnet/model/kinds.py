@@ -12,6 +12,7 @@ from typing import Any
 
 from podnet.model.deployment import Deployment
 from podnet.model.endpointslice import EndpointSlice
+from podnet.model.event import Event
 from podnet.model.lease import Lease
 from podnet.model.namespace import Namespace
 from podnet.model.node import Node
@@ -41,6 +42,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("Deployment", "deployments", ("deploy",), Deployment),
     Kind("EndpointSlice", "endpointslices", (), EndpointSlice),
     Kind("Lease", "leases", (), Lease),
+    Kind("Event", "events", ("ev",), Event),
 )
 _BY_NAME = {kind.name: kind for kind in KINDS}
 _BY_WORD = {word: kind for kind in KINDS for word in kind.words}

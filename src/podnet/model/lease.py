@@ -7,10 +7,9 @@ heartbeat is one small write rather than a rewrite of the Node.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
-from podnet.errors import ManifestError
+from podnet.model.event import parse_time, timestamp
 from podnet.model.fields import Fields
 from podnet.model.meta import ObjectMeta
 
@@ -34,15 +33,10 @@ class Lease:
     def parse(cls, fields: Fields) -> Lease:
         spec = fields.mapping("spec", required=True)
         assert spec is not None
-        text = spec.text("renewTime", required=True) or ""
-        try:
-            renewed = datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            raise ManifestError(spec.at("renewTime"), f"{text!r} is not an RFC 3339 time") from None
-        return cls(ObjectMeta.parse(fields), spec.text("holderIdentity", required=True) or "", renewed,
+        return cls(ObjectMeta.parse(fields), spec.text("holderIdentity", required=True) or "",
+                   parse_time(spec, "renewTime"),
                    spec.integer("leaseDurationSeconds", 5, minimum=1, maximum=3600) or 5)
 
     def to_manifest(self) -> dict[str, Any]:
-        renewed = datetime.fromtimestamp(self.renewed, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": self.metadata.to_manifest(),
-                "spec": {"holderIdentity": self.holder, "renewTime": renewed, "leaseDurationSeconds": self.duration}}
+                "spec": {"holderIdentity": self.holder, "renewTime": timestamp(self.renewed), "leaseDurationSeconds": self.duration}}

@@ -11,6 +11,7 @@ from podnet.errors import ManifestError
 from podnet.model import kinds
 from podnet.model.deployment import Deployment
 from podnet.model.endpointslice import EndpointSlice
+from podnet.model.event import Event
 from podnet.model.fields import Fields
 from podnet.model.lease import Lease
 from podnet.model.namespace import Namespace
@@ -18,7 +19,7 @@ from podnet.model.node import Node
 from podnet.model.pod import Pod
 from podnet.model.service import Service
 
-Resource = Union[Namespace, Node, Pod, Service, Deployment, EndpointSlice, Lease]
+Resource = Union[Namespace, Node, Pod, Service, Deployment, EndpointSlice, Lease, Event]
 
 
 def parse_resource(document: object, path: str = "") -> Resource:

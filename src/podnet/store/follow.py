@@ -13,7 +13,7 @@ from podnet.errors import PodnetError
 from podnet.store.base import Compacted, Store
 from podnet.store.resources import REGISTRY, prefix
 
-HEARTBEATS = prefix("Lease")  # a node's heartbeat changes nothing to reconcile: the resync sees it
+NOT_STATE = (prefix("Lease"), prefix("Event"))  # heartbeats and events change nothing to reconcile: a resync sees them
 
 
 def follow(store: Store, reconcile: Callable[[], int], stop: threading.Event, log: logging.Logger,
@@ -25,7 +25,7 @@ def follow(store: Store, reconcile: Callable[[], int], stop: threading.Event, lo
     next_resync = time.monotonic() + resync_seconds
     while not stop.wait(poll):
         try:
-            changed = any(not e.key.startswith(HEARTBEATS) for e in store.events_since(REGISTRY, revision))
+            changed = any(not e.key.startswith(NOT_STATE) for e in store.events_since(REGISTRY, revision))
         except Compacted:
             changed = True
         except PodnetError as err:

@@ -11,10 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+
+LAME_DUCK = 1.0  # seconds of serving on after SIGTERM: longer than endpoints take to leave every node
 
 
 def _plain(address: str) -> str:
@@ -62,9 +67,23 @@ class DualStackServer(ThreadingHTTPServer):
     address_family = socket.AF_INET6
     daemon_threads = True
 
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self.open_connections = 0
+        self._count = threading.Lock()
+
     def server_bind(self) -> None:
         self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         super().server_bind()
+
+    def process_request_thread(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+        with self._count:
+            self.open_connections += 1
+        try:
+            super().process_request_thread(request, client_address)  # type: ignore[arg-type]
+        finally:
+            with self._count:
+                self.open_connections -= 1
 
 
 def answer_datagrams(port: int) -> None:
@@ -80,10 +99,23 @@ def answer_datagrams(port: int) -> None:
         sock.sendto(json.dumps(reply).encode(), peer)
 
 
-def serve(port: int) -> None:
+def serve(port: int, lame_duck: float = LAME_DUCK) -> None:
+    """Until SIGTERM; then, as a well-behaved pod: new connections are still
+    taken for lame_duck seconds (while the Services' endpoints drain, so none
+    is refused in between), and the process ends once the connections it holds
+    close, or when the kubelet's SIGKILL comes at the end of the grace period."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     threading.Thread(target=answer_datagrams, args=(port,), daemon=True).start()
     with DualStackServer(("::", port), EchoHandler) as server:
-        server.serve_forever()
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        while not stop.wait(0.5):
+            pass
+        time.sleep(lame_duck)
+        server.shutdown()
+        server.server_close()
+        while server.open_connections:
+            time.sleep(0.05)
 
 
 def main(argv: list[str] | None = None) -> None:

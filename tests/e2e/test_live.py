@@ -4,16 +4,20 @@ what each does to real traffic through the Service."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from podnet.kernel import netns
-from tests.helpers import PODNET, in_netns, kill_agent, podnet, within
+from tests.helpers import PODNET, agent_pid, in_netns, kill_agent, podnet, within
 
 LAB = "t-live"
 CLUSTER = f"""apiVersion: podnet.dev/v1alpha1
@@ -232,6 +236,146 @@ def test_deleting_the_namespace_takes_everything(lab: Path) -> None:
     assert within(15, lambda: "shop" not in {n["metadata"]["name"] for n in get("namespaces")["items"]})
     assert not [n for n in netns.list_namespaces(f"pn-{LAB}.shop.")]
     assert get("services", "-n", "shop")["items"] == []
+
+
+def deployment(name: str, replicas: int, **spec: object) -> str:
+    return json.dumps({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}, "spec": {
+        "replicas": replicas, "selector": {"matchLabels": {"app": name}},
+        "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "echo"}], **spec}}}})
+
+
+def service(name: str) -> str:
+    return json.dumps({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+                       "spec": {"selector": {"app": name}, "ports": [{"port": 80}]}})
+
+
+def apply_text(lab: Path, name: str, *documents: str) -> None:
+    path = lab / f"{name}.yaml"
+    path.write_text("\n---\n".join(documents))
+    podnet("apply", "-f", str(path), "--lab", LAB)
+
+
+def app_pods(app: str) -> list[dict]:  # type: ignore[type-arg]
+    return [p for p in get("pods")["items"] if p["metadata"].get("labels", {}).get("app") == app]
+
+
+def ready_count(app: str) -> int:
+    return sum(1 for p in app_pods(app) if p["status"]["conditions"][0]["status"] == "True"
+               and "deletionTimestamp" not in p["metadata"])
+
+
+def test_twenty_concurrent_applies_and_scales_of_one_deployment_lose_nothing(lab: Path) -> None:
+    apply_text(lab, "busy", deployment("busy", 1))
+    labels = [subprocess.Popen([*PODNET, "label", "deployment", "busy", f"k{i}=v{i}", "--lab", LAB],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(10)]
+    scales = [subprocess.Popen([*PODNET, "scale", "deployment/busy", "--replicas", str(i % 4 + 1), "--lab", LAB],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(10)]
+    for proc in labels + scales:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    busy = get("deployments", "busy")
+    assert {f"k{i}": f"v{i}" for i in range(10)}.items() <= busy["metadata"]["labels"].items()  # every label kept
+    replicas = busy["spec"]["replicas"]
+    assert replicas in (1, 2, 3, 4)
+    assert within(20, lambda: ready_count("busy") == replicas == len(app_pods("busy")))
+
+
+def test_the_controller_killed_mid_scale_converges_after_its_restart(lab: Path) -> None:
+    podnet("scale", "deployment/busy", "--replicas", "8", "--lab", LAB)
+    controller = subprocess.run(["pgrep", "-f", f"^\\S+ -m podnet controller --store /run/podnet/labs/{LAB}/"],
+                                capture_output=True, text=True).stdout.split()
+    assert len(controller) == 1, controller
+    os.kill(int(controller[0]), signal.SIGKILL)
+    assert within(30, lambda: ready_count("busy") == 8 == len(app_pods("busy")))
+    podnet("delete", "deployment", "busy", "--lab", LAB)
+
+
+def test_an_agent_killed_while_it_creates_twenty_pods_leaks_nothing(lab: Path) -> None:
+    apply_text(lab, "many", deployment("many", 20, nodeSelector={"kubernetes.io/hostname": "n1"}))
+    assert within(20, lambda: any(p["status"].get("podIP") for p in app_pods("many")))
+    pid = agent_pid(LAB, "n1")
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)  # mid-way: some pods have addresses, some sandboxes are half made
+    assert within(60, lambda: ready_count("many") == 20)
+    on_n1 = {p["metadata"]["name"]: p["status"]["podIP"] for p in get("pods", "-A")["items"]
+             if p["spec"].get("nodeName") == "n1"}
+    node = f"pn-{LAB}.n1"
+    sandboxes = [n for n in netns.list_namespaces(f"pn-{LAB}.") if n.count(".") == 2]
+    assert len([n for n in sandboxes if ".many-" in n]) == 20
+    veths = in_netns(node, "ip", "-o", "link", "show", "master", "cni0").stdout.splitlines()
+    assert len(veths) == len(on_n1), veths
+    ipam = Path(f"/run/podnet/labs/{LAB}/cni/n1/ipam")
+    leased = {f.name for f in ipam.rglob("*") if f.is_file() and f.name[0].isdigit()}
+    assert leased == set(on_n1.values())
+    podnet("delete", "deployment", "many", "--lab", LAB)
+    assert within(30, lambda: not app_pods("many"))
+    assert {f.name for f in ipam.rglob("*") if f.is_file() and f.name[0].isdigit()} == \
+        {ip for name, ip in on_n1.items() if not name.startswith("many-")}
+
+
+def test_scaling_six_to_two_to_eight_fails_no_request(lab: Path) -> None:
+    apply_text(lab, "steady", deployment("steady", 6), service("steady"))
+    assert within(20, lambda: ready_count("steady") == 6)
+    address = get("services", "steady")["spec"]["clusterIP"]
+    results: list[bool] = []
+    done = threading.Event()
+
+    def client() -> None:
+        while not done.is_set():
+            proc = in_netns(f"pn-{LAB}.default.client", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                            "--max-time", "2", f"http://{address}/", check=False)
+            results.append(proc.stdout == "200")
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    try:
+        podnet("scale", "deployment/steady", "--replicas", "2", "--lab", LAB)
+        assert within(20, lambda: len(app_pods("steady")) == 2)  # the other four drained and gone
+        podnet("scale", "deployment/steady", "--replicas", "8", "--lab", LAB)
+        assert within(20, lambda: ready_count("steady") == 8)
+        time.sleep(1)
+    finally:
+        done.set()
+        thread.join()
+    assert len(results) > 30 and all(results), f"{results.count(False)} of {len(results)} requests failed"
+    podnet("delete", "deployment", "steady", "--lab", LAB)
+
+
+HOLD = """
+import socket, sys, time
+sock = socket.create_connection((sys.argv[1], 80), timeout=2)
+start = None
+while True:
+    try:
+        sock.sendall(b"GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+        if not sock.recv(65536):
+            break
+    except OSError:
+        break
+    start = start or time.monotonic()
+    print(f"{time.monotonic() - start:.2f}", flush=True)
+    time.sleep(0.2)
+"""
+
+
+def test_a_held_connection_to_a_deleted_pod_lasts_until_its_grace_runs_out(lab: Path) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "holder", "labels": {"app": "holder"}},
+           "spec": {"terminationGracePeriodSeconds": 4, "containers": [{"name": "echo"}]}}
+    apply_text(lab, "holder", json.dumps(pod), service("holder"))
+    assert within(10, lambda: ready_count("holder") == 1)
+    address = get("services", "holder")["spec"]["clusterIP"]
+    assert within(3, lambda: answers(f"http://{address}/", 1) == {"holder"})
+    holder = subprocess.Popen(["ip", "netns", "exec", f"pn-{LAB}.default.client", sys.executable, "-c", HOLD, address],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline()  # connected, and answered once
+    deleted = time.monotonic()
+    podnet("delete", "pod", "holder", "--lab", LAB)
+    lines = holder.stdout.read().split()  # until the connection ends
+    lasted = time.monotonic() - deleted
+    holder.wait(5)
+    assert 3.5 < lasted < 8, lasted  # answered through the 4 s grace, then cut by SIGKILL
+    assert float(lines[-1]) > 3.0, lines
+    assert answers(f"http://{address}/", 1) == set()  # no new connection got there meanwhile
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ from podnet.errors import ManifestError
 from podnet.lab import names
 from podnet.lab.spec import ClusterSpec
 from podnet.model.meta import ObjectMeta
-from podnet.model.node import Node
+from podnet.model.node import HOSTNAME_LABEL, Node
 from podnet.model.pod import Container, Pod
 from podnet.model.service import Service, ServicePort
 
@@ -45,7 +45,8 @@ class NodePlan:
         return str(ipaddress.ip_interface(self.address).ip)
 
     def node(self) -> Node:
-        return Node(ObjectMeta(self.name, namespace=""), self.pod_cidr, self.ip)
+        """Labelled as kubelet labels its node, so a nodeSelector can name it."""
+        return Node(ObjectMeta(self.name, namespace="", labels={HOSTNAME_LABEL: self.name}), self.pod_cidr, self.ip)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Any
 from podnet.model.fields import Fields
 from podnet.model.meta import ObjectMeta
 
+HOSTNAME_LABEL = "kubernetes.io/hostname"  # every node carries its name under this label
 AGENT_RESTARTS = "podnet.dev/agent-restarts"  # how often the node's agent was restarted, as it last said
 
 

@@ -40,6 +40,7 @@ from podnet.store.base import Store
 log = logging.getLogger("podnet.agent.pods")
 
 BACKOFF_FIRST, BACKOFF_MAX = 10.0, 300.0  # kubelet's restart back-off: 10 s doubling to 5 min
+SCAN_PERIOD = 1.0  # seconds between looks through /proc for commands that stopped
 DNS_COMMAND_HEAD = ("podnet", "dns")
 
 
@@ -87,7 +88,9 @@ class PodController:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="pod")
         self._lock = threading.Lock()
         self._busy: set[str] = set()  # sandboxes with work in flight
-        self._children: set[int] = set()
+        self._children: dict[int, str] = {}  # pid -> sandbox, of the commands this agent started
+        self._exited: set[str] = set()  # sandboxes whose command (a child of ours) has exited
+        self._next_scan = 0.0
         self._backoff: dict[str, _Backoff] = {}
         self._settings: cluster.ClusterConfig | None = None
         self._node_address: str | None = None
@@ -96,16 +99,15 @@ class PodController:
     # The controller's pass: decide, and hand slow work to the pool.
 
     def sync(self, snapshot: Snapshot) -> None:
-        self._reap()
         mine = {self.config.sandbox(p): p for p in snapshot.pods if p.node_name == self.config.node_name}
         recorded = self._recorded()
-        running = netns.processes_by_namespace([s for s, p in mine.items() if p.pod_ip and not p.terminating])
+        stopped = self._stopped([s for s, p in mine.items() if p.pod_ip and not p.terminating])
         for sandbox, pod in mine.items():
             if pod.terminating:
                 self._submit(sandbox, self._terminate, sandbox, pod)
             elif sandbox not in recorded or not pod.pod_ip:
                 self._submit(sandbox, self._start, sandbox, pod)
-            elif not running.get(sandbox):
+            elif sandbox in stopped:
                 self._restart_later(sandbox, pod)
             elif sandbox in self.prober:
                 self.prober.observe(sandbox, pod.ready)
@@ -193,7 +195,8 @@ class PodController:
                "NODE_NAME": self.config.node_name, "PODNET_STORE": self.config.store_location,
                "PODNET_DNS_DOMAIN": settings.dns_domain, "PODNET_DNS_UPSTREAMS": ",".join(settings.upstreams)}
         log_path = self.config.log_dir / f"pod-{pod.metadata.namespace}.{pod.metadata.name}.log"
-        self._children.add(netns.spawn(sandbox, resolve_command(pod.command), log_path=log_path, env=env))
+        self._exited.discard(sandbox)
+        self._children[netns.spawn(sandbox, resolve_command(pod.command), log_path=log_path, env=env)] = sandbox
 
     def _write_status(self, pod: Pod, pod_ip: str, *, ready: bool, reason: str | None = None,
                       restarts: int | None = None) -> Pod | None:
@@ -275,12 +278,24 @@ class PodController:
             self._node_address = node[0].internal_ip if node else None  # type: ignore[union-attr]
         return self._node_address
 
+    def _stopped(self, sandboxes: list[str]) -> set[str]:
+        """Sandboxes whose command is not running: our children's exits at once,
+        and, once a scan period, a look through /proc (which also sees the commands
+        an earlier agent started)."""
+        self._reap()
+        if time.monotonic() < self._next_scan:
+            return self._exited & set(sandboxes)
+        self._next_scan = time.monotonic() + SCAN_PERIOD
+        running = netns.processes_by_namespace(sandboxes)
+        return {s for s in sandboxes if not running.get(s)}
+
     def _reap(self) -> None:
         """Commands this agent started are its children: collect those that exited."""
-        for pid in list(self._children):
+        for pid, sandbox in list(self._children.items()):
             try:
                 done, _ = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 done = pid
             if done:
-                self._children.discard(pid)
+                del self._children[pid]
+                self._exited.add(sandbox)

@@ -53,19 +53,60 @@ def list_namespaces(prefix: str = PREFIX) -> list[str]:
 
 
 def create(name: str) -> None:
-    """Create the namespace (if missing) with its loopback up, as containers expect."""
-    from pyroute2 import netns as pr_netns
+    """Create the namespace (if missing) with its loopback up, as containers expect.
 
-    if exists(name):
+    As `ip netns add` does it, but on a short-lived thread of this process rather
+    than in a forked copy of it: the thread unshares its network namespace and
+    binds it under /run/netns. An agent making twenty pods at once forks nothing."""
+    target = path(name)
+    if target.exists():
         return
+    _share_netns_dir()
     try:
-        pr_netns.create(check_name(name))
-    except OSError as err:
-        raise KernelError(f"cannot create network namespace {name}: {err.strerror or err}") from err
+        os.close(os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+    except FileExistsError:
+        return  # made meanwhile by someone else
+    outcome: dict[str, OSError] = {}
+
+    def bind_new_namespace() -> None:
+        try:
+            _libc_call("unshare", _libc.unshare(_CLONE_NEWNET))
+            _libc_call("mount", _libc.mount(OWN.encode(), str(target).encode(), b"none", _MS_BIND, None))
+        except OSError as err:
+            outcome["error"] = err
+
+    thread = threading.Thread(target=bind_new_namespace, name=f"netns-create:{name}")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        target.unlink(missing_ok=True)
+        err = outcome["error"]
+        raise KernelError(f"cannot create network namespace {name}: {err.strerror or err}")
     from podnet.kernel.netlink import open_namespace
 
     with open_namespace(name) as ns:
         ns.set_up("lo")
+
+
+_MS_BIND, _MS_REC, _MS_SHARED = 0x1000, 0x4000, 0x100000
+
+
+def _libc_call(what: str, result: int) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+@functools.cache
+def _share_netns_dir() -> None:
+    """/run/netns as a shared mount, as iproute2 makes it, so the namespaces bound
+    under it are seen from every mount namespace (pods' `ip netns exec` ones)."""
+    NETNS_DIR.mkdir(parents=True, exist_ok=True)
+    directory = str(NETNS_DIR).encode()
+    if _libc.mount(b"", directory, b"none", _MS_SHARED | _MS_REC, None) == 0:
+        return
+    _libc_call("mount", _libc.mount(directory, directory, b"none", _MS_BIND | _MS_REC, None))
+    _libc_call("mount", _libc.mount(b"", directory, b"none", _MS_SHARED | _MS_REC, None))
 
 
 ETC_NETNS = Path("/etc/netns")

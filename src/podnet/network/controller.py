@@ -21,13 +21,16 @@ class NetworkController:
     name = "network"
 
     def __init__(self, kernel: NodeKernel, store: Store, node_name: str, cluster_cidr: str | None = None,
-                 backend: str = "host-gw") -> None:
+                 backend: str = "host-gw", resync_seconds: float = 1.0) -> None:
         self.kernel = kernel
         self.store = store
         self.node_name = node_name
         self.cluster_cidr = cluster_cidr
         self.backend = backend
+        self.resync_seconds = resync_seconds
         self._lease_checked: float | None = None
+        self._applied: object = None
+        self._applied_at = 0.0
 
     def sync(self, snapshot: Snapshot) -> None:
         me = snapshot.node(self.node_name)
@@ -36,7 +39,10 @@ class NetworkController:
             return
         self.renew_lease(me)
         network = render_node_network(me, snapshot.nodes, self.cluster_cidr, self.backend)
+        if network == self._applied and time.monotonic() - self._applied_at < self.resync_seconds:
+            return  # a pod or a service changed, not the nodes: drift is checked once a resync period
         added, removed = apply_node_network(self.kernel, network)
+        self._applied, self._applied_at = network, time.monotonic()
         for route in sorted(removed):
             log.info("removed route %s", route)
         for route in sorted(added):

@@ -4,6 +4,8 @@ Anything raised as a PodnetError is printed by the CLI as a single line and turn
 into a non-zero exit; anything else is a bug and keeps its traceback.
 """
 
+import re
+
 
 class PodnetError(Exception):
     """A problem the user can act on; str() is the whole message."""
@@ -20,11 +22,16 @@ class ManifestError(PodnetError):
 
     def _render(self) -> str:
         where = ": ".join(part for part in (self.source, self.field) if part)
-        return f"{where}: {self.problem}" if where else self.problem
+        return _one_line(f"{where}: {self.problem}" if where else self.problem)
 
     def in_source(self, source: str) -> "ManifestError":
         """The same error, attributed to a file."""
         return ManifestError(self.field, self.problem, source)
+
+
+def _one_line(text: str) -> str:
+    """Control characters from a document (a key "a\nb") shown escaped, so the error stays one line."""
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], text)
 
 
 class KernelError(PodnetError):

@@ -4,13 +4,12 @@ all-or-nothing checks, immutable fields, namespaces, deletion and CAS retries.""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from podnet.api import cluster, writes
+from podnet.api import writes
 from podnet.api.apply import apply
 from podnet.api.delete import delete
 from podnet.errors import ManifestError, PodnetError
@@ -21,15 +20,6 @@ from podnet.model.pod import Pod
 from podnet.model.service import Service
 from podnet.store import resources
 from podnet.store.sqlite import SqliteStore
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    backend = SqliteStore(tmp_path / "store.db")
-    cluster.save(backend, cluster.ClusterConfig("10.244.0.0/16", "10.96.0.0/12"))
-    cluster.bootstrap(backend)
-    yield backend
-    backend.close()
 
 
 def pod(name: str, namespace: str = "default", **spec: Any) -> Resource:

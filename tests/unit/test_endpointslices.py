@@ -3,13 +3,8 @@ conditions and ports, and the control plane writing exactly those slices."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from podnet.api import cluster
 from podnet.controller.endpointslices import desired
 from podnet.controller.manager import ControlPlane
 from podnet.model.endpointslice import MANAGED_BY, SERVICE_NAME, EndpointSlice
@@ -84,15 +79,6 @@ def test_a_hundred_endpoints_to_a_slice() -> None:
 def test_external_name_and_selectorless_services_get_none() -> None:
     external = service("ext", type="ExternalName", externalName="example.org", selector={})
     assert desired([external, service("manual", selector={})], [pod("a", "10.244.0.2")]) == []
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    backend = SqliteStore(tmp_path / "store.db")
-    cluster.save(backend, cluster.ClusterConfig("10.244.0.0/16", "10.96.0.0/12"))
-    cluster.bootstrap(backend)
-    yield backend
-    backend.close()
 
 
 def test_the_control_plane_writes_changes_and_deletes_the_slices(store: SqliteStore) -> None:

@@ -61,3 +61,22 @@ def test_invalid_manifests(case: str) -> None:
     with pytest.raises(ManifestError) as caught:
         parse_resource(manifest)
     assert message in str(caught.value)
+
+
+def test_readiness_probes_round_trip_and_bad_ones_are_named() -> None:
+    import pytest
+
+    from podnet.errors import ManifestError as Refused
+
+    probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 2, "failureThreshold": 1}
+    pod = parse_resource({"kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [
+        {"name": "c", "ports": [{"name": "http", "containerPort": 8080}], "readinessProbe": probe}]}})
+    assert isinstance(pod, Pod) and pod.readiness is not None
+    assert (pod.readiness.action, pod.port_number(pod.readiness.port or 0), pod.readiness.period) == ("httpGet", 8080, 2.0)
+    assert parse_resource(pod.to_manifest()) == pod
+    for bad, message in (({"periodSeconds": 1}, "needs exactly one of httpGet, tcpSocket, exec"),
+                         ({"tcpSocket": {"port": 70000}}, "70000 is out of range"),
+                         ({"exec": {}}, "command: is required")):
+        with pytest.raises(Refused, match=message):
+            parse_resource({"kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [
+                {"name": "c", "readinessProbe": bad}]}})

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from podnet.agent.heartbeat import Heartbeat
-from podnet.api import cluster
 from podnet.controller.manager import ControlPlane
 from podnet.model.endpointslice import EndpointSlice
 from podnet.model.lease import Lease
@@ -24,10 +22,9 @@ from podnet.store.sqlite import SqliteStore
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    backend = SqliteStore(tmp_path / "store.db")
-    cluster.save(backend, cluster.ClusterConfig("10.244.0.0/16", "10.96.0.0/12"))
-    cluster.bootstrap(backend)
+def store(store: SqliteStore) -> Iterator[SqliteStore]:
+    """Two nodes, a service, and a ready pod on each node."""
+    backend = store
     for name in ("n1", "n2"):
         resources.put(backend, Node(ObjectMeta(name, ""), internal_ip="172.18.0.2"))
     resources.put(backend, parse_resource({"kind": "Service", "metadata": {"name": "web"}, "spec": {
@@ -37,7 +34,6 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
             "kind": "Pod", "metadata": {"name": name, "labels": {"app": "web"}}, "spec": {"nodeName": node},
             "status": {"podIP": f"10.244.0.{ord(name)}", "conditions": [{"type": "Ready", "status": "True"}]}}))
     yield backend
-    backend.close()
 
 
 def ready_endpoints(store: SqliteStore) -> set[str]:

@@ -2,14 +2,14 @@
 change of a Service's endpoints until every node forwards to the new set,
 observed by real connections from a pod on every node.
 
-Four changes, each measured --rounds times on a single-endpoint Service, so one
-connection tells which set a node forwards to:
+Four changes, each measured --rounds times, from a probe every few
+milliseconds on every node:
 - scale up:     a Deployment 0 -> 1; from the slice showing the new endpoint
-                Ready until every node reaches that pod;
-- scale down:   1 -> 0; from the slice losing its endpoint until every node
-                refuses (a terminating pod still serves until it is gone, as
-                kube-proxy's terminating endpoints do);
-- pod delete:   the Service's only pod deleted; as scale down;
+                Ready until every node reaches that pod (before, all refuse);
+- scale down:   2 -> 1; from the slice taking the leaving pod's Ready away until
+                the last connection any node sends it (it serves on for a second
+                after SIGTERM, so a node still sending there is seen, not refused);
+- pod delete:   one of two bare pods deleted; as scale down;
 - label change: the selected label moved from pod a to pod b; from the slice
                 holding b alone until every node reaches b.
 
@@ -53,6 +53,7 @@ from podnet.store.location import open_store
 LAB = "bench-prog"
 TARGET_P99, SLO_P99 = 1.0, 30.0
 REFUSED = "refused"
+REMOVAL_WINDOW = 2.0  # seconds of probing after an endpoint is taken away
 
 
 def podnet(*args: str) -> None:
@@ -63,10 +64,14 @@ def manifest(document: dict) -> Resource:  # type: ignore[type-arg]
     return parse_resource(document)
 
 
+GRACE = 3  # seconds: the measured pods end soon after their endpoints go, whatever connections they hold
+
+
 def deployment(name: str, replicas: int) -> Resource:
     return manifest({"kind": "Deployment", "metadata": {"name": name}, "spec": {
         "replicas": replicas, "selector": {"matchLabels": {"app": name}},
-        "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "echo"}]}}}})
+        "template": {"metadata": {"labels": {"app": name}}, "spec": {
+            "terminationGracePeriodSeconds": GRACE, "containers": [{"name": "echo"}]}}}})
 
 
 def service(name: str, selector: dict[str, str]) -> Resource:
@@ -75,7 +80,8 @@ def service(name: str, selector: dict[str, str]) -> Resource:
 
 
 def pod(name: str, labels: dict[str, str]) -> Resource:
-    return manifest({"kind": "Pod", "metadata": {"name": name, "labels": labels}, "spec": {}})
+    return manifest({"kind": "Pod", "metadata": {"name": name, "labels": labels},
+                     "spec": {"terminationGracePeriodSeconds": GRACE}})
 
 
 class Slices:
@@ -101,14 +107,21 @@ class Slices:
                 if (("default", name) not in grouped) and seen[-1][1]:
                     seen.append((now, frozenset()))
 
-    def when(self, name: str, since: float, wanted: Callable[[frozenset[str]], bool], timeout: float = 60) -> float:
+    def when(self, name: str, since: float, wanted: Callable[[frozenset[str]], bool],
+             timeout: float = 60) -> tuple[float, frozenset[str]]:
+        """The first time since `since` the Service's ready set was a wanted one, and that set."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for at, ready in self.history.get(name, []):
                 if at >= since and wanted(ready):
-                    return at
+                    return at, ready
             time.sleep(0.005)
-        raise SystemExit(f"the slices of {name} never reached the expected set")
+        seen = [(round(at - since, 3), sorted(ready)) for at, ready in self.history.get(name, [])]
+        raise SystemExit(f"the slices of {name} never reached the expected set: {seen}")
+
+    def now(self, name: str) -> frozenset[str]:
+        seen = self.history.get(name)
+        return seen[-1][1] if seen else frozenset()
 
     def stop(self) -> None:
         self._stop.set()
@@ -130,7 +143,8 @@ class Prober:
             if target is None:
                 time.sleep(0.01)
                 continue
-            self.answers.append((time.monotonic(), _ask(target)))
+            asked = time.monotonic()
+            self.answers.append((asked, _ask(target)))
             time.sleep(self.interval)
 
     def first(self, since: float, wanted: Callable[[str], bool], timeout: float = 30) -> float:
@@ -141,6 +155,10 @@ class Prober:
                     return at
             time.sleep(0.01)
         raise SystemExit(f"{self.sandbox} never saw the change")
+
+    def last(self, since: float, wrong: Callable[[str], bool]) -> float:
+        """When this node last sent a connection to the old set (since, if never)."""
+        return max([at for at, answer in list(self.answers) if at >= since and wrong(answer)], default=since)
 
 
 def _ask(address: str) -> str:
@@ -184,11 +202,27 @@ class Bench:
             prober.target = address
         asked = time.monotonic()
         change()
-        changed = self.slices.when(service_name, asked, settled)
+        changed, _ = self.slices.when(service_name, asked, settled)
         latencies = [max(0.0, prober.first(asked, answer) - changed) for prober in self.probers]
         for prober in self.probers:
             prober.target = None
         return latencies
+
+    def removal(self, service_name: str, change: Callable[[], None]) -> list[float]:
+        """Each node's latency for taking one of two endpoints away: slice down to
+        one -> the last connection the node sent elsewhere than to that one."""
+        address = self.address(service_name)
+        for prober in self.probers:
+            prober.answers.clear()
+            prober.target = address
+        asked = time.monotonic()
+        change()
+        changed, left = self.slices.when(service_name, asked, lambda ready: len(ready) == 1)
+        (stays,) = left
+        time.sleep(REMOVAL_WINDOW)
+        for prober in self.probers:
+            prober.target = None
+        return [prober.last(changed, lambda a: a != stays) - changed for prober in self.probers]
 
     def ready_pods(self, app: str) -> set[str]:
         return {p.metadata.name for p in resources.list_kind(self.store, Pod)[0]
@@ -220,15 +254,17 @@ def run_cases(bench: Bench, store: Store, rounds: int) -> dict[str, list[float]]
     for _ in range(rounds):
         bench.everyone_answers("lat", lambda a: a == REFUSED)
         results["scale up"] += bench.round("lat", lambda: scale(store, "lat", 1), bool, is_pod)
+        scale(store, "lat", 2)
+        wait(lambda: len(bench.slices.now("lat")) == 2, 30, "a second lat endpoint")
         bench.everyone_answers("lat", is_pod)
-        results["scale down"] += bench.round("lat", lambda: scale(store, "lat", 0), lambda s: not s,
-                                             lambda a: a == REFUSED)
-        apply(store, [pod("gone", {"app": "gone"})])
-        wait(lambda: "gone" in bench.ready_pods("gone"), 30, "pod gone to be Ready")
-        bench.everyone_answers("gone", is_pod)
-        results["pod delete"] += bench.round("gone", lambda: delete(store, "Pod", "default", "gone"),
-                                             lambda s: not s, lambda a: a == REFUSED)
-        wait(lambda: resources.get(store, Pod, "default", "gone") is None, 30, "pod gone to go")
+        results["scale down"] += bench.removal("lat", lambda: scale(store, "lat", 1))
+        scale(store, "lat", 0)
+        wait(lambda: not any(p.metadata.labels.get("app") == "lat" for p in resources.list_kind(store, Pod)[0]), 30,
+             "the lat pods to go")
+        apply(store, [pod("gone-b", {"app": "gone"})])
+        wait(lambda: bench.slices.now("gone") == {"gone-a", "gone-b"}, 30, "pod gone-b's endpoint")
+        results["pod delete"] += bench.removal("gone", lambda: delete(store, "Pod", "default", "gone-b"))
+        wait(lambda: resources.get(store, Pod, "default", "gone-b") is None, 30, "pod gone-b to go")
         bench.everyone_answers("swap", lambda a: a == "swap-a")
         results["label change"] += bench.round(
             "swap", lambda: (relabel(store, "swap-a", {"app": "swap"}),
@@ -264,7 +300,7 @@ def main() -> None:
     store = open_store(record.store)
     try:
         apply(store, [deployment("filler", options.pods), deployment("lat", 0), service("lat", {"app": "lat"}),
-                      service("gone", {"app": "gone"}), pod("swap-a", {"app": "swap", "active": "yes"}),
+                      service("gone", {"app": "gone"}), pod("gone-a", {"app": "gone"}), pod("swap-a", {"app": "swap", "active": "yes"}),
                       pod("swap-b", {"app": "swap"}), service("swap", {"app": "swap", "active": "yes"})])
         bench = Bench(store, [])
         wait(lambda: len(bench.ready_pods("filler")) == options.pods and len(bench.ready_pods("swap")) == 2, 600,
@@ -274,8 +310,11 @@ def main() -> None:
         if len(hosts) < options.nodes:
             raise SystemExit(f"only {len(hosts)} nodes have a pod to probe from")
         bench.probers = [Prober(f"pn-{LAB}.default.{p.metadata.name}", interval) for p in hosts.values()]
-        results = run_cases(bench, store, options.rounds)
-        bench.slices.stop()
+        try:
+            results = run_cases(bench, store, options.rounds)
+        finally:
+            bench.slices.stop()
+            time.sleep(0.05)
     finally:
         store.close()
         podnet("lab", "down", LAB)

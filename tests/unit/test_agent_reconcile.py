@@ -103,3 +103,35 @@ def test_a_node_not_yet_in_the_store_is_waited_for(store: SqliteStore) -> None:
     kernel = FakeNodeKernel()
     NodeAgent(store, "n9", [NetworkController(kernel, store, "n9", CLUSTER)]).reconcile()
     assert kernel.links.links == {} and kernel.nft.tables == {}
+
+
+def test_readiness_probes_ask_as_kubelet_does() -> None:
+    """A TCP connect and an HTTP GET (2xx and 3xx pass) to the pod's address."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from podnet.agent.prober import answers
+    from podnet.model.probe import Probe
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/ok" else 503)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    pod = parse_resource({"kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [
+        {"name": "c", "ports": [{"name": "web", "containerPort": port}]}]}, "status": {"podIP": "127.0.0.1"}})
+    try:
+        assert answers(pod, Probe("tcpSocket", "web"), "pn-unused")  # type: ignore[arg-type]
+        assert answers(pod, Probe("httpGet", port, "/ok"), "pn-unused")  # type: ignore[arg-type]
+        assert not answers(pod, Probe("httpGet", port, "/broken"), "pn-unused")  # type: ignore[arg-type]
+        assert not answers(pod, Probe("tcpSocket", "nope"), "pn-unused")  # type: ignore[arg-type]  # no such port
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not answers(pod, Probe("tcpSocket", port), "pn-unused")  # type: ignore[arg-type]  # nothing listens now

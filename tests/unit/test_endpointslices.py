@@ -83,7 +83,8 @@ def test_external_name_and_selectorless_services_get_none() -> None:
 
 def test_the_control_plane_writes_changes_and_deletes_the_slices(store: SqliteStore) -> None:
     mine = EndpointSlice(ObjectMeta("by-hand", labels={SERVICE_NAME: "web"}))  # a user's: never touched
-    for resource in (service(), pod("a", "10.244.0.2"), pod("b", "10.244.0.3", ready=False), mine):
+    for resource in (Node(ObjectMeta("n1", "")), service(), pod("a", "10.244.0.2"), pod("b", "10.244.0.3", ready=False),
+                     mine):
         resources.put(store, resource)
     plane = ControlPlane(store)
     plane.reconcile()

@@ -75,3 +75,10 @@ def test_the_agent_publishes_its_restarts(store: SqliteStore) -> None:
     assert node is not None and node.agent_restarts == 3
     lease = resources.get(store, Lease, "kube-node-lease", "n1")
     assert lease is None  # a heartbeat writes the lease; publishing restarts does not
+
+
+def test_pods_bound_to_a_node_that_is_gone_are_collected(store: SqliteStore) -> None:
+    resources.delete(store, Node(ObjectMeta("n2", "")))
+    ControlPlane(store).reconcile()
+    assert resources.get(store, Pod, "default", "b") is None  # its kubelet is gone with the node
+    assert resources.get(store, Pod, "default", "a") is not None

@@ -35,6 +35,7 @@ from podnet.errors import PodnetError
 from podnet.kernel import netns
 from podnet.lab.processes import ECHO_PORT, resolve_command
 from podnet.model.pod import Pod
+from podnet.store import resources
 from podnet.store.base import Store
 
 log = logging.getLogger("podnet.agent.pods")
@@ -160,6 +161,11 @@ class PodController:
         """Sandbox, CNI ADD, resolv.conf, command, status. Whatever a crashed
         earlier try left of this sandbox goes first."""
         record = self._record(sandbox)
+        current = resources.get(self.store, Pod, pod.metadata.namespace, pod.metadata.name)
+        if current is None or current.terminating or current.node_name != self.config.node_name:
+            return  # deleted or moved since the pass that asked
+        if current.pod_ip and record.exists() and netns.exists(sandbox):
+            return  # started already: the pass that asked read the store before that was written
         if record.exists() or netns.exists(sandbox):
             self._teardown(sandbox)
         record.write_text(json.dumps({"pod": f"{pod.metadata.namespace}/{pod.metadata.name}"}))
@@ -257,6 +263,9 @@ class PodController:
 
     def _restart(self, sandbox: str, pod: Pod) -> None:
         assert pod.pod_ip
+        if netns.processes_by_namespace([sandbox]).get(sandbox):
+            self._backoff.pop(sandbox, None)  # it runs after all: never start a second copy
+            return
         self._spawn(sandbox, pod, pod.pod_ip, self._cluster_settings())
         self._started(sandbox, pod, pod.pod_ip, restarts=pod.restarts + 1)
 
@@ -287,7 +296,8 @@ class PodController:
             return self._exited & set(sandboxes)
         self._next_scan = time.monotonic() + SCAN_PERIOD
         running = netns.processes_by_namespace(sandboxes)
-        return {s for s in sandboxes if not running.get(s)}
+        ours = set(self._children.values())  # a child just spawned may not have entered its namespace yet
+        return {s for s in sandboxes if not running.get(s) and s not in ours}
 
     def _reap(self) -> None:
         """Commands this agent started are its children: collect those that exited."""

@@ -52,6 +52,7 @@ class ControlPlane:
         for deployment in deployment_list:
             self._converge(deployment, pods)
         self._collect_orphans(pods, deployment_list)
+        self._collect_stranded(pods, nodes)
         self._bind([p for p in pods if not p.node_name and not p.terminating], nodes, pods)
         self._sync_slices(resources.list_kind(self.store, Service)[0], pods, nodes)
         for namespace in resources.list_kind(self.store, Namespace)[0]:
@@ -86,6 +87,16 @@ class ControlPlane:
                     and not pod.terminating:
                 self._delete(pod)
 
+    def _collect_stranded(self, pods: list[Pod], nodes: list[Node]) -> None:
+        """Pods bound to a node that is gone (the pod GC's job): no kubelet will end
+        them, so they go at once, and their Deployments make them anew elsewhere."""
+        known = {n.metadata.name for n in nodes}
+        for pod in pods:
+            if pod.node_name and pod.node_name not in known:
+                log.info("pod %s was bound to node %s, which is gone", pod.metadata.key, pod.node_name)
+                self._modify(Pod, pod.metadata.namespace, pod.metadata.name,
+                             lambda p: None if p.node_name not in known else p)
+
     def _watch_nodes(self, nodes: list[Node], pods: list[Pod]) -> list[Node]:
         """Ready or NotReady by the heartbeats; a NotReady node's pods lose Ready,
         so their endpoints leave the Services (its agent gives it back when it
@@ -111,7 +122,8 @@ class ControlPlane:
             current.append(node)
         return current
 
-    def _modify(self, cls: type[R], namespace: str, name: str, change: Callable[[R], R]) -> R | None:
+    def _modify(self, cls: type[R], namespace: str, name: str, change: Callable[[R], R | None]) -> R | None:
+        """A compare-and-swap change (None deletes); None when the object is not there."""
         try:
             return writes.modify(self.store, cls, namespace, name, change)[0]
         except writes.NotFound:

@@ -107,7 +107,7 @@ class ControlPlane:
         current = []
         for node in nodes:
             name = node.metadata.name
-            ready = lifecycle.alive(node, leases.get(name), now, self.node_grace, self._first_seen.setdefault(name, now))
+            ready = lifecycle.alive(leases.get(name), now, self.node_grace, self._first_seen.setdefault(name, now))
             if ready != node.ready:
                 status = "NodeReady" if ready else "NodeNotReady"
                 log.info("node %s is %s", name, "Ready" if ready else "NotReady")

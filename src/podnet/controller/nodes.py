@@ -6,9 +6,8 @@ the controller first saw it."""
 from __future__ import annotations
 
 from podnet.model.lease import Lease
-from podnet.model.node import Node
 
 
-def alive(node: Node, lease: Lease | None, now: float, grace: float, first_seen: float) -> bool:
+def alive(lease: Lease | None, now: float, grace: float, first_seen: float) -> bool:
     last = lease.renewed if lease is not None else first_seen
     return now - last <= grace

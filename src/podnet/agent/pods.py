@@ -19,6 +19,7 @@ import functools
 import json
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -115,7 +116,7 @@ class PodController:
             elif pod.readiness or not pod.ready:  # adopted after a restart, or Ready taken away meanwhile
                 self._probe(sandbox, pod)
         for sandbox in recorded - mine.keys():
-            self._submit(sandbox, self._teardown, sandbox)
+            self._submit(sandbox, self._collect, sandbox)
 
     def _submit(self, sandbox: str, work: Callable[..., object], *args: object) -> None:
         with self._lock:
@@ -233,12 +234,32 @@ class PodController:
         except writes.NotFound:
             pass
 
+    def _collect(self, sandbox: str) -> None:
+        """A sandbox no pod of this node's snapshot has: torn down, unless the store
+        says now that its pod is here (the snapshot was read before it was made)."""
+        try:
+            namespace, name = json.loads(self._record(sandbox).read_text())["pod"].split("/", 1)
+        except (OSError, ValueError, KeyError):
+            namespace = name = ""
+        current = resources.get(self.store, Pod, namespace, name) if name else None
+        if current is not None and current.node_name == self.config.node_name and not current.terminating:
+            return
+        self._teardown(sandbox)
+
     def _teardown(self, sandbox: str, pod: Pod | None = None) -> None:
         """Processes, CNI DEL (which works without the namespace too), namespace,
-        record: in this order, so a crash part-way leaves the record to retry from."""
+        record: in this order, so a crash part-way leaves the record to retry from.
+        Our own children go by pid too: one just spawned may not have entered the
+        namespace yet, and would live on in it once it has no name."""
         self.prober.forget(sandbox)
         self._backoff.pop(sandbox, None)
         netns.kill_processes_in([sandbox], grace=0.5)
+        for pid, owner in list(self._children.items()):
+            if owner == sandbox:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         self.runtime.delete(self.config.network, self._attachment(sandbox, pod))
         netns.delete(sandbox)
         self._record(sandbox).unlink(missing_ok=True)

@@ -193,35 +193,37 @@ class Bench:
         assert found is not None and found.cluster_ip
         return found.cluster_ip
 
-    def round(self, service_name: str, change: Callable[[], None], settled: Callable[[frozenset[str]], bool],
-              answer: Callable[[str], bool]) -> list[float]:
-        """Each node's latency for one change: slice settled -> node answers."""
+    def _probing(self, service_name: str, change: Callable[[], None]) -> float:
+        """Every node probing the Service, then the change made; when it was asked for."""
         address = self.address(service_name)
         for prober in self.probers:
             prober.answers.clear()
             prober.target = address
         asked = time.monotonic()
         change()
-        changed, _ = self.slices.when(service_name, asked, settled)
-        latencies = [max(0.0, prober.first(asked, answer) - changed) for prober in self.probers]
+        return asked
+
+    def _stop_probing(self) -> None:
         for prober in self.probers:
             prober.target = None
+
+    def round(self, service_name: str, change: Callable[[], None], settled: Callable[[frozenset[str]], bool],
+              answer: Callable[[str], bool]) -> list[float]:
+        """Each node's latency for one change: slice settled -> node answers."""
+        asked = self._probing(service_name, change)
+        changed, _ = self.slices.when(service_name, asked, settled)
+        latencies = [max(0.0, prober.first(asked, answer) - changed) for prober in self.probers]
+        self._stop_probing()
         return latencies
 
     def removal(self, service_name: str, change: Callable[[], None]) -> list[float]:
         """Each node's latency for taking one of two endpoints away: slice down to
         one -> the last connection the node sent elsewhere than to that one."""
-        address = self.address(service_name)
-        for prober in self.probers:
-            prober.answers.clear()
-            prober.target = address
-        asked = time.monotonic()
-        change()
+        asked = self._probing(service_name, change)
         changed, left = self.slices.when(service_name, asked, lambda ready: len(ready) == 1)
         (stays,) = left
         time.sleep(REMOVAL_WINDOW)
-        for prober in self.probers:
-            prober.target = None
+        self._stop_probing()
         return [prober.last(changed, lambda a: a != stays) - changed for prober in self.probers]
 
     def ready_pods(self, app: str) -> set[str]:

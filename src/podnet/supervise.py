@@ -36,8 +36,9 @@ def supervise(argv: list[str], stop: threading.Event) -> int:
         if stop.is_set():
             return child.returncode
         delay = BACKOFF_FIRST if time.monotonic() - started >= STEADY else delay
-        print(f"podnet supervise: {argv[0]} exited with {child.returncode}; restarting in {delay:g} s",
-              file=sys.stderr, flush=True)
+        how = f"was killed by {signal.Signals(-child.returncode).name}" if child.returncode < 0 \
+            else f"exited with {child.returncode}"
+        print(f"podnet supervise: {' '.join(argv[:4])} {how}; restarting in {delay:g} s", file=sys.stderr, flush=True)
         if stop.wait(delay):
             return child.returncode
         delay = min(delay * 2, BACKOFF_MAX)

@@ -5,8 +5,7 @@ scaled`) and fails with one line naming the object or the field."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -14,25 +13,14 @@ import click
 from podnet.api import writes
 from podnet.api.apply import apply as apply_documents
 from podnet.api.delete import delete as delete_object
-from podnet.cli.get import cluster_record
+from podnet.cli.get import cluster_store
 from podnet.errors import ManifestError, PodnetError
 from podnet.model import kinds
 from podnet.model.deployment import Deployment
 from podnet.model.manifest import Resource, load_yaml_documents, parse_resource, read_text
 from podnet.store import resources
-from podnet.store.base import Store
-from podnet.store.location import open_store
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
-
-
-@contextmanager
-def cluster_store(lab_name: str | None) -> Iterator[Store]:
-    store = open_store(cluster_record(lab_name).store)
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def read_manifests(sources: tuple[str, ...], namespace: str | None) -> list[Resource]:

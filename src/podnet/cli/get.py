@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 import yaml
@@ -39,6 +41,16 @@ def read_cluster(record: LabRecord) -> tuple[list[Node], list[Pod], list[Service
         store.close()
 
 
+@contextmanager
+def cluster_store(lab_name: str | None) -> Iterator[Store]:
+    """The store of the cluster lab named (or of the only one up), closed after use."""
+    store = open_store(cluster_record(lab_name).store)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 def cluster_record(lab_name: str | None) -> LabRecord:
     clusters = [r for r in state.running() if r.kind == "Cluster" and (lab_name is None or r.name == lab_name)]
     if not clusters:
@@ -66,8 +78,7 @@ def get(kind: str, name: str | None, lab_name: str | None, namespace: str, all_n
     if output not in ("table", "wide", "json", "yaml", "name") and not output.startswith("jsonpath="):
         raise click.BadParameter(f"{output!r} is not table, wide, json, yaml, name or jsonpath=...", param_hint="-o")
     listing = Listing(registered, None if all_namespaces or not registered.namespaced else namespace, name)
-    store = open_store(cluster_record(lab_name).store)
-    try:
+    with cluster_store(lab_name) as store:
         chosen, revision = listing.read(store)
         if name and not chosen:
             where = f" in namespace {namespace!r} (-A for all)" if listing.namespace else ""
@@ -78,8 +89,6 @@ def get(kind: str, name: str | None, lab_name: str | None, namespace: str, all_n
             _print_documents(registered.name, chosen, output, whole=not watch and not name)
         if watch:
             _watch(store, listing, chosen, revision, output, widths if output in ("table", "wide") else [])
-    finally:
-        store.close()
 
 
 class Listing:
@@ -103,9 +112,13 @@ class Listing:
 
     def read(self, store: Store) -> tuple[list[Resource], int]:
         chosen, revision = resources.list_kind(store, self.kind.cls)
+        self.read_context(store)
+        return [r for r in chosen if self.wants(r)], revision
+
+    def read_context(self, store: Store) -> None:
+        """What the rows count besides the objects themselves: a Service's slices, a Deployment's pods."""
         for cls in self.needs:
             self.context[cls] = resources.list_kind(store, cls)[0]
-        return [r for r in chosen if self.wants(r)], revision
 
     def wants(self, resource: Resource) -> bool:
         return (self.namespace is None or resource.metadata.namespace == self.namespace) \
@@ -186,7 +199,7 @@ def _watch(store: Store, listing: Listing, chosen: list[Resource], revision: int
                 continue
             revision = happened[-1].revision
             if context_prefixes:
-                listing.read(store)  # the rows' context, as of now
+                listing.read_context(store)  # as of now
             for event in happened:
                 if event.key.startswith(kind_prefix):
                     resource = resources.decode(event)

@@ -1,5 +1,6 @@
-"""The nft backend in real namespaces, and the Fake held to it: the same
-transactions give the same state, and what the Fake refuses the kernel refuses."""
+"""Both kernel backends (nft scripts and netlink batches) in real namespaces, and
+the Fake held to them: the same transactions give the same state, and what the
+Fake refuses the kernel refuses, through either backend."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from podnet.errors import KernelError
 from podnet.kernel.nftables import Chain, Element, Set, Table, Transaction, base_chain, hooks
 from podnet.kernel.nftables.fake import Fake
+from podnet.kernel.nftables.nfnl import NetlinkNft
 from podnet.kernel.nftables.nft import Nft
 from podnet.kernel.nftables.rules import IP_SADDR, Masquerade, jump, match, rule
 from podnet.model.manifest import parse_resource
@@ -17,6 +19,7 @@ from podnet.proxy.ruleset import COLLECTIONS, TABLE as PROXY, build
 from tests.helpers import in_netns
 
 NAT = Table("inet", hooks.TOPOLOGY_NAT)
+BACKENDS = pytest.mark.parametrize("backend", [Nft, NetlinkNft], ids=["nft", "netlink"])
 
 
 def masquerading(source: str) -> Transaction:
@@ -24,8 +27,9 @@ def masquerading(source: str) -> Transaction:
         rule("postrouting", match(IP_SADDR, source), Masquerade()))
 
 
-def test_a_table_is_replaced_whole_and_a_failed_transaction_changes_nothing(make_netns) -> None:  # type: ignore[no-untyped-def]
-    nft = Nft.in_namespace(make_netns())
+@BACKENDS
+def test_a_table_is_replaced_whole_and_a_failed_transaction_changes_nothing(make_netns, backend) -> None:  # type: ignore[no-untyped-def]
+    nft = backend.in_namespace(make_netns())
     nft.run(masquerading("10.1.0.0/24"))
     nft.run(masquerading("10.2.0.0/24"))
     ruleset = nft.list_ruleset()
@@ -54,9 +58,10 @@ def proxy_table() -> Transaction:
     return build(service_ports(services, desired(services, pods), "n1"), "10.244.0.0/16").transaction()  # type: ignore[arg-type]
 
 
-def test_the_kernel_and_the_fake_hold_the_same_proxy_table(make_netns) -> None:  # type: ignore[no-untyped-def]
+@BACKENDS
+def test_the_kernel_and_the_fake_hold_the_same_proxy_table(make_netns, backend) -> None:  # type: ignore[no-untyped-def]
     name = make_netns()
-    nft, fake = Nft.in_namespace(name), Fake()
+    nft, fake = backend.in_namespace(name), Fake()
     for backend in (nft, fake):
         backend.run(proxy_table())
     for collection in COLLECTIONS:
@@ -77,8 +82,9 @@ def test_the_kernel_and_the_fake_hold_the_same_proxy_table(make_netns) -> None: 
     Transaction(PROXY).add(Set("cluster_ips", "ipv6_addr")),
 ], ids=["create-existing-element", "delete-missing-element", "delete-element-twice", "delete-used-chain", "short-key", "missing-table",
         "redeclared-set"])
-def test_what_the_fake_refuses_the_kernel_refuses(make_netns, change: Transaction) -> None:  # type: ignore[no-untyped-def]
-    nft, fake = Nft.in_namespace(make_netns()), Fake()
+@BACKENDS
+def test_what_the_fake_refuses_the_kernel_refuses(make_netns, backend, change: Transaction) -> None:  # type: ignore[no-untyped-def]
+    nft, fake = backend.in_namespace(make_netns()), Fake()
     for backend in (nft, fake):
         backend.run(proxy_table())
     before = nft.list_ruleset()
@@ -89,10 +95,11 @@ def test_what_the_fake_refuses_the_kernel_refuses(make_netns, change: Transactio
     assert nft.list_ruleset() == before
 
 
-def test_destroy_removes_whether_or_not_there_even_when_named_twice(make_netns) -> None:  # type: ignore[no-untyped-def]
+@BACKENDS
+def test_destroy_removes_whether_or_not_there_even_when_named_twice(make_netns, backend) -> None:  # type: ignore[no-untyped-def]
     """A CNI DEL names an address from its lease and again from the container's
     link: the kernel refused the second delete and the element stayed."""
-    nft, fake = Nft.in_namespace(make_netns()), Fake()
+    nft, fake = backend.in_namespace(make_netns()), Fake()
     twice = [Element("cluster_ips", ("10.96.0.2",))] * 2 + [Element("cluster_ips", ("10.96.9.9",))]
     for backend in (nft, fake):
         backend.run(proxy_table())
@@ -100,8 +107,20 @@ def test_destroy_removes_whether_or_not_there_even_when_named_twice(make_netns) 
         assert ("10.96.0.2",) not in {e.key for e in backend.list_elements(PROXY, "cluster_ips")}
 
 
-def test_listing_a_missing_set_is_empty_and_other_failures_are_raised(make_netns) -> None:  # type: ignore[no-untyped-def]
-    nft = Nft.in_namespace(make_netns())
+@BACKENDS
+def test_listing_a_missing_set_is_empty_and_other_failures_are_raised(make_netns, backend) -> None:  # type: ignore[no-untyped-def]
+    nft = backend.in_namespace(make_netns())
     assert nft.list_elements(PROXY, "cluster_ips") == []
     with pytest.raises(KernelError):
         nft.list_elements(Table("ip", "bad name!"), "x")
+
+
+def test_netlink_batches_build_what_nft_scripts_build(make_netns) -> None:  # type: ignore[no-untyped-def]
+    """The proxy's table (affinity, node ports, external IPs, an empty service) sent
+    as a netlink batch lists exactly as the same table loaded as an nft script."""
+    by_script, by_netlink = make_netns(), make_netns()
+    Nft.in_namespace(by_script).run(proxy_table())
+    NetlinkNft.in_namespace(by_netlink).run(proxy_table())
+    listed = [in_netns(name, "nft", "list", "ruleset").stdout for name in (by_script, by_netlink)]
+    assert "typeof ip daddr . meta l4proto . th dport . numgen random mod 1" in listed[1]
+    assert listed[0] == listed[1]

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 from podnet.kernel import netns
 from podnet.kernel.netlink import Netns, open_path
-from podnet.kernel.nftables.nft import Nft
+from podnet.kernel.nftables.nfnl import NetlinkNft
 
 HOST_NETNS = netns.OWN  # the namespace the plugin runs in
 
@@ -22,6 +22,6 @@ def host_namespace(purpose: str) -> Iterator[Netns]:
         yield handle
 
 
-def host_nft() -> Nft:
+def host_nft() -> NetlinkNft:
     """nftables of the plugin's own namespace."""
-    return Nft(HOST_NETNS)
+    return NetlinkNft(HOST_NETNS)

@@ -13,7 +13,7 @@ from typing import Protocol
 from podnet.kernel import conntrack, sysctl
 from podnet.kernel.netlink import Netns, open_namespace
 from podnet.kernel.nftables import Nftables
-from podnet.kernel.nftables.nft import Nft
+from podnet.kernel.nftables.nfnl import NetlinkNft
 
 
 class NodeKernel(Protocol):
@@ -31,7 +31,7 @@ class NamespaceKernel:
 
     def __init__(self, namespace: str) -> None:
         self.namespace = namespace
-        self.nft = Nft.in_namespace(namespace)
+        self.nft = NetlinkNft.in_namespace(namespace)
 
     def netlink(self) -> AbstractContextManager[Netns]:
         return open_namespace(self.namespace)

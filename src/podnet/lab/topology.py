@@ -10,7 +10,7 @@ import time
 
 from podnet.kernel import netns, sysctl
 from podnet.kernel.nftables import Table, Transaction, base_chain, hooks
-from podnet.kernel.nftables.nft import Nft
+from podnet.kernel.nftables.nfnl import NetlinkNft
 from podnet.kernel.nftables.rules import OIFNAME, Masquerade, match, rule, saddr
 from podnet.kernel.netlink import open_namespace
 from podnet.kernel.route import Route
@@ -79,7 +79,7 @@ def build_topology(spec: TopologySpec, record: LabRecord, progress: Progress) ->
             sysctl.ensure(namespace, "net.ipv4.ip_forward", "1")
         nat = render_masquerade(host)
         if nat:
-            Nft.in_namespace(namespace).run(nat)
+            NetlinkNft.in_namespace(namespace).run(nat)
         if host.command:
             processes.start(namespace, host.command, record.log_path(f"host-{host.name}"))
         progress.advance()

@@ -3,7 +3,9 @@ lease lookup among 5 000 leases (host-local).
 
 Both sides run the same way: exec'd with nsenter in one host namespace, for 100
 pods with the same network config, each pod in its own namespace. podnet's side
-has its agent (`podnet cni serve`) running in the host namespace, as on a node.
+has its agent (`podnet cni serve`) running in the host namespace, as on a node,
+and is exec'd as the C relay (built by ./run) and as the Python entry. The
+relay's own share is timed against an agent that answers at once.
 Run as root: .venv/bin/python bench/cni_latency.py [--pods 100]
 """
 
@@ -13,14 +15,16 @@ import argparse
 import ipaddress
 import json
 import os
+import socket as sockets
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-from podnet.cni.install import install
+from podnet.cni.install import c_relay_built, install
 from podnet.kernel import netns
 
 REFERENCE = Path("/usr/lib/cni")
@@ -88,6 +92,36 @@ def lookup_round(host: str, plugin_dir: Path, plugin: str, work: Path, leases: i
     return statistics.median(timings)
 
 
+def relay_share(plugin_dir: Path, work: Path, samples: int = 50) -> float:
+    """Median ms of one exec of the relay, to an agent that answers at once and back."""
+    path = str(work / "stub.sock")
+    server = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+    server.bind(path)
+    server.listen(16)
+
+    def answer() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                while conn.recv(65536):
+                    pass
+                conn.sendall(b"0\n{}")
+
+    threading.Thread(target=answer, daemon=True).start()
+    env = {**os.environ, "CNI_COMMAND": "ADD", "PODNET_AGENT_SOCKET": path}
+    config = json.dumps(netconf("podnet-bridge", "podnet-host-local", work, False, "10.212.0.0/16")).encode()
+    timings = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        subprocess.run([str(plugin_dir / "podnet-bridge")], input=config, env=env, capture_output=True, check=True)
+        timings.append((time.perf_counter() - started) * 1000)
+    server.close()
+    return statistics.median(timings)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pods", type=int, default=100)
@@ -101,22 +135,30 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
-            ours = work / "bin"
-            install(ours)
+            if not c_relay_built():
+                raise SystemExit("build the C relay first: ./run builds it (cc -O2 -o src/podnet/cni/relay ...)")
+            ours, python_relay = work / "bin", work / "python-bin"
+            install(ours, "c")
+            install(python_relay, "python")
             server = subprocess.Popen(netns.exec_argv(host, [sys.executable, "-m", "podnet", "cni", "serve"]),
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             socket = Path("/run/podnet/agents") / f"net-{os.stat(netns.path(host)).st_ino}.sock"
             while not socket.exists():
                 time.sleep(0.05)
-            print(f"CNI ADD/DEL, {options.pods} pods, median ms (lower is better); ratio = podnet / reference")
-            print(f"{'netconf':<28}{'':>5}{'reference':>11}{'podnet':>9}{'ratio':>8}")
-            for label, masq in (("bridge+host-local", False), ("+ ipMasq (seed's 10-bridge)", True)):
-                subnet = "10.210.0.0/16" if masq else "10.211.0.0/16"
-                ref = add_del_round(host, REFERENCE, "bridge", "host-local", options.pods, masq, work / f"ref{masq}", subnet)
-                pod = add_del_round(host, ours, "podnet-bridge", "podnet-host-local", options.pods, masq,
-                                    work / f"pod{masq}", subnet)
+            print(f"the relay alone (exec, to an agent that answers at once, back), median ms: "
+                  f"C {relay_share(ours, work):.2f}, Python {relay_share(python_relay, work):.2f}")
+            print(f"\nCNI ADD/DEL, {options.pods} pods, median ms (lower is better); ratio = podnet / reference")
+            print(f"{'netconf':<36}{'':>5}{'reference':>11}{'podnet':>9}{'ratio':>8}")
+            for label, masq, relay_dir in (("bridge+host-local", False, ours),
+                                           ("bridge+host-local, Python relay", False, python_relay),
+                                           ("+ ipMasq (seed's 10-bridge)", True, ours)):
+                subnet = f"10.{210 + masq}.{0 if relay_dir == ours else 128}.0/17"
+                ref = add_del_round(host, REFERENCE, "bridge", "host-local", options.pods, masq,
+                                    work / f"ref{masq}{relay_dir.name}", subnet)
+                pod = add_del_round(host, relay_dir, "podnet-bridge", "podnet-host-local", options.pods, masq,
+                                    work / f"pod{masq}{relay_dir.name}", subnet)
                 for name, r, p in (("ADD", ref[0], pod[0]), ("DEL", ref[1], pod[1])):
-                    print(f"{label:<28}{name:>5}{r:>11.1f}{p:>9.1f}{p / r:>8.2f}")
+                    print(f"{label:<36}{name:>5}{r:>11.1f}{p:>9.1f}{p / r:>8.2f}")
             print(f"\nhost-local DEL among {options.leases} leases (finding the container's lease), median ms")
             rows = {}
             for plugin, directory in (("host-local", REFERENCE), ("podnet-host-local", ours)):

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from podnet.cni.install import install
+from podnet.cni.install import c_relay_built, install
 from podnet.kernel import netns
 
 REFERENCE_DIR = Path("/usr/lib/cni")
@@ -86,12 +86,15 @@ def _host(name: str) -> str:
 
 @pytest.fixture(scope="session")
 def podnet_agent_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """A host namespace with podnet's plugins installed and `podnet cni serve` in it."""
+    """A host namespace with podnet's plugins installed and `podnet cni serve` in it.
+    The plugins are the C relay (./run builds it); plugin_dir/python holds the
+    Python entry's, so the tests can run both."""
     if os.geteuid() != 0:
         pytest.skip("CNI tests need root")
     host = _host("podnet")
     plugin_dir = tmp_path_factory.mktemp("podnet-bin")
-    install(plugin_dir)
+    install(plugin_dir, "c" if c_relay_built() else "python")
+    install(plugin_dir / "python", "python")
     log = open(tmp_path_factory.mktemp("log") / "serve.log", "w")
     server = subprocess.Popen(netns.exec_argv(host, [sys.executable, "-m", "podnet", "cni", "serve"]),
                               stdout=log, stderr=subprocess.STDOUT)
@@ -118,13 +121,15 @@ def reference_host() -> Iterator[str]:
     netns.delete(host)
 
 
-@pytest.fixture(params=["reference", "podnet"])
+@pytest.fixture(params=["reference", "podnet", "podnet-python-relay"])
 def plugins(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Plugins]:
     if request.param == "reference":
         host = request.getfixturevalue("reference_host")
         impl = Plugins("reference", "bridge", "host-local", REFERENCE_DIR, host, tmp_path / "ipam")
     else:
         host, plugin_dir = request.getfixturevalue("podnet_agent_host")
+        if request.param == "podnet-python-relay":
+            plugin_dir = plugin_dir / "python"
         impl = Plugins("podnet", "podnet-bridge", "podnet-host-local", plugin_dir, host, tmp_path / "ipam")
     yield impl
     for name in impl.made:

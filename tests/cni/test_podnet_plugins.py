@@ -4,12 +4,14 @@ STATUS, leak-free DEL, nftables masquerade and port maps), with real packets."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from podnet.cni.install import c_relay_built
 from podnet.kernel import netns
 from tests.cni.conftest import Plugins
 from tests.helpers import in_netns
@@ -201,6 +203,24 @@ def test_works_without_an_agent(ours: Plugins) -> None:
     code, _ = ours.call("DEL", ours.netconf(), container_id="alone", netns_name=container,
                         env={"PODNET_AGENT_SOCKET": "/nonexistent/podnet.sock"})
     assert code == 0 and "eth0" not in in_netns(container, "ip", "-o", "link").stdout
+
+
+def test_the_c_relay_is_what_runs_and_says_so_when_nothing_can_answer(ours: Plugins, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The installed plugin is the C relay (an ELF file, not a script). Without an
+    agent and without the Python entry beside it, it answers with the spec's error
+    JSON, code 11 (try again later), echoing the config's cniVersion."""
+    if not c_relay_built():
+        pytest.skip("the C relay is not built (./run builds it)")
+    binary = ours.plugin_dir / ours.bridge
+    assert binary.read_bytes()[:4] == b"\x7fELF"
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    shutil.copy(binary, lonely / ours.bridge)
+    alone = Plugins("podnet", ours.bridge, ours.host_local, lonely, ours.host, tmp_path / "ipam")
+    code, out = alone.call("ADD", ours.netconf("1.1.0"), container_id="x", netns_name=ours.container(),
+                           env={"PODNET_AGENT_SOCKET": "/nonexistent/podnet.sock"})
+    assert code != 0 and out is not None
+    assert (out["cniVersion"], out["code"]) == ("1.1.0", 11) and "agent unreachable" in out["msg"]
 
 
 def test_status_51_when_attached_containers_lost_their_bridge(ours: Plugins) -> None:

@@ -17,11 +17,13 @@ def cni() -> None:
 
 @cni.command()
 @click.argument("directory", type=click.Path(file_okay=False))
-def install(directory: str) -> None:
+@click.option("--relay", type=click.Choice(["auto", "c", "python"]), default="auto", show_default=True,
+              help="The exec'd binary: the C relay (auto: when built), or the Python entry.")
+def install(directory: str, relay: str) -> None:
     """Write podnet-bridge, podnet-host-local, podnet-loopback and podnet-portmap into DIRECTORY."""
     from podnet.cni.install import install as write_plugins
 
-    for path in write_plugins(directory):
+    for path in write_plugins(directory, relay):
         click.echo(path)
 
 

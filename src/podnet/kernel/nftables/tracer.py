@@ -266,6 +266,7 @@ class Tracer:
             "th dport": str(state.port),
             "fib daddr type": "local" if self._is_local(state.destination) else "unicast",
             "ct status": "dnat" if state.dnat else "",
+            "ct state": packet.ct_state,
             "meta mark": str(state.mark),
             "iifname": packet.iifname,
             "oifname": packet.oifname,

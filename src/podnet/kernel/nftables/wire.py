@@ -137,9 +137,11 @@ FIELDS: dict[str, tuple[str, tuple[tuple[int, int], ...], str]] = {
     "meta l4proto": ("meta", ((2, 16),), "inet_proto"),
     "meta mark": ("meta", ((2, 3),), "mark"),
     "ct status": ("ct", ((2, 2),), "ct_status"),
+    "ct state": ("ct", ((2, 0),), "ct_state"),
     "fib daddr type": ("fib", ((2, 3), (3, 2)), "fib_addrtype"),  # result ADDRTYPE, flag DADDR
 }
-_FLAG_VALUES = {"ct_status": {"dnat": 0x20, "snat": 0x10}}
+_FLAG_VALUES = {"ct_status": {"dnat": 0x20, "snat": 0x10},
+                "ct_state": {"invalid": 1, "established": 2, "related": 4, "new": 8, "untracked": 64}}
 _ADDRESS_TYPES = {"unicast": 1, "local": 2, "broadcast": 3, "anycast": 4, "multicast": 5}
 
 

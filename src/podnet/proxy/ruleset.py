@@ -23,7 +23,7 @@ from functools import reduce
 
 from podnet.kernel.nftables import Chain, Element, Map, Set, Table, Transaction, base_chain, hooks
 from podnet.kernel.nftables.rules import (
-    CT_STATE, CT_STATUS, DROP, FIB_DADDR_TYPE, IP_DADDR, IP_SADDR, L4PROTO, META_MARK, TH_DPORT, AnonSet, Dnat, Lookup, Masked,
+    CT_STATE, CT_STATUS, DROP, RETURN, FIB_DADDR_TYPE, IP_DADDR, IP_SADDR, L4PROTO, META_MARK, TH_DPORT, AnonSet, Dnat, Lookup, Masked,
     Masquerade, Reject, Rule, SetMark, SetRef, UpdateSet, Verdict, VerdictMap, concat, differs, goto, jump, match,
     rule, Numgen,
 )
@@ -67,7 +67,7 @@ def _fixed_blocks(pod_network: str) -> tuple[Block, ...]:
         return Block(base_chain(TABLE, name) if hooked else Chain(name), rules)
 
     endpoint_check = jump("endpoint_check")
-    new, undirected = match(CT_STATE, "new"), differs(CT_STATUS, "dnat")
+    new = match(CT_STATE, "new")
     return (
         block("nat_prerouting", rule("nat_prerouting", jump("services_dispatch")), hooked=True),
         block("nat_output", rule("nat_output", jump("services_dispatch")), hooked=True),
@@ -89,9 +89,10 @@ def _fixed_blocks(pod_network: str) -> tuple[Block, ...]:
         block("filter_input",
               rule("filter_input", new, VerdictMap(_NODE_PORT_KEY, SetRef("no_endpoint_node_ports"))),
               hooked=True),
-        block("filter_forward", rule("filter_forward", new, undirected, endpoint_check), hooked=True),
-        block("filter_output", rule("filter_output", new, undirected, endpoint_check), hooked=True),
+        block("filter_forward", rule("filter_forward", new, endpoint_check), hooked=True),
+        block("filter_output", rule("filter_output", new, endpoint_check), hooked=True),
         block("endpoint_check",
+              rule("endpoint_check", match(CT_STATUS, "dnat"), RETURN),
               rule("endpoint_check", VerdictMap(_PORT_KEY, SetRef("no_endpoints"))),
               rule("endpoint_check", match(IP_DADDR, SetRef("cluster_ips")), REJECT),
               rule("endpoint_check", match(IP_DADDR, SetRef("external_ips")), REJECT)),

@@ -116,7 +116,10 @@ def _operand_text(value: Operand) -> str:
 
 @dataclass(frozen=True)
 class Match:
-    """`left right` or `left != right`: a value, a prefix, a set, or a flag."""
+    """`left right` or `left != right`: a value, a prefix, a set, or a flag.
+    Beware `ct status != dnat`: nft 1.0.6 compares the whole status with the
+    flag, not whether the flag is set; to act on a flag's absence, return on
+    its presence first."""
 
     left: Expr
     right: Operand

@@ -620,10 +620,13 @@ class _RuleCompiler:
             self.lookup(name, REG32, negate=m.negate, set_id=set_id)
             return
         if isinstance(t, str):  # flags and named constants
-            if t in _FLAG_VALUES and isinstance(m.right, str):  # as nft: any of the bits, or not all of them
+            if t in _FLAG_VALUES and isinstance(m.right, str):
                 flag = _FLAG_VALUES[t][m.right]
+                if m.negate:  # nft 1.0.6 compares the whole value here, not the flag: so do we
+                    self.cmp(REG32, struct.pack("=I", flag), negate=True)
+                    return
                 self.bitwise(REG32, 4, flag, 0)
-                self.cmp(REG32, struct.pack("=I", flag) if m.negate else b"\0" * 4, negate=True)
+                self.cmp(REG32, b"\0" * 4, negate=True)
                 return
             if t == "fib_addrtype" and isinstance(m.right, str):
                 self.cmp(REG32, struct.pack("=I", _ADDRESS_TYPES[m.right]), m.negate)

@@ -30,8 +30,8 @@ from podnet.kernel import netns
 REFERENCE = Path("/usr/lib/cni")
 
 
-def netconf(bridge: str, ipam: str, data_dir: Path, masq: bool, subnet: str) -> dict:  # type: ignore[type-arg]
-    return {"cniVersion": "1.0.0", "name": "bench", "type": bridge, "bridge": f"bench{int(masq)}", "isGateway": True,
+def netconf(bridge: str, ipam: str, data_dir: Path, masq: bool, subnet: str, tag: str = "") -> dict:  # type: ignore[type-arg]
+    return {"cniVersion": "1.0.0", "name": "bench", "type": bridge, "bridge": f"bench{int(masq)}{tag}", "isGateway": True,
             "ipMasq": masq, "ipam": {"type": ipam, "ranges": [[{"subnet": subnet}]], "dataDir": str(data_dir)}}
 
 
@@ -51,8 +51,8 @@ def call(host: str, plugin_dir: Path, plugin: str, command: str, config: dict, c
 
 
 def add_del_round(host: str, plugin_dir: Path, bridge: str, ipam: str, pods: int, masq: bool, work: Path,
-                  subnet: str) -> tuple[float, float]:
-    config = netconf(bridge, ipam, work / "ipam", masq, subnet)
+                  subnet: str, tag: str = "") -> tuple[float, float]:
+    config = netconf(bridge, ipam, work / "ipam", masq, subnet, tag)
     containers = [f"pn-bench.{bridge}.{i}" for i in range(pods)]
     for name in containers:
         netns.create(name)
@@ -94,7 +94,7 @@ def lookup_round(host: str, plugin_dir: Path, plugin: str, work: Path, leases: i
 
 def relay_share(plugin_dir: Path, work: Path, samples: int = 50) -> float:
     """Median ms of one exec of the relay, to an agent that answers at once and back."""
-    path = str(work / "stub.sock")
+    path = str(work / f"stub-{plugin_dir.name}.sock")
     server = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
     server.bind(path)
     server.listen(16)
@@ -152,11 +152,12 @@ def main() -> None:
             for label, masq, relay_dir in (("bridge+host-local", False, ours),
                                            ("bridge+host-local, Python relay", False, python_relay),
                                            ("+ ipMasq (seed's 10-bridge)", True, ours)):
+                tag = "" if relay_dir == ours else "p"
                 subnet = f"10.{210 + masq}.{0 if relay_dir == ours else 128}.0/17"
                 ref = add_del_round(host, REFERENCE, "bridge", "host-local", options.pods, masq,
-                                    work / f"ref{masq}{relay_dir.name}", subnet)
+                                    work / f"ref{masq}{relay_dir.name}", subnet, tag)
                 pod = add_del_round(host, relay_dir, "podnet-bridge", "podnet-host-local", options.pods, masq,
-                                    work / f"pod{masq}{relay_dir.name}", subnet)
+                                    work / f"pod{masq}{relay_dir.name}", subnet, tag)
                 for name, r, p in (("ADD", ref[0], pod[0]), ("DEL", ref[1], pod[1])):
                     print(f"{label:<36}{name:>5}{r:>11.1f}{p:>9.1f}{p / r:>8.2f}")
             print(f"\nhost-local DEL among {options.leases} leases (finding the container's lease), median ms")

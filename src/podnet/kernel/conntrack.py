@@ -1,16 +1,116 @@
-"""Connection tracking entries in a namespace (through the `conntrack` tool)."""
+"""Connection tracking entries in a namespace, over ctnetlink: no `conntrack`
+process is started (the proxy forgets UDP flows on an endpoint change, and a
+process per change cost more than the change itself).
+
+The entries are dumped and matched here, then deleted one by one by their
+original tuple, as `conntrack -D` does. An entry gone meanwhile is fine.
+"""
 
 from __future__ import annotations
 
+import errno
+import os
+import socket
+import struct
+from collections.abc import Iterator
+
+from podnet.errors import KernelError
 from podnet.kernel import netns
+from podnet.kernel.nftables.wire import nest
+
+NETLINK_NETFILTER = 12
+_CTNETLINK = 1
+_GET, _DELETE = 0x100 | 1, 0x100 | 2  # subsystem 1 << 8 | IPCTNL_MSG_CT_*
+_REQUEST, _ACK, _DUMP = 0x1, 0x4, 0x300
+_ERROR, _DONE = 2, 3
+_HEADER = struct.Struct("=IHHIIBBH")  # nlmsghdr and nfgenmsg
+_NLA = struct.Struct("=HH")
+# attributes: CTA_TUPLE_ORIG/REPLY { CTA_TUPLE_IP { V4_SRC, V4_DST }, CTA_TUPLE_PROTO { NUM, ... } }
+_ORIG, _REPLY, _IP, _PROTO, _SRC, _DST, _NUM = 1, 2, 1, 2, 1, 2, 1
+UDP = 17
 
 
-def forget_udp(namespace: str, *, reply_source: str | None = None, original_destination: str | None = None) -> None:
+def _attrs(data: bytes) -> Iterator[tuple[int, bytes]]:
+    offset = 0
+    while offset + 4 <= len(data):
+        length, kind = _NLA.unpack_from(data, offset)
+        if length < 4:
+            return
+        yield kind & 0x3FFF, data[offset + 4: offset + length]
+        offset += (length + 3) & ~3
+
+
+class _Entry:
+    """An entry's original tuple (as the kernel sent it, to delete by) and what a match needs."""
+
+    def __init__(self, body: bytes) -> None:
+        tuples = dict(_attrs(body))
+        self.original = tuples.get(_ORIG, b"")
+        self.protocol = self._proto(self.original)
+        self.original_destination = self._address(self.original, _DST)
+        self.reply_source = self._address(tuples.get(_REPLY, b""), _SRC)
+
+    @staticmethod
+    def _address(tuple_: bytes, which: int) -> str | None:
+        ip = dict(_attrs(dict(_attrs(tuple_)).get(_IP, b"")))
+        return socket.inet_ntoa(ip[which]) if len(ip.get(which, b"")) == 4 else None
+
+    @staticmethod
+    def _proto(tuple_: bytes) -> int | None:
+        number = dict(_attrs(dict(_attrs(tuple_)).get(_PROTO, b""))).get(_NUM)
+        return number[0] if number else None
+
+
+class _Ctnetlink:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.sequence = 0
+
+    def send(self, kind: int, flags: int, body: bytes = b"") -> Iterator[bytes]:
+        """The answer's messages' bodies (after nfgenmsg); raises on an error but ENOENT."""
+        self.sequence += 1
+        self.sock.send(_HEADER.pack(_HEADER.size + len(body), kind, flags, self.sequence, 0, socket.AF_INET, 0, 0)
+                       + body)
+        while True:
+            data = self.sock.recv(1 << 20)
+            offset = 0
+            while offset + _HEADER.size <= len(data):
+                length, msg_type, _, sequence, _, _, _, _ = _HEADER.unpack_from(data, offset)
+                message = data[offset: offset + length]
+                offset += (length + 3) & ~3
+                if sequence != self.sequence:
+                    continue
+                if msg_type == _DONE:
+                    return
+                if msg_type == _ERROR:
+                    (code,) = struct.unpack_from("=i", message, 16)
+                    if code and -code != errno.ENOENT:
+                        raise KernelError(f"conntrack: {errno.errorcode.get(-code, -code)}: {os.strerror(-code)}")
+                    return
+                yield message[_HEADER.size:]
+
+
+def forget_udp(namespace: str, *, reply_source: str | None = None, original_destination: str | None = None) -> int:
     """Drop UDP flows, so the next datagram of a client with a fixed source port is
-    load-balanced afresh (UDP has no connection end to let the entry expire)."""
-    argv = ["conntrack", "-D", "-p", "udp"]
-    if reply_source:
-        argv += ["--reply-src", reply_source]
-    if original_destination:
-        argv += ["--orig-dst", original_destination]
-    netns.run(namespace, argv, check=False)  # exit 1 just means there was nothing to delete
+    load-balanced afresh (UDP has no connection end to let the entry expire).
+    Returns how many were dropped."""
+    def forget() -> int:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER) as sock:
+            sock.bind((0, 0))
+            ctnetlink = _Ctnetlink(sock)
+            doomed = []
+            for body in ctnetlink.send(_GET, _REQUEST | _DUMP):
+                entry = _Entry(body)
+                if entry.protocol != UDP:
+                    continue
+                if reply_source and entry.reply_source != reply_source:
+                    continue
+                if original_destination and entry.original_destination != original_destination:
+                    continue
+                doomed.append(entry.original)
+            for original in doomed:  # the tuple goes back as the kernel gave it
+                for _ in ctnetlink.send(_DELETE, _REQUEST | _ACK, nest(_ORIG, original)):
+                    pass
+            return len(doomed)
+
+    return netns.run_in(namespace, forget)

@@ -93,10 +93,15 @@ class Cache:
                 rrset.ttl = min(rrset.ttl, left)
         return fresh, self._due(entry, now)
 
-    def lifetime(self, query: dns.message.Message) -> tuple[float, float] | None:
-        """When the answer to this question expires, and when prefetching would
-        start for it (the expiry itself without a prefetch policy)."""
-        entry = self._entries.get(key_of(query))
+    def holds(self, key: Key) -> bool:
+        """Whether an unexpired answer to the question (its section, in lower case) is here."""
+        entry = self._entries.get(key)
+        return entry is not None and entry.expires > self.clock()
+
+    def lifetime(self, key: Key) -> tuple[float, float] | None:
+        """When the answer to this question (its section, in lower case) expires, and
+        when prefetching would start for it (the expiry itself without a prefetch policy)."""
+        entry = self._entries.get(key)
         if entry is None:
             return None
         if self.prefetch is None:

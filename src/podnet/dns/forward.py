@@ -106,8 +106,15 @@ class Forwarder:
         healthy = [u for u in ordered if not self.down(u)]
         return healthy + [u for u in ordered if u not in healthy]  # all down: try them anyway
 
-    async def resolve(self, wire: bytes) -> bytes | None:
+    async def resolve(self, wire: bytes, failed: Upstream | None = None) -> bytes | None:
+        """`failed`: an upstream already asked in vain (by the fast path); it counts
+        as a failure here and is not asked again."""
+        if failed is not None:
+            self.failed[failed] += 1
+            self._start_checking(failed)
         for upstream in self.order():
+            if upstream == failed:
+                continue
             self.sent[upstream] += 1
             try:
                 return await self._exchange(upstream, wire, self.timeout)

@@ -16,7 +16,7 @@ import dns.opcode
 import dns.rdatatype
 
 from podnet.dns.cache import Cache
-from podnet.dns.forward import Forwarder
+from podnet.dns.forward import Forwarder, Upstream
 from podnet.dns.metrics import Counts
 from podnet.dns.query import OUR_PAYLOAD, ZoneAnswer, failure, fit, limit, parse_query, zone_answer
 from podnet.dns.replywire import parsed, ttl_offsets
@@ -76,7 +76,9 @@ class Resolver:
         if resolved is not None:
             reply.answer.extend(resolved.answer)
 
-    async def from_upstream(self, query: dns.message.Message, wire: bytes, udp: bool) -> bytes | None:
+    async def from_upstream(self, query: dns.message.Message, wire: bytes, udp: bool,
+                            failed: Upstream | None = None) -> bytes | None:
+        """`failed`: an upstream the fast path asked in vain; the others are asked."""
         if self._looped(query) or self.looping:
             return failure(query)
         cached, prefetch = self.cache.get(query)
@@ -85,17 +87,17 @@ class Resolver:
                 self.in_background(self._refresh(query))
             cached.use_edns(query.edns, query.ednsflags & dns.flags.DO, OUR_PAYLOAD)  # as this client asked, not the first
             return fit(cached, query, udp)
-        reply = await self._ask_upstream(wire)
+        reply = await self._ask_upstream(wire, failed)
         if reply is not None and len(reply) <= limit(query, udp):
             return reply  # the answer to this very query: the client's ID, within the client's size
         whole = parsed(reply)
         return fit(whole, query, udp) if whole is not None else failure(query)
 
-    async def _ask_upstream(self, wire: bytes) -> bytes | None:
+    async def _ask_upstream(self, wire: bytes, failed: Upstream | None = None) -> bytes | None:
         """The upstream's reply, cached when it may be; None when none came or
         what came is not a DNS message."""
         assert self.forwarder is not None
-        reply = await self.forwarder.resolve(wire)
+        reply = await self.forwarder.resolve(wire, failed)
         if reply is None or ttl_offsets(reply) is None:
             return None
         self.cache.put(reply)

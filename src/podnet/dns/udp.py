@@ -13,15 +13,18 @@ import dns.message
 
 from podnet.dns.aging import AgingReply
 from podnet.dns.datagrams import Datagrams
+from podnet.dns.fastforward import FastForward, ZoneNames, question_labels
+from podnet.dns.forward import Upstream
 from podnet.dns.metrics import Counts
 from podnet.dns.query import ZoneAnswer, fit, parse_query, zone_answer
-from podnet.dns.replywire import ttl_offsets
+from podnet.dns.replywire import question_section, ttl_offsets
 from podnet.dns.resolver import Resolver
 from podnet.dns.zone import Zone
 
 log = logging.getLogger("podnet.dns")
 
 ANSWER_MEMO_SIZE = 100_000
+LOOP_PROBE = b"podnet-loop-check"  # the loop check's name: the slow path counts it
 MAX_UDP_QUERY = 4096  # the largest EDNS payload a client may announce; a query is far smaller
 
 
@@ -47,11 +50,27 @@ class UdpServer:
         resolver.counters.append(self.counts)
         self._memo: dict[bytes, bytes | AgingReply] = {}  # zone answers, and answers from the cache
         self._memo_zone: Zone | None = None
+        self.fast: FastForward | None = None
         self._stopping = False
         self._thread = threading.Thread(target=self._receive, name="dns-udp", daemon=True)
 
     def start(self) -> None:
+        forwarder = self.resolver.forwarder
+        if forwarder is not None:
+            self.fast = FastForward(forwarder, self.sock, self._keep_forwarded, self._take_over)
+            self.resolver.counters.append(self.fast.counts)
         self._thread.start()
+
+    def _take_over(self, data: bytes, peer: tuple[str, int], failed: Upstream) -> None:
+        """What the fast path gave up on: the event loop answers it, from the other
+        upstreams, and counts the failure as its own would."""
+        self.loop.call_soon_threadsafe(self._after_failure, data, peer, failed)
+
+    def _after_failure(self, data: bytes, peer: tuple[str, int], failed: Upstream) -> None:
+        query = parse_query(data)
+        if not isinstance(query, dns.message.Message):
+            return
+        self.resolver.in_background(self._forward(query, data, peer, failed))
 
     def stop(self) -> None:
         """Wakes the receiving thread by shutting the socket for reading: a datagram
@@ -62,12 +81,15 @@ class UdpServer:
         except OSError:
             pass  # ENOTCONN, as for any unconnected UDP socket: the waiting thread is woken all the same
         self._thread.join()
+        if self.fast is not None:
+            self.fast.stop()
         self.sock.close()
 
     def _receive(self) -> None:
         datagrams = Datagrams(self.sock, size=MAX_UDP_QUERY)
         receive, reply, send, source = datagrams.receive, datagrams.reply, datagrams.send, self.resolver.source
         by_rcode, monotonic, aging = self.counts.fast_rcodes, time.monotonic, AgingReply
+        resolver, names = self.resolver, None
         while True:
             try:
                 batch = receive()
@@ -79,7 +101,9 @@ class UdpServer:
             zone, now = source.zone, monotonic()
             if zone is not self._memo_zone:
                 self._memo_zone, self._memo = zone, {}
+                names = ZoneNames(zone)
             memo = self._memo
+            fast = self.fast if not resolver.looping else None
             for i, data in enumerate(batch):
                 remembered = memo.get(data[2:])
                 if remembered is not None and remembered.__class__ is aging:
@@ -89,7 +113,12 @@ class UdpServer:
                         remembered = remembered.render(now)  # type: ignore[union-attr]
                         self.counts.cache_hits += 1
                 if remembered is None:
-                    self.loop.call_soon_threadsafe(self._answer, data, datagrams.peer(i), zone)
+                    labels = question_labels(data) if fast is not None else None
+                    if labels is not None and not names.holds(labels) and LOOP_PROBE not in labels \
+                            and not resolver.cache.holds(question_section(data).lower()):  # type: ignore[union-attr]
+                        fast.send(data, datagrams.peer(i))  # type: ignore[union-attr, arg-type]
+                    else:
+                        self.loop.call_soon_threadsafe(self._answer, data, datagrams.peer(i), zone)
                     continue
                 reply(i, data[:2], remembered)  # type: ignore[arg-type]
                 by_rcode[remembered[1] & 0x0F] += 1  # type: ignore[index]
@@ -116,21 +145,27 @@ class UdpServer:
     async def _complete(self, answer: ZoneAnswer, peer: tuple[str, int]) -> None:
         self._send(await self.resolver.complete(answer, udp=True), peer)
 
-    async def _forward(self, query: dns.message.Message, data: bytes, peer: tuple[str, int]) -> None:
-        reply = await self.resolver.from_upstream(query, data, udp=True)
+    async def _forward(self, query: dns.message.Message, data: bytes, peer: tuple[str, int],
+                       failed: Upstream | None = None) -> None:
+        reply = await self.resolver.from_upstream(query, data, udp=True, failed=failed)
         if reply is not None:
-            self._remember_forwarded(query, data, reply)
+            self._remember_forwarded(data, reply)
         self._send(reply, peer)
 
-    def _remember_forwarded(self, query: dns.message.Message, data: bytes, reply: bytes) -> None:
+    def _remember_forwarded(self, data: bytes, reply: bytes) -> None:
         """A reply the cache holds, kept rendered until the cache's expiry (or until
         prefetching is due, when the slow path must see the question again)."""
-        lifetime = self.resolver.cache.lifetime(query)
+        lifetime = self.resolver.cache.lifetime(question_section(reply).lower())
         if lifetime is None or reply[2] & 0x02 or len(self._memo) >= ANSWER_MEMO_SIZE:
             return  # not cached (an error), truncated, or enough remembered
         found = ttl_offsets(reply)
         if found is not None:
             self._memo[data[2:]] = AgingReply(reply[2:], found[0], found[1], *lifetime)
+
+    def _keep_forwarded(self, data: bytes, reply: bytes) -> None:
+        """The fast path's reply: into the cache, and remembered as the slow path's."""
+        self.resolver.cache.put(reply)
+        self._remember_forwarded(data, reply)
 
     def _send(self, reply: bytes | None, peer: tuple[str, int]) -> None:
         self.resolver.counts.answered("udp", reply)

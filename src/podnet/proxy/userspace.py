@@ -3,9 +3,8 @@ IPVS schedulers run on a kernel without IPVS.
 
 One proxy per service port, on an asyncio loop: it accepts on the ClusterIP
 (which the node holds on its loopback), asks the port's scheduler for a server,
-connects, and relays. TCP bytes move with os.splice (socket -> pipe -> socket,
-never through Python), driven by the loop's readiness callbacks rather than a
-thread per connection; UDP is relayed per client with an idle timeout. Connection counts feed the schedulers, and a closed connection
+connects, and relays (relay.py: splice(2), driven by the loop's readiness
+callbacks, with no task per connection); UDP is relayed per client with an idle timeout. Connection counts feed the schedulers, and a closed connection
 counts as inactive for TIME_WAIT seconds, as in IPVS.
 """
 
@@ -13,17 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
 from dataclasses import dataclass
 
 from podnet.proxy.endpoints import Endpoint
+from podnet.proxy.relay import Pipes, Relay
 from podnet.proxy.schedulers import Scheduler, Server, scheduler
 
 log = logging.getLogger("podnet.proxy.userspace")
 TIME_WAIT = 120.0
 UDP_IDLE = 30.0
-_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -38,48 +36,6 @@ class PortSpec:
     endpoints: tuple[Endpoint, ...]
 
 
-async def _ready(fd: int, writable: bool) -> None:
-    """Until fd can be read (or written), on the running loop, without a thread."""
-    loop = asyncio.get_running_loop()
-    ready = loop.create_future()
-    add, remove = (loop.add_writer, loop.remove_writer) if writable else (loop.add_reader, loop.remove_reader)
-    add(fd, lambda: ready.done() or ready.set_result(None))
-    try:
-        await ready
-    finally:
-        remove(fd)
-
-
-async def pump(source: socket.socket, target: socket.socket) -> None:
-    """Move bytes from source to target through a pipe with splice(2), never
-    copying them into Python, until source's end closes; then close target's."""
-    read_end, write_end = os.pipe()
-    flags = os.SPLICE_F_NONBLOCK | os.SPLICE_F_MOVE
-    try:
-        while True:
-            try:
-                moved = os.splice(source.fileno(), write_end, _CHUNK, flags=flags)
-            except BlockingIOError:
-                await _ready(source.fileno(), writable=False)
-                continue
-            if moved == 0:
-                break
-            while moved:
-                try:
-                    moved -= os.splice(read_end, target.fileno(), moved, flags=flags)
-                except BlockingIOError:
-                    await _ready(target.fileno(), writable=True)
-    except OSError:
-        pass
-    finally:
-        os.close(read_end)
-        os.close(write_end)
-        try:
-            target.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-
-
 class PortProxy:
     def __init__(self, spec: PortSpec) -> None:
         self.spec = spec
@@ -87,7 +43,7 @@ class PortProxy:
         self.chooser: Scheduler = scheduler(spec.scheduler, [])
         self.update(spec)
         self._listener: socket.socket | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._pipes = Pipes()
         self._udp: asyncio.DatagramTransport | None = None
 
     def update(self, spec: PortSpec) -> None:
@@ -116,12 +72,11 @@ class PortProxy:
         listener.listen(1024)
         listener.setblocking(False)
         self._listener = listener
-        self._task = asyncio.create_task(self._accept_loop())
+        loop.add_reader(listener.fileno(), self._accept, loop)
 
     def close(self) -> None:
-        if self._task:
-            self._task.cancel()
         if self._listener:
+            asyncio.get_running_loop().remove_reader(self._listener.fileno())
             self._listener.close()
         if self._udp:
             self._udp.close()
@@ -138,15 +93,20 @@ class PortProxy:
     def _forget_inactive(server: Server) -> None:
         server.inactive -= 1
 
-    async def _accept_loop(self) -> None:
-        loop = asyncio.get_running_loop()
+    def _accept(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Every connection waiting, each handed to a Relay (no task per connection)."""
         assert self._listener is not None
-        while True:
-            client, peer = await loop.sock_accept(self._listener)
-            asyncio.create_task(self._relay(client, peer[0]))
+        for _ in range(64):
+            try:
+                client, peer = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as err:  # out of file descriptors, say: the next readiness tries again
+                log.warning("%s: accept failed: %s", self.spec.name, err)
+                return
+            self._relay(loop, client, peer[0])
 
-    async def _relay(self, client: socket.socket, client_ip: str) -> None:
-        loop = asyncio.get_running_loop()
+    def _relay(self, loop: asyncio.AbstractEventLoop, client: socket.socket, client_ip: str) -> None:
         server = self.pick(client_ip)
         if server is None:
             client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
@@ -163,23 +123,8 @@ class PortProxy:
                 released = True
                 self.connection_closed(server)
 
-        async def client_to_server() -> None:
-            await pump(client, upstream)
-            release()
-
-        upstream = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        upstream.setblocking(False)
-        try:
-            host, port = server.address.rsplit(":", 1)
-            await loop.sock_connect(upstream, (host, int(port)))
-            client.setblocking(False)
-            await asyncio.gather(client_to_server(), pump(upstream, client))
-        except OSError as err:
-            log.info("%s: %s unreachable: %s", self.spec.name, server.address, err)
-        finally:
-            client.close()
-            upstream.close()
-            release()
+        host, port = server.address.rsplit(":", 1)
+        Relay(loop, self._pipes, client, (host, int(port)), release)
 
 
 class _UdpFrontend(asyncio.DatagramProtocol):

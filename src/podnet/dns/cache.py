@@ -61,15 +61,21 @@ class Cache:
 
     def put(self, reply: bytes) -> None:
         ttl = cache_ttl(reply)
+        if ttl:
+            self.keep(question_section(reply).lower(), reply, ttl)
+
+    def keep(self, key: Key, reply: bytes, ttl: int) -> tuple[float, float] | None:
+        """Keeps a reply whose question (key) and cache TTL the caller has read;
+        returns its lifetime (as lifetime() does), None when it is not kept."""
         if not ttl:
-            return
+            return None
         ttl = min(ttl, self.max_ttl)
-        key = question_section(reply).lower()
         now = self.clock()
         self._entries[key] = _Entry(now + ttl, ttl, reply, now)
         self._entries.move_to_end(key)
         while len(self._entries) > self.capacity:
             self._entries.popitem(last=False)
+        return self.lifetime(key)
 
     def get(self, query: dns.message.Message) -> tuple[dns.message.Message | None, bool]:
         """A copy of the cached reply for this question, its TTLs lowered by the

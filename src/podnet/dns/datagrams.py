@@ -70,7 +70,8 @@ class Datagrams:
         self._names, self._names_at = _buffer(batch * _SOCKADDR_SIZE)
         self._in_headers, self._in_vectors = _headers(batch, self._names_at, self._in_at, size)
         self._out, self._out_at = _buffer(batch * size)
-        self._out_headers, self._out_vectors = _headers(batch, 0, self._out_at, size)
+        self._out_names, self._out_names_at = _buffer(batch * _SOCKADDR_SIZE)  # for queue()'s addresses
+        self._out_headers, self._out_vectors = _headers(batch, self._out_names_at, self._out_at, size)
         self._in_words = memoryview(self._in_headers).cast("B").cast("I")  # type: ignore[arg-type]
         self._out_qwords = memoryview(self._out_headers).cast("B").cast("Q")  # type: ignore[arg-type]
         self._out_lengths = memoryview(self._out_vectors).cast("B").cast("Q")  # type: ignore[arg-type]
@@ -98,31 +99,69 @@ class Datagrams:
             except OSError:
                 pass  # unreachable sender, as in send()
             return
+        if self._queued == self.batch:  # queue() may have filled it meanwhile
+            self.send()
         k = self._queued
         start = k * self.size
         self._out_view[start:start + len(head)] = head
         self._out_view[start + len(head):start + length] = body
         self._out_lengths[k * 2 + 1] = length
         self._out_qwords[k * (_HEADER_WORDS // 2) + _NAME_QWORD] = self._names_at + i * _SOCKADDR_SIZE
+        self._out_qwords[k * (_HEADER_WORDS // 2) + _NAME_QWORD + 1] = _SOCKADDR_SIZE
         self._queued = k + 1
 
-    def send(self) -> None:
-        """Sends what reply() queued. An answer the kernel refuses (its sender is
-        unreachable) is dropped, as sendto's error would be."""
-        first, queued, headers = 0, self._queued, ctypes.addressof(self._out_headers)
+    def queue(self, data: bytes, name: bytes | None = None) -> None:
+        """Queues data for the raw address `name` (a sockaddr, as name_of gives), or
+        with None for a connected socket's peer; sends first when the queue is full."""
+        if self._queued == self.batch:
+            self.send()
+        if len(data) > self.size:
+            try:
+                self.sock.send(data) if name is None else self.sock.sendto(data, address(self.family, name))
+            except OSError:
+                pass
+            return
+        k = self._queued
+        start = k * self.size
+        self._out_view[start:start + len(data)] = data
+        self._out_lengths[k * 2 + 1] = len(data)
+        header = k * (_HEADER_WORDS // 2)
+        if name is None:
+            self._out_qwords[header + _NAME_QWORD] = 0
+            self._out_qwords[header + _NAME_QWORD + 1] = 0  # the name's length (and padding)
+        else:
+            self._out_names[k * _SOCKADDR_SIZE:k * _SOCKADDR_SIZE + len(name)] = name
+            self._out_qwords[header + _NAME_QWORD] = self._out_names_at + k * _SOCKADDR_SIZE
+            self._out_qwords[header + _NAME_QWORD + 1] = _SOCKADDR_SIZE
+        self._queued = k + 1
+
+    def name_of(self, i: int) -> bytes:
+        """The raw address of datagram i's sender, for queue()."""
+        return bytes(self._names[i * _SOCKADDR_SIZE:(i + 1) * _SOCKADDR_SIZE])
+
+    def send(self) -> int:
+        """Sends what reply() or queue() queued. A datagram the kernel refuses (its
+        receiver is unreachable) is dropped, as sendto's error would be; returns
+        the errno of the last refusal, 0 for none."""
+        first, queued, headers, refused = 0, self._queued, ctypes.addressof(self._out_headers), 0
         while first < queued:
             sent = _sendmmsg(self.fd, headers + first * ctypes.sizeof(_MMsgHdr), queued - first, 0)
             if sent > 0:
                 first += sent
             elif ctypes.get_errno() != errno.EINTR:
+                refused = ctypes.get_errno()
                 first += 1
         self._queued = 0
+        return refused
 
     def peer(self, i: int) -> tuple[str, int] | tuple[str, int, int, int]:
         """The sender of datagram i, as socket.sendto takes it."""
-        name = self._names[i * _SOCKADDR_SIZE:(i + 1) * _SOCKADDR_SIZE]
-        (port,) = struct.unpack_from("!H", name, 2)
-        if self.family == socket.AF_INET:
-            return socket.inet_ntop(socket.AF_INET, name[4:8]), port
-        flowinfo, scope = struct.unpack_from("!I", name, 4)[0], struct.unpack_from("=I", name, 24)[0]
-        return socket.inet_ntop(socket.AF_INET6, name[8:24]), port, flowinfo, scope
+        return address(self.family, self._names[i * _SOCKADDR_SIZE:(i + 1) * _SOCKADDR_SIZE])
+
+
+def address(family: int, name: bytes | bytearray) -> tuple[str, int] | tuple[str, int, int, int]:
+    (port,) = struct.unpack_from("!H", name, 2)
+    if family == socket.AF_INET:
+        return socket.inet_ntop(socket.AF_INET, name[4:8]), port
+    flowinfo, scope = struct.unpack_from("!I", name, 4)[0], struct.unpack_from("=I", name, 24)[0]
+    return socket.inet_ntop(socket.AF_INET6, name[8:24]), port, flowinfo, scope

@@ -2,10 +2,10 @@
 
 A query the cluster zone does not hold and no memo answers is sent on to an
 upstream from the receiving thread itself, as the bytes the client sent under
-an ID of our own; a thread of its own reads the upstreams' replies a batch at a
-time, gives each its client's ID back and sends it on. No event loop, no
+an ID of our own; the same thread reads the upstreams' replies, gives each its
+client's ID back and sends it on. No event loop, no
 dnspython: on that path a first question cost ~300 µs, most of it in the
-machinery around two datagrams. A reply is kept in the cache and in the UDP
+machinery around two datagrams. Datagrams go and come a batch at a time. A reply is kept in the cache and in the UDP
 memo as the slow path would keep it.
 
 What this path does not handle goes to the slow one, whole: a zone name, the
@@ -21,38 +21,45 @@ import logging
 import random
 import socket
 import struct
-import threading
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
-from podnet.dns.datagrams import Datagrams
+from podnet.dns.datagrams import Datagrams, address
 from podnet.dns.forward import Forwarder, Upstream
 from podnet.dns.metrics import Counts
-from podnet.dns.replywire import question_section
 from podnet.dns.zone import Zone
 
 log = logging.getLogger("podnet.dns")
 
 _REVERSE = ((b"in-addr", b"arpa"), (b"ip6", b"arpa"))
 _ZONE_TRANSFERS = (251, 252)
-_SWEEP_EVERY = 0.1  # seconds between looks for questions that went unanswered
+SWEEP_EVERY = 0.1  # seconds between looks for questions that went unanswered
 
 
-def question_labels(wire: bytes) -> tuple[bytes, ...] | None:
-    """The question's name as lower-case labels, or None for anything but one
-    plain question (a name in wire form is never compressed in the question)."""
+class Question(NamedTuple):
+    labels: tuple[bytes, ...]  # the name's, in lower case
+    key: bytes  # the question section in lower case: the cache's key, and what a reply must repeat
+
+
+def plain_question(wire: bytes) -> Question | None:
+    """The query's one question, or None for anything but one plain question (a
+    name in wire form is never compressed in the question)."""
     if len(wire) < 17 or wire[2] & 0x78 or wire[4:6] != b"\0\1" or wire[6:10] != b"\0\0\0\0":
         return None  # not a QUERY, or not one question without answers or authority
-    labels, at = [], 12
+    at = 12
     while at < len(wire) and wire[at]:
-        length = wire[at]
-        if length & 0xC0:
+        if wire[at] & 0xC0:
             return None
-        labels.append(wire[at + 1:at + 1 + length].lower())
-        at += length + 1
+        at += wire[at] + 1
     if at + 5 > len(wire) or struct.unpack_from("!H", wire, at + 1)[0] in _ZONE_TRANSFERS:
         return None
-    return tuple(labels)
+    key = wire[12:at + 5].lower()
+    labels, i = [], 0
+    while key[i]:
+        labels.append(key[i + 1:i + 1 + key[i]])
+        i += key[i] + 1
+    return Question(tuple(labels), key)
 
 
 class ZoneNames:
@@ -73,95 +80,96 @@ class ZoneNames:
 
 class FastForward:
     """Questions in flight to the upstreams, by the ID they were sent under. Each
-    upstream has a connected socket and a thread reading it: connected, so that an
-    upstream nobody listens at is known from the ICMP error at once."""
+    upstream has a connected socket, so that one nobody listens at is known from
+    the ICMP error at once. The receiving thread polls them beside its own socket:
+    one thread, so no two take turns at the interpreter for each datagram."""
 
-    def __init__(self, forwarder: Forwarder, client_sock: socket.socket,
-                 keep: Callable[[bytes, bytes], None],
+    def __init__(self, forwarder: Forwarder, family: int, keep: Callable[[bytes, bytes], None],
                  slow: Callable[[bytes, tuple[str, int], Upstream], None]) -> None:
         self.forwarder = forwarder
-        self.client_sock = client_sock
+        self.family = family  # the clients'
         self.keep = keep  # (query, reply): into the cache and the memo
         self.slow = slow  # (query, client, the upstream that failed it): the slow path takes it over
-        self.pending: dict[bytes, tuple[bytes, tuple[str, int], float, Upstream]] = {}  # our ID -> its question
-        self.counts = Counts()  # the reading threads' own
-        self._stopping = False
-        self._sockets: dict[Upstream, socket.socket] = {}
-        self._threads = []
+        self.pending: dict[bytes, tuple[bytes, bytes, float, Upstream, bytes]] = {}  # our ID -> query, client, ...
+        self.counts = Counts()
+        self.sockets: dict[int, tuple[Upstream, Datagrams]] = {}  # by file descriptor
+        self._outgoing: dict[Upstream, Datagrams] = {}  # sent a batch at a time
+        self._last_sweep = time.monotonic()
         for upstream in forwarder.upstreams:
             sock = socket.socket(socket.AF_INET6 if ":" in upstream[0] else socket.AF_INET, socket.SOCK_DGRAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, int(_SWEEP_EVERY * 1e6)))
+            sock.setblocking(False)
             sock.connect(upstream)
-            self._sockets[upstream] = sock
-            thread = threading.Thread(target=self._receive, args=(upstream, sock), name="dns-forward", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            self.sockets[sock.fileno()] = (upstream, Datagrams(sock, size=16384))  # replies fit the client's size
+            self._outgoing[upstream] = Datagrams(sock, size=4096)
 
-    def send(self, query: bytes, client: tuple[str, int]) -> None:
-        """From the receiving thread: the query goes upstream under an unused ID."""
+    def send(self, query: bytes, key: bytes, client: bytes) -> None:
+        """The query is queued for an upstream under an unused ID (`key` is its
+        question, `client` the sender's raw address); flush() sends the queues."""
         upstream = self.forwarder.order()[0]
         while True:
             ours = random.getrandbits(16).to_bytes(2, "big")
             if ours not in self.pending:
                 break
-        self.pending[ours] = (query, client, time.monotonic(), upstream)
+        self.pending[ours] = (query, client, time.monotonic(), upstream, key)
         self.forwarder.sent[upstream] += 1
+        self._outgoing[upstream].queue(ours + query[2:])
+
+    def flush(self) -> None:
+        """After a batch: one system call per upstream. An upstream's refusal (ICMP)
+        shows on its socket's next send or read."""
+        for upstream, outgoing in self._outgoing.items():
+            if outgoing.send() == errno.ECONNREFUSED:  # nobody listens: what waits on it goes the slow way
+                self._give_up(upstream, lambda sent: True)
+
+    def read(self, fd: int, to_clients: Datagrams) -> None:
+        """The replies waiting on an upstream's socket, queued for their clients."""
+        upstream, datagrams = self.sockets[fd]
         try:
-            self._sockets[upstream].send(ours + query[2:])
-        except OSError:
-            del self.pending[ours]
-            self.slow(query, client, upstream)
+            batch = datagrams.receive()
+        except OSError as err:
+            if err.errno == errno.ECONNREFUSED:  # nobody listens there: what waits on it goes the slow way
+                self._give_up(upstream, lambda sent: True)
+            elif err.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
+                log.warning("reading replies from %s:%d failed: %s", *upstream, err)
+            return
+        for reply in batch:
+            self._deliver(reply, to_clients)
 
-    def stop(self) -> None:
-        self._stopping = True
-        for thread in self._threads:
-            thread.join()
-        for sock in self._sockets.values():
-            sock.close()
-
-    def _receive(self, upstream: Upstream, sock: socket.socket) -> None:
-        datagrams = Datagrams(sock, size=16384)  # replies fit the size the client announced, at most 4096
-        last_sweep = time.monotonic()
-        while not self._stopping:
-            try:
-                batch = datagrams.receive()
-            except OSError as err:
-                batch = []
-                if err.errno == errno.ECONNREFUSED:  # nobody listens there: what waits on it goes the slow way
-                    self._give_up(upstream, lambda sent: True)
-                elif err.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
-                    log.exception("reading replies from %s:%d failed; forwarding there stops", *upstream)
-                    return
-            for reply in batch:
-                self._deliver(reply)
-            now = time.monotonic()
-            if now - last_sweep >= _SWEEP_EVERY:
-                last_sweep = now
+    def sweep(self) -> None:
+        """Questions unanswered within the forwarder's timeout go the slow way."""
+        now = time.monotonic()
+        if now - self._last_sweep >= SWEEP_EVERY:
+            self._last_sweep = now
+            for upstream in self._outgoing:
                 self._give_up(upstream, lambda sent: now - sent > self.forwarder.timeout)
 
-    def _deliver(self, reply: bytes) -> None:
+    def close(self) -> None:
+        for _, datagrams in self.sockets.values():
+            datagrams.sock.close()
+
+    def _deliver(self, reply: bytes, to_clients: Datagrams) -> None:
         entry = self.pending.get(reply[:2])
         if entry is None:
             return  # late or stray
-        query, client, _, upstream = entry
-        if question_section(reply).lower() != question_section(query).lower():
+        query, client, _, upstream, key = entry
+        if reply[12:12 + len(key)].lower() != key:
             return  # not the answer to this question: keep waiting for it
-        if self.pending.pop(reply[:2], None) is None:
-            return
+        del self.pending[reply[:2]]
         if len(reply) < 12 or reply[2] & 0x02:  # truncated: the slow path asks again over TCP
-            self.slow(query, client, upstream)
+            self._slow(query, client, upstream)
             return
-        try:
-            self.client_sock.sendto(query[:2] + reply[2:], client)
-        except OSError:
-            pass  # the client's address is unreachable
-        self.counts.answered("udp", reply)
-        self.keep(query, reply)
+        end = 12 + len(key)  # the client's ID, and its question as it spelled it (0x20 clients check the case)
+        answer = query[:2] + reply[2:12] + query[12:end] + reply[end:]
+        to_clients.queue(answer, client)
+        self.counts.answered("udp", answer)
+        self.keep(query, answer)
 
     def _give_up(self, upstream: Upstream, late: Callable[[float], bool]) -> None:
-        for ours, (_, _, sent, to) in list(self.pending.items()):
+        for ours, (query, client, sent, to, _) in list(self.pending.items()):
             if to == upstream and late(sent):
-                entry = self.pending.pop(ours, None)
-                if entry is not None:
-                    self.slow(entry[0], entry[1], upstream)
+                del self.pending[ours]
+                self._slow(query, client, upstream)
+
+    def _slow(self, query: bytes, client: bytes, upstream: Upstream) -> None:
+        self.slow(query, address(self.family, client), upstream)  # type: ignore[arg-type]

@@ -96,6 +96,8 @@ class Forwarder:
         return self.max_fails > 0 and self._fails[upstream] > self.max_fails
 
     def order(self) -> list[Upstream]:
+        if len(self.upstreams) == 1:
+            return self.upstreams
         if self.policy == "random":
             ordered = random.sample(self.upstreams, len(self.upstreams))
         elif self.policy == "round_robin":

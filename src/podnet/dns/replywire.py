@@ -96,6 +96,14 @@ def cache_ttl(reply: bytes) -> int | None:
     answer the SOA's TTL or MINIMUM, whichever is smaller (RFC 2308). None for
     replies that must not be kept (errors, no question, no SOA to bound a
     negative answer, malformed bytes)."""
+    found = keepable(reply)
+    return found[0] if found is not None else None
+
+
+def keepable(reply: bytes) -> tuple[int, tuple[int, ...], tuple[int, ...]] | None:
+    """cache_ttl and ttl_offsets from one walk over the records: what keeping a
+    forwarded reply needs, and the forwarding path's largest cost after its
+    system calls. None for a reply that must not be kept."""
     if len(reply) < 12 or not reply[2] & 0x80 or struct.unpack_from("!H", reply, 4)[0] != 1 \
             or reply[3] & 0x0F not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
         return None
@@ -105,9 +113,14 @@ def cache_ttl(reply: bytes) -> int | None:
         return None
     answers = [r.ttl for r in found if r.section == ANSWER]
     if answers:
-        return min(answers)
-    soa = next((r for r in found if r.section == AUTHORITY and r.rdtype == _SOA), None)
-    return min(soa.ttl, struct.unpack_from("!I", reply, soa.rdata_end - 4)[0]) if soa else None
+        ttl = min(answers)
+    else:
+        soa = next((r for r in found if r.section == AUTHORITY and r.rdtype == _SOA), None)
+        if soa is None:
+            return None
+        ttl = min(soa.ttl, struct.unpack_from("!I", reply, soa.rdata_end - 4)[0])
+    aging = [r for r in found if r.rdtype != _OPT]
+    return ttl, tuple(r.ttl_at for r in aging), tuple(r.ttl for r in aging)
 
 
 def parsed(wire: bytes | None) -> dns.message.Message | None:

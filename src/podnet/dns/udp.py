@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import select
 import socket
 import threading
 import time
@@ -13,11 +14,11 @@ import dns.message
 
 from podnet.dns.aging import AgingReply
 from podnet.dns.datagrams import Datagrams
-from podnet.dns.fastforward import FastForward, ZoneNames, question_labels
+from podnet.dns.fastforward import SWEEP_EVERY, FastForward, ZoneNames, plain_question
 from podnet.dns.forward import Upstream
 from podnet.dns.metrics import Counts
 from podnet.dns.query import ZoneAnswer, fit, parse_query, zone_answer
-from podnet.dns.replywire import question_section, ttl_offsets
+from podnet.dns.replywire import keepable, question_section, ttl_offsets
 from podnet.dns.resolver import Resolver
 from podnet.dns.zone import Zone
 
@@ -50,6 +51,7 @@ class UdpServer:
         resolver.counters.append(self.counts)
         self._memo: dict[bytes, bytes | AgingReply] = {}  # zone answers, and answers from the cache
         self._memo_zone: Zone | None = None
+        self._names: ZoneNames | None = None
         self.fast: FastForward | None = None
         self._stopping = False
         self._thread = threading.Thread(target=self._receive, name="dns-udp", daemon=True)
@@ -57,7 +59,7 @@ class UdpServer:
     def start(self) -> None:
         forwarder = self.resolver.forwarder
         if forwarder is not None:
-            self.fast = FastForward(forwarder, self.sock, self._keep_forwarded, self._take_over)
+            self.fast = FastForward(forwarder, self.sock.family, self._keep_forwarded, self._take_over)
             self.resolver.counters.append(self.fast.counts)
         self._thread.start()
 
@@ -82,47 +84,67 @@ class UdpServer:
             pass  # ENOTCONN, as for any unconnected UDP socket: the waiting thread is woken all the same
         self._thread.join()
         if self.fast is not None:
-            self.fast.stop()
+            self.fast.close()
         self.sock.close()
 
     def _receive(self) -> None:
         datagrams = Datagrams(self.sock, size=MAX_UDP_QUERY)
-        receive, reply, send, source = datagrams.receive, datagrams.reply, datagrams.send, self.resolver.source
-        by_rcode, monotonic, aging = self.counts.fast_rcodes, time.monotonic, AgingReply
-        resolver, names = self.resolver, None
+        own, ready = self.sock.fileno(), [(self.sock.fileno(), select.POLLIN)]
+        poller = None
+        if self.fast is not None:  # the upstreams' replies come to this thread too
+            poller = select.poll()
+            for fd in (own, *self.fast.sockets):
+                poller.register(fd, select.POLLIN)
         while True:
-            try:
-                batch = receive()
-            except OSError:
-                log.exception("reading UDP queries failed; UDP answers stop")
-                return
+            if poller is not None:
+                ready = poller.poll(SWEEP_EVERY * 1000)
             if self._stopping:
                 return
-            zone, now = source.zone, monotonic()
-            if zone is not self._memo_zone:
-                self._memo_zone, self._memo = zone, {}
-                names = ZoneNames(zone)
-            memo = self._memo
-            fast = self.fast if not resolver.looping else None
-            for i, data in enumerate(batch):
-                remembered = memo.get(data[2:])
-                if remembered is not None and remembered.__class__ is aging:
-                    if now >= remembered.refresh_at:  # type: ignore[union-attr]
-                        remembered = None
-                    else:
-                        remembered = remembered.render(now)  # type: ignore[union-attr]
-                        self.counts.cache_hits += 1
-                if remembered is None:
-                    labels = question_labels(data) if fast is not None else None
-                    if labels is not None and not names.holds(labels) and LOOP_PROBE not in labels \
-                            and not resolver.cache.holds(question_section(data).lower()):  # type: ignore[union-attr]
-                        fast.send(data, datagrams.peer(i))  # type: ignore[union-attr, arg-type]
-                    else:
-                        self.loop.call_soon_threadsafe(self._answer, data, datagrams.peer(i), zone)
-                    continue
-                reply(i, data[:2], remembered)  # type: ignore[arg-type]
-                by_rcode[remembered[1] & 0x0F] += 1  # type: ignore[index]
-            send()
+            for fd, _ in ready:
+                if fd != own:
+                    self.fast.read(fd, datagrams)  # type: ignore[union-attr]
+                elif not self._queries(datagrams):
+                    return
+            datagrams.send()
+            if self.fast is not None:
+                self.fast.flush()
+                self.fast.sweep()
+
+    def _queries(self, datagrams: Datagrams) -> bool:
+        """Answers the queries waiting: repeats from the memo, first-asked names
+        outside the zone by the fast path, the rest on the event loop. False when
+        the socket failed or is being closed."""
+        try:
+            batch = datagrams.receive()
+        except OSError:
+            log.exception("reading UDP queries failed; UDP answers stop")
+            return False
+        if self._stopping:
+            return False
+        resolver, zone, now = self.resolver, self.resolver.source.zone, time.monotonic()
+        if zone is not self._memo_zone:
+            self._memo_zone, self._memo, self._names = zone, {}, ZoneNames(zone)
+        memo, names, by_rcode, reply = self._memo, self._names, self.counts.fast_rcodes, datagrams.reply
+        fast = self.fast if not resolver.looping else None
+        for i, data in enumerate(batch):
+            remembered = memo.get(data[2:])
+            if remembered is not None and remembered.__class__ is AgingReply:
+                if now >= remembered.refresh_at:  # type: ignore[union-attr]
+                    remembered = None
+                else:
+                    remembered = remembered.render(now)  # type: ignore[union-attr]
+                    self.counts.cache_hits += 1
+            if remembered is None:
+                question = plain_question(data) if fast is not None else None
+                if question is not None and not names.holds(question.labels) and LOOP_PROBE not in question.labels \
+                        and not resolver.cache.holds(question.key):
+                    fast.send(data, question.key, datagrams.name_of(i))  # type: ignore[union-attr]
+                else:
+                    self.loop.call_soon_threadsafe(self._answer, data, datagrams.peer(i), zone)
+                continue
+            reply(i, data[:2], remembered)  # type: ignore[arg-type]
+            by_rcode[remembered[1] & 0x0F] += 1  # type: ignore[index]
+        return True
 
     def _answer(self, data: bytes, peer: tuple[str, int], zone: Zone) -> None:
         """On the event loop: a first question, a forwarded one, or a bad packet."""
@@ -163,9 +185,15 @@ class UdpServer:
             self._memo[data[2:]] = AgingReply(reply[2:], found[0], found[1], *lifetime)
 
     def _keep_forwarded(self, data: bytes, reply: bytes) -> None:
-        """The fast path's reply: into the cache, and remembered as the slow path's."""
-        self.resolver.cache.put(reply)
-        self._remember_forwarded(data, reply)
+        """The fast path's reply: into the cache, and remembered as the slow path's,
+        from one reading of its records."""
+        found = keepable(reply)
+        if found is None:
+            return
+        ttl, offsets, ttls = found
+        lifetime = self.resolver.cache.keep(question_section(reply).lower(), reply, ttl)
+        if lifetime is not None and len(self._memo) < ANSWER_MEMO_SIZE:  # the fast path gets no truncated reply
+            self._memo[data[2:]] = AgingReply(reply[2:], offsets, ttls, *lifetime)
 
     def _send(self, reply: bytes | None, peer: tuple[str, int]) -> None:
         self.resolver.counts.answered("udp", reply)

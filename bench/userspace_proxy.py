@@ -9,6 +9,7 @@ Run as root: .venv/bin/python bench/userspace_proxy.py  (needs haproxy and iperf
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -100,6 +101,19 @@ def connections_per_second(port: int, seconds: float = 5.0, workers: int = 8) ->
     return netns.run_in(CLIENT, run) / seconds
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def connections_and_cost(pid: int, port: int) -> tuple[float, float]:
+    """Connections per second, and the proxy's own CPU time per connection (µs)."""
+    before = cpu_seconds(pid)
+    rate = connections_per_second(port)
+    return rate, (cpu_seconds(pid) - before) / (rate * 5.0) * 1e6
+
+
 def main() -> None:
     for tool in ("haproxy", "iperf3"):
         if not shutil.which(tool):
@@ -132,13 +146,16 @@ listen short
     bind {PROXY_IP}:{HAPROXY + 2}
     server backend {BACKEND_IP}:{SHORT}
 """)
-            processes.append(subprocess.Popen(netns.exec_argv(PROXY, ["haproxy", "-f", str(config), "-db"]),
-                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            haproxy = subprocess.Popen(netns.exec_argv(PROXY, ["haproxy", "-f", str(config), "-db"]),
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # ip execs: same pid
+            processes.append(haproxy)
             time.sleep(1)
+            theirs_rate, theirs_cost = connections_and_cost(haproxy.pid, HAPROXY + 2)
+            ours_rate, ours_cost = connections_and_cost(ours.pid, OURS + 2)
             rows = [
                 ("throughput (Gbit/s, higher is better)", throughput(HAPROXY + 1), throughput(OURS + 1)),
-                ("connections per second (higher is better)", connections_per_second(HAPROXY + 2),
-                 connections_per_second(OURS + 2)),
+                ("connections per second (higher is better)", theirs_rate, ours_rate),
+                ("proxy CPU per connection (us, lower is better)", theirs_cost, ours_cost),
             ]
         print(f"{'':<44}{'haproxy':>10}{'podnet':>10}{'ratio':>8}")
         for label, theirs, ours_value in rows:

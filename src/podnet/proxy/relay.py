@@ -82,22 +82,28 @@ class Relay:
                      _Way(self.upstream, self.client, self.pipes.take())]
         for way in self.ways:
             self.loop.add_reader(way.source.fileno(), self._readable, way)
+        self._readable(self.ways[0])  # the client's request is usually there already: no wait for the loop
 
     def _readable(self, way: _Way) -> None:
-        try:
-            moved = os.splice(way.source.fileno(), way.pipe[1], _CHUNK, flags=_SPLICE)
-        except BlockingIOError:
-            return
-        except OSError:
-            self._close()
-            return
-        if moved == 0:
-            self.loop.remove_reader(way.source.fileno())
-            way.ended = True
-            self._finish(way)
-            return
-        way.held += moved
-        self._flush(way)
+        """Reads until nothing is left, so an answer and the FIN behind it take one
+        turn of the loop, not two."""
+        while not self.closed:
+            try:
+                moved = os.splice(way.source.fileno(), way.pipe[1], _CHUNK, flags=_SPLICE)
+            except BlockingIOError:
+                return
+            except OSError:
+                self._close()
+                return
+            if moved == 0:
+                self.loop.remove_reader(way.source.fileno())
+                way.ended = True
+                self._finish(way)
+                return
+            way.held += moved
+            self._flush(way)
+            if way.held:
+                return  # the target is full: its writability resumes the reading
 
     def _flush(self, way: _Way) -> None:
         """Writes what the pipe holds; while the target cannot take it all, the

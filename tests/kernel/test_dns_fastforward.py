@@ -36,7 +36,7 @@ def _scenario() -> tuple[list[bytes], list[tuple[bytes, tuple[str, int], tuple[s
         query = dns.message.make_query(name, "A")
         client.sendto(query.to_wire(), SERVER)
         (data,) = incoming.receive()
-        fast.send(data, plain_question(data).key, incoming.name_of(0))  # type: ignore[union-attr]
+        fast.send(data, plain_question(data).key, incoming.name_of(0), time.monotonic())  # type: ignore[union-attr]
         fast.flush()
         sent, _ = upstream.recvfrom(512)
         return query, sent

@@ -103,15 +103,16 @@ class FastForward:
             self.sockets[sock.fileno()] = (upstream, Datagrams(sock, size=16384))  # replies fit the client's size
             self._outgoing[upstream] = Datagrams(sock, size=4096)
 
-    def send(self, query: bytes, key: bytes, client: bytes) -> None:
+    def send(self, query: bytes, key: bytes, client: bytes, now: float) -> None:
         """The query is queued for an upstream under an unused ID (`key` is its
-        question, `client` the sender's raw address); flush() sends the queues."""
+        question, `client` the sender's raw address, `now` the batch's monotonic
+        time); flush() sends the queues."""
         upstream = self.forwarder.order()[0]
         while True:
             ours = random.getrandbits(16).to_bytes(2, "big")
             if ours not in self.pending:
                 break
-        self.pending[ours] = (query, client, time.monotonic(), upstream, key)
+        self.pending[ours] = (query, client, now, upstream, key)
         self.forwarder.sent[upstream] += 1
         self._outgoing[upstream].queue(ours + query[2:])
 

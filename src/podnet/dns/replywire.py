@@ -103,24 +103,39 @@ def cache_ttl(reply: bytes) -> int | None:
 def keepable(reply: bytes) -> tuple[int, tuple[int, ...], tuple[int, ...]] | None:
     """cache_ttl and ttl_offsets from one walk over the records: what keeping a
     forwarded reply needs, and the forwarding path's largest cost after its
-    system calls. None for a reply that must not be kept."""
-    if len(reply) < 12 or not reply[2] & 0x80 or struct.unpack_from("!H", reply, 4)[0] != 1 \
-            or reply[3] & 0x0F not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+    system calls (so it walks them itself, without a Record for each). None for
+    a reply that must not be kept."""
+    if len(reply) < 12 or not reply[2] & 0x80 or reply[3] & 0x0F not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
         return None
+    questions, *counts = struct.unpack_from("!4H", reply, 4)
+    if questions != 1:
+        return None
+    size, unpack = len(reply), _RECORD.unpack_from
+    answer_ttl, soa_bound = None, None
+    offsets, ttls = [], []
     try:
-        found = list(records(reply))
+        at = _skip_name(reply, 12) + 4
+        for section, count in zip((ANSWER, AUTHORITY, ADDITIONAL), counts):
+            for _ in range(count):
+                at = _skip_name(reply, at)
+                if at + 10 > size:
+                    return None
+                rdtype, _, ttl, length = unpack(reply, at)
+                end = at + 10 + length
+                if end > size:
+                    return None
+                if rdtype != _OPT:
+                    offsets.append(at + 2)
+                    ttls.append(ttl)
+                if section == ANSWER:
+                    answer_ttl = ttl if answer_ttl is None else min(answer_ttl, ttl)
+                elif section == AUTHORITY and rdtype == _SOA and soa_bound is None:
+                    soa_bound = min(ttl, struct.unpack_from("!I", reply, end - 4)[0])
+                at = end
     except Malformed:
         return None
-    answers = [r.ttl for r in found if r.section == ANSWER]
-    if answers:
-        ttl = min(answers)
-    else:
-        soa = next((r for r in found if r.section == AUTHORITY and r.rdtype == _SOA), None)
-        if soa is None:
-            return None
-        ttl = min(soa.ttl, struct.unpack_from("!I", reply, soa.rdata_end - 4)[0])
-    aging = [r for r in found if r.rdtype != _OPT]
-    return ttl, tuple(r.ttl_at for r in aging), tuple(r.ttl for r in aging)
+    ttl = answer_ttl if answer_ttl is not None else soa_bound
+    return (ttl, tuple(offsets), tuple(ttls)) if ttl is not None else None
 
 
 def parsed(wire: bytes | None) -> dns.message.Message | None:

@@ -138,7 +138,7 @@ class UdpServer:
                 question = plain_question(data) if fast is not None else None
                 if question is not None and not names.holds(question.labels) and LOOP_PROBE not in question.labels \
                         and not resolver.cache.holds(question.key):
-                    fast.send(data, question.key, datagrams.name_of(i))  # type: ignore[union-attr]
+                    fast.send(data, question.key, datagrams.name_of(i), now)  # type: ignore[union-attr]
                 else:
                     self.loop.call_soon_threadsafe(self._answer, data, datagrams.peer(i), zone)
                 continue

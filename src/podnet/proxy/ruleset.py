@@ -23,7 +23,7 @@ from functools import reduce
 
 from podnet.kernel.nftables import Chain, Element, Map, Set, Table, Transaction, base_chain, hooks
 from podnet.kernel.nftables.rules import (
-    CT_STATE, CT_STATUS, DROP, RETURN, FIB_DADDR_TYPE, IP_DADDR, IP_SADDR, L4PROTO, META_MARK, TH_DPORT, AnonSet, Dnat, Lookup, Masked,
+    CT_STATUS, DROP, FIB_DADDR_TYPE, IP_DADDR, IP_SADDR, L4PROTO, META_MARK, TH_DPORT, AnonSet, Dnat, Lookup, Masked,
     Masquerade, Reject, Rule, SetMark, SetRef, UpdateSet, Verdict, VerdictMap, concat, differs, goto, jump, match,
     rule, Numgen,
 )
@@ -66,17 +66,23 @@ def _fixed_blocks(pod_network: str) -> tuple[Block, ...]:
     def block(name: str, *rules: Rule, hooked: bool = False) -> Block:
         return Block(base_chain(TABLE, name) if hooked else Chain(name), rules)
 
-    endpoint_check = jump("endpoint_check")
-    new = match(CT_STATE, "new")
+    local_address = (match(FIB_DADDR_TYPE, "local"), differs(IP_DADDR, "127.0.0.0/8"))
     return (
         block("nat_prerouting", rule("nat_prerouting", jump("services_dispatch")), hooked=True),
         block("nat_output", rule("nat_output", jump("services_dispatch")), hooked=True),
+        # NAT chains see only a connection's first packet, which is all a reject needs: a service
+        # port without endpoints, or a port a service address does not have, is refused here, where
+        # DNAT had its chance, and no filter chain has to look at every packet the node passes
         block("services_dispatch",
               rule("services_dispatch", differs(IP_SADDR, pod_network), match(IP_DADDR, SetRef("cluster_ips")),
                    jump("mark_for_masquerade")),
               rule("services_dispatch", VerdictMap(_PORT_KEY, SetRef("services"))),
-              rule("services_dispatch", match(FIB_DADDR_TYPE, "local"), differs(IP_DADDR, "127.0.0.0/8"),
-                   VerdictMap(_NODE_PORT_KEY, SetRef("node_ports")))),
+              rule("services_dispatch", *local_address, VerdictMap(_NODE_PORT_KEY, SetRef("node_ports"))),
+              rule("services_dispatch", VerdictMap(_PORT_KEY, SetRef("no_endpoints"))),
+              rule("services_dispatch", match(IP_DADDR, SetRef("cluster_ips")), REJECT),
+              rule("services_dispatch", match(IP_DADDR, SetRef("external_ips")), REJECT),
+              rule("services_dispatch", *local_address,
+                   VerdictMap(_NODE_PORT_KEY, SetRef("no_endpoint_node_ports")))),
         block("nat_postrouting",
               rule("nat_postrouting", match(Masked(META_MARK, MASQ_MARK), MASQ_MARK), SetMark("^", MASQ_MARK),
                    Masquerade(fully_random=True)),
@@ -84,18 +90,6 @@ def _fixed_blocks(pod_network: str) -> tuple[Block, ...]:
                    Masquerade()),
               hooked=True),
         block("mark_for_masquerade", rule("mark_for_masquerade", SetMark("|", MASQ_MARK))),
-        # only a connection's first packet is checked (as kube-proxy's nftables mode does), and not
-        # once DNAT has found it an endpoint; input sees only packets for this node, so no address check
-        block("filter_input",
-              rule("filter_input", new, VerdictMap(_NODE_PORT_KEY, SetRef("no_endpoint_node_ports"))),
-              hooked=True),
-        block("filter_forward", rule("filter_forward", new, endpoint_check), hooked=True),
-        block("filter_output", rule("filter_output", new, endpoint_check), hooked=True),
-        block("endpoint_check",
-              rule("endpoint_check", match(CT_STATUS, "dnat"), RETURN),
-              rule("endpoint_check", VerdictMap(_PORT_KEY, SetRef("no_endpoints"))),
-              rule("endpoint_check", match(IP_DADDR, SetRef("cluster_ips")), REJECT),
-              rule("endpoint_check", match(IP_DADDR, SetRef("external_ips")), REJECT)),
         block("reject_service",
               rule("reject_service", match(L4PROTO, "tcp"), Reject(tcp_reset=True)),
               rule("reject_service", Reject())),

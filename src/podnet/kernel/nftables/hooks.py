@@ -37,12 +37,8 @@ HOOKS: dict[str, dict[str, Hook]] = {
         "nat_output": Hook("nat", "output", DSTNAT),
         # masquerade once routing has chosen the way out, so the node's address on that way is used
         "nat_postrouting": Hook("nat", "postrouting", SRCNAT),
-        # node ports without endpoints are refused here, after DNAT had its chance to send them somewhere
-        "filter_input": Hook("filter", "input", FILTER),
-        # VIP ports without endpoints, from pods and from outside, once DNAT has let them through unchanged
-        "filter_forward": Hook("filter", "forward", FILTER),
-        # the same for the node's own connections, after output's DNAT
-        "filter_output": Hook("filter", "output", FILTER),
+        # (ports without endpoints are refused in the NAT chains above: they see each connection's
+        # first packet only, and a filter chain here would cost every packet a hook)
     },
     PORTMAP: {
         # published host ports are rewritten where service VIPs are, before routing

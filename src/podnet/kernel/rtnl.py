@@ -90,7 +90,7 @@ class RtnlSocket:
                 if kind == _NLMSG_ERROR:
                     (code,) = struct.unpack_from("=i", body, _HEADER.size)
                     if code:
-                        raise NetlinkFailure(-code, _extended_ack_message(body, flags))
+                        raise NetlinkFailure(-code, extended_ack_message(body, flags))
                     return
                 if kind == _NLMSG_DONE:
                     (code,) = struct.unpack_from("=i", body, _HEADER.size) if len(body) >= 20 else (0,)
@@ -104,7 +104,7 @@ class RtnlSocket:
                     yield answer
 
 
-def _extended_ack_message(body: bytes, flags: int) -> str:
+def extended_ack_message(body: bytes, flags: int) -> str:
     """The kernel's own words for a refusal, from the TLVs after the echoed request."""
     if not flags & _NLM_F_ACK_TLVS:
         return ""

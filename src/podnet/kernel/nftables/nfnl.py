@@ -21,7 +21,7 @@ from podnet.kernel.nftables.nft import Nft
 from podnet.kernel.nftables.objects import Element, Set, Table
 from podnet.kernel.nftables.transaction import Transaction
 from podnet.kernel.nftables.wire import Batch, Unsupported, encode
-from podnet.kernel.rtnl import _extended_ack_message
+from podnet.kernel.rtnl import extended_ack_message
 
 NETLINK_NETFILTER = 12
 _SOL_NETLINK, _NETLINK_EXT_ACK, _NETLINK_CAP_ACK = 270, 11, 10
@@ -138,7 +138,7 @@ class NetlinkNft:
                 (code,) = struct.unpack_from("=i", body, _HEADER.size)
                 if code and refusal is None:
                     what = batch.messages[sequence - first - 1].what if sequence > first else "batch"
-                    detail = _extended_ack_message(body, flags)
+                    detail = extended_ack_message(body, flags)
                     reason = f"{detail} ({os.strerror(-code)})" if detail else os.strerror(-code)
                     refusal = NftRefused(-code, f"nft: {what}: {reason}")
                 if sequence == last or sequence == first:

@@ -1,8 +1,8 @@
-"""nftables as typed data: objects, rules, transactions; the nft backend that
-loads them, the Fake that applies them in memory, and a tracer over the Fake.
-
-A third backend (netlink batches of NFT_MSG_* messages) can join by taking the
-same Transaction: backends share nothing but that and `list_elements`.
+"""nftables as typed data: objects, rules, transactions; the two backends that
+load them into the kernel (nfnl.py: netlink batches packed by batch.py, the one
+the nodes use; nft.py: nft scripts, for what the packer does not build and for
+listings), the Fake that applies them in memory, and a tracer over the Fake.
+Backends share nothing but the Transaction and `list_elements`.
 """
 
 from __future__ import annotations

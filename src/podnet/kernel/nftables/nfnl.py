@@ -1,6 +1,6 @@
 """The netlink backend: a transaction sent to the kernel as one nf_tables batch.
 
-No process is started and nothing is parsed: the objects are packed (wire.py)
+No process is started and nothing is parsed: the objects are packed (batch.py)
 and written to a NETLINK_NETFILTER socket in the namespace, and the kernel
 applies the whole batch or none of it. What the encoder does not build (an inline
 set of ranges, say) goes to nft's script interface whole. Listings go through nft
@@ -20,7 +20,8 @@ from podnet.kernel import netns
 from podnet.kernel.nftables.nft import Nft
 from podnet.kernel.nftables.objects import Element, Set, Table
 from podnet.kernel.nftables.transaction import Transaction
-from podnet.kernel.nftables.wire import Batch, Unsupported, encode
+from podnet.kernel.nftables.batch import Batch, encode
+from podnet.kernel.nftables.wire import Unsupported
 from podnet.kernel.rtnl import extended_ack_message
 
 NETLINK_NETFILTER = 12

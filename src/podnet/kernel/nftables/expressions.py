@@ -1,0 +1,187 @@
+"""A rule's statements as nf_tables expressions: loads into the 32-bit registers,
+comparisons, lookups, verdicts and the statements podnet writes (DNAT from a map,
+masquerade, reject, mark, set updates). What is not here raises Unsupported."""
+
+from __future__ import annotations
+
+import socket
+import struct
+from typing import TYPE_CHECKING
+
+from podnet.kernel.nftables.objects import Element, Set
+from podnet.kernel.nftables.rules import (
+    AnonSet, Concat, Dnat, Expr, Field, Lookup, Masked, Masquerade, Match, Numgen, Reject, SetMark, SetRef, UpdateSet,
+    Verdict, VerdictMap,
+)
+from podnet.kernel.nftables.wire import (
+    ADDRESS_TYPES, FAMILIES, FIELDS, FLAG_VALUES, REG32, REG_VERDICT, TYPES, DataType, Unsupported, attr, be32, nest,
+    port_bytes, string, value_data, verdict_data,
+)
+
+if TYPE_CHECKING:
+    from podnet.kernel.nftables.batch import Encoder
+
+
+class RuleCompiler:
+    """Statements to expressions, each loading into the 32-bit registers from 8."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        self.encoder = encoder
+        self.exprs: list[bytes] = []
+        self.family_checked = encoder.table.family == "ip"
+
+    def depend_on_ipv4(self, statement: object) -> None:
+        """In an inet table, `ip saddr` first needs `meta nfproto ipv4`, as nft adds
+        for itself: offset 12 of an IPv6 header is something else."""
+        if self.family_checked or "ip saddr" not in repr(statement) and "ip daddr" not in repr(statement):
+            return
+        if self.encoder.table.family != "inet":
+            raise Unsupported(f"IPv4 fields in a {self.encoder.table.family} table")
+        self.expr("meta", be32(1, REG32), be32(2, 15))  # nfproto
+        self.cmp(REG32, bytes([2]), negate=False)
+        self.family_checked = True
+
+    def expr(self, name: str, *attrs: bytes) -> None:
+        self.exprs.append(nest(1, string(1, name), nest(2, *attrs)))
+
+    def load(self, e: Expr, register: int = REG32) -> tuple[DataType | str, ...]:
+        """Puts e's value in registers from `register`; returns its members' types."""
+        if isinstance(e, Concat):
+            types: list[DataType | str] = []
+            for part in e.parts:
+                (t,) = self.load(part, register)
+                types.append(t)
+                register += (_size(t) + 3) // 4
+            return tuple(types)
+        if isinstance(e, Numgen):
+            self.expr("numgen", be32(1, register), be32(2, e.modulus), be32(3, 1))  # type random
+            return (TYPES["integer"],)
+        if isinstance(e, Masked):
+            (t,) = self.load(e.field, register)
+            self.bitwise(register, _size(t), e.mask, 0)
+            return (t,)
+        if isinstance(e, Field) and e.name in FIELDS:
+            name, attrs, type_name = FIELDS[e.name]
+            self.expr(name, be32(1, register), *(be32(kind, value) for kind, value in attrs))
+            return (TYPES.get(type_name, type_name),)  # type: ignore[arg-type]
+        raise Unsupported(f"loading {e.text()}")
+
+    def bitwise(self, register: int, size: int, mask: int, xor: int) -> None:
+        self.expr("bitwise", be32(1, register), be32(2, register), be32(3, size),
+                  value_data(4, struct.pack("=I", mask)[:size]), value_data(5, struct.pack("=I", xor)[:size]))
+
+    def cmp(self, register: int, data: bytes, negate: bool) -> None:
+        self.expr("cmp", be32(1, register), be32(2, 1 if negate else 0), value_data(3, data))
+
+    def lookup(self, set_name: str, register: int, *, out: int | None = None, negate: bool = False,
+               set_id: int | None = None) -> None:
+        attrs = [string(1, set_name), be32(2, register)]
+        if out is not None:
+            attrs.append(be32(3, out))
+        if set_id is not None:
+            attrs.append(be32(4, set_id))
+        if negate:
+            attrs.append(be32(5, 1))
+        self.expr("lookup", *attrs)
+
+    def statement(self, s: object) -> None:
+        self.depend_on_ipv4(s)
+        if isinstance(s, Match):
+            self.match(s)
+        elif isinstance(s, Verdict):
+            self.expr("immediate", be32(1, REG_VERDICT), verdict_data(2, s))
+        elif isinstance(s, VerdictMap):
+            self.load(s.key)
+            if isinstance(s.map, SetRef):
+                self.lookup(s.map.name, REG32, out=REG_VERDICT)
+            else:
+                inline = Set("", s.key.text(), "verdict", typeof=True)
+                name, set_id = self.encoder.anonymous_set(inline, [Element("", (k,), v) for k, v in s.map])
+                self.lookup(name, REG32, out=REG_VERDICT, set_id=set_id)
+        elif isinstance(s, Dnat):
+            self.dnat(s)
+        elif isinstance(s, Masquerade):
+            self.expr("masq", *([be32(1, 0x10)] if s.fully_random else []))  # NF_NAT_RANGE_PROTO_RANDOM_FULLY
+        elif isinstance(s, Reject):
+            if self.encoder.table.family != "ip":
+                raise Unsupported("reject outside the ip family")
+            self.expr("reject", be32(1, 1) if s.tcp_reset else be32(1, 0) + attr(2, bytes([3])))  # port unreachable
+        elif isinstance(s, SetMark):
+            self.load(Field("meta mark"))
+            mask, xor = {"|": (~s.value & 0xFFFFFFFF, s.value), "^": (0xFFFFFFFF, s.value)}.get(s.op, (None, None))
+            if mask is None or xor is None:
+                raise Unsupported(f"meta mark set with {s.op}")
+            self.bitwise(REG32, 4, mask, xor)
+            self.expr("meta", be32(2, 3), be32(3, REG32))  # key mark, from the register
+        elif isinstance(s, UpdateSet):
+            self.load(s.key)
+            self.expr("dynset", string(1, s.set), be32(3, 1), be32(4, REG32))  # op update
+        else:
+            raise Unsupported(type(s).__name__)
+
+    def match(self, m: Match) -> None:
+        types = self.load(m.left)
+        if isinstance(m.right, SetRef):
+            self.lookup(m.right.name, REG32, negate=m.negate)
+            return
+        if len(types) != 1:
+            raise Unsupported(f"comparing {m.left.text()} with {m.right!r}")
+        (t,) = types
+        if isinstance(m.right, AnonSet):
+            if not isinstance(t, DataType) or any("/" in item or "-" in item for item in m.right.items):
+                raise Unsupported("an inline set of ranges")
+            inline = Set("", m.left.text(), typeof=True)
+            name, set_id = self.encoder.anonymous_set(inline, [Element("", (item,)) for item in m.right.items])
+            self.lookup(name, REG32, negate=m.negate, set_id=set_id)
+            return
+        if isinstance(t, str):  # flags and named constants
+            if t in FLAG_VALUES and isinstance(m.right, str):
+                flag = FLAG_VALUES[t][m.right]
+                if m.negate:  # nft 1.0.6 compares the whole value here, not the flag: so do we
+                    self.cmp(REG32, struct.pack("=I", flag), negate=True)
+                    return
+                self.bitwise(REG32, 4, flag, 0)
+                self.cmp(REG32, b"\0" * 4, negate=True)
+                return
+            if t == "fib_addrtype" and isinstance(m.right, str):
+                self.cmp(REG32, struct.pack("=I", ADDRESS_TYPES[m.right]), m.negate)
+                return
+            raise Unsupported(f"{m.left.text()} {m.right}")
+        right = m.right
+        if isinstance(right, int):
+            self.cmp(REG32, struct.pack("=I", right)[:t.size], m.negate)
+            return
+        if isinstance(right, str) and "/" in right:
+            if t.id != TYPES["ipv4_addr"].id:
+                raise Unsupported(f"a prefix of {m.left.text()}")
+            address, length = right.split("/")
+            mask = (0xFFFFFFFF << (32 - int(length))) & 0xFFFFFFFF
+            self.expr("bitwise", be32(1, REG32), be32(2, REG32), be32(3, 4), value_data(4, struct.pack(">I", mask)),
+                      value_data(5, b"\0" * 4))
+            network = struct.unpack(">I", socket.inet_aton(address))[0] & mask
+            self.cmp(REG32, struct.pack(">I", network), m.negate)
+            return
+        if isinstance(right, str):
+            self.cmp(REG32, t.encode(right), m.negate)
+            return
+        raise Unsupported(f"matching {right!r}")
+
+    def dnat(self, d: Dnat) -> None:
+        if d.family != "ip":
+            raise Unsupported(f"dnat {d.family}")
+        if isinstance(d.to, Lookup):
+            self.load(d.to.key)
+            self.lookup(d.to.map, REG32, out=REG32)
+        else:
+            address, _, port = d.to.partition(":")
+            self.expr("immediate", be32(1, REG32), value_data(2, socket.inet_aton(address)))
+            if port:
+                self.expr("immediate", be32(1, REG32 + 1), value_data(2, port_bytes(port)))
+        attrs = [be32(1, 1), be32(2, FAMILIES["ip"]), be32(3, REG32)]  # type dnat, ipv4, address register
+        if isinstance(d.to, Lookup) or ":" in d.to:
+            attrs.append(be32(5, REG32 + 1))
+        self.expr("nat", *attrs)
+
+
+def _size(t: DataType | str) -> int:
+    return t.size if isinstance(t, DataType) else 4

@@ -27,7 +27,7 @@ def _scenario() -> tuple[list[bytes], list[tuple[bytes, tuple[str, int], tuple[s
     upstream.settimeout(2)
     kept: list[bytes] = []
     slow: list[tuple[bytes, tuple[str, int], tuple[str, int]]] = []
-    fast = FastForward(Forwarder([UPSTREAM], timeout=0.3), socket.AF_INET, lambda q, r: kept.append(r),
+    fast = FastForward(Forwarder([UPSTREAM], timeout=0.3), socket.AF_INET, lambda q, k, r: kept.append(r),
                        lambda q, c, u: slow.append((q, c, u)))
     incoming = Datagrams(server)
     (fd,) = fast.sockets

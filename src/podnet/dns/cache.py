@@ -71,11 +71,14 @@ class Cache:
             return None
         ttl = min(ttl, self.max_ttl)
         now = self.clock()
-        self._entries[key] = _Entry(now + ttl, ttl, reply, now)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
-        return self.lifetime(key)
+        entries, expires = self._entries, now + ttl
+        known = key in entries
+        entries[key] = _Entry(expires, ttl, reply, now)
+        if known:  # a new key is last already
+            entries.move_to_end(key)
+        while len(entries) > self.capacity:
+            entries.popitem(last=False)
+        return expires, expires if self.prefetch is None else expires - ttl * self.prefetch.percent / 100
 
     def get(self, query: dns.message.Message) -> tuple[dns.message.Message | None, bool]:
         """A copy of the cached reply for this question, its TTLs lowered by the

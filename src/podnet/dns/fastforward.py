@@ -84,11 +84,11 @@ class FastForward:
     the ICMP error at once. The receiving thread polls them beside its own socket:
     one thread, so no two take turns at the interpreter for each datagram."""
 
-    def __init__(self, forwarder: Forwarder, family: int, keep: Callable[[bytes, bytes], None],
+    def __init__(self, forwarder: Forwarder, family: int, keep: Callable[[bytes, bytes, bytes], None],
                  slow: Callable[[bytes, tuple[str, int], Upstream], None]) -> None:
         self.forwarder = forwarder
         self.family = family  # the clients'
-        self.keep = keep  # (query, reply): into the cache and the memo
+        self.keep = keep  # (query, its question, reply): into the cache and the memo
         self.slow = slow  # (query, client, the upstream that failed it): the slow path takes it over
         self.pending: dict[bytes, tuple[bytes, bytes, float, Upstream, bytes]] = {}  # our ID -> query, client, ...
         self.counts = Counts()
@@ -164,7 +164,7 @@ class FastForward:
         answer = query[:2] + reply[2:12] + query[12:end] + reply[end:]
         to_clients.queue(answer, client)
         self.counts.answered("udp", answer)
-        self.keep(query, answer)
+        self.keep(query, key, answer)
 
     def _give_up(self, upstream: Upstream, late: Callable[[float], bool]) -> None:
         for ours, (query, client, sent, to, _) in list(self.pending.items()):

@@ -184,14 +184,14 @@ class UdpServer:
         if found is not None:
             self._memo[data[2:]] = AgingReply(reply[2:], found[0], found[1], *lifetime)
 
-    def _keep_forwarded(self, data: bytes, reply: bytes) -> None:
+    def _keep_forwarded(self, data: bytes, key: bytes, reply: bytes) -> None:
         """The fast path's reply: into the cache, and remembered as the slow path's,
-        from one reading of its records."""
+        from one reading of its records (`key` is its question, in lower case)."""
         found = keepable(reply)
         if found is None:
             return
         ttl, offsets, ttls = found
-        lifetime = self.resolver.cache.keep(question_section(reply).lower(), reply, ttl)
+        lifetime = self.resolver.cache.keep(key, reply, ttl)
         if lifetime is not None and len(self._memo) < ANSWER_MEMO_SIZE:  # the fast path gets no truncated reply
             self._memo[data[2:]] = AgingReply(reply[2:], offsets, ttls, *lifetime)
 

@@ -4,7 +4,7 @@ same 10 000 names on loopback inside one namespace, measured with dnsperf.
 Two workloads: the cluster zone (podnet's from its store, dnsmasq's from an
 addn-hosts file of the same names), and 10 000 names outside it that both forward
 to the same upstream (a third server): the first pass over them, where each is a
-cache miss (three passes over fresh names, interleaved), and after them,
+cache miss (five passes over fresh names, interleaved), and after them,
 answers from the caches. podnet runs once as one
 process and once with --workers 2. It prints queries per second and average
 latency, and the ratios.
@@ -31,7 +31,7 @@ from podnet.store.sqlite import SqliteStore
 NAMESPACE = "pn-bench.dns"
 NAMES = 10000
 ROUNDS, ROUND_SECONDS = 5, 4  # interleaved, medians: this machine's noise is larger than 10 %
-COLD_ROUNDS = 3  # passes over names no server has seen, NAMES each: a pass is under a second
+COLD_ROUNDS = 5  # passes over names no server has seen, NAMES each: a pass is under a second
 
 
 def median_of(runs: tuple[tuple[float, float], ...]) -> tuple[float, float]:
@@ -102,7 +102,7 @@ def main() -> None:
                              "--listen-address=127.0.0.1", "--bind-interfaces", f"--port={port}", "--user=root", *options])
 
             dnsmasq(5302, f"--addn-hosts={work / 'outside-hosts'}", "--local-ttl=3600")  # the upstream
-            dnsmasq(5301, f"--addn-hosts={work / 'hosts'}", "--cache-size=20000", "--server=127.0.0.1#5302")
+            dnsmasq(5301, f"--addn-hosts={work / 'hosts'}", f"--cache-size={NAMES * (COLD_ROUNDS + 1)}", "--server=127.0.0.1#5302")
             podnet(5300, 1)
             podnet(5303, 2)
             time.sleep(1)

@@ -124,3 +124,12 @@ def test_netlink_batches_build_what_nft_scripts_build(make_netns) -> None:  # ty
     listed = [in_netns(name, "nft", "list", "ruleset").stdout for name in (by_script, by_netlink)]
     assert "typeof ip daddr . meta l4proto . th dport . numgen random mod 1" in listed[1]
     assert listed[0] == listed[1]
+
+
+def test_a_netlink_refusal_names_what_it_concerns(make_netns) -> None:  # type: ignore[no-untyped-def]
+    nft = NetlinkNft.in_namespace(make_netns())
+    nft.run(proxy_table())
+    with pytest.raises(KernelError, match=r"nft: add rule ip podnet-proxy reject_service: .*No such file"):
+        nft.run(Transaction(PROXY).add(rule("reject_service", jump("nowhere"))))
+    with pytest.raises(KernelError, match=r"nft: create element ip podnet-proxy cluster_ips: .*File exists"):
+        nft.run(Transaction(PROXY).create(Element("cluster_ips", ("10.96.0.2",))))

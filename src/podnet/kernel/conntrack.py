@@ -11,40 +11,26 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import struct
 from collections.abc import Iterator
 
 from podnet.errors import KernelError
 from podnet.kernel import netns
-from podnet.kernel.nftables.wire import nest
+from podnet.kernel.nlmsg import (
+    NETLINK_NETFILTER, NFNL_HEADER, NLMSG_DONE, NLMSG_ERROR, attributes, error_code, messages, nest,
+)
 
-NETLINK_NETFILTER = 12
-_CTNETLINK = 1
-_GET, _DELETE = 0x100 | 1, 0x100 | 2  # subsystem 1 << 8 | IPCTNL_MSG_CT_*
+_GET, _DELETE = 0x100 | 1, 0x100 | 2  # subsystem 1 (ctnetlink) << 8 | IPCTNL_MSG_CT_*
 _REQUEST, _ACK, _DUMP = 0x1, 0x4, 0x300
-_ERROR, _DONE = 2, 3
-_HEADER = struct.Struct("=IHHIIBBH")  # nlmsghdr and nfgenmsg
-_NLA = struct.Struct("=HH")
 # attributes: CTA_TUPLE_ORIG/REPLY { CTA_TUPLE_IP { V4_SRC, V4_DST }, CTA_TUPLE_PROTO { NUM, ... } }
 _ORIG, _REPLY, _IP, _PROTO, _SRC, _DST, _NUM = 1, 2, 1, 2, 1, 2, 1
 UDP = 17
-
-
-def _attrs(data: bytes) -> Iterator[tuple[int, bytes]]:
-    offset = 0
-    while offset + 4 <= len(data):
-        length, kind = _NLA.unpack_from(data, offset)
-        if length < 4:
-            return
-        yield kind & 0x3FFF, data[offset + 4: offset + length]
-        offset += (length + 3) & ~3
 
 
 class _Entry:
     """An entry's original tuple (as the kernel sent it, to delete by) and what a match needs."""
 
     def __init__(self, body: bytes) -> None:
-        tuples = dict(_attrs(body))
+        tuples = dict(attributes(body))
         self.original = tuples.get(_ORIG, b"")
         self.protocol = self._proto(self.original)
         self.original_destination = self._address(self.original, _DST)
@@ -52,12 +38,12 @@ class _Entry:
 
     @staticmethod
     def _address(tuple_: bytes, which: int) -> str | None:
-        ip = dict(_attrs(dict(_attrs(tuple_)).get(_IP, b"")))
+        ip = dict(attributes(dict(attributes(tuple_)).get(_IP, b"")))
         return socket.inet_ntoa(ip[which]) if len(ip.get(which, b"")) == 4 else None
 
     @staticmethod
     def _proto(tuple_: bytes) -> int | None:
-        number = dict(_attrs(dict(_attrs(tuple_)).get(_PROTO, b""))).get(_NUM)
+        number = dict(attributes(dict(attributes(tuple_)).get(_PROTO, b""))).get(_NUM)
         return number[0] if number else None
 
 
@@ -69,25 +55,18 @@ class _Ctnetlink:
     def send(self, kind: int, flags: int, body: bytes = b"") -> Iterator[bytes]:
         """The answer's messages' bodies (after nfgenmsg); raises on an error but ENOENT."""
         self.sequence += 1
-        self.sock.send(_HEADER.pack(_HEADER.size + len(body), kind, flags, self.sequence, 0, socket.AF_INET, 0, 0)
-                       + body)
+        self.sock.send(NFNL_HEADER.pack(NFNL_HEADER.size + len(body), kind, flags, self.sequence, 0, socket.AF_INET,
+                                        0, 0) + body)
         while True:
-            data = self.sock.recv(1 << 20)
-            offset = 0
-            while offset + _HEADER.size <= len(data):
-                length, msg_type, _, sequence, _, _, _, _ = _HEADER.unpack_from(data, offset)
-                message = data[offset: offset + length]
-                offset += (length + 3) & ~3
+            for kind, _, sequence, message in messages(self.sock.recv(1 << 20)):
                 if sequence != self.sequence:
                     continue
-                if msg_type == _DONE:
+                if kind in (NLMSG_ERROR, NLMSG_DONE):
+                    code = error_code(message)
+                    if code and code != errno.ENOENT:
+                        raise KernelError(f"conntrack: {errno.errorcode.get(code, code)}: {os.strerror(code)}")
                     return
-                if msg_type == _ERROR:
-                    (code,) = struct.unpack_from("=i", message, 16)
-                    if code and -code != errno.ENOENT:
-                        raise KernelError(f"conntrack: {errno.errorcode.get(-code, -code)}: {os.strerror(-code)}")
-                    return
-                yield message[_HEADER.size:]
+                yield message[NFNL_HEADER.size:]
 
 
 def forget_udp(namespace: str, *, reply_source: str | None = None, original_destination: str | None = None) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import socket
-import struct
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,15 +20,10 @@ from pyroute2.netlink.rtnl.ndmsg import ndmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from podnet.errors import KernelError
+from podnet.kernel.nlmsg import NLMSG_DONE, NLMSG_ERROR, error_code, extended_ack_message, messages
 
-_HEADER = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
-_NLMSG_ERROR = 2
-_NLMSG_DONE = 3
 _SOL_NETLINK = 270
 _NETLINK_EXT_ACK = 11
-_NLMSGERR_ATTR_MSG = 1
-_NLM_F_ACK_TLVS = 0x200
-_NLM_F_CAPPED = 0x100
 
 _ANSWER_TYPES: dict[int, type[nlmsg]] = {16: ifinfmsg, 20: ifaddrmsg, 24: rtmsg, 28: ndmsg}
 
@@ -77,51 +71,19 @@ class RtnlSocket:
 
     def _answers(self) -> Iterable[nlmsg]:
         while True:
-            data = self._sock.recv(1 << 20)
-            offset = 0
-            while offset + _HEADER.size <= len(data):
-                length, kind, flags, sequence, _ = _HEADER.unpack_from(data, offset)
-                if length < _HEADER.size:
-                    return
-                body = data[offset: offset + length]
-                offset += (length + 3) & ~3
+            for kind, flags, sequence, body in messages(self._sock.recv(1 << 20)):
                 if sequence != self._sequence:
                     continue  # a late answer to an earlier request
-                if kind == _NLMSG_ERROR:
-                    (code,) = struct.unpack_from("=i", body, _HEADER.size)
+                if kind in (NLMSG_ERROR, NLMSG_DONE):
+                    code = error_code(body)
                     if code:
-                        raise NetlinkFailure(-code, extended_ack_message(body, flags))
-                    return
-                if kind == _NLMSG_DONE:
-                    (code,) = struct.unpack_from("=i", body, _HEADER.size) if len(body) >= 20 else (0,)
-                    if code:
-                        raise NetlinkFailure(-code)
+                        raise NetlinkFailure(code, extended_ack_message(body, flags) if kind == NLMSG_ERROR else "")
                     return
                 answer_class = _ANSWER_TYPES.get(kind & ~3)  # NEW/DEL/GET of one family share a class
                 if answer_class is not None:
                     answer = answer_class(body)
                     answer.decode()
                     yield answer
-
-
-def extended_ack_message(body: bytes, flags: int) -> str:
-    """The kernel's own words for a refusal, from the TLVs after the echoed request."""
-    if not flags & _NLM_F_ACK_TLVS:
-        return ""
-    offset = _HEADER.size + 4
-    if flags & _NLM_F_CAPPED:
-        offset += _HEADER.size
-    else:
-        (echoed_length,) = struct.unpack_from("=I", body, offset)
-        offset += echoed_length
-    while offset + 4 <= len(body):
-        length, kind = struct.unpack_from("=HH", body, offset)
-        if length < 4:
-            break
-        if kind == _NLMSGERR_ATTR_MSG:
-            return body[offset + 4: offset + length].split(b"\0", 1)[0].decode(errors="replace")
-        offset += (length + 3) & ~3
-    return ""
 
 
 def message(cls: type[nlmsg], attrs: list[tuple[str, Any]] | None = None, **fields: Any) -> nlmsg:

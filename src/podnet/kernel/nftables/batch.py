@@ -22,11 +22,14 @@ from podnet.kernel.nftables.rules import Rule, Verdict
 from podnet.kernel.nftables.transaction import Transaction
 from podnet.kernel.nftables.userdata import comment_udata, set_udata
 from podnet.kernel.nftables.wire import (
-    BATCH_BEGIN, BATCH_END, DATA_VERDICT, DELCHAIN, DELSET, DELSETELEM, DELTABLE, DESTROY, ELEMENTS_PER_NEST, FAMILIES,
-    HEADER, HOOKS, KEY, NEWCHAIN, NEWRULE, NEWSET, NEWSETELEM, NEWTABLE, NFNL_SUBSYS_NFTABLES, NLA, NLA_F_NESTED,
-    NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, SET_ANONYMOUS, SET_CONSTANT, SET_FLAGS, SET_MAP,
-    VALUE, Unsupported, attr, be32, be64, key_types, nest, packer, string, type_id, value_types, verdict_data, width,
+    BATCH_BEGIN, BATCH_END, DATA_VERDICT, DELCHAIN, DELRULE, DELSET, DELSETELEM, DELTABLE, DESTROY, ELEMENTS_PER_NEST,
+    FAMILIES, HOOKS, KEY, NEWCHAIN, NEWRULE, NEWSET, NEWSETELEM, NEWTABLE, NFNL_SUBSYS_NFTABLES, NLM_F_ACK,
+    NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, SET_ANONYMOUS, SET_CONSTANT, SET_FLAGS, SET_MAP, VALUE,
+    Unsupported, key_types, packer, type_id, value_types, verdict_data, width,
 )
+from podnet.kernel.nlmsg import NFNL_HEADER, NLA, NLA_F_NESTED, attr, be32, be64, nest, string
+
+
 
 @dataclass
 class Message:
@@ -55,8 +58,8 @@ class Batch:
 
 
 def _frame(kind: int, flags: int, sequence: int, family: int, body: bytes, resource: int = 0) -> bytes:
-    return HEADER.pack(HEADER.size + len(body), kind, flags, sequence, 0, family, 0,
-                        socket.htons(resource)) + body
+    return NFNL_HEADER.pack(NFNL_HEADER.size + len(body), kind, flags, sequence, 0, family, 0,
+                            socket.htons(resource)) + body
 
 
 class Encoder:
@@ -83,7 +86,7 @@ class Encoder:
         self.batch.messages.append(Message(kind, flags, body, what))
 
     def _operation(self, verb: str, obj: Object) -> None:
-        where = f"{self.table.text()}"
+        where = self.table.text()
         if isinstance(obj, Table):
             if verb == "replace":
                 self._operation("add", obj)
@@ -93,7 +96,7 @@ class Encoder:
             self._declare(verb, NEWTABLE, DELTABLE, self.table_attr, f"table {where}")
         elif isinstance(obj, Chain):
             if verb == "flush":
-                self._add(8, 0, self.table_attr + string(2, obj.name), f"flush chain {where} {obj.name}")  # DELRULE
+                self._add(DELRULE, 0, self.table_attr + string(2, obj.name), f"flush chain {where} {obj.name}")
                 return
             body = self.table_attr + string(3, obj.name)
             if verb in ("add", "create"):
@@ -166,8 +169,13 @@ class Encoder:
             kind, flags, with_values = DELSETELEM, 0, False
         else:
             raise ValueError(f"elements are added, created, deleted or destroyed, not given {verb!r}")
-        head = self.table_attr + string(2, name)
-        for chunk in _chunks(_element_items(declared, elements, with_values and declared.is_map)):
+        self._element_messages(kind, flags, self.table_attr + string(2, name), declared, elements,
+                               with_values and declared.is_map, what)
+
+    def _element_messages(self, kind: int, flags: int, head: bytes, s: Set, elements: Sequence[Element],
+                          with_values: bool, what: str) -> None:
+        """As many messages as the elements take, each led by `head` (table and set)."""
+        for chunk in _chunks(_element_items(s, elements, with_values)):
             self._add(kind, flags, head + attr(3 | NLA_F_NESTED, chunk), what)
 
     def _rule(self, r: Rule) -> None:
@@ -186,10 +194,8 @@ class Encoder:
         self.sets[name] = s
         body = self.table_attr + string(2, name) + self._set_spec(s, set_id, anonymous=True)
         self._add(NEWSET, NLM_F_CREATE, body, f"add anonymous {s.kind} in {self.table.text()}")
-        items = [Element(name, e.key, e.value) for e in items]
-        head = self.table_attr + string(2, name) + be32(4, set_id)
-        for chunk in _chunks(_element_items(s, items, s.is_map)):
-            self._add(NEWSETELEM, NLM_F_CREATE, head + attr(3 | NLA_F_NESTED, chunk), f"add element {name}")
+        self._element_messages(NEWSETELEM, NLM_F_CREATE, self.table_attr + string(2, name) + be32(4, set_id), s,
+                               items, s.is_map, f"add element {name}")
         return name, set_id
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from podnet.kernel.nftables.objects import Element, Set
@@ -14,9 +15,10 @@ from podnet.kernel.nftables.rules import (
     Verdict, VerdictMap,
 )
 from podnet.kernel.nftables.wire import (
-    ADDRESS_TYPES, FAMILIES, FIELDS, FLAG_VALUES, REG32, REG_VERDICT, TYPES, DataType, Unsupported, attr, be32, nest,
-    port_bytes, string, value_data, verdict_data,
+    ADDRESS_TYPES, FAMILIES, FIELDS, FLAG_VALUES, REG32, REG_VERDICT, TYPES, DataType, Unsupported, port_bytes,
+    value_data, verdict_data,
 )
+from podnet.kernel.nlmsg import attr, be32, nest, string
 
 if TYPE_CHECKING:
     from podnet.kernel.nftables.batch import Encoder
@@ -33,7 +35,7 @@ class RuleCompiler:
     def depend_on_ipv4(self, statement: object) -> None:
         """In an inet table, `ip saddr` first needs `meta nfproto ipv4`, as nft adds
         for itself: offset 12 of an IPv6 header is something else."""
-        if self.family_checked or "ip saddr" not in repr(statement) and "ip daddr" not in repr(statement):
+        if self.family_checked or not any(name.startswith("ip ") for name in _fields(statement)):
             return
         if self.encoder.table.family != "inet":
             raise Unsupported(f"IPv4 fields in a {self.encoder.table.family} table")
@@ -58,7 +60,7 @@ class RuleCompiler:
             return (TYPES["integer"],)
         if isinstance(e, Masked):
             (t,) = self.load(e.field, register)
-            self.bitwise(register, _size(t), e.mask, 0)
+            self.bitwise(register, _host(e.mask, _size(t)), _host(0, _size(t)))
             return (t,)
         if isinstance(e, Field) and e.name in FIELDS:
             name, attrs, type_name = FIELDS[e.name]
@@ -66,9 +68,10 @@ class RuleCompiler:
             return (TYPES.get(type_name, type_name),)  # type: ignore[arg-type]
         raise Unsupported(f"loading {e.text()}")
 
-    def bitwise(self, register: int, size: int, mask: int, xor: int) -> None:
-        self.expr("bitwise", be32(1, register), be32(2, register), be32(3, size),
-                  value_data(4, struct.pack("=I", mask)[:size]), value_data(5, struct.pack("=I", xor)[:size]))
+    def bitwise(self, register: int, mask: bytes, xor: bytes) -> None:
+        """register = (register & mask) ^ xor, over the mask's length."""
+        self.expr("bitwise", be32(1, register), be32(2, register), be32(3, len(mask)), value_data(4, mask),
+                  value_data(5, xor))
 
     def cmp(self, register: int, data: bytes, negate: bool) -> None:
         self.expr("cmp", be32(1, register), be32(2, 1 if negate else 0), value_data(3, data))
@@ -108,10 +111,10 @@ class RuleCompiler:
             self.expr("reject", be32(1, 1) if s.tcp_reset else be32(1, 0) + attr(2, bytes([3])))  # port unreachable
         elif isinstance(s, SetMark):
             self.load(Field("meta mark"))
-            mask, xor = {"|": (~s.value & 0xFFFFFFFF, s.value), "^": (0xFFFFFFFF, s.value)}.get(s.op, (None, None))
-            if mask is None or xor is None:
+            if s.op not in ("|", "^"):
                 raise Unsupported(f"meta mark set with {s.op}")
-            self.bitwise(REG32, 4, mask, xor)
+            kept = ~s.value & 0xFFFFFFFF if s.op == "|" else 0xFFFFFFFF  # | clears the bits, then sets them
+            self.bitwise(REG32, _host(kept), _host(s.value))
             self.expr("meta", be32(2, 3), be32(3, REG32))  # key mark, from the register
         elif isinstance(s, UpdateSet):
             self.load(s.key)
@@ -140,7 +143,7 @@ class RuleCompiler:
                 if m.negate:  # nft 1.0.6 compares the whole value here, not the flag: so do we
                     self.cmp(REG32, struct.pack("=I", flag), negate=True)
                     return
-                self.bitwise(REG32, 4, flag, 0)
+                self.bitwise(REG32, _host(flag), _host(0))
                 self.cmp(REG32, b"\0" * 4, negate=True)
                 return
             if t == "fib_addrtype" and isinstance(m.right, str):
@@ -149,15 +152,14 @@ class RuleCompiler:
             raise Unsupported(f"{m.left.text()} {m.right}")
         right = m.right
         if isinstance(right, int):
-            self.cmp(REG32, struct.pack("=I", right)[:t.size], m.negate)
+            self.cmp(REG32, _host(right, t.size), m.negate)
             return
         if isinstance(right, str) and "/" in right:
             if t.id != TYPES["ipv4_addr"].id:
                 raise Unsupported(f"a prefix of {m.left.text()}")
             address, length = right.split("/")
             mask = (0xFFFFFFFF << (32 - int(length))) & 0xFFFFFFFF
-            self.expr("bitwise", be32(1, REG32), be32(2, REG32), be32(3, 4), value_data(4, struct.pack(">I", mask)),
-                      value_data(5, b"\0" * 4))
+            self.bitwise(REG32, struct.pack(">I", mask), b"\0" * 4)
             network = struct.unpack(">I", socket.inet_aton(address))[0] & mask
             self.cmp(REG32, struct.pack(">I", network), m.negate)
             return
@@ -185,3 +187,25 @@ class RuleCompiler:
 
 def _size(t: DataType | str) -> int:
     return t.size if isinstance(t, DataType) else 4
+
+
+def _host(value: int, size: int = 4) -> bytes:
+    """A register value in host order (marks, ct bits, numgen), `size` bytes of it."""
+    return struct.pack("=I", value)[:size]
+
+
+def _fields(node: object) -> Iterator[str]:
+    """The packet fields a statement reads."""
+    if isinstance(node, Field):
+        yield node.name
+    elif isinstance(node, Concat):
+        for part in node.parts:
+            yield from _fields(part)
+    elif isinstance(node, Masked):
+        yield node.field.name
+    elif isinstance(node, Match):
+        yield from _fields(node.left)
+    elif isinstance(node, (VerdictMap, UpdateSet)):
+        yield from _fields(node.key)
+    elif isinstance(node, Dnat) and isinstance(node.to, Lookup):
+        yield from _fields(node.to.key)

@@ -11,24 +11,20 @@ from __future__ import annotations
 
 import os
 import socket
-import struct
 import threading
 
 from podnet.errors import KernelError
 from podnet.gcpause import collector_paused
 from podnet.kernel import netns
+from podnet.kernel.nftables.batch import Batch, encode
 from podnet.kernel.nftables.nft import Nft
 from podnet.kernel.nftables.objects import Element, Set, Table
 from podnet.kernel.nftables.transaction import Transaction
-from podnet.kernel.nftables.batch import Batch, encode
 from podnet.kernel.nftables.wire import Unsupported
-from podnet.kernel.rtnl import extended_ack_message
+from podnet.kernel.nlmsg import NETLINK_NETFILTER, NLMSG_ERROR, error_code, extended_ack_message, messages
 
-NETLINK_NETFILTER = 12
 _SOL_NETLINK, _NETLINK_EXT_ACK, _NETLINK_CAP_ACK = 270, 11, 10
 _SO_SNDBUFFORCE, _SO_RCVBUFFORCE = 32, 33
-_HEADER = struct.Struct("=IHHII")
-_NLMSG_ERROR = 2
 
 
 class NftRefused(KernelError):
@@ -129,19 +125,15 @@ class NetlinkNft:
             except socket.timeout:
                 raise KernelError(f"nft: no answer from the kernel to a batch of {len(batch.messages)} messages") \
                     from None
-            offset = 0
-            while offset + _HEADER.size <= len(answer):
-                length, kind, flags, sequence, _ = _HEADER.unpack_from(answer, offset)
-                body = answer[offset: offset + length]
-                offset += (length + 3) & ~3
-                if kind != _NLMSG_ERROR or not first <= sequence <= last:
+            for kind, flags, sequence, message in messages(answer):
+                if kind != NLMSG_ERROR or not first <= sequence <= last:
                     continue
-                (code,) = struct.unpack_from("=i", body, _HEADER.size)
+                code = error_code(message)
                 if code and refusal is None:
                     what = batch.messages[sequence - first - 1].what if sequence > first else "batch"
-                    detail = extended_ack_message(body, flags)
-                    reason = f"{detail} ({os.strerror(-code)})" if detail else os.strerror(-code)
-                    refusal = NftRefused(-code, f"nft: {what}: {reason}")
+                    detail = extended_ack_message(message, flags)
+                    reason = f"{detail} ({os.strerror(code)})" if detail else os.strerror(code)
+                    refusal = NftRefused(code, f"nft: {what}: {reason}")
                 if sequence == last or sequence == first:
                     if refusal is not None:
                         raise refusal

@@ -2,8 +2,9 @@
 set's keys and values are laid out (the data types nft lists them by).
 
 Shared by batch.py (objects and elements into messages), expressions.py (rules)
-and userdata.py (what nft keeps beside a set or a rule to print it). The numbers
-are the kernel's uapi (linux/netfilter/nf_tables.h) and nft's data type ids.
+and userdata.py (what nft keeps beside a set or a rule to print it); the framing
+of attributes is nlmsg.py's. The numbers are the kernel's uapi
+(linux/netfilter/nf_tables.h) and nft's data type ids.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from operator import itemgetter
 from podnet.errors import KernelError
 from podnet.kernel.nftables.objects import Set
 from podnet.kernel.nftables.rules import Expr, Field, Numgen, Verdict
+from podnet.kernel.nlmsg import attr, nest, string
+
 
 class Unsupported(Exception):
     """Something this encoder does not build; nft's parser takes the transaction."""
@@ -25,14 +28,14 @@ class Unsupported(Exception):
 
 # netlink and nfnetlink
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE, NLM_F_APPEND = 0x1, 0x4, 0x200, 0x400, 0x800
-NLA_F_NESTED = 0x8000
 NFNL_SUBSYS_NFTABLES = 10
 BATCH_BEGIN, BATCH_END = 16, 17
 FAMILIES = {"inet": 1, "ip": 2, "arp": 3, "netdev": 5, "bridge": 7, "ip6": 10}
 HOOKS = {"prerouting": 0, "input": 1, "forward": 2, "output": 3, "postrouting": 4, "ingress": 0}
 
 # nf_tables messages
-(NEWTABLE, DELTABLE, NEWCHAIN, DELCHAIN, NEWRULE, NEWSET, DELSET, NEWSETELEM, DELSETELEM) = (0, 2, 3, 5, 6, 9, 11, 12, 14)
+(NEWTABLE, DELTABLE, NEWCHAIN, DELCHAIN, NEWRULE, DELRULE, NEWSET, DELSET, NEWSETELEM, DELSETELEM) = (
+    0, 2, 3, 5, 6, 8, 9, 11, 12, 14)
 DESTROY = {DELTABLE: 26, DELCHAIN: 27, DELSET: 29, DELSETELEM: 30}  # kernel 6.3+: delete, missing or not
 
 # verdict codes, set flags, registers
@@ -43,30 +46,7 @@ DATA_VERDICT = 0xFFFFFF00
 REG_VERDICT, REG32 = 0, 8  # the 32-bit registers are 8..23
 ELEMENTS_PER_NEST = 60_000  # bytes: an attribute's length is 16 bits
 
-NLA = struct.Struct("=HH")
 KEY, VALUE = itemgetter(1), itemgetter(2)
-HEADER = struct.Struct("=IHHIIBBH")  # nlmsghdr, then nfgenmsg (family, version, resource id)
-
-
-def attr(kind: int, payload: bytes) -> bytes:
-    length = 4 + len(payload)
-    return NLA.pack(length, kind) + payload + b"\0" * (-length % 4)
-
-
-def nest(kind: int, *attrs: bytes) -> bytes:
-    return attr(kind | NLA_F_NESTED, b"".join(attrs))
-
-
-def string(kind: int, text: str) -> bytes:
-    return attr(kind, text.encode() + b"\0")
-
-
-def be32(kind: int, value: int) -> bytes:
-    return attr(kind, struct.pack(">I", value & 0xFFFFFFFF))
-
-
-def be64(kind: int, value: int) -> bytes:
-    return attr(kind, struct.pack(">Q", value))
 
 
 def value_data(kind: int, data: bytes) -> bytes:

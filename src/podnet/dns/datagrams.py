@@ -92,47 +92,43 @@ class Datagrams:
     def reply(self, i: int, head: bytes, body: bytes) -> None:
         """Queues head + body for the sender of datagram i (one larger than a slot
         goes at once, on its own)."""
-        length = len(head) + len(body)
-        if length > self.size:
+        if len(head) + len(body) > self.size:
             try:
                 self.sock.sendto(head + body, self.peer(i))
             except OSError:
                 pass  # unreachable sender, as in send()
             return
-        if self._queued == self.batch:  # queue() may have filled it meanwhile
-            self.send()
-        k = self._queued
-        start = k * self.size
-        self._out_view[start:start + len(head)] = head
-        self._out_view[start + len(head):start + length] = body
-        self._out_lengths[k * 2 + 1] = length
-        self._out_qwords[k * (_HEADER_WORDS // 2) + _NAME_QWORD] = self._names_at + i * _SOCKADDR_SIZE
-        self._out_qwords[k * (_HEADER_WORDS // 2) + _NAME_QWORD + 1] = _SOCKADDR_SIZE
-        self._queued = k + 1
+        self._fill(self._slot(), head, body, self._names_at + i * _SOCKADDR_SIZE)
 
     def queue(self, data: bytes, name: bytes | None = None) -> None:
         """Queues data for the raw address `name` (a sockaddr, as name_of gives), or
-        with None for a connected socket's peer; sends first when the queue is full."""
-        if self._queued == self.batch:
-            self.send()
+        with None for a connected socket's peer."""
         if len(data) > self.size:
             try:
                 self.sock.send(data) if name is None else self.sock.sendto(data, address(self.family, name))
             except OSError:
                 pass
             return
-        k = self._queued
-        start = k * self.size
-        self._out_view[start:start + len(data)] = data
-        self._out_lengths[k * 2 + 1] = len(data)
-        header = k * (_HEADER_WORDS // 2)
-        if name is None:
-            self._out_qwords[header + _NAME_QWORD] = 0
-            self._out_qwords[header + _NAME_QWORD + 1] = 0  # the name's length (and padding)
-        else:
+        k = self._slot()
+        if name is not None:
             self._out_names[k * _SOCKADDR_SIZE:k * _SOCKADDR_SIZE + len(name)] = name
-            self._out_qwords[header + _NAME_QWORD] = self._out_names_at + k * _SOCKADDR_SIZE
-            self._out_qwords[header + _NAME_QWORD + 1] = _SOCKADDR_SIZE
+        self._fill(k, b"", data, self._out_names_at + k * _SOCKADDR_SIZE if name is not None else 0)
+
+    def _slot(self) -> int:
+        """The next free slot; a full queue is sent first."""
+        if self._queued == self.batch:
+            self.send()
+        return self._queued
+
+    def _fill(self, k: int, head: bytes, body: bytes, name_at: int) -> None:
+        """Slot k holds head + body for the address at name_at (0: the connected peer)."""
+        start, length = k * self.size, len(head) + len(body)
+        self._out_view[start:start + len(head)] = head
+        self._out_view[start + len(head):start + length] = body
+        self._out_lengths[k * 2 + 1] = length
+        header = k * (_HEADER_WORDS // 2)
+        self._out_qwords[header + _NAME_QWORD] = name_at
+        self._out_qwords[header + _NAME_QWORD + 1] = _SOCKADDR_SIZE if name_at else 0  # the name's length
         self._queued = k + 1
 
     def name_of(self, i: int) -> bytes:

@@ -53,9 +53,9 @@ class _Way:
 
 class Relay:
     """Connects to the server, then moves bytes both ways until both ends close.
-    `done` is told when the client has closed its side (the connection is then
-    inactive, as a connection in FIN_WAIT is to IPVS), and again, with True,
-    when everything is closed."""
+    `client_closed` is called when the client has closed its side (the
+    connection is then inactive, as a connection in FIN_WAIT is to IPVS), and
+    again when everything is closed; the caller counts only the first."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, pipes: Pipes, client: socket.socket,
                  server: tuple[str, int], client_closed: Callable[[], None]) -> None:

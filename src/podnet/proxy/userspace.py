@@ -4,8 +4,9 @@ IPVS schedulers run on a kernel without IPVS.
 One proxy per service port, on an asyncio loop: it accepts on the ClusterIP
 (which the node holds on its loopback), asks the port's scheduler for a server,
 connects, and relays (relay.py: splice(2), driven by the loop's readiness
-callbacks, with no task per connection); UDP is relayed per client with an idle timeout. Connection counts feed the schedulers, and a closed connection
-counts as inactive for TIME_WAIT seconds, as in IPVS.
+callbacks, with no task per connection); UDP is relayed per client with an idle
+timeout. Connection counts feed the schedulers, and a closed connection counts
+as inactive for TIME_WAIT seconds, as in IPVS.
 """
 
 from __future__ import annotations

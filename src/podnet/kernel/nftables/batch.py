@@ -30,7 +30,6 @@ from podnet.kernel.nftables.wire import (
 from podnet.kernel.nlmsg import NFNL_HEADER, NLA, NLA_F_NESTED, attr, be32, be64, nest, string
 
 
-
 @dataclass
 class Message:
     kind: int  # NFT_MSG_*

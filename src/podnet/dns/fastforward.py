@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import errno
 import logging
-import random
+import os
 import socket
 import struct
 import time
@@ -109,7 +109,7 @@ class FastForward:
         time); flush() sends the queues."""
         upstream = self.forwarder.order()[0]
         while True:
-            ours = random.getrandbits(16).to_bytes(2, "big")
+            ours = os.urandom(2)  # unpredictable: with the port fixed, the ID guards the cache
             if ours not in self.pending:
                 break
         self.pending[ours] = (query, client, now, upstream, key)

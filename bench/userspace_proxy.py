@@ -1,6 +1,7 @@
 """The userspace proxy against haproxy (Debian's), forwarding the same traffic
 between the same namespaces: throughput (iperf3 through the proxy) and
-connections per second (short request/response connections).
+connections per second (short request/response connections, five interleaved
+rounds each, medians).
 
 client ns --(10.238.0.0/24)-- proxy ns --(10.237.0.0/24)-- backend ns
 Run as root: .venv/bin/python bench/userspace_proxy.py  (needs haproxy and iperf3)
@@ -12,6 +13,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -78,7 +80,10 @@ def throughput(port: int) -> float:
     return result["end"]["sum_received"]["bits_per_second"] / 1e9
 
 
-def connections_per_second(port: int, seconds: float = 5.0, workers: int = 8) -> float:
+ROUNDS, ROUND_SECONDS = 5, 3.0  # interleaved, medians: one 5 s run each swung the ratio 0.85-1.04
+
+
+def connections_per_second(port: int, seconds: float = ROUND_SECONDS, workers: int = 8) -> float:
     def work() -> int:
         count = 0
         deadline = time.monotonic() + seconds
@@ -111,7 +116,18 @@ def connections_and_cost(pid: int, port: int) -> tuple[float, float]:
     """Connections per second, and the proxy's own CPU time per connection (µs)."""
     before = cpu_seconds(pid)
     rate = connections_per_second(port)
-    return rate, (cpu_seconds(pid) - before) / (rate * 5.0) * 1e6
+    return rate, (cpu_seconds(pid) - before) / (rate * ROUND_SECONDS) * 1e6
+
+
+def interleaved(theirs: tuple[int, int], ours: tuple[int, int]) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Medians of ROUNDS alternating runs against each (pid, port): rate and cost."""
+    runs: dict[tuple[int, int], list[tuple[float, float]]] = {theirs: [], ours: []}
+    for _ in range(ROUNDS):
+        for side, measures in runs.items():
+            measures.append(connections_and_cost(*side))
+    return tuple(  # type: ignore[return-value]
+        (statistics.median(r for r, _ in runs[side]), statistics.median(c for _, c in runs[side]))
+        for side in (theirs, ours))
 
 
 def main() -> None:
@@ -150,8 +166,8 @@ listen short
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # ip execs: same pid
             processes.append(haproxy)
             time.sleep(1)
-            theirs_rate, theirs_cost = connections_and_cost(haproxy.pid, HAPROXY + 2)
-            ours_rate, ours_cost = connections_and_cost(ours.pid, OURS + 2)
+            (theirs_rate, theirs_cost), (ours_rate, ours_cost) = interleaved((haproxy.pid, HAPROXY + 2),
+                                                                             (ours.pid, OURS + 2))
             rows = [
                 ("throughput (Gbit/s, higher is better)", throughput(HAPROXY + 1), throughput(OURS + 1)),
                 ("connections per second (higher is better)", theirs_rate, ours_rate),

@@ -3,8 +3,8 @@ IPVS schedulers run on a kernel without IPVS.
 
 One proxy per service port, on an asyncio loop: it accepts on the ClusterIP
 (which the node holds on its loopback), asks the port's scheduler for a server,
-connects, and relays (relay.py: splice(2), driven by the loop's readiness
-callbacks, with no task per connection); UDP is relayed per client with an idle
+connects, and relays (relay.py: splice(2), on an epoll set the loop watches as
+one file descriptor, with no task per connection); UDP is relayed per client with an idle
 timeout. Connection counts feed the schedulers, and a closed connection counts
 as inactive for TIME_WAIT seconds, as in IPVS.
 """
@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections import deque
 from dataclasses import dataclass
 
 from podnet.proxy.endpoints import Endpoint
-from podnet.proxy.relay import Pipes, Relay
+from podnet.proxy.relay import Hub, Relay
 from podnet.proxy.schedulers import Scheduler, Server, scheduler
 
 log = logging.getLogger("podnet.proxy.userspace")
@@ -44,8 +45,10 @@ class PortProxy:
         self.chooser: Scheduler = scheduler(spec.scheduler, [])
         self.update(spec)
         self._listener: socket.socket | None = None
-        self._pipes = Pipes()
         self._udp: asyncio.DatagramTransport | None = None
+        self._inactive: deque[tuple[float, Server]] = deque()  # (when it is forgotten, server)
+        self._expiry: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # kept: get_running_loop() costs a getpid()
 
     def update(self, spec: PortSpec) -> None:
         """New endpoints or weights; servers that stay keep their counts."""
@@ -62,7 +65,7 @@ class PortProxy:
         self.chooser.servers = list(current.values())
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         if self.spec.protocol == "udp":
             self._udp, _ = await loop.create_datagram_endpoint(
                 lambda: _UdpFrontend(self), local_addr=(self.spec.address, self.spec.port))
@@ -73,7 +76,7 @@ class PortProxy:
         listener.listen(1024)
         listener.setblocking(False)
         self._listener = listener
-        loop.add_reader(listener.fileno(), self._accept, loop)
+        loop.add_reader(listener.fileno(), self._accept, Hub.of(loop))
 
     def close(self) -> None:
         if self._listener:
@@ -81,20 +84,31 @@ class PortProxy:
             self._listener.close()
         if self._udp:
             self._udp.close()
+        if self._expiry:
+            self._expiry.cancel()
 
     def pick(self, client: str) -> Server | None:
         return self.chooser.pick(client, self.spec.address)
 
     def connection_closed(self, server: Server) -> None:
+        """Inactive until TIME_WAIT has passed. The deadlines come in order, so one
+        queue and one timer serve them all (a timer each made asyncio's heap as long
+        as the connections of the last two minutes)."""
         server.active -= 1
         server.inactive += 1
-        asyncio.get_running_loop().call_later(TIME_WAIT, self._forget_inactive, server)
+        loop = self._loop
+        assert loop is not None, "connections are counted only once started"
+        self._inactive.append((loop.time() + TIME_WAIT, server))
+        if self._expiry is None:
+            self._expiry = loop.call_at(self._inactive[0][0], self._forget_inactive, loop)
 
-    @staticmethod
-    def _forget_inactive(server: Server) -> None:
-        server.inactive -= 1
+    def _forget_inactive(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        while self._inactive and self._inactive[0][0] <= now:
+            self._inactive.popleft()[1].inactive -= 1
+        self._expiry = loop.call_at(self._inactive[0][0], self._forget_inactive, loop) if self._inactive else None
 
-    def _accept(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _accept(self, hub: Hub) -> None:
         """Every connection waiting, each handed to a Relay (no task per connection)."""
         assert self._listener is not None
         for _ in range(64):
@@ -105,9 +119,9 @@ class PortProxy:
             except OSError as err:  # out of file descriptors, say: the next readiness tries again
                 log.warning("%s: accept failed: %s", self.spec.name, err)
                 return
-            self._relay(loop, client, peer[0])
+            self._relay(hub, client, peer[0])
 
-    def _relay(self, loop: asyncio.AbstractEventLoop, client: socket.socket, client_ip: str) -> None:
+    def _relay(self, hub: Hub, client: socket.socket, client_ip: str) -> None:
         server = self.pick(client_ip)
         if server is None:
             client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
@@ -125,7 +139,7 @@ class PortProxy:
                 self.connection_closed(server)
 
         host, port = server.address.rsplit(":", 1)
-        Relay(loop, self._pipes, client, (host, int(port)), release)
+        Relay(hub, client, (host, int(port)), release)
 
 
 class _UdpFrontend(asyncio.DatagramProtocol):

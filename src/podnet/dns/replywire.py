@@ -100,11 +100,12 @@ def cache_ttl(reply: bytes) -> int | None:
     return found[0] if found is not None else None
 
 
-def keepable(reply: bytes) -> tuple[int, tuple[int, ...], tuple[int, ...]] | None:
+def keepable(reply: bytes, question_end: int = 0) -> tuple[int, tuple[int, ...], tuple[int, ...]] | None:
     """cache_ttl and ttl_offsets from one walk over the records: what keeping a
     forwarded reply needs, and the forwarding path's largest cost after its
     system calls (so it walks them itself, without a Record for each). None for
-    a reply that must not be kept."""
+    a reply that must not be kept. A caller that has read the question passes
+    where it ends, and its name is not walked again."""
     if len(reply) < 12 or not reply[2] & 0x80 or reply[3] & 0x0F not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
         return None
     questions, *counts = struct.unpack_from("!4H", reply, 4)
@@ -114,7 +115,7 @@ def keepable(reply: bytes) -> tuple[int, tuple[int, ...], tuple[int, ...]] | Non
     answer_ttl, soa_bound = None, None
     offsets, ttls = [], []
     try:
-        at = _skip_name(reply, 12) + 4
+        at = question_end or _skip_name(reply, 12) + 4
         for section, count in zip((ANSWER, AUTHORITY, ADDITIONAL), counts):
             for _ in range(count):
                 at = _skip_name(reply, at)

@@ -9,6 +9,7 @@ import select
 import socket
 import threading
 import time
+from collections import OrderedDict
 
 import dns.message
 
@@ -49,7 +50,7 @@ class UdpServer:
         self.loop = loop
         self.counts = Counts()  # the receiving thread's own: no two threads bump one counter
         resolver.counters.append(self.counts)
-        self._memo: dict[bytes, bytes | AgingReply] = {}  # zone answers, and answers from the cache
+        self._memo: OrderedDict[bytes, bytes | AgingReply] = OrderedDict()  # zone answers, and the cache's
         self._memo_zone: Zone | None = None
         self._names: ZoneNames | None = None
         self.fast: FastForward | None = None
@@ -123,7 +124,7 @@ class UdpServer:
             return False
         resolver, zone, now = self.resolver, self.resolver.source.zone, time.monotonic()
         if zone is not self._memo_zone:
-            self._memo_zone, self._memo, self._names = zone, {}, ZoneNames(zone)
+            self._memo_zone, self._memo, self._names = zone, OrderedDict(), ZoneNames(zone)
         memo, names, by_rcode, reply = self._memo, self._names, self.counts.fast_rcodes, datagrams.reply
         fast = self.fast if not resolver.looping else None
         for i, data in enumerate(batch):
@@ -160,8 +161,8 @@ class UdpServer:
             self.resolver.in_background(self._complete(answer, peer))
             return
         reply = fit(answer.reply, query, udp=True)
-        if zone is self._memo_zone and len(self._memo) < ANSWER_MEMO_SIZE:
-            self._memo[data[2:]] = reply[2:]
+        if zone is self._memo_zone:
+            self._remember(data[2:], reply[2:])
         self._send(reply, peer)
 
     async def _complete(self, answer: ZoneAnswer, peer: tuple[str, int]) -> None:
@@ -178,22 +179,31 @@ class UdpServer:
         """A reply the cache holds, kept rendered until the cache's expiry (or until
         prefetching is due, when the slow path must see the question again)."""
         lifetime = self.resolver.cache.lifetime(question_section(reply).lower())
-        if lifetime is None or reply[2] & 0x02 or len(self._memo) >= ANSWER_MEMO_SIZE:
-            return  # not cached (an error), truncated, or enough remembered
+        if lifetime is None or reply[2] & 0x02:
+            return  # not cached (an error), or truncated
         found = ttl_offsets(reply)
         if found is not None:
-            self._memo[data[2:]] = AgingReply(reply[2:], found[0], found[1], *lifetime)
+            self._remember(data[2:], AgingReply(reply[2:], found[0], found[1], *lifetime))
 
     def _keep_forwarded(self, data: bytes, key: bytes, reply: bytes) -> None:
         """The fast path's reply: into the cache, and remembered as the slow path's,
         from one reading of its records (`key` is its question, in lower case)."""
-        found = keepable(reply)
+        found = keepable(reply, 12 + len(key))  # the fast path has compared the reply's question with key
         if found is None:
             return
         ttl, offsets, ttls = found
         lifetime = self.resolver.cache.keep(key, reply, ttl)
-        if lifetime is not None and len(self._memo) < ANSWER_MEMO_SIZE:  # the fast path gets no truncated reply
-            self._memo[data[2:]] = AgingReply(reply[2:], offsets, ttls, *lifetime)
+        if lifetime is not None:  # the fast path gets no truncated reply
+            self._remember(data[2:], AgingReply(reply[2:], offsets, ttls, *lifetime))
+
+    def _remember(self, query: bytes, answer: bytes | AgingReply) -> None:
+        """The oldest answer makes room. Forwarded names have no bound, and a memo
+        that took nothing more once full left the zone's answers to the slow path
+        after 100 000 names had been forwarded (3 000 queries/s instead of 130 000)."""
+        memo = self._memo
+        memo[query] = answer
+        if len(memo) > ANSWER_MEMO_SIZE:
+            memo.popitem(last=False)
 
     def _send(self, reply: bytes | None, peer: tuple[str, int]) -> None:
         self.resolver.counts.answered("udp", reply)

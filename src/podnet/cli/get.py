@@ -107,6 +107,7 @@ class Listing:
             "EndpointSlice": (tables.ENDPOINTSLICE_COLUMNS, lambda chosen: tables.endpointslice_rows(chosen)),
             "Lease": (tables.LEASE_COLUMNS, lambda chosen: tables.lease_rows(chosen, time.time())),
             "Event": (tables.EVENT_COLUMNS, lambda chosen: tables.event_rows(chosen, time.time())),
+            "NetworkPolicy": (tables.NETWORKPOLICY_COLUMNS, lambda chosen: tables.networkpolicy_rows(chosen)),
         }[kind.name]
         self.needs = {"Service": (EndpointSlice,), "Deployment": (Pod,)}.get(kind.name, ())
 

@@ -8,6 +8,7 @@ from podnet.model.endpointslice import EndpointSlice, by_service
 from podnet.model.event import Event
 from podnet.model.lease import Lease
 from podnet.model.namespace import Namespace
+from podnet.model.networkpolicy import NetworkPolicy
 from podnet.model.node import Node
 from podnet.model.pod import Pod
 from podnet.model.service import Service
@@ -20,6 +21,7 @@ NAMESPACE_COLUMNS = ("NAME", "STATUS")
 ENDPOINTSLICE_COLUMNS = ("NAMESPACE", "NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS")
 LEASE_COLUMNS = ("NAMESPACE", "NAME", "HOLDER", "RENEWED")
 EVENT_COLUMNS = ("NAMESPACE", "LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE")
+NETWORKPOLICY_COLUMNS = ("NAMESPACE", "NAME", "POD-SELECTOR", "POLICY-TYPES", "MODE")
 
 
 def node_rows(nodes: list[Node]) -> list[tuple[str, ...]]:
@@ -50,6 +52,11 @@ def deployment_rows(deployments: list[Deployment], pods: list[Pod]) -> list[tupl
         current = sum(1 for p in live if p.metadata.labels.get(TEMPLATE_HASH) == d.template_hash)
         rows.append((d.metadata.namespace, d.metadata.name, f"{ready}/{d.replicas}", str(current), str(ready)))
     return rows
+
+
+def networkpolicy_rows(policies: list[NetworkPolicy]) -> list[tuple[str, ...]]:
+    return [(p.metadata.namespace, p.metadata.name, p.pod_selector.text(), ",".join(p.policy_types),
+             "audit" if p.audit else "enforce") for p in policies]
 
 
 def namespace_rows(namespaces: list[Namespace]) -> list[tuple[str, ...]]:

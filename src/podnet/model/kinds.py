@@ -15,6 +15,7 @@ from podnet.model.endpointslice import EndpointSlice
 from podnet.model.event import Event
 from podnet.model.lease import Lease
 from podnet.model.namespace import Namespace
+from podnet.model.networkpolicy import NetworkPolicy
 from podnet.model.node import Node
 from podnet.model.pod import Pod
 from podnet.model.service import Service
@@ -43,6 +44,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("EndpointSlice", "endpointslices", (), EndpointSlice),
     Kind("Lease", "leases", (), Lease),
     Kind("Event", "events", ("ev",), Event),
+    Kind("NetworkPolicy", "networkpolicies", ("netpol",), NetworkPolicy),
 )
 _BY_NAME = {kind.name: kind for kind in KINDS}
 _BY_WORD = {word: kind for kind in KINDS for word in kind.words}

@@ -15,11 +15,12 @@ from podnet.model.event import Event
 from podnet.model.fields import Fields
 from podnet.model.lease import Lease
 from podnet.model.namespace import Namespace
+from podnet.model.networkpolicy import NetworkPolicy
 from podnet.model.node import Node
 from podnet.model.pod import Pod
 from podnet.model.service import Service
 
-Resource = Union[Namespace, Node, Pod, Service, Deployment, EndpointSlice, Lease, Event]
+Resource = Union[Namespace, Node, Pod, Service, Deployment, EndpointSlice, Lease, Event, NetworkPolicy]
 
 
 def parse_resource(document: object, path: str = "") -> Resource:

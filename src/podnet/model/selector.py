@@ -62,6 +62,14 @@ class LabelSelector:
     def matches(self, labels: Mapping[str, str]) -> bool:
         return matches_labels(dict(self.match_labels), labels) and all(r.matches(labels) for r in self.match_expressions)
 
+    def text(self) -> str:
+        """As kubectl prints one: `pod=a,tier in (db,web),!legacy`; `<none>` for the empty one."""
+        words = [f"{key}={value}" for key, value in self.match_labels]
+        for r in self.match_expressions:
+            words.append({"Exists": r.key, "DoesNotExist": f"!{r.key}"}.get(
+                r.operator, f"{r.key} {'in' if r.operator == 'In' else 'notin'} ({','.join(r.values)})"))
+        return ",".join(words) or "<none>"
+
     def to_manifest(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.match_labels:

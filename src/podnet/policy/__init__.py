@@ -1,0 +1,1 @@
+"""NetworkPolicy and ClusterNetworkPolicy: the evaluator (pure) and the enforcer."""

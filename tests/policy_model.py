@@ -1,0 +1,60 @@
+"""The upstream netpol e2e model: namespaces x, y and z labelled ns=<name>, pods
+a, b and c in each labelled pod=<name>, each serving TCP and UDP on 80 and 81
+under port names like serve-80-tcp. The unit tests of the evaluator and the
+conformance suite both build on it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from podnet.model.manifest import parse_resource
+from podnet.model.meta import ObjectMeta
+from podnet.model.namespace import Namespace
+from podnet.model.networkpolicy import NetworkPolicy
+from podnet.model.pod import Container, ContainerPort, Pod
+
+NAMESPACES, PODS = ("x", "y", "z"), ("a", "b", "c")
+PORTS = tuple((port, protocol) for port in (80, 81) for protocol in ("TCP", "UDP"))
+
+
+def port_name(port: int, protocol: str) -> str:
+    return f"serve-{port}-{protocol.lower()}"
+
+
+def model_namespaces() -> list[Namespace]:
+    return [Namespace(ObjectMeta(name, namespace="", labels={"ns": name})).labelled() for name in NAMESPACES]
+
+
+def model_pods(ips: dict[str, str] | None = None, node: str = "node1") -> list[Pod]:
+    """Pods x/a .. z/c; `ips` by "ns/pod", else 10.244.0.<n>."""
+    pods = []
+    for i, (namespace, name) in enumerate((n, p) for n in NAMESPACES for p in PODS):
+        ports = tuple(ContainerPort(port, port_name(port, protocol), protocol) for port, protocol in PORTS)
+        key = f"{namespace}/{name}"
+        pods.append(Pod(ObjectMeta(name, namespace, labels={"pod": name}), (Container("serve", ports=ports),),
+                        node_name=node, pod_ip=(ips or {}).get(key, f"10.244.0.{10 + i}"), ready=True,
+                        phase="Running"))
+    return pods
+
+
+def policy(text: str, **values: Any) -> NetworkPolicy:
+    """A NetworkPolicy from YAML, formatted with `values`."""
+    found = parse_resource(yaml.safe_load(text.format(**values) if values else text))
+    assert isinstance(found, NetworkPolicy)
+    return found
+
+
+def truth_table(view: Any, port: int, protocol: str = "TCP") -> dict[tuple[str, str], bool]:
+    """(from, to) -> allowed for every pair of the model's pods, by the evaluator."""
+    from podnet.policy.evaluator import evaluate
+
+    pods = view.pods
+    return {(s.metadata.key, d.metadata.key): evaluate(view, view.of_pod(s), view.of_pod(d), port, protocol).allowed
+            for s in pods for d in pods}
+
+
+def only(table: dict[tuple[str, str], bool]) -> set[tuple[str, str]]:
+    """The denied pairs: what a case asserts, as most pairs stay allowed."""
+    return {pair for pair, allowed in table.items() if not allowed}

@@ -15,6 +15,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -99,29 +100,34 @@ def answer_datagrams(port: int) -> None:
         sock.sendto(json.dumps(reply).encode(), peer)
 
 
-def serve(port: int, lame_duck: float = LAME_DUCK) -> None:
-    """Until SIGTERM; then, as a well-behaved pod: new connections are still
-    taken for lame_duck seconds (while the Services' endpoints drain, so none
-    is refused in between), and the process ends once the connections it holds
-    close, or when the kubelet's SIGKILL comes at the end of the grace period."""
+def serve(ports: Sequence[int], lame_duck: float = LAME_DUCK) -> None:
+    """HTTP and UDP on each port, until SIGTERM; then, as a well-behaved pod: new
+    connections are still taken for lame_duck seconds (while the Services'
+    endpoints drain, so none is refused in between), and the process ends once
+    the connections it holds close, or when the kubelet's SIGKILL comes at the
+    end of the grace period."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    threading.Thread(target=answer_datagrams, args=(port,), daemon=True).start()
-    with DualStackServer(("::", port), EchoHandler) as server:
+    servers = []
+    for port in ports:
+        threading.Thread(target=answer_datagrams, args=(port,), daemon=True).start()
+        server = DualStackServer(("::", port), EchoHandler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        while not stop.wait(0.5):
-            pass
-        time.sleep(lame_duck)
+        servers.append(server)
+    while not stop.wait(0.5):
+        pass
+    time.sleep(lame_duck)
+    for server in servers:
         server.shutdown()
         server.server_close()
-        while server.open_connections:
-            time.sleep(0.05)
+    while any(server.open_connections for server in servers):
+        time.sleep(0.05)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="podnet echo", description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=int(os.environ.get("ECHO_PORT", 80)))
-    serve(parser.parse_args(argv).port)
+    parser.add_argument("--port", type=int, action="append", help="repeat for several (default: $ECHO_PORT or 80)")
+    serve(parser.parse_args(argv).port or [int(os.environ.get("ECHO_PORT", 80))])
 
 
 if __name__ == "__main__":

@@ -9,10 +9,12 @@ repairs drift.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from podnet.model.endpointslice import EndpointSlice
+from podnet.model.namespace import Namespace
+from podnet.model.networkpolicy import NetworkPolicy
 from podnet.model.node import Node
 from podnet.model.pod import Pod
 from podnet.model.service import Service
@@ -27,6 +29,8 @@ class Snapshot:
     pods: list[Pod]
     services: list[Service]
     slices: list[EndpointSlice]
+    namespaces: list[Namespace] = field(default_factory=list)
+    policies: list[NetworkPolicy] = field(default_factory=list)
 
     @classmethod
     def read(cls, store: Store) -> Snapshot:
@@ -34,7 +38,9 @@ class Snapshot:
         pods, _ = resources.list_kind(store, Pod)
         services, _ = resources.list_kind(store, Service)
         slices, _ = resources.list_kind(store, EndpointSlice)
-        return cls(revision, nodes, pods, services, slices)
+        namespaces, _ = resources.list_kind(store, Namespace)
+        policies, _ = resources.list_kind(store, NetworkPolicy)
+        return cls(revision, nodes, pods, services, slices, namespaces, policies)
 
     def node(self, name: str) -> Node | None:
         return next((n for n in self.nodes if n.metadata.name == name), None)

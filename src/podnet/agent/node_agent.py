@@ -13,6 +13,7 @@ from podnet.agent.pods import KubeletConfig, PodController
 from podnet.errors import PodnetError
 from podnet.kernel.node import NodeKernel
 from podnet.network.controller import NetworkController
+from podnet.policy.enforcer import PolicyEnforcer
 from podnet.proxy.proxier import Proxier
 from podnet.proxy.userspace_manager import UserspaceProxies
 from podnet.store.base import Store
@@ -25,11 +26,12 @@ def node_controllers(kernel: NodeKernel, store: Store, node_name: str, namespace
                      cluster_cidr: str | None = None, backend: str = "host-gw",
                      kubelet: KubeletConfig | None = None) -> list[Controller]:
     """A node's controllers: its network, given the pod network its services (in
-    nftables, and in this process for userspace-mode services), and given a CNI
-    network its pods."""
+    nftables, and in this process for userspace-mode services) and its pods'
+    NetworkPolicies, and given a CNI network its pods."""
     controllers: list[Controller] = [NetworkController(kernel, store, node_name, cluster_cidr, backend)]
     if cluster_cidr:
-        controllers += [Proxier(kernel, node_name, cluster_cidr), UserspaceProxies(namespace)]
+        controllers += [Proxier(kernel, node_name, cluster_cidr), UserspaceProxies(namespace),
+                        PolicyEnforcer(kernel, node_name)]
     if kubelet is not None:
         controllers.append(PodController(store, kubelet))
     return controllers

@@ -95,12 +95,13 @@ def controller(store_path: str, resync: float, grace: float) -> None:
 
 
 @click.command()
-@click.option("--port", default=80, show_default=True)
-def echo(port: int) -> None:
+@click.option("--port", "ports", multiple=True, type=int, default=(80,), show_default=True,
+              help="Repeat for several; each serves HTTP and answers UDP.")
+def echo(ports: tuple[int, ...]) -> None:
     """Run the HTTP echo server that lab pods run by default."""
     from podnet.echo import serve
 
-    serve(port)
+    serve(ports)
 
 
 @click.command("dns")

@@ -16,7 +16,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from podnet.cli import agent, change, cni, create, describe, get, lab, rollout
+    from podnet.cli import agent, change, cni, create, describe, get, lab, policy, rollout
 
     cli.add_command(lab.lab)
     cli.add_command(lab.exec_command)
@@ -29,6 +29,7 @@ def _register() -> None:
     cli.add_command(agent.echo)
     cli.add_command(agent.dns_server)
     cli.add_command(cni.cni)
+    cli.add_command(policy.policy)
 
 
 _register()

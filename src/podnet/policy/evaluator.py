@@ -73,17 +73,17 @@ class PolicyView:
                                                                for n in namespaces}
         self.policies = sorted(policies, key=lambda p: p.metadata.key)
         self._pods_by_ip = {p.pod_ip: p for p in self.pods}
-        self._nodes_by_ip: dict[str, str] = {}  # its own address, and its pod bridge's (what probes come from)
+        self.node_addresses: dict[str, str] = {}  # address -> node: its own, and its pod bridge's (probes come from it)
         for node in nodes:
             if node.internal_ip:
-                self._nodes_by_ip[node.internal_ip] = node.metadata.name
+                self.node_addresses[node.internal_ip] = node.metadata.name
             if node.pod_cidr:
-                self._nodes_by_ip[str(gateway_for(node.pod_cidr).ip)] = node.metadata.name
+                self.node_addresses[str(gateway_for(node.pod_cidr).ip)] = node.metadata.name
 
     def party(self, address: str) -> Party:
         """Whoever holds an address: a pod, a node, or someone outside the cluster."""
         ip = ipaddress.ip_address(address)
-        return Party(ip, self._pods_by_ip.get(address), self._nodes_by_ip.get(address))
+        return Party(ip, self._pods_by_ip.get(address), self.node_addresses.get(address))
 
     def of_pod(self, pod: Pod) -> Party:
         assert pod.pod_ip, f"{pod.metadata.key} has no IP"

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from podnet.kernel.nftables.batch import Encoder
 
 
+_CMP_LTE, _CMP_GTE = 3, 5  # enum nft_cmp_ops
+
+
 class RuleCompiler:
     """Statements to expressions, each loading into the 32-bit registers from 8."""
 
@@ -139,7 +142,9 @@ class RuleCompiler:
             return
         if isinstance(t, str):  # flags and named constants
             if t in FLAG_VALUES and isinstance(m.right, str):
-                flag = FLAG_VALUES[t][m.right]
+                flag = 0
+                for name in m.right.split(","):  # `established,related`: any of them
+                    flag |= FLAG_VALUES[t][name]
                 if m.negate:  # nft 1.0.6 compares the whole value here, not the flag: so do we
                     self.cmp(REG32, struct.pack("=I", flag), negate=True)
                     return
@@ -153,6 +158,13 @@ class RuleCompiler:
         right = m.right
         if isinstance(right, int):
             self.cmp(REG32, _host(right, t.size), m.negate)
+            return
+        if isinstance(right, str) and right.count("-") == 1 and t.id == TYPES["inet_service"].id:
+            low, high = right.split("-")  # a range: network order compares as the numbers do
+            if m.negate:
+                raise Unsupported(f"{m.left.text()} != {right}")
+            self.expr("cmp", be32(1, REG32), be32(2, _CMP_GTE), value_data(3, t.encode(low)))
+            self.expr("cmp", be32(1, REG32), be32(2, _CMP_LTE), value_data(3, t.encode(high)))
             return
         if isinstance(right, str) and "/" in right:
             if t.id != TYPES["ipv4_addr"].id:

@@ -67,8 +67,9 @@ HOOKS: dict[str, dict[str, Hook]] = {
     POLICY: {
         # after DNAT (policies see endpoint pods, not VIPs) and after the proxy's rejects of empty services
         "forward": Hook("filter", "forward", FILTER + 10),
-        # traffic a node's own processes send to pods (a NodePort answered locally)
-        "output": Hook("filter", "output", FILTER + 10),
+        # a pod's connections to its own node are its egress too (the node's own traffic to its pods is
+        # always allowed, so there is no output chain)
+        "input": Hook("filter", "input", FILTER + 10),
     },
 }
 

@@ -291,9 +291,15 @@ class Tracer:
 
 
 def _equal(key: tuple[str, ...], value: str) -> bool:
-    """A value (a quoted name too), an address in a prefix, or a flag among flags."""
+    """A value (a quoted name too), an address in a prefix, a number in a range
+    (`79-80`), or a flag among flags (`established,related`)."""
     (have,) = key if len(key) == 1 else (" . ".join(key),)
     value = value.strip('"')
+    low, dash, high = value.partition("-")
+    if dash and low.isdigit() and high.isdigit() and have.isdigit():
+        return int(low) <= int(have) <= int(high)
+    if "," in value:
+        return any(_equal(key, flag) for flag in value.split(","))
     if "/" in value and have:
         try:
             return ipaddress.ip_address(have) in ipaddress.ip_network(value, strict=False)

@@ -1,0 +1,150 @@
+"""`podnet policy`: what the cluster's NetworkPolicies allow, answered from the
+store by the same evaluator the conformance tests trust."""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+
+import click
+
+from podnet.cli.get import cluster_store
+from podnet.errors import PodnetError
+from podnet.model.namespace import Namespace
+from podnet.model.networkpolicy import PROTOCOLS, NetworkPolicy
+from podnet.model.node import Node
+from podnet.model.pod import Pod
+from podnet.model.selector import service_selects
+from podnet.model.service import Service
+from podnet.policy.evaluator import Decision, Party, PolicyView, Verdict, evaluate
+from podnet.store import resources
+
+
+class CheckError(PodnetError):
+    """A FROM or TO that names nothing in the cluster."""
+
+
+@click.group()
+def policy() -> None:
+    """NetworkPolicy: check what is allowed."""
+
+
+@policy.command()
+@click.argument("source", metavar="FROM")
+@click.argument("target", metavar="TO:PORT[/PROTO]")
+@click.option("--lab", "lab_name", help="The lab to read, when several are up.")
+@click.option("-n", "--namespace", default="default", show_default=True, help="The namespace of pods named without one.")
+def check(source: str, target: str, lab_name: str | None, namespace: str) -> None:
+    """Whether FROM may open a connection to TO on PORT, and which policies and
+    rules decide. FROM and TO are pods (`name` or `ns/name`), `node/NAME`, an IP
+    address, or for TO a Service (`svc/name`, `ns/svc/name` or its ClusterIP),
+    which is judged at each endpoint pod, as the kernel judges it after DNAT.
+    PROTO is TCP (the default), UDP, SCTP or ICMP. Exit status 0 when every
+    answer is allowed, 1 otherwise."""
+    where, port, protocol = _split_target(target)
+    with cluster_store(lab_name) as store:
+        view = PolicyView(resources.list_kind(store, Pod)[0], resources.list_kind(store, Namespace)[0],
+                          resources.list_kind(store, NetworkPolicy)[0], resources.list_kind(store, Node)[0])
+        services = resources.list_kind(store, Service)[0]
+    origin = _party(view, source, namespace)
+    answers = [(destination, destination_port, evaluate(view, origin, destination, destination_port, protocol))
+               for destination, destination_port in _destinations(view, services, where, namespace, port, protocol)]
+    for destination, destination_port, verdict in answers:
+        _print(origin, destination, destination_port, protocol, verdict)
+    sys.exit(0 if all(verdict.allowed for _, _, verdict in answers) else 1)
+
+
+def _split_target(target: str) -> tuple[str, int | None, str]:
+    """`TO:PORT[/PROTO]`, or `TO/ICMP` (ICMP has no ports)."""
+    if target.upper().endswith("/ICMP"):
+        return target[:-len("/ICMP")], None, "ICMP"
+    where, _, rest = target.rpartition(":")
+    port_text, _, protocol = rest.partition("/")
+    protocol = (protocol or "TCP").upper()
+    if protocol not in PROTOCOLS:
+        raise click.BadParameter(f"{protocol!r} is not TCP, UDP, SCTP or ICMP", param_hint="TO:PORT[/PROTO]")
+    if not where or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise click.BadParameter(f"{target!r} is not TO:PORT[/PROTO] with a port 1-65535", param_hint="TO:PORT[/PROTO]")
+    return where, int(port_text), protocol
+
+
+def _party(view: PolicyView, word: str, namespace: str) -> Party:
+    """A pod (`name`, `ns/name`, `pod/name`, `ns/pod/name`), `node/NAME` or an address."""
+    if _is_address(word):
+        return view.party(word)
+    parts = [part for i, part in enumerate(word.split("/")) if not (i < 2 and part in ("pod", "pods", "po"))]
+    if len(parts) == 2 and parts[0] in ("node", "nodes", "no"):
+        for address, node in view.node_addresses.items():
+            if node == parts[1]:
+                return Party(ipaddress.ip_address(address), None, node)
+        raise CheckError(f"no node {parts[1]} with an address (see `podnet get nodes`)")
+    if len(parts) > 2 or not all(parts):
+        raise CheckError(f"{word!r} is not a pod (name or namespace/name), node/NAME or an IP address")
+    key = "/".join(parts) if len(parts) == 2 else f"{namespace}/{parts[0]}"
+    for pod in view.pods:
+        if pod.metadata.key == key:
+            return view.of_pod(pod)
+    raise CheckError(f"no pod {key} with an IP (see `podnet get pods -A`)")
+
+
+def _destinations(view: PolicyView, services: list[Service], word: str, namespace: str, port: int | None,
+                  protocol: str) -> list[tuple[Party, int | None]]:
+    """The pods a connection to `word` ends at: one, or a Service's endpoints with their target ports."""
+    service = _service(services, word, namespace)
+    if service is None:
+        return [(_party(view, word, namespace), port)]
+    chosen = [p for p in service.ports if p.port == port and p.protocol == protocol] if port is not None else []
+    if not chosen:
+        raise CheckError(f"service {service.metadata.key} has no port {port}/{protocol}")
+    found = []
+    for pod in view.pods:
+        if pod.metadata.namespace == service.metadata.namespace and service_selects(service.selector, pod.metadata.labels):
+            target = pod.port_number(chosen[0].target_port)
+            if target is not None:
+                found.append((view.of_pod(pod), target))
+    if not found:
+        raise CheckError(f"service {service.metadata.key} has no endpoint pods for port {port}/{protocol}")
+    return found
+
+
+def _service(services: list[Service], word: str, namespace: str) -> Service | None:
+    if _is_address(word):
+        return next((s for s in services if s.cluster_ip == word), None)
+    parts = word.split("/")
+    if len(parts) == 2 and parts[0] in ("svc", "service", "services"):
+        key = f"{namespace}/{parts[1]}"
+    elif len(parts) == 3 and parts[1] in ("svc", "service", "services"):
+        key = f"{parts[0]}/{parts[2]}"
+    else:
+        return None
+    service = next((s for s in services if s.metadata.key == key), None)
+    if service is None:
+        raise CheckError(f"no service {key}")
+    return service
+
+
+def _is_address(word: str) -> bool:
+    try:
+        ipaddress.ip_address(word)
+    except ValueError:
+        return False
+    return True
+
+
+def _print(origin: Party, destination: Party, port: int | None, protocol: str, verdict: Verdict) -> None:
+    where = f"{destination}:{port}/{protocol}" if port is not None else f"{destination} ({protocol})"
+    click.echo(f"{'allowed' if verdict.allowed else 'denied'}: {origin} -> {where}")
+    decisions = [d for d in (verdict.egress, verdict.ingress) if d is not None]
+    if not decisions:
+        click.echo(f"  {verdict.why}")
+    for decision, who in ((verdict.egress, origin), (verdict.ingress, destination)):
+        if decision is not None:
+            click.echo(f"  {decision.direction.lower()} of {who}: {_describe(decision)}")
+
+
+def _describe(decision: Decision) -> str:
+    if not decision.isolated:
+        return "not isolated (no policy selects it)"
+    if decision.allowed:
+        return f"allowed by {', '.join(decision.because)}"
+    return f"denied: isolated by {', '.join(decision.because)} and no rule of theirs matches"

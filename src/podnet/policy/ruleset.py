@@ -1,0 +1,175 @@
+"""A node's NetworkPolicies as one nftables table: the pure half of the enforcer.
+
+Each node judges the connections of its own pods: their egress where they
+leave, their ingress where they arrive. Bridged traffic between pods of one
+node passes the same hook as routed traffic (the node's namespace keeps
+net.bridge.bridge-nf-call-iptables at 1), and both are seen after service DNAT,
+so a connection to a ClusterIP is judged at its endpoint pod.
+
+  forward, input    replies and established connections pass; a pod to itself
+                    passes; then the source's egress, then the destination's ingress
+  egress, ingress   local pod IP -> goto the chain of the policies isolating it
+  egress_<n>        one chain per distinct list of isolating policies (pods that
+  ingress_<n>       the same policies select share it): a rule per policy rule,
+                    peers as named sets of pod IPs or ipBlock prefixes, ports as
+                    protocol and port or range; named ports as a set of
+                    (pod IP . protocol . port), resolved on each destination pod.
+                    Egress that matches returns (ingress is judged next);
+                    ingress that matches is accepted; the end drops.
+
+A packet meets one map lookup per direction and then only the rules of the
+policies that select its pods, however many policies the cluster has.
+Connections already established when a policy changes keep going, as with
+Calico and Cilium: conntrack passes them before any rule is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from podnet.kernel.nftables import Chain, Element, Map, Set, Table, Transaction, base_chain, hooks
+from podnet.kernel.nftables.rules import (
+    ACCEPT, CT_STATE, DROP, IP_DADDR, IP_SADDR, L4PROTO, RETURN, TH_DPORT, Field, Match, Rule, SetRef, Statement,
+    VerdictMap, concat, differs, goto, jump, match, rule,
+)
+from podnet.model.networkpolicy import EGRESS, INGRESS, NetworkPolicy, PolicyPort, PolicyRule
+from podnet.model.pod import Pod
+from podnet.policy.evaluator import PolicyView
+
+TABLE = Table("ip", hooks.POLICY)
+_OWN_KEY = concat(IP_SADDR, IP_DADDR)
+_NAMED_KEY = concat(IP_DADDR, L4PROTO, TH_DPORT)
+
+
+@dataclass(frozen=True)
+class _Side:
+    """What differs between the two directions."""
+
+    direction: str
+    prefix: str  # of the chains and sets
+    remote: Field  # the other end's address: where egress goes, where ingress comes from
+    local: Field  # the isolated pod's address
+    allowed: Statement  # what a matching rule does
+
+    def rules_of(self, policy: NetworkPolicy) -> tuple[PolicyRule, ...]:
+        return policy.egress if self.direction == EGRESS else policy.ingress
+
+
+EGRESS_SIDE = _Side(EGRESS, "egress", IP_DADDR, IP_SADDR, RETURN)
+INGRESS_SIDE = _Side(INGRESS, "ingress", IP_SADDR, IP_DADDR, ACCEPT)
+
+
+class _Builder:
+    """Chains, rules, sets and elements of one node's table, with sets shared by content."""
+
+    def __init__(self, view: PolicyView) -> None:
+        self.view = view
+        self.chains: list[Chain] = []
+        self.rules: list[Rule] = []
+        self.sets: list[Set] = []
+        self.elements: list[Element] = []
+        self._sets_by_content: dict[tuple[str, frozenset[tuple[str, ...]]], str] = {}
+
+    def named_set(self, kind: str, key: str, members: frozenset[tuple[str, ...]]) -> str:
+        """A set of these members, made once however many rules use it."""
+        known = self._sets_by_content.get((key, members))
+        if known is not None:
+            return known
+        name = f"{kind}_{len(self._sets_by_content)}"
+        self._sets_by_content[(key, members)] = name
+        self.sets.append(Set(name, key))
+        self.elements.extend(Element(name, member) for member in sorted(members))
+        return name
+
+    def side(self, side: _Side, local_pods: Sequence[Pod]) -> None:
+        """The dispatch map of one direction and a chain per group of isolating policies."""
+        groups: dict[tuple[str, ...], list[Pod]] = {}
+        policies: dict[str, NetworkPolicy] = {}
+        for pod in local_pods:
+            selecting = self.view.selecting(pod, side.direction)
+            if selecting:
+                policies.update((p.metadata.key, p) for p in selecting)
+                groups.setdefault(tuple(p.metadata.key for p in selecting), []).append(pod)
+        dispatch = f"{side.prefix}_pods"
+        self.sets.append(Map(dispatch, "ipv4_addr", "verdict"))
+        self.chains.append(Chain(side.prefix))
+        self.rules.append(rule(side.prefix, VerdictMap(side.local, SetRef(dispatch))))
+        for n, (keys, pods) in enumerate(sorted(groups.items())):
+            chain = f"{side.prefix}_{n}"
+            self.chains.append(Chain(chain, comment=_comment(", ".join(keys))))
+            self.elements.extend(Element(dispatch, (pod.pod_ip or "",), goto(chain)) for pod in pods)
+            for key in keys:
+                policy = policies[key]
+                for i, policy_rule in enumerate(side.rules_of(policy)):
+                    comment = _comment(f"{key} {side.prefix}[{i}]")
+                    for statements in self._rule_matches(side, policy, policy_rule, pods):
+                        self.rules.append(Rule(chain, (*statements, side.allowed), comment))
+            self.rules.append(rule(chain, DROP, comment="no policy rule allows it"))
+
+    def _rule_matches(self, side: _Side, policy: NetworkPolicy, policy_rule: PolicyRule,
+                      pods: Sequence[Pod]) -> Iterator[tuple[Statement, ...]]:
+        """Each way a connection can match the rule: (peer alternative) x (port alternative)."""
+        ports = list(self._port_matches(side, policy_rule.ports, pods)) if policy_rule.ports else [()]
+        for peer in self._peer_matches(side, policy, policy_rule):
+            for port in ports:
+                yield (*peer, *port)
+
+    def _peer_matches(self, side: _Side, policy: NetworkPolicy, policy_rule: PolicyRule) -> Iterator[tuple[Match, ...]]:
+        if not policy_rule.peers:
+            yield ()
+            return
+        selected = frozenset((p.pod_ip or "",) for p in self.view.pods
+                             if any(peer.ip_block is None and self.view.peer_matches(peer, policy, self.view.of_pod(p))
+                                    for peer in policy_rule.peers))
+        if any(peer.ip_block is None for peer in policy_rule.peers):
+            yield (match(side.remote, SetRef(self.named_set("peers", "ipv4_addr", selected))),)
+        for peer in policy_rule.peers:
+            block = peer.ip_block
+            if block is not None and block.cidr.version == 4:
+                yield (match(side.remote, str(block.cidr)), *(differs(side.remote, str(hole)) for hole in block.excepted))
+
+    def _port_matches(self, side: _Side, ports: Sequence[PolicyPort], pods: Sequence[Pod]) -> Iterator[tuple[Match, ...]]:
+        for port in ports:
+            protocol = match(L4PROTO, port.protocol.lower())
+            if port.port is None:
+                yield (protocol,)
+            elif isinstance(port.port, int):
+                wanted = f"{port.port}-{port.end_port}" if port.end_port is not None else str(port.port)
+                yield protocol, match(TH_DPORT, wanted)
+            else:  # named: what each destination pod calls it
+                destinations = pods if side.direction == INGRESS else self.view.pods
+                members = frozenset((pod.pod_ip or "", port.protocol.lower(), str(number))
+                                    for pod in destinations for number in _named(pod, port.port, port.protocol))
+                name = self.named_set("ports", "ipv4_addr . inet_proto . inet_service", members)
+                yield (match(_NAMED_KEY, SetRef(name)),)
+
+
+def _comment(text: str) -> str:
+    """nft keeps at most 128 bytes of a comment; names are ASCII."""
+    return text if len(text) <= 127 else text[:124] + "..."
+
+
+def _named(pod: Pod, name: str, protocol: str) -> set[int]:
+    return {p.container_port for c in pod.containers for p in c.ports if p.name == name and p.protocol == protocol}
+
+
+def render(view: PolicyView, node: str) -> Transaction | None:
+    """The node's whole policy table: what its pods' egress and ingress allow;
+    None when no policy isolates any of them (no table is needed)."""
+    local = [pod for pod in view.pods if pod.node_name == node]
+    built = _Builder(view)
+    built.side(EGRESS_SIDE, local)
+    built.side(INGRESS_SIDE, local)
+    if not any(element.set.endswith("_pods") for element in built.elements):
+        return None
+    own = Set("own", "ipv4_addr . ipv4_addr")
+    entry = (match(CT_STATE, "established,related"), ACCEPT)
+    tx = Transaction(TABLE).replace()
+    tx.add(base_chain(TABLE, "forward"), base_chain(TABLE, "input"), *built.chains, own, *built.sets)
+    tx.add(rule("forward", *entry), rule("forward", match(_OWN_KEY, SetRef("own")), ACCEPT),
+           rule("forward", jump("egress")), rule("forward", jump("ingress")),
+           rule("input", *entry), rule("input", jump("egress")))
+    tx.add(*built.rules)
+    tx.add_elements([*(Element("own", (p.pod_ip or "", p.pod_ip or "")) for p in local), *built.elements])
+    return tx

@@ -21,6 +21,7 @@ from podnet.model.namespace import Namespace
 from podnet.model.networkpolicy import NetworkPolicy
 from podnet.model.node import Node
 from podnet.model.pod import Pod
+from podnet.model.service import Service
 from podnet.policy.evaluator import PolicyView
 from podnet.store import resources
 from tests.helpers import podnet, within
@@ -38,7 +39,11 @@ def _model() -> str:
         documents.append(f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {namespace}, labels: {{ns: {namespace}}}}}\n")
     ports = ", ".join(f"{{containerPort: {port}, protocol: {protocol}, name: {port_name(port, protocol)}}}"
                       for port, protocol in PORTS)
+    service_ports = ", ".join(f"{{name: {port_name(port, protocol)}, port: {port}, protocol: {protocol}}}"
+                              for port, protocol in PORTS)
     for i, (namespace, pod) in enumerate((n, p) for n in NAMESPACES for p in PODS):
+        documents.append(f"apiVersion: v1\nkind: Service\nmetadata: {{name: s-{pod}, namespace: {namespace}}}\n"
+                         f"spec: {{selector: {{pod: {pod}}}, ports: [{service_ports}]}}\n")
         documents.append(f"""apiVersion: v1
 kind: Pod
 metadata: {{name: {pod}, namespace: {namespace}, labels: {{pod: {pod}}}}}
@@ -114,9 +119,18 @@ def _probe_row(targets: list[tuple[str, str]], port: int, protocol: str) -> dict
     return answered
 
 
-def probe(view: PolicyView, port: int, protocol: str) -> dict[tuple[str, str], bool]:
-    """Every pair, with real packets: each source probes every pod from its own namespace."""
-    targets = [(p.metadata.key, p.pod_ip or "") for p in view.pods]
+def _service_ips() -> dict[str, str]:
+    """Each model pod's Service's ClusterIP, by the pod's key."""
+    with cluster_store(LAB) as store:
+        return {f"{s.metadata.namespace}/{s.metadata.name.removeprefix('s-')}": s.cluster_ip or ""
+                for s in resources.list_kind(store, Service)[0] if s.metadata.name.startswith("s-")}
+
+
+def probe(view: PolicyView, port: int, protocol: str, through_services: bool = False) -> dict[tuple[str, str], bool]:
+    """Every pair, with real packets: each source probes every pod from its own
+    namespace, at the pod's IP or at its Service's ClusterIP."""
+    addresses = _service_ips() if through_services else {p.metadata.key: p.pod_ip or "" for p in view.pods}
+    targets = [(p.metadata.key, addresses[p.metadata.key]) for p in view.pods]
     table: dict[tuple[str, str], bool] = {}
 
     def row(pod: Pod) -> None:
@@ -140,7 +154,7 @@ def _render(table: dict[tuple[str, str], bool]) -> str:
     return "\n".join(lines)
 
 
-def converges(port: int, protocol: str) -> None:
+def converges(port: int, protocol: str, through_services: bool = False) -> None:
     """Until the kernel's reachability equals the evaluator's, or CONVERGE passes."""
     expected: dict[tuple[str, str], bool] = {}
     got: dict[tuple[str, str], bool] = {}
@@ -148,11 +162,11 @@ def converges(port: int, protocol: str) -> None:
     def same() -> bool:
         nonlocal expected, got
         view = _view()
-        expected, got = truth_table(view, port, protocol), probe(view, port, protocol)
+        expected, got = truth_table(view, port, protocol), probe(view, port, protocol, through_services)
         return got == expected
 
     if not within(CONVERGE, same, interval=0.2):
-        pytest.fail(f"{port}/{protocol}: the kernel differs from the evaluator\nexpected:\n{_render(expected)}\n"
+        pytest.fail(f"{port}/{protocol}{' through services' if through_services else ''}: the kernel differs from the evaluator\nexpected:\n{_render(expected)}\n"
                     f"probed:\n{_render(got)}")
 
 
@@ -257,3 +271,71 @@ def test_deleting_the_policy_restores_reachability(lab: Path) -> None:
     podnet("delete", "--lab", LAB, "-f", str(path))
     converges(80, "TCP")
     assert all(truth_table(_view(), 80).values())
+
+
+def test_policies_hold_through_services(lab: Path) -> None:
+    """A probe to a ClusterIP is judged at the endpoint pod, after DNAT (a pod
+    reaching itself through its Service included)."""
+    path = _apply(lab, "through-services", CASES["namespace-on-81-only"][0])
+    try:
+        converges(80, "TCP", through_services=True)
+        converges(81, "TCP", through_services=True)
+    finally:
+        podnet("delete", "--lab", LAB, "-f", str(path))
+
+
+def test_label_changes_move_pods_and_namespaces_in_and_out(lab: Path) -> None:
+    path = _apply(lab, "labels", """
+kind: NetworkPolicy
+metadata: {name: from-team, namespace: x}
+spec:
+  podSelector: {matchLabels: {pod: a}}
+  ingress: [{from: [{namespaceSelector: {matchLabels: {team: blue}}}, {podSelector: {matchLabels: {role: friend}}}]}]
+""")
+    try:
+        converges(80, "TCP")
+        podnet("label", "--lab", LAB, "namespace", "z", "team=blue")
+        podnet("label", "--lab", LAB, "-n", "x", "pod", "c", "role=friend")
+        converges(80, "TCP")
+        podnet("label", "--lab", LAB, "namespace", "z", "team-")
+        podnet("label", "--lab", LAB, "-n", "x", "pod", "a", "pod=other", "--overwrite")  # a leaves its own policy
+        converges(80, "TCP")
+    finally:
+        podnet("label", "--lab", LAB, "-n", "x", "pod", "a", "pod=a", "--overwrite")
+        podnet("label", "--lab", LAB, "-n", "x", "pod", "c", "role-")
+        podnet("delete", "--lab", LAB, "-f", str(path))
+
+
+def test_an_ip_block_and_its_update(lab: Path) -> None:
+    view = _view()
+    y_a = next(p for p in view.pods if p.metadata.key == "y/a")
+    text = """
+kind: NetworkPolicy
+metadata: {{name: block, namespace: x}}
+spec:
+  podSelector: {{}}
+  ingress: [{{from: [{{ipBlock: {{cidr: 10.244.0.0/16, except: [{hole}]}}}}]}}]
+"""
+    path = _apply(lab, "block", text.format(hole=f"{y_a.pod_ip}/32"))
+    try:
+        converges(80, "TCP")
+        _apply(lab, "block", text.format(hole="10.244.1.0/24"))  # the update: another hole
+        converges(80, "TCP")
+    finally:
+        podnet("delete", "--lab", LAB, "-f", str(path))
+
+
+def test_policy_check_answers_from_the_store(lab: Path) -> None:
+    path = _apply(lab, "check", CASES["allow-from-b-only"][0])
+    try:
+        allowed = podnet("policy", "check", "--lab", LAB, "x/b", "x/a:80")
+        assert allowed.stdout.startswith("allowed: x/b -> x/a:80/TCP") and "x/from-b ingress[0]" in allowed.stdout
+        denied = podnet("policy", "check", "--lab", LAB, "y/b", "x/a:80", check=False)
+        assert denied.returncode == 1 and denied.stdout.startswith("denied: y/b -> x/a:80/TCP")
+        assert "isolated by x/from-b" in denied.stdout
+        through = podnet("policy", "check", "--lab", LAB, "-n", "y", "b", "x/svc/s-a:80", check=False)
+        assert through.returncode == 1 and "denied: y/b -> x/a:80/TCP" in through.stdout
+        wrong = podnet("policy", "check", "--lab", LAB, "x/nope", "x/a:80", check=False)
+        assert wrong.returncode == 1 and wrong.stderr.strip() == "error: no pod x/nope with an IP (see `podnet get pods -A`)"
+    finally:
+        podnet("delete", "--lab", LAB, "-f", str(path))

@@ -6,6 +6,7 @@ compared with the evaluator's truth table. A mismatch prints both tables."""
 from __future__ import annotations
 
 import errno
+import os
 import select
 import socket
 import threading
@@ -14,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from podnet.cli.get import cluster_store
 from podnet.kernel import netns
@@ -337,5 +340,59 @@ def test_policy_check_answers_from_the_store(lab: Path) -> None:
         assert through.returncode == 1 and "denied: y/b -> x/a:80/TCP" in through.stdout
         wrong = podnet("policy", "check", "--lab", LAB, "x/nope", "x/a:80", check=False)
         assert wrong.returncode == 1 and wrong.stderr.strip() == "error: no pod x/nope with an IP (see `podnet get pods -A`)"
+    finally:
+        podnet("delete", "--lab", LAB, "-f", str(path))
+
+
+# Generated cases, as cyclonus draws them: random policies over the same model.
+_SELECTORS = st.sampled_from(["{}", "{matchLabels: {pod: a}}", "{matchLabels: {pod: b}}",
+                              "{matchExpressions: [{key: pod, operator: In, values: [a, c]}]}",
+                              "{matchExpressions: [{key: pod, operator: NotIn, values: [a]}]}"])
+_NAMESPACE_SELECTORS = st.sampled_from(["{}", "{matchLabels: {ns: x}}", "{matchLabels: {ns: y}}",
+                                        "{matchExpressions: [{key: ns, operator: In, values: [y, z]}]}"])
+_PEER = st.one_of(
+    _SELECTORS.map(lambda s: f"{{podSelector: {s}}}"),
+    _NAMESPACE_SELECTORS.map(lambda s: f"{{namespaceSelector: {s}}}"),
+    st.tuples(_NAMESPACE_SELECTORS, _SELECTORS).map(lambda t: f"{{namespaceSelector: {t[0]}, podSelector: {t[1]}}}"),
+    st.sampled_from(["{ipBlock: {cidr: 10.244.0.0/16}}", "{ipBlock: {cidr: 10.244.0.0/16, except: [10.244.1.0/24]}}",
+                     "{ipBlock: {cidr: 10.244.1.0/24}}"]),
+)
+_PORT = st.sampled_from(["{port: 80}", "{port: 81, protocol: UDP}", "{protocol: UDP}", "{port: serve-80-tcp}",
+                         "{port: serve-81-udp, protocol: UDP}", "{port: 79, endPort: 80}", "{protocol: TCP}"])
+
+
+def _rule(peers_key: str) -> st.SearchStrategy[str]:
+    peers = st.one_of(st.just(""), st.lists(_PEER, min_size=1, max_size=2).map(
+        lambda ps: f"{peers_key}: [{', '.join(ps)}]"))
+    ports = st.one_of(st.just(""), st.lists(_PORT, min_size=1, max_size=2).map(lambda ps: f"ports: [{', '.join(ps)}]"))
+    return st.tuples(peers, ports).map(lambda t: "{" + ", ".join(part for part in t if part) + "}")
+
+
+@st.composite
+def _policy(draw: st.DrawFn, index: int) -> str:
+    namespace = draw(st.sampled_from(NAMESPACES))
+    spec = [f"podSelector: {draw(_SELECTORS)}"]
+    ingress = draw(st.one_of(st.none(), st.lists(_rule("from"), max_size=2)))
+    egress = draw(st.one_of(st.none(), st.lists(_rule("to"), max_size=2)))
+    if ingress is not None:
+        spec.append(f"ingress: [{', '.join(ingress)}]")
+    if egress is not None:
+        spec.append(f"egress: [{', '.join(egress)}]")
+    types = draw(st.sampled_from([None, "[Ingress]", "[Egress]", "[Ingress, Egress]"]))
+    if types:
+        spec.append(f"policyTypes: {types}")
+    return (f"kind: NetworkPolicy\nmetadata: {{name: drawn-{index}, namespace: {namespace}}}\n"
+            f"spec: {{{', '.join(spec)}}}\n")
+
+
+@settings(max_examples=int(os.environ.get("PODNET_NETPOL_EXAMPLES", "25")), deadline=None,
+          suppress_health_check=list(HealthCheck))
+@given(policies=st.lists(st.integers(0, 1), min_size=1, max_size=2).flatmap(
+           lambda ids: st.tuples(*(_policy(i) for i in range(len(ids))))),
+       probe_with=st.sampled_from(PORTS))
+def test_drawn_policies_equal_the_evaluator(lab: Path, policies: tuple[str, ...], probe_with: tuple[int, str]) -> None:
+    path = _apply(lab, "drawn", "\n---\n".join(policies))
+    try:
+        converges(*probe_with)
     finally:
         podnet("delete", "--lab", LAB, "-f", str(path))

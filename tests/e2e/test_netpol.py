@@ -9,6 +9,8 @@ import errno
 import os
 import select
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -394,5 +396,28 @@ def test_drawn_policies_equal_the_evaluator(lab: Path, policies: tuple[str, ...]
     path = _apply(lab, "drawn", "\n---\n".join(policies))
     try:
         converges(*probe_with)
+    finally:
+        podnet("delete", "--lab", LAB, "-f", str(path))
+
+
+def test_drops_and_audits_are_seen_with_their_policies(lab: Path) -> None:
+    path = _apply(lab, "watched", CASES["deny-all-ingress"][0] + """---
+kind: NetworkPolicy
+metadata: {name: watch, namespace: z, annotations: {podnet.dev/enforcement: audit}}
+spec: {podSelector: {}}
+""")
+    try:
+        converges(80, "TCP")  # programmed: x is isolated, z only watched (still reachable)
+        watcher = subprocess.Popen([sys.executable, "-m", "podnet", "policy", "drops", "--lab", LAB, "--seconds", "4"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   env={**os.environ, "COLUMNS": "200"})
+        time.sleep(1.5)  # bound to every node's group
+        probe(_view(), 80, "TCP")
+        out, err = watcher.communicate(timeout=30)
+        assert watcher.returncode == 0, err
+        rows = [line.split() for line in out.splitlines()[1:]]  # a burst is sampled: some pairs, not all
+        assert any(row[3].startswith("x/") and row[4:8] == ["TCP", "dropped", "x/deny-all", "(ingress)"] for row in rows)
+        assert any(row[3].startswith("z/") and row[4:8] == ["TCP", "audit", "z/watch", "(ingress)"] for row in rows)
+        assert not any(row[3].startswith("y/") for row in rows), out  # y is neither isolated nor watched
     finally:
         podnet("delete", "--lab", LAB, "-f", str(path))

@@ -47,6 +47,17 @@ spec:
   - ports: [{port: serve-81-tcp}, {port: serve-80-udp, protocol: UDP}]
   - from: [{ipBlock: {cidr: 10.244.0.0/16, except: [10.244.0.13/32, 10.244.1.0/24]}}]
 """],
+    "audit-beside-enforced": ["""
+kind: NetworkPolicy
+metadata: {name: watch, namespace: x, annotations: {podnet.dev/enforcement: audit}}
+spec: {podSelector: {}, policyTypes: [Ingress, Egress]}
+""", """
+kind: NetworkPolicy
+metadata: {name: from-b, namespace: x}
+spec:
+  podSelector: {matchLabels: {pod: a}}
+  ingress: [{from: [{podSelector: {matchLabels: {pod: b}}}]}]
+"""],
     "egress-wins": ["""
 kind: NetworkPolicy
 metadata: {name: out, namespace: x}
@@ -105,3 +116,11 @@ def test_replies_pass_whatever_the_policies() -> None:
     packet = Packet("10.244.0.13", "10.244.0.10", "tcp", 80, ct_state="established")
     assert verdicts(tracers["node1"].trace(packet)) == {"accept"}
     assert verdicts(tracers["node1"].trace(Packet("10.244.0.13", "10.244.0.10", "tcp", 80))) == {"drop"}
+
+
+def test_audit_mode_logs_what_it_would_drop_and_drops_nothing() -> None:
+    view, tracers = _cluster(CASES["audit-beside-enforced"])
+    x_b, y_a = (next(p for p in view.pods if p.metadata.key == key) for key in ("x/b", "y/a"))
+    outcomes = tracers[x_b.node_name or ""].trace(Packet(y_a.pod_ip or "", x_b.pod_ip or "", "tcp", 80))
+    assert verdicts(outcomes) == {"accept"}
+    assert any('log prefix "audit ingress x/watch" group 7170' in hit for o in outcomes for hit in o.hits)

@@ -84,7 +84,7 @@ def get(kind: str, name: str | None, lab_name: str | None, namespace: str, all_n
             where = f" in namespace {namespace!r} (-A for all)" if listing.namespace else ""
             raise LabError(f"{registered.name.lower()} {name!r} not found{where}")
         if output in ("table", "wide"):
-            widths = _print_table(listing.columns, listing.rows(chosen), watch)
+            widths = print_table(listing.columns, listing.rows(chosen), watch)
         else:
             _print_documents(registered.name, chosen, output, whole=not watch and not name)
         if watch:
@@ -129,7 +129,7 @@ class Listing:
         return self._rows(chosen)  # type: ignore[no-any-return]
 
 
-def _print_table(columns: tuple[str, ...], rows: list[tuple[str, ...]], fixed: bool) -> list[int]:
+def print_table(columns: tuple[str, ...], rows: list[tuple[str, ...]], fixed: bool) -> list[int]:
     """A rich table; or, when rows will follow (-w), plain columns whose widths the
     later rows keep, as kubectl's are."""
     if not fixed:
@@ -142,11 +142,11 @@ def _print_table(columns: tuple[str, ...], rows: list[tuple[str, ...]], fixed: b
         return []
     widths = [max([len(c), *(len(r[i]) for r in rows)]) + 3 for i, c in enumerate(columns)]
     for row in [columns, *rows]:
-        _echo_row(row, widths)
+        echo_row(row, widths)
     return widths
 
 
-def _echo_row(row: tuple[str, ...], widths: list[int]) -> None:
+def echo_row(row: tuple[str, ...], widths: list[int]) -> None:
     click.echo("".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     sys.stdout.flush()
 
@@ -185,7 +185,7 @@ def _watch(store: Store, listing: Listing, chosen: list[Resource], revision: int
             return
         shown[resource.metadata.key] = view
         if widths:
-            _echo_row(view, widths)  # type: ignore[arg-type]
+            echo_row(view, widths)  # type: ignore[arg-type]
         else:
             _print_documents(listing.kind.name, [resource], output, whole=False)
 

@@ -4,12 +4,16 @@ store by the same evaluator the conformance tests trust."""
 from __future__ import annotations
 
 import ipaddress
+import select
 import sys
+import time
 
 import click
 
-from podnet.cli.get import cluster_store
+from podnet.cli.get import cluster_record, cluster_store, echo_row, print_table
 from podnet.errors import PodnetError
+from podnet.kernel.nflog import Logged, NflogReader, open_reader
+from podnet.lab.names import member_namespace
 from podnet.model.namespace import Namespace
 from podnet.model.networkpolicy import PROTOCOLS, NetworkPolicy
 from podnet.model.node import Node
@@ -17,6 +21,7 @@ from podnet.model.pod import Pod
 from podnet.model.selector import service_selects
 from podnet.model.service import Service
 from podnet.policy.evaluator import Decision, Party, PolicyView, Verdict, evaluate
+from podnet.policy.ruleset import DROPS_GROUP
 from podnet.store import resources
 
 
@@ -24,9 +29,64 @@ class CheckError(PodnetError):
     """A FROM or TO that names nothing in the cluster."""
 
 
+DROP_COLUMNS = ("TIME", "NODE", "SOURCE", "DESTINATION", "PROTOCOL", "VERDICT", "POLICIES")
+
+
 @click.group()
 def policy() -> None:
-    """NetworkPolicy: check what is allowed."""
+    """NetworkPolicy: check what is allowed, and watch what is dropped."""
+
+
+@policy.command()
+@click.option("-f", "--follow", is_flag=True, help="Print each drop as it happens, until interrupted.")
+@click.option("--seconds", default=5.0, show_default=True, help="Without -f: how long to listen.")
+@click.option("--lab", "lab_name", help="The lab to watch, when several are up.")
+def drops(follow: bool, seconds: float, lab_name: str | None) -> None:
+    """New connections NetworkPolicies drop (and policies in audit mode would
+    drop), as every node logs them: source and destination pods, port, protocol,
+    and the policies that isolate the pod. Nothing is logged while nobody
+    listens, so this shows what happens while it runs (at most 50 a second per
+    group of pods and direction)."""
+    record = cluster_record(lab_name)
+    with cluster_store(lab_name) as store:
+        nodes = [n.metadata.name for n in resources.list_kind(store, Node)[0]]
+        names = {p.pod_ip: p.metadata.key for p in resources.list_kind(store, Pod)[0] if p.pod_ip}
+    readers = {node: open_reader(member_namespace(record.name, node), DROPS_GROUP) for node in nodes}
+    widths = [10, 12, 22, 24, 10, 9, 30]
+    rows: list[tuple[str, ...]] = []
+    if follow:
+        echo_row(DROP_COLUMNS, widths)
+    deadline = None if follow else time.monotonic() + seconds
+    try:
+        while deadline is None or (left := deadline - time.monotonic()) > 0:
+            for node, logged in _next_logged(readers, 1.0 if deadline is None else min(left, 1.0)):
+                row = _drop_row(node, logged, names)
+                if follow:
+                    echo_row(row, widths)
+                else:
+                    rows.append(row)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for reader in readers.values():
+            reader.close()
+    if not follow:
+        print_table(DROP_COLUMNS, rows, fixed=False)
+
+
+def _next_logged(readers: dict[str, NflogReader], timeout: float) -> list[tuple[str, Logged]]:
+    by_socket = {reader.sock: node for node, reader in readers.items()}
+    ready, _, _ = select.select(list(by_socket), [], [], timeout)
+    return [(by_socket[sock], logged) for sock in ready for logged in readers[by_socket[sock]].read(0)]
+
+
+def _drop_row(node: str, logged: Logged, names: dict[str, str]) -> tuple[str, ...]:
+    verdict, _, rest = logged.prefix.partition(" ")
+    direction, _, policies = rest.partition(" ")
+    port = f":{logged.port}" if logged.port is not None else ""
+    return (time.strftime("%H:%M:%S", time.localtime(logged.at)), node, names.get(logged.source, logged.source),
+            f"{names.get(logged.destination, logged.destination)}{port}", logged.protocol,
+            "audit" if verdict == "audit" else "dropped", f"{policies} ({direction})")
 
 
 @policy.command()

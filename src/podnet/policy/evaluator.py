@@ -89,9 +89,10 @@ class PolicyView:
         assert pod.pod_ip, f"{pod.metadata.key} has no IP"
         return Party(ipaddress.ip_address(pod.pod_ip), pod)
 
-    def selecting(self, pod: Pod, direction: str) -> list[NetworkPolicy]:
-        """The policies that isolate `pod` for `direction`."""
-        return [p for p in self.policies if p.metadata.namespace == pod.metadata.namespace
+    def selecting(self, pod: Pod, direction: str, audit: bool = False) -> list[NetworkPolicy]:
+        """The policies that isolate `pod` for `direction`; with `audit`, the ones
+        in audit mode instead, which isolate nothing and log what they would drop."""
+        return [p for p in self.policies if p.metadata.namespace == pod.metadata.namespace and p.audit == audit
                 and direction in p.policy_types and p.pod_selector.matches(pod.metadata.labels)]
 
     def peer_matches(self, peer: Peer, policy: NetworkPolicy, other: Party) -> bool:

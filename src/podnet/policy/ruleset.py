@@ -15,7 +15,10 @@ so a connection to a ClusterIP is judged at its endpoint pod.
                     protocol and port or range; named ports as a set of
                     (pod IP . protocol . port), resolved on each destination pod.
                     Egress that matches returns (ingress is judged next);
-                    ingress that matches is accepted; the end drops.
+                    ingress that matches is accepted; the end logs (at most
+                    LOGGED_PER_SECOND) to NFLOG group DROPS_GROUP and drops.
+                    Pods selected only by policies in audit mode are not
+                    isolated: their chain logs what it would drop and lets it on.
 
 A packet meets one map lookup per direction and then only the rules of the
 policies that select its pods, however many policies the cluster has.
@@ -30,14 +33,16 @@ from dataclasses import dataclass
 
 from podnet.kernel.nftables import Chain, Element, Map, Set, Table, Transaction, base_chain, hooks
 from podnet.kernel.nftables.rules import (
-    ACCEPT, CT_STATE, DROP, IP_DADDR, IP_SADDR, L4PROTO, RETURN, TH_DPORT, Field, Match, Rule, SetRef, Statement,
-    VerdictMap, concat, differs, goto, jump, match, rule,
+    ACCEPT, CT_STATE, DROP, IP_DADDR, IP_SADDR, L4PROTO, RETURN, TH_DPORT, Field, Limit, Log, Match, Rule, SetRef,
+    Statement, VerdictMap, concat, differs, goto, jump, match, rule,
 )
 from podnet.model.networkpolicy import EGRESS, INGRESS, NetworkPolicy, PolicyPort, PolicyRule
 from podnet.model.pod import Pod
 from podnet.policy.evaluator import PolicyView
 
 TABLE = Table("ip", hooks.POLICY)
+DROPS_GROUP = 7170  # the NFLOG group of dropped (and, in audit mode, would-be dropped) first packets
+LOGGED_PER_SECOND = 50  # per group of pods and direction: a flood of drops is sampled, not copied
 _OWN_KEY = concat(IP_SADDR, IP_DADDR)
 _NAMED_KEY = concat(IP_DADDR, L4PROTO, TH_DPORT)
 
@@ -83,21 +88,28 @@ class _Builder:
         return name
 
     def side(self, side: _Side, local_pods: Sequence[Pod]) -> None:
-        """The dispatch map of one direction and a chain per group of isolating policies."""
-        groups: dict[tuple[str, ...], list[Pod]] = {}
+        """The dispatch map of one direction and a chain per group of pods the same
+        policies select. A group's chain ends in a drop, logged (rationed) to the
+        NFLOG group for `podnet policy drops`; a group selected only by policies
+        in audit mode is not isolated: its end logs and lets the packet on."""
+        groups: dict[tuple[tuple[str, ...], bool], list[Pod]] = {}
         policies: dict[str, NetworkPolicy] = {}
         for pod in local_pods:
             selecting = self.view.selecting(pod, side.direction)
+            audit = not selecting
+            if audit:
+                selecting = self.view.selecting(pod, side.direction, audit=True)
             if selecting:
                 policies.update((p.metadata.key, p) for p in selecting)
-                groups.setdefault(tuple(p.metadata.key for p in selecting), []).append(pod)
+                groups.setdefault((tuple(p.metadata.key for p in selecting), audit), []).append(pod)
         dispatch = f"{side.prefix}_pods"
         self.sets.append(Map(dispatch, "ipv4_addr", "verdict"))
         self.chains.append(Chain(side.prefix))
         self.rules.append(rule(side.prefix, VerdictMap(side.local, SetRef(dispatch))))
-        for n, (keys, pods) in enumerate(sorted(groups.items())):
+        for n, ((keys, audit), pods) in enumerate(sorted(groups.items())):
             chain = f"{side.prefix}_{n}"
-            self.chains.append(Chain(chain, comment=_comment(", ".join(keys))))
+            listed = ", ".join(keys)
+            self.chains.append(Chain(chain, comment=_comment(f"{listed} (audit)" if audit else listed)))
             self.elements.extend(Element(dispatch, (pod.pod_ip or "",), goto(chain)) for pod in pods)
             for key in keys:
                 policy = policies[key]
@@ -105,7 +117,10 @@ class _Builder:
                     comment = _comment(f"{key} {side.prefix}[{i}]")
                     for statements in self._rule_matches(side, policy, policy_rule, pods):
                         self.rules.append(Rule(chain, (*statements, side.allowed), comment))
-            self.rules.append(rule(chain, DROP, comment="no policy rule allows it"))
+            prefix = _comment(f"{'audit' if audit else 'drop'} {side.prefix} {listed}")
+            self.rules.append(rule(chain, Limit(LOGGED_PER_SECOND), Log(DROPS_GROUP, prefix)))
+            self.rules.append(rule(chain, side.allowed if audit else DROP,
+                                   comment="audit: would drop" if audit else "no policy rule allows it"))
 
     def _rule_matches(self, side: _Side, policy: NetworkPolicy, policy_rule: PolicyRule,
                       pods: Sequence[Pod]) -> Iterator[tuple[Statement, ...]]:

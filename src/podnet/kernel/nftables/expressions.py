@@ -11,20 +11,17 @@ from typing import TYPE_CHECKING
 
 from podnet.kernel.nftables.objects import Element, Set
 from podnet.kernel.nftables.rules import (
-    AnonSet, Concat, Dnat, Expr, Field, Lookup, Masked, Masquerade, Match, Numgen, Reject, SetMark, SetRef, UpdateSet,
-    Verdict, VerdictMap,
+    AnonSet, Concat, Dnat, Expr, Field, Limit, Log, Lookup, Masked, Masquerade, Match, Numgen, Reject, SetMark, SetRef,
+    UpdateSet, Verdict, VerdictMap,
 )
 from podnet.kernel.nftables.wire import (
     ADDRESS_TYPES, FAMILIES, FIELDS, FLAG_VALUES, REG32, REG_VERDICT, TYPES, DataType, Unsupported, port_bytes,
     value_data, verdict_data,
 )
-from podnet.kernel.nlmsg import attr, be32, nest, string
+from podnet.kernel.nlmsg import attr, be32, be64, nest, string
 
 if TYPE_CHECKING:
     from podnet.kernel.nftables.batch import Encoder
-
-
-_CMP_LTE, _CMP_GTE = 3, 5  # enum nft_cmp_ops
 
 
 class RuleCompiler:
@@ -119,6 +116,10 @@ class RuleCompiler:
             kept = ~s.value & 0xFFFFFFFF if s.op == "|" else 0xFFFFFFFF  # | clears the bits, then sets them
             self.bitwise(REG32, _host(kept), _host(s.value))
             self.expr("meta", be32(2, 3), be32(3, REG32))  # key mark, from the register
+        elif isinstance(s, Limit):  # packets per second, burst 5 as nft's default
+            self.expr("limit", be64(1, s.per_second), be64(2, 1), be32(3, 5), be32(4, 0), be32(5, 0))
+        elif isinstance(s, Log):
+            self.expr("log", attr(1, struct.pack(">H", s.group)), string(2, s.prefix))
         elif isinstance(s, UpdateSet):
             self.load(s.key)
             self.expr("dynset", string(1, s.set), be32(3, 1), be32(4, REG32))  # op update
@@ -160,11 +161,10 @@ class RuleCompiler:
             self.cmp(REG32, _host(right, t.size), m.negate)
             return
         if isinstance(right, str) and right.count("-") == 1 and t.id == TYPES["inet_service"].id:
-            low, high = right.split("-")  # a range: network order compares as the numbers do
+            low, high = right.split("-")  # NFT_RANGE_EQ: network order compares as the numbers do
             if m.negate:
                 raise Unsupported(f"{m.left.text()} != {right}")
-            self.expr("cmp", be32(1, REG32), be32(2, _CMP_GTE), value_data(3, t.encode(low)))
-            self.expr("cmp", be32(1, REG32), be32(2, _CMP_LTE), value_data(3, t.encode(high)))
+            self.expr("range", be32(1, REG32), be32(2, 0), value_data(3, t.encode(low)), value_data(4, t.encode(high)))
             return
         if isinstance(right, str) and "/" in right:
             if t.id != TYPES["ipv4_addr"].id:

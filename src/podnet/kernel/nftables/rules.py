@@ -237,7 +237,29 @@ class UpdateSet:
         return f"update @{self.set} {{ {self.key.text()} }}"
 
 
-Statement = Union[Match, Verdict, VerdictMap, Dnat, Masquerade, Reject, SetMark, UpdateSet]
+@dataclass(frozen=True)
+class Limit:
+    """`limit rate 10/second`: true for that many packets a second (and a burst of
+    five), false above it, so what follows it in the rule is rationed."""
+
+    per_second: int
+
+    def text(self) -> str:
+        return f"limit rate {self.per_second}/second"
+
+
+@dataclass(frozen=True)
+class Log:
+    """`log prefix "..." group N`: the packet to the NFLOG group, for whoever listens."""
+
+    group: int
+    prefix: str
+
+    def text(self) -> str:
+        return f'log prefix "{self.prefix}" group {self.group}'
+
+
+Statement = Union[Match, Verdict, VerdictMap, Dnat, Masquerade, Reject, SetMark, UpdateSet, Limit, Log]
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field, replace
 
 from podnet.kernel.nftables.fake import Fake
 from podnet.kernel.nftables.objects import Table
-from podnet.kernel.nftables.rules import (AnonSet, Concat, Dnat, Expr, Field, Lookup, Masked, Masquerade, Match,
-                                          Numgen, Reject, Rule, SetMark, SetRef, Statement, UpdateSet, Verdict,
+from podnet.kernel.nftables.rules import (AnonSet, Concat, Dnat, Expr, Field, Limit, Log, Lookup, Masked, Masquerade,
+                                          Match, Numgen, Reject, Rule, SetMark, SetRef, Statement, UpdateSet, Verdict,
                                           VerdictMap)
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
@@ -203,7 +203,7 @@ class Tracer:
         if isinstance(statement, SetMark):
             mark = state.mark | statement.value if statement.op == "|" else state.mark ^ statement.value
             return [(replace(state, mark=mark), "continue")]
-        if isinstance(statement, UpdateSet):
+        if isinstance(statement, (UpdateSet, Log, Limit)):  # a limit is taken as never reached
             return [(state, "continue")]
         raise TypeError(f"the tracer does not know {statement!r}")
 

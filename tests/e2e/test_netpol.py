@@ -6,6 +6,7 @@ compared with the evaluator's truth table. A mismatch prints both tables."""
 from __future__ import annotations
 
 import errno
+import http.client
 import os
 import select
 import socket
@@ -246,6 +247,118 @@ kind: NetworkPolicy
 metadata: {name: all-in, namespace: x}
 spec: {podSelector: {}, ingress: [{}]}
 """, [(80, "TCP")]),
+    "deny-all-egress": ("""
+kind: NetworkPolicy
+metadata: {name: no-egress, namespace: x}
+spec: {podSelector: {}, policyTypes: [Egress]}
+""", [(80, "TCP")]),
+    "deny-then-allow-all-is-the-union": ("""
+kind: NetworkPolicy
+metadata: {name: deny, namespace: y}
+spec: {podSelector: {}}
+---
+kind: NetworkPolicy
+metadata: {name: allow-all, namespace: y}
+spec: {podSelector: {matchLabels: {pod: b}}, ingress: [{}]}
+""", [(80, "TCP")]),
+    "namespaces-by-expression": ("""
+kind: NetworkPolicy
+metadata: {name: not-x, namespace: x}
+spec:
+  podSelector: {}
+  ingress: [{from: [{namespaceSelector: {matchExpressions: [{key: ns, operator: NotIn, values: [x]}]}}]}]
+""", [(80, "TCP")]),
+    "targets-by-expression": ("""
+kind: NetworkPolicy
+metadata: {name: a-and-b, namespace: z}
+spec: {podSelector: {matchExpressions: [{key: pod, operator: In, values: [a, b]}]}}
+""", [(81, "TCP")]),
+    "egress-to-one-namespace": ("""
+kind: NetworkPolicy
+metadata: {name: only-y, namespace: x}
+spec:
+  podSelector: {matchLabels: {pod: c}}
+  policyTypes: [Egress]
+  egress: [{to: [{namespaceSelector: {matchLabels: {ns: y}}}]}]
+""", [(80, "TCP"), (80, "UDP")]),
+    "egress-to-pod-b-anywhere": ("""
+kind: NetworkPolicy
+metadata: {name: to-b, namespace: y}
+spec:
+  podSelector: {}
+  policyTypes: [Egress]
+  egress: [{to: [{namespaceSelector: {}, podSelector: {matchLabels: {pod: b}}}]}]
+""", [(81, "UDP")]),
+    "protocol-only-port": ("""
+kind: NetworkPolicy
+metadata: {name: udp-only, namespace: x}
+spec: {podSelector: {}, ingress: [{ports: [{protocol: UDP}]}]}
+""", [(80, "TCP"), (80, "UDP")]),
+    "egress-ip-block": ("""
+kind: NetworkPolicy
+metadata: {name: to-block, namespace: z}
+spec:
+  podSelector: {matchLabels: {pod: a}}
+  policyTypes: [Egress]
+  egress: [{to: [{ipBlock: {cidr: 10.244.1.0/24}}]}]
+""", [(80, "TCP")]),
+    "two-policies-one-pod": ("""
+kind: NetworkPolicy
+metadata: {name: from-b, namespace: x}
+spec: {podSelector: {matchLabels: {pod: a}}, ingress: [{from: [{podSelector: {matchLabels: {pod: b}}}]}]}
+---
+kind: NetworkPolicy
+metadata: {name: from-y, namespace: x}
+spec: {podSelector: {matchLabels: {pod: a}}, ingress: [{from: [{namespaceSelector: {matchLabels: {ns: y}}}]}]}
+""", [(80, "TCP")]),
+    "ingress-and-egress-in-one-policy": ("""
+kind: NetworkPolicy
+metadata: {name: both, namespace: y}
+spec:
+  podSelector: {matchLabels: {pod: a}}
+  ingress: [{from: [{namespaceSelector: {matchLabels: {ns: z}}}]}]
+  egress: [{to: [{podSelector: {matchLabels: {pod: c}}}]}]
+""", [(80, "TCP")]),
+    "every-namespace-allowed": ("""
+kind: NetworkPolicy
+metadata: {name: all-namespaces, namespace: z}
+spec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {}}]}]}
+""", [(80, "TCP")]),
+    "pod-a-isolated-everywhere": ("""
+kind: NetworkPolicy
+metadata: {name: deny-a, namespace: x}
+spec: {podSelector: {matchLabels: {pod: a}}}
+---
+kind: NetworkPolicy
+metadata: {name: deny-a, namespace: y}
+spec: {podSelector: {matchLabels: {pod: a}}}
+---
+kind: NetworkPolicy
+metadata: {name: deny-a, namespace: z}
+spec: {podSelector: {matchLabels: {pod: a}}}
+""", [(80, "UDP")]),
+    "namespace-on-a-named-port": ("""
+kind: NetworkPolicy
+metadata: {name: z-on-http, namespace: y}
+spec:
+  podSelector: {}
+  ingress: [{from: [{namespaceSelector: {matchLabels: {ns: z}}}], ports: [{port: serve-80-tcp}]}]
+""", [(80, "TCP"), (81, "TCP")]),
+    "egress-only-a-named-udp-port": ("""
+kind: NetworkPolicy
+metadata: {name: dns-like, namespace: z}
+spec:
+  podSelector: {}
+  policyTypes: [Egress]
+  egress: [{ports: [{port: serve-81-udp, protocol: UDP}]}]
+""", [(81, "UDP"), (80, "UDP")]),
+    "end-port-over-both-tcp-ports": ("""
+kind: NetworkPolicy
+metadata: {name: both-ports, namespace: z}
+spec:
+  podSelector: {matchLabels: {pod: c}}
+  ingress: [{from: [{podSelector: {}}], ports: [{port: 80, endPort: 81}]}]
+""", [(81, "TCP")]),
 }
 
 
@@ -421,3 +534,28 @@ spec: {podSelector: {}}
         assert not any(row[3].startswith("y/") for row in rows), out  # y is neither isolated nor watched
     finally:
         podnet("delete", "--lab", LAB, "-f", str(path))
+
+
+def test_connections_established_before_a_policy_keep_going(lab: Path) -> None:
+    """Decided for podnet, as Calico and Cilium do: conntrack passes an established
+    connection before any rule, so a policy judges only new connections."""
+    x_a = next(p for p in _view().pods if p.metadata.key == "x/a")
+
+    def held() -> tuple[bool, bool]:
+        connection = http.client.HTTPConnection(x_a.pod_ip or "", 80, timeout=3)
+        connection.request("GET", "/")
+        assert connection.getresponse().read()
+        before = connection.sock.getsockname()
+        path = _apply(lab, "later", CASES["deny-all-ingress"][0])
+        try:
+            refused = within(CONVERGE, lambda: not _probe_row([("x/a", x_a.pod_ip or "")], 80, "TCP")["x/a"],
+                             interval=0.2)
+            connection.request("GET", "/")  # the same connection (the same local port), past the new policy
+            kept = connection.getresponse().status == 200 and connection.sock.getsockname() == before
+            return refused, kept
+        finally:
+            connection.close()
+            podnet("delete", "--lab", LAB, "-f", str(path))
+
+    new_refused, old_kept = netns.run_in(f"pn-{LAB}.y.b", held)
+    assert new_refused and old_kept

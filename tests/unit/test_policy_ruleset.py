@@ -1,6 +1,7 @@
 """The enforcer's table in the Fake: every pair of the netpol model is traced
 through the nodes it crosses, and where each packet ends must equal the
-evaluator's answer."""
+evaluator's answer. SCTP is traced here only: this kernel has no SCTP, so the
+real-packet suite (tests/e2e/test_netpol.py) probes TCP and UDP."""
 
 from __future__ import annotations
 
@@ -58,6 +59,13 @@ spec:
   podSelector: {matchLabels: {pod: a}}
   ingress: [{from: [{podSelector: {matchLabels: {pod: b}}}]}]
 """],
+    "sctp": ["""
+kind: NetworkPolicy
+metadata: {name: sctp-only, namespace: y}
+spec:
+  podSelector: {}
+  ingress: [{ports: [{protocol: SCTP, port: 80}]}]
+"""],
     "egress-wins": ["""
 kind: NetworkPolicy
 metadata: {name: out, namespace: x}
@@ -103,7 +111,7 @@ def _kernel_allows(view: PolicyView, tracers: dict[str, Tracer], source: str, de
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-@pytest.mark.parametrize(("port", "protocol"), [(80, "TCP"), (81, "TCP"), (80, "UDP"), (81, "UDP")])
+@pytest.mark.parametrize(("port", "protocol"), [(80, "TCP"), (81, "TCP"), (80, "UDP"), (81, "UDP"), (80, "SCTP")])
 def test_the_table_drops_exactly_what_the_evaluator_denies(case: str, port: int, protocol: str) -> None:
     view, tracers = _cluster(CASES[case])
     expected = truth_table(view, port, protocol)

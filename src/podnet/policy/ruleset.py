@@ -42,7 +42,7 @@ from podnet.policy.evaluator import PolicyView
 
 TABLE = Table("ip", hooks.POLICY)
 DROPS_GROUP = 7170  # the NFLOG group of dropped (and, in audit mode, would-be dropped) first packets
-LOGGED_PER_SECOND = 50  # per group of pods and direction: a flood of drops is sampled, not copied
+LOGGED_PER_SECOND = 50  # and as many at once, per group of pods and direction: a flood is sampled, not copied
 _OWN_KEY = concat(IP_SADDR, IP_DADDR)
 _NAMED_KEY = concat(IP_DADDR, L4PROTO, TH_DPORT)
 
@@ -118,7 +118,7 @@ class _Builder:
                     for statements in self._rule_matches(side, policy, policy_rule, pods):
                         self.rules.append(Rule(chain, (*statements, side.allowed), comment))
             prefix = _comment(f"{'audit' if audit else 'drop'} {side.prefix} {listed}")
-            self.rules.append(rule(chain, Limit(LOGGED_PER_SECOND), Log(DROPS_GROUP, prefix)))
+            self.rules.append(rule(chain, Limit(LOGGED_PER_SECOND, LOGGED_PER_SECOND), Log(DROPS_GROUP, prefix)))
             self.rules.append(rule(chain, side.allowed if audit else DROP,
                                    comment="audit: would drop" if audit else "no policy rule allows it"))
 

@@ -116,8 +116,8 @@ class RuleCompiler:
             kept = ~s.value & 0xFFFFFFFF if s.op == "|" else 0xFFFFFFFF  # | clears the bits, then sets them
             self.bitwise(REG32, _host(kept), _host(s.value))
             self.expr("meta", be32(2, 3), be32(3, REG32))  # key mark, from the register
-        elif isinstance(s, Limit):  # packets per second, burst 5 as nft's default
-            self.expr("limit", be64(1, s.per_second), be64(2, 1), be32(3, 5), be32(4, 0), be32(5, 0))
+        elif isinstance(s, Limit):  # packets per second
+            self.expr("limit", be64(1, s.per_second), be64(2, 1), be32(3, s.burst), be32(4, 0), be32(5, 0))
         elif isinstance(s, Log):
             self.expr("log", attr(1, struct.pack(">H", s.group)), string(2, s.prefix))
         elif isinstance(s, UpdateSet):

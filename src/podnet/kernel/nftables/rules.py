@@ -239,13 +239,15 @@ class UpdateSet:
 
 @dataclass(frozen=True)
 class Limit:
-    """`limit rate 10/second`: true for that many packets a second (and a burst of
-    five), false above it, so what follows it in the rule is rationed."""
+    """`limit rate 10/second burst 5 packets`: true for that many packets a second
+    (and bursts of `burst`), false above it, so what follows it in the rule is rationed."""
 
     per_second: int
+    burst: int = 5  # nft's default, which its listings leave out
 
     def text(self) -> str:
-        return f"limit rate {self.per_second}/second"
+        burst = f" burst {self.burst} packets" if self.burst != 5 else ""
+        return f"limit rate {self.per_second}/second{burst}"
 
 
 @dataclass(frozen=True)

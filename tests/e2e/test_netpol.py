@@ -30,7 +30,7 @@ from podnet.model.pod import Pod
 from podnet.model.service import Service
 from podnet.policy.evaluator import PolicyView
 from podnet.store import resources
-from tests.helpers import podnet, within
+from tests.helpers import in_netns, podnet, within
 from tests.policy_model import NAMESPACES, PODS, PORTS, port_name, truth_table
 
 LAB = "t-netpol"
@@ -559,3 +559,27 @@ def test_connections_established_before_a_policy_keep_going(lab: Path) -> None:
 
     new_refused, old_kept = netns.run_in(f"pn-{LAB}.y.b", held)
     assert new_refused and old_kept
+
+
+def test_a_new_pod_is_isolated_by_the_time_the_store_shows_its_address(lab: Path) -> None:
+    """The agent puts its address in the isolated set between CNI ADD and the pod's
+    start (tests/unit/test_policy_enforcer.py shows the order; here, the result)."""
+    policy_path = _apply(lab, "isolating", CASES["deny-all-ingress"][0])
+    pod_path = lab / "late.yaml"
+    pod_path.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: late, namespace: x, labels: {pod: late}}\n"
+                        "spec: {nodeName: n1}\n")
+    try:
+        podnet("apply", "--lab", LAB, "-f", str(pod_path))
+
+        def stored_address() -> str | None:
+            with cluster_store(LAB) as store:
+                pod = resources.get(store, Pod, "x", "late")
+            return pod.pod_ip if pod is not None else None
+
+        assert within(30, lambda: stored_address() is not None, interval=0.01)
+        address = stored_address()
+        listed = in_netns(f"pn-{LAB}.n1", "nft", "list", "map", "ip", "podnet-policy", "ingress_pods").stdout
+        assert f"{address} : goto" in listed, listed
+    finally:
+        podnet("delete", "--lab", LAB, "-f", str(pod_path))
+        podnet("delete", "--lab", LAB, "-f", str(policy_path))

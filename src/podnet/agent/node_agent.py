@@ -29,11 +29,11 @@ def node_controllers(kernel: NodeKernel, store: Store, node_name: str, namespace
     nftables, and in this process for userspace-mode services) and its pods'
     NetworkPolicies, and given a CNI network its pods."""
     controllers: list[Controller] = [NetworkController(kernel, store, node_name, cluster_cidr, backend)]
-    if cluster_cidr:
-        controllers += [Proxier(kernel, node_name, cluster_cidr), UserspaceProxies(namespace),
-                        PolicyEnforcer(kernel, node_name)]
+    enforcer = PolicyEnforcer(kernel, node_name) if cluster_cidr else None
+    if enforcer is not None:
+        controllers += [Proxier(kernel, node_name, cluster_cidr or ""), UserspaceProxies(namespace), enforcer]
     if kubelet is not None:
-        controllers.append(PodController(store, kubelet))
+        controllers.append(PodController(store, kubelet, addressed=enforcer.admit if enforcer else None))
     return controllers
 
 

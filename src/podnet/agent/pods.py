@@ -81,9 +81,11 @@ class _Backoff:
 class PodController:
     name = "pods"
 
-    def __init__(self, store: Store, config: KubeletConfig, workers: int = 8) -> None:
+    def __init__(self, store: Store, config: KubeletConfig, workers: int = 8,
+                 addressed: Callable[[Pod], None] | None = None) -> None:
         self.store = store
         self.config = config
+        self.addressed = addressed  # told of each pod's address between CNI ADD and its start (policy isolates it)
         self.runtime = Runtime([config.plugin_dir], config.state_dir / "cni", config.node_netns)
         self.records = config.state_dir / "pods"
         self.records.mkdir(parents=True, exist_ok=True)
@@ -173,6 +175,8 @@ class PodController:
         netns.create(sandbox)
         result = Result.parse(self.runtime.add(self.config.network, self._attachment(sandbox, pod)))
         pod_ip = result.ips[0].address.split("/")[0]
+        if self.addressed is not None:
+            self.addressed(pod.with_status(pod_ip=pod_ip, host_ip=pod.host_ip, ready=False))
         settings = self._cluster_settings()
         netns.write_etc(sandbox, "resolv.conf", settings.resolv_conf(pod.metadata.namespace))
         self._spawn(sandbox, pod, pod_ip, settings)

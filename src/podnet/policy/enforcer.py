@@ -6,11 +6,13 @@ so a cluster without policies pays nothing per packet."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from podnet.agent.controller import Snapshot
 from podnet.kernel.nftables import Transaction
 from podnet.kernel.node import NodeKernel
+from podnet.model.pod import Pod
 from podnet.policy.evaluator import PolicyView
 from podnet.policy.ruleset import TABLE, render
 
@@ -28,11 +30,37 @@ class PolicyEnforcer:
         self._applied: Transaction | None = None
         self._applied_at = 0.0
         self._bridge_checked = False
+        self._snapshot: Snapshot | None = None
+        self._admitted: dict[str, Pod] = {}  # new pods by key, until the store shows their address
+        self._lock = threading.Lock()  # the agent's loop syncs; the kubelet's workers admit
 
     def sync(self, snapshot: Snapshot) -> str:
         """"table" when the table was written, "removed", or "none"."""
-        view = PolicyView(snapshot.pods, snapshot.namespaces, snapshot.policies, snapshot.nodes)
-        wanted = render(view, self.node_name)
+        with self._lock:
+            self._snapshot = snapshot
+            return self._write(render(self._view(snapshot), self.node_name))
+
+    def admit(self, pod: Pod) -> None:
+        """A new pod's address, between its CNI ADD and its start: when a policy
+        selects it, it is isolated from its first packet (rules that allow it
+        follow with the store, within the programming latency)."""
+        with self._lock:
+            self._admitted[pod.metadata.key] = pod
+            if self._snapshot is not None:
+                self._write(render(self._view(self._snapshot), self.node_name))
+
+    def _view(self, snapshot: Snapshot) -> PolicyView:
+        """The snapshot's pods, and those admitted whose address the store does not show yet."""
+        pods = {p.metadata.key: p for p in snapshot.pods}
+        for key, admitted in list(self._admitted.items()):
+            stored = pods.get(key)
+            if stored is None or stored.terminating or stored.pod_ip:  # gone, or the store has caught up
+                del self._admitted[key]
+            else:
+                pods[key] = admitted
+        return PolicyView(pods.values(), snapshot.namespaces, snapshot.policies, snapshot.nodes)
+
+    def _write(self, wanted: Transaction | None) -> str:
         stale = time.monotonic() - self._applied_at > self.resync_seconds
         if wanted == self._applied and not stale:
             return "none"

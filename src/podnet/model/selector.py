@@ -60,7 +60,10 @@ class LabelSelector:
         return cls(tuple(sorted(fields.labels("matchLabels").items())), tuple(expressions))
 
     def matches(self, labels: Mapping[str, str]) -> bool:
-        return matches_labels(dict(self.match_labels), labels) and all(r.matches(labels) for r in self.match_expressions)
+        for key, value in self.match_labels:  # no dict made: policies ask this of every pod
+            if labels.get(key) != value:
+                return False
+        return all(r.matches(labels) for r in self.match_expressions)
 
     def text(self) -> str:
         """As kubectl prints one: `pod=a,tier in (db,web),!legacy`; `<none>` for the empty one."""

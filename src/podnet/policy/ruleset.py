@@ -131,17 +131,20 @@ class _Builder:
                 yield (*peer, *port)
 
     def _peer_matches(self, side: _Side, policy: NetworkPolicy, policy_rule: PolicyRule) -> Iterator[tuple[Match, ...]]:
+        """One alternative per peer: a selector's pods as a set, which every rule with
+        the same selectors shares (a namespace selector recurs across policies,
+        and one set for it is far fewer elements than one per rule); an ipBlock as
+        its prefix minus its holes. A selector matching no pod matches nothing."""
         if not policy_rule.peers:
             yield ()
             return
-        selected = frozenset((p.pod_ip or "",) for p in self.view.pods
-                             if any(peer.ip_block is None and self.view.peer_matches(peer, policy, self.view.of_pod(p))
-                                    for peer in policy_rule.peers))
-        if any(peer.ip_block is None for peer in policy_rule.peers):
-            yield (match(side.remote, SetRef(self.named_set("peers", "ipv4_addr", selected))),)
         for peer in policy_rule.peers:
             block = peer.ip_block
-            if block is not None and block.cidr.version == 4:
+            if block is None:
+                selected = frozenset((p.pod_ip or "",) for p in self.view.selected_by(peer, policy))
+                if selected:
+                    yield (match(side.remote, SetRef(self.named_set("peers", "ipv4_addr", selected))),)
+            elif block.cidr.version == 4:
                 yield (match(side.remote, str(block.cidr)), *(differs(side.remote, str(hole)) for hole in block.excepted))
 
     def _port_matches(self, side: _Side, ports: Sequence[PolicyPort], pods: Sequence[Pod]) -> Iterator[tuple[Match, ...]]:

@@ -55,8 +55,11 @@ class Transaction:
         if len(names) == 1:
             self.operations.append((verb, Elements(names.pop(), items)))
             return self
+        by_set: dict[str, list[Element]] = {name: [] for name in names}
+        for element in items:  # one pass: a policy table has thousands of sets
+            by_set[element.set].append(element)
         for name in sorted(names):
-            self.operations.append((verb, Elements(name, tuple(e for e in items if e.set == name))))
+            self.operations.append((verb, Elements(name, tuple(by_set[name]))))
         return self
 
     def elements(self) -> Iterator[tuple[str, Element]]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from podnet.model.clusternetworkpolicy import ClusterNetworkPolicy
 from podnet.model.manifest import parse_resource
 from podnet.model.meta import ObjectMeta
 from podnet.model.namespace import Namespace
@@ -44,6 +45,13 @@ def policy(text: str, **values: Any) -> NetworkPolicy:
     found = parse_resource(yaml.safe_load(text.format(**values) if values else text))
     assert isinstance(found, NetworkPolicy)
     return found
+
+
+def policies(texts: list[str]) -> tuple[list[NetworkPolicy], list[ClusterNetworkPolicy]]:
+    """NetworkPolicies and ClusterNetworkPolicies (and the v1alpha1 kinds read as them) from YAML."""
+    found = [parse_resource(yaml.safe_load(text)) for text in texts]
+    return ([p for p in found if isinstance(p, NetworkPolicy)],
+            [p for p in found if isinstance(p, ClusterNetworkPolicy)])
 
 
 def truth_table(view: Any, port: int, protocol: str = "TCP") -> dict[tuple[str, str], bool]:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from podnet.cli.get import cluster_store
 from podnet.kernel import netns
+from podnet.model.clusternetworkpolicy import ClusterNetworkPolicy
 from podnet.model.namespace import Namespace
 from podnet.model.networkpolicy import NetworkPolicy
 from podnet.model.node import Node
@@ -85,7 +86,8 @@ def _view() -> PolicyView:
     with cluster_store(LAB) as store:
         pods = [p for p in resources.list_kind(store, Pod)[0] if p.metadata.namespace in NAMESPACES]
         return PolicyView(pods, resources.list_kind(store, Namespace)[0],
-                          resources.list_kind(store, NetworkPolicy)[0], resources.list_kind(store, Node)[0])
+                          resources.list_kind(store, NetworkPolicy)[0], resources.list_kind(store, Node)[0],
+                          resources.list_kind(store, ClusterNetworkPolicy)[0])
 
 
 def _probe_row(targets: list[tuple[str, str]], port: int, protocol: str) -> dict[str, bool]:
@@ -247,6 +249,31 @@ kind: NetworkPolicy
 metadata: {name: all-in, namespace: x}
 spec: {podSelector: {}, ingress: [{}]}
 """, [(80, "TCP")]),
+    "cluster-tiers-with-pass": ("""
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: pass-y}
+spec:
+  tier: Admin
+  priority: 5
+  subject: {namespaces: {}}
+  ingress:
+  - {action: Pass, from: [{namespaces: {matchLabels: {ns: y}}}]}
+  - {action: Accept, from: [{pods: {namespaceSelector: {}, podSelector: {matchLabels: {pod: c}}}}],
+     match: [{tcp: {port: {number: 80}}}]}
+  - {action: Deny, from: [{namespaces: {matchLabels: {ns: x}}}], match: [{tcp: {port: {number: 81}}}]}
+---
+kind: NetworkPolicy
+metadata: {name: only-b, namespace: x}
+spec: {podSelector: {matchLabels: {pod: a}}, ingress: [{from: [{namespaceSelector: {}, podSelector: {matchLabels: {pod: b}}}]}]}
+---
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: BaselineAdminNetworkPolicy
+metadata: {name: default}
+spec:
+  subject: {namespaces: {matchLabels: {ns: z}}}
+  ingress: [{action: Deny, from: [{namespaces: {matchLabels: {ns: y}}}]}]
+""", [(80, "TCP"), (81, "TCP")]),
     "deny-all-egress": ("""
 kind: NetworkPolicy
 metadata: {name: no-egress, namespace: x}
@@ -364,8 +391,8 @@ spec:
 
 def _apply(lab: Path, name: str, text: str) -> Path:
     path = lab / f"{name}.yaml"
-    path.write_text("\n---\n".join(f"apiVersion: networking.k8s.io/v1\n{doc.strip()}" for doc in text.split("---")
-                                   if doc.strip()))
+    path.write_text("\n---\n".join(doc.strip() if "apiVersion" in doc else f"apiVersion: networking.k8s.io/v1\n{doc.strip()}"
+                                   for doc in text.split("---") if doc.strip()))
     podnet("apply", "--lab", LAB, "-f", str(path))
     return path
 

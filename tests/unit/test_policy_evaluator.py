@@ -239,3 +239,29 @@ spec:
     found = policy(text)
     assert found.audit and found.policy_types == ("Ingress", "Egress")
     assert parse_resource(found.to_manifest()) == found
+
+
+def test_cluster_network_policy_tiers() -> None:
+    """Admin before NetworkPolicy before Baseline; the first matching rule of a tier
+    decides; Pass skips the rest of the tier."""
+    from tests.unit.test_policy_ruleset import CASES
+    from tests.policy_model import policies
+
+    namespaced, cluster_wide = policies(CASES["admin-pass-then-networkpolicy-then-baseline"])
+    v = PolicyView(model_pods(), model_namespaces(), namespaced, (), cluster_wide)
+    pods = {p.metadata.key: v.of_pod(p) for p in v.pods}
+
+    def allowed(source: str, target: str, port: int = 80, protocol: str = "TCP") -> bool:
+        return evaluate(v, pods[source], pods[target], port, protocol).allowed
+
+    assert allowed("y/b", "x/a") and not allowed("y/a", "x/a")  # passed by Admin, judged by the NetworkPolicy
+    assert allowed("y/a", "x/b")  # passed, not isolated, no Baseline for x: allowed ("lower" never read)
+    assert allowed("x/c", "x/a") and not allowed("x/c", "x/a", 81)  # Admin Accept overrides the NetworkPolicy
+    assert not allowed("y/c", "x/a")  # rules are read in order: y's Pass comes before the Accept of pods c
+    assert not allowed("x/b", "z/b") and not allowed("y/a", "z/a")  # the Baseline denies what reaches z
+    verdict = evaluate(v, pods["y/a"], pods["z/a"], 80)
+    assert verdict.ingress and verdict.ingress.because == ("cnp/default ingress[0] (Deny)",)
+    assert not allowed("z/c", "x/a")  # z's egress: the Baseline denies the pod network but pods a on 81/UDP
+    assert allowed("z/b", "x/a", 81, "UDP")  # ... which x/a's NetworkPolicy lets in from any pod b
+    assert evaluate(v, pods["z/b"], pods["y/a"], 81, "UDP").allowed  # egress to a pod a on 81/UDP: Allow
+    assert not evaluate(v, pods["z/b"], pods["y/b"], 81, "UDP").allowed  # the networks Deny

@@ -13,7 +13,7 @@ from podnet.model.meta import ObjectMeta
 from podnet.model.node import Node
 from podnet.policy.evaluator import PolicyView
 from podnet.policy.ruleset import render
-from tests.policy_model import model_namespaces, model_pods, policy, truth_table
+from tests.policy_model import model_namespaces, model_pods, policies, truth_table
 
 NODES = ("node1", "node2")
 CASES = {
@@ -66,6 +66,54 @@ spec:
   podSelector: {}
   ingress: [{ports: [{protocol: SCTP, port: 80}]}]
 """],
+    "admin-deny-beats-allow": ["""
+kind: ClusterNetworkPolicy
+metadata: {name: no-z-into-x}
+spec:
+  tier: Admin
+  priority: 10
+  subject: {namespaces: {matchLabels: {ns: x}}}
+  ingress: [{action: Deny, from: [{namespaces: {matchLabels: {ns: z}}}]}]
+""", """
+kind: NetworkPolicy
+metadata: {name: all-in, namespace: x}
+spec: {podSelector: {}, ingress: [{}]}
+"""],
+    "admin-pass-then-networkpolicy-then-baseline": ["""
+kind: ClusterNetworkPolicy
+metadata: {name: pass-y}
+spec:
+  tier: Admin
+  priority: 5
+  subject: {namespaces: {}}
+  ingress:
+  - {action: Pass, from: [{namespaces: {matchLabels: {ns: y}}}]}
+  - {action: Accept, from: [{pods: {namespaceSelector: {}, podSelector: {matchLabels: {pod: c}}}}],
+     match: [{tcp: {port: {number: 80}}}]}
+""", """
+kind: ClusterNetworkPolicy
+metadata: {name: lower}
+spec:
+  tier: Admin
+  priority: 20
+  subject: {namespaces: {}}
+  ingress: [{action: Deny, from: [{namespaces: {matchLabels: {ns: y}}}]}]
+""", """
+kind: NetworkPolicy
+metadata: {name: only-b, namespace: x}
+spec: {podSelector: {matchLabels: {pod: a}}, ingress: [{from: [{namespaceSelector: {}, podSelector: {matchLabels: {pod: b}}}]}]}
+""", """
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: BaselineAdminNetworkPolicy
+metadata: {name: default}
+spec:
+  subject: {pods: {namespaceSelector: {matchLabels: {ns: z}}, podSelector: {}}}
+  ingress: [{action: Deny, from: [{namespaces: {}}]}]
+  egress:
+  - {action: Allow, to: [{pods: {namespaceSelector: {}, podSelector: {matchLabels: {pod: a}}}}],
+     ports: [{portNumber: {protocol: UDP, port: 81}}]}
+  - {action: Deny, to: [{networks: [10.244.0.0/16]}]}
+"""],
     "egress-wins": ["""
 kind: NetworkPolicy
 metadata: {name: out, namespace: x}
@@ -89,7 +137,8 @@ def _cluster(texts: list[str]) -> tuple[PolicyView, dict[str, Tracer]]:
     pods = [p.scheduled(NODES[i % 2]) for i, p in enumerate(pods)]
     nodes = [Node(ObjectMeta(n, namespace=""), pod_cidr=f"10.250.{i}.0/24", internal_ip=f"192.168.56.{11 + i}")
              for i, n in enumerate(NODES)]
-    view = PolicyView(pods, model_namespaces(), [policy(t) for t in texts], nodes)
+    namespaced, cluster_wide = policies(texts)
+    view = PolicyView(pods, model_namespaces(), namespaced, nodes, cluster_wide)
     tracers = {}
     for node in NODES:
         fake = Fake()

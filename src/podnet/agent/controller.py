@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from podnet.model.clusternetworkpolicy import ClusterNetworkPolicy
 from podnet.model.endpointslice import EndpointSlice
 from podnet.model.namespace import Namespace
 from podnet.model.networkpolicy import NetworkPolicy
@@ -31,6 +32,7 @@ class Snapshot:
     slices: list[EndpointSlice]
     namespaces: list[Namespace] = field(default_factory=list)
     policies: list[NetworkPolicy] = field(default_factory=list)
+    cluster_policies: list[ClusterNetworkPolicy] = field(default_factory=list)
 
     @classmethod
     def read(cls, store: Store) -> Snapshot:
@@ -40,7 +42,8 @@ class Snapshot:
         slices, _ = resources.list_kind(store, EndpointSlice)
         namespaces, _ = resources.list_kind(store, Namespace)
         policies, _ = resources.list_kind(store, NetworkPolicy)
-        return cls(revision, nodes, pods, services, slices, namespaces, policies)
+        cluster_policies, _ = resources.list_kind(store, ClusterNetworkPolicy)
+        return cls(revision, nodes, pods, services, slices, namespaces, policies, cluster_policies)
 
     def node(self, name: str) -> Node | None:
         return next((n for n in self.nodes if n.metadata.name == name), None)

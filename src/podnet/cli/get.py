@@ -108,6 +108,8 @@ class Listing:
             "Lease": (tables.LEASE_COLUMNS, lambda chosen: tables.lease_rows(chosen, time.time())),
             "Event": (tables.EVENT_COLUMNS, lambda chosen: tables.event_rows(chosen, time.time())),
             "NetworkPolicy": (tables.NETWORKPOLICY_COLUMNS, lambda chosen: tables.networkpolicy_rows(chosen)),
+            "ClusterNetworkPolicy": (tables.CLUSTERNETWORKPOLICY_COLUMNS,
+                                     lambda chosen: tables.clusternetworkpolicy_rows(chosen)),
         }[kind.name]
         self.needs = {"Service": (EndpointSlice,), "Deployment": (Pod,)}.get(kind.name, ())
 

@@ -14,6 +14,7 @@ from podnet.cli.get import cluster_record, cluster_store, echo_row, print_table
 from podnet.errors import PodnetError
 from podnet.kernel.nflog import Logged, NflogReader, open_reader
 from podnet.lab.names import member_namespace
+from podnet.model.clusternetworkpolicy import ClusterNetworkPolicy
 from podnet.model.namespace import Namespace
 from podnet.model.networkpolicy import PROTOCOLS, NetworkPolicy
 from podnet.model.node import Node
@@ -104,7 +105,8 @@ def check(source: str, target: str, lab_name: str | None, namespace: str) -> Non
     where, port, protocol = _split_target(target)
     with cluster_store(lab_name) as store:
         view = PolicyView(resources.list_kind(store, Pod)[0], resources.list_kind(store, Namespace)[0],
-                          resources.list_kind(store, NetworkPolicy)[0], resources.list_kind(store, Node)[0])
+                          resources.list_kind(store, NetworkPolicy)[0], resources.list_kind(store, Node)[0],
+                          resources.list_kind(store, ClusterNetworkPolicy)[0])
         services = resources.list_kind(store, Service)[0]
     origin = _party(view, source, namespace)
     answers = [(destination, destination_port, evaluate(view, origin, destination, destination_port, protocol))
@@ -207,4 +209,6 @@ def _describe(decision: Decision) -> str:
         return "not isolated (no policy selects it)"
     if decision.allowed:
         return f"allowed by {', '.join(decision.because)}"
+    if decision.because[0].startswith("cnp/"):
+        return f"denied by {decision.because[0]}"
     return f"denied: isolated by {', '.join(decision.because)} and no rule of theirs matches"

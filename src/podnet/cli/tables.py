@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from podnet.controller.deployments import owned
+from podnet.model.clusternetworkpolicy import ClusterNetworkPolicy
 from podnet.model.deployment import TEMPLATE_HASH, Deployment
 from podnet.model.endpointslice import EndpointSlice, by_service
 from podnet.model.event import Event
@@ -22,6 +23,7 @@ ENDPOINTSLICE_COLUMNS = ("NAMESPACE", "NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS
 LEASE_COLUMNS = ("NAMESPACE", "NAME", "HOLDER", "RENEWED")
 EVENT_COLUMNS = ("NAMESPACE", "LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE")
 NETWORKPOLICY_COLUMNS = ("NAMESPACE", "NAME", "POD-SELECTOR", "POLICY-TYPES", "MODE")
+CLUSTERNETWORKPOLICY_COLUMNS = ("NAME", "TIER", "PRIORITY", "SUBJECT", "RULES")
 
 
 def node_rows(nodes: list[Node]) -> list[tuple[str, ...]]:
@@ -57,6 +59,12 @@ def deployment_rows(deployments: list[Deployment], pods: list[Pod]) -> list[tupl
 def networkpolicy_rows(policies: list[NetworkPolicy]) -> list[tuple[str, ...]]:
     return [(p.metadata.namespace, p.metadata.name, p.pod_selector.text(), ",".join(p.policy_types),
              "audit" if p.audit else "enforce") for p in policies]
+
+
+def clusternetworkpolicy_rows(policies: list[ClusterNetworkPolicy]) -> list[tuple[str, ...]]:
+    return [(p.metadata.name, p.tier, str(p.priority),
+             f"namespaces {p.subject_namespaces.text()}, pods {p.subject_pods.text()}",
+             f"{len(p.ingress)} ingress, {len(p.egress)} egress") for p in policies]
 
 
 def namespace_rows(namespaces: list[Namespace]) -> list[tuple[str, ...]]:

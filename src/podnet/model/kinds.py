@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from podnet.model.clusternetworkpolicy import ClusterNetworkPolicy
 from podnet.model.deployment import Deployment
 from podnet.model.endpointslice import EndpointSlice
 from podnet.model.event import Event
@@ -45,6 +46,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("Lease", "leases", (), Lease),
     Kind("Event", "events", ("ev",), Event),
     Kind("NetworkPolicy", "networkpolicies", ("netpol",), NetworkPolicy),
+    Kind("ClusterNetworkPolicy", "clusternetworkpolicies", ("cnp",), ClusterNetworkPolicy, namespaced=False),
 )
 _BY_NAME = {kind.name: kind for kind in KINDS}
 _BY_WORD = {word: kind for kind in KINDS for word in kind.words}

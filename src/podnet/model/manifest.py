@@ -9,6 +9,7 @@ import yaml
 
 from podnet.errors import ManifestError
 from podnet.model import kinds
+from podnet.model.clusternetworkpolicy import AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy
 from podnet.model.deployment import Deployment
 from podnet.model.endpointslice import EndpointSlice
 from podnet.model.event import Event
@@ -20,12 +21,18 @@ from podnet.model.node import Node
 from podnet.model.pod import Pod
 from podnet.model.service import Service
 
-Resource = Union[Namespace, Node, Pod, Service, Deployment, EndpointSlice, Lease, Event, NetworkPolicy]
+Resource = Union[Namespace, Node, Pod, Service, Deployment, EndpointSlice, Lease, Event, NetworkPolicy,
+                 ClusterNetworkPolicy]
+
+
+TRANSLATED = {"AdminNetworkPolicy": AdminNetworkPolicy.parse, "BaselineAdminNetworkPolicy": BaselineAdminNetworkPolicy.parse}
 
 
 def parse_resource(document: object, path: str = "") -> Resource:
     fields = Fields(document, path)
     kind = fields.text("kind", required=True)
+    if kind in TRANSLATED:  # read as the kind that replaced it
+        return TRANSLATED[kind](fields)
     registered = kinds.named(kind or "")
     if registered is None:
         raise ManifestError(fields.at("kind"), f"unsupported kind {kind!r} (supported: {', '.join(kinds.names())})")

@@ -58,7 +58,8 @@ class PolicyEnforcer:
                 del self._admitted[key]
             else:
                 pods[key] = admitted
-        return PolicyView(pods.values(), snapshot.namespaces, snapshot.policies, snapshot.nodes)
+        return PolicyView(pods.values(), snapshot.namespaces, snapshot.policies, snapshot.nodes,
+                          snapshot.cluster_policies)
 
     def _write(self, wanted: Transaction | None) -> str:
         stale = time.monotonic() - self._applied_at > self.resync_seconds

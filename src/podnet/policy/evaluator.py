@@ -19,10 +19,12 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from podnet.model.clusternetworkpolicy import ACCEPT, ADMIN, BASELINE, PASS, ClusterNetworkPolicy, ClusterPeer, ClusterRule
 from podnet.model.namespace import Namespace
 from podnet.model.networkpolicy import EGRESS, INGRESS, NetworkPolicy, Peer, PolicyPort, PolicyRule
 from podnet.model.node import Node
 from podnet.model.pod import Pod
+from podnet.model.selector import LabelSelector
 from podnet.network.node import gateway_for
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -67,8 +69,10 @@ class PolicyView:
     """Pods, namespaces, nodes and policies as the evaluator needs them."""
 
     def __init__(self, pods: Iterable[Pod], namespaces: Iterable[Namespace], policies: Iterable[NetworkPolicy],
-                 nodes: Iterable[Node] = ()) -> None:
+                 nodes: Iterable[Node] = (), cluster_policies: Iterable[ClusterNetworkPolicy] = ()) -> None:
         self.pods = [p for p in pods if p.pod_ip]
+        self.cluster_policies = sorted(cluster_policies, key=lambda c: c.order)
+        self.nodes = list(nodes)
         self.namespace_labels: dict[str, Mapping[str, str]] = {n.metadata.name: n.labelled().metadata.labels
                                                                for n in namespaces}
         self.policies = sorted(policies, key=lambda p: p.metadata.key)
@@ -101,6 +105,34 @@ class PolicyView:
         in audit mode instead, which isolate nothing and log what they would drop."""
         return [p for p in self._policies_in.get(pod.metadata.namespace, ()) if p.audit == audit
                 and direction in p.policy_types and p.pod_selector.matches(pod.metadata.labels)]
+
+    def cluster_rules(self, pod: Pod, direction: str, tier: str) -> list[tuple[ClusterNetworkPolicy, int, ClusterRule]]:
+        """The tier's rules for `pod` in the order they are read: by policy priority, then as written."""
+        labels = self.namespace_labels.get(pod.metadata.namespace, {})
+        return [(c, i, r) for c in self.cluster_policies if c.tier == tier
+                and c.subject_namespaces.matches(labels) and c.subject_pods.matches(pod.metadata.labels)
+                for i, r in enumerate(c.ingress if direction == INGRESS else c.egress)]
+
+    def cluster_peer_pods(self, peer: ClusterPeer) -> list[Pod]:
+        """The pods a `namespaces` or `pods` peer selects."""
+        assert peer.namespaces is not None
+        key = (peer.pods, peer.namespaces)
+        found = self._selected.get(key)
+        if found is None:
+            found = self._selected[key] = [
+                pod for space, labels in self.namespace_labels.items() if peer.namespaces.matches(labels)
+                for pod in self._pods_in.get(space, ()) if peer.pods is None or peer.pods.matches(pod.metadata.labels)]
+        return found
+
+    def node_addresses_of(self, selector: LabelSelector) -> list[str]:
+        return [n.internal_ip for n in self.nodes if n.internal_ip and selector.matches(n.metadata.labels)]
+
+    def cluster_peer_matches(self, peer: ClusterPeer, other: Party) -> bool:
+        if peer.networks:
+            return any(other.address in network for network in peer.networks)
+        if peer.nodes is not None:
+            return str(other.address) in self.node_addresses_of(peer.nodes)
+        return other.pod is not None and other.pod in self.cluster_peer_pods(peer)
 
     def selected_by(self, peer: Peer, policy: NetworkPolicy) -> list[Pod]:
         """The pods a selector peer matches (what peer_matches says of each pod,
@@ -158,12 +190,32 @@ def rule_matches(view: PolicyView, rule: PolicyRule, policy: NetworkPolicy, othe
     return not rule.ports or any(port_matches(p, port, protocol, destination) for p in rule.ports)
 
 
+def _tier(view: PolicyView, pod: Pod, direction: str, tier: str, other: Party, port: int | None, protocol: str,
+          destination: Pod | None) -> Decision | None:
+    """The first rule of the tier that matches: Accept or Deny decide; Pass and no
+    match leave it to the next tier (None)."""
+    key = "ingress" if direction == INGRESS else "egress"
+    for policy, i, rule in view.cluster_rules(pod, direction, tier):
+        if any(view.cluster_peer_matches(peer, other) for peer in rule.peers) and \
+                (not rule.ports or any(port_matches(p, port, protocol, destination) for p in rule.ports)):
+            if rule.action == PASS:
+                return None
+            label = f"cnp/{policy.metadata.name} {key}[{i}] ({rule.action})"
+            return Decision(direction, isolated=True, allowed=rule.action == ACCEPT, because=(label,))
+    return None
+
+
 def decide(view: PolicyView, pod: Pod, direction: str, other: Party, port: int | None, protocol: str,
            destination: Pod | None) -> Decision:
-    """`pod`'s side of a connection: its egress towards `other`, or its ingress from it."""
+    """`pod`'s side of a connection: its egress towards `other`, or its ingress from it,
+    through the Admin tier, NetworkPolicy, then the Baseline tier."""
+    admin = _tier(view, pod, direction, ADMIN, other, port, protocol, destination)
+    if admin is not None:
+        return admin
     selecting = view.selecting(pod, direction)
     if not selecting:
-        return Decision(direction, isolated=False, allowed=True)
+        baseline = _tier(view, pod, direction, BASELINE, other, port, protocol, destination)
+        return baseline or Decision(direction, isolated=False, allowed=True)
     key = "ingress" if direction == INGRESS else "egress"
     allowing = tuple(f"{policy.metadata.key} {key}[{i}]" for policy in selecting
                      for i, rule in enumerate(getattr(policy, key))
@@ -199,6 +251,8 @@ def _why(source: Party, destination: Party, egress: Decision | None, ingress: De
             parts.append(f"{who} is not isolated for {direction}")
         elif decision.allowed:
             parts.append(f"{direction} of {who} allowed by {', '.join(decision.because)}")
+        elif decision.because[0].startswith("cnp/"):
+            parts.append(f"{direction} of {who} denied by {decision.because[0]}")
         else:
             parts.append(f"{direction} of {who} denied: isolated by {', '.join(decision.because)}, no rule matches")
     return "; ".join(parts) or "neither end is a pod: no policy applies"

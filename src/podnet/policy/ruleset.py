@@ -36,6 +36,8 @@ from podnet.kernel.nftables.rules import (
     ACCEPT, CT_STATE, DROP, IP_DADDR, IP_SADDR, L4PROTO, RETURN, TH_DPORT, Field, Limit, Log, Match, Rule, SetRef,
     Statement, VerdictMap, concat, differs, goto, jump, match, rule,
 )
+from podnet.model.clusternetworkpolicy import ACCEPT as ACCEPT_ACTION
+from podnet.model.clusternetworkpolicy import ADMIN, BASELINE, PASS, ClusterNetworkPolicy, ClusterPeer
 from podnet.model.networkpolicy import EGRESS, INGRESS, NetworkPolicy, PolicyPort, PolicyRule
 from podnet.model.pod import Pod
 from podnet.policy.evaluator import PolicyView
@@ -75,6 +77,9 @@ class _Builder:
         self.sets: list[Set] = []
         self.elements: list[Element] = []
         self._sets_by_content: dict[tuple[str, frozenset[tuple[str, ...]]], str] = {}
+        self._deny_chains: dict[tuple[str, str], str] = {}  # (direction, policy) -> its deny chain
+        self._policies: dict[str, NetworkPolicy] = {}
+        self._cluster: dict[str, ClusterNetworkPolicy] = {}
 
     def named_set(self, kind: str, key: str, members: frozenset[tuple[str, ...]]) -> str:
         """A set of these members, made once however many rules use it."""
@@ -88,39 +93,105 @@ class _Builder:
         return name
 
     def side(self, side: _Side, local_pods: Sequence[Pod]) -> None:
-        """The dispatch map of one direction and a chain per group of pods the same
-        policies select. A group's chain ends in a drop, logged (rationed) to the
-        NFLOG group for `podnet policy drops`; a group selected only by policies
-        in audit mode is not isolated: its end logs and lets the packet on."""
-        groups: dict[tuple[tuple[str, ...], bool], list[Pod]] = {}
-        policies: dict[str, NetworkPolicy] = {}
+        """The dispatch map of one direction and chains per group of pods the same
+        policies select: the Admin tier's rules, then NetworkPolicy's, then the
+        Baseline tier's. An isolated pod's chain ends in a drop, logged (rationed)
+        to the NFLOG group for `podnet policy drops`; a pod selected only by
+        NetworkPolicies in audit mode is not isolated: its chain logs what they
+        would drop and goes on."""
+        groups: dict[tuple[tuple[str, ...], tuple[str, ...], bool, tuple[str, ...]], list[Pod]] = {}
         for pod in local_pods:
             selecting = self.view.selecting(pod, side.direction)
             audit = not selecting
             if audit:
                 selecting = self.view.selecting(pod, side.direction, audit=True)
-            if selecting:
-                policies.update((p.metadata.key, p) for p in selecting)
-                groups.setdefault((tuple(p.metadata.key for p in selecting), audit), []).append(pod)
+            admin, baseline = (tuple(dict.fromkeys(c.metadata.name for c, _, _ in
+                                                   self.view.cluster_rules(pod, side.direction, tier)))
+                               for tier in (ADMIN, BASELINE))
+            if selecting or admin or baseline:
+                key = (admin, tuple(p.metadata.key for p in selecting), audit and bool(selecting), baseline)
+                groups.setdefault(key, []).append(pod)
+        self._policies = {p.metadata.key: p for p in self.view.policies}
+        self._cluster = {c.metadata.name: c for c in self.view.cluster_policies}
         dispatch = f"{side.prefix}_pods"
         self.sets.append(Map(dispatch, "ipv4_addr", "verdict"))
         self.chains.append(Chain(side.prefix))
         self.rules.append(rule(side.prefix, VerdictMap(side.local, SetRef(dispatch))))
-        for n, ((keys, audit), pods) in enumerate(sorted(groups.items())):
+        for n, ((admin, keys, audit, baseline), pods) in enumerate(sorted(groups.items())):
             chain = f"{side.prefix}_{n}"
-            listed = ", ".join(keys)
-            self.chains.append(Chain(chain, comment=_comment(f"{listed} (audit)" if audit else listed)))
+            self.chains.append(Chain(chain, comment=_comment(", ".join([*admin, *keys, *baseline]))))
             self.elements.extend(Element(dispatch, (pod.pod_ip or "",), goto(chain)) for pod in pods)
-            for key in keys:
-                policy = policies[key]
-                for i, policy_rule in enumerate(side.rules_of(policy)):
-                    comment = _comment(f"{key} {side.prefix}[{i}]")
-                    for statements in self._rule_matches(side, policy, policy_rule, pods):
-                        self.rules.append(Rule(chain, (*statements, side.allowed), comment))
-            prefix = _comment(f"{'audit' if audit else 'drop'} {side.prefix} {listed}")
-            self.rules.append(rule(chain, Limit(LOGGED_PER_SECOND, LOGGED_PER_SECOND), Log(DROPS_GROUP, prefix)))
-            self.rules.append(rule(chain, side.allowed if audit else DROP,
-                                   comment="audit: would drop" if audit else "no policy rule allows it"))
+            if admin:
+                after = f"{chain}_np"
+                self._tier(side, chain, admin, pods, passed=goto(after))
+                self.rules.append(rule(chain, goto(after)))
+                self.chains.append(Chain(after))
+                chain = after
+            if keys and not audit:
+                self._network_policies(side, chain, keys, pods, side.allowed)
+                self._logged(side, chain, f"drop {side.prefix} {', '.join(keys)}", DROP, "no policy rule allows it")
+                continue
+            rest: Statement = side.allowed
+            if keys and baseline:  # audited: the Baseline tier in a chain of its own, after the log
+                rest = goto(f"{chain}_base")
+            if keys:
+                self._network_policies(side, chain, keys, pods, rest)
+                self._logged(side, chain, f"audit {side.prefix} {', '.join(keys)}", rest, "audit: would drop")
+                if not baseline:
+                    continue
+                chain = f"{chain}_base"
+                self.chains.append(Chain(chain))
+            self._tier(side, chain, baseline, pods, passed=side.allowed)
+            self.rules.append(rule(chain, side.allowed))
+
+    def _network_policies(self, side: _Side, chain: str, keys: Sequence[str], pods: Sequence[Pod],
+                          allowed: Statement) -> None:
+        for key in keys:
+            policy = self._policies[key]
+            for i, policy_rule in enumerate(side.rules_of(policy)):
+                comment = _comment(f"{key} {side.prefix}[{i}]")
+                for statements in self._rule_matches(side, policy, policy_rule, pods):
+                    self.rules.append(Rule(chain, (*statements, allowed), comment))
+
+    def _logged(self, side: _Side, chain: str, prefix: str, verdict: Statement, comment: str) -> None:
+        self.rules.append(rule(chain, Limit(LOGGED_PER_SECOND, LOGGED_PER_SECOND), Log(DROPS_GROUP, _comment(prefix))))
+        self.rules.append(rule(chain, verdict, comment=comment))
+
+    def _tier(self, side: _Side, chain: str, names: Sequence[str], pods: Sequence[Pod], passed: Statement) -> None:
+        """A tier's ClusterNetworkPolicies in order: Accept lets the packet on, Deny
+        drops it (logged, naming the policy), Pass goes on to the next tier."""
+        for name in names:
+            policy = self._cluster[name]
+            for i, cluster_rule in enumerate(policy.ingress if side.direction == INGRESS else policy.egress):
+                verdict = {ACCEPT_ACTION: side.allowed, PASS: passed}.get(cluster_rule.action) or \
+                    goto(self._deny_chain(side, name))
+                ports = list(self._port_matches(side, cluster_rule.ports, pods)) if cluster_rule.ports else [()]
+                for peer in self._cluster_peers(side, cluster_rule.peers):
+                    for port in ports:
+                        self.rules.append(Rule(chain, (*peer, *port, verdict),
+                                               _comment(f"cnp/{name} {side.prefix}[{i}] {cluster_rule.action}")))
+
+    def _deny_chain(self, side: _Side, name: str) -> str:
+        """Where a policy's Deny rules go: one chain per policy and direction, whose
+        log names the policy (chains are numbered: policy names may hold dots)."""
+        chain = self._deny_chains.get((side.prefix, name))
+        if chain is None:
+            chain = self._deny_chains[(side.prefix, name)] = f"{side.prefix}_deny_{len(self._deny_chains)}"
+            self.chains.append(Chain(chain, comment=_comment(f"cnp/{name}")))
+            self._logged(side, chain, f"drop {side.prefix} cnp/{name}", DROP, "denied by a ClusterNetworkPolicy")
+        return chain
+
+    def _cluster_peers(self, side: _Side, peers: Sequence[ClusterPeer]) -> Iterator[tuple[Match, ...]]:
+        for peer in peers:
+            if peer.networks:
+                yield from ((match(side.remote, str(network)),) for network in peer.networks if network.version == 4)
+                continue
+            if peer.nodes is not None:
+                members = frozenset((address,) for address in self.view.node_addresses_of(peer.nodes))
+            else:
+                members = frozenset((pod.pod_ip or "",) for pod in self.view.cluster_peer_pods(peer))
+            if members:
+                yield (match(side.remote, SetRef(self.named_set("peers", "ipv4_addr", members))),)
 
     def _rule_matches(self, side: _Side, policy: NetworkPolicy, policy_rule: PolicyRule,
                       pods: Sequence[Pod]) -> Iterator[tuple[Statement, ...]]:

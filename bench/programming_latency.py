@@ -12,6 +12,10 @@ milliseconds on every node:
 - pod delete:   one of two bare pods deleted; as scale down;
 - label change: the selected label moved from pod a to pod b; from the slice
                 holding b alone until every node reaches b.
+- policy label: NetworkPolicy. The probing pods' egress is isolated (every node
+                enforces it); a pod outside what they may reach gets the label
+                that lets them in: from the label's write until every node
+                reaches it (dropped probes give up after 150 ms).
 
 Upstream's SLO is p99 <= 30 s; podnet's goal is p99 < 1 s on 20 nodes with 200
 pods. No other implementation runs here to compare with (kube-proxy needs a
@@ -84,6 +88,16 @@ def pod(name: str, labels: dict[str, str]) -> Resource:
                      "spec": {"terminationGracePeriodSeconds": GRACE}})
 
 
+def probers_egress() -> Resource:
+    """The probing pods may reach the measured pods, and pods labelled access=yes."""
+    return manifest({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                     "metadata": {"name": "filler-egress"},
+                     "spec": {"podSelector": {"matchLabels": {"app": "filler"}}, "policyTypes": ["Egress"],
+                              "egress": [{"to": [{"podSelector": {"matchExpressions": [
+                                  {"key": "app", "operator": "In", "values": ["lat", "gone", "swap"]}]}},
+                                  {"podSelector": {"matchLabels": {"access": "yes"}}}]}]}})
+
+
 class Slices:
     """The store's view, polled every few milliseconds: when each Service's set
     of ready endpoints (pod names) took each value."""
@@ -134,6 +148,7 @@ class Prober:
     def __init__(self, sandbox: str, interval: float) -> None:
         self.sandbox, self.interval = sandbox, interval
         self.target: str | None = None
+        self.timeout = 0.5  # seconds a probe waits for an answer
         self.answers: list[tuple[float, str]] = []
         threading.Thread(target=netns.run_in, args=(sandbox, self._loop), daemon=True).start()
 
@@ -144,7 +159,7 @@ class Prober:
                 time.sleep(0.01)
                 continue
             asked = time.monotonic()
-            self.answers.append((asked, _ask(target)))
+            self.answers.append((asked, _ask(target, self.timeout)))
             time.sleep(self.interval)
 
     def first(self, since: float, wanted: Callable[[str], bool], timeout: float = 30) -> float:
@@ -161,8 +176,8 @@ class Prober:
         return max([at for at, answer in list(self.answers) if at >= since and wrong(answer)], default=since)
 
 
-def _ask(address: str) -> str:
-    connection = http.client.HTTPConnection(address, 80, timeout=0.5)
+def _ask(address: str, timeout: float = 0.5) -> str:
+    connection = http.client.HTTPConnection(address, 80, timeout=timeout)
     try:
         connection.request("GET", "/")
         body = connection.getresponse().read().decode()
@@ -237,8 +252,8 @@ class Bench:
             wait(lambda p=prober: answer(_ask_from(p.sandbox, address)), 30, f"{prober.sandbox} to settle")
 
 
-def _ask_from(sandbox: str, address: str) -> str:
-    return netns.run_in(sandbox, _ask, address)
+def _ask_from(sandbox: str, address: str, timeout: float = 0.5) -> str:
+    return netns.run_in(sandbox, _ask, address, timeout)
 
 
 def scale(store: Store, name: str, replicas: int) -> None:
@@ -250,8 +265,31 @@ def relabel(store: Store, name: str, labels: dict[str, str]) -> None:
                   lambda p: replace(p, metadata=replace(p.metadata, labels=labels)))
 
 
+def guarded_by_policy(bench: Bench, store: Store) -> list[float]:
+    """Each node's latency from the guard pod's new label to its first connection there."""
+    guard = resources.get(store, Pod, "default", "guard")
+    assert guard is not None and guard.pod_ip
+    is_pod = lambda answer: answer not in (REFUSED, "timeout")  # noqa: E731
+    for prober in bench.probers:
+        prober.timeout = 0.15
+        prober.answers.clear()
+        prober.target = guard.pod_ip
+    time.sleep(0.3)  # every node probing, and dropped
+    relabel(store, "guard", {"app": "guard", "access": "yes"})
+    changed = time.monotonic()
+    latencies = [max(0.0, prober.first(changed, is_pod) - changed) for prober in bench.probers]
+    bench._stop_probing()
+    relabel(store, "guard", {"app": "guard"})
+    for prober in bench.probers:
+        prober.timeout = 0.5
+        wait(lambda p=prober: _ask_from(p.sandbox, guard.pod_ip or "", 0.15) == "timeout", 30,
+             f"{prober.sandbox} to be kept from the guard again")
+    return latencies
+
+
 def run_cases(bench: Bench, store: Store, rounds: int) -> dict[str, list[float]]:
-    results: dict[str, list[float]] = {"scale up": [], "scale down": [], "pod delete": [], "label change": []}
+    results: dict[str, list[float]] = {"scale up": [], "scale down": [], "pod delete": [], "label change": [],
+                                       "policy label": []}
     is_pod = lambda answer: answer not in (REFUSED, "timeout")  # noqa: E731
     for _ in range(rounds):
         bench.everyone_answers("lat", lambda a: a == REFUSED)
@@ -274,6 +312,7 @@ def run_cases(bench: Bench, store: Store, rounds: int) -> dict[str, list[float]]
             lambda s: s == {"swap-b"}, lambda a: a == "swap-b")
         relabel(store, "swap-b", {"app": "swap"})
         relabel(store, "swap-a", {"app": "swap", "active": "yes"})
+        results["policy label"] += guarded_by_policy(bench, store)
     return results
 
 
@@ -303,9 +342,11 @@ def main() -> None:
     try:
         apply(store, [deployment("filler", options.pods), deployment("lat", 0), service("lat", {"app": "lat"}),
                       service("gone", {"app": "gone"}), pod("gone-a", {"app": "gone"}), pod("swap-a", {"app": "swap", "active": "yes"}),
-                      pod("swap-b", {"app": "swap"}), service("swap", {"app": "swap", "active": "yes"})])
+                      pod("swap-b", {"app": "swap"}), service("swap", {"app": "swap", "active": "yes"}),
+                      pod("guard", {"app": "guard"}), probers_egress()])
         bench = Bench(store, [])
-        wait(lambda: len(bench.ready_pods("filler")) == options.pods and len(bench.ready_pods("swap")) == 2, 600,
+        wait(lambda: len(bench.ready_pods("filler")) == options.pods and len(bench.ready_pods("swap")) == 2
+             and len(bench.ready_pods("guard")) == 1, 600,
              "the pods to be Ready")
         fillers = [p for p in resources.list_kind(store, Pod)[0] if p.metadata.labels.get("app") == "filler"]
         hosts = {p.node_name: p for p in fillers if p.ready}

@@ -51,7 +51,9 @@ def drops(follow: bool, seconds: float, lab_name: str | None) -> None:
     record = cluster_record(lab_name)
     with cluster_store(lab_name) as store:
         nodes = [n.metadata.name for n in resources.list_kind(store, Node)[0]]
-        names = {p.pod_ip: p.metadata.key for p in resources.list_kind(store, Pod)[0] if p.pod_ip}
+        view = PolicyView(resources.list_kind(store, Pod)[0], resources.list_kind(store, Namespace)[0],
+                          resources.list_kind(store, NetworkPolicy)[0])
+        names = {p.pod_ip: p.metadata.key for p in view.pods}
     readers = {node: open_reader(member_namespace(record.name, node), DROPS_GROUP) for node in nodes}
     widths = [10, 12, 22, 24, 10, 9, 30]
     rows: list[tuple[str, ...]] = []
@@ -61,7 +63,7 @@ def drops(follow: bool, seconds: float, lab_name: str | None) -> None:
     try:
         while deadline is None or (left := deadline - time.monotonic()) > 0:
             for node, logged in _next_logged(readers, 1.0 if deadline is None else min(left, 1.0)):
-                row = _drop_row(node, logged, names)
+                row = _drop_row(node, logged, names, view)
                 if follow:
                     echo_row(row, widths)
                 else:
@@ -81,9 +83,15 @@ def _next_logged(readers: dict[str, NflogReader], timeout: float) -> list[tuple[
     return [(by_socket[sock], logged) for sock in ready for logged in readers[by_socket[sock]].read(0)]
 
 
-def _drop_row(node: str, logged: Logged, names: dict[str, str]) -> tuple[str, ...]:
+def _drop_row(node: str, logged: Logged, names: dict[str, str], view: PolicyView) -> tuple[str, ...]:
+    """A logged packet as a row; a plain `drop ingress` is named by the policies
+    isolating the pod, as the store has them."""
     verdict, _, rest = logged.prefix.partition(" ")
     direction, _, policies = rest.partition(" ")
+    if not policies:
+        isolated = view.party(logged.destination if direction == "ingress" else logged.source).pod
+        found = view.selecting(isolated, direction.capitalize()) if isolated is not None else []
+        policies = ", ".join(p.metadata.key for p in found) or "?"
     port = f":{logged.port}" if logged.port is not None else ""
     return (time.strftime("%H:%M:%S", time.localtime(logged.at)), node, names.get(logged.source, logged.source),
             f"{names.get(logged.destination, logged.destination)}{port}", logged.protocol,

@@ -9,14 +9,17 @@ so a connection to a ClusterIP is judged at its endpoint pod.
   forward, input    replies and established connections pass; a pod to itself
                     passes; then the source's egress, then the destination's ingress
   egress, ingress   local pod IP -> goto the chain of the policies isolating it
-  egress_<n>        one chain per distinct list of isolating policies (pods that
-  ingress_<n>       the same policies select share it): a rule per policy rule,
-                    peers as named sets of pod IPs or ipBlock prefixes, ports as
-                    protocol and port or range; named ports as a set of
-                    (pod IP . protocol . port), resolved on each destination pod.
+  egress_<n>        one chain per distinct list of policies (pods that the same
+  ingress_<n>       policies select share it): ClusterNetworkPolicy's Admin tier,
+                    NetworkPolicy, the Baseline tier; a rule per peer of a policy
+                    rule, a peer's pods as a set that every rule with the same
+                    selectors shares, an ipBlock as a prefix minus its holes;
+                    single ports (a named one as each destination pod calls it)
+                    in one set, ranges and whole protocols in rules of their own.
                     Egress that matches returns (ingress is judged next);
-                    ingress that matches is accepted; the end logs (at most
-                    LOGGED_PER_SECOND) to NFLOG group DROPS_GROUP and drops.
+                    ingress that matches is accepted; the end goes to
+                    <direction>_isolated, which logs (at most LOGGED_PER_SECOND)
+                    to NFLOG group DROPS_GROUP and drops.
                     Pods selected only by policies in audit mode are not
                     isolated: their chain logs what it would drop and lets it on.
 
@@ -47,6 +50,8 @@ DROPS_GROUP = 7170  # the NFLOG group of dropped (and, in audit mode, would-be d
 LOGGED_PER_SECOND = 50  # and as many at once, per group of pods and direction: a flood is sampled, not copied
 _OWN_KEY = concat(IP_SADDR, IP_DADDR)
 _NAMED_KEY = concat(IP_DADDR, L4PROTO, TH_DPORT)
+_NAMED_TYPE = "ipv4_addr . inet_proto . inet_service"
+_PORT_KEY = concat(L4PROTO, TH_DPORT)
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,8 @@ class _Builder:
         self.sets: list[Set] = []
         self.elements: list[Element] = []
         self._sets_by_content: dict[tuple[str, frozenset[tuple[str, ...]]], str] = {}
-        self._deny_chains: dict[tuple[str, str], str] = {}  # (direction, policy) -> its deny chain
+        self._deny_chains: dict[tuple[str, str], str] = {}
+        self._isolated_chains: set[str] = set()  # (direction, policy) -> its deny chain
         self._policies: dict[str, NetworkPolicy] = {}
         self._cluster: dict[str, ClusterNetworkPolicy] = {}
 
@@ -129,7 +135,7 @@ class _Builder:
                 chain = after
             if keys and not audit:
                 self._network_policies(side, chain, keys, pods, side.allowed)
-                self._logged(side, chain, f"drop {side.prefix} {', '.join(keys)}", DROP, "no policy rule allows it")
+                self.rules.append(rule(chain, goto(self._isolated(side)), comment="no policy rule allows it"))
                 continue
             rest: Statement = side.allowed
             if keys and baseline:  # audited: the Baseline tier in a chain of its own, after the log
@@ -170,6 +176,17 @@ class _Builder:
                     for port in ports:
                         self.rules.append(Rule(chain, (*peer, *port, verdict),
                                                _comment(f"cnp/{name} {side.prefix}[{i}] {cluster_rule.action}")))
+
+    def _isolated(self, side: _Side) -> str:
+        """Where every isolated pod's unmatched packets go: one chain per direction,
+        logged as `drop ingress` (podnet policy drops names the isolating policies
+        from the store), so a group costs one rule here, not two."""
+        chain = f"{side.prefix}_isolated"
+        if chain not in self._isolated_chains:
+            self._isolated_chains.add(chain)
+            self.chains.append(Chain(chain))
+            self._logged(side, chain, f"drop {side.prefix}", DROP, "no policy rule allows it")
+        return chain
 
     def _deny_chain(self, side: _Side, name: str) -> str:
         """Where a policy's Deny rules go: one chain per policy and direction, whose
@@ -219,19 +236,34 @@ class _Builder:
                 yield (match(side.remote, str(block.cidr)), *(differs(side.remote, str(hole)) for hole in block.excepted))
 
     def _port_matches(self, side: _Side, ports: Sequence[PolicyPort], pods: Sequence[Pod]) -> Iterator[tuple[Match, ...]]:
+        """The rule's ports as few matches as they go: single ports (named ones as
+        each destination pod calls them) in one set, ranges and whole protocols on
+        their own. Ingress keys the set by the group's own pods, so numbers and
+        names share it; egress keeps numbers apart from names (the destinations
+        are every pod)."""
+        exact: set[tuple[str, ...]] = set()  # (pod IP,) protocol, port
+        named: set[tuple[str, ...]] = set()  # egress only: (pod IP, protocol, port)
         for port in ports:
-            protocol = match(L4PROTO, port.protocol.lower())
+            protocol = port.protocol.lower()
             if port.port is None:
-                yield (protocol,)
+                yield (match(L4PROTO, protocol),)
+            elif isinstance(port.port, int) and port.end_port is not None:
+                yield match(L4PROTO, protocol), match(TH_DPORT, f"{port.port}-{port.end_port}")
+            elif side.direction == INGRESS:
+                for pod in pods:
+                    numbers = [port.port] if isinstance(port.port, int) else _named(pod, port.port, port.protocol)
+                    exact.update((pod.pod_ip or "", protocol, str(number)) for number in numbers)
             elif isinstance(port.port, int):
-                wanted = f"{port.port}-{port.end_port}" if port.end_port is not None else str(port.port)
-                yield protocol, match(TH_DPORT, wanted)
-            else:  # named: what each destination pod calls it
-                destinations = pods if side.direction == INGRESS else self.view.pods
-                members = frozenset((pod.pod_ip or "", port.protocol.lower(), str(number))
-                                    for pod in destinations for number in _named(pod, port.port, port.protocol))
-                name = self.named_set("ports", "ipv4_addr . inet_proto . inet_service", members)
-                yield (match(_NAMED_KEY, SetRef(name)),)
+                exact.add((protocol, str(port.port)))
+            else:
+                named.update((pod.pod_ip or "", protocol, str(number))
+                             for pod in self.view.pods for number in _named(pod, port.port, port.protocol))
+        if side.direction == INGRESS and exact:
+            yield (match(_NAMED_KEY, SetRef(self.named_set("ports", _NAMED_TYPE, frozenset(exact)))),)
+        elif exact:
+            yield (match(_PORT_KEY, SetRef(self.named_set("ports", "inet_proto . inet_service", frozenset(exact)))),)
+        if named:
+            yield (match(_NAMED_KEY, SetRef(self.named_set("ports", _NAMED_TYPE, frozenset(named)))),)
 
 
 def _comment(text: str) -> str:

@@ -102,7 +102,8 @@ def _drop_row(node: str, logged: Logged, names: dict[str, str], view: PolicyView
 @click.argument("source", metavar="FROM")
 @click.argument("target", metavar="TO:PORT[/PROTO]")
 @click.option("--lab", "lab_name", help="The lab to read, when several are up.")
-@click.option("-n", "--namespace", default="default", show_default=True, help="The namespace of pods named without one.")
+@click.option("-n", "--namespace", default="default", show_default=True,
+              help="The namespace of pods named without one.")
 def check(source: str, target: str, lab_name: str | None, namespace: str) -> None:
     """Whether FROM may open a connection to TO on PORT, and which policies and
     rules decide. FROM and TO are pods (`name` or `ns/name`), `node/NAME`, an IP
@@ -168,7 +169,8 @@ def _destinations(view: PolicyView, services: list[Service], word: str, namespac
         raise CheckError(f"service {service.metadata.key} has no port {port}/{protocol}")
     found = []
     for pod in view.pods:
-        if pod.metadata.namespace == service.metadata.namespace and service_selects(service.selector, pod.metadata.labels):
+        selected = service_selects(service.selector, pod.metadata.labels)
+        if pod.metadata.namespace == service.metadata.namespace and selected:
             target = pod.port_number(chosen[0].target_port)
             if target is not None:
                 found.append((view.of_pod(pod), target))

@@ -25,7 +25,10 @@ Resource = Union[Namespace, Node, Pod, Service, Deployment, EndpointSlice, Lease
                  ClusterNetworkPolicy]
 
 
-TRANSLATED = {"AdminNetworkPolicy": AdminNetworkPolicy.parse, "BaselineAdminNetworkPolicy": BaselineAdminNetworkPolicy.parse}
+TRANSLATED = {  # v1alpha1 kinds, read as the kind that replaced them
+    "AdminNetworkPolicy": AdminNetworkPolicy.parse,
+    "BaselineAdminNetworkPolicy": BaselineAdminNetworkPolicy.parse,
+}
 
 
 def parse_resource(document: object, path: str = "") -> Resource:

@@ -69,7 +69,7 @@ class PolicyEnforcer:
             self.kernel.nft.run(Transaction(TABLE).destroy(TABLE))
             outcome = "removed"
         else:
-            if not self._bridge_checked:  # the default in a new namespace, but a policy without it holds only across nodes
+            if not self._bridge_checked:  # a new namespace's default; without it, policies hold only across nodes
                 self.kernel.ensure_sysctl(BRIDGED_TRAFFIC, "1")
                 self._bridge_checked = True
             self.kernel.nft.run(wanted)

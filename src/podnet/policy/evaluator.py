@@ -19,7 +19,9 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from podnet.model.clusternetworkpolicy import ACCEPT, ADMIN, BASELINE, PASS, ClusterNetworkPolicy, ClusterPeer, ClusterRule
+from podnet.model.clusternetworkpolicy import (
+    ACCEPT, ADMIN, BASELINE, PASS, ClusterNetworkPolicy, ClusterPeer, ClusterRule,
+)
 from podnet.model.namespace import Namespace
 from podnet.model.networkpolicy import EGRESS, INGRESS, NetworkPolicy, Peer, PolicyPort, PolicyRule
 from podnet.model.node import Node
@@ -28,7 +30,6 @@ from podnet.model.selector import LabelSelector
 from podnet.network.node import gateway_for
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-PORTLESS = ("ICMP",)  # protocols without ports: only a rule without ports lets them through
 
 
 @dataclass(frozen=True)

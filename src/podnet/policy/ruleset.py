@@ -233,9 +233,11 @@ class _Builder:
                 if selected:
                     yield (match(side.remote, SetRef(self.named_set("peers", "ipv4_addr", selected))),)
             elif block.cidr.version == 4:
-                yield (match(side.remote, str(block.cidr)), *(differs(side.remote, str(hole)) for hole in block.excepted))
+                holes = (differs(side.remote, str(hole)) for hole in block.excepted)
+                yield (match(side.remote, str(block.cidr)), *holes)
 
-    def _port_matches(self, side: _Side, ports: Sequence[PolicyPort], pods: Sequence[Pod]) -> Iterator[tuple[Match, ...]]:
+    def _port_matches(self, side: _Side, ports: Sequence[PolicyPort],
+                      pods: Sequence[Pod]) -> Iterator[tuple[Match, ...]]:
         """The rule's ports as few matches as they go: single ports (named ones as
         each destination pod calls them) in one set, ranges and whole protocols on
         their own. Ingress keys the set by the group's own pods, so numbers and

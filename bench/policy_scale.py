@@ -14,7 +14,9 @@ The node runs podnet's service table throughout (empty), as every podnet node
 does: conntrack is on with or without policies, as it is in a cluster.
 
 node (bridge cni0, 10.240.0.1/16) -- client pod p-998 (10.240.5.248), server pod p-999 (10.240.5.249)
-Run as root: .venv/bin/python bench/policy_scale.py  (needs iperf3)
+The same layout is also loaded as kube-router loads it: `ipset restore`, then
+`iptables-nft-restore` (timed together).
+Run as root: .venv/bin/python bench/policy_scale.py  (needs iperf3, ipset and iptables)
 """
 
 from __future__ import annotations
@@ -116,6 +118,42 @@ def iptables_style(view: PolicyView, pods: list[Pod]) -> Transaction:
     return tx.add_elements(elements)
 
 
+def kube_router_texts(view: PolicyView, pods: list[Pod]) -> tuple[str, str]:
+    """The same layout as kube-router writes it: `ipset restore` input (a hash:ip
+    set per policy rule) and `iptables-restore` input (the filter table)."""
+    sets, rules = [], ["*filter", ":FORWARD ACCEPT [0:0]", ":PODNET-BENCH-FW - [0:0]"]
+    body = ["-A FORWARD -j PODNET-BENCH-FW",
+            "-A PODNET-BENCH-FW -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"]
+    for i, policy in enumerate(view.policies):
+        rules.append(f":NWPLCY-{i} - [0:0]")
+        for r, policy_rule in enumerate(policy.ingress):
+            name = f"SRC-{i}-{r}"
+            sets.append(f"create {name} hash:ip family inet hashsize 1024 maxelem 65536")
+            sets += [f"add {name} {p.pod_ip}" for p in view.pods
+                     if any(view.peer_matches(peer, policy, view.of_pod(p)) for peer in policy_rule.peers)]
+            for port in (PORT, 443):
+                body.append(f"-A NWPLCY-{i} -p tcp -m set --match-set {name} src -m tcp --dport {port} "
+                            f"-j MARK --set-xmark {ALLOWED:#x}/{ALLOWED:#x}")
+            body.append(f"-A NWPLCY-{i} -m mark --mark {ALLOWED:#x}/{ALLOWED:#x} -j RETURN")
+    index = {p.metadata.key: i for i, p in enumerate(view.policies)}
+    for n, pod in enumerate(pods):
+        rules.append(f":POD-FW-{n} - [0:0]")
+        body.append(f"-A PODNET-BENCH-FW -d {pod.pod_ip}/32 -j POD-FW-{n}")
+        body += [f"-A POD-FW-{n} -j NWPLCY-{index[p.metadata.key]}" for p in view.selecting(pod, "Ingress")]
+        body += [f"-A POD-FW-{n} -m mark --mark {ALLOWED:#x}/{ALLOWED:#x} -j RETURN", f"-A POD-FW-{n} -j DROP"]
+    return "\n".join(sets) + "\n", "\n".join([*rules, *body, "COMMIT"]) + "\n"
+
+
+def kube_router_load(texts: tuple[str, str]) -> None:
+    netns.run(NODE, ["ipset", "restore"], input=texts[0], timeout=300)
+    netns.run(NODE, ["iptables-nft-restore", "--noflush"], input=texts[1], timeout=300)
+
+
+def kube_router_clear() -> None:
+    netns.run(NODE, ["iptables-nft-restore"], input="*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n")
+    netns.run(NODE, ["ipset", "destroy"])
+
+
 def setup() -> subprocess.Popen:  # type: ignore[type-arg]
     for name in (NODE, CLIENT, SERVER):
         netns.create(name)
@@ -171,8 +209,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pods", type=int, default=1000, help="and as many policies")
     options = parser.parse_args()
-    if not shutil.which("iperf3"):
-        raise SystemExit("install iperf3 first (apt-get install iperf3)")
+    for tool, package in (("iperf3", "iperf3"), ("ipset", "ipset"), ("iptables-nft-restore", "iptables")):
+        if not shutil.which(tool):
+            raise SystemExit(f"install {tool} first (apt-get install {package})")
     pods, namespaces, policies = cluster(options.pods)
     processes = setup()
     try:
@@ -187,6 +226,12 @@ def main() -> None:
         theirs_program = statistics.median(timed(script_nft.run, anchor) for _ in range(3))
         theirs_latency = first_packet()
         script_nft.run(drop_anchor)
+        texts = kube_router_texts(view, pods)
+        router_program = []
+        for _ in range(3):
+            router_program.append(timed(kube_router_load, texts))
+            router_latency = first_packet()
+            kube_router_clear()
         ours_program = statistics.median(timed(PolicyEnforcer(kernel, "node").sync, snapshot) for _ in range(3))
         ours_latency = first_packet()
         assert TABLE.name in netns.run(NODE, ["nft", "list", "tables"]).stdout
@@ -209,6 +254,11 @@ def main() -> None:
               f"{ours_program / theirs_program:>8.2f}")
         print(f"{'first packet (TCP connect, us)':<50}{theirs_latency:>15.1f}{ours_latency:>10.1f}"
               f"{ours_latency / theirs_latency:>8.2f}")
+        router = statistics.median(router_program)
+        print(f"{'program, kube-router style: ipset + iptables-nft (ms)':<50}{router:>15.1f}{ours_program:>10.1f}"
+              f"{ours_program / router:>8.2f}")
+        print(f"{'first packet, kube-router style (us)':<50}{router_latency:>15.1f}{ours_latency:>10.1f}"
+              f"{ours_latency / router_latency:>8.2f}")
         print(f"first packet without policies: {none_latency:.1f} us; with {n}: podnet "
               f"{ours_latency / none_latency:.2f}x, iptables-style {theirs_latency / none_latency:.2f}x")
         print(f"throughput (iperf3, Gbit/s, medians of 5 interleaved): without policies {none_throughput:.2f}, with podnet's {n} "

@@ -24,6 +24,7 @@ from podnet.model.service import Service
 from podnet.policy.evaluator import Decision, Party, PolicyView, Verdict, evaluate
 from podnet.policy.ruleset import DROPS_GROUP
 from podnet.store import resources
+from podnet.store.base import Store
 
 
 class CheckError(PodnetError):
@@ -47,14 +48,13 @@ def drops(follow: bool, seconds: float, lab_name: str | None) -> None:
     drop), as every node logs them: source and destination pods, port, protocol,
     and the policies that isolate the pod. Nothing is logged while nobody
     listens, so this shows what happens while it runs (at most 50 a second per
-    group of pods and direction)."""
+    node and direction)."""
     record = cluster_record(lab_name)
     with cluster_store(lab_name) as store:
-        nodes = [n.metadata.name for n in resources.list_kind(store, Node)[0]]
-        view = PolicyView(resources.list_kind(store, Pod)[0], resources.list_kind(store, Namespace)[0],
-                          resources.list_kind(store, NetworkPolicy)[0])
-        names = {p.pod_ip: p.metadata.key for p in view.pods}
-    readers = {node: open_reader(member_namespace(record.name, node), DROPS_GROUP) for node in nodes}
+        view = _read_view(store)
+    names = {p.pod_ip: p.metadata.key for p in view.pods}
+    readers = {node.metadata.name: open_reader(member_namespace(record.name, node.metadata.name), DROPS_GROUP)
+               for node in view.nodes}
     widths = [10, 12, 22, 24, 10, 9, 30]
     rows: list[tuple[str, ...]] = []
     if follow:
@@ -113,9 +113,7 @@ def check(source: str, target: str, lab_name: str | None, namespace: str) -> Non
     answer is allowed, 1 otherwise."""
     where, port, protocol = _split_target(target)
     with cluster_store(lab_name) as store:
-        view = PolicyView(resources.list_kind(store, Pod)[0], resources.list_kind(store, Namespace)[0],
-                          resources.list_kind(store, NetworkPolicy)[0], resources.list_kind(store, Node)[0],
-                          resources.list_kind(store, ClusterNetworkPolicy)[0])
+        view = _read_view(store)
         services = resources.list_kind(store, Service)[0]
     origin = _party(view, source, namespace)
     answers = [(destination, destination_port, evaluate(view, origin, destination, destination_port, protocol))
@@ -123,6 +121,12 @@ def check(source: str, target: str, lab_name: str | None, namespace: str) -> Non
     for destination, destination_port, verdict in answers:
         _print(origin, destination, destination_port, protocol, verdict)
     sys.exit(0 if all(verdict.allowed for _, _, verdict in answers) else 1)
+
+
+def _read_view(store: Store) -> PolicyView:
+    return PolicyView(resources.list_kind(store, Pod)[0], resources.list_kind(store, Namespace)[0],
+                      resources.list_kind(store, NetworkPolicy)[0], resources.list_kind(store, Node)[0],
+                      resources.list_kind(store, ClusterNetworkPolicy)[0])
 
 
 def _split_target(target: str) -> tuple[str, int | None, str]:

@@ -47,7 +47,7 @@ from podnet.policy.evaluator import PolicyView
 
 TABLE = Table("ip", hooks.POLICY)
 DROPS_GROUP = 7170  # the NFLOG group of dropped (and, in audit mode, would-be dropped) first packets
-LOGGED_PER_SECOND = 50  # and as many at once, per group of pods and direction: a flood is sampled, not copied
+LOGGED_PER_SECOND = 50  # and as many at once, per log rule (a direction, a denying policy): floods are sampled
 _OWN_KEY = concat(IP_SADDR, IP_DADDR)
 _NAMED_KEY = concat(IP_DADDR, L4PROTO, TH_DPORT)
 _NAMED_TYPE = "ipv4_addr . inet_proto . inet_service"

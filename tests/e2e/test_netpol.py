@@ -527,6 +527,7 @@ def _policy(draw: st.DrawFn, index: int) -> str:
             f"spec: {{{', '.join(spec)}}}\n")
 
 
+@pytest.mark.slow
 @settings(max_examples=int(os.environ.get("PODNET_NETPOL_EXAMPLES", "25")), deadline=None,
           suppress_health_check=list(HealthCheck))
 @given(policies=st.lists(st.integers(0, 1), min_size=1, max_size=2).flatmap(

@@ -32,12 +32,21 @@ class PolicyEnforcer:
         self._bridge_checked = False
         self._snapshot: Snapshot | None = None
         self._admitted: dict[str, Pod] = {}  # new pods by key, until the store shows their address
+        self._inputs: tuple[object, ...] | None = None  # what the table was last rendered from
         self._lock = threading.Lock()  # the agent's loop syncs; the kubelet's workers admit
 
     def sync(self, snapshot: Snapshot) -> str:
-        """"table" when the table was written, "removed", or "none"."""
+        """"table" when the table was written, "removed", or "none". The table is
+        rendered again only when what it is made from changed (a thousand policies
+        take a tenth of a second), and written again at least every resync period."""
         with self._lock:
             self._snapshot = snapshot
+            inputs = (snapshot.pods, snapshot.namespaces, snapshot.policies, snapshot.nodes,
+                      snapshot.cluster_policies, dict(self._admitted))
+            stale = time.monotonic() - self._applied_at > self.resync_seconds
+            if inputs == self._inputs and not stale:
+                return "none"
+            self._inputs = inputs
             return self._write(render(self._view(snapshot), self.node_name))
 
     def admit(self, pod: Pod) -> None:
@@ -46,6 +55,7 @@ class PolicyEnforcer:
         follow with the store, within the programming latency)."""
         with self._lock:
             self._admitted[pod.metadata.key] = pod
+            self._inputs = None
             if self._snapshot is not None:
                 self._write(render(self._view(self._snapshot), self.node_name))
 

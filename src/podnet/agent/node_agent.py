@@ -29,9 +29,10 @@ def node_controllers(kernel: NodeKernel, store: Store, node_name: str, namespace
     nftables, and in this process for userspace-mode services) and its pods'
     NetworkPolicies, and given a CNI network its pods."""
     controllers: list[Controller] = [NetworkController(kernel, store, node_name, cluster_cidr, backend)]
-    enforcer = PolicyEnforcer(kernel, node_name) if cluster_cidr else None
-    if enforcer is not None:
-        controllers += [Proxier(kernel, node_name, cluster_cidr or ""), UserspaceProxies(namespace), enforcer]
+    enforcer: PolicyEnforcer | None = None
+    if cluster_cidr:
+        enforcer = PolicyEnforcer(kernel, node_name)
+        controllers += [Proxier(kernel, node_name, cluster_cidr), UserspaceProxies(namespace), enforcer]
     if kubelet is not None:
         controllers.append(PodController(store, kubelet, addressed=enforcer.admit if enforcer else None))
     return controllers

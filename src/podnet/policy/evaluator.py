@@ -117,12 +117,19 @@ class PolicyView:
     def cluster_peer_pods(self, peer: ClusterPeer) -> list[Pod]:
         """The pods a `namespaces` or `pods` peer selects."""
         assert peer.namespaces is not None
-        key = (peer.pods, peer.namespaces)
+        return self._pods(peer.namespaces, peer.pods)
+
+    def _pods(self, within: LabelSelector | str, selector: LabelSelector | None) -> list[Pod]:
+        """The pods of one namespace (by name) or of the namespaces a selector
+        matches, that `selector` matches (None: all of them); found through the
+        namespaces rather than by asking every pod, and remembered."""
+        key = (selector, within)
         found = self._selected.get(key)
         if found is None:
-            found = self._selected[key] = [
-                pod for space, labels in self.namespace_labels.items() if peer.namespaces.matches(labels)
-                for pod in self._pods_in.get(space, ()) if peer.pods is None or peer.pods.matches(pod.metadata.labels)]
+            spaces = [within] if isinstance(within, str) else \
+                [name for name, labels in self.namespace_labels.items() if within.matches(labels)]
+            found = self._selected[key] = [pod for space in spaces for pod in self._pods_in.get(space, ())
+                                           if selector is None or selector.matches(pod.metadata.labels)]
         return found
 
     def node_addresses_of(self, selector: LabelSelector) -> list[str]:
@@ -136,34 +143,17 @@ class PolicyView:
         return other.pod is not None and other.pod in self.cluster_peer_pods(peer)
 
     def selected_by(self, peer: Peer, policy: NetworkPolicy) -> list[Pod]:
-        """The pods a selector peer matches (what peer_matches says of each pod,
-        found through the namespaces rather than by asking every pod)."""
+        """The pods a selector peer matches: with no namespace selector, in the
+        policy's own namespace (the same selectors mean the same wherever the policy is)."""
         within = peer.namespace_selector if peer.namespace_selector is not None else policy.metadata.namespace
-        key = (peer.pod_selector, within)  # a namespace selector means the same wherever the policy is
-        found = self._selected.get(key)
-        if found is None:
-            if peer.namespace_selector is None:
-                spaces = [policy.metadata.namespace]
-            else:
-                spaces = [name for name, labels in self.namespace_labels.items()
-                          if peer.namespace_selector.matches(labels)]
-            found = [pod for space in spaces for pod in self._pods_in.get(space, ())
-                     if peer.pod_selector is None or peer.pod_selector.matches(pod.metadata.labels)]
-            self._selected[key] = found
-        return found
+        return self._pods(within, peer.pod_selector)
 
     def peer_matches(self, peer: Peer, policy: NetworkPolicy, other: Party) -> bool:
+        """An ipBlock matches by address; selectors match pods only (not nodes, not
+        addresses outside the cluster)."""
         if peer.ip_block is not None:
             return peer.ip_block.holds(other.address)
-        pod = other.pod
-        if pod is None:  # selectors match pods only: not nodes, not addresses outside the cluster
-            return False
-        namespace = pod.metadata.namespace
-        if peer.namespace_selector is None:
-            in_scope = namespace == policy.metadata.namespace
-        else:
-            in_scope = peer.namespace_selector.matches(self.namespace_labels.get(namespace, {}))
-        return in_scope and (peer.pod_selector is None or peer.pod_selector.matches(pod.metadata.labels))
+        return other.pod is not None and other.pod in self.selected_by(peer, policy)
 
 
 def port_matches(rule_port: PolicyPort, port: int | None, protocol: str, destination: Pod | None) -> bool:

@@ -40,7 +40,7 @@ from podnet.kernel.nftables.rules import (
     Statement, VerdictMap, concat, differs, goto, jump, match, rule,
 )
 from podnet.model.clusternetworkpolicy import ACCEPT as ACCEPT_ACTION
-from podnet.model.clusternetworkpolicy import ADMIN, BASELINE, PASS, ClusterNetworkPolicy, ClusterPeer
+from podnet.model.clusternetworkpolicy import ADMIN, BASELINE, PASS, ClusterPeer
 from podnet.model.networkpolicy import EGRESS, INGRESS, NetworkPolicy, PolicyPort, PolicyRule
 from podnet.model.pod import Pod
 from podnet.policy.evaluator import PolicyView
@@ -84,8 +84,8 @@ class _Builder:
         self._sets_by_content: dict[tuple[str, frozenset[tuple[str, ...]]], str] = {}
         self._deny_chains: dict[tuple[str, str], str] = {}
         self._isolated_chains: set[str] = set()  # (direction, policy) -> its deny chain
-        self._policies: dict[str, NetworkPolicy] = {}
-        self._cluster: dict[str, ClusterNetworkPolicy] = {}
+        self._policies = {p.metadata.key: p for p in view.policies}
+        self._cluster = {c.metadata.name: c for c in view.cluster_policies}
 
     def named_set(self, kind: str, key: str, members: frozenset[tuple[str, ...]]) -> str:
         """A set of these members, made once however many rules use it."""
@@ -117,8 +117,6 @@ class _Builder:
             if selecting or admin or baseline:
                 key = (admin, tuple(p.metadata.key for p in selecting), audit and bool(selecting), baseline)
                 groups.setdefault(key, []).append(pod)
-        self._policies = {p.metadata.key: p for p in self.view.policies}
-        self._cluster = {c.metadata.name: c for c in self.view.cluster_policies}
         dispatch = f"{side.prefix}_pods"
         self.sets.append(Map(dispatch, "ipv4_addr", "verdict"))
         self.chains.append(Chain(side.prefix))

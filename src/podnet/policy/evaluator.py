@@ -81,9 +81,10 @@ class PolicyView:
         self._pods_in: dict[str, list[Pod]] = {}
         for pod in self.pods:
             self._pods_in.setdefault(pod.metadata.namespace, []).append(pod)
-        self._policies_in: dict[str, list[NetworkPolicy]] = {}
+        self._policies_in: dict[tuple[str, str, bool], list[NetworkPolicy]] = {}  # (namespace, direction, audit)
         for policy in self.policies:
-            self._policies_in.setdefault(policy.metadata.namespace, []).append(policy)
+            for direction in policy.policy_types:
+                self._policies_in.setdefault((policy.metadata.namespace, direction, policy.audit), []).append(policy)
         self._selected: dict[tuple[object, ...], list[Pod]] = {}
         self.node_addresses: dict[str, str] = {}  # address -> node: its own, and its pod bridge's (probes come from it)
         for node in nodes:
@@ -104,8 +105,8 @@ class PolicyView:
     def selecting(self, pod: Pod, direction: str, audit: bool = False) -> list[NetworkPolicy]:
         """The policies that isolate `pod` for `direction`; with `audit`, the ones
         in audit mode instead, which isolate nothing and log what they would drop."""
-        return [p for p in self._policies_in.get(pod.metadata.namespace, ()) if p.audit == audit
-                and direction in p.policy_types and p.pod_selector.matches(pod.metadata.labels)]
+        return [p for p in self._policies_in.get((pod.metadata.namespace, direction, audit), ())
+                if p.pod_selector.matches(pod.metadata.labels)]
 
     def cluster_rules(self, pod: Pod, direction: str, tier: str) -> list[tuple[ClusterNetworkPolicy, int, ClusterRule]]:
         """The tier's rules for `pod` in the order they are read: by policy priority, then as written."""

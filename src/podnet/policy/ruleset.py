@@ -41,7 +41,7 @@ from podnet.kernel.nftables.rules import (
 )
 from podnet.model.clusternetworkpolicy import ACCEPT as ACCEPT_ACTION
 from podnet.model.clusternetworkpolicy import ADMIN, BASELINE, PASS, ClusterPeer
-from podnet.model.networkpolicy import EGRESS, INGRESS, NetworkPolicy, PolicyPort, PolicyRule
+from podnet.model.networkpolicy import EGRESS, INGRESS, NetworkPolicy, Peer, PolicyPort, PolicyRule
 from podnet.model.pod import Pod
 from podnet.policy.evaluator import PolicyView
 
@@ -83,6 +83,7 @@ class _Builder:
         self.elements: list[Element] = []
         self._sets_by_content: dict[tuple[str, frozenset[tuple[str, ...]]], str] = {}
         self._deny_chains: dict[tuple[str, str], str] = {}
+        self._selections: dict[tuple[object, ...], frozenset[tuple[str, ...]]] = {}
         self._isolated_chains: set[str] = set()  # (direction, policy) -> its deny chain
         self._policies = {p.metadata.key: p for p in view.policies}
         self._cluster = {c.metadata.name: c for c in view.cluster_policies}
@@ -227,12 +228,21 @@ class _Builder:
         for peer in policy_rule.peers:
             block = peer.ip_block
             if block is None:
-                selected = frozenset((p.pod_ip or "",) for p in self.view.selected_by(peer, policy))
+                selected = self._selected(peer, policy)
                 if selected:
                     yield (match(side.remote, SetRef(self.named_set("peers", "ipv4_addr", selected))),)
             elif block.cidr.version == 4:
                 holes = (differs(side.remote, str(hole)) for hole in block.excepted)
                 yield (match(side.remote, str(block.cidr)), *holes)
+
+    def _selected(self, peer: Peer, policy: NetworkPolicy) -> frozenset[tuple[str, ...]]:
+        """A selector peer's pod addresses, gathered once per selectors and namespace."""
+        key = (peer.pod_selector, peer.namespace_selector,
+               policy.metadata.namespace if peer.namespace_selector is None else "")
+        known = self._selections.get(key)
+        if known is None:
+            known = self._selections[key] = frozenset((p.pod_ip or "",) for p in self.view.selected_by(peer, policy))
+        return known
 
     def _port_matches(self, side: _Side, ports: Sequence[PolicyPort],
                       pods: Sequence[Pod]) -> Iterator[tuple[Match, ...]]:

@@ -75,6 +75,8 @@ class Encoder:
         self.sets: dict[str, Set] = dict(known_sets or {})
         self.table_attr = string(1, tx.table.name)
         self._next_set_id = 1
+        self.statements: dict[tuple[object, bool], tuple[tuple[bytes, ...], bool]] = {}  # RuleCompiler's memos
+        self.loads: dict[tuple[object, int], tuple[tuple[bytes, ...], tuple[object, ...]]] = {}
 
     def encode(self) -> Batch:
         for verb, obj in self.tx.operations:
@@ -153,6 +155,11 @@ class Encoder:
     def _set_id(self) -> int:
         self._next_set_id += 1
         return self._next_set_id - 1
+
+    @property
+    def sets_declared(self) -> int:
+        """Grows with every set declared, inline ones included."""
+        return self._next_set_id
 
     def _elements(self, verb: str, name: str, elements: Sequence[Element]) -> None:
         declared = self.sets.get(name)

@@ -47,7 +47,20 @@ class RuleCompiler:
         self.exprs.append(nest(1, string(1, name), nest(2, *attrs)))
 
     def load(self, e: Expr, register: int = REG32) -> tuple[DataType | str, ...]:
-        """Puts e's value in registers from `register`; returns its members' types."""
+        """Puts e's value in registers from `register`; returns its members' types.
+        Encoded once per transaction, as statements are: lookups of the same key
+        in different sets share it."""
+        key = (e, register)
+        known = self.encoder.loads.get(key)
+        if known is None:
+            start = len(self.exprs)
+            types = self._load(e, register)
+            known = self.encoder.loads[key] = (tuple(self.exprs[start:]), types)
+        else:
+            self.exprs.extend(known[0])
+        return known[1]
+
+    def _load(self, e: Expr, register: int) -> tuple[DataType | str, ...]:
         if isinstance(e, Concat):
             types: list[DataType | str] = []
             for part in e.parts:
@@ -88,6 +101,21 @@ class RuleCompiler:
         self.expr("lookup", *attrs)
 
     def statement(self, s: object) -> None:
+        """Encoded once per transaction: a policy table repeats the same set
+        lookups and verdicts over thousands of rules. A statement that declares an
+        inline set is encoded each time (each has a set of its own)."""
+        key = (s, self.family_checked)
+        known = self.encoder.statements.get(key)
+        if known is not None:
+            self.exprs.extend(known[0])
+            self.family_checked = known[1]
+            return
+        start, sets_declared = len(self.exprs), self.encoder.sets_declared
+        self._encode(s)
+        if self.encoder.sets_declared == sets_declared:
+            self.encoder.statements[key] = (tuple(self.exprs[start:]), self.family_checked)
+
+    def _encode(self, s: object) -> None:
         self.depend_on_ipv4(s)
         if isinstance(s, Match):
             self.match(s)

@@ -386,6 +386,48 @@ spec:
   podSelector: {matchLabels: {pod: c}}
   ingress: [{from: [{podSelector: {}}], ports: [{port: 80, endPort: 81}]}]
 """, [(81, "TCP")]),
+    "ingress-ip-block-with-except": ("""
+kind: NetworkPolicy
+metadata: {name: from-block, namespace: y}
+spec:
+  podSelector: {}
+  ingress: [{from: [{ipBlock: {cidr: 10.244.0.0/16, except: [10.244.1.0/24]}}]}]
+""", [(80, "TCP")]),
+    "admin-deny-beats-a-network-policy-allow": ("""
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: no-z-to-x}
+spec:
+  tier: Admin
+  priority: 10
+  subject: {namespaces: {matchLabels: {ns: x}}}
+  ingress: [{action: Deny, from: [{namespaces: {matchLabels: {ns: z}}}]}]
+---
+kind: NetworkPolicy
+metadata: {name: allow-all, namespace: x}
+spec: {podSelector: {}, ingress: [{}]}
+""", [(80, "TCP")]),
+    "baseline-deny-only-where-no-network-policy": ("""
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: baseline-isolate}
+spec:
+  tier: Baseline
+  priority: 1
+  subject: {namespaces: {}}
+  ingress: [{action: Deny, from: [{namespaces: {}}]}]
+---
+kind: NetworkPolicy
+metadata: {name: from-x, namespace: y}
+spec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {matchLabels: {ns: x}}}]}]}
+""", [(80, "TCP")]),
+    "udp-only-from-one-namespace": ("""
+kind: NetworkPolicy
+metadata: {name: udp-from-z, namespace: x}
+spec:
+  podSelector: {matchLabels: {pod: c}}
+  ingress: [{from: [{namespaceSelector: {matchLabels: {ns: z}}}], ports: [{protocol: UDP, port: 81}]}]
+""", [(81, "UDP"), (81, "TCP"), (80, "UDP")]),
 }
 
 

@@ -28,6 +28,7 @@ class ClusterConfig:
     service_subnet: str
     dns_domain: str = "cluster.local"
     upstreams: list[str] = field(default_factory=list)  # where the cluster DNS forwards other names
+    backend: str = "host-gw"  # how pod traffic crosses nodes, as flannel keeps its Backend in etcd
 
     @property
     def dns_ip(self) -> str:

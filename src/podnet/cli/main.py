@@ -16,7 +16,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from podnet.cli import agent, change, cni, create, describe, get, lab, policy, rollout
+    from podnet.cli import agent, change, cni, create, describe, get, lab, policy, rollout, trace
 
     cli.add_command(lab.lab)
     cli.add_command(lab.exec_command)
@@ -30,6 +30,7 @@ def _register() -> None:
     cli.add_command(agent.dns_server)
     cli.add_command(cni.cni)
     cli.add_command(policy.policy)
+    cli.add_command(trace.trace_command)
 
 
 _register()

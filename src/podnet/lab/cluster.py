@@ -72,7 +72,7 @@ def node_network_config(node: NodePlan, record: LabRecord, backend: str = "host-
 
 def cluster_config(spec: ClusterSpec) -> ClusterConfig:
     return ClusterConfig(str(spec.pod_subnet), str(spec.service_subnet), spec.dns_domain,
-                         [INTERNET_ADDRESS.split("/")[0]])
+                         [INTERNET_ADDRESS.split("/")[0]], spec.backend)
 
 
 def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> None:

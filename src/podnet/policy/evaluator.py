@@ -234,17 +234,18 @@ def evaluate(view: PolicyView, source: Party, destination: Party, port: int | No
 
 
 def _why(source: Party, destination: Party, egress: Decision | None, ingress: Decision | None) -> str:
-    parts = []
-    for decision, who in ((egress, source), (ingress, destination)):
-        if decision is None:
-            continue
-        direction = decision.direction.lower()
-        if not decision.isolated:
-            parts.append(f"{who} is not isolated for {direction}")
-        elif decision.allowed:
-            parts.append(f"{direction} of {who} allowed by {', '.join(decision.because)}")
-        elif decision.because[0].startswith("cnp/"):
-            parts.append(f"{direction} of {who} denied by {decision.because[0]}")
-        else:
-            parts.append(f"{direction} of {who} denied: isolated by {', '.join(decision.because)}, no rule matches")
+    parts = [explain(decision, who) for decision, who in ((egress, source), (ingress, destination))
+             if decision is not None]
     return "; ".join(parts) or "neither end is a pod: no policy applies"
+
+
+def explain(decision: Decision, who: Party) -> str:
+    """One direction's answer for people: `ingress of x/a allowed by x/web ingress[0]`."""
+    direction = decision.direction.lower()
+    if not decision.isolated:
+        return f"{who} is not isolated for {direction}"
+    if decision.allowed:
+        return f"{direction} of {who} allowed by {', '.join(decision.because)}"
+    if decision.because[0].startswith("cnp/"):
+        return f"{direction} of {who} denied by {decision.because[0]}"
+    return f"{direction} of {who} denied: isolated by {', '.join(decision.because)}, no rule matches"

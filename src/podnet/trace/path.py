@@ -1,0 +1,350 @@
+"""A packet's path through the cluster, computed from the store with no traffic,
+as ovn-trace walks OVN's logical pipeline: one numbered step per decision, each
+naming the object that made it.
+
+Nothing here re-implements the data path. Each node on the way gets the tables
+its agent loads (the service table, the policy table, the egress masquerade),
+rendered by the same functions, and the nftables tracer walks the packet through
+them; the routes are the node network's own render. The policy evaluator only
+words what the policy table decided, naming the policies and rules.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+
+from podnet.agent.controller import Snapshot
+from podnet.api.cluster import ClusterConfig
+from podnet.kernel.nftables import hooks
+from podnet.kernel.nftables.fake import Fake
+from podnet.kernel.nftables.tracer import Outcome, Packet, Tracer
+from podnet.kernel.route import Route
+from podnet.model.pod import Pod
+from podnet.network.node import (
+    POD_BRIDGE, VXLAN_DEVICE, VXLAN_PORT, VXLAN_VNI, egress_transaction, gateway_for, render_node_network,
+)
+from podnet.policy.evaluator import PolicyView, evaluate, explain
+from podnet.policy.ruleset import render as render_policies
+from podnet.proxy.endpoints import ServicePortView, pod_weights, service_ports
+from podnet.proxy.ruleset import build as build_services
+
+UPLINK = "eth0"  # a node's interface on the node network
+MAX_NODES = 4  # a path crosses at most this many nodes (more would be a routing loop)
+
+
+@dataclass(frozen=True)
+class End:
+    """One end of a trace: an address, and who holds it."""
+
+    address: str
+    label: str  # "pod apps/web-1", "node worker", "203.0.113.10 (outside the cluster)"
+    pod: Pod | None = None
+    node: str | None = None  # the node itself (node/NAME), not a pod's node
+
+
+@dataclass(frozen=True)
+class Step:
+    node: str  # where the step happens ("" before the packet reaches a node)
+    action: str  # send, service, policy, masquerade, route, tunnel, deliver, drop, reject, leave
+    text: str
+    decided_by: str  # the object that decided: a route, a map element, a policy's rule
+    path: int = 0  # 0 until a service picks an endpoint; then each endpoint's path is numbered from 1
+
+    @property
+    def final(self) -> bool:
+        return self.action in ENDINGS
+
+
+ENDINGS = ("deliver", "drop", "reject", "leave")
+
+
+@dataclass(frozen=True)
+class Trace:
+    source: End
+    destination: End
+    port: int | None
+    protocol: str  # tcp, udp, icmp
+    steps: tuple[Step, ...]
+
+    def endings(self) -> list[Step]:
+        """The last step of every path."""
+        return [step for step in self.steps if step.final]
+
+    @property
+    def delivered(self) -> bool:
+        return all(step.action in ("deliver", "leave") for step in self.endings())
+
+    def to_json(self) -> dict[str, object]:
+        return {"from": self.source.label, "to": self.destination.label, "address": self.destination.address,
+                "port": self.port, "protocol": self.protocol,
+                "steps": [asdict(step) for step in self.steps], "delivered": self.delivered}
+
+
+@dataclass
+class _Walk:
+    """One packet on its way: where it is, as what, and the steps so far."""
+
+    node: str
+    packet: Packet
+    origin: str  # `arriving` on an interface, or `local` (sent by the node itself)
+    path: int
+    source: End  # who sent it (its address may have been masqueraded since)
+    nodes_seen: int = 1
+    steps: list[Step] = field(default_factory=list)
+
+
+class PathTracer:
+    """The cluster as its agents render it, from one snapshot of the store."""
+
+    def __init__(self, snapshot: Snapshot, config: ClusterConfig) -> None:
+        self.snapshot = snapshot
+        self.config = config
+        self.nodes = {n.metadata.name: n for n in snapshot.nodes if n.pod_cidr}
+        self.view = PolicyView(snapshot.pods, snapshot.namespaces, snapshot.policies, snapshot.nodes,
+                               snapshot.cluster_policies)
+        self.pods_by_ip = {p.pod_ip: p for p in self.view.pods}
+        self._fakes: dict[str, Fake] = {}
+        self._services: dict[str, list[ServicePortView]] = {}
+
+    # --- the ends --------------------------------------------------------------------------------
+
+    def end_of(self, address: str) -> End:
+        pod = self.pods_by_ip.get(address)
+        if pod is not None:
+            return End(address, f"pod {pod.metadata.key}", pod)
+        node = self.node_holding(address)
+        if node is not None:
+            return End(address, f"node {node}", node=node)
+        if self.in_cluster(address):
+            return End(address, f"{address} (no pod holds it)")
+        return End(address, f"{address} (outside the cluster)")
+
+    def node_holding(self, address: str) -> str | None:
+        """The node whose own address this is (its node-network or pod-bridge address)."""
+        for name in self.nodes:
+            if address in self._local_addresses(name):
+                return name
+        return None
+
+    def in_cluster(self, address: str) -> bool:
+        return ipaddress.ip_address(address) in ipaddress.ip_network(self.config.pod_subnet)
+
+    # --- the walk ---------------------------------------------------------------------------------
+
+    def trace(self, source: End, destination: str, port: int | None, protocol: str = "tcp") -> Trace:
+        protocol = protocol.lower()
+        packet = Packet(source.address, destination, protocol, port or 0)
+        sent = f"sends {protocol.upper()} to {destination}{f':{port}' if port else ''}"
+        if source.pod is not None:
+            node = source.pod.node_name or ""
+            gateway = gateway_for(self.nodes[node].pod_cidr or "").ip if node in self.nodes else "?"
+            first = Step("", "send", f"{source.label} ({source.address}) on node {node} {sent}",
+                         f"route default via {gateway} dev eth0 (the pod's): to {POD_BRIDGE} of node {node}")
+            walk = _Walk(node, Packet(**{**asdict(packet), "iifname": POD_BRIDGE}), "arriving", 0, source)
+        elif source.node is not None:
+            node = source.node
+            first = Step(node, "send", f"{source.label} ({source.address}) {sent}", "the node's own process")
+            walk = _Walk(node, packet, "local", 0, source)
+        else:
+            node = self.node_holding(destination) or ""
+            if not node:
+                return Trace(source, self.end_of(destination), port, protocol, (
+                    Step("", "send", f"{source.label} {sent}", "the outside world"),
+                    Step("", "drop", "from outside, the cluster is reached at its nodes' addresses only "
+                                     "(a NodePort, say)", f"no route to {destination} from outside the cluster")))
+            first = Step("", "send", f"{source.label} {sent}: it reaches node {node} on {UPLINK}",
+                         f"{destination} is node {node}'s address")
+            walk = _Walk(node, Packet(**{**asdict(packet), "iifname": UPLINK}), "arriving", 0, source)
+        walk.steps.append(first)
+        steps = list(self._walk(walk))
+        return Trace(source, self.end_of(destination), port, protocol, tuple(steps))
+
+    def _walk(self, walk: _Walk) -> Iterator[Step]:
+        """The steps of one packet from `walk.node` on: the node's tables, then its route."""
+        yield from walk.steps
+        if walk.node not in self.nodes:
+            yield Step(walk.node, "drop", f"node {walk.node or '?'} is not in the store (or has no podCIDR)",
+                       "the store's nodes", walk.path)
+            return
+        outcomes = Tracer(self._fake(walk.node), frozenset(self._local_addresses(walk.node))).trace(
+            walk.packet, walk.origin)
+        picked = sorted({(o.destination, o.port) for o in outcomes})
+        forked = walk.path == 0 and len(picked) > 1
+        for outcome in sorted(outcomes, key=lambda o: (o.destination, o.port, o.verdict)):
+            path = walk.path or (picked.index((outcome.destination, outcome.port)) + 1 if forked else 0)
+            yield from self._after_tables(walk, outcome, path, len(picked))
+
+    def _after_tables(self, walk: _Walk, outcome: Outcome, path: int, choices: int) -> Iterator[Step]:
+        node, packet = walk.node, walk.packet
+        service = self._service_step(node, packet, outcome, path, choices)
+        if service is not None:
+            yield service
+        policy = self._policy_step(walk, outcome, path)
+        if policy is not None:
+            yield policy
+        if outcome.verdict != "accept":
+            yield self._refusal(walk, outcome, path)
+            return
+        source_address, masquerade = packet.source, []
+        if outcome.masqueraded:  # in postrouting: after the route, before the tunnel
+            masquerader = next((hit for hit in reversed(outcome.hits) if "masquerade" in hit), "")
+            source_address = self.nodes[node].internal_ip or source_address
+            masquerade.append(Step(node, "masquerade", f"source {packet.source} masqueraded to node {node}'s "
+                                                       f"{source_address}", masquerader, path))
+        yield from self._route(walk, outcome, path, source_address, masquerade)
+
+    def _route(self, walk: _Walk, outcome: Outcome, path: int, source_address: str,
+               masquerade: list[Step]) -> Iterator[Step]:
+        node, destination, port = walk.node, outcome.destination, outcome.port
+        to = f"{destination}:{port}" if port else destination
+        yield from masquerade if self._node_of(destination) == node else ()
+        if destination in self._local_addresses(node) or ipaddress.ip_address(destination).is_loopback:
+            yield Step(node, "deliver", f"delivered to node {node} itself ({to})", "a local address of the node",
+                       path)
+            return
+        me = self.nodes[node]
+        if ipaddress.ip_address(destination) in ipaddress.ip_network(me.pod_cidr or ""):
+            pod = self.pods_by_ip.get(destination)
+            if pod is None:
+                yield Step(node, "drop", f"no pod on node {node} holds {destination}: nobody answers ARP on "
+                                         f"{POD_BRIDGE}", f"{me.pod_cidr} dev {POD_BRIDGE}", path)
+                return
+            yield Step(node, "deliver", f"across bridge {POD_BRIDGE} to pod {pod.metadata.key}: delivered to {to}",
+                       f"{me.pod_cidr} dev {POD_BRIDGE} (the node's pod subnet)", path)
+            return
+        if walk.nodes_seen >= MAX_NODES:
+            yield Step(node, "drop", "the path crosses too many nodes: a routing loop", "the routes", path)
+            return
+        route = self._route_to(node, destination)
+        next_node = self._node_of(destination)
+        if route is None or next_node is None:
+            yield Step(node, "route", f"default route: out of {UPLINK}, leaving the cluster",
+                       "route default (the node's uplink)", path)
+            yield from masquerade
+            yield Step(node, "leave", f"leaves the cluster for {self.end_of(destination).label}", "", path)
+            return
+        way = {VXLAN_DEVICE: "vxlan", UPLINK: "the node network"}.get(route.dev or "", "host-gw")
+        yield Step(node, "route", f"to node {next_node} ({way})", f"route {route}", path)
+        yield from masquerade
+        arriving_on = UPLINK
+        if route.dev == VXLAN_DEVICE:
+            peer = self.nodes[next_node]
+            yield Step(node, "tunnel", f"encapsulated in VXLAN (VNI {VXLAN_VNI}, UDP {VXLAN_PORT}) to "
+                                       f"{peer.internal_ip}, node {next_node}",
+                       f"neighbour {route.via} and fdb entry on {route.dev} -> {peer.internal_ip}", path)
+            arriving_on = route.dev
+        packet = Packet(source_address, destination, walk.packet.protocol, port, iifname=arriving_on)
+        yield from self._walk(_Walk(next_node, packet, "arriving", path, walk.source, walk.nodes_seen + 1))
+
+    # --- the steps' words ---------------------------------------------------------------------------
+
+    def _service_step(self, node: str, packet: Packet, outcome: Outcome, path: int, choices: int) -> Step | None:
+        """The DNAT of a service (or a node port), named after its Service; None if none happened."""
+        translated = (outcome.destination, outcome.port) != (packet.destination, packet.port)
+        view = self._service_of(node, packet)
+        if view is None or not translated:
+            return None
+        endpoint = next((e for e in view.endpoints if (e.ip, e.port) == (outcome.destination, outcome.port)), None)
+        who = f" ({endpoint.pod}{f' on {endpoint.node}' if endpoint.node else ''})" if endpoint else ""
+        among = f", one of {choices} endpoints" if choices > 1 else ""
+        rule = next((hit for hit in outcome.hits if "dnat" in hit), outcome.hits[-1] if outcome.hits else "")
+        return Step(node, "service", f"service {view.name} ({packet.destination}:{packet.port}/"
+                                     f"{packet.protocol.upper()}): DNAT to {outcome.target}{who}{among}", rule, path)
+
+    def _policy_step(self, walk: _Walk, outcome: Outcome, path: int) -> Step | None:
+        """What the node's policy table decided, in the evaluator's words; None when
+        no policy isolates either end here."""
+        policy_hits = [hit for hit in outcome.hits if hit.startswith(f"{hooks.POLICY}/")]
+        deciding = [hit for hit in policy_hits if hit.split(":", 1)[0].split("/", 1)[1] not in
+                    ("forward", "input", "egress", "ingress")]
+        if not deciding:
+            return None
+        source = self.view.party(walk.packet.source)  # as this node sees it: masqueraded, maybe
+        destination = self.view.party(outcome.destination)
+        verdict = evaluate(self.view, source, destination, outcome.port or None, walk.packet.protocol.upper())
+        here = [explain(decision, who) for decision, who in ((verdict.egress, source), (verdict.ingress, destination))
+                if decision is not None and decision.isolated and who.pod is not None and who.pod.node_name == walk.node]
+        allowed = outcome.verdict == "accept"
+        text = "; ".join(here) or verdict.why
+        return Step(walk.node, "policy", f"NetworkPolicy: {'allowed' if allowed else 'denied'}: {text}",
+                    deciding[-1], path)
+
+    def _refusal(self, walk: _Walk, outcome: Outcome, path: int) -> Step:
+        last = outcome.hits[-1] if outcome.hits else f"the policy of a base chain of node {walk.node}"
+        if outcome.verdict.startswith("reject"):
+            view = self._service_of(walk.node, walk.packet)
+            why = f"service {view.name} has no endpoints" if view is not None and not view.endpoints else \
+                "no service listens on this address and port"
+            return Step(walk.node, "reject", f"rejected ({outcome.verdict}): {why}", last, path)
+        why = "by NetworkPolicy" if last.startswith(f"{hooks.POLICY}/") else "by the node's rules"
+        return Step(walk.node, "drop", f"dropped {why}", last, path)
+
+    # --- the cluster as each node has it ------------------------------------------------------------
+
+    def _fake(self, node: str) -> Fake:
+        """The node's tables, as its agent renders them."""
+        if node not in self._fakes:
+            fake = Fake()
+            fake.run(build_services(self._views(node), self.config.pod_subnet).transaction())
+            policies = render_policies(self.view, node)
+            if policies is not None:
+                fake.run(policies)
+            me = self.nodes[node]
+            network = render_node_network(me, self.snapshot.nodes, self.config.pod_subnet, self.config.backend)
+            if network.egress is not None:
+                fake.run(egress_transaction(network.egress))
+            self._fakes[node] = fake
+        return self._fakes[node]
+
+    def _views(self, node: str) -> list[ServicePortView]:
+        if node not in self._services:
+            self._services[node] = service_ports(self.snapshot.services, self.snapshot.slices, node,
+                                                 pod_weights(self.snapshot.pods))
+        return self._services[node]
+
+    def _service_of(self, node: str, packet: Packet) -> ServicePortView | None:
+        local = packet.destination in self._local_addresses(node)
+        for view in self._views(node):
+            if view.protocol != packet.protocol:
+                continue
+            if (view.cluster_ip == packet.destination or packet.destination in view.external_ips) and \
+                    view.port == packet.port:
+                return view
+            if local and view.node_port == packet.port:
+                return view
+        return None
+
+    def _local_addresses(self, node: str) -> set[str]:
+        me = self.nodes.get(node)
+        if me is None:
+            return set()
+        found = {str(gateway_for(me.pod_cidr or "").ip)}
+        if me.internal_ip:
+            found.add(me.internal_ip)
+        if self.config.backend == "vxlan":
+            found.add(str(ipaddress.ip_network(me.pod_cidr or "").network_address))
+        return found
+
+    def _route_to(self, node: str, destination: str) -> Route | None:
+        """The node's own route to another node's pods or to another node (the node
+        network is one segment: its addresses are reached directly on the uplink)."""
+        address = ipaddress.ip_address(destination)
+        network = render_node_network(self.nodes[node], self.snapshot.nodes, self.config.pod_subnet,
+                                      self.config.backend)
+        for route in sorted(network.routes, key=lambda r: -ipaddress.ip_network(r.dst).prefixlen):
+            if address in ipaddress.ip_network(route.dst):
+                return route
+        holder = self.node_holding(destination)
+        if holder is not None and self.nodes[holder].internal_ip == destination:
+            return Route(f"{destination}/32", None, UPLINK)
+        return None
+
+    def _node_of(self, destination: str) -> str | None:
+        address = ipaddress.ip_address(destination)
+        for name, node in self.nodes.items():
+            if node.internal_ip == destination or address in ipaddress.ip_network(node.pod_cidr or ""):
+                return name
+        return None
+

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 
 import click
 
 from podnet.agent.controller import Snapshot
 from podnet.api import cluster
-from podnet.cli.get import cluster_store
-from podnet.trace.ends import source_end, target
-from podnet.trace.path import PathTracer, Trace
+from podnet.cli.get import cluster_record, cluster_store
+from podnet.lab.names import member_namespace, pod_namespace
+from podnet.trace.ends import INTERNET, EndError, source_end, target
+from podnet.trace.live import TABLE as TRACE_TABLE
+from podnet.trace.live import LiveTrace, agreement, run_live
+from podnet.trace.path import End, PathTracer, Trace
 
-_COLOURS = {"deliver": "green", "leave": "green", "drop": "red", "reject": "red"}
+_COLOURS = {"deliver": "green", "leave": "green", "accept": "green", "drop": "red", "reject": "red"}
 
 
 @click.command("trace")
@@ -24,15 +28,20 @@ _COLOURS = {"deliver": "green", "leave": "green", "drop": "red", "reject": "red"
 @click.option("-n", "--namespace", default="default", show_default=True, help="The namespace of names without one.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--lab", "lab_name", help="The lab to read, when several are up.")
+@click.option("--live", is_flag=True, help="Also send one real packet, marked for the kernel's trace on every node, "
+                                           "and show the chains and rules it hit beside the computed path.")
 def trace_command(source: str, destination: str, protocol: str, namespace: str, output: str,
-                  lab_name: str | None) -> None:
+                  lab_name: str | None, live: bool) -> None:
     """Where a new connection from FROM to TO goes, one numbered step per decision:
     the route and bridge it leaves by, host-gw or VXLAN, a Service's DNAT (every
     endpoint it may pick, each a path of its own), masquerade, NetworkPolicy,
     and the delivery or the drop, each naming the object that decided. FROM and
     TO are pods (`name`, `ns/name`), `node/NAME`, an IP address or `internet`;
-    TO may be a Service (`svc/NAME`, `ns/svc/NAME`). Nothing is sent. Exit
-    status 0 when every path delivers."""
+    TO may be a Service (`svc/NAME`, `ns/svc/NAME`). Nothing is sent, unless
+    --live. Exit status 0 when every path delivers (with --live: when the
+    packet was delivered and the kernel's trace agrees with a computed path; 2
+    when they disagree)."""
+    record = cluster_record(lab_name)
     with cluster_store(lab_name) as store:
         snapshot = Snapshot.read(store)
         config = cluster.load(store)
@@ -40,11 +49,60 @@ def trace_command(source: str, destination: str, protocol: str, namespace: str, 
     start = source_end(tracer, source, namespace)
     end = target(tracer, snapshot.services, destination, namespace, protocol)
     result = tracer.trace(start, end.end.address, end.port, protocol)
+    if not live:
+        if output == "json":
+            click.echo(json.dumps(result.to_json(), indent=2))
+        else:
+            print_trace(result, end.end.label)
+        sys.exit(0 if result.delivered else 1)
+    nodes = {name: member_namespace(record.name, name) for name in tracer.nodes}
+    addresses = {node.internal_ip for node in tracer.nodes.values() if node.internal_ip}
+    report = run_live(result, nodes, _namespace_of(record.name, start), addresses)
+    path, differences = agreement(result, report)
     if output == "json":
-        click.echo(json.dumps(result.to_json(), indent=2))
+        click.echo(json.dumps({**result.to_json(), "live": _live_json(report, path, differences)}, indent=2))
     else:
         print_trace(result, end.end.label)
-    sys.exit(0 if result.delivered else 1)
+        print_live(report, path, differences, len(result.paths()))
+    delivered = all(r.verdict == "accept" for r in report.reports) and bool(report.reports)
+    sys.exit(2 if differences else 0 if delivered else 1)
+
+
+def _namespace_of(lab: str, start: End) -> str:
+    """Where the live packet is sent from."""
+    if start.pod is not None:
+        return pod_namespace(lab, start.pod.metadata.namespace, start.pod.metadata.name)
+    if start.node is not None:
+        return member_namespace(lab, start.node)
+    if start.address == INTERNET:
+        return member_namespace(lab, "internet")
+    raise EndError(f"--live sends from a pod, a node or the internet, not from {start.address}")
+
+
+def print_live(report: LiveTrace, path: int | None, differences: list[str], paths: int) -> None:
+    click.echo(f"live: {report.sent}")
+    for node_report in report.reports:
+        for event in node_report.events:  # the rules that matched (all of them are in -o json)
+            if event.kind != "rule" or event.handle is None or event.table == TRACE_TABLE.name:
+                continue
+            verdict = click.style(event.verdict or "", fg=_COLOURS.get(event.verdict.split(" ")[0]))
+            click.echo(f"     [{node_report.node}] {event.table}/{event.chain}: {node_report.text(event)}  {verdict}")
+        click.echo(f"     [{node_report.node}] {click.style(node_report.verdict, bold=True)}")
+    if not report.reports:
+        click.echo("     no node reported the packet")
+    if differences:
+        click.echo(click.style("the kernel's trace differs from the computed path:", fg="red"))
+        for line in differences:
+            click.echo(f"     {line}")
+    else:
+        which = f"path {path} of {paths}" if path else "the computed path"
+        click.echo(click.style(f"the kernel's trace agrees with {which}", fg="green"))
+
+
+def _live_json(report: LiveTrace, path: int | None, differences: list[str]) -> dict[str, object]:
+    return {"sent": report.sent, "path": path, "agrees": not differences, "differences": differences,
+            "nodes": [{"node": r.node, "verdict": r.verdict,
+                       "events": [{**asdict(e), "rule": r.text(e)} for e in r.events]} for r in report.reports]}
 
 
 def print_trace(result: Trace, target_label: str) -> None:

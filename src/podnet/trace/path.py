@@ -61,12 +61,37 @@ ENDINGS = ("deliver", "drop", "reject", "leave")
 
 
 @dataclass(frozen=True)
+class NodePass:
+    """The packet through one node's tables, as the tracer walked it: what a live
+    trace of the same node should report."""
+
+    path: int
+    node: str
+    destination: str  # after the node's tables (a service's DNAT)
+    port: int
+    verdict: str  # accept, drop, reject, ...
+    hits: tuple[str, ...]  # `table/chain: rule` of every rule that matched, in order
+
+    @property
+    def chains(self) -> list[str]:
+        return [hit.split(":", 1)[0] for hit in self.hits]
+
+
+@dataclass(frozen=True)
 class Trace:
     source: End
     destination: End
     port: int | None
     protocol: str  # tcp, udp, icmp
     steps: tuple[Step, ...]
+    passes: tuple[NodePass, ...] = ()
+
+    def paths(self) -> list[int]:
+        """The numbers of the paths: [0] when no service forked the walk."""
+        return sorted({step.path for step in self.steps if step.final})
+
+    def passes_of(self, path: int) -> list[NodePass]:
+        return [p for p in self.passes if p.path in (0, path)]
 
     def endings(self) -> list[Step]:
         """The last step of every path."""
@@ -78,8 +103,8 @@ class Trace:
 
     def to_json(self) -> dict[str, object]:
         return {"from": self.source.label, "to": self.destination.label, "address": self.destination.address,
-                "port": self.port, "protocol": self.protocol,
-                "steps": [asdict(step) for step in self.steps], "delivered": self.delivered}
+                "port": self.port, "protocol": self.protocol, "delivered": self.delivered,
+                "steps": [asdict(step) for step in self.steps], "passes": [asdict(p) for p in self.passes]}
 
 
 @dataclass
@@ -106,6 +131,7 @@ class PathTracer:
                                snapshot.cluster_policies)
         self.pods_by_ip = {p.pod_ip: p for p in self.view.pods}
         self._fakes: dict[str, Fake] = {}
+        self._passes: list[NodePass] = []
         self._services: dict[str, list[ServicePortView]] = {}
 
     # --- the ends --------------------------------------------------------------------------------
@@ -158,8 +184,9 @@ class PathTracer:
                          f"{destination} is node {node}'s address")
             walk = _Walk(node, Packet(**{**asdict(packet), "iifname": UPLINK}), "arriving", 0, source)
         walk.steps.append(first)
+        self._passes = []
         steps = list(self._walk(walk))
-        return Trace(source, self.end_of(destination), port, protocol, tuple(steps))
+        return Trace(source, self.end_of(destination), port, protocol, tuple(steps), tuple(self._passes))
 
     def _walk(self, walk: _Walk) -> Iterator[Step]:
         """The steps of one packet from `walk.node` on: the node's tables, then its route."""
@@ -178,6 +205,7 @@ class PathTracer:
 
     def _after_tables(self, walk: _Walk, outcome: Outcome, path: int, choices: int) -> Iterator[Step]:
         node, packet = walk.node, walk.packet
+        self._passes.append(NodePass(path, node, outcome.destination, outcome.port, outcome.verdict, outcome.hits))
         service = self._service_step(node, packet, outcome, path, choices)
         if service is not None:
             yield service

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from podnet.kernel.nftables.objects import Element, Set
 from podnet.kernel.nftables.rules import (
-    AnonSet, Concat, Dnat, Expr, Field, Limit, Log, Lookup, Masked, Masquerade, Match, Numgen, Reject, SetMark, SetRef,
+    AnonSet, Concat, Dnat, Expr, Field, Limit, Log, Lookup, Masked, Masquerade, Match, Numgen, Reject, SetMark, SetRef, SetTrace,
     UpdateSet, Verdict, VerdictMap,
 )
 from podnet.kernel.nftables.wire import (
@@ -144,6 +144,9 @@ class RuleCompiler:
             kept = ~s.value & 0xFFFFFFFF if s.op == "|" else 0xFFFFFFFF  # | clears the bits, then sets them
             self.bitwise(REG32, _host(kept), _host(s.value))
             self.expr("meta", be32(2, 3), be32(3, REG32))  # key mark, from the register
+        elif isinstance(s, SetTrace):
+            self.expr("immediate", be32(1, REG32), value_data(2, b"\x01"))
+            self.expr("meta", be32(2, 12), be32(3, REG32))  # key nftrace, from the register
         elif isinstance(s, Limit):  # packets per second
             self.expr("limit", be64(1, s.per_second), be64(2, 1), be32(3, s.burst), be32(4, 0), be32(5, 0))
         elif isinstance(s, Log):

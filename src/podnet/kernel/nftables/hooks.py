@@ -28,6 +28,7 @@ PORTMAP = "podnet-portmap"
 NODE_EGRESS = "podnet-egress"
 TOPOLOGY_NAT = "podnet"
 POLICY = "podnet-policy"
+TRACE = "podnet-trace"
 
 HOOKS: dict[str, dict[str, Hook]] = {
     PROXY: {
@@ -63,6 +64,11 @@ HOOKS: dict[str, dict[str, Hook]] = {
     TOPOLOGY_NAT: {
         # the seeds' `iptables -t nat -A POSTROUTING ... -j MASQUERADE`
         "postrouting": Hook("nat", "postrouting", SRCNAT),
+    },
+    TRACE: {
+        # `podnet trace --live` marks its packet before any other chain sees it, so every chain reports it
+        "prerouting": Hook("filter", "prerouting", RAW - 50),
+        "output": Hook("filter", "output", RAW - 50),
     },
     POLICY: {
         # after DNAT (policies see endpoint pods, not VIPs) and after the proxy's rejects of empty services

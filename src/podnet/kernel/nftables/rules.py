@@ -28,6 +28,7 @@ IP6_DADDR = Field("ip6 daddr")
 L4PROTO = Field("meta l4proto")
 NFPROTO = Field("meta nfproto")
 TH_DPORT = Field("th dport")
+TH_SPORT = Field("th sport")
 FIB_DADDR_TYPE = Field("fib daddr type")
 CT_STATUS = Field("ct status")
 CT_STATE = Field("ct state")
@@ -227,6 +228,15 @@ class SetMark:
 
 
 @dataclass(frozen=True)
+class SetTrace:
+    """`meta nftrace set 1`: the kernel reports this packet's way through every
+    chain that follows (`podnet trace --live`)."""
+
+    def text(self) -> str:
+        return "meta nftrace set 1"
+
+
+@dataclass(frozen=True)
 class UpdateSet:
     """`update @set { ip saddr }`: remember the key in a timed set."""
 
@@ -261,7 +271,7 @@ class Log:
         return f'log prefix "{self.prefix}" group {self.group}'
 
 
-Statement = Union[Match, Verdict, VerdictMap, Dnat, Masquerade, Reject, SetMark, UpdateSet, Limit, Log]
+Statement = Union[Match, Verdict, VerdictMap, Dnat, Masquerade, Reject, SetMark, SetTrace, UpdateSet, Limit, Log]
 
 
 @dataclass(frozen=True)

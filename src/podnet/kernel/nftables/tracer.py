@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, replace
 from podnet.kernel.nftables.fake import Fake
 from podnet.kernel.nftables.objects import Table
 from podnet.kernel.nftables.rules import (AnonSet, Concat, Dnat, Expr, Field, Limit, Log, Lookup, Masked, Masquerade,
-                                          Match, Numgen, Reject, Rule, SetMark, SetRef, Statement, UpdateSet, Verdict,
-                                          VerdictMap)
+                                          Match, Numgen, Reject, Rule, SetMark, SetRef, SetTrace, Statement, UpdateSet,
+                                          Verdict, VerdictMap)
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 
@@ -172,6 +172,9 @@ class Tracer:
                     done.append((current, _NEXT))
                 continue
             if index == first_action:
+                if self._misses(table, statement, current):  # the kernel reports no match, and neither do we
+                    done.append((current, _NEXT))
+                    continue
                 current = current.hit(f"{table.name}/{rule.chain}", rule)
             for after, verdict in self._act(table, statement, current, depth):
                 if verdict == "continue":
@@ -203,9 +206,17 @@ class Tracer:
         if isinstance(statement, SetMark):
             mark = state.mark | statement.value if statement.op == "|" else state.mark ^ statement.value
             return [(replace(state, mark=mark), "continue")]
-        if isinstance(statement, (UpdateSet, Log, Limit)):  # a limit is taken as never reached
+        if isinstance(statement, (UpdateSet, Log, Limit, SetTrace)):  # a limit is taken as never reached
             return [(state, "continue")]
         raise TypeError(f"the tracer does not know {statement!r}")
+
+    def _misses(self, table: Table, statement: Statement, state: _State) -> bool:
+        """A lookup that finds no element ends its rule as a failed match does."""
+        if isinstance(statement, VerdictMap):
+            return not any(self._lookup_verdict(table, statement.map, key) for key in self._keys(statement.key, state))
+        if isinstance(statement, Dnat) and isinstance(statement.to, Lookup):
+            return not any(self._lookup_value(table, statement.to, key) for key in self._keys(statement.to.key, state))
+        return False
 
     def _verdict(self, table: Table, verdict: Verdict, state: _State, depth: int) -> list[_Branch]:
         if verdict.kind in ("jump", "goto"):
@@ -264,6 +275,7 @@ class Tracer:
             "meta l4proto": packet.protocol,
             "meta nfproto": f"ipv{version}",
             "th dport": str(state.port),
+            "th sport": None,  # a packet here has no source port: rules on it do not apply
             "fib daddr type": "local" if self._is_local(state.destination) else "unicast",
             "ct status": "dnat" if state.dnat else "",
             "ct state": packet.ct_state,

@@ -103,6 +103,7 @@ FIELDS: dict[str, tuple[str, tuple[tuple[int, int], ...], str]] = {
     "ip saddr": ("payload", ((2, PAYLOAD_NETWORK), (3, 12), (4, 4)), "ipv4_addr"),
     "ip daddr": ("payload", ((2, PAYLOAD_NETWORK), (3, 16), (4, 4)), "ipv4_addr"),
     "th dport": ("payload", ((2, PAYLOAD_TRANSPORT), (3, 2), (4, 2)), "inet_service"),
+    "th sport": ("payload", ((2, PAYLOAD_TRANSPORT), (3, 0), (4, 2)), "inet_service"),
     "meta l4proto": ("meta", ((2, 16),), "inet_proto"),
     "meta mark": ("meta", ((2, 3),), "mark"),
     "ct status": ("ct", ((2, 2),), "ct_status"),

@@ -56,7 +56,7 @@ def trace_command(source: str, destination: str, protocol: str, namespace: str, 
             print_trace(result, end.end.label)
         sys.exit(0 if result.delivered else 1)
     nodes = {name: member_namespace(record.name, name) for name in tracer.nodes}
-    addresses = {node.internal_ip for node in tracer.nodes.values() if node.internal_ip}
+    addresses = {address for name in tracer.nodes for address in tracer.local_addresses(name)}
     report = run_live(result, nodes, _namespace_of(record.name, start), addresses)
     path, differences = agreement(result, report)
     if output == "json":

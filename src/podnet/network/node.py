@@ -93,7 +93,8 @@ def host_gw_routes(self_name: str, nodes: Iterable[Node]) -> frozenset[Route]:
     )
 
 
-def _vtep_address(pod_cidr: str) -> str:
+def vtep_address(pod_cidr: str) -> str:
+    """A VXLAN node's address on its tunnel device (and what masquerade gives packets leaving by it)."""
     return str(ipaddress.ip_network(pod_cidr).network_address)
 
 
@@ -110,13 +111,13 @@ def render_node_network(node: Node, nodes: Iterable[Node], cluster_cidr: str | N
     if not node.internal_ip:
         raise ValueError(f"node {node.metadata.name} has no internal IP for its VXLAN tunnels")
     device = VxlanDevice(VXLAN_DEVICE, VXLAN_VNI, node.internal_ip, VXLAN_PORT, vtep_mac(node.metadata.name),
-                         pod_mtu(backend, underlay_mtu), f"{_vtep_address(node.pod_cidr)}/32")
+                         pod_mtu(backend, underlay_mtu), f"{vtep_address(node.pod_cidr)}/32")
     peers = [n for n in nodes if n.metadata.name != node.metadata.name and n.pod_cidr and n.internal_ip]
     return NodeNetwork(
         POD_BRIDGE, gateway,
-        frozenset(Route(p.pod_cidr, _vtep_address(p.pod_cidr), VXLAN_DEVICE, onlink=True) for p in peers),  # type: ignore[arg-type]
+        frozenset(Route(p.pod_cidr, vtep_address(p.pod_cidr), VXLAN_DEVICE, onlink=True) for p in peers),  # type: ignore[arg-type]
         egress=egress, vxlan=device,
-        neighbours=frozenset(Neighbour(_vtep_address(p.pod_cidr), vtep_mac(p.metadata.name), VXLAN_DEVICE)  # type: ignore[arg-type]
+        neighbours=frozenset(Neighbour(vtep_address(p.pod_cidr), vtep_mac(p.metadata.name), VXLAN_DEVICE)  # type: ignore[arg-type]
                              for p in peers),
         fdb=frozenset(ForwardingEntry(vtep_mac(p.metadata.name), p.internal_ip, VXLAN_DEVICE)  # type: ignore[arg-type]
                       for p in peers),

@@ -24,6 +24,7 @@ from podnet.kernel.route import Route
 from podnet.model.pod import Pod
 from podnet.network.node import (
     POD_BRIDGE, VXLAN_DEVICE, VXLAN_PORT, VXLAN_VNI, egress_transaction, gateway_for, render_node_network,
+    vtep_address,
 )
 from podnet.policy.evaluator import PolicyView, evaluate, explain
 from podnet.policy.ruleset import render as render_policies
@@ -150,7 +151,7 @@ class PathTracer:
     def node_holding(self, address: str) -> str | None:
         """The node whose own address this is (its node-network or pod-bridge address)."""
         for name in self.nodes:
-            if address in self._local_addresses(name):
+            if address in self.local_addresses(name):
                 return name
         return None
 
@@ -195,7 +196,7 @@ class PathTracer:
             yield Step(walk.node, "drop", f"node {walk.node or '?'} is not in the store (or has no podCIDR)",
                        "the store's nodes", walk.path)
             return
-        outcomes = Tracer(self._fake(walk.node), frozenset(self._local_addresses(walk.node))).trace(
+        outcomes = Tracer(self._fake(walk.node), frozenset(self.local_addresses(walk.node))).trace(
             walk.packet, walk.origin)
         picked = sorted({(o.destination, o.port) for o in outcomes})
         forked = walk.path == 0 and len(picked) > 1
@@ -215,25 +216,27 @@ class PathTracer:
         if outcome.verdict != "accept":
             yield self._refusal(walk, outcome, path)
             return
-        source_address, masquerade = packet.source, []
-        if outcome.masqueraded:  # in postrouting: after the route, before the tunnel
-            masquerader = next((hit for hit in reversed(outcome.hits) if "masquerade" in hit), "")
-            source_address = self.nodes[node].internal_ip or source_address
-            masquerade.append(Step(node, "masquerade", f"source {packet.source} masqueraded to node {node}'s "
-                                                       f"{source_address}", masquerader, path))
-        yield from self._route(walk, outcome, path, source_address, masquerade)
+        yield from self._route(walk, outcome, path)
 
-    def _route(self, walk: _Walk, outcome: Outcome, path: int, source_address: str,
-               masquerade: list[Step]) -> Iterator[Step]:
+    def _masquerade(self, walk: _Walk, outcome: Outcome, path: int, out_address: str) -> tuple[str, list[Step]]:
+        """The source as it leaves (postrouting: after the route, before a tunnel):
+        masquerade takes the address of the interface the route chose."""
+        if not outcome.masqueraded:
+            return walk.packet.source, []
+        masquerader = next((hit for hit in reversed(outcome.hits) if "masquerade" in hit), "")
+        return out_address, [Step(walk.node, "masquerade", f"source {walk.packet.source} masqueraded to "
+                                                           f"{out_address}, node {walk.node}'s", masquerader, path)]
+
+    def _route(self, walk: _Walk, outcome: Outcome, path: int) -> Iterator[Step]:
         node, destination, port = walk.node, outcome.destination, outcome.port
+        me = self.nodes[node]
         to = f"{destination}:{port}" if port else destination
-        yield from masquerade if self._node_of(destination) == node else ()
-        if destination in self._local_addresses(node) or ipaddress.ip_address(destination).is_loopback:
+        if destination in self.local_addresses(node) or ipaddress.ip_address(destination).is_loopback:
             yield Step(node, "deliver", f"delivered to node {node} itself ({to})", "a local address of the node",
                        path)
             return
-        me = self.nodes[node]
         if ipaddress.ip_address(destination) in ipaddress.ip_network(me.pod_cidr or ""):
+            yield from self._masquerade(walk, outcome, path, str(gateway_for(me.pod_cidr or "").ip))[1]
             pod = self.pods_by_ip.get(destination)
             if pod is None:
                 yield Step(node, "drop", f"no pod on node {node} holds {destination}: nobody answers ARP on "
@@ -250,11 +253,13 @@ class PathTracer:
         if route is None or next_node is None:
             yield Step(node, "route", f"default route: out of {UPLINK}, leaving the cluster",
                        "route default (the node's uplink)", path)
-            yield from masquerade
+            yield from self._masquerade(walk, outcome, path, me.internal_ip or "?")[1]
             yield Step(node, "leave", f"leaves the cluster for {self.end_of(destination).label}", "", path)
             return
         way = {VXLAN_DEVICE: "vxlan", UPLINK: "the node network"}.get(route.dev or "", "host-gw")
         yield Step(node, "route", f"to node {next_node} ({way})", f"route {route}", path)
+        out_address = vtep_address(me.pod_cidr or "") if route.dev == VXLAN_DEVICE else me.internal_ip or "?"
+        source_address, masquerade = self._masquerade(walk, outcome, path, out_address)
         yield from masquerade
         arriving_on = UPLINK
         if route.dev == VXLAN_DEVICE:
@@ -333,7 +338,7 @@ class PathTracer:
         return self._services[node]
 
     def _service_of(self, node: str, packet: Packet) -> ServicePortView | None:
-        local = packet.destination in self._local_addresses(node)
+        local = packet.destination in self.local_addresses(node)
         for view in self._views(node):
             if view.protocol != packet.protocol:
                 continue
@@ -344,7 +349,8 @@ class PathTracer:
                 return view
         return None
 
-    def _local_addresses(self, node: str) -> set[str]:
+    def local_addresses(self, node: str) -> set[str]:
+        """The node's own addresses: on the node network, on its pod bridge, and its VTEP's."""
         me = self.nodes.get(node)
         if me is None:
             return set()
@@ -352,7 +358,7 @@ class PathTracer:
         if me.internal_ip:
             found.add(me.internal_ip)
         if self.config.backend == "vxlan":
-            found.add(str(ipaddress.ip_network(me.pod_cidr or "").network_address))
+            found.add(vtep_address(me.pod_cidr or ""))
         return found
 
     def _route_to(self, node: str, destination: str) -> Route | None:
@@ -375,4 +381,5 @@ class PathTracer:
             if node.internal_ip == destination or address in ipaddress.ip_network(node.pod_cidr or ""):
                 return name
         return None
+
 

@@ -13,6 +13,7 @@ from podnet.agent.pods import KubeletConfig, PodController
 from podnet.errors import PodnetError
 from podnet.kernel.node import NodeKernel
 from podnet.network.controller import NetworkController
+from podnet.observe.recorder import FlowRecorder
 from podnet.policy.enforcer import PolicyEnforcer
 from podnet.proxy.proxier import Proxier
 from podnet.proxy.userspace_manager import UserspaceProxies
@@ -26,13 +27,14 @@ def node_controllers(kernel: NodeKernel, store: Store, node_name: str, namespace
                      cluster_cidr: str | None = None, backend: str = "host-gw",
                      kubelet: KubeletConfig | None = None) -> list[Controller]:
     """A node's controllers: its network, given the pod network its services (in
-    nftables, and in this process for userspace-mode services) and its pods'
-    NetworkPolicies, and given a CNI network its pods."""
+    nftables, and in this process for userspace-mode services), its pods'
+    NetworkPolicies and its flow records, and given a CNI network its pods."""
     controllers: list[Controller] = [NetworkController(kernel, store, node_name, cluster_cidr, backend)]
     enforcer: PolicyEnforcer | None = None
     if cluster_cidr:
         enforcer = PolicyEnforcer(kernel, node_name)
-        controllers += [Proxier(kernel, node_name, cluster_cidr), UserspaceProxies(namespace), enforcer]
+        controllers += [Proxier(kernel, node_name, cluster_cidr), UserspaceProxies(namespace), enforcer,
+                        FlowRecorder(kernel, node_name, namespace)]
     if kubelet is not None:
         controllers.append(PodController(store, kubelet, addressed=enforcer.admit if enforcer else None))
     return controllers

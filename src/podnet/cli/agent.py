@@ -48,6 +48,8 @@ def agent(node_name: str, namespace: str, store_path: str, resync: float, cluste
     from podnet.cni.server import CniServer
     from podnet.kernel import netns
     from podnet.kernel.node import NamespaceKernel
+    from podnet.observe.recorder import FlowRecorder
+    from podnet.observe.server import ObserveServer
     from podnet.store.location import open_store
 
     kubelet = None
@@ -62,12 +64,18 @@ def agent(node_name: str, namespace: str, store_path: str, resync: float, cluste
     stop = run_as_daemon()
     store = open_store(store_path)
     server = CniServer().start()
+    observer: ObserveServer | None = None
     try:
         controllers = node_controllers(NamespaceKernel(namespace), store, node_name, namespace, cluster_cidr, backend,
                                        kubelet)
+        recorder = next((c for c in controllers if isinstance(c, FlowRecorder)), None)
+        if recorder is not None:
+            observer = ObserveServer(node_name, recorder.flows).start()
         Heartbeat(store, node_name).start(stop)
         NodeAgent(store, node_name, controllers, resync).run(stop)
     finally:
+        if observer is not None:
+            observer.stop()
         server.stop()
         store.close()
 

@@ -4,16 +4,14 @@ store by the same evaluator the conformance tests trust."""
 from __future__ import annotations
 
 import ipaddress
-import select
 import sys
 import time
 
 import click
 
-from podnet.cli.get import cluster_record, cluster_store, echo_row, print_table
+from podnet.cli.get import cluster_store, echo_row, print_table
+from podnet.cli.observe import Merger
 from podnet.errors import PodnetError
-from podnet.kernel.nflog import Logged, NflogReader, open_reader
-from podnet.lab.names import member_namespace
 from podnet.model.clusternetworkpolicy import ClusterNetworkPolicy
 from podnet.model.namespace import Namespace
 from podnet.model.networkpolicy import PROTOCOLS, NetworkPolicy
@@ -21,8 +19,8 @@ from podnet.model.node import Node
 from podnet.model.pod import Pod
 from podnet.model.selector import service_selects
 from podnet.model.service import Service
+from podnet.observe.flows import AUDIT, DROPPED, Flow
 from podnet.policy.evaluator import Decision, Party, PolicyView, Verdict, evaluate
-from podnet.policy.ruleset import DROPS_GROUP
 from podnet.store import resources
 from podnet.store.base import Store
 
@@ -45,57 +43,39 @@ def policy() -> None:
 @click.option("--lab", "lab_name", help="The lab to watch, when several are up.")
 def drops(follow: bool, seconds: float, lab_name: str | None) -> None:
     """New connections NetworkPolicies drop (and policies in audit mode would
-    drop), as every node logs them: source and destination pods, port, protocol,
-    and the policies that isolate the pod. Nothing is logged while nobody
-    listens, so this shows what happens while it runs (at most 50 a second per
-    node and direction)."""
-    record = cluster_record(lab_name)
-    with cluster_store(lab_name) as store:
-        view = _read_view(store)
-    names = {p.pod_ip: p.metadata.key for p in view.pods}
-    readers = {node.metadata.name: open_reader(member_namespace(record.name, node.metadata.name), DROPS_GROUP)
-               for node in view.nodes}
+    drop), as every node records them: source and destination pods, port,
+    protocol, and the policies that isolate the pod. Shows what happens while
+    it runs (at most 50 a second per node and direction are logged); `podnet
+    observe --verdict dropped` shows what happened before."""
+    merger = Merger.of_cluster(lab_name)
+    merger.poll(limit=1)  # from now on
     widths = [10, 12, 22, 24, 10, 9, 30]
     rows: list[tuple[str, ...]] = []
     if follow:
         echo_row(DROP_COLUMNS, widths)
     deadline = None if follow else time.monotonic() + seconds
     try:
-        while deadline is None or (left := deadline - time.monotonic()) > 0:
-            for node, logged in _next_logged(readers, 1.0 if deadline is None else min(left, 1.0)):
-                row = _drop_row(node, logged, names, view)
+        while deadline is None or deadline - time.monotonic() > 0:
+            time.sleep(0.25 if deadline is None else max(0.0, min(0.25, deadline - time.monotonic())))
+            for flow in merger.poll():
+                if flow.verdict not in (DROPPED, AUDIT) or not flow.reason.startswith("policy"):
+                    continue
+                row = _drop_row(flow)
                 if follow:
                     echo_row(row, widths)
                 else:
                     rows.append(row)
     except KeyboardInterrupt:
         pass
-    finally:
-        for reader in readers.values():
-            reader.close()
     if not follow:
         print_table(DROP_COLUMNS, rows, fixed=False)
 
 
-def _next_logged(readers: dict[str, NflogReader], timeout: float) -> list[tuple[str, Logged]]:
-    by_socket = {reader.sock: node for node, reader in readers.items()}
-    ready, _, _ = select.select(list(by_socket), [], [], timeout)
-    return [(by_socket[sock], logged) for sock in ready for logged in readers[by_socket[sock]].read(0)]
-
-
-def _drop_row(node: str, logged: Logged, names: dict[str, str], view: PolicyView) -> tuple[str, ...]:
-    """A logged packet as a row; a plain `drop ingress` is named by the policies
-    isolating the pod, as the store has them."""
-    verdict, _, rest = logged.prefix.partition(" ")
-    direction, _, policies = rest.partition(" ")
-    if not policies:
-        isolated = view.party(logged.destination if direction == "ingress" else logged.source).pod
-        found = view.selecting(isolated, direction.capitalize()) if isolated is not None else []
-        policies = ", ".join(p.metadata.key for p in found) or "?"
-    port = f":{logged.port}" if logged.port is not None else ""
-    return (time.strftime("%H:%M:%S", time.localtime(logged.at)), node, names.get(logged.source, logged.source),
-            f"{names.get(logged.destination, logged.destination)}{port}", logged.protocol,
-            "audit" if verdict == "audit" else "dropped", f"{policies} ({direction})")
+def _drop_row(flow: Flow) -> tuple[str, ...]:
+    port = f":{flow.destination_port}" if flow.destination_port is not None else ""
+    return (time.strftime("%H:%M:%S", time.localtime(flow.time)), flow.node, flow.source_pod or flow.source,
+            f"{flow.destination_pod or flow.destination}{port}", flow.protocol,
+            "audit" if flow.verdict == AUDIT else "dropped", flow.policy)
 
 
 @policy.command()

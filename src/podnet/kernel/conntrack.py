@@ -4,14 +4,20 @@ process per change cost more than the change itself).
 
 The entries are dumped and matched here, then deleted one by one by their
 original tuple, as `conntrack -D` does. An entry gone meanwhile is fine.
+The flow recorder also follows the entries as they are made and destroyed
+(`conntrack -E`): an entry's two tuples say which service address was asked,
+which endpoint answered and whether the source was masqueraded.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import select
 import socket
+import struct
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from podnet.errors import KernelError
 from podnet.kernel import netns
@@ -19,7 +25,7 @@ from podnet.kernel.nlmsg import (
     NETLINK_NETFILTER, NFNL_HEADER, NLMSG_DONE, NLMSG_ERROR, attributes, error_code, messages, nest,
 )
 
-_GET, _DELETE = 0x100 | 1, 0x100 | 2  # subsystem 1 (ctnetlink) << 8 | IPCTNL_MSG_CT_*
+_GET, _DELETE, _GET_STATS = 0x100 | 1, 0x100 | 2, 0x100 | 5  # subsystem 1 (ctnetlink) << 8 | IPCTNL_MSG_CT_*
 _REQUEST, _ACK, _DUMP = 0x1, 0x4, 0x300
 # attributes: CTA_TUPLE_ORIG/REPLY { CTA_TUPLE_IP { V4_SRC, V4_DST }, CTA_TUPLE_PROTO { NUM, ... } }
 _ORIG, _REPLY, _IP, _PROTO, _SRC, _DST, _NUM = 1, 2, 1, 2, 1, 2, 1
@@ -93,3 +99,128 @@ def forget_udp(namespace: str, *, reply_source: str | None = None, original_dest
             return len(doomed)
 
     return netns.run_in(namespace, forget)
+
+
+def table_fill() -> tuple[int, int]:
+    """(entries, the table's maximum) in the calling thread's namespace. Asking also
+    loads ctnetlink, which NFLOG needs to attach conntrack entries to packets."""
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER) as sock:
+        sock.bind((0, 0))
+        for body in _Ctnetlink(sock).send(_GET_STATS, _REQUEST):
+            fields = dict(attributes(body))
+            entries, maximum = fields.get(1, b""), fields.get(2, b"")  # CTA_STATS_GLOBAL_ENTRIES, _MAX_ENTRIES
+            return (int.from_bytes(entries, "big") if len(entries) == 4 else 0,
+                    int.from_bytes(maximum, "big") if len(maximum) == 4 else 0)
+    return 0, 0
+
+
+_NEW_GROUP, _DESTROY_GROUP = 1, 3  # NFNLGRP_CONNTRACK_NEW, NFNLGRP_CONNTRACK_DESTROY
+_SOL_NETLINK, _NETLINK_ADD_MEMBERSHIP = 270, 1
+_MSG_NEW, _MSG_DELETE = 0x100 | 0, 0x100 | 2
+_ID, _COUNTERS_ORIG, _COUNTERS_REPLY = 12, 9, 10  # CTA_*; counters { PACKETS 1, BYTES 2 }, 64-bit
+
+
+@dataclass(frozen=True)
+class Tuple:
+    """One direction of an entry."""
+
+    protocol: int
+    source: str
+    destination: str
+    source_port: int | None
+    destination_port: int | None
+
+    def key(self) -> tuple[object, ...]:
+        return (self.protocol, self.source, self.source_port, self.destination, self.destination_port)
+
+    def inverted_key(self) -> tuple[object, ...]:
+        """The key of packets that travel this tuple's way back: a reply tuple
+        inverted is the connection's packets as they leave, NAT done."""
+        return (self.protocol, self.destination, self.destination_port, self.source, self.source_port)
+
+
+@dataclass(frozen=True)
+class Event:
+    """An entry made (`new`) or destroyed (`destroy`, with its counters when
+    net.netfilter.nf_conntrack_acct is on)."""
+
+    kind: str
+    id: int
+    original: Tuple
+    reply: Tuple
+    packets: int | None = None  # both ways, for a destroyed entry
+    bytes: int | None = None
+
+
+def _tuple(body: bytes) -> Tuple:
+    parts = dict(attributes(body))
+    ip = dict(attributes(parts.get(_IP, b"")))
+    proto = dict(attributes(parts.get(_PROTO, b"")))
+
+    def port(kind: int) -> int | None:
+        value = proto.get(kind, b"")
+        return struct.unpack(">H", value)[0] if len(value) == 2 else None
+
+    def address(kind: int) -> str:
+        value = ip.get(kind, b"")
+        return socket.inet_ntoa(value) if len(value) == 4 else ""
+
+    number = proto.get(_NUM, b"\0")
+    return Tuple(number[0], address(_SRC), address(_DST), port(2), port(3))
+
+
+def parse_event(kind: int, body: bytes) -> Event | None:
+    fields = dict(attributes(body))
+    if _ORIG not in fields or _REPLY not in fields:
+        return None
+    identifier = struct.unpack(">I", fields[_ID])[0] if len(fields.get(_ID, b"")) == 4 else 0
+    packets = octets = None
+    if _COUNTERS_ORIG in fields:
+        counted = [dict(attributes(fields.get(which, b""))) for which in (_COUNTERS_ORIG, _COUNTERS_REPLY)]
+        packets = sum(struct.unpack(">Q", c[1])[0] for c in counted if len(c.get(1, b"")) == 8)
+        octets = sum(struct.unpack(">Q", c[2])[0] for c in counted if len(c.get(2, b"")) == 8)
+    return Event("new" if kind == _MSG_NEW else "destroy", identifier, _tuple(fields[_ORIG]), _tuple(fields[_REPLY]),
+                 packets, octets)
+
+
+class EventReader:
+    """Entries made and destroyed in the namespace it was made in."""
+
+    def __init__(self, buffer: int = 4 << 20) -> None:
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, 33, buffer)  # SO_RCVBUFFORCE
+        except OSError:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer)
+        self.sock.bind((0, 0))
+        for group in (_NEW_GROUP, _DESTROY_GROUP):
+            self.sock.setsockopt(_SOL_NETLINK, _NETLINK_ADD_MEMBERSHIP, group)
+        self.overruns = 0
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def read(self, timeout: float) -> list[Event]:
+        if not select.select([self.sock], [], [], timeout)[0]:
+            return []
+        try:
+            data = self.sock.recv(1 << 20)
+        except OSError as err:
+            if err.errno == errno.ENOBUFS:
+                self.overruns += 1
+                return []
+            raise
+        found = []
+        for kind, _, _, message in messages(data):
+            if kind in (_MSG_NEW, _MSG_DELETE):
+                event = parse_event(kind, message[NFNL_HEADER.size:])
+                if event is not None:
+                    found.append(event)
+        return found
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def open_events(namespace: str) -> EventReader:
+    return netns.run_in(namespace, EventReader)

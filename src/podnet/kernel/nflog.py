@@ -1,8 +1,9 @@
 """Packets a namespace's rules log to an NFLOG group, read over nfnetlink_log.
 
-`podnet policy drops` binds the group while it runs. With nobody bound the
-kernel finds no listener for a logged packet and goes on at once, so a rule's
-`log group` costs next to nothing until someone looks.
+Every podnet rule that logs uses one group, OBSERVED_GROUP: a new connection's
+first packet ("flow"), a policy's drop, a service's reject. The node agent binds
+it and keeps what it reads as flow records. The group numbers each packet it
+logs, so a reader that fell behind knows exactly how many it missed.
 """
 
 from __future__ import annotations
@@ -21,12 +22,16 @@ from podnet.kernel.nlmsg import NETLINK_NETFILTER, NFNL_HEADER, NLMSG_ERROR, att
 
 _PACKET, _CONFIG = 4 << 8 | 0, 4 << 8 | 1  # NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_*
 _REQUEST, _ACK = 0x1, 0x4
-_CFG_CMD, _CFG_MODE = 1, 2  # NFULA_CFG_*
+_CFG_CMD, _CFG_MODE, _CFG_TIMEOUT, _CFG_QTHRESH, _CFG_FLAGS = 1, 2, 4, 5, 6  # NFULA_CFG_*
 _CMD_BIND, _CMD_UNBIND = 1, 2
 _COPY_PACKET = 2
 _COPY_RANGE = 64  # bytes of each packet: the IP header and the ports are enough
-_PAYLOAD, _PREFIX = 9, 10  # NFULA_*
+_FLAG_SEQ = 0x1
+_PAYLOAD, _PREFIX, _SEQ = 9, 10, 12  # NFULA_*
 PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP", 132: "SCTP"}
+NUMBERS = {name: number for number, name in PROTOCOLS.items()}
+OBSERVED_GROUP = 7170
+_TCP_FLAGS = ((0x01, "FIN"), (0x02, "SYN"), (0x04, "RST"), (0x08, "PSH"), (0x10, "ACK"))
 
 
 @dataclass(frozen=True)
@@ -39,31 +44,57 @@ class Logged:
     destination: str
     protocol: str
     port: int | None  # the destination port, for TCP, UDP and SCTP
+    source_port: int | None = None
+    tcp_flags: str = ""  # "SYN", "SYN,ACK", ...
+    sequence: int | None = None  # the group's number for it (with numbering on)
 
 
-def parse_packet(prefix: str, payload: bytes, at: float) -> Logged | None:
+def parse_packet(prefix: str, payload: bytes, at: float, sequence: int | None = None) -> Logged | None:
     """An IPv4 packet's header; None for anything else."""
     if len(payload) < 20 or payload[0] >> 4 != 4:
         return None
     header = (payload[0] & 0x0F) * 4
     number = payload[9]
-    port = struct.unpack_from(">H", payload, header + 2)[0] if number in (6, 17, 132) and len(payload) >= header + 4 \
-        else None
+    ports = struct.unpack_from(">HH", payload, header) if number in (6, 17, 132) and len(payload) >= header + 4 \
+        else (None, None)
+    flags = ""
+    if number == 6 and len(payload) >= header + 14:
+        flags = ",".join(name for bit, name in _TCP_FLAGS if payload[header + 13] & bit)
     return Logged(at, prefix, socket.inet_ntoa(payload[12:16]), socket.inet_ntoa(payload[16:20]),
-                  PROTOCOLS.get(number, str(number)), port)
+                  PROTOCOLS.get(number, str(number)), ports[1], ports[0], flags, sequence)
 
 
 class NflogReader:
-    """A socket bound to one NFLOG group of the namespace it was made in."""
+    """A socket bound to one NFLOG group of the namespace it was made in.
+    `numbered` asks the kernel to number the packets, and `batch` to send
+    them in batches (up to `batch` packets, or what came within `batch_ms`):
+    what a flow recorder needs."""
 
-    def __init__(self, group: int) -> None:
+    def __init__(self, group: int, numbered: bool = False, batch: int = 1, batch_ms: int = 0,
+                 buffer: int = 1 << 20) -> None:
         self.group = group
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, 33, buffer)  # SO_RCVBUFFORCE: root may pass rmem_max
+        except OSError:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer)
         self.sock.bind((0, 0))
         self._sequence = 0
-        self._configure(attr(_CFG_CMD, bytes([_CMD_BIND])))
-        self._configure(attr(_CFG_MODE, struct.pack(">IBB", _COPY_RANGE, _COPY_PACKET, 0)))
+        self.overruns = 0  # times the socket's buffer overflowed (the numbering tells how much was lost)
+        try:
+            self._configure(attr(_CFG_CMD, bytes([_CMD_BIND])))
+            self._configure(attr(_CFG_MODE, struct.pack(">IBB", _COPY_RANGE, _COPY_PACKET, 0)))
+            if numbered:
+                self._configure(attr(_CFG_FLAGS, struct.pack(">H", _FLAG_SEQ)))
+            if batch > 1:
+                self._configure(attr(_CFG_QTHRESH, struct.pack(">I", batch)))
+                self._configure(attr(_CFG_TIMEOUT, struct.pack(">I", max(1, batch_ms // 10))))  # in 1/100 s
+        except BaseException:
+            self.sock.close()  # the group is free again at once
+            raise
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
 
     def _configure(self, body: bytes) -> None:
         self._sequence += 1
@@ -87,6 +118,7 @@ class NflogReader:
             data = self.sock.recv(1 << 20)
         except OSError as err:
             if err.errno == errno.ENOBUFS:  # logged faster than read: those are lost, the next are not
+                self.overruns += 1
                 return []
             raise
         found = []
@@ -96,7 +128,8 @@ class NflogReader:
                 continue
             fields = dict(attributes(message[NFNL_HEADER.size:]))
             prefix = fields.get(_PREFIX, b"").split(b"\0", 1)[0].decode(errors="replace")
-            logged = parse_packet(prefix, fields.get(_PAYLOAD, b""), now)
+            sequence = struct.unpack(">I", fields[_SEQ])[0] if len(fields.get(_SEQ, b"")) == 4 else None
+            logged = parse_packet(prefix, fields.get(_PAYLOAD, b""), now, sequence)
             if logged is not None:
                 found.append(logged)
         return found
@@ -105,6 +138,7 @@ class NflogReader:
         self.sock.close()
 
 
-def open_reader(namespace: str, group: int) -> NflogReader:
+def open_reader(namespace: str, group: int, numbered: bool = False, batch: int = 1,
+                batch_ms: int = 0) -> NflogReader:
     """A reader of the group in a podnet namespace (the socket stays in it)."""
-    return netns.run_in(namespace, NflogReader, group)
+    return netns.run_in(namespace, NflogReader, group, numbered, batch, batch_ms)

@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from podnet.kernel.nflog import OBSERVED_GROUP
 from podnet.kernel.nftables import Chain, Element, Map, Set, Table, Transaction, base_chain, hooks
 from podnet.kernel.nftables.rules import (
     ACCEPT, CT_STATE, DROP, IP_DADDR, IP_SADDR, L4PROTO, RETURN, TH_DPORT, Field, Limit, Log, Match, Rule, SetRef,
@@ -46,7 +47,7 @@ from podnet.model.pod import Pod
 from podnet.policy.evaluator import PolicyView
 
 TABLE = Table("ip", hooks.POLICY)
-DROPS_GROUP = 7170  # the NFLOG group of dropped (and, in audit mode, would-be dropped) first packets
+DROPS_GROUP = OBSERVED_GROUP  # where dropped (and, in audit mode, would-be dropped) first packets are logged
 LOGGED_PER_SECOND = 50  # and as many at once, per log rule (a direction, a denying policy): floods are sampled
 _OWN_KEY = concat(IP_SADDR, IP_DADDR)
 _NAMED_KEY = concat(IP_DADDR, L4PROTO, TH_DPORT)

@@ -6,6 +6,8 @@ number of services, and neither does the number of chains:
   pick_<n>      DNAT to backends[clusterIP . proto . port . (random mod n)]
   node_ports    proto . nodePort -> goto the node-port pick chain of its policy
   no_endpoints  ports with nowhere to go -> reject (TCP reset, ICMP unreachable)
+Each refusal is logged, rationed, to NFLOG for the node's flow records, with
+its reason: no endpoints, an undefined port, no local endpoint.
 So a service is a handful of map elements, and changing one endpoint changes
 only that service's elements. Services with ClientIP affinity need per-endpoint
 state, and get chains of their own (as in kube-proxy's nftables mode).
@@ -21,10 +23,11 @@ import math
 from dataclasses import dataclass
 from functools import reduce
 
+from podnet.kernel.nflog import OBSERVED_GROUP
 from podnet.kernel.nftables import Chain, Element, Map, Set, Table, Transaction, base_chain, hooks
 from podnet.kernel.nftables.rules import (
-    CT_STATUS, DROP, FIB_DADDR_TYPE, IP_DADDR, IP_SADDR, L4PROTO, META_MARK, TH_DPORT, AnonSet, Dnat, Lookup, Masked,
-    Masquerade, Reject, Rule, SetMark, SetRef, UpdateSet, Verdict, VerdictMap, concat, differs, goto, jump, match,
+    CT_STATUS, DROP, FIB_DADDR_TYPE, IP_DADDR, IP_SADDR, L4PROTO, META_MARK, TH_DPORT, AnonSet, Dnat, Limit, Log, Lookup,
+    Masked, Masquerade, Reject, Rule, SetMark, SetRef, UpdateSet, Verdict, VerdictMap, concat, differs, goto, jump, match,
     rule, Numgen,
 )
 from podnet.proxy.endpoints import Endpoint
@@ -33,7 +36,10 @@ from podnet.proxy.endpoints import ServicePortView
 TABLE = Table("ip", hooks.PROXY)
 MASQ_MARK = 0x4000
 PROTOCOLS = ("tcp", "udp", "sctp")
-REJECT = goto("reject_service")
+REJECT = goto("reject_service")  # a service port without endpoints
+REJECT_PORT = goto("reject_port")  # a service address asked on a port it does not have
+DROP_NO_LOCAL = goto("drop_no_local")  # a node port with the Local policy and no endpoint on this node
+LOGGED_PER_SECOND = 50  # refusals logged for `podnet observe`, per chain: floods are sampled
 _PORT_KEY = concat(IP_DADDR, L4PROTO, TH_DPORT)
 _NODE_PORT_KEY = concat(L4PROTO, TH_DPORT)
 
@@ -79,8 +85,8 @@ def _fixed_blocks(pod_network: str) -> tuple[Block, ...]:
               rule("services_dispatch", VerdictMap(_PORT_KEY, SetRef("services"))),
               rule("services_dispatch", *local_address, VerdictMap(_NODE_PORT_KEY, SetRef("node_ports"))),
               rule("services_dispatch", VerdictMap(_PORT_KEY, SetRef("no_endpoints"))),
-              rule("services_dispatch", match(IP_DADDR, SetRef("cluster_ips")), REJECT),
-              rule("services_dispatch", match(IP_DADDR, SetRef("external_ips")), REJECT),
+              rule("services_dispatch", match(IP_DADDR, SetRef("cluster_ips")), REJECT_PORT),
+              rule("services_dispatch", match(IP_DADDR, SetRef("external_ips")), REJECT_PORT),
               rule("services_dispatch", *local_address,
                    VerdictMap(_NODE_PORT_KEY, SetRef("no_endpoint_node_ports")))),
         block("nat_postrouting",
@@ -90,10 +96,16 @@ def _fixed_blocks(pod_network: str) -> tuple[Block, ...]:
                    Masquerade()),
               hooked=True),
         block("mark_for_masquerade", rule("mark_for_masquerade", SetMark("|", MASQ_MARK))),
-        block("reject_service",
-              rule("reject_service", match(L4PROTO, "tcp"), Reject(tcp_reset=True)),
-              rule("reject_service", Reject())),
+        *(block(name, _logged(name, prefix), rule(name, match(L4PROTO, "tcp"), Reject(tcp_reset=True)),
+                rule(name, Reject()))
+          for name, prefix in (("reject_service", "reject no-endpoints"), ("reject_port", "reject undefined-port"))),
+        block("drop_no_local", _logged("drop_no_local", "drop no-local-endpoints"), rule("drop_no_local", DROP)),
     )
+
+
+def _logged(chain: str, prefix: str) -> Rule:
+    """A refusal, logged (rationed) for the node agent's flow records."""
+    return rule(chain, Limit(LOGGED_PER_SECOND, LOGGED_PER_SECOND), Log(OBSERVED_GROUP, prefix))
 
 
 def _id(*parts: object) -> str:
@@ -226,7 +238,7 @@ def build(views: list[ServicePortView], pod_network: str) -> Ruleset:
                     out.dispatch(view, node_key, outside, node_port=True, masquerade=not view.external_local))
         else:
             no_local = view.external_local and view.endpoints
-            out.add("no_endpoint_node_ports", node_key, DROP if no_local else REJECT)
+            out.add("no_endpoint_node_ports", node_key, DROP_NO_LOCAL if no_local else REJECT)
     picks = tuple(_pick(*pick) for pick in sorted(out.picks))
     blocks = picks + tuple(out.blocks[name] for name in sorted(out.blocks))
     return Ruleset({name: frozenset(items) for name, items in out.elements.items()}, blocks, pod_network)

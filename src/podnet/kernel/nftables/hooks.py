@@ -29,6 +29,7 @@ NODE_EGRESS = "podnet-egress"
 TOPOLOGY_NAT = "podnet"
 POLICY = "podnet-policy"
 TRACE = "podnet-trace"
+FLOWS = "podnet-flows"
 
 HOOKS: dict[str, dict[str, Hook]] = {
     PROXY: {
@@ -69,6 +70,13 @@ HOOKS: dict[str, dict[str, Hook]] = {
         # `podnet trace --live` marks its packet before any other chain sees it, so every chain reports it
         "prerouting": Hook("filter", "prerouting", RAW - 50),
         "output": Hook("filter", "output", RAW - 50),
+    },
+    FLOWS: {
+        # each new connection's first packet is logged once its NAT is settled (masquerade runs at srcnat),
+        # and only if nothing dropped it: drops are logged where they happen
+        "postrouting": Hook("filter", "postrouting", SRCNAT + 10),
+        # connections to the node itself, after the policy's input chain
+        "input": Hook("filter", "input", FILTER + 20),
     },
     POLICY: {
         # after DNAT (policies see endpoint pods, not VIPs) and after the proxy's rejects of empty services

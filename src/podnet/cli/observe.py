@@ -1,0 +1,214 @@
+"""`podnet observe`: the flows every node agent recorded, merged, filtered and
+printed as a table, JSON lines or one-liners (as `hubble observe` prints them)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterable
+
+import click
+
+from podnet.cli.get import cluster_record, cluster_store, echo_row, print_table
+from podnet.lab.names import member_namespace
+from podnet.model.node import Node
+from podnet.observe.client import AgentUnreachable, fetch_json
+from podnet.observe.flows import VERDICTS, Flow
+from podnet.store import resources
+
+COLUMNS = ("TIME", "NODE", "SOURCE", "DESTINATION", "PROTO", "VERDICT", "SUMMARY")
+WIDTHS = [12, 14, 28, 40, 6, 11, 40]
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h)$")
+
+
+def _pod_matches(wanted: str, pod: str, namespace: str) -> bool:
+    """`name` in the default (or given) namespace, or `ns/name`; a trailing name prefix matches too."""
+    key = wanted if "/" in wanted else f"{namespace}/{wanted}"
+    return bool(pod) and (pod == key or pod.startswith(key))
+
+
+def flow_filter(from_pod: str | None, to_pod: str | None, pod: str | None, namespace: str | None,
+                from_namespace: str | None, to_namespace: str | None, service: str | None,
+                verdicts: tuple[str, ...], protocol: str | None, port: int | None, ip: str | None,
+                since: float | None) -> Callable[[Flow], bool]:
+    """One test for every filter given (as hubble's: all of them must hold)."""
+    default = namespace or "default"
+    tests: list[Callable[[Flow], bool]] = []
+    if from_pod:
+        tests.append(lambda f: _pod_matches(from_pod, f.source_pod, default))
+    if to_pod:
+        tests.append(lambda f: _pod_matches(to_pod, f.endpoint_pod or f.destination_pod, default))
+    if pod:
+        tests.append(lambda f: _pod_matches(pod, f.source_pod, default)
+                     or _pod_matches(pod, f.endpoint_pod or f.destination_pod, default))
+    if namespace:
+        tests.append(lambda f: namespace in (f.source_namespace, f.destination_namespace))
+    if from_namespace:
+        tests.append(lambda f: f.source_namespace == from_namespace)
+    if to_namespace:
+        tests.append(lambda f: f.destination_namespace == to_namespace)
+    if service:
+        key = service if "/" in service else f"{default}/{service}"
+        tests.append(lambda f: f.service.split(":")[0] == key)
+    if verdicts:
+        wanted = {v.upper() for v in verdicts}
+        tests.append(lambda f: f.verdict in wanted)
+    if protocol:
+        tests.append(lambda f: f.protocol == protocol.upper())
+    if port is not None:
+        tests.append(lambda f: port in (f.destination_port, f.source_port)
+                     or f.endpoint.endswith(f":{port}"))
+    if ip:
+        tests.append(lambda f: ip in (f.source, f.destination, f.endpoint.rsplit(":", 1)[0], f.masqueraded_to))
+    if since is not None:
+        tests.append(lambda f: f.time >= since)
+    return lambda f: all(test(f) for test in tests)
+
+
+def _since(text: str | None) -> float | None:
+    if text is None:
+        return None
+    found = _DURATION.match(text)
+    if not found:
+        raise click.BadParameter(f"{text!r} is not a duration such as 30s, 5m or 1h", param_hint="--since")
+    return time.time() - float(found.group(1)) * {"s": 1, "m": 60, "h": 3600}[found.group(2)]
+
+
+def _end(address: str, port: int | None, pod: str, node: str = "") -> str:
+    where = pod or (f"node/{node}" if node else address)
+    return f"{where}:{port}" if port else where
+
+
+def summary(flow: Flow) -> str:
+    parts = []
+    if flow.service:
+        parts.append(f"svc {flow.service} -> {flow.endpoint_pod or flow.endpoint}")
+    elif flow.endpoint:
+        parts.append(f"-> {flow.endpoint_pod or flow.endpoint}")
+    if flow.masqueraded_to:
+        parts.append(f"masqueraded to {flow.masqueraded_to}")
+    if flow.reason:
+        parts.append(flow.reason + (f": {flow.policy}" if flow.policy else ""))
+    if flow.tcp_flags:
+        parts.append(flow.tcp_flags)
+    return "; ".join(parts)
+
+
+def row(flow: Flow) -> tuple[str, ...]:
+    return (time.strftime("%H:%M:%S", time.localtime(flow.time)) + f".{int(flow.time * 1000) % 1000:03d}", flow.node,
+            _end(flow.source, flow.source_port, flow.source_pod, flow.source_node),
+            _end(flow.destination, flow.destination_port, flow.destination_pod or flow.service.split(":")[0],
+                 flow.destination_node),
+            flow.protocol, flow.verdict, summary(flow))
+
+
+def compact(flow: Flow) -> str:
+    """As hubble's compact output: time, source -> destination, verdict, and what happened."""
+    stamp = time.strftime("%b %d %H:%M:%S", time.localtime(flow.time)) + f".{int(flow.time * 1000) % 1000:03d}"
+    to = _end(flow.destination, flow.destination_port, flow.destination_pod or flow.service.split(":")[0],
+              flow.destination_node)
+    what = summary(flow)
+    return (f"{stamp} [{flow.node}]: {_end(flow.source, flow.source_port, flow.source_pod, flow.source_node)} -> {to} "
+            f"{flow.protocol} {flow.verdict}{f' ({what})' if what else ''}")
+
+
+class Merger:
+    """Every node's flows, asked from where it was last asked."""
+
+    def __init__(self, namespaces: dict[str, str]) -> None:
+        self.namespaces = namespaces
+        self.cursors = {node: 0 for node in namespaces}
+        self.lost: dict[str, int] = {}
+        self.evicted: dict[str, int] = {}
+
+    @classmethod
+    def of_cluster(cls, lab_name: str | None) -> Merger:
+        """Every node of the cluster lab named (or of the only one up)."""
+        record = cluster_record(lab_name)
+        with cluster_store(lab_name) as store:
+            nodes = [n.metadata.name for n in resources.list_kind(store, Node)[0]]
+        return cls({node: member_namespace(record.name, node) for node in nodes})
+
+    def poll(self, limit: int | None = None) -> list[Flow]:
+        found: list[Flow] = []
+        for node, namespace in self.namespaces.items():
+            answer = fetch_json(namespace, f"/flows?since={self.cursors[node]}&limit={limit or 0}")
+            flows = answer["flows"]
+            if flows:
+                self.cursors[node] = flows[-1]["number"]
+            elif limit is None or self.cursors[node] == 0:
+                self.cursors[node] = max(self.cursors[node], answer["recorded"])
+            self.lost[node], self.evicted[node] = answer["lost"], answer["evicted"]
+            found += [Flow.from_json(flow) for flow in flows]
+        return sorted(found, key=lambda f: f.time)
+
+    def losses(self) -> str:
+        lost = {node: n for node, n in self.lost.items() if n}
+        if not lost:
+            return ""
+        return "lost (the agent could not keep up; the kernel's numbering shows the gap): " + \
+            ", ".join(f"{node} {n}" for node, n in sorted(lost.items()))
+
+
+@click.command()
+@click.option("--from-pod", help="Flows from this pod (`name` or `ns/name`).")
+@click.option("--to-pod", help="Flows to this pod (directly or through a service).")
+@click.option("--pod", help="Flows from or to this pod.")
+@click.option("-n", "--namespace", help="Flows from or to this namespace (and pods named without one are in it).")
+@click.option("--from-namespace")
+@click.option("--to-namespace")
+@click.option("--service", help="Flows through this service (`name` or `ns/name`).")
+@click.option("--verdict", "verdicts", multiple=True, type=click.Choice(VERDICTS, case_sensitive=False),
+              help="Repeat for several.")
+@click.option("--protocol", type=click.Choice(["tcp", "udp", "icmp", "sctp"], case_sensitive=False))
+@click.option("--port", type=int, help="Source, destination or endpoint port.")
+@click.option("--ip", help="Source, destination, endpoint or masquerade address.")
+@click.option("--since", "since_text", help="Only flows of the last 30s, 5m, 1h, ...")
+@click.option("--last", type=int, help="Only the last N flows (of each node, then merged).")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new flows until interrupted.")
+@click.option("-o", "--output", type=click.Choice(["table", "json", "compact"]), default="table", show_default=True)
+@click.option("--lab", "lab_name", help="The lab to watch, when several are up.")
+def observe(from_pod: str | None, to_pod: str | None, pod: str | None, namespace: str | None,
+            from_namespace: str | None, to_namespace: str | None, service: str | None, verdicts: tuple[str, ...],
+            protocol: str | None, port: int | None, ip: str | None, since_text: str | None, last: int | None,
+            follow: bool, output: str, lab_name: str | None) -> None:
+    """Flows every node recorded: new connections let through (with the service
+    and endpoint they went to, and masquerade), and packets dropped or rejected,
+    with the reason (a policy, no endpoints, an undefined port). Each node keeps
+    its last 10 000; losses are counted and shown."""
+    merger = Merger.of_cluster(lab_name)
+    wanted = flow_filter(from_pod, to_pod, pod, namespace, from_namespace, to_namespace, service, verdicts, protocol,
+                         port, ip, _since(since_text))
+    try:
+        shown = [f for f in merger.poll(last) if wanted(f)]
+    except AgentUnreachable as err:
+        raise click.ClickException(str(err)) from None
+    if not follow:
+        _print(shown[-last:] if last else shown, output)
+        if output != "json" and (losses := merger.losses()):
+            click.echo(losses, err=True)
+        return
+    if output == "table":
+        echo_row(COLUMNS, WIDTHS)
+    _print(shown, output, rows_only=True)
+    try:
+        while True:
+            time.sleep(0.5)
+            _print([f for f in merger.poll() if wanted(f)], output, rows_only=True)
+    except KeyboardInterrupt:
+        pass
+
+
+def _print(flows: Iterable[Flow], output: str, rows_only: bool = False) -> None:
+    if output == "json":
+        for flow in flows:
+            click.echo(json.dumps(flow.to_json()))
+    elif output == "compact":
+        for flow in flows:
+            click.echo(compact(flow))
+    elif rows_only:
+        for flow in flows:
+            echo_row(row(flow), WIDTHS)
+    else:
+        print_table(COLUMNS, [row(f) for f in flows], fixed=False)

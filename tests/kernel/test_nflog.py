@@ -1,6 +1,7 @@
 """NFLOG over nfnetlink_log in a namespace: a rule's rationed `log group` reaches
-a bound reader with its prefix and the packet's addresses and port, and a
-policy table built both ways lists the same in nft."""
+a bound reader with its prefix and the packet's addresses and port; the flow
+table logs each new connection once, numbered, and conntrack's events give
+each its entry and, at its end, its counters."""
 
 from __future__ import annotations
 
@@ -8,13 +9,18 @@ import socket
 
 import pytest
 
-from podnet.kernel import netns
-from podnet.kernel.nflog import open_reader
+from podnet.kernel import conntrack, netns
+from podnet.kernel.conntrack import open_events
+from podnet.kernel.netlink import open_namespace
+from podnet.kernel.nflog import OBSERVED_GROUP, open_reader
+from podnet.kernel.node import NamespaceKernel
 from podnet.kernel.nftables import Chain, Table, Transaction
 from podnet.kernel.nftables.hooks import Hook
 from podnet.kernel.nftables.nft import Nft
 from podnet.kernel.nftables.nfnl import NetlinkNft
 from podnet.kernel.nftables.rules import L4PROTO, Limit, Log, match, rule
+from podnet.observe.flows import Correlator
+from podnet.observe.recorder import ACCOUNTING, flow_table
 from tests.helpers import in_netns
 
 TABLE = Table("ip", "podnet-nflog-test")
@@ -45,3 +51,54 @@ def test_logged_packets_reach_the_bound_reader(make_netns, backend) -> None:  # 
         ("drop ingress x/deny", "127.0.0.1", "127.0.0.1", "UDP", port) for port in (5353, 5354)]
     listed = in_netns(name, "nft", "list", "table", "ip", TABLE.name).stdout
     assert 'limit rate 50/second log prefix "drop ingress x/deny" group 7171' in listed
+
+
+def test_the_flow_table_logs_each_new_connection_once_numbered_with_its_conntrack_entry(make_netns) -> None:  # type: ignore[no-untyped-def]
+    node, client = make_netns(), make_netns()
+    with open_namespace(node) as inside:
+        inside.ensure_veth("flows0", "eth0", client)
+        inside.ensure_address("flows0", "10.9.0.1/24")
+        inside.set_up("flows0")
+    with open_namespace(client) as inside:
+        inside.ensure_address("eth0", "10.9.0.2/24")
+        inside.set_up("eth0")
+    kernel = NamespaceKernel(node)
+    kernel.ensure_sysctl(ACCOUNTING, "1")
+    kernel.nft.run(flow_table())
+    packets, entries = open_reader(node, OBSERVED_GROUP, numbered=True, batch=8, batch_ms=20), open_events(node)
+    try:
+        netns.run_in(client, _three_udp_connections)
+        logged = _gather(packets.read, 3)
+        made = [e for e in _gather(entries.read, 3) if e.kind == "new"]
+        assert {g.prefix for g in logged} == {"flow"}
+        assert [g.sequence for g in logged] == [logged[0].sequence + i for i in range(len(logged))]  # no gap
+        correlator = Correlator()
+        for each in logged:  # a connection's second datagram may be logged too: it raced the first to the table
+            correlator.packet(each, now=0.0)
+        for event in made:
+            correlator.entry(event, now=0.0)
+        joined = correlator.ready(now=0.0)
+        assert len(joined) == 3 and all(event is not None for _, _, event in joined)
+        assert len(joined) + correlator.merged == len(logged)
+        assert conntrack.forget_udp(node) == 3
+        ended = [e for e in _gather(entries.read, 3) if e.kind == "destroy"]
+        assert sorted(e.packets for e in ended) == [1, 1, 2]  # the counters, with accounting on
+    finally:
+        packets.close()
+        entries.close()
+
+
+def _three_udp_connections() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as first:
+        first.sendto(b"x", ("10.9.0.1", 9))
+        first.sendto(b"x", ("10.9.0.1", 9))  # the same connection: not logged again
+        for _ in range(2):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+                other.sendto(b"x", ("10.9.0.1", 9))
+
+
+def _gather(read, count: int) -> list:  # type: ignore[no-untyped-def, type-arg]
+    found: list = []  # type: ignore[type-arg]
+    while len(found) < count and (more := read(2.0)):
+        found += more
+    return found + read(0.3)  # and whatever follows at once

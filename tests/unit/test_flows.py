@@ -1,0 +1,129 @@
+"""Flow records from logged packets and conntrack entries: what each prefix means,
+how a packet is joined to its entry (and recorded without one when it does not
+come), what the numbering says was lost, and observe's filters."""
+
+from __future__ import annotations
+
+from podnet.agent.controller import Snapshot
+from podnet.cli.observe import flow_filter
+from podnet.kernel.conntrack import Event, Tuple
+from podnet.kernel.nflog import Logged
+from podnet.model.meta import ObjectMeta
+from podnet.model.namespace import Namespace
+from podnet.model.node import Node
+from podnet.model.pod import Container, Pod
+from podnet.model.service import Service, ServicePort
+from podnet.observe.flows import DROPPED, FORWARDED, REJECTED, TRANSLATED, Correlator, Directory, FlowLog, flow_of
+from tests.policy_model import policy
+
+CLIENT, WEB, NODE = "10.244.0.2", "10.244.1.3", "172.18.0.2"
+
+
+def directory() -> Directory:
+    pods = [Pod(ObjectMeta("client", "default", labels={"app": "client"}), (Container("c"),), node_name="n1",
+                pod_ip=CLIENT, ready=True),
+            Pod(ObjectMeta("web-1", "apps", labels={"app": "web"}), (Container("c"),), node_name="n2", pod_ip=WEB,
+                ready=True)]
+    services = [Service(ObjectMeta("web", "apps"), "NodePort", {"app": "web"},
+                        (ServicePort(80, 8080, name="http", node_port=30080),), "10.96.0.20")]
+    nodes = [Node(ObjectMeta("n1", namespace=""), "10.244.0.0/24", NODE)]
+    deny = policy("kind: NetworkPolicy\nmetadata: {name: deny, namespace: apps}\nspec: {podSelector: {}}\n")
+    namespaces = [Namespace(ObjectMeta(n, namespace="")).labelled() for n in ("default", "apps")]
+    return Directory(Snapshot(1, nodes, pods, services, [], namespaces, [deny]))
+
+
+def logged(prefix: str, source: str, destination: str, port: int, source_port: int = 40000,
+           sequence: int | None = None) -> Logged:
+    return Logged(1.0, prefix, source, destination, "TCP", port, source_port, "SYN", sequence)
+
+
+def entry(original: tuple[str, int, str, int], reply: tuple[str, int, str, int], kind: str = "new") -> Event:
+    return Event(kind, 7, Tuple(6, original[0], original[2], original[1], original[3]),
+                 Tuple(6, reply[0], reply[2], reply[1], reply[3]))
+
+
+def test_a_service_connection_is_translated_to_its_endpoint() -> None:
+    through = entry((CLIENT, 40000, "10.96.0.20", 80), (WEB, 8080, CLIENT, 40000))
+    flow = flow_of(logged("flow", CLIENT, WEB, 8080), "n1", directory(), through)
+    assert (flow.verdict, flow.source_pod, flow.service, flow.endpoint, flow.endpoint_pod) == \
+        (TRANSLATED, "default/client", "apps/web:http", f"{WEB}:8080", "apps/web-1")
+    assert flow.destination == "10.96.0.20" and flow.destination_port == 80 and not flow.masqueraded_to
+
+
+def test_a_node_port_from_outside_is_masqueraded() -> None:
+    through = entry(("203.0.113.10", 5000, NODE, 30080), (WEB, 8080, NODE, 61000))
+    flow = flow_of(logged("flow", NODE, WEB, 8080, 61000), "n1", directory(), through)
+    assert flow.service == "apps/web:http" and flow.masqueraded_to == NODE and flow.destination_node == "n1"
+
+
+def test_a_plain_connection_is_forwarded() -> None:
+    flow = flow_of(logged("flow", CLIENT, WEB, 8080), "n2", directory(),
+                   entry((CLIENT, 40000, WEB, 8080), (WEB, 8080, CLIENT, 40000)))
+    assert (flow.verdict, flow.destination_pod, flow.service, flow.endpoint) == (FORWARDED, "apps/web-1", "", "")
+
+
+def test_drops_and_refusals_say_why() -> None:
+    dropped = flow_of(logged("drop ingress", CLIENT, WEB, 8080), "n2", directory())
+    assert (dropped.verdict, dropped.reason, dropped.policy) == (DROPPED, "policy", "apps/deny (ingress)")
+    named = flow_of(logged("drop egress cnp/no-z", CLIENT, WEB, 8080), "n1", directory())
+    assert named.policy == "cnp/no-z (egress)"
+    refused = flow_of(logged("reject no-endpoints", CLIENT, "10.96.0.20", 80), "n1", directory())
+    assert (refused.verdict, refused.reason, refused.service) == (REJECTED, "no endpoints", "apps/web:http")
+
+
+def test_the_correlator_joins_either_order_and_gives_up_in_time() -> None:
+    correlator = Correlator(wait=0.25)
+    packet = logged("flow", CLIENT, WEB, 8080, sequence=1)
+    correlator.packet(packet, now=0.0)
+    assert correlator.ready(0.1) == []
+    through = entry((CLIENT, 40000, "10.96.0.20", 80), (WEB, 8080, CLIENT, 40000))
+    correlator.entry(through, now=0.12)
+    assert correlator.ready(0.12) == [(1, packet, through)]
+    correlator.entry(entry(("10.244.0.9", 1, WEB, 8080), (WEB, 8080, "10.244.0.9", 1)), now=0.2)  # entry first
+    early = logged("flow", "10.244.0.9", WEB, 8080, source_port=1, sequence=3)
+    correlator.packet(early, now=0.21)
+    alone = logged("flow", CLIENT, WEB, 8080, source_port=2, sequence=2)
+    correlator.packet(alone, now=0.2)
+    assert [(s, e is not None) for s, _, e in correlator.ready(0.3)] == [(3, True)]
+    assert [(s, e) for s, _, e in correlator.ready(0.5)] == [(2, None)]  # its entry never came
+
+
+def test_two_first_packets_of_one_connection_are_one_flow() -> None:
+    correlator = Correlator()
+    correlator.packet(logged("flow", CLIENT, WEB, 53, sequence=1), now=0.0)
+    correlator.packet(logged("flow", CLIENT, WEB, 53, sequence=2), now=0.0)  # A and AAAA raced
+    correlator.entry(entry((CLIENT, 40000, WEB, 53), (WEB, 53, CLIENT, 40000)), now=0.01)
+    correlator.packet(logged("flow", CLIENT, WEB, 53, sequence=3), now=0.02)
+    assert len(correlator.ready(1.0)) == 1 and correlator.merged == 2
+
+
+def test_the_log_counts_gaps_in_the_numbering_and_keeps_the_last() -> None:
+    log = FlowLog(capacity=2)
+    flow = flow_of(logged("flow", CLIENT, WEB, 8080), "n1", directory())
+    for sequence in (10, 11, 14, 15):
+        log.numbered(sequence)
+    numbers = [log.add(flow) for _ in range(3)]
+    assert numbers == [1, 2, 3] and log.lost == 2 and log.evicted == 1
+    assert [n for n, _ in log.since(0)] == [2, 3] and [n for n, _ in log.since(2)] == [3]
+    log.numbered(0)  # the kernel's numbers wrap at 2**32
+    assert log.lost == 2 + (1 << 32) - 16
+    log.ended(3, 9.0, 12, 3400)
+    assert log.since(2)[0][1].bytes == 3400 and log.since(2)[0][1].ended == 9.0
+
+
+def test_observe_filters_as_hubble_does() -> None:
+    flow = flow_of(logged("flow", CLIENT, WEB, 8080), "n1", directory(),
+                   entry((CLIENT, 40000, "10.96.0.20", 80), (WEB, 8080, CLIENT, 40000)))
+
+    def keeps(**given: object) -> bool:
+        options: dict[str, object] = {"from_pod": None, "to_pod": None, "pod": None, "namespace": None,
+                                      "from_namespace": None, "to_namespace": None, "service": None,
+                                      "verdicts": (), "protocol": None, "port": None, "ip": None, "since": None}
+        return flow_filter(**{**options, **given})(flow)  # type: ignore[arg-type]
+
+    assert keeps(from_pod="client") and keeps(to_pod="apps/web-1") and keeps(pod="apps/web")
+    assert not keeps(from_pod="apps/web-1") and keeps(namespace="apps") and keeps(to_namespace="apps")
+    assert keeps(service="apps/web") and not keeps(service="web")  # a bare name is in the default namespace
+    assert keeps(verdicts=("translated",)) and not keeps(verdicts=("DROPPED",))
+    assert keeps(port=8080) and keeps(port=80) and not keeps(port=81) and keeps(ip=WEB)
+    assert keeps(protocol="tcp", from_namespace="default") and not keeps(since=2.0)

@@ -1,8 +1,8 @@
 """`podnet observe` on the demo cluster: a curl through a Service is recorded with
 its service and endpoint pod on the sending node and as delivered on the
 receiving one; a port the service lacks is REJECTED with the reason; a
-NetworkPolicy drop is DROPPED naming the policy; -f streams new flows; and no
-flow is lost."""
+NetworkPolicy drop is DROPPED naming the policy; -f streams new flows; no flow
+is lost; and each agent serves its metrics."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from tests.helpers import podnet, within
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.helpers import in_netns, podnet, within
 
 
 
@@ -84,3 +86,32 @@ def test_follow_streams_new_flows(cluster_lab: str) -> None:
         out, err = watcher.communicate(timeout=10)
     assert any("default/client" in line and "203.0.113.10:80 TCP TRANSLATED (masqueraded to" in line
                for line in out.splitlines()), out + err
+
+
+def scrape(lab: str, node: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """The node agent's /metrics, parsed as Prometheus parses it: name -> labels -> value."""
+    text = in_netns(f"pn-{lab}.{node}", "curl", "-s", "-m", "3", "http://127.0.0.1:10249/metrics").stdout
+    found: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return found
+
+
+def test_each_agent_serves_its_metrics(cluster_lab: str) -> None:
+    before = scrape(cluster_lab, "worker")
+    assert {labels[0][1] for labels in before["podnet_sync_duration_seconds_count"]} >= \
+        {"network", "proxy", "policy", "flows", "pods"}
+    assert before["podnet_cni_operation_duration_seconds_count"][(("command", "ADD"), ("result", "success"))] >= 1
+    assert before["podnet_conntrack_entries_limit"][()] > 0 and "podnet_flows_lost_total" in before
+    programmed = sum(before.get("podnet_network_programming_duration_seconds_count", {}).values())
+    podnet("scale", "--lab", cluster_lab, "deployment/web", "--replicas", "7", "-n", "apps")
+    try:
+        assert within(10, lambda: sum(scrape(cluster_lab, "worker")
+                                      .get("podnet_network_programming_duration_seconds_count", {}).values())
+                      > programmed)
+    finally:
+        podnet("scale", "--lab", cluster_lab, "deployment/web", "--replicas", "6", "-n", "apps")
+    assert curl(cluster_lab, f"http://{service_ip(cluster_lab)}/get").returncode == 0
+    assert within(3, lambda: scrape(cluster_lab, "control-plane")["podnet_service_connections_total"]
+                  .get((("service", "apps/web-service:http"),), 0) >= 1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 
 from podnet.agent.controller import Controller, Snapshot
@@ -13,6 +14,7 @@ from podnet.agent.pods import KubeletConfig, PodController
 from podnet.errors import PodnetError
 from podnet.kernel.node import NodeKernel
 from podnet.network.controller import NetworkController
+from podnet.observe.metrics import AGENT
 from podnet.observe.recorder import FlowRecorder
 from podnet.policy.enforcer import PolicyEnforcer
 from podnet.proxy.proxier import Proxier
@@ -54,12 +56,14 @@ class NodeAgent:
         keep the others from running."""
         snapshot = Snapshot.read(self.store)
         for controller in self.controllers:
+            started = time.perf_counter()
             try:
                 controller.sync(snapshot)
             except PodnetError as err:  # the message says it all: the kernel or the store refused
                 log.error("%s: reconcile failed: %s", controller.name, err)
             except Exception:  # a bug in one controller must not stop the others
                 log.exception("%s: reconcile failed", controller.name)
+            AGENT.sync_took(controller.name, time.perf_counter() - started)
         return snapshot.revision
 
     def run(self, stop: threading.Event, poll: float = 0.05) -> None:

@@ -48,6 +48,7 @@ def agent(node_name: str, namespace: str, store_path: str, resync: float, cluste
     from podnet.cni.server import CniServer
     from podnet.kernel import netns
     from podnet.kernel.node import NamespaceKernel
+    from podnet.observe.metrics import AGENT, conntrack_tally
     from podnet.observe.recorder import FlowRecorder
     from podnet.observe.server import ObserveServer
     from podnet.store.location import open_store
@@ -70,7 +71,8 @@ def agent(node_name: str, namespace: str, store_path: str, resync: float, cluste
                                        kubelet)
         recorder = next((c for c in controllers if isinstance(c, FlowRecorder)), None)
         if recorder is not None:
-            observer = ObserveServer(node_name, recorder.flows).start()
+            AGENT.tallies += [recorder.flows.tally, lambda: conntrack_tally(namespace)]
+            observer = ObserveServer(node_name, recorder.flows, AGENT.exposition).start()
         Heartbeat(store, node_name).start(stop)
         NodeAgent(store, node_name, controllers, resync).run(stop)
     finally:

@@ -12,6 +12,7 @@ from pathlib import Path
 from podnet.cni import cleanup
 from podnet.cni.dispatch import handle
 from podnet.cni.entry import socket_path_for
+from podnet.observe.metrics import AGENT
 
 log = logging.getLogger("podnet.cni")
 
@@ -30,8 +31,10 @@ class _Handler(socketserver.StreamRequestHandler):
         plugin, env, stdin = decode_request(data)
         started = time.perf_counter()
         code, output = handle(plugin, env, stdin, self.server.janitor)  # type: ignore[attr-defined]
+        took = time.perf_counter() - started
         log.info("%s %s %s %s -> %d in %.1f ms", plugin, env.get("CNI_COMMAND"), env.get("CNI_CONTAINERID", ""),
-                 env.get("CNI_IFNAME", ""), code, (time.perf_counter() - started) * 1000)
+                 env.get("CNI_IFNAME", ""), code, took * 1000)
+        AGENT.cni_took(env.get("CNI_COMMAND", "?"), "success" if code == 0 else "error", took)
         self.wfile.write(b"%d\n" % code + output)
 
 

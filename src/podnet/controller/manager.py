@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime, timezone
 from typing import TypeVar
 
 from podnet.api import events, writes
@@ -19,7 +20,7 @@ from podnet.controller import deployments, endpointslices
 from podnet.controller import nodes as lifecycle
 from podnet.controller.scheduler import schedule
 from podnet.model.deployment import Deployment
-from podnet.model.endpointslice import EndpointSlice
+from podnet.model.endpointslice import TRIGGER_TIME, EndpointSlice
 from podnet.model.lease import NODE_LEASES, Lease
 from podnet.model.manifest import Resource
 from podnet.model.namespace import Namespace
@@ -133,12 +134,13 @@ class ControlPlane:
         """Write the slices that differ from what the controller decided, and delete
         the ones it no longer wants (their service went, or fewer are needed)."""
         existing = {s.metadata.key: s for s in endpointslices.managed(resources.list_kind(self.store, EndpointSlice)[0])}
+        now = datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
         for wanted in endpointslices.desired(services, pods, nodes):
             found = existing.pop(wanted.metadata.key, None)
             if found is None:
-                writes.create(self.store, wanted)
-            elif found.to_manifest() != wanted.to_manifest():
-                self._write(wanted)
+                writes.create(self.store, _triggered(wanted, now))
+            elif found.to_manifest() != _triggered(wanted, found.metadata.annotations.get(TRIGGER_TIME)).to_manifest():
+                self._write(_triggered(wanted, now))
         for unwanted in existing.values():
             self.store.delete(resources.key_of(unwanted))
 
@@ -182,3 +184,12 @@ class ControlPlane:
 
     def run(self, stop: threading.Event, poll: float = 0.05) -> None:
         follow(self.store, self.reconcile, stop, log, self.resync_seconds, poll, started="control plane is running")
+
+
+def _triggered(slice_: EndpointSlice, when: str | None) -> EndpointSlice:
+    """The slice stamped with the time of the change it carries (as Kubernetes'
+    controller stamps it), so each node can tell how long it took to program."""
+    if when is None:
+        return slice_
+    return replace(slice_, metadata=replace(slice_.metadata, annotations={**slice_.metadata.annotations,
+                                                                          TRIGGER_TIME: when}))

@@ -1,7 +1,8 @@
 """Prometheus metrics of the DNS server, named after CoreDNS's.
 
 The answering path only bumps plain integers; they become metric families when
-Prometheus scrapes (a custom collector), so a query pays no lock for its counting.
+Prometheus scrapes (podnet.observe.tally, which the node agent's metrics use
+too), so a query pays no lock for its counting.
 With several workers, each publishes its tally and the first one's /metrics
 adds them up (podnet.dns.workers).
 """
@@ -9,13 +10,13 @@ adds them up (podnet.dns.workers).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import dns.rcode
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+
+from podnet.observe.tally import Family, Tally
+from podnet.observe.tally import combined as combine_tallies
+from podnet.observe.tally import exposition as render
 
 if TYPE_CHECKING:
     from podnet.dns.resolver import Resolver
@@ -36,25 +37,19 @@ class Counts:
             self.responses[reply[3] & 0x0F] += 1
 
 
-# A tally is every metric's value at one moment: (name, label) -> value, with ""
-# for a metric without labels. Flat, so the tallies of several workers add up.
-Tally = dict[tuple[str, str], float]
-
-_COUNTERS = {  # name -> (help, label name or "")
-    "podnet_dns_requests": ("Queries received.", "proto"),
-    "podnet_dns_responses": ("Replies sent, by rcode.", "rcode"),
-    "podnet_dns_cache_hits": ("Forwarded names answered from the cache.", ""),
-    "podnet_dns_cache_misses": ("Forwarded names not in the cache.", ""),
-    "podnet_dns_cache_prefetches": ("Answers refreshed before expiry.", ""),
-    "podnet_dns_forward_requests": ("Queries sent upstream.", "to"),
-    "podnet_dns_forward_failures": ("Upstream timeouts and errors.", "to"),
-    "podnet_dns_forward_healthcheck_failures": ("Health checks an upstream left unanswered.", "to"),
-}
-_GAUGES = {  # name -> (help, how the workers' values combine)
-    "podnet_dns_cache_entries": ("Answers in the caches.", sum),
-    "podnet_dns_zone_records": ("Names in the cluster zone.", max),
-    "podnet_dns_forwarding_loop": ("1 when a forwarding loop was detected.", max),
-}
+FAMILIES = (
+    Family("podnet_dns_requests", "Queries received.", labels=("proto",)),
+    Family("podnet_dns_responses", "Replies sent, by rcode.", labels=("rcode",)),
+    Family("podnet_dns_cache_hits", "Forwarded names answered from the cache."),
+    Family("podnet_dns_cache_misses", "Forwarded names not in the cache."),
+    Family("podnet_dns_cache_prefetches", "Answers refreshed before expiry."),
+    Family("podnet_dns_forward_requests", "Queries sent upstream.", labels=("to",)),
+    Family("podnet_dns_forward_failures", "Upstream timeouts and errors.", labels=("to",)),
+    Family("podnet_dns_forward_healthcheck_failures", "Health checks an upstream left unanswered.", labels=("to",)),
+    Family("podnet_dns_cache_entries", "Answers in the caches.", "gauge", combine=sum),
+    Family("podnet_dns_zone_records", "Names in the cluster zone.", "gauge", combine=max),
+    Family("podnet_dns_forwarding_loop", "1 when a forwarding loop was detected.", "gauge", combine=max),
+)
 
 
 def tally(resolver: Resolver) -> Tally:
@@ -83,28 +78,9 @@ def tally(resolver: Resolver) -> Tally:
 
 
 def combined(tallies: list[Tally]) -> Tally:
-    """Several workers' tallies as one: counters add up, gauges as _GAUGES says."""
-    keys = {key for each in tallies for key in each}
-    return {key: (_GAUGES[key[0]][1] if key[0] in _GAUGES else sum)(each.get(key, 0) for each in tallies)
-            for key in keys}
-
-
-class _TallyCollector(Collector):
-    def __init__(self, values: Tally) -> None:
-        self.values = values
-
-    def collect(self) -> Iterator[Metric]:
-        for name, (text, label) in _COUNTERS.items():
-            family = CounterMetricFamily(name, text, labels=[label] if label else None)
-            for (metric, value_label), value in sorted(self.values.items()):
-                if metric == name:
-                    family.add_metric([value_label] if label else [], value)
-            yield family
-        for name, (text, _) in _GAUGES.items():
-            yield GaugeMetricFamily(name, text, self.values.get((name, ""), 0))
+    """Several workers' tallies as one."""
+    return combine_tallies(tallies, FAMILIES)
 
 
 def exposition(values: Tally) -> bytes:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_TallyCollector(values))
-    return generate_latest(registry)
+    return render(FAMILIES, values)

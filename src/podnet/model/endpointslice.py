@@ -22,6 +22,8 @@ CONTROLLER = "endpointslice-controller.podnet.dev"
 ZONE = "topology.kubernetes.io/zone"  # the node label a slice endpoint's zone comes from
 ADDRESS_TYPES = ("IPv4", "IPv6")
 MAX_ENDPOINTS = 100  # per slice, the controller's default (--max-endpoints-per-slice)
+# when the controller saw the change it wrote: network programming latency is measured from it
+TRIGGER_TIME = "endpoints.kubernetes.io/last-change-trigger-time"
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 
 from podnet.agent.controller import Snapshot
 from podnet.kernel.conntrack import Event
 from podnet.kernel.nflog import NUMBERS, Logged
+from podnet.observe.tally import Tally
 from podnet.policy.evaluator import PolicyView
 
 FORWARDED, TRANSLATED, DROPPED, REJECTED, AUDIT = "FORWARDED", "TRANSLATED", "DROPPED", "REJECTED", "AUDIT"
@@ -222,6 +223,9 @@ class FlowLog:
         self.lost = 0  # logged by the kernel, never read: its numbering has a gap where they were
         self.overruns = 0  # times the socket's buffer overflowed
         self.merged = 0  # logged twice for one connection, recorded once
+        self.verdicts: Counter[str] = Counter()
+        self.reasons: Counter[str] = Counter()
+        self.services: Counter[str] = Counter()
         self._expected: int | None = None  # the kernel's next number
         self.started = time.time()
 
@@ -238,6 +242,11 @@ class FlowLog:
     def add(self, flow: Flow) -> int:
         """Records a flow; returns its number."""
         with self._lock:
+            self.verdicts[flow.verdict] += 1
+            if flow.reason:
+                self.reasons[flow.reason] += 1
+            if flow.service and flow.verdict == TRANSLATED:
+                self.services[flow.service] += 1
             self.recorded += 1
             self._flows.append((self.recorded, flow))
             return self.recorded
@@ -256,6 +265,15 @@ class FlowLog:
                 index = number - first
                 flow = self._flows[index][1]
                 self._flows[index] = (number, replace(flow, ended=at, packets=packets, bytes=octets))
+
+    def tally(self) -> Tally:
+        """For the agent's /metrics."""
+        with self._lock:
+            values: Tally = {("podnet_flows_total", verdict): n for verdict, n in self.verdicts.items()}
+            values.update({("podnet_drops_total", reason): n for reason, n in self.reasons.items()})
+            values.update({("podnet_service_connections_total", service): n for service, n in self.services.items()})
+            values[("podnet_flows_lost_total", "")] = self.lost
+            return values
 
     @property
     def evicted(self) -> int:

@@ -7,12 +7,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from datetime import datetime
 
 from podnet.agent.controller import Snapshot
 from podnet.errors import KernelError
 from podnet.gcpause import collector_paused
 from podnet.kernel.node import NodeKernel
-from podnet.model.endpointslice import EndpointSlice
+from podnet.model.endpointslice import TRIGGER_TIME, EndpointSlice
+from podnet.observe.metrics import AGENT
 from podnet.model.service import Service
 from podnet.proxy.endpoints import ServicePortView, pod_weights, service_ports
 from podnet.proxy.ruleset import Ruleset, build
@@ -33,9 +35,25 @@ class Proxier:
         self._applied: Ruleset | None = None
         self._applied_at = 0.0
         self._udp_endpoints: dict[str, set[str]] = {}  # cluster IP:port -> endpoint IPs last written
+        self._triggers: dict[str, str] | None = None  # slice -> the change time it carried when last programmed
 
     def sync(self, snapshot: Snapshot) -> None:
         self.sync_services(snapshot.services, snapshot.slices, pod_weights(snapshot.pods))
+        self._programmed(snapshot.slices)
+
+    def _programmed(self, slices: list[EndpointSlice]) -> None:
+        """Network programming latency: each slice change the table now carries, from
+        when the controller saw it (what the agent found at its start is not timed)."""
+        now = time.time()
+        seen = {s.metadata.key: s.metadata.annotations.get(TRIGGER_TIME, "") for s in slices}
+        if self._triggers is not None:
+            for key, when in seen.items():
+                if when and when != self._triggers.get(key):
+                    try:
+                        AGENT.programmed(max(0.0, now - datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp()))
+                    except ValueError:  # a slice written by someone else, with its own idea of a time
+                        pass
+        self._triggers = seen
 
     def sync_services(self, services: list[Service], slices: list[EndpointSlice],
                       weights: Mapping[tuple[str, str], int] | None = None) -> str:

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from podnet.cli.tables import NODE_COLUMNS, POD_COLUMNS, SERVICE_COLUMNS, node_rows, pod_rows, service_rows
 from podnet.errors import LabError
-from podnet.lab import lifecycle, state
+from podnet.lab import lifecycle, state, webview
 from podnet.lab.state import LabRecord
 
 console = Console()
@@ -42,7 +42,9 @@ def lab() -> None:
 
 @lab.command()
 @click.argument("path", type=click.Path(dir_okay=False))
-def up(path: str) -> None:
+@click.option("--ui", "with_ui", is_flag=True, help="Also serve the web view (podnet ui) and print its address.")
+@click.option("--ui-port", default=8050, show_default=True, help="The web view's port, with --ui.")
+def up(path: str, with_ui: bool, ui_port: int) -> None:
     """Bring up the lab described in PATH."""
     started = time.monotonic()
     columns = (TextColumn("{task.description:<26}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -50,6 +52,10 @@ def up(path: str) -> None:
         record = lifecycle.up(path, RichProgress(progress))
     console.print(f"lab [bold]{record.name}[/] is up in {time.monotonic() - started:.1f} s")
     show_status(record)
+    if with_ui:
+        if record.kind != "Cluster":
+            raise LabError("--ui shows cluster labs; this lab is a topology")
+        console.print(f"web view: {webview.start(record, ui_port)}")
 
 
 @lab.group()

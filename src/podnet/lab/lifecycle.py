@@ -7,7 +7,7 @@ from pathlib import Path
 
 from podnet.errors import LabError, PodnetError
 from podnet.kernel import netns
-from podnet.lab import names, state
+from podnet.lab import names, state, webview
 from podnet.lab.cluster import build_cluster
 from podnet.lab.progress import Progress, Silent
 from podnet.lab.spec import ClusterSpec, LabSpec, load_lab_file
@@ -64,6 +64,7 @@ def forget_agent_socket(namespace: str) -> None:
 def down(lab: str) -> list[str]:
     """Stop the lab's processes, delete its namespaces and its record; returns the
     namespaces deleted."""
+    webview.stop(state.labs_dir() / lab)
     netns.kill_processes_in(lab_namespaces(lab))  # agents stop first: until then they may make pods
     namespaces = lab_namespaces(lab)
     _remove_namespaces(namespaces)
@@ -79,6 +80,7 @@ def down_all(prefix: str = netns.PREFIX) -> list[str]:
     _remove_namespaces(namespaces)
     for name in state.recorded_names():
         if names.lab_namespace(name).startswith(prefix):
+            webview.stop(state.labs_dir() / name)
             state.forget(name)
     return namespaces
 

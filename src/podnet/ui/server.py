@@ -192,5 +192,5 @@ def _filter(request: web.Request):  # type: ignore[no-untyped-def]
 
 
 def serve(record: LabRecord, address: str, port: int) -> None:
-    web.run_app(make_app(ClusterView(record)), host=address, port=port, print=None,
-                handle_signals=True)
+    # the pages' event streams never end by themselves: a stop does not wait for them
+    web.run_app(make_app(ClusterView(record)), host=address, port=port, print=None, shutdown_timeout=0.5)

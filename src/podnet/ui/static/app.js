@@ -180,9 +180,13 @@ function drawTrace(trace) {
     else shared.push(...names);
   });
   const routes = Object.keys(paths).length ? Object.values(paths).map(names => shared.concat(names)) : [shared];
+  const inside = (pod, node) => pod && node && cy.getElementById(pod).parent().id() === node;
   routes.forEach(names => {
-    const present = names.filter(id => !cy.getElementById(id).empty())
-                         .filter((id, i, all) => i === 0 || all[i - 1] !== id);
+    const known = names.filter(id => !cy.getElementById(id).empty())
+                       .filter((id, i, all) => i === 0 || all[i - 1] !== id);
+    // a node next to one of its own pods adds nothing: the pod is drawn inside it
+    const present = known.filter((id, i) => !(id.startsWith("node:") &&
+                                               (inside(known[i - 1], id) || inside(known[i + 1], id))));
     present.forEach(id => cy.getElementById(id).addClass("on-trace"));
     for (let i = 1; i < present.length; i++) {
       const id = `trace:${present[i - 1]}->${present[i]}`;

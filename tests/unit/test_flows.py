@@ -127,3 +127,31 @@ def test_observe_filters_as_hubble_does() -> None:
     assert keeps(verdicts=("translated",)) and not keeps(verdicts=("DROPPED",))
     assert keeps(port=8080) and keeps(port=80) and not keeps(port=81) and keeps(ip=WEB)
     assert keeps(protocol="tcp", from_namespace="default") and not keeps(since=2.0)
+
+
+def test_a_reused_port_is_a_new_connection() -> None:
+    correlator = Correlator(wait=0.25)
+    first, second = (logged("flow", CLIENT, WEB, 8080, sequence=n) for n in (1, 2))
+    correlator.packet(first, now=0.0)
+    correlator.packet(second, now=0.01)  # the client reused its port: another connection, another entry
+    opened = entry((CLIENT, 40000, WEB, 8080), (WEB, 8080, CLIENT, 40000))
+    correlator.entry(opened, now=0.02)
+    correlator.entry(Event("destroy", opened.id, opened.original, opened.reply), now=0.03)
+    correlator.entry(Event("new", 8, opened.original, opened.reply), now=0.04)
+    assert [(s, e.id if e else None) for s, _, e in correlator.ready(0.05)] == [(1, 7), (2, 8)]
+    correlator.packet(late := logged("flow", CLIENT, WEB, 8080, sequence=3), now=1.0)  # its entry never comes
+    assert correlator.ready(1.5) == [(3, late, None)] and correlator.merged == 0
+
+
+def test_an_entry_that_ended_before_it_was_reported_claims_its_packet() -> None:
+    correlator = Correlator()
+    packet = logged("flow", CLIENT, WEB, 8080, sequence=1)
+    correlator.packet(packet, now=0.0)
+    short = entry((CLIENT, 40000, WEB, 8080), (WEB, 8080, CLIENT, 40000), kind="destroy")
+    correlator.entry(short, now=0.01)
+    assert correlator.ready(0.02) == [(1, packet, short)]
+    long_gone = entry((CLIENT, 40000, WEB, 8080), (WEB, 8080, CLIENT, 40000))
+    correlator.entry(long_gone, now=1.0)  # a made entry's own end claims nothing
+    correlator.packet(later := logged("flow", CLIENT, WEB, 8080, sequence=2), now=1.1)
+    correlator.entry(Event("destroy", long_gone.id, long_gone.original, long_gone.reply), now=1.2)
+    assert correlator.ready(1.3) == [(2, later, long_gone)]

@@ -186,7 +186,7 @@ def parse_event(kind: int, body: bytes) -> Event | None:
 class EventReader:
     """Entries made and destroyed in the namespace it was made in."""
 
-    def __init__(self, buffer: int = 4 << 20) -> None:
+    def __init__(self, buffer: int = 16 << 20) -> None:
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
         try:
             self.sock.setsockopt(socket.SOL_SOCKET, 33, buffer)  # SO_RCVBUFFORCE
@@ -201,15 +201,23 @@ class EventReader:
         return self.sock.fileno()
 
     def read(self, timeout: float) -> list[Event]:
+        data = self.receive(timeout)
+        return self.parse(data) if data else []
+
+    def receive(self, timeout: float) -> bytes | None:
+        """One datagram of events as the kernel sent it, or None."""
         if not select.select([self.sock], [], [], timeout)[0]:
-            return []
+            return None
         try:
-            data = self.sock.recv(1 << 20)
+            return self.sock.recv(1 << 20)
         except OSError as err:
             if err.errno == errno.ENOBUFS:
                 self.overruns += 1
-                return []
+                return None
             raise
+
+    @staticmethod
+    def parse(data: bytes) -> list[Event]:
         found = []
         for kind, _, _, message in messages(data):
             if kind in (_MSG_NEW, _MSG_DELETE):

@@ -71,7 +71,7 @@ class NflogReader:
     what a flow recorder needs."""
 
     def __init__(self, group: int, numbered: bool = False, batch: int = 1, batch_ms: int = 0,
-                 buffer: int = 1 << 20) -> None:
+                 buffer: int = 16 << 20) -> None:
         self.group = group
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
         try:
@@ -111,25 +111,32 @@ class NflogReader:
 
     def read(self, timeout: float) -> list[Logged]:
         """What was logged, waiting up to `timeout` seconds for the first."""
+        data = self.receive(timeout)
+        return self.parse(data, time.time()) if data else []
+
+    def receive(self, timeout: float) -> bytes | None:
+        """One datagram as the kernel sent it (a batch of logged packets), or None."""
         ready, _, _ = select.select([self.sock], [], [], timeout)
         if not ready:
-            return []
+            return None
         try:
-            data = self.sock.recv(1 << 20)
+            return self.sock.recv(1 << 20)
         except OSError as err:
             if err.errno == errno.ENOBUFS:  # logged faster than read: those are lost, the next are not
                 self.overruns += 1
-                return []
+                return None
             raise
+
+    @staticmethod
+    def parse(data: bytes, at: float) -> list[Logged]:
         found = []
-        now = time.time()
         for kind, _, _, message in messages(data):
             if kind != _PACKET:
                 continue
             fields = dict(attributes(message[NFNL_HEADER.size:]))
             prefix = fields.get(_PREFIX, b"").split(b"\0", 1)[0].decode(errors="replace")
             sequence = struct.unpack(">I", fields[_SEQ])[0] if len(fields.get(_SEQ, b"")) == 4 else None
-            logged = parse_packet(prefix, fields.get(_PAYLOAD, b""), now, sequence)
+            logged = parse_packet(prefix, fields.get(_PAYLOAD, b""), at, sequence)
             if logged is not None:
                 found.append(logged)
         return found

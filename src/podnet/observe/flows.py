@@ -157,15 +157,26 @@ class Correlator:
     """Joins each logged new connection with its conntrack entry. The packet is
     logged as it leaves (NAT done), so it travels the way of the entry's reply
     tuple inverted; the entry's event comes a moment later, when the kernel
-    confirms it. A packet whose entry does not come within `wait` seconds is
-    recorded without it (the event was lost, or the connection died first)."""
+    confirms it. Packets and entries of one tuple pair up in order (a busy
+    client reuses its ports).
 
-    def __init__(self, wait: float = 0.25) -> None:
+    An entry destroyed before its making was reported comes as one destroy
+    event, and claims its packet all the same.
+
+    A packet that no entry claims within `wait` seconds is recorded without one
+    (its event was lost, or the connection died unconfirmed), unless it came
+    with another first packet of its tuple that an entry claimed: two datagrams
+    that raced to open one connection (as glibc's A and AAAA queries do) give
+    the kernel two first packets and one entry. That one is counted as merged."""
+
+    def __init__(self, wait: float = 0.25, together: float = 0.05) -> None:
         self.wait = wait
-        self.merged = 0  # second first packets of one connection (two datagrams raced to open it), not recorded
-        self._packets: dict[tuple[object, ...], tuple[float, int | None, Logged]] = {}
-        self._entries: dict[tuple[object, ...], tuple[float, Event]] = {}
-        self._recent: dict[tuple[object, ...], float] = {}  # connections recorded lately
+        self.together = together  # packets of one tuple read this close came in one burst
+        self.merged = 0
+        self._packets: dict[tuple[object, ...], deque[tuple[float, int | None, Logged]]] = {}
+        self._entries: dict[tuple[object, ...], deque[tuple[float, Event]]] = {}
+        self._claimed: dict[tuple[object, ...], float] = {}  # tuple -> when its last claimed packet was read
+        self._opened: dict[int, float] = {}  # ids of the entries made and not yet destroyed
         self._ready: list[tuple[int | None, Logged, Event | None]] = []
 
     def packet(self, logged: Logged, now: float) -> None:
@@ -173,40 +184,51 @@ class Correlator:
             self._ready.append((logged.sequence, logged, None))
             return
         key = (NUMBERS.get(logged.protocol), logged.source, logged.source_port, logged.destination, logged.port)
-        if key in self._packets or now < self._recent.get(key, 0):  # glibc's A and AAAA on one socket, say
-            self.merged += 1
-            return
-        entry = self._entries.pop(key, None)
-        if entry is not None:
-            self._matched(key, logged.sequence, logged, entry[1], now)
+        entries = self._entries.get(key)
+        if entries:
+            self._claim(key, now, logged.sequence, logged, entries.popleft()[1])
         else:
-            self._packets[key] = (now, logged.sequence, logged)
+            self._packets.setdefault(key, deque()).append((now, logged.sequence, logged))
 
     def entry(self, event: Event, now: float) -> None:
         key = event.reply.inverted_key()
-        waiting = self._packets.pop(key, None)
-        if waiting is not None:
-            self._matched(key, waiting[1], waiting[2], event, now)
+        if event.kind != "new":
+            if self._opened.pop(event.id, None) is not None or not self._packets.get(key):
+                return
+            # an entry that ended before its making was told (the kernel sends one event for both): it
+            # still claims its packet
         else:
-            self._entries[key] = (now, event)
+            self._opened[event.id] = now
+        packets = self._packets.get(key)
+        if packets:
+            read, sequence, logged = packets.popleft()
+            self._claim(key, read, sequence, logged, event)
+        else:
+            self._entries.setdefault(key, deque()).append((now, event))
 
-    def _matched(self, key: tuple[object, ...], sequence: int | None, logged: Logged, event: Event,
-                 now: float) -> None:
+    def _claim(self, key: tuple[object, ...], read: float, sequence: int | None, logged: Logged, event: Event) -> None:
         self._ready.append((sequence, logged, event))
-        self._recent[key] = now + 4 * self.wait
+        self._claimed[key] = read
 
     def ready(self, now: float) -> list[tuple[int | None, Logged, Event | None]]:
         """What can be recorded now, in the kernel's order."""
-        for key, (since, sequence, logged) in list(self._packets.items()):
-            if now - since > self.wait:
+        for key, packets in list(self._packets.items()):
+            while packets and now - packets[0][0] > self.wait:
+                read, sequence, logged = packets.popleft()
+                if abs(read - self._claimed.get(key, -1e9)) <= self.together:
+                    self.merged += 1
+                else:
+                    self._ready.append((sequence, logged, None))
+            if not packets:
                 del self._packets[key]
-                self._ready.append((sequence, logged, None))
-        for key, (since, _) in list(self._entries.items()):
-            if now - since > 10 * self.wait:  # an entry no logged packet claimed (a connection not of this node's)
+        for key, entries in list(self._entries.items()):
+            while entries and now - entries[0][0] > 10 * self.wait:  # an entry no logged packet claimed
+                entries.popleft()
+            if not entries:
                 del self._entries[key]
-        for key, until in list(self._recent.items()):
-            if now > until:
-                del self._recent[key]
+        for key, read in list(self._claimed.items()):
+            if now - read > 2 * self.wait:
+                del self._claimed[key]
         found = sorted(self._ready, key=lambda item: item[0] if item[0] is not None else -1)
         self._ready = []
         return found

@@ -14,31 +14,34 @@ import logging
 import select
 import threading
 import time
+from queue import Empty, SimpleQueue
 
 from podnet.agent.controller import Snapshot
 from podnet.kernel.conntrack import EventReader, open_events
 from podnet.kernel.nflog import OBSERVED_GROUP, NflogReader, open_reader
 from podnet.kernel.nftables import Table, Transaction, base_chain, hooks
-from podnet.kernel.nftables.rules import CT_STATE, IP_SADDR, META_MARK, Log, Masked, SetMark, differs, match, rule
+from podnet.kernel.nftables.rules import CT_STATE, CT_STATUS, IP_SADDR, Log, Masked, differs, match, rule
 from podnet.kernel.node import NodeKernel
 from podnet.observe.flows import FLOW_PREFIX, Correlator, Directory, FlowLog, flow_of
 
 log = logging.getLogger("podnet.observe")
 TABLE = Table("ip", hooks.FLOWS)
 BATCH, BATCH_MS = 64, 20  # the kernel sends logged packets 64 at a time, or what came within 20 ms
-LOGGED_MARK = 0x8000  # beside the proxy's masquerade bit (0x4000)
+CONFIRMED, SEEN_REPLY = 0x8, 0x2  # IPS_*: in the table (its first packet went past every hook); answered
 ACCOUNTING = "net.netfilter.nf_conntrack_acct"  # counters in each entry, for a flow's bytes and packets
 
 
 def flow_table() -> Transaction:
     """Each new connection's first packet to NFLOG, once: where it leaves the node
-    (postrouting) or where it reaches the node itself (input), loopback aside. A packet DNATed to
-    a pod on its own bridge passes postrouting twice (routed, then bridged), so
-    the logged packet carries a mark bit that the second pass sees."""
+    (postrouting) or where it reaches the node itself (input), loopback aside.
+    Once: a packet whose entry is confirmed (the first packet's last hook
+    confirms it) and never answered is a SYN sent again, or the second pass of
+    a packet DNATed to a pod on its own bridge (routed, then bridged). A client
+    that reuses a port reopens an answered entry: that is a new connection."""
     tx = Transaction(TABLE).replace().add(base_chain(TABLE, "postrouting"), base_chain(TABLE, "input"))
     for chain in ("postrouting", "input"):
-        tx.add(rule(chain, match(CT_STATE, "new"), differs(IP_SADDR, "127.0.0.0/8"), match(Masked(META_MARK, LOGGED_MARK), 0),
-                    Log(OBSERVED_GROUP, FLOW_PREFIX), SetMark("|", LOGGED_MARK)))
+        tx.add(rule(chain, match(CT_STATE, "new"), differs(Masked(CT_STATUS, CONFIRMED | SEEN_REPLY), CONFIRMED),
+                    differs(IP_SADDR, "127.0.0.0/8"), Log(OBSERVED_GROUP, FLOW_PREFIX)))
     return tx
 
 
@@ -59,6 +62,7 @@ class FlowRecorder:
         self._written_at = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._worker: threading.Thread | None = None
 
     def sync(self, snapshot: Snapshot) -> None:
         if snapshot.revision != self._revision:  # names change with the store only
@@ -74,45 +78,71 @@ class FlowRecorder:
             except BaseException:
                 packets.close()
                 raise
-            self._thread = threading.Thread(target=self._read, args=(packets, entries), name="flows", daemon=True)
+            inbox: SimpleQueue[tuple[bool, bytes, float]] = SimpleQueue()
+            self._thread = threading.Thread(target=self._receive, args=(packets, entries, inbox), name="flows-in",
+                                            daemon=True)
+            self._worker = threading.Thread(target=self._process, args=(inbox,), name="flows", daemon=True)
             self._thread.start()
+            self._worker.start()
 
-    def _read(self, packets: NflogReader, entries: EventReader) -> None:
-        correlator = Correlator()
-        numbers: dict[int, int] = {}  # conntrack id -> the number of its flow, until the entry goes
+    def _receive(self, packets: NflogReader, entries: EventReader, inbox: SimpleQueue[tuple[bool, bytes, float]]) -> None:
+        """Empties the two sockets as fast as the kernel fills them, and no more:
+        their buffers are the one place a flow can be lost (the parsing, which is
+        slower, works from the inbox)."""
         try:
             while not self._stop.is_set():
-                readable = select.select([packets, entries], [], [], 0.1)[0]
-                now = time.monotonic()
-                if packets in readable:
-                    for logged in packets.read(0):
-                        self.flows.numbered(logged.sequence)
-                        correlator.packet(logged, now)
-                if entries in readable:
-                    for event in entries.read(0):
-                        if event.kind == "new":
-                            correlator.entry(event, now)
-                        elif (number := numbers.pop(event.id, None)) is not None:
-                            self.flows.ended(number, time.time(), event.packets, event.bytes)
-                directory = self._directory
-                ready = correlator.ready(now)
-                if ready and directory is not None:
-                    for _, logged, entry in ready:
-                        number = self.flows.add(flow_of(logged, self.node_name, directory, entry))
-                        if entry is not None:
-                            numbers[entry.id] = number
-                    if len(numbers) > 4 * self.flows.capacity:  # entries whose end was never seen
-                        for stale in list(numbers)[:len(numbers) - self.flows.capacity]:
-                            del numbers[stale]
+                for source in select.select([packets, entries], [], [], 0.1)[0]:
+                    data = source.receive(0)
+                    if data:
+                        inbox.put((source is packets, data, time.time()))
                 self.flows.overruns = packets.overruns + entries.overruns
-                self.flows.merged = correlator.merged
         except Exception:  # the agent goes on without flows rather than stop
             log.exception("the flow recorder stopped")
         finally:
             packets.close()
             entries.close()
+            inbox.put((False, b"", 0.0))  # the end
+
+    def _process(self, inbox: SimpleQueue[tuple[bool, bytes, float]]) -> None:
+        correlator = Correlator()
+        numbers: dict[int, int] = {}  # conntrack id -> the number of its flow, until the entry goes
+        swept = 0.0
+        while True:
+            try:
+                logged, data, at = inbox.get(timeout=0.1)
+            except Empty:
+                logged, data, at = False, None, 0.0
+            if data == b"":
+                return
+            now = time.monotonic()
+            if data and logged:
+                for packet in NflogReader.parse(data, at):
+                    self.flows.numbered(packet.sequence)
+                    correlator.packet(packet, now)
+            elif data:
+                for event in EventReader.parse(data):
+                    correlator.entry(event, now)
+                    if event.kind == "destroy" and (number := numbers.pop(event.id, None)) is not None:
+                        self.flows.ended(number, time.time(), event.packets, event.bytes)
+            if now - swept < 0.02:
+                continue
+            swept = now
+            directory = self._directory
+            ready = correlator.ready(now)
+            if ready and directory is not None:
+                for _, packet, entry in ready:
+                    number = self.flows.add(flow_of(packet, self.node_name, directory, entry))
+                    if entry is not None and entry.kind == "destroy":  # over before it was reported made
+                        self.flows.ended(number, time.time(), entry.packets, entry.bytes)
+                    elif entry is not None:
+                        numbers[entry.id] = number
+                if len(numbers) > 4 * self.flows.capacity:  # entries whose end was never seen
+                    for stale in list(numbers)[:len(numbers) - self.flows.capacity]:
+                        del numbers[stale]
+            self.flows.merged = correlator.merged
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
+        for thread in (self._thread, self._worker):
+            if thread is not None:
+                thread.join(timeout=2)

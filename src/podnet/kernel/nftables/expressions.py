@@ -186,6 +186,9 @@ class RuleCompiler:
             if t == "fib_addrtype" and isinstance(m.right, str):
                 self.cmp(REG32, struct.pack("=I", ADDRESS_TYPES[m.right]), m.negate)
                 return
+            if isinstance(m.right, int):  # `ct status & 0x8 == 0`: the bits were masked as they were loaded
+                self.cmp(REG32, _host(m.right), m.negate)
+                return
             raise Unsupported(f"{m.left.text()} {m.right}")
         right = m.right
         if isinstance(right, int):

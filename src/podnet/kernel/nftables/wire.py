@@ -110,7 +110,7 @@ FIELDS: dict[str, tuple[str, tuple[tuple[int, int], ...], str]] = {
     "ct state": ("ct", ((2, 0),), "ct_state"),
     "fib daddr type": ("fib", ((2, 3), (3, 2)), "fib_addrtype"),  # result ADDRTYPE, flag DADDR
 }
-FLAG_VALUES = {"ct_status": {"dnat": 0x20, "snat": 0x10},
+FLAG_VALUES = {"ct_status": {"confirmed": 0x8, "dnat": 0x20, "snat": 0x10},
                 "ct_state": {"invalid": 1, "established": 2, "related": 4, "new": 8, "untracked": 64}}
 ADDRESS_TYPES = {"unicast": 1, "local": 2, "broadcast": 3, "anycast": 4, "multicast": 5}
 

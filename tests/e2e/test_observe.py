@@ -112,6 +112,8 @@ def test_each_agent_serves_its_metrics(cluster_lab: str) -> None:
                       > programmed)
     finally:
         podnet("scale", "--lab", cluster_lab, "deployment/web", "--replicas", "6", "-n", "apps")
+        assert within(30, lambda: sum(p["metadata"]["name"].startswith("web-") for p in json.loads(
+            podnet("get", "pods", "-n", "apps", "--lab", cluster_lab, "-o", "json").stdout)["items"]) == 6)
     assert curl(cluster_lab, f"http://{service_ip(cluster_lab)}/get").returncode == 0
     assert within(3, lambda: scrape(cluster_lab, "control-plane")["podnet_service_connections_total"]
                   .get((("service", "apps/web-service:http"),), 0) >= 1)

@@ -48,7 +48,7 @@ async function loadCluster() {
       const id = `pod:${pod.namespace}/${pod.name}`;
       byAddress[pod.ip] = id;
       elements.push({group: "nodes", data: {id, parent: `node:${node.name}`, kind: "pod", namespace: pod.namespace,
-                     name: pod.name, label: `${pod.namespace}/${pod.name}\n${pod.ip}`,
+                     name: pod.name, ip: pod.ip, ready: pod.ready, label: `${pod.namespace}/${pod.name}\n${pod.ip}`,
                      colour: namespaceColour(pod.namespace)},
                      position: {x: i * 330 + (j % 2) * 150, y: Math.floor(j / 2) * 70}});
     });
@@ -76,13 +76,31 @@ function endOf(address, pod, node) {
   return id;
 }
 
+function ensurePod(id) {
+  // a pod the map did not have when it was drawn (made since, or gone): drawn on its own
+  if (id.startsWith("pod:") && cy.getElementById(id).empty()) {
+    cy.add({group: "nodes", data: {id, label: id.slice(4), colour: "#bbb"}, position: {x: -160, y: 0}});
+  }
+  return id;
+}
+
 function addEdge(from, to, verdict) {
+  ensurePod(from);
+  ensurePod(to);
   const id = `${from}->${to}:${verdict}`;
   if (from === to || !cy.getElementById(id).empty()) return;
   cy.add({group: "edges", data: {id, source: from, target: to, colour: VERDICT_COLOURS[verdict] || "#999"}});
 }
 
 function drawFlow(flow) {
+  try {
+    drawFlowEdges(flow);
+  } catch (error) {  // one flow the map cannot show must not stop the others
+    console.warn("flow not drawn", flow, error);
+  }
+}
+
+function drawFlowEdges(flow) {
   const source = endOf(flow.source, flow.source_pod, flow.source_node);
   if (flow.service) {
     const service = `svc:${flow.service.split(":")[0]}`;

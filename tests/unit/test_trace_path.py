@@ -71,6 +71,7 @@ def test_a_cluster_ip_forks_to_every_endpoint() -> None:
     services = [s for s in trace.steps if s.action == "service"]
     assert {s.text.split("DNAT to ")[1].split(" ")[0] for s in services} == {"10.244.0.3:8080", "10.244.1.2:8080"}
     assert all("one of 2 endpoints" in s.text and s.decided_by.startswith("podnet-proxy/") for s in services)
+    assert all("element backends[10.96.0.20 . tcp . 80 . " in s.decided_by for s in services)
     endings = {s.path: s for s in trace.endings()}
     assert set(endings) == {1, 2} and all(s.action == "deliver" for s in endings.values())
     local = next(s for s in services if "10.244.0.3" in s.text)

@@ -13,7 +13,7 @@ import click
 from podnet.cli.get import cluster_record, cluster_store, echo_row, print_table
 from podnet.lab.names import member_namespace
 from podnet.model.node import Node
-from podnet.observe.client import AgentUnreachable, fetch_json
+from podnet.observe.client import fetch_json
 from podnet.observe.flows import VERDICTS, Flow
 from podnet.store import resources
 
@@ -165,7 +165,7 @@ class Merger:
 @click.option("--port", type=int, help="Source, destination or endpoint port.")
 @click.option("--ip", help="Source, destination, endpoint or masquerade address.")
 @click.option("--since", "since_text", help="Only flows of the last 30s, 5m, 1h, ...")
-@click.option("--last", type=int, help="Only the last N flows (of each node, then merged).")
+@click.option("--last", type=int, help="Only the last N flows the filters keep.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new flows until interrupted.")
 @click.option("-o", "--output", type=click.Choice(["table", "json", "compact"]), default="table", show_default=True)
 @click.option("--lab", "lab_name", help="The lab to watch, when several are up.")
@@ -180,12 +180,10 @@ def observe(from_pod: str | None, to_pod: str | None, pod: str | None, namespace
     merger = Merger.of_cluster(lab_name)
     wanted = flow_filter(from_pod, to_pod, pod, namespace, from_namespace, to_namespace, service, verdicts, protocol,
                          port, ip, _since(since_text))
-    try:
-        shown = [f for f in merger.poll(last) if wanted(f)]
-    except AgentUnreachable as err:
-        raise click.ClickException(str(err)) from None
+    shown = [f for f in merger.poll() if wanted(f)]
+    shown = shown[-last:] if last else shown  # the last N of those the filters keep, as hubble's --last
     if not follow:
-        _print(shown[-last:] if last else shown, output)
+        _print(shown, output)
         if output != "json" and (losses := merger.losses()):
             click.echo(losses, err=True)
         return

@@ -29,6 +29,7 @@ from podnet.network.node import (
 from podnet.policy.evaluator import PolicyView, evaluate, explain
 from podnet.policy.ruleset import render as render_policies
 from podnet.proxy.endpoints import ServicePortView, pod_weights, service_ports
+from podnet.proxy.ruleset import TABLE as PROXY_TABLE
 from podnet.proxy.ruleset import build as build_services
 
 UPLINK = "eth0"  # a node's interface on the node network
@@ -283,8 +284,23 @@ class PathTracer:
         who = f" ({endpoint.pod}{f' on {endpoint.node}' if endpoint.node else ''})" if endpoint else ""
         among = f", one of {choices} endpoints" if choices > 1 else ""
         rule = next((hit for hit in outcome.hits if "dnat" in hit), outcome.hits[-1] if outcome.hits else "")
+        element = self._backend_element(node, packet, outcome)
         return Step(node, "service", f"service {view.name} ({packet.destination}:{packet.port}/"
-                                     f"{packet.protocol.upper()}): DNAT to {outcome.target}{who}{among}", rule, path)
+                                     f"{packet.protocol.upper()}): DNAT to {outcome.target}{who}{among}",
+                    f"{rule}; element {element}" if element else rule, path)
+
+    def _backend_element(self, node: str, packet: Packet, outcome: Outcome) -> str:
+        """The map element that sends the packet to this endpoint: `backends[10.96.0.2 . tcp . 80 . 1]`."""
+        tables = self._fake(node).tables
+        if PROXY_TABLE not in tables:
+            return ""
+        prefixes = {"backends": (packet.destination, packet.protocol, str(packet.port)),
+                    "node_port_backends": (packet.protocol, str(packet.port))}
+        for name, prefix in prefixes.items():
+            for key, element in tables[PROXY_TABLE].elements.get(name, {}).items():
+                if key[:len(prefix)] == prefix and element.value == (outcome.destination, str(outcome.port)):
+                    return f"{name}[{' . '.join(key)}] = {' . '.join(element.value)}"
+        return ""
 
     def _policy_step(self, walk: _Walk, outcome: Outcome, path: int) -> Step | None:
         """What the node's policy table decided, in the evaluator's words; None when

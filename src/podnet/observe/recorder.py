@@ -1,8 +1,8 @@
 """The node agent's flow recorder: a table that logs each new connection's first
-packet, and a thread that reads the node's NFLOG group (those packets, the
+packet, and two threads that read the node's NFLOG group (those packets, the
 policy's drops, the services' refusals) and its conntrack events (which
 service and endpoint, masquerade, and the counters at the end) into the
-node's FlowLog.
+node's FlowLog: one empties the sockets, the other makes flows of what it read.
 
 Logging a new connection costs one conntrack-state test per packet and one
 message per connection; the kernel sends the messages in batches.
@@ -29,6 +29,7 @@ TABLE = Table("ip", hooks.FLOWS)
 BATCH, BATCH_MS = 64, 20  # the kernel sends logged packets 64 at a time, or what came within 20 ms
 CONFIRMED, SEEN_REPLY = 0x8, 0x2  # IPS_*: in the table (its first packet went past every hook); answered
 ACCOUNTING = "net.netfilter.nf_conntrack_acct"  # counters in each entry, for a flow's bytes and packets
+Inbox = SimpleQueue[tuple[bool, bytes, float]]  # (from NFLOG, not conntrack; a datagram; when it was read)
 
 
 def flow_table() -> Transaction:
@@ -78,14 +79,14 @@ class FlowRecorder:
             except BaseException:
                 packets.close()
                 raise
-            inbox: SimpleQueue[tuple[bool, bytes, float]] = SimpleQueue()
+            inbox: Inbox = SimpleQueue()
             self._thread = threading.Thread(target=self._receive, args=(packets, entries, inbox), name="flows-in",
                                             daemon=True)
             self._worker = threading.Thread(target=self._process, args=(inbox,), name="flows", daemon=True)
             self._thread.start()
             self._worker.start()
 
-    def _receive(self, packets: NflogReader, entries: EventReader, inbox: SimpleQueue[tuple[bool, bytes, float]]) -> None:
+    def _receive(self, packets: NflogReader, entries: EventReader, inbox: Inbox) -> None:
         """Empties the two sockets as fast as the kernel fills them, and no more:
         their buffers are the one place a flow can be lost (the parsing, which is
         slower, works from the inbox)."""
@@ -103,43 +104,53 @@ class FlowRecorder:
             entries.close()
             inbox.put((False, b"", 0.0))  # the end
 
-    def _process(self, inbox: SimpleQueue[tuple[bool, bytes, float]]) -> None:
+    def _process(self, inbox: Inbox) -> None:
         correlator = Correlator()
         numbers: dict[int, int] = {}  # conntrack id -> the number of its flow, until the entry goes
         swept = 0.0
         while True:
             try:
-                logged, data, at = inbox.get(timeout=0.1)
+                from_nflog, data, at = inbox.get(timeout=0.1)
             except Empty:
-                logged, data, at = False, None, 0.0
-            if data == b"":
+                from_nflog, data, at = False, None, 0.0
+            if data == b"":  # the receiving thread ended
                 return
-            now = time.monotonic()
-            if data and logged:
-                for packet in NflogReader.parse(data, at):
-                    self.flows.numbered(packet.sequence)
-                    correlator.packet(packet, now)
-            elif data:
-                for event in EventReader.parse(data):
-                    correlator.entry(event, now)
-                    if event.kind == "destroy" and (number := numbers.pop(event.id, None)) is not None:
-                        self.flows.ended(number, time.time(), event.packets, event.bytes)
-            if now - swept < 0.02:
-                continue
-            swept = now
-            directory = self._directory
-            ready = correlator.ready(now)
-            if ready and directory is not None:
-                for _, packet, entry in ready:
-                    number = self.flows.add(flow_of(packet, self.node_name, directory, entry))
-                    if entry is not None and entry.kind == "destroy":  # over before it was reported made
-                        self.flows.ended(number, time.time(), entry.packets, entry.bytes)
-                    elif entry is not None:
-                        numbers[entry.id] = number
-                if len(numbers) > 4 * self.flows.capacity:  # entries whose end was never seen
-                    for stale in list(numbers)[:len(numbers) - self.flows.capacity]:
-                        del numbers[stale]
-            self.flows.merged = correlator.merged
+            try:
+                now = time.monotonic()
+                if data:
+                    self._read(correlator, numbers, from_nflog, data, at, now)
+                if now - swept >= 0.02:  # joining and naming, every 20 ms
+                    swept = now
+                    self._record(correlator, numbers, now)
+            except Exception:  # one datagram the recorder cannot read must not stop it
+                log.exception("the flow recorder could not read a message")
+
+    def _read(self, correlator: Correlator, numbers: dict[int, int], from_nflog: bool, data: bytes, at: float,
+              now: float) -> None:
+        if from_nflog:
+            for packet in NflogReader.parse(data, at):
+                self.flows.numbered(packet.sequence)
+                correlator.packet(packet, now)
+            return
+        for event in EventReader.parse(data):
+            correlator.entry(event, now)
+            if event.kind == "destroy" and (number := numbers.pop(event.id, None)) is not None:
+                self.flows.ended(number, time.time(), event.packets, event.bytes)
+
+    def _record(self, correlator: Correlator, numbers: dict[int, int], now: float) -> None:
+        directory = self._directory
+        ready = correlator.ready(now)
+        if ready and directory is not None:
+            for _, packet, entry in ready:
+                number = self.flows.add(flow_of(packet, self.node_name, directory, entry))
+                if entry is not None and entry.kind == "destroy":  # over before it was reported made
+                    self.flows.ended(number, time.time(), entry.packets, entry.bytes)
+                elif entry is not None:
+                    numbers[entry.id] = number
+            if len(numbers) > 4 * self.flows.capacity:  # entries whose end was never seen
+                for stale in list(numbers)[:len(numbers) - self.flows.capacity]:
+                    del numbers[stale]
+        self.flows.merged = correlator.merged
 
     def stop(self) -> None:
         self._stop.set()

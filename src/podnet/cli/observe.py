@@ -13,7 +13,7 @@ import click
 from podnet.cli.get import cluster_record, cluster_store, echo_row, print_table
 from podnet.lab.names import member_namespace
 from podnet.model.node import Node
-from podnet.observe.client import fetch_json
+from podnet.observe.client import AgentUnreachable, fetch_json
 from podnet.observe.flows import VERDICTS, Flow
 from podnet.store import resources
 
@@ -121,6 +121,7 @@ class Merger:
         self.cursors = {node: 0 for node in namespaces}
         self.lost: dict[str, int] = {}
         self.evicted: dict[str, int] = {}
+        self.silent: dict[str, str] = {}  # node -> why its agent did not answer the last poll
 
     @classmethod
     def of_cluster(cls, lab_name: str | None) -> Merger:
@@ -131,9 +132,15 @@ class Merger:
         return cls({node: member_namespace(record.name, node) for node in nodes})
 
     def poll(self, limit: int | None = None) -> list[Flow]:
+        """New flows of every node whose agent answers (the others are named in `silent`)."""
         found: list[Flow] = []
+        self.silent = {}
         for node, namespace in self.namespaces.items():
-            answer = fetch_json(namespace, f"/flows?since={self.cursors[node]}&limit={limit or 0}")
+            try:
+                answer = fetch_json(namespace, f"/flows?since={self.cursors[node]}&limit={limit or 0}")
+            except AgentUnreachable as err:  # a node whose agent restarts: the others still answer
+                self.silent[node] = str(err)
+                continue
             flows = answer["flows"]
             if flows:
                 self.cursors[node] = flows[-1]["number"]
@@ -144,11 +151,13 @@ class Merger:
         return sorted(found, key=lambda f: f.time)
 
     def losses(self) -> str:
+        """What the flows shown miss, in words: losses the kernel's numbering shows, silent agents."""
+        lines = [f"node {node}: {why}" for node, why in sorted(self.silent.items())]
         lost = {node: n for node, n in self.lost.items() if n}
-        if not lost:
-            return ""
-        return "lost (the agent could not keep up; the kernel's numbering shows the gap): " + \
-            ", ".join(f"{node} {n}" for node, n in sorted(lost.items()))
+        if lost:
+            lines.append("lost (the agent could not keep up; the kernel's numbering shows the gap): " +
+                         ", ".join(f"{node} {n}" for node, n in sorted(lost.items())))
+        return "\n".join(lines)
 
 
 @click.command()
@@ -190,10 +199,15 @@ def observe(from_pod: str | None, to_pod: str | None, pod: str | None, namespace
     if output == "table":
         echo_row(COLUMNS, WIDTHS)
     _print(shown, output, rows_only=True)
+    told = ""
     try:
         while True:
             time.sleep(0.5)
             _print([f for f in merger.poll() if wanted(f)], output, rows_only=True)
+            if (losses := merger.losses()) != told:  # what is missing, once each time it changes
+                told = losses
+                if losses:
+                    click.echo(losses, err=True)
     except KeyboardInterrupt:
         pass
 

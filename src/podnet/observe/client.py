@@ -21,7 +21,7 @@ def fetch(namespace: str, path: str, timeout: float = 3.0) -> bytes:
         sock = netns.run_in(namespace, socket.create_connection, ADDRESS, timeout)
     except OSError as err:
         raise AgentUnreachable(f"the agent in {namespace} does not answer on {ADDRESS[0]}:{ADDRESS[1]} ({err}); "
-                               f"is the lab up?") from None
+                               f"is its agent running? (the lab's logs tell)") from None
     with sock:
         sock.settimeout(timeout)
         sock.sendall(f"GET {path} HTTP/1.0\r\nHost: agent\r\n\r\n".encode())

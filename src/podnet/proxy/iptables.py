@@ -1,0 +1,215 @@
+"""kube-proxy's iptables mode, as the seed shows it (`iptables -L -t nat | grep
+db-service`): the same Services as the nftables table, in kube-proxy's own
+layout, restored whole by one `iptables-restore` per sync. Pure: the rules are
+values, turned into restore text at the end.
+
+  nat  PREROUTING, OUTPUT -> KUBE-SERVICES: a rule per service address and port
+         -> KUBE-SVC-<hash> (a ClusterIP) or KUBE-EXT-<hash> (an external IP);
+         the last rule sends the node's own addresses to KUBE-NODEPORTS
+       KUBE-SVC-<hash>: sources outside the pod network are marked for
+         masquerade (KUBE-MARK-MASQ), then one rule per endpoint picks it with
+         `statistic mode random probability` (weights as kube-proxy cannot:
+         each probability is the endpoint's share of what is left)
+       KUBE-SVL-<hash>: the same over the node's own endpoints (Local policies)
+       KUBE-EXT-<hash>: Cluster policy marks for masquerade and goes to
+         KUBE-SVC; Local goes to KUBE-SVL
+       KUBE-SEP-<hash>: an endpoint: its own traffic back to itself is marked
+         for masquerade (hairpin), then DNAT; with ClientIP affinity the
+         `recent` module remembers the client
+       KUBE-POSTROUTING: marked packets are masqueraded
+  filter KUBE-SERVICES (from INPUT, FORWARD, OUTPUT): ports without endpoints
+         are rejected, node ports without a local endpoint dropped
+Every rule's comment names the Service port (`namespace/name:port`), as
+kube-proxy writes it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+
+from podnet.proxy.endpoints import Endpoint, ServicePortView
+from podnet.proxy.ruleset import MASQ_MARK
+
+NAT_CHAINS = ("KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ")
+FILTER_CHAINS = ("KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES")
+# the built-in chains' jumps into ours, as kube-proxy adds them (they stay when our chains are restored)
+JUMPS = (
+    ("nat", "PREROUTING", "KUBE-SERVICES", "kubernetes service portals"),
+    ("nat", "OUTPUT", "KUBE-SERVICES", "kubernetes service portals"),
+    ("nat", "POSTROUTING", "KUBE-POSTROUTING", "kubernetes postrouting rules"),
+    ("filter", "INPUT", "KUBE-SERVICES", "kubernetes service portals"),
+    ("filter", "FORWARD", "KUBE-SERVICES", "kubernetes service portals"),
+    ("filter", "OUTPUT", "KUBE-SERVICES", "kubernetes service portals"),
+    ("filter", "INPUT", "KUBE-EXTERNAL-SERVICES", "kubernetes externally-visible service portals"),
+    ("filter", "FORWARD", "KUBE-EXTERNAL-SERVICES", "kubernetes externally-visible service portals"),
+)
+_MASQ = f"{MASQ_MARK:#x}/{MASQ_MARK:#x}"
+REJECT = ("-j", "REJECT", "--reject-with", "icmp-port-unreachable")
+
+
+def _hash(*parts: object) -> str:
+    """kube-proxy's chain suffix: 16 characters of a base32 SHA-256."""
+    return base64.b32encode(hashlib.sha256("".join(map(str, parts)).encode()).digest())[:16].decode()
+
+
+@dataclass(frozen=True)
+class IptRule:
+    """One `-A` line: its matches and its target, as iptables' own arguments."""
+
+    chain: str
+    matches: tuple[str, ...]
+    target: tuple[str, ...]
+    comment: str = ""
+
+    def line(self) -> str:
+        comment = ("-m", "comment", "--comment", f'"{self.comment}"') if self.comment else ()
+        return " ".join(("-A", self.chain, *comment, *self.matches, *self.target))
+
+
+@dataclass(frozen=True)
+class IptablesRules:
+    """Both tables' chains and rules: what one restore writes."""
+
+    nat_chains: tuple[str, ...]
+    nat: tuple[IptRule, ...]
+    filter: tuple[IptRule, ...]
+
+    def restore_text(self) -> str:
+        """For `iptables-restore --noflush`: each chain declared (and so emptied), then
+        its rules; chains of ours no longer wanted are emptied and deleted by the caller."""
+        lines = ["*filter", *(f":{chain} - [0:0]" for chain in FILTER_CHAINS), *(r.line() for r in self.filter),
+                 "COMMIT", "*nat", *(f":{chain} - [0:0]" for chain in self.nat_chains),
+                 *(r.line() for r in self.nat), "COMMIT"]
+        return "\n".join(lines) + "\n"
+
+
+def svc_chain(view: ServicePortView) -> str:
+    return f"KUBE-SVC-{_hash(view.name, view.protocol)}"
+
+
+def local_chain(view: ServicePortView) -> str:
+    return f"KUBE-SVL-{_hash(view.name, view.protocol)}"
+
+
+def ext_chain(view: ServicePortView) -> str:
+    return f"KUBE-EXT-{_hash(view.name, view.protocol)}"
+
+
+def sep_chain(view: ServicePortView, endpoint: Endpoint) -> str:
+    return f"KUBE-SEP-{_hash(view.name, view.protocol, endpoint.ip, endpoint.port)}"
+
+
+class _Builder:
+    def __init__(self, pod_network: str) -> None:
+        self.pod_network = pod_network
+        self.chains: dict[str, None] = dict.fromkeys(NAT_CHAINS)
+        self.nat: list[IptRule] = []
+        self.filter: list[IptRule] = []
+        self.picked: set[str] = set()
+
+    def chain(self, name: str) -> str:
+        self.chains.setdefault(name, None)
+        return name
+
+    def port(self, view: ServicePortView) -> tuple[str, ...]:
+        return ("-p", view.protocol, "-m", view.protocol)
+
+    def service(self, view: ServicePortView) -> None:
+        what = view.name
+        port = self.port(view)
+        inside = _serving(view.cluster_endpoints)
+        address = ("-d", f"{view.cluster_ip}/32", *port, "--dport", str(view.port))
+        if inside:
+            if not view.internal_local:  # first in its chain: clients outside the pod network are masqueraded
+                self.nat.append(IptRule(self.chain(svc_chain(view)), ("!", "-s", self.pod_network, *address),
+                                        ("-j", "KUBE-MARK-MASQ"), f"{what} cluster IP"))
+            to = self._pick(view, local_chain(view) if view.internal_local else svc_chain(view),
+                            view.local_endpoints if view.internal_local else view.endpoints)
+            self.nat.append(IptRule("KUBE-SERVICES", address, ("-j", to), f"{what} cluster IP"))
+        else:
+            self.filter.append(IptRule("KUBE-SERVICES", address, REJECT, f"{what} has no endpoints"))
+        outside = _serving(view.external_endpoints)
+        external = [*view.external_ips, *view.load_balancer_ips]
+        if (external or view.node_port) and outside:
+            self._external(view)
+        for outer in external:
+            if outside:
+                self.nat.append(IptRule("KUBE-SERVICES", ("-d", f"{outer}/32", *port, "--dport", str(view.port)),
+                                        ("-j", ext_chain(view)), f"{what} external IP"))
+            else:
+                self.filter.append(IptRule("KUBE-EXTERNAL-SERVICES", ("-d", f"{outer}/32", *port, "--dport",
+                                                                      str(view.port)), REJECT, f"{what} has no endpoints"))
+        if view.node_port:
+            if outside:
+                self.nat.append(IptRule("KUBE-NODEPORTS", (*port, "--dport", str(view.node_port)),
+                                        ("-j", ext_chain(view)), what))
+            else:
+                no_local = view.external_local and view.endpoints
+                self.filter.append(IptRule("KUBE-EXTERNAL-SERVICES", ("-m", "addrtype", "--dst-type", "LOCAL", *port,
+                                                                      "--dport", str(view.node_port)),
+                                           ("-j", "DROP") if no_local else REJECT,
+                                           f"{what} has no {'local ' if no_local else ''}endpoints"))
+
+    def _external(self, view: ServicePortView) -> None:
+        """KUBE-EXT: Cluster masquerades and picks among all; Local keeps the client
+        and picks among the node's own endpoints."""
+        chain = self.chain(ext_chain(view))
+        if view.external_local:
+            self.nat.append(IptRule(chain, (), ("-j", self._pick(view, local_chain(view), view.local_endpoints)),
+                                    f"{view.name} local endpoints"))
+            return
+        self.nat.append(IptRule(chain, (), ("-j", "KUBE-MARK-MASQ"), f"masquerade traffic for {view.name} external "
+                                                                     "destinations"))
+        self.nat.append(IptRule(chain, (), ("-j", self._pick(view, svc_chain(view), view.endpoints))))
+
+    def _pick(self, view: ServicePortView, chain: str, endpoints: tuple[Endpoint, ...]) -> str:
+        """A chain that picks one endpoint at random (by weight); made once."""
+        if chain in self.picked:
+            return chain
+        self.picked.add(self.chain(chain))
+        slots = _serving(endpoints)
+        seps = [self._endpoint(view, endpoint) for endpoint in slots]
+        if view.affinity_seconds is not None:  # a client the recent module remembers goes back first
+            self.nat += [IptRule(chain, ("-m", "recent", "--name", sep, "--rcheck", "--seconds",
+                                         str(view.affinity_seconds), "--reap"), ("-j", sep),
+                                 f"{view.name} -> {endpoint.ip}:{endpoint.port}")
+                         for sep, endpoint in zip(seps, slots)]
+        total = sum(e.weight for e in slots)
+        for i, (sep, endpoint) in enumerate(zip(seps, slots)):
+            rest = total - sum(e.weight for e in slots[:i])  # each takes its share of what the rules before left
+            odds = () if i == len(slots) - 1 else \
+                ("-m", "statistic", "--mode", "random", "--probability", f"{endpoint.weight / rest:.11f}")
+            self.nat.append(IptRule(chain, odds, ("-j", sep), f"{view.name} -> {endpoint.ip}:{endpoint.port}"))
+        return chain
+
+    def _endpoint(self, view: ServicePortView, endpoint: Endpoint) -> str:
+        sep = sep_chain(view, endpoint)
+        if sep in self.chains:
+            return sep
+        self.chain(sep)
+        remember = ("-m", "recent", "--name", sep, "--set") if view.affinity_seconds is not None else ()
+        self.nat.append(IptRule(sep, ("-s", f"{endpoint.ip}/32"), ("-j", "KUBE-MARK-MASQ"), view.name))
+        self.nat.append(IptRule(sep, (*remember, *self.port(view)),
+                                ("-j", "DNAT", "--to-destination", f"{endpoint.ip}:{endpoint.port}"), view.name))
+        return sep
+
+
+def _serving(endpoints: tuple[Endpoint, ...]) -> tuple[Endpoint, ...]:
+    """Weight 0 is quiescent: the endpoint keeps its flows but gets no new ones."""
+    return tuple(e for e in endpoints if e.weight > 0)
+
+
+def build_iptables(views: list[ServicePortView], pod_network: str) -> IptablesRules:
+    out = _Builder(pod_network)
+    for view in views:
+        out.service(view)
+    out.nat.append(IptRule("KUBE-SERVICES", ("-m", "addrtype", "--dst-type", "LOCAL"), ("-j", "KUBE-NODEPORTS"),
+                           "kubernetes service nodeports; NOTE: this must be the last rule in this chain"))
+    out.nat += [IptRule("KUBE-MARK-MASQ", (), ("-j", "MARK", "--or-mark", f"{MASQ_MARK:#x}")),
+                IptRule("KUBE-POSTROUTING", ("-m", "mark", "!", "--mark", _MASQ), ("-j", "RETURN")),
+                IptRule("KUBE-POSTROUTING", (), ("-j", "MARK", "--xor-mark", f"{MASQ_MARK:#x}")),
+                IptRule("KUBE-POSTROUTING", (), ("-j", "MASQUERADE", "--random-fully"),
+                        "kubernetes service traffic requiring SNAT")]
+    return IptablesRules(tuple(out.chains), tuple(out.nat), tuple(out.filter))

@@ -1,0 +1,45 @@
+"""kube-proxy's iptables layout, restored by iptables-nft-restore in a namespace:
+a connection to the ClusterIP reaches the endpoint through the KUBE chains,
+and `iptables -t nat -L` shows the Service's rules by name, as in the seed."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+
+from podnet.kernel import iptables, netns
+from podnet.kernel.netlink import open_namespace
+from podnet.proxy.iptables import JUMPS, build_iptables
+from tests.helpers import in_netns
+from tests.unit.test_proxy_ruleset import service, views, pod
+
+
+def test_a_cluster_ip_reaches_its_endpoint_through_the_kube_chains(make_netns) -> None:  # type: ignore[no-untyped-def]
+    client, server = make_netns(), make_netns()
+    with open_namespace(client) as inside:
+        inside.ensure_veth("ipt0", "eth0", server)
+        inside.ensure_address("ipt0", "10.244.0.1/16")
+        inside.set_up("ipt0")
+    with open_namespace(server) as inside:
+        inside.ensure_address("eth0", "10.244.1.2/16")
+        inside.set_up("eth0")
+    in_netns(client, "ip", "route", "add", "10.96.0.0/12", "dev", "ipt0")  # service addresses route somewhere
+    listener = subprocess.Popen(netns.exec_argv(server, ["nc", "-l", "-k", "-p", "8080"]), stdout=subprocess.DEVNULL)
+    try:
+        view = views([service(name="db-service", ports=[{"port": 80, "targetPort": 8080}])],
+                     [pod("db-0", "10.244.1.2", "n2")], "n1")
+        iptables.restore(client, build_iptables(view, "10.244.0.0/16").restore_text())
+        iptables.ensure_jumps(client, JUMPS)
+        iptables.ensure_jumps(client, JUMPS)  # twice: each jump once
+        listed = in_netns(client, "iptables-nft", "-t", "nat", "-L", "-n").stdout
+        assert sum("db-service" in line for line in listed.splitlines()) >= 3  # the seed's grep finds them
+        assert in_netns(client, "iptables-nft", "-t", "nat", "-S", "OUTPUT").stdout.count("KUBE-SERVICES") == 1
+
+        def connect() -> str:
+            with socket.create_connection(("10.96.0.2", 80), timeout=3) as sock:
+                return str(sock.getpeername()[0])
+
+        assert netns.run_in(client, connect) == "10.96.0.2"  # answered through the DNAT
+    finally:
+        listener.kill()
+        listener.wait()

@@ -1,0 +1,72 @@
+"""kube-proxy's iptables layout, rendered: the chains kube-proxy names, every rule
+commented with its Service port, the statistic spread that makes each endpoint
+equally likely (or as its weight says), affinity checked before the spread,
+masquerade where the nftables table masquerades, and rejects in filter."""
+
+from __future__ import annotations
+
+import re
+
+from podnet.proxy.iptables import build_iptables, ext_chain, svc_chain
+from tests.unit.test_proxy_ruleset import PODS, POD_NETWORK, pod, service, views
+
+
+def rules(text: str, chain: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(f"-A {chain} ")]
+
+
+def probabilities(lines: list[str]) -> list[float]:
+    return [float(found.group(1)) for line in lines if (found := re.search(r"--probability (\S+)", line))]
+
+
+def test_a_cluster_ip_spreads_over_its_endpoints_equally() -> None:
+    view = views([service()], PODS, "n1")[0]
+    text = build_iptables([view], POD_NETWORK).restore_text()
+    chain = svc_chain(view)
+    assert re.match(r"^KUBE-SVC-[A-Z2-7]{16}$", chain)
+    assert rules(text, "KUBE-SERVICES")[0] == (f'-A KUBE-SERVICES -m comment --comment "default/web:80 cluster IP" '
+                                              f"-d 10.96.0.2/32 -p tcp -m tcp --dport 80 -j {chain}")
+    picks = rules(text, chain)
+    assert "! -s 10.244.0.0/16" in picks[0] and picks[0].endswith("-j KUBE-MARK-MASQ")  # from outside: masqueraded
+    spread = probabilities(picks)
+    assert len(picks) == 4 and [round(p, 4) for p in spread] == [0.3333, 0.5]  # 1/3, then 1/2 of the rest, then all
+    seps = [line.split("-j ")[-1] for line in picks[1:]]
+    for sep in seps:
+        (hairpin, dnat) = rules(text, sep)
+        assert "-j KUBE-MARK-MASQ" in hairpin and "-j DNAT --to-destination 10.244." in dnat
+    assert rules(text, "KUBE-SERVICES")[-1].endswith("-m addrtype --dst-type LOCAL -j KUBE-NODEPORTS")
+
+
+def test_weights_become_probabilities() -> None:
+    heavy = pod("a", "10.244.0.2", "n1", annotations={"podnet.dev/weight": "3"})
+    view = views([service()], [heavy, PODS[1]], "n1")[0]
+    text = build_iptables([view], POD_NETWORK).restore_text()
+    assert [round(p, 4) for p in probabilities(rules(text, svc_chain(view)))] == [0.75]
+
+
+def test_affinity_is_checked_before_the_spread() -> None:
+    view = views([service(sessionAffinity="ClientIP")], PODS, "n1")[0]
+    picks = rules(build_iptables([view], POD_NETWORK).restore_text(), svc_chain(view))
+    kinds = ["recent" if "--rcheck" in line else "statistic" if "--probability" in line else "last" for line in picks[1:]]
+    assert kinds == ["recent"] * 3 + ["statistic"] * 2 + ["last"]
+
+
+def test_node_ports_and_their_policies() -> None:
+    cluster = views([service(type="NodePort", ports=[{"port": 80, "nodePort": 30080}])], PODS, "n1")[0]
+    text = build_iptables([cluster], POD_NETWORK).restore_text()
+    assert rules(text, "KUBE-NODEPORTS") == [f'-A KUBE-NODEPORTS -m comment --comment "default/web:80" -p tcp -m tcp '
+                                             f"--dport 30080 -j {ext_chain(cluster)}"]
+    assert rules(text, ext_chain(cluster))[0].endswith("-j KUBE-MARK-MASQ")  # Cluster hides the client
+    local = views([service(type="NodePort", externalTrafficPolicy="Local",
+                           ports=[{"port": 80, "nodePort": 30080}])], PODS, "n9")[0]  # no endpoint on n9
+    text = build_iptables([local], POD_NETWORK).restore_text()
+    assert not rules(text, "KUBE-NODEPORTS")
+    assert any("--dport 30080 -j DROP" in line for line in rules(text, "KUBE-EXTERNAL-SERVICES"))
+
+
+def test_a_service_without_endpoints_is_rejected_in_filter() -> None:
+    view = views([service()], [], "n1")[0]
+    text = build_iptables([view], POD_NETWORK).restore_text()
+    assert rules(text, "KUBE-SERVICES")[0].startswith('-A KUBE-SERVICES -m comment --comment "default/web:80 has no '
+                                                      'endpoints" -d 10.96.0.2/32')
+    assert text.index("-j REJECT") < text.index("*nat")

@@ -11,15 +11,24 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import yaml
 
 from tests.helpers import in_netns, podnet, renamed_example, within
 
-LAB = "t-services"
+MODES = {"t-services": "nftables", "t-svc-ipt": "iptables"}  # lab -> networking.proxyMode
+LAB = "t-services"  # the lab of the mode being tested
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict]]:  # type: ignore[type-arg]
-    podnet("lab", "up", str(renamed_example("services.yaml", LAB, tmp_path_factory.mktemp("services"))))
+@pytest.fixture(scope="module", params=list(MODES))
+def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict]]:  # type: ignore[type-arg]
+    """The same services in each proxy mode: podnet's nftables table, and kube-proxy's iptables layout."""
+    global LAB
+    LAB = request.param
+    path = renamed_example("services.yaml", LAB, tmp_path_factory.mktemp("services"))
+    documents = list(yaml.safe_load_all(path.read_text()))
+    documents[0].setdefault("networking", {})["proxyMode"] = MODES[LAB]
+    path.write_text(yaml.safe_dump_all(documents, sort_keys=False))
+    podnet("lab", "up", str(path))
     try:
         services = json.loads(podnet("get", "svc", "-A", "--lab", LAB, "-o", "json").stdout)["items"]
         yield {s["metadata"]["name"]: s for s in services}
@@ -29,6 +38,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict]]: 
 
 def pod_ns(name: str) -> str:
     return f"pn-{LAB}.default.{name}"
+
+
+def only_in_nftables(why: str) -> None:
+    if MODES[LAB] != "nftables":
+        pytest.skip(f"{MODES[LAB]} mode: {why}")
 
 
 def answers(namespace: str, url: str, count: int) -> list[dict]:  # type: ignore[type-arg]
@@ -88,7 +102,10 @@ def test_a_pod_reaches_itself_through_its_service(lab: dict) -> None:  # type: i
 
 
 def test_rejects_are_immediate(lab: dict) -> None:  # type: ignore[type-arg]
-    for url in (f"http://{cluster_ip(lab, 'nobody')}/", f"http://{cluster_ip(lab, 'web')}:81/"):
+    urls = [f"http://{cluster_ip(lab, 'nobody')}/"]
+    if MODES[LAB] == "nftables":  # kube-proxy's iptables mode leaves a port the service lacks alone
+        urls.append(f"http://{cluster_ip(lab, 'web')}:81/")
+    for url in urls:
         started = time.monotonic()
         proc = in_netns(pod_ns("client"), "curl", "-s", "-m", "3", url, check=False)
         assert proc.returncode == 7, url  # connection refused (TCP reset), not a timeout
@@ -201,6 +218,7 @@ def test_internal_traffic_policy_local_stays_on_the_node(lab: dict) -> None:  # 
 def test_external_and_load_balancer_ips(lab: dict) -> None:  # type: ignore[type-arg]
     """Traffic to an external IP or a load balancer IP, routed to a node, reaches the
     service; loadBalancerSourceRanges keeps out sources not listed."""
+    only_in_nftables("loadBalancerSourceRanges (KUBE-FW chains) are not written yet")
     fabric = f"pn-{LAB}"
     for address in ("203.0.113.50", "203.0.113.60"):
         in_netns(fabric, "ip", "route", "replace", f"{address}/32", "via", "172.18.0.2")
@@ -213,6 +231,7 @@ def test_external_and_load_balancer_ips(lab: dict) -> None:  # type: ignore[type
 
 def test_the_proxy_repairs_a_deleted_table(lab: dict, store) -> None:  # type: ignore[no-untyped-def, type-arg]
     """Drift: the table deleted by hand comes back with the next change (or resync)."""
+    only_in_nftables("the KUBE chains are restored whole every change; this test deletes the nftables table")
     from podnet.model.pod import Pod
     from podnet.store import resources
 
@@ -223,3 +242,13 @@ def test_the_proxy_repairs_a_deleted_table(lab: dict, store) -> None:  # type: i
     resources.put(store, solo)  # any change makes the agent reconcile
     eventually(lambda: "podnet-proxy" in in_netns(node, "nft", "list", "tables").stdout, timeout=12)
     assert answers(pod_ns("client"), f"http://{cluster_ip(lab, 'web')}/", 1)
+
+
+def test_iptables_mode_lists_the_service_as_the_seed_shows(lab: dict) -> None:  # type: ignore[type-arg]
+    """`iptables -L -t nat | grep web` on a node, as the seed greps for db-service."""
+    if MODES[LAB] != "iptables":
+        pytest.skip("the nftables mode writes no iptables rules")
+    listed = in_netns(f"pn-{LAB}.node1", "iptables-nft", "-t", "nat", "-L", "-n").stdout
+    mine = [line for line in listed.splitlines() if "default/web:" in line]
+    assert any(line.startswith("KUBE-SVC-") for line in mine) and any(line.startswith("DNAT") for line in mine)
+    assert any("statistic mode random probability" in line for line in mine)

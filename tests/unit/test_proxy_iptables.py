@@ -70,3 +70,35 @@ def test_a_service_without_endpoints_is_rejected_in_filter() -> None:
     assert rules(text, "KUBE-SERVICES")[0].startswith('-A KUBE-SERVICES -m comment --comment "default/web:80 has no '
                                                       'endpoints" -d 10.96.0.2/32')
     assert text.index("-j REJECT") < text.index("*nat")
+
+
+class Writer:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+
+    def restore(self, text: str) -> None:
+        self.calls.append(("restore", text))
+
+    def ensure_jumps(self, jumps) -> None:  # type: ignore[no-untyped-def]
+        self.calls.append(("jumps", len(list(jumps))))
+
+    def delete_chains(self, table: str, chains) -> None:  # type: ignore[no-untyped-def]
+        self.calls.append(("delete", sorted(chains)))
+
+
+def test_the_iptables_proxier_restores_then_jumps_and_deletes_what_went() -> None:
+    from podnet.agent.controller import Snapshot
+    from podnet.controller.endpointslices import desired
+    from podnet.proxy.iptables import IptablesProxier
+    from tests.fakes import FakeNodeKernel
+
+    writer = Writer()
+    proxier = IptablesProxier(FakeNodeKernel(), writer, "n1", POD_NETWORK)
+    services = [service(), service(name="db", cluster_ip="10.96.0.3")]
+    proxier.sync(Snapshot(1, [], PODS, services, desired(services, PODS)))
+    assert [kind for kind, _ in writer.calls] == ["restore", "jumps"]  # the chains first: jumps need them
+    proxier.sync(Snapshot(2, [], PODS, services, desired(services, PODS)))
+    assert len(writer.calls) == 2  # nothing changed: nothing written
+    proxier.sync(Snapshot(3, [], PODS, services[:1], desired(services[:1], PODS)))
+    kind, gone = writer.calls[-1]
+    assert kind == "delete" and gone and all(chain.startswith(("KUBE-SVC-", "KUBE-SEP-")) for chain in gone)

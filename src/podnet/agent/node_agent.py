@@ -17,6 +17,8 @@ from podnet.network.controller import NetworkController
 from podnet.observe.metrics import AGENT
 from podnet.observe.recorder import FlowRecorder
 from podnet.policy.enforcer import PolicyEnforcer
+from podnet.kernel.iptables import IptablesWriter
+from podnet.proxy.iptables import IptablesProxier
 from podnet.proxy.proxier import Proxier
 from podnet.proxy.userspace_manager import UserspaceProxies
 from podnet.store.base import Store
@@ -27,7 +29,7 @@ log = logging.getLogger("podnet.agent")
 
 def node_controllers(kernel: NodeKernel, store: Store, node_name: str, namespace: str,
                      cluster_cidr: str | None = None, backend: str = "host-gw",
-                     kubelet: KubeletConfig | None = None) -> list[Controller]:
+                     kubelet: KubeletConfig | None = None, proxy_mode: str = "nftables") -> list[Controller]:
     """A node's controllers: its network, given the pod network its services (in
     nftables, and in this process for userspace-mode services), its pods'
     NetworkPolicies and its flow records, and given a CNI network its pods."""
@@ -35,8 +37,9 @@ def node_controllers(kernel: NodeKernel, store: Store, node_name: str, namespace
     enforcer: PolicyEnforcer | None = None
     if cluster_cidr:
         enforcer = PolicyEnforcer(kernel, node_name)
-        controllers += [Proxier(kernel, node_name, cluster_cidr), UserspaceProxies(namespace), enforcer,
-                        FlowRecorder(kernel, node_name, namespace)]
+        proxier = IptablesProxier(kernel, IptablesWriter(namespace), node_name, cluster_cidr) \
+            if proxy_mode == "iptables" else Proxier(kernel, node_name, cluster_cidr)
+        controllers += [proxier, UserspaceProxies(namespace), enforcer, FlowRecorder(kernel, node_name, namespace)]
     if kubelet is not None:
         controllers.append(PodController(store, kubelet, addressed=enforcer.admit if enforcer else None))
     return controllers

@@ -29,6 +29,7 @@ class ClusterConfig:
     dns_domain: str = "cluster.local"
     upstreams: list[str] = field(default_factory=list)  # where the cluster DNS forwards other names
     backend: str = "host-gw"  # how pod traffic crosses nodes, as flannel keeps its Backend in etcd
+    proxy_mode: str = "nftables"  # how Services are programmed: nftables, iptables or userspace
 
     @property
     def dns_ip(self) -> str:

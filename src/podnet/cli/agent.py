@@ -36,9 +36,11 @@ def run_as_daemon() -> threading.Event:
 @click.option("--state-dir", type=click.Path(file_okay=False), help="Where the agent records its pods (with --cni-conf).")
 @click.option("--logs", "log_dir", type=click.Path(file_okay=False), help="Where pods' output goes (with --cni-conf).")
 @click.option("--pods-store", help="The store as pods reach it, if not as the agent does.")
+@click.option("--proxy-mode", type=click.Choice(["nftables", "iptables"]), default="nftables", show_default=True,
+              help="How Services are programmed: podnet's nftables table, or kube-proxy's iptables layout.")
 def agent(node_name: str, namespace: str, store_path: str, resync: float, cluster_cidr: str | None,
           backend: str, cni_conf: str | None, cni_bin: str | None, pods_prefix: str | None, state_dir: str | None,
-          log_dir: str | None, pods_store: str | None) -> None:
+          log_dir: str | None, pods_store: str | None, proxy_mode: str) -> None:
     """Run the node agent: keep the node's bridge, routes and forwarding right,
     serve this node's CNI plugin invocations, and run the pods bound to it."""
     from podnet.agent.heartbeat import Heartbeat
@@ -68,7 +70,7 @@ def agent(node_name: str, namespace: str, store_path: str, resync: float, cluste
     observer: ObserveServer | None = None
     try:
         controllers = node_controllers(NamespaceKernel(namespace), store, node_name, namespace, cluster_cidr, backend,
-                                       kubelet)
+                                       kubelet, proxy_mode)
         recorder = next((c for c in controllers if isinstance(c, FlowRecorder)), None)
         if recorder is not None:
             AGENT.tallies += [recorder.flows.tally, lambda: conntrack_tally(namespace)]

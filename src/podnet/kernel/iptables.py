@@ -36,3 +36,19 @@ def delete_chains(namespace: str, table: str, chains: Iterable[str]) -> None:
         lines = [f"*{table}", *(f":{chain} - [0:0]" for chain in chains), *(f"-X {chain}" for chain in chains),
                  "COMMIT"]
         restore(namespace, "\n".join(lines) + "\n")
+
+
+class IptablesWriter:
+    """The three writes above, for one namespace: what the iptables-mode proxy is handed."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+
+    def restore(self, text: str) -> None:
+        restore(self.namespace, text)
+
+    def ensure_jumps(self, jumps: Iterable[tuple[str, str, str, str]]) -> None:
+        ensure_jumps(self.namespace, jumps)
+
+    def delete_chains(self, table: str, chains: Iterable[str]) -> None:
+        delete_chains(self.namespace, table, chains)

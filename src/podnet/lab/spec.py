@@ -28,6 +28,9 @@ _IFNAME = re.compile(r"^[^\s/:]{1,15}$")
 _LAB_NAME_MAX = 24
 
 
+PROXY_MODES = ("nftables", "iptables")  # and per Service, the userspace annotation
+
+
 @dataclass(frozen=True)
 class ClusterSpec:
     name: str
@@ -43,6 +46,7 @@ class ClusterSpec:
     underlay: str = "bridged"  # nodes on one segment; "routed": each on a subnet of its own, behind a router
     store: str = "sqlite"  # or "etcd": a three-member etcd cluster in namespaces of the lab's own
     workloads: tuple[Resource, ...] = ()  # as written (Deployments whole): what `lab up` applies
+    proxy_mode: str = "nftables"  # or "iptables" (kube-proxy's layout), as kube-proxy's --proxy-mode
 
     kind = "Cluster"
 
@@ -144,7 +148,7 @@ def _parse_cluster(head: Fields, name: str, extra: list[tuple[str, object]]) -> 
         raise ManifestError("store", f"{store!r} is not sqlite or etcd")
     networking = head.mapping("networking") or Fields({}, "networking")
     networking.reject_unknown("podSubnet", "serviceSubnet", "nodeSubnet", "nodeCIDRMaskSize", "dnsDomain", "backend",
-                              "underlay")
+                              "underlay", "proxyMode")
     subnets = {
         "podSubnet": networking.network("podSubnet", "10.244.0.0/16"),
         "serviceSubnet": networking.network("serviceSubnet", "10.96.0.0/12"),
@@ -196,8 +200,12 @@ def _parse_cluster(head: Fields, name: str, extra: list[tuple[str, object]]) -> 
     if underlay == "routed" and subnets["nodeSubnet"].prefixlen > 24 - max(1, len(nodes) - 1).bit_length():
         raise ManifestError("networking.nodeSubnet", f"a routed underlay gives each node a /24: "
                                                      f"{subnets['nodeSubnet']} is too small for {len(nodes)} nodes")
+    proxy_mode = networking.text("proxyMode", "nftables")
+    if proxy_mode not in PROXY_MODES:
+        raise ManifestError("networking.proxyMode", f"{proxy_mode!r} is not {', '.join(PROXY_MODES)}")
     return ClusterSpec(name, tuple(nodes), pod_subnet, subnets["serviceSubnet"], subnets["nodeSubnet"], mask,
-                       tuple(pods), tuple(services), domain.rstrip("."), backend, underlay, store, tuple(workloads))
+                       tuple(pods), tuple(services), domain.rstrip("."), backend, underlay, store, tuple(workloads),
+                       proxy_mode)
 
 
 def _parse_workloads(documents: list[tuple[str, object]],

@@ -27,10 +27,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
-from podnet.proxy.endpoints import Endpoint, ServicePortView
+from podnet.kernel.node import NodeKernel
+from podnet.model.endpointslice import EndpointSlice
+from podnet.model.service import Service
+from podnet.proxy.endpoints import Endpoint, ServicePortView, service_ports
+from podnet.proxy.proxier import Proxier
 from podnet.proxy.ruleset import MASQ_MARK
+
+log = logging.getLogger("podnet.proxy")
 
 NAT_CHAINS = ("KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ")
 FILTER_CHAINS = ("KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES")
@@ -213,3 +223,42 @@ def build_iptables(views: list[ServicePortView], pod_network: str) -> IptablesRu
                 IptRule("KUBE-POSTROUTING", (), ("-j", "MASQUERADE", "--random-fully"),
                         "kubernetes service traffic requiring SNAT")]
     return IptablesRules(tuple(out.chains), tuple(out.nat), tuple(out.filter))
+
+
+class IptablesWriting(Protocol):
+    def restore(self, text: str) -> None: ...
+
+    def ensure_jumps(self, jumps: Iterable[tuple[str, str, str, str]]) -> None: ...
+
+    def delete_chains(self, table: str, chains: Iterable[str]) -> None: ...
+
+
+class IptablesProxier(Proxier):
+    """The proxy controller in kube-proxy's iptables mode: every change restores
+    the KUBE chains whole (as kube-proxy does), and chains no longer wanted go."""
+
+    name = "proxy"
+
+    def __init__(self, kernel: NodeKernel, writer: IptablesWriting, node_name: str, cluster_cidr: str,
+                 resync_seconds: float = 10.0) -> None:
+        super().__init__(kernel, node_name, cluster_cidr, resync_seconds)
+        self.writer = writer
+        self._written: IptablesRules | None = None
+        self._written_at = 0.0
+
+    def sync_services(self, services: list[Service], slices: list[EndpointSlice],
+                      weights: Mapping[tuple[str, str], int] | None = None) -> str:
+        views = service_ports(services, slices, self.node_name, weights)
+        wanted = build_iptables(views, self.cluster_cidr)
+        if wanted == self._written and time.monotonic() - self._written_at < self.resync_seconds:
+            return "none"
+        self.writer.restore(wanted.restore_text())
+        if self._written is None:  # our chains exist now: the built-in chains' jumps into them
+            self.writer.ensure_jumps(JUMPS)
+        if self._written is not None:
+            self.writer.delete_chains("nat", [c for c in self._written.nat_chains if c not in wanted.nat_chains])
+        if wanted != self._written:
+            log.info("iptables: %d ports, %d endpoints", len(views), sum(len(v.endpoints) for v in views))
+        self._written, self._written_at = wanted, time.monotonic()
+        self._forget_stale_udp_flows(views)
+        return "table"

@@ -8,6 +8,8 @@ batches), one endpoint change at that size (p50 and p99 over 100 changes), and
 first-packet (TCP connect) latency at S services against 100 services, from a
 client inside the pod network (as a pod calls a service). A third column loads
 podnet's own table with `nft -f` as text: what the netlink backend replaced.
+Then podnet's iptables mode: kube-proxy's own layout by iptables-nft-restore
+(full sync, an endpoint change, first packet), with the nftables table gone.
 Run as root: .venv/bin/python bench/proxy_sync.py [--services 10000] [--endpoints 10]
 """
 
@@ -34,7 +36,9 @@ from podnet.model.endpointslice import EndpointSlice
 from podnet.model.meta import ObjectMeta
 from podnet.model.pod import Container, Pod
 from podnet.model.service import Service, ServicePort
+from podnet.kernel.iptables import IptablesWriter
 from podnet.proxy.endpoints import service_ports
+from podnet.proxy.iptables import JUMPS, IptablesProxier, build_iptables
 from podnet.proxy.proxier import Proxier
 from podnet.proxy.ruleset import TABLE, build
 
@@ -171,11 +175,25 @@ def setup() -> subprocess.Popen:  # type: ignore[type-arg]
     return listener
 
 
+def _clear_iptables(writer: IptablesWriter, proxier: IptablesProxier) -> None:
+    """The iptables mode's chains emptied and gone, before the next layout is loaded."""
+    written = build_iptables([], "10.240.0.0/12")
+    writer.restore(written.restore_text())
+    for table, chain, target, comment in JUMPS:
+        netns.run(CLIENT, ["iptables-nft", "-t", table, "-D", chain, "-m", "comment", "--comment", comment, "-j", target],
+                  check=False)
+    del proxier
+    for table in ("nat", "filter"):
+        netns.run(CLIENT, ["iptables-nft", "-t", table, "-F"], check=False)
+        netns.run(CLIENT, ["iptables-nft", "-t", table, "-X"], check=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--services", type=int, default=10000)
     parser.add_argument("--endpoints", type=int, default=10)
     parser.add_argument("--skip-kube-proxy-full", action="store_true", help="its full sync can take minutes")
+    parser.add_argument("--iptables-changes", type=int, default=5, help="endpoint changes timed in the iptables mode")
     options = parser.parse_args()
     S, E = options.services, options.endpoints
     listener = setup()
@@ -198,6 +216,18 @@ def main() -> None:
         assert forth is not None and back is not None
         ours_change, ours_change_99 = changes(forth, back, nft)
         ours_latency = first_packet(S)
+        # podnet's iptables mode: kube-proxy's own layout by iptables-nft-restore, whole on every change
+        nft.run(Transaction(TABLE).destroy(TABLE))
+        writer = IptablesWriter(CLIENT)
+        ipt_full = statistics.median(timed(IptablesProxier(kernel, writer, "n1", "10.240.0.0/12").sync_services,
+                                           svcs, slices) for _ in range(FULL_SYNCS))
+        ipt = IptablesProxier(kernel, writer, "n1", "10.240.0.0/12")
+        ipt.sync_services(svcs, slices)
+        moved_cluster = cluster(S, E, moved=S // 2)
+        ipt_changes = sorted(timed(ipt.sync_services, *(moved_cluster if i % 2 == 0 else (svcs, slices)))
+                             for i in range(options.iptables_changes))
+        ipt_latency = first_packet(S)
+        _clear_iptables(writer, ipt)
         # kube-proxy style
         if options.skip_kube_proxy_full:
             theirs_full = float("nan")
@@ -221,6 +251,11 @@ def main() -> None:
         print(f"{'':<52}{'kube-proxy style':>17}{'podnet':>10}{'ratio':>8}")
         for label, theirs, ours in rows:
             print(f"{label:<52}{theirs:>17.1f}{ours:>10.1f}{ours / theirs:>8.2f}")
+        print(f"podnet's iptables mode (kube-proxy's layout, iptables-nft-restore): full sync {ipt_full:.1f} ms "
+              f"({ipt_full / ours_full:.1f}x the nftables mode); one endpoint change, p50 of "
+              f"{options.iptables_changes} {statistics.median(ipt_changes):.1f} ms, worst {ipt_changes[-1]:.1f} ms "
+              f"(the whole KUBE chains restored, as kube-proxy does); first packet at {S} services "
+              f"{ipt_latency:.1f} us ({ipt_latency / ours_latency:.2f}x the nftables mode's)")
         print(f"first packet, {S} vs 100 services: podnet {ours_latency / ours_latency_100:.2f}x, "
               f"kube-proxy style {theirs_latency / theirs_latency_100:.2f}x")
     finally:

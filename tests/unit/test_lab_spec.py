@@ -174,3 +174,10 @@ def test_round_trip_of_a_lab_file(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump_all([cluster(), pod("a", "n1")]))
     spec = load_lab_file(path)
     assert isinstance(spec, ClusterSpec) and spec.nodes == ("n1", "n2")
+
+
+def test_the_proxy_mode_is_nftables_or_iptables() -> None:
+    assert parse_lab([cluster()]).proxy_mode == "nftables"  # type: ignore[union-attr]
+    assert parse_lab([cluster(networking={"proxyMode": "iptables"})]).proxy_mode == "iptables"  # type: ignore[union-attr]
+    with pytest.raises(ManifestError, match="networking.proxyMode"):
+        parse_lab([cluster(networking={"proxyMode": "ipvs"})])

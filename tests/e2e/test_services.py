@@ -218,7 +218,6 @@ def test_internal_traffic_policy_local_stays_on_the_node(lab: dict) -> None:  # 
 def test_external_and_load_balancer_ips(lab: dict) -> None:  # type: ignore[type-arg]
     """Traffic to an external IP or a load balancer IP, routed to a node, reaches the
     service; loadBalancerSourceRanges keeps out sources not listed."""
-    only_in_nftables("loadBalancerSourceRanges (KUBE-FW chains) are not written yet")
     fabric = f"pn-{LAB}"
     for address in ("203.0.113.50", "203.0.113.60"):
         in_netns(fabric, "ip", "route", "replace", f"{address}/32", "via", "172.18.0.2")

@@ -102,3 +102,16 @@ def test_the_iptables_proxier_restores_then_jumps_and_deletes_what_went() -> Non
     proxier.sync(Snapshot(3, [], PODS, services[:1], desired(services[:1], PODS)))
     kind, gone = writer.calls[-1]
     assert kind == "delete" and gone and all(chain.startswith(("KUBE-SVC-", "KUBE-SEP-")) for chain in gone)
+
+
+def test_load_balancer_source_ranges_mark_the_others_for_the_firewall() -> None:
+    view = views([service(type="LoadBalancer", loadBalancerSourceRanges=["172.18.0.0/24"],
+                          ports=[{"port": 80, "nodePort": 30080}])], PODS, "n1")[0]
+    view = type(view)(**{**view.__dict__, "load_balancer_ips": ("203.0.113.60",)})
+    text = build_iptables([view], POD_NETWORK).restore_text()
+    (entry,) = [line for line in rules(text, "KUBE-SERVICES") if "203.0.113.60" in line]
+    firewall = entry.split("-j ")[-1]
+    assert firewall.startswith("KUBE-FW-")
+    assert [line.split("-j ")[-1] for line in rules(text, firewall)] == [ext_chain(view), "KUBE-MARK-DROP"]
+    assert rules(text, "KUBE-FIREWALL") == ['-A KUBE-FIREWALL -m comment --comment "kubernetes firewall for dropping '
+                                            'marked packets" -m mark --mark 0x8000/0x8000 -j DROP']

@@ -17,8 +17,11 @@ values, turned into restore text at the end.
          for masquerade (hairpin), then DNAT; with ClientIP affinity the
          `recent` module remembers the client
        KUBE-POSTROUTING: marked packets are masqueraded
+       KUBE-FW-<hash>: a load balancer IP's source ranges; other sources are
+         marked by KUBE-MARK-DROP
   filter KUBE-SERVICES (from INPUT, FORWARD, OUTPUT): ports without endpoints
-         are rejected, node ports without a local endpoint dropped
+         are rejected, node ports without a local endpoint dropped;
+         KUBE-FIREWALL drops what KUBE-MARK-DROP marked
 Every rule's comment names the Service port (`namespace/name:port`), as
 kube-proxy writes it.
 """
@@ -42,8 +45,9 @@ from podnet.proxy.ruleset import MASQ_MARK
 
 log = logging.getLogger("podnet.proxy")
 
-NAT_CHAINS = ("KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ")
-FILTER_CHAINS = ("KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES")
+NAT_CHAINS = ("KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ", "KUBE-MARK-DROP")
+FILTER_CHAINS = ("KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-FIREWALL")
+DROP_MARK = 0x8000  # kube-proxy's: the nat table cannot drop, so it marks and filter drops
 # the built-in chains' jumps into ours, as kube-proxy adds them (they stay when our chains are restored)
 JUMPS = (
     ("nat", "PREROUTING", "KUBE-SERVICES", "kubernetes service portals"),
@@ -54,6 +58,9 @@ JUMPS = (
     ("filter", "OUTPUT", "KUBE-SERVICES", "kubernetes service portals"),
     ("filter", "INPUT", "KUBE-EXTERNAL-SERVICES", "kubernetes externally-visible service portals"),
     ("filter", "FORWARD", "KUBE-EXTERNAL-SERVICES", "kubernetes externally-visible service portals"),
+    ("filter", "INPUT", "KUBE-FIREWALL", "kubernetes firewall for dropping marked packets"),
+    ("filter", "FORWARD", "KUBE-FIREWALL", "kubernetes firewall for dropping marked packets"),
+    ("filter", "OUTPUT", "KUBE-FIREWALL", "kubernetes firewall for dropping marked packets"),
 )
 _MASQ = f"{MASQ_MARK:#x}/{MASQ_MARK:#x}"
 REJECT = ("-j", "REJECT", "--reject-with", "icmp-port-unreachable")
@@ -146,11 +153,14 @@ class _Builder:
             self._external(view)
         for outer in external:
             if outside:
+                balancer = outer in view.load_balancer_ips
+                entry = self._firewall(view, outer) if balancer and view.source_ranges else ext_chain(view)
                 self.nat.append(IptRule("KUBE-SERVICES", ("-d", f"{outer}/32", *port, "--dport", str(view.port)),
-                                        ("-j", ext_chain(view)), f"{what} external IP"))
+                                        ("-j", entry), f"{what} {'loadbalancer' if balancer else 'external'} IP"))
             else:
-                self.filter.append(IptRule("KUBE-EXTERNAL-SERVICES", ("-d", f"{outer}/32", *port, "--dport",
-                                                                      str(view.port)), REJECT, f"{what} has no endpoints"))
+                self.filter.append(IptRule("KUBE-EXTERNAL-SERVICES",
+                                           ("-d", f"{outer}/32", *port, "--dport", str(view.port)), REJECT,
+                                           f"{what} has no endpoints"))
         if view.node_port:
             if outside:
                 self.nat.append(IptRule("KUBE-NODEPORTS", (*port, "--dport", str(view.node_port)),
@@ -173,6 +183,15 @@ class _Builder:
         self.nat.append(IptRule(chain, (), ("-j", "KUBE-MARK-MASQ"), f"masquerade traffic for {view.name} external "
                                                                      "destinations"))
         self.nat.append(IptRule(chain, (), ("-j", self._pick(view, svc_chain(view), view.endpoints))))
+
+    def _firewall(self, view: ServicePortView, address: str) -> str:
+        """loadBalancerSourceRanges, as kube-proxy writes them: the sources listed go
+        on to KUBE-EXT, the others are marked, and filter's KUBE-FIREWALL drops them."""
+        chain = self.chain(f"KUBE-FW-{_hash(view.name, view.protocol, address)}")
+        self.nat += [IptRule(chain, ("-s", source), ("-j", ext_chain(view)), f"{view.name} loadbalancer IP")
+                     for source in view.source_ranges]
+        self.nat.append(IptRule(chain, (), ("-j", "KUBE-MARK-DROP"), f"{view.name} loadbalancer IP"))
+        return chain
 
     def _pick(self, view: ServicePortView, chain: str, endpoints: tuple[Endpoint, ...]) -> str:
         """A chain that picks one endpoint at random (by weight); made once."""
@@ -217,7 +236,10 @@ def build_iptables(views: list[ServicePortView], pod_network: str) -> IptablesRu
         out.service(view)
     out.nat.append(IptRule("KUBE-SERVICES", ("-m", "addrtype", "--dst-type", "LOCAL"), ("-j", "KUBE-NODEPORTS"),
                            "kubernetes service nodeports; NOTE: this must be the last rule in this chain"))
-    out.nat += [IptRule("KUBE-MARK-MASQ", (), ("-j", "MARK", "--or-mark", f"{MASQ_MARK:#x}")),
+    out.filter.append(IptRule("KUBE-FIREWALL", ("-m", "mark", "--mark", f"{DROP_MARK:#x}/{DROP_MARK:#x}"),
+                              ("-j", "DROP"), "kubernetes firewall for dropping marked packets"))
+    out.nat += [IptRule("KUBE-MARK-DROP", (), ("-j", "MARK", "--or-mark", f"{DROP_MARK:#x}")),
+                IptRule("KUBE-MARK-MASQ", (), ("-j", "MARK", "--or-mark", f"{MASQ_MARK:#x}")),
                 IptRule("KUBE-POSTROUTING", ("-m", "mark", "!", "--mark", _MASQ), ("-j", "RETURN")),
                 IptRule("KUBE-POSTROUTING", (), ("-j", "MARK", "--xor-mark", f"{MASQ_MARK:#x}")),
                 IptRule("KUBE-POSTROUTING", (), ("-j", "MASQUERADE", "--random-fully"),

@@ -114,7 +114,6 @@ def open_trace_reader(namespace: str) -> TraceReader:
     return netns.run_in(namespace, TraceReader)
 
 
-_TABLE_LINE = re.compile(r"^table (\w+) (\S+) \{")
 _CHAIN_LINE = re.compile(r"^\s*chain (\S+) \{")
 _HANDLE_LINE = re.compile(r"^\s*(.*?) # handle (\d+)$")
 

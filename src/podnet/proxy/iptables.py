@@ -41,7 +41,7 @@ from podnet.model.endpointslice import EndpointSlice
 from podnet.model.service import Service
 from podnet.proxy.endpoints import Endpoint, ServicePortView, service_ports
 from podnet.proxy.proxier import Proxier
-from podnet.proxy.ruleset import MASQ_MARK
+from podnet.proxy.ruleset import MASQ_MARK, serving
 
 log = logging.getLogger("podnet.proxy")
 
@@ -136,7 +136,7 @@ class _Builder:
     def service(self, view: ServicePortView) -> None:
         what = view.name
         port = self.port(view)
-        inside = _serving(view.cluster_endpoints)
+        inside = serving(view.cluster_endpoints)
         address = ("-d", f"{view.cluster_ip}/32", *port, "--dport", str(view.port))
         if inside:
             if not view.internal_local:  # first in its chain: clients outside the pod network are masqueraded
@@ -147,7 +147,7 @@ class _Builder:
             self.nat.append(IptRule("KUBE-SERVICES", address, ("-j", to), f"{what} cluster IP"))
         else:
             self.filter.append(IptRule("KUBE-SERVICES", address, REJECT, f"{what} has no endpoints"))
-        outside = _serving(view.external_endpoints)
+        outside = serving(view.external_endpoints)
         external = [*view.external_ips, *view.load_balancer_ips]
         if (external or view.node_port) and outside:
             self._external(view)
@@ -198,7 +198,7 @@ class _Builder:
         if chain in self.picked:
             return chain
         self.picked.add(self.chain(chain))
-        slots = _serving(endpoints)
+        slots = serving(endpoints)
         seps = [self._endpoint(view, endpoint) for endpoint in slots]
         if view.affinity_seconds is not None:  # a client the recent module remembers goes back first
             self.nat += [IptRule(chain, ("-m", "recent", "--name", sep, "--rcheck", "--seconds",
@@ -223,11 +223,6 @@ class _Builder:
         self.nat.append(IptRule(sep, (*remember, *self.port(view)),
                                 ("-j", "DNAT", "--to-destination", f"{endpoint.ip}:{endpoint.port}"), view.name))
         return sep
-
-
-def _serving(endpoints: tuple[Endpoint, ...]) -> tuple[Endpoint, ...]:
-    """Weight 0 is quiescent: the endpoint keeps its flows but gets no new ones."""
-    return tuple(e for e in endpoints if e.weight > 0)
 
 
 def build_iptables(views: list[ServicePortView], pod_network: str) -> IptablesRules:

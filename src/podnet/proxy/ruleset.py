@@ -214,12 +214,12 @@ def build(views: list[ServicePortView], pod_network: str) -> Ruleset:
         key = (view.cluster_ip, view.protocol, str(view.port))
         # a pod reaching itself through the service: only this node's pods can, on this node
         out.elements["hairpin"].update(Element("hairpin", (e.ip, e.ip)) for e in view.local_endpoints)
-        inside = _serving(view.cluster_endpoints)
+        inside = serving(view.cluster_endpoints)
         if inside:
             out.add("services", key, out.dispatch(view, key, inside, node_port=False, masquerade=False))
         else:
             out.add("no_endpoints", key, REJECT)
-        outside = _serving(view.external_endpoints)
+        outside = serving(view.external_endpoints)
         for address in (*view.external_ips, *view.load_balancer_ips):
             external_key = (address, view.protocol, str(view.port))
             out.add("external_ips", (address,))  # undefined ports on it are rejected too
@@ -244,7 +244,7 @@ def build(views: list[ServicePortView], pod_network: str) -> Ruleset:
     return Ruleset({name: frozenset(items) for name, items in out.elements.items()}, blocks, pod_network)
 
 
-def _serving(endpoints: tuple[Endpoint, ...]) -> tuple[Endpoint, ...]:
+def serving(endpoints: tuple[Endpoint, ...]) -> tuple[Endpoint, ...]:
     """Weight 0 is quiescent: the endpoint keeps its flows but gets no new ones."""
     return tuple(e for e in endpoints if e.weight > 0)
 

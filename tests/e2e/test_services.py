@@ -1,5 +1,5 @@
-"""Services on nftables, with real connections: ClusterIP load balancing, session
-affinity, NodePort with both traffic policies, hairpin, and rejects."""
+"""Services in each proxy mode, with real connections: ClusterIP load balancing,
+session affinity, NodePort with both traffic policies, hairpin, and rejects."""
 
 from __future__ import annotations
 
@@ -15,13 +15,15 @@ import yaml
 
 from tests.helpers import in_netns, podnet, renamed_example, within
 
-MODES = {"t-services": "nftables", "t-svc-ipt": "iptables"}  # lab -> networking.proxyMode
+MODES = {"t-services": "nftables", "t-svc-ipt": "iptables", "t-svc-us": "userspace"}  # lab -> proxyMode
 LAB = "t-services"  # the lab of the mode being tested
+RESET = (7, 56)  # curl's "refused" and "reset once accepted" (the userspace proxy accepts, then resets)
 
 
 @pytest.fixture(scope="module", params=list(MODES))
 def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict]]:  # type: ignore[type-arg]
-    """The same services in each proxy mode: podnet's nftables table, and kube-proxy's iptables layout."""
+    """The same services in each proxy mode: podnet's nftables table, kube-proxy's
+    iptables layout, and every port proxied in the agents."""
     global LAB
     LAB = request.param
     path = renamed_example("services.yaml", LAB, tmp_path_factory.mktemp("services"))
@@ -43,6 +45,12 @@ def pod_ns(name: str) -> str:
 def only_in_nftables(why: str) -> None:
     if MODES[LAB] != "nftables":
         pytest.skip(f"{MODES[LAB]} mode: {why}")
+
+
+def userspace() -> bool:
+    """kube-proxy's userspace mode connects to the endpoint from the node, so no
+    endpoint sees the client's own address."""
+    return MODES[LAB] == "userspace"
 
 
 def answers(namespace: str, url: str, count: int) -> list[dict]:  # type: ignore[type-arg]
@@ -69,7 +77,11 @@ def test_cluster_ip_spreads_connections_at_random(lab: dict) -> None:  # type: i
     for pod, n in counts.items():
         assert 70 <= n <= 130, counts  # 33 % +- 10 %
     client_ip = json.loads(podnet("get", "pod", "--lab", LAB, "client", "-o", "json").stdout)["status"]["podIP"]
-    assert {a["origin"] for a in got} == {client_ip}  # no NAT inside the cluster
+    if userspace():
+        assert client_ip not in {a["origin"] for a in got}  # the node's proxy connects on the client's behalf
+        assert counts == {"web-0": 100, "web-1": 100, "web-2": 100}  # its default scheduler: round robin
+    else:
+        assert {a["origin"] for a in got} == {client_ip}  # no NAT inside the cluster
 
 
 def test_client_ip_affinity_sticks(lab: dict) -> None:  # type: ignore[type-arg]
@@ -83,11 +95,18 @@ def test_node_port_masquerades_with_the_cluster_policy(lab: dict) -> None:  # ty
         for answer in answers(fabric, f"http://{node_ip}:30080/", 6):
             # masqueraded behind the node: its uplink address, or its pod bridge's for a local endpoint
             assert answer["pod"].startswith("web-") and answer["origin"] in (node_ip, gateway), answer
-    assert in_netns(f"pn-{LAB}.node1", "curl", "-s", "-m", "1", "http://127.0.0.1:30080/", check=False).returncode != 0
+    on_localhost = in_netns(f"pn-{LAB}.node1", "curl", "-s", "-m", "1", "http://127.0.0.1:30080/", check=False)
+    # kube-proxy's nftables and iptables modes (route_localnet off) keep node ports off localhost; its
+    # userspace mode listened on every address, localhost too
+    assert (on_localhost.returncode == 0) == userspace()
 
 
 def test_node_port_with_the_local_policy(lab: dict) -> None:  # type: ignore[type-arg]
     fabric = f"pn-{LAB}"
+    if userspace():  # only local endpoints, but from the node's address; none here: refused
+        eventually(lambda: [a["pod"] for a in answers(fabric, "http://172.18.0.2:30081/", 1)] == ["solo"])
+        assert in_netns(fabric, "curl", "-s", "-m", "1", "http://172.18.0.3:30081/", check=False).returncode in RESET
+        return
     answer = answers(fabric, "http://172.18.0.2:30081/", 1)[0]  # node1 runs solo
     assert answer["pod"] == "solo" and answer["origin"] == "172.18.0.1"  # the client's own address
     dropped = in_netns(fabric, "curl", "-s", "-m", "1", "http://172.18.0.3:30081/", check=False)
@@ -103,12 +122,12 @@ def test_a_pod_reaches_itself_through_its_service(lab: dict) -> None:  # type: i
 
 def test_rejects_are_immediate(lab: dict) -> None:  # type: ignore[type-arg]
     urls = [f"http://{cluster_ip(lab, 'nobody')}/"]
-    if MODES[LAB] == "nftables":  # kube-proxy's iptables mode leaves a port the service lacks alone
+    if MODES[LAB] != "iptables":  # kube-proxy's iptables mode leaves a port the service lacks alone
         urls.append(f"http://{cluster_ip(lab, 'web')}:81/")
     for url in urls:
         started = time.monotonic()
         proc = in_netns(pod_ns("client"), "curl", "-s", "-m", "3", url, check=False)
-        assert proc.returncode == 7, url  # connection refused (TCP reset), not a timeout
+        assert proc.returncode in RESET, url  # refused (a TCP reset), not a timeout
         assert time.monotonic() - started < 1.0
     udp = in_netns(pod_ns("client"), "sh", "-c", f"echo x | nc -u -w1 {cluster_ip(lab, 'nobody')} 80; echo $?", check=False)
     assert udp.returncode == 0
@@ -225,12 +244,13 @@ def test_external_and_load_balancer_ips(lab: dict) -> None:  # type: ignore[type
     assert answer["pod"].startswith("web-") and answer["origin"] != "172.18.0.1"  # Cluster policy masquerades
     assert answers(fabric, "http://203.0.113.60/", 1)[0]["pod"].startswith("web-")  # 172.18.0.0/24 is allowed
     refused = in_netns(pod_ns("client"), "curl", "-s", "-m", "1", "http://203.0.113.60/", check=False)
-    assert refused.returncode == 28  # a pod address is not in the source ranges: dropped
+    # a pod address is not in the source ranges: dropped (the userspace proxy resets it)
+    assert refused.returncode in (RESET if userspace() else (28,))
 
 
 def test_the_proxy_repairs_a_deleted_table(lab: dict, store) -> None:  # type: ignore[no-untyped-def, type-arg]
     """Drift: the table deleted by hand comes back with the next change (or resync)."""
-    only_in_nftables("the KUBE chains are restored whole every change; this test deletes the nftables table")
+    only_in_nftables("this test deletes podnet's nftables service table, which this mode does not write")
     from podnet.model.pod import Pod
     from podnet.store import resources
 
@@ -246,7 +266,7 @@ def test_the_proxy_repairs_a_deleted_table(lab: dict, store) -> None:  # type: i
 def test_iptables_mode_lists_the_service_as_the_seed_shows(lab: dict) -> None:  # type: ignore[type-arg]
     """`iptables -L -t nat | grep web` on a node, as the seed greps for db-service."""
     if MODES[LAB] != "iptables":
-        pytest.skip("the nftables mode writes no iptables rules")
+        pytest.skip(f"the {MODES[LAB]} mode writes no iptables rules")
     listed = in_netns(f"pn-{LAB}.node1", "iptables-nft", "-t", "nat", "-L", "-n").stdout
     mine = [line for line in listed.splitlines() if "default/web:" in line]
     assert any(line.startswith("KUBE-SVC-") for line in mine) and any(line.startswith("DNAT") for line in mine)

@@ -178,6 +178,7 @@ def test_round_trip_of_a_lab_file(tmp_path: Path) -> None:
 
 def test_the_proxy_mode_is_nftables_or_iptables() -> None:
     assert parse_lab([cluster()]).proxy_mode == "nftables"  # type: ignore[union-attr]
-    assert parse_lab([cluster(networking={"proxyMode": "iptables"})]).proxy_mode == "iptables"  # type: ignore[union-attr]
+    for mode in ("iptables", "userspace"):
+        assert parse_lab([cluster(networking={"proxyMode": mode})]).proxy_mode == mode  # type: ignore[union-attr]
     with pytest.raises(ManifestError, match="networking.proxyMode"):
         parse_lab([cluster(networking={"proxyMode": "ipvs"})])

@@ -30,16 +30,20 @@ log = logging.getLogger("podnet.agent")
 def node_controllers(kernel: NodeKernel, store: Store, node_name: str, namespace: str,
                      cluster_cidr: str | None = None, backend: str = "host-gw",
                      kubelet: KubeletConfig | None = None, proxy_mode: str = "nftables") -> list[Controller]:
-    """A node's controllers: its network, given the pod network its services (in
-    nftables, and in this process for userspace-mode services), its pods'
+    """A node's controllers: its network, given the pod network its services (by
+    proxy_mode: nftables, kube-proxy's iptables layout, or all in this process as
+    userspace; the annotated userspace services always in this process), its pods'
     NetworkPolicies and its flow records, and given a CNI network its pods."""
     controllers: list[Controller] = [NetworkController(kernel, store, node_name, cluster_cidr, backend)]
     enforcer: PolicyEnforcer | None = None
     if cluster_cidr:
         enforcer = PolicyEnforcer(kernel, node_name)
-        proxier = IptablesProxier(kernel, IptablesWriter(namespace), node_name, cluster_cidr) \
-            if proxy_mode == "iptables" else Proxier(kernel, node_name, cluster_cidr)
-        controllers += [proxier, UserspaceProxies(namespace), enforcer, FlowRecorder(kernel, node_name, namespace)]
+        if proxy_mode == "iptables":
+            controllers.append(IptablesProxier(kernel, IptablesWriter(namespace), node_name, cluster_cidr))
+        elif proxy_mode == "nftables":
+            controllers.append(Proxier(kernel, node_name, cluster_cidr))
+        controllers += [UserspaceProxies(namespace, node_name, every_service=proxy_mode == "userspace"),
+                        enforcer, FlowRecorder(kernel, node_name, namespace)]
     if kubelet is not None:
         controllers.append(PodController(store, kubelet, addressed=enforcer.admit if enforcer else None))
     return controllers

@@ -36,8 +36,9 @@ def run_as_daemon() -> threading.Event:
 @click.option("--state-dir", type=click.Path(file_okay=False), help="Where the agent records its pods (with --cni-conf).")
 @click.option("--logs", "log_dir", type=click.Path(file_okay=False), help="Where pods' output goes (with --cni-conf).")
 @click.option("--pods-store", help="The store as pods reach it, if not as the agent does.")
-@click.option("--proxy-mode", type=click.Choice(["nftables", "iptables"]), default="nftables", show_default=True,
-              help="How Services are programmed: podnet's nftables table, or kube-proxy's iptables layout.")
+@click.option("--proxy-mode", type=click.Choice(["nftables", "iptables", "userspace"]), default="nftables",
+              show_default=True, help="How Services are programmed: podnet's nftables table, kube-proxy's "
+              "iptables layout, or proxied in the agent (kube-proxy's userspace mode).")
 def agent(node_name: str, namespace: str, store_path: str, resync: float, cluster_cidr: str | None,
           backend: str, cni_conf: str | None, cni_bin: str | None, pods_prefix: str | None, state_dir: str | None,
           log_dir: str | None, pods_store: str | None, proxy_mode: str) -> None:

@@ -28,7 +28,7 @@ _IFNAME = re.compile(r"^[^\s/:]{1,15}$")
 _LAB_NAME_MAX = 24
 
 
-PROXY_MODES = ("nftables", "iptables")  # and per Service, the userspace annotation
+PROXY_MODES = ("nftables", "iptables", "userspace")  # kube-proxy's --proxy-mode; per Service, the annotation
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class ClusterSpec:
     underlay: str = "bridged"  # nodes on one segment; "routed": each on a subnet of its own, behind a router
     store: str = "sqlite"  # or "etcd": a three-member etcd cluster in namespaces of the lab's own
     workloads: tuple[Resource, ...] = ()  # as written (Deployments whole): what `lab up` applies
-    proxy_mode: str = "nftables"  # or "iptables" (kube-proxy's layout), as kube-proxy's --proxy-mode
+    proxy_mode: str = "nftables"  # or "iptables" (kube-proxy's layout) or "userspace", as kube-proxy's --proxy-mode
 
     kind = "Cluster"
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ipaddress
 import socket
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -36,6 +38,8 @@ class PortSpec:
     protocol: str  # "tcp" or "udp"
     scheduler: str
     endpoints: tuple[Endpoint, ...]
+    affinity_seconds: int | None = None  # sessionAffinity: ClientIP
+    sources: tuple[str, ...] = ()  # loadBalancerSourceRanges: others are refused
 
 
 class PortProxy:
@@ -49,6 +53,7 @@ class PortProxy:
         self._inactive: deque[tuple[float, Server]] = deque()  # (when it is forgotten, server)
         self._expiry: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # kept: get_running_loop() costs a getpid()
+        self._sticky: dict[str, tuple[Server, float]] = {}  # client IP -> its server, until when
 
     def update(self, spec: PortSpec) -> None:
         """New endpoints or weights; servers that stay keep their counts."""
@@ -88,7 +93,22 @@ class PortProxy:
             self._expiry.cancel()
 
     def pick(self, client: str) -> Server | None:
-        return self.chooser.pick(client, self.spec.address)
+        """The scheduler's choice, or with ClientIP affinity the client's last server
+        while it serves and the client came back within the timeout."""
+        if self.spec.sources and not _within(client, self.spec.sources):
+            return None
+        if not self.spec.affinity_seconds:
+            return self.chooser.pick(client, self.spec.address)
+        now = time.monotonic()
+        server, until = self._sticky.get(client, (None, 0.0))
+        if server is None or until < now or self.servers.get(server.address) is not server:
+            server = self.chooser.pick(client, self.spec.address)
+            if server is None:
+                return None
+        if len(self._sticky) > 4096:  # forget clients gone quiet, now and then
+            self._sticky = {ip: kept for ip, kept in self._sticky.items() if kept[1] >= now}
+        self._sticky[client] = (server, now + self.spec.affinity_seconds)
+        return server
 
     def connection_closed(self, server: Server) -> None:
         """Inactive until TIME_WAIT has passed. The deadlines come in order, so one
@@ -140,6 +160,11 @@ class PortProxy:
 
         host, port = server.address.rsplit(":", 1)
         Relay(hub, client, (host, int(port)), release)
+
+
+def _within(address: str, ranges: tuple[str, ...]) -> bool:
+    ip = ipaddress.ip_address(address)
+    return any(ip in ipaddress.ip_network(cidr, strict=False) for cidr in ranges)
 
 
 class _UdpFrontend(asyncio.DatagramProtocol):

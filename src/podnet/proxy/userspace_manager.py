@@ -16,20 +16,40 @@ from podnet.proxy.endpoints import endpoints_of, pod_weights, port_name, usable
 from podnet.proxy.userspace import PortProxy, PortSpec
 
 log = logging.getLogger("podnet.proxy.userspace")
+ANY_ADDRESS = "0.0.0.0"  # a node port: every address of the node
 
 
-def desired_ports(services: list[Service], slices: list[EndpointSlice],
-                  weights: Mapping[tuple[str, str], int]) -> dict[str, PortSpec]:
+def desired_ports(services: list[Service], slices: list[EndpointSlice], weights: Mapping[tuple[str, str], int],
+                  node_name: str = "", every_service: bool = False) -> dict[str, PortSpec]:
+    """The ports this process proxies: the annotated Services', or with the cluster's
+    proxyMode userspace every Service's. As kube-proxy's userspace mode, each port is
+    held on its ClusterIP, its external and load balancer IPs, and its node port on
+    every address of the node; the Local traffic policies narrow the endpoints to
+    this node's (the client's address is not kept: the proxy connects from the node)."""
     grouped = by_service(slices)
     wanted = {}
     for service in services:
-        if not service.userspace or not service.cluster_ip or service.headless:
+        if not (service.userspace or every_service) or not service.cluster_ip or service.headless \
+                or service.type == "ExternalName":
             continue
         own = grouped.get((service.metadata.namespace, service.metadata.name), [])
         for port in service.ports:
-            spec = PortSpec(port_name(service, port), service.cluster_ip, port.port, port.protocol.lower(),
-                            service.scheduler, usable(endpoints_of(port, own, weights)))
-            wanted[spec.name] = spec
+            name, protocol = port_name(service, port), port.protocol.lower()
+            everyone = usable(endpoints_of(port, own, weights))
+
+            def spec(suffix: str, address: str, number: int, local: bool, sources: tuple[str, ...] = ()) -> None:
+                endpoints = tuple(e for e in everyone if e.node == node_name) if local else everyone
+                wanted[name + suffix] = PortSpec(name + suffix, address, number, protocol, service.scheduler,
+                                                 endpoints, service.session_affinity_seconds, sources)
+
+            spec("", service.cluster_ip, port.port, service.internal_traffic_local)
+            for address in service.external_ips:
+                spec(f"@{address}", address, port.port, service.external_traffic_local)
+            if service.type == "LoadBalancer":
+                for address in service.load_balancer_ips:
+                    spec(f"@{address}", address, port.port, service.external_traffic_local, service.source_ranges)
+            if service.exposes_node_ports and port.node_port:
+                spec(":node-port", ANY_ADDRESS, port.node_port, service.external_traffic_local)
     return wanted
 
 
@@ -38,16 +58,19 @@ class UserspaceProxies:
 
     name = "userspace-proxy"
 
-    def __init__(self, namespace: str) -> None:
+    def __init__(self, namespace: str, node_name: str = "", every_service: bool = False) -> None:
         self.namespace = namespace
+        self.node_name = node_name
+        self.every_service = every_service
         self.loop = asyncio.new_event_loop()
         self.proxies: dict[str, PortProxy] = {}
         self._addresses: set[str] = set()
         threading.Thread(target=self.loop.run_forever, name="userspace-proxy", daemon=True).start()
 
     def sync(self, snapshot: Snapshot) -> None:
-        wanted = desired_ports(snapshot.services, snapshot.slices, pod_weights(snapshot.pods))
-        addresses = {f"{spec.address}/32" for spec in wanted.values()}
+        wanted = desired_ports(snapshot.services, snapshot.slices, pod_weights(snapshot.pods),
+                               self.node_name, self.every_service)
+        addresses = {f"{spec.address}/32" for spec in wanted.values() if spec.address != ANY_ADDRESS}
         if addresses != self._addresses:
             with open_namespace(self.namespace) as ns:
                 for address in addresses - self._addresses:

@@ -30,6 +30,7 @@ class ClusterConfig:
     upstreams: list[str] = field(default_factory=list)  # where the cluster DNS forwards other names
     backend: str = "host-gw"  # how pod traffic crosses nodes, as flannel keeps its Backend in etcd
     proxy_mode: str = "nftables"  # how Services are programmed: nftables, iptables or userspace
+    node_cidr_mask: int = 24  # each node's lease of the pod subnet, as flannel's SubnetLen
 
     @property
     def dns_ip(self) -> str:

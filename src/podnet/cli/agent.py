@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from podnet.cli.etcdflags import etcd_tls_options, tls_files
+
 
 def run_as_daemon() -> threading.Event:
     """Log to stderr and turn SIGTERM and SIGINT into a stop request, as every
@@ -22,9 +24,12 @@ def run_as_daemon() -> threading.Event:
 
 @click.command()
 @click.option("--node", "node_name", required=True, help="The node this agent reconciles.")
-@click.option("--netns", "namespace", required=True, help="The node's network namespace (pn-...).")
+@click.option("--netns", "namespace", default=None,
+              help="The node's network namespace (pn-...) [the agent's own: a real machine's, which needs "
+                   "PODNET_ALLOW_ROOT_NETNS=1 as `podnet node join`'s unit sets]")
 @click.option("--store", "store_path", required=True,
               help="The cluster's store: a SQLite file, or etcd://IP:PORT[,IP:PORT...].")
+@etcd_tls_options
 @click.option("--resync", default=1.0, show_default=True, help="Seconds between drift checks.")
 @click.option("--cluster-cidr", help="The pod network; with it the agent also runs the service proxy.")
 @click.option("--backend", type=click.Choice(["host-gw", "vxlan"]), default="host-gw", show_default=True,
@@ -39,9 +44,10 @@ def run_as_daemon() -> threading.Event:
 @click.option("--proxy-mode", type=click.Choice(["nftables", "iptables", "userspace"]), default="nftables",
               show_default=True, help="How Services are programmed: podnet's nftables table, kube-proxy's "
               "iptables layout, or proxied in the agent (kube-proxy's userspace mode).")
-def agent(node_name: str, namespace: str, store_path: str, resync: float, cluster_cidr: str | None,
-          backend: str, cni_conf: str | None, cni_bin: str | None, pods_prefix: str | None, state_dir: str | None,
-          log_dir: str | None, pods_store: str | None, proxy_mode: str) -> None:
+def agent(node_name: str, namespace: str | None, store_path: str, etcd_cafile: str | None, etcd_certfile: str | None,
+          etcd_keyfile: str | None, resync: float, cluster_cidr: str | None, backend: str, cni_conf: str | None,
+          cni_bin: str | None, pods_prefix: str | None, state_dir: str | None, log_dir: str | None,
+          pods_store: str | None, proxy_mode: str) -> None:
     """Run the node agent: keep the node's bridge, routes and forwarding right,
     serve this node's CNI plugin invocations, and run the pods bound to it."""
     from podnet.agent.heartbeat import Heartbeat
@@ -54,8 +60,11 @@ def agent(node_name: str, namespace: str, store_path: str, resync: float, cluste
     from podnet.observe.metrics import AGENT, conntrack_tally
     from podnet.observe.recorder import FlowRecorder
     from podnet.observe.server import ObserveServer
-    from podnet.store.location import open_store
+    from podnet.store.location import open_store, with_tls
 
+    namespace = namespace or netns.OWN
+    netns.path(namespace)  # the root namespace is refused here, once, unless allowed
+    store_path = with_tls(store_path, tls_files(etcd_cafile, etcd_certfile, etcd_keyfile))
     kubelet = None
     if cni_conf:
         missing = [flag for flag, value in (("--cni-bin", cni_bin), ("--pods-prefix", pods_prefix),
@@ -88,18 +97,20 @@ def agent(node_name: str, namespace: str, store_path: str, resync: float, cluste
 @click.command("controller")
 @click.option("--store", "store_path", required=True,
               help="The cluster's store: a SQLite file, or etcd://IP:PORT[,IP:PORT...].")
+@etcd_tls_options
 @click.option("--resync", default=1.0, show_default=True, help="Seconds between full passes.")
 @click.option("--node-monitor-grace-period", "grace", default=5.0, show_default=True,
               help="Seconds without a heartbeat before a node is NotReady (Kubernetes' default is 40).")
-def controller(store_path: str, resync: float, grace: float) -> None:
+def controller(store_path: str, etcd_cafile: str | None, etcd_certfile: str | None, etcd_keyfile: str | None,
+               resync: float, grace: float) -> None:
     """Run the control plane: the scheduler, the Deployment, EndpointSlice and
     node lifecycle controllers, and the namespace and garbage collectors."""
     from podnet.api import cluster
     from podnet.controller.manager import ControlPlane
-    from podnet.store.location import open_store
+    from podnet.store.location import open_store, with_tls
 
     stop = run_as_daemon()
-    store = open_store(store_path)
+    store = open_store(with_tls(store_path, tls_files(etcd_cafile, etcd_certfile, etcd_keyfile)))
     try:
         cluster.bootstrap(store)
         ControlPlane(store, resync, grace).run(stop)

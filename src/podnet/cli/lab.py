@@ -66,10 +66,16 @@ def node() -> None:
 @node.command("add")
 @click.argument("lab_name", metavar="LAB")
 @click.argument("name")
-def node_add(lab_name: str, name: str) -> None:
+@click.option("--bare", is_flag=True, help="Only a machine on the underlay, for `podnet node join` to make a node of.")
+def node_add(lab_name: str, name: str, bare: bool) -> None:
     """Join a new node NAME to the cluster lab LAB (a pod subnet leased, an agent started)."""
-    from podnet.lab.nodes import add_node
+    from podnet.lab.nodes import add_machine, add_node
 
+    if bare:
+        plan = add_machine(lab_name, name)
+        console.print(f"machine [bold]{name}[/] is on lab {lab_name}'s underlay at {plan.ip}: "
+                      f"podnet exec {name} -- podnet node join ...")
+        return
     plan = add_node(lab_name, name)
     console.print(f"node [bold]{name}[/] joined lab {lab_name}: {plan.ip}, pods in {plan.pod_cidr}")
 

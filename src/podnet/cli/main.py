@@ -16,7 +16,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from podnet.cli import agent, change, cni, create, describe, get, lab, observe, policy, rollout, trace, ui
+    from podnet.cli import agent, change, cni, create, describe, get, lab, node, observe, policy, rollout, trace, ui
 
     cli.add_command(lab.lab)
     cli.add_command(lab.exec_command)
@@ -33,6 +33,7 @@ def _register() -> None:
     cli.add_command(trace.trace_command)
     cli.add_command(observe.observe)
     cli.add_command(ui.ui)
+    cli.add_command(node.node)
 
 
 _register()

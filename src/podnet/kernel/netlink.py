@@ -64,15 +64,15 @@ def _family(address: str) -> int:
 
 class Netns:
     """An open netlink handle on one network namespace: a podnet namespace by
-    name, or (for CNI) a runtime's namespace by path, never the machine's own."""
+    name, or (for CNI) a runtime's namespace by path, never the machine's own
+    unless its operator allowed it (netns.path, netns.guard_root)."""
 
     def __init__(self, name: str, ns_path: str | None = None) -> None:
         self.name = name
         if ns_path is None:
-            netns.check_name(name)
-            if not netns.exists(name):
-                raise KernelError(f"network namespace {name} does not exist")
             ns_path = str(netns.path(name))
+            if not os.path.exists(ns_path):
+                raise KernelError(f"network namespace {name} does not exist")
         self.path = ns_path
         sock = netns.run_in_path(ns_path, _netlink_socket)
         self._nl = RtnlSocket(sock)
@@ -408,5 +408,16 @@ def open_path(ns_path: str, purpose: str) -> Iterator[Netns]:
     handle = Netns(ns_path, ns_path)
     try:
         yield handle
+    finally:
+        handle.close()
+
+
+def own_routes() -> set[Route]:
+    """The routes podnet installed in the caller's own namespace, read only: how
+    `podnet node status` looks at a real machine without the agent's permission
+    to change it."""
+    handle = Netns("own", netns.OWN)
+    try:
+        return handle.routes()
     finally:
         handle.close()

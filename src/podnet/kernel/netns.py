@@ -37,6 +37,12 @@ def check_name(name: str) -> str:
 
 
 def path(name: str) -> Path:
+    """A podnet namespace's file, or for OWN (a node agent on a real machine, or
+    started inside a node namespace as its unit says) the caller's own: the
+    machine's root namespace only where its operator allowed it."""
+    if name == OWN:
+        guard_root(OWN, "a node agent in its own namespace")
+        return Path(OWN)
     return NETNS_DIR / check_name(name)
 
 
@@ -219,6 +225,9 @@ def exec_argv(name: str, argv: Sequence[str]) -> list[str]:
     ip netns exec also mounts /etc/netns/<name>/* over /etc, which is how a pod gets
     its own resolv.conf and hosts without touching the machine's files.
     """
+    if name == OWN:
+        path(name)  # refused in the root namespace unless allowed
+        return list(argv)
     return ["ip", "netns", "exec", check_name(name), *argv]
 
 

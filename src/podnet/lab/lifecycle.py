@@ -90,10 +90,12 @@ def find_member(target: str, lab: str | None = None, namespace: str = "default")
     records = [r for r in state.running() if lab is None or r.name == lab]
     if lab and not records:
         raise LabError(f"no lab named {lab} is up")
-    keys = (f"node/{target}", f"host/{target}", f"switch/{target}")
+    kinds = ("node", "host", "switch")
+    keys = [target] if target.split("/")[0] in kinds else [f"{kind}/{target}" for kind in kinds]  # node/x or x
     matches = [(record, record.members[key]) for record in records for key in keys if key in record.members]
-    matches += [(record, pod) for record in records if record.kind == "Cluster"
-                and netns.exists(pod := names.pod_namespace(record.name, namespace, target))]
+    if "/" not in target:
+        matches += [(record, pod) for record in records if record.kind == "Cluster"
+                    and netns.exists(pod := names.pod_namespace(record.name, namespace, target))]
     if not matches:
         where = f"lab {lab}" if lab else "any running lab"
         raise LabError(f"no pod, node or host named {target!r} in {where}")

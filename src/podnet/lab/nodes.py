@@ -19,7 +19,7 @@ from podnet.kernel.node import NamespaceKernel
 from podnet.lab import names
 from podnet.lab.cluster import build_node, start_agent, wait_for_agent
 from podnet.lab.lifecycle import forget_agent_socket
-from podnet.lab.plan import NodePlan, node_plan, underlay_slots
+from podnet.lab.plan import NODE_UPLINK, NodePlan, node_plan, underlay_slots
 from podnet.lab.spec import ClusterSpec, load_lab_file
 from podnet.lab.state import LabRecord, load
 from podnet.model.fields import check_dns_label
@@ -87,12 +87,55 @@ def add_node(lab: str, name: str) -> NodePlan:
         store.close()
 
 
+def add_machine(lab: str, name: str) -> NodePlan:
+    """A bare machine on the lab's underlay: its namespace, uplink, address and
+    default route, and nothing of podnet's. It plays a real machine for `podnet
+    node join` (run in it with `podnet exec NAME -- ...`)."""
+    try:
+        check_dns_label(name, "name")
+    except ManifestError as err:
+        raise LabError(f"machine {err}") from None
+    record, spec = _cluster(lab)
+    namespace = names.member_namespace(lab, name)
+    if netns.exists(namespace):
+        raise LabError(f"{name!r} is already taken in lab {lab} ({namespace}); choose another name")
+    store = open_store(record.store)
+    try:
+        taken = {n.internal_ip for n in _nodes(store)}
+    finally:
+        store.close()
+    for member in record.members.values():  # other bare machines hold addresses the store does not know
+        if netns.exists(member):
+            with open_namespace(member) as ns:
+                if ns.index(NODE_UPLINK) is not None:
+                    taken |= {a.split("/")[0] for a in ns.addresses(NODE_UPLINK)}
+    slot = next((s for s in underlay_slots(spec) if s[0].split("/")[0] not in taken), None)
+    if slot is None:
+        raise LabError(f"the node subnet {spec.node_subnet} has no room for another machine")
+    plan = node_plan(lab, name, slot, "")
+    try:
+        with open_namespace(names.lab_namespace(lab)) as fabric:
+            build_node(fabric, plan)
+    except BaseException:
+        netns.delete(namespace)
+        raise
+    record.members[f"host/{name}"] = namespace
+    record.save()
+    return plan
+
+
 def remove_node(lab: str, name: str) -> list[str]:
     """Returns the pods that went with the node."""
     record, spec = _cluster(lab)
     store = open_store(record.store)
     try:
         node = next((n for n in _nodes(store) if n.metadata.name == name), None)
+        if node is None and f"host/{name}" in record.members:  # a bare machine, never joined (or joined and left)
+            namespace = record.members.pop(f"host/{name}")
+            netns.kill_processes_in([namespace])
+            netns.delete(namespace)
+            record.save()
+            return []
         if node is None:
             raise LabError(f"lab {lab} has no node {name}")
         netns.kill_processes_in([names.member_namespace(lab, name)])  # its agent first, or it would tear down too
@@ -124,3 +167,4 @@ def _remove(store: Store, record: LabRecord, name: str, namespace: str, pod_cidr
     if pod_cidr:
         leases.release(name, pod_cidr)
     record.members.pop(f"node/{name}", None)
+    record.members.pop(f"host/{name}", None)

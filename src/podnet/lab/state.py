@@ -15,6 +15,7 @@ from pathlib import Path
 
 from podnet.kernel import netns
 from podnet.store.location import etcd_location
+from podnet.store.tls import TlsFiles
 
 
 def labs_dir() -> Path:
@@ -31,6 +32,7 @@ class LabRecord:
     members: dict[str, str] = field(default_factory=dict)  # exec target -> namespace
     etcd: list[str] = field(default_factory=list)  # "ip:port" of the lab's etcd members, when it has them
     etcd_namespace: str = ""  # where, from outside the lab, they are reached from
+    etcd_tls: bool = False  # whether they ask for client certificates (the lab's CA's, in its pki/)
 
     @property
     def directory(self) -> Path:
@@ -45,12 +47,23 @@ class LabRecord:
         """The cluster's store, as seen from outside the lab (the CLI, `lab up`)."""
         if not self.etcd:
             return str(self.store_path)
-        return etcd_location(self.etcd, str(netns.path(self.etcd_namespace)))
+        return etcd_location(self.etcd, str(netns.path(self.etcd_namespace)), self.client_tls)
 
     @property
     def store_inside(self) -> str:
         """The same store, as the lab's agents and pods reach it."""
-        return etcd_location(self.etcd) if self.etcd else str(self.store_path)
+        return etcd_location(self.etcd, tls=self.client_tls) if self.etcd else str(self.store_path)
+
+    @property
+    def pki(self) -> Path:
+        return self.directory / "pki"
+
+    @property
+    def client_tls(self) -> TlsFiles | None:
+        """The certificate podnet's processes present to the lab's etcd."""
+        if not self.etcd_tls:
+            return None
+        return TlsFiles(str(self.pki / "ca.crt"), str(self.pki / "podnet.crt"), str(self.pki / "podnet.key"))
 
     def log_path(self, name: str) -> Path:
         return self.directory / "logs" / f"{name}.log"

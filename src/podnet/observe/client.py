@@ -18,10 +18,14 @@ class AgentUnreachable(PodnetError):
 def fetch(namespace: str, path: str, timeout: float = 3.0) -> bytes:
     """The body of GET `path` from the agent of the node whose namespace is given."""
     try:
-        sock = netns.run_in(namespace, socket.create_connection, ADDRESS, timeout)
+        if namespace == netns.OWN:  # a real machine's agent, asked from the machine: no namespace to enter
+            sock = socket.create_connection(ADDRESS, timeout)
+        else:
+            sock = netns.run_in(namespace, socket.create_connection, ADDRESS, timeout)
     except OSError as err:
-        raise AgentUnreachable(f"the agent in {namespace} does not answer on {ADDRESS[0]}:{ADDRESS[1]} ({err}); "
-                               f"is its agent running? (the lab's logs tell)") from None
+        where = "here" if namespace == netns.OWN else f"in {namespace}"
+        raise AgentUnreachable(f"the agent {where} does not answer on {ADDRESS[0]}:{ADDRESS[1]} ({err}); "
+                               f"is it running? (its log tells)") from None
     with sock:
         sock.settimeout(timeout)
         sock.sendall(f"GET {path} HTTP/1.0\r\nHost: agent\r\n\r\n".encode())

@@ -14,11 +14,14 @@ import base64
 import http.client
 import json
 import socket
+import ssl
 import threading
 from typing import Any
 
 from podnet.kernel import netns
+from podnet.store import tls
 from podnet.store.base import Compacted, Entry, Event, Store, StoreError
+from podnet.store.tls import TlsFiles
 
 WATCH_QUIET = 0.2  # seconds without a watch message after which the history sent so far is all there is
 
@@ -43,27 +46,33 @@ def _entry(kv: dict[str, Any]) -> Entry:
 
 
 class _Connection(http.client.HTTPConnection):
-    """An HTTP connection whose socket is made in a given network namespace."""
+    """An HTTP connection whose socket is made in a given network namespace, over
+    TLS when given a context."""
 
-    def __init__(self, host: str, port: int, timeout: float, ns_path: str | None) -> None:
+    def __init__(self, host: str, port: int, timeout: float, ns_path: str | None,
+                 context: ssl.SSLContext | None = None) -> None:
         super().__init__(host, port, timeout=timeout)
         self.ns_path = ns_path
+        self.context = context
 
     def connect(self) -> None:
         address, timeout = (self.host, self.port), self.timeout
         if self.ns_path is None:
-            self.sock = socket.create_connection(address, timeout)
+            sock = socket.create_connection(address, timeout)
         else:
-            self.sock = netns.run_in_path(self.ns_path, socket.create_connection, address, timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock = netns.run_in_path(self.ns_path, socket.create_connection, address, timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = tls.wrap(sock, self.context, self.host) if self.context else sock
 
 
 class EtcdStore(Store):
-    def __init__(self, endpoints: list[tuple[str, int]], ns_path: str | None = None, timeout: float = 2.0) -> None:
+    def __init__(self, endpoints: list[tuple[str, int]], ns_path: str | None = None, timeout: float = 2.0,
+                 tls: TlsFiles | None = None) -> None:
         if not endpoints:
             raise StoreError("an etcd store needs at least one endpoint")
         self.endpoints = endpoints
         self.ns_path = ns_path
+        self.context = tls.context() if tls else None
         self.timeout = timeout
         self._local = threading.local()  # a connection per thread: http.client's are not shared
         self._preferred = 0  # the member that answered last, for every thread (a dead one is tried last)
@@ -80,7 +89,7 @@ class EtcdStore(Store):
             return current
         if current is not None:
             current.close()
-        self._local.connection = _Connection(*endpoint, self.timeout, self.ns_path)
+        self._local.connection = _Connection(*endpoint, self.timeout, self.ns_path, self.context)
         return self._local.connection  # type: ignore[no-any-return]
 
     def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -93,10 +102,22 @@ class EtcdStore(Store):
             try:
                 connection.request("POST", f"/v3/{path}", json.dumps(body), {"Content-Type": "application/json"})
                 response = connection.getresponse()
-                data = json.loads(response.read() or b"{}")
+                body = response.read()
+                if self.context is None and tls.PLAIN_TO_TLS in body:
+                    raise tls.speaks_tls(self.endpoints[index][0])
+                data = json.loads(body or b"{}")
+            except ssl.SSLError as err:
+                if isinstance(err, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):  # a member gone: try the next
+                    connection.close()
+                    failures.append(f"{self.endpoints[index][0]}:{self.endpoints[index][1]}: {err}")
+                    continue
+                connection.close()
+                raise tls.refused(self.endpoints[index][0], err) from None
             except (OSError, http.client.HTTPException, ValueError) as err:
                 connection.close()
-                failures.append(f"{self.endpoints[index][0]}:{self.endpoints[index][1]}: {err}")
+                hint = " (if etcd speaks TLS, give --etcd-cafile, --etcd-certfile and --etcd-keyfile)" \
+                    if self.context is None and isinstance(err, http.client.RemoteDisconnected) else ""
+                failures.append(f"{self.endpoints[index][0]}:{self.endpoints[index][1]}: {err}{hint}")
                 continue
             if response.status != 200:
                 failures.append(f"{path}: {data.get('error') or data.get('message') or response.status}")
@@ -145,7 +166,7 @@ class EtcdStore(Store):
         current = self.revision()
         if current <= revision:
             return []
-        connection = _Connection(*self.endpoints[self._preferred], self.timeout, self.ns_path)
+        connection = _Connection(*self.endpoints[self._preferred], self.timeout, self.ns_path, self.context)
         events: list[Event] = []
         try:
             connection.request("POST", "/v3/watch", json.dumps({"create_request": {

@@ -1,0 +1,92 @@
+"""`podnet node join|leave|status`: podnet on a real machine."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from podnet.cli.etcdflags import etcd_tls_options, tls_files
+
+ROOT = click.Path(file_okay=False, path_type=Path)
+
+
+@click.group()
+def node() -> None:
+    """Join this machine to a cluster whose store is etcd, leave it, or see how it stands."""
+
+
+@node.command()
+@click.option("--store", "store", required=True, metavar="etcd://HOST:PORT[,HOST:PORT...]", help="The cluster's etcd.")
+@click.option("--name", "name", required=True, help="This node's name in the cluster.")
+@click.option("--backend", type=click.Choice(["vxlan", "host-gw"]),
+              help="How pod traffic crosses nodes; the cluster's if omitted (must match it).")
+@click.option("--address", help="This node's address on the underlay [the one it reaches etcd from].")
+@click.option("--control-plane", is_flag=True, help="Also run the control plane here (its unit is written too).")
+@click.option("--pod-subnet", default="10.244.0.0/16", show_default=True,
+              help="The pod network, when this node starts the cluster.")
+@click.option("--service-subnet", default="10.96.0.0/12", show_default=True,
+              help="The Service network, when this node starts the cluster.")
+@click.option("--root", "root", type=ROOT, default=Path("/"), show_default=True,
+              help="Write under this directory instead of / (every path the files name too).")
+@etcd_tls_options
+def join(store: str, name: str, backend: str | None, address: str | None, control_plane: bool, pod_subnet: str,
+         service_subnet: str, root: Path, etcd_cafile: str | None, etcd_certfile: str | None,
+         etcd_keyfile: str | None) -> None:
+    """Lease a pod subnet, register the node, and write the CNI conflist, the
+    plugins and the systemd units. Starts nothing: it prints the systemctl line."""
+    from podnet.cni.install import FALLBACK_DIR
+    from podnet.machine import files
+    from podnet.machine.membership import Request, join as join_cluster
+
+    request = Request(store, name, root.resolve(), backend, address, tls_files(etcd_cafile, etcd_certfile, etcd_keyfile),
+                      control_plane, pod_subnet, service_subnet)
+    joining, written = join_cluster(request)
+    click.echo(f"node {joining.name} joined at {joining.address}: pod subnet {joining.pod_cidr}, "
+               f"backend {joining.cluster.backend}")
+    for path in written:
+        if FALLBACK_DIR not in path.parts:  # the plugins' fallback launchers: one line for the plugins is enough
+            click.echo(f"  wrote {path}")
+    units = " ".join(files.unit_names(joining.control_plane))
+    click.echo(f"start it with:\n  systemctl daemon-reload && systemctl enable --now {units}")
+
+
+@node.command()
+@click.option("--root", "root", type=ROOT, default=Path("/"), show_default=True, help="The root join wrote under.")
+def leave(root: Path) -> None:
+    """Take the node and its subnet lease out of the store, and remove what join wrote."""
+    from podnet.machine import files
+    from podnet.machine.membership import joined, leave as leave_cluster
+
+    units = " ".join(files.unit_names(joined(root.resolve()).control_plane))
+    node_left = leave_cluster(root.resolve())
+    click.echo(f"node {node_left.name} left: its lease of {node_left.pod_cidr} is released, "
+               f"{len(node_left.files) + 1} files removed")
+    click.echo(f"if its units still run, stop them:\n  systemctl disable --now {units}")
+
+
+@node.command()
+@click.option("--root", "root", type=ROOT, default=Path("/"), show_default=True, help="The root join wrote under.")
+def status(root: Path) -> None:
+    """The node's lease, its agent, and the peers it routes to."""
+    from podnet.machine.membership import joined
+    from podnet.machine.status import status as node_status
+
+    now = node_status(joined(root.resolve()))
+    lease = (f"{now.pod_cidr}, expires in {(now.lease_expires - time.time()) / 3600:.1f} h"
+             if now.lease_expires else f"{now.pod_cidr} (no longer held)")
+    heartbeat = f"{now.heartbeat_age:.1f} s ago" if now.heartbeat_age is not None else "never"
+    registered = ("Ready" if now.ready else "NotReady") if now.registered else "not in the store"
+    click.echo(f"node:      {now.name} ({now.address}), {registered}")
+    click.echo(f"lease:     {lease}")
+    click.echo(f"agent:     {now.agent}; last heartbeat {heartbeat}")
+    table = Table(box=None, header_style="bold", title="peers", title_justify="left")
+    for column in ("NAME", "ADDRESS", "POD-CIDR", "STATUS", "ROUTE HERE"):
+        table.add_column(column)
+    for peer in now.peers:
+        table.add_row(peer.name, peer.address, peer.pod_cidr, "Ready" if peer.ready else "NotReady",
+                      str(peer.route) if peer.route else "none")
+    Console().print(table)

@@ -1,0 +1,133 @@
+"""What `podnet node join` writes onto a machine, computed as a value: the CNI
+conflist the runtime reads, the systemd units that run podnet, and the record
+`leave` and `status` read back. Every path is under the root given, and so is
+every path the files name, so a scratch tree is a whole machine's worth."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from podnet.api.cluster import ClusterConfig
+from podnet.network.node import POD_BRIDGE, pod_mtu
+from podnet.store.tls import TlsFiles
+
+CONFLIST = "etc/cni/net.d/10-podnet.conflist"
+PLUGIN_DIR = "opt/cni/bin"
+UNIT_DIR = "etc/systemd/system"
+AGENT_UNIT = "podnet-agent.service"
+CONTROLLER_UNIT = "podnet-controller.service"
+RECORD = "var/lib/podnet/node.json"
+IPAM_DIR = "var/lib/cni/networks"  # host-local's own default, as the reference plugin keeps it
+PORTMAP_DIR = "var/lib/podnet/portmap"
+NETWORK_NAME = "podnet"
+ALLOW_ROOT = "PODNET_ALLOW_ROOT_NETNS=1"  # in the agent's unit, and nowhere else
+
+
+@dataclass(frozen=True)
+class Joining:
+    """One machine joining: who it is, where the cluster is, what it got."""
+
+    root: Path
+    name: str
+    address: str
+    store: str  # etcd://HOST:PORT[,HOST:PORT...]
+    tls: TlsFiles | None
+    cluster: ClusterConfig
+    pod_cidr: str
+    control_plane: bool = False
+
+    def path(self, relative: str) -> Path:
+        return self.root / relative
+
+
+def conflist(joining: Joining) -> dict[str, object]:
+    """bridge with host-local over the node's leased subnet, then portmap: the
+    same chain a lab node's runtime gets. CNI 1.0.0, since runtimes' libcni
+    (Debian's podman's among them) does not all take 1.1.0 results yet."""
+    return {
+        "cniVersion": "1.0.0",
+        "name": NETWORK_NAME,
+        "plugins": [
+            {"type": "podnet-bridge", "bridge": POD_BRIDGE, "isGateway": True, "isDefaultGateway": True,
+             "hairpinMode": True, "mtu": pod_mtu(joining.cluster.backend),
+             "ipam": {"type": "podnet-host-local", "ranges": [[{"subnet": joining.pod_cidr}]],
+                      "dataDir": str(joining.path(IPAM_DIR))}},
+            {"type": "podnet-portmap", "capabilities": {"portMappings": True},
+             "stateDir": str(joining.path(PORTMAP_DIR))},
+        ],
+    }
+
+
+def store_flags(joining: Joining) -> list[str]:
+    flags = ["--store", joining.store]
+    if joining.tls is not None:
+        flags += ["--etcd-cafile", joining.tls.cafile, "--etcd-certfile", joining.tls.certfile,
+                  "--etcd-keyfile", joining.tls.keyfile]
+    return flags
+
+
+def agent_argv(joining: Joining) -> list[str]:
+    return [sys.executable, "-m", "podnet", "agent", "--node", joining.name, *store_flags(joining),
+            "--cluster-cidr", joining.cluster.pod_subnet, "--backend", joining.cluster.backend,
+            "--proxy-mode", joining.cluster.proxy_mode]
+
+
+def controller_argv(joining: Joining) -> list[str]:
+    return [sys.executable, "-m", "podnet", "controller", *store_flags(joining)]
+
+
+def unit(description: str, argv: list[str], environment: tuple[str, ...] = ()) -> str:
+    lines = ["[Unit]", f"Description={description}", "Wants=network-online.target",
+             "After=network-online.target", "", "[Service]"]
+    lines += [f"Environment={e}" for e in environment]
+    lines += [f"ExecStart={shlex.join(argv)}", "Restart=always", "RestartSec=2", "",
+              "[Install]", "WantedBy=multi-user.target", ""]
+    return "\n".join(lines)
+
+
+def unit_names(control_plane: bool) -> list[str]:
+    return [AGENT_UNIT, *([CONTROLLER_UNIT] if control_plane else [])]
+
+
+def units(joining: Joining) -> dict[str, str]:
+    """Unit file name -> text. Only the agent changes the machine's network, so
+    only its unit may touch the root namespace."""
+    written = {AGENT_UNIT: unit(f"podnet node agent (node {joining.name})", agent_argv(joining), (ALLOW_ROOT,))}
+    if joining.control_plane:
+        written[CONTROLLER_UNIT] = unit("podnet control plane", controller_argv(joining))
+    return written
+
+
+def rendered(joining: Joining) -> dict[Path, str]:
+    """Every file join writes besides the plugins, by path."""
+    files = {joining.path(CONFLIST): json.dumps(conflist(joining), indent=2) + "\n"}
+    for name, text in units(joining).items():
+        files[joining.path(f"{UNIT_DIR}/{name}")] = text
+    return files
+
+
+def record(joining: Joining, written: list[Path], directories: list[Path]) -> str:
+    """What leave and status read back: the node, its store, and what was written."""
+    tls = joining.tls
+    return json.dumps({"name": joining.name, "address": joining.address, "store": joining.store,
+                       "tls": [tls.cafile, tls.certfile, tls.keyfile] if tls else None, "podCIDR": joining.pod_cidr, "controlPlane": joining.control_plane,
+                       "files": [str(p) for p in written], "directories": [str(d) for d in directories]},
+                      indent=2) + "\n"
+
+
+def exec_start(unit_text: str) -> tuple[list[str], dict[str, str]]:
+    """A unit's command and environment, as systemd would run them."""
+    argv: list[str] = []
+    environment: dict[str, str] = {}
+    for line in unit_text.splitlines():
+        key, _, value = line.partition("=")
+        if key == "ExecStart":
+            argv = shlex.split(value)
+        elif key == "Environment":
+            name, _, setting = value.partition("=")
+            environment[name] = setting
+    return argv, environment

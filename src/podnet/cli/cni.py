@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from podnet.cni.plugins.dhcp import DEFAULT_SOCKET as DHCP_SOCKET
+
 from podnet.cli.agent import run_as_daemon
 
 
@@ -20,7 +22,7 @@ def cni() -> None:
 @click.option("--relay", type=click.Choice(["auto", "c", "python"]), default="auto", show_default=True,
               help="The exec'd binary: the C relay (auto: when built), or the Python entry.")
 def install(directory: str, relay: str) -> None:
-    """Write podnet-bridge, podnet-host-local, podnet-loopback and podnet-portmap into DIRECTORY."""
+    """Write podnet-bridge, podnet-host-local, podnet-dhcp, podnet-loopback and podnet-portmap into DIRECTORY."""
     from podnet.cni.install import install as write_plugins
 
     for path in write_plugins(directory, relay):
@@ -38,3 +40,17 @@ def serve(socket_path: str | None) -> None:
     logging.getLogger("podnet.cni").info("serving CNI on %s", server.path)
     stop.wait()
     server.stop()
+
+
+@cni.command("dhcp-daemon")
+@click.option("--socket", "socket_path", type=click.Path(dir_okay=False), default=DHCP_SOCKET,
+              show_default=True, help="Where podnet-dhcp asks (its ipam.daemonSocketPath).")
+@click.option("--timeout", default=10.0, show_default=True,
+              help="Seconds to wait for a DHCP server's answer, with retransmissions, before failing an ADD.")
+def dhcp_daemon(socket_path: str, timeout: float) -> None:
+    """Acquire, renew and release containers' DHCP leases for podnet-dhcp, as the
+    reference plugin's `dhcp daemon` does for it."""
+    from podnet.dhcp.daemon import serve as serve_dhcp
+
+    stop = run_as_daemon()
+    serve_dhcp(socket_path, stop, timeout)

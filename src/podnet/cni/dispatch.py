@@ -11,8 +11,7 @@ import logging
 import sys
 from collections.abc import Mapping
 from dataclasses import replace
-from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from podnet.cni import version as versions
 from podnet.cni.errors import INTERNAL, CniError
@@ -25,10 +24,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("podnet.cni")
 
 
-def _plugins() -> dict[str, ModuleType]:
-    from podnet.cni.plugins import bridge, host_local_plugin, loopback, portmap
+def _plugins() -> dict[str, Any]:
+    from podnet.cni.plugins import bridge, dhcp, host_local, loopback, portmap
+    from podnet.cni.plugins.ipam_plugin import Standalone
 
-    return {module.TYPE: module for module in (bridge, host_local_plugin, loopback, portmap)}
+    return {plugin.TYPE: plugin for plugin in (bridge, loopback, portmap, Standalone(host_local, {"IP"}),
+                                               Standalone(dhcp, set(dhcp.ARGS)))}
 
 
 def handle(plugin: str, env: Mapping[str, str], stdin: bytes, janitor: Janitor | None = None) -> tuple[int, bytes]:
@@ -52,7 +53,7 @@ def handle(plugin: str, env: Mapping[str, str], stdin: bytes, janitor: Janitor |
         return 1, _dump(CniError(INTERNAL, f"internal error: {err}").to_json(error_version(stdin)))
 
 
-def _run(module: ModuleType, request: CniRequest) -> bytes:
+def _run(module: Any, request: CniRequest) -> bytes:
     if request.command == "ADD":
         return _dump(module.add(request).render(request.cni_version))
     getattr(module, {"DEL": "delete", "CHECK": "check", "GC": "gc", "STATUS": "status"}[request.command])(request)

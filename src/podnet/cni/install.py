@@ -11,7 +11,7 @@ from pathlib import Path
 import podnet
 from podnet.errors import PodnetError
 
-PLUGINS = ("podnet-bridge", "podnet-host-local", "podnet-loopback", "podnet-portmap")
+PLUGINS = ("podnet-bridge", "podnet-host-local", "podnet-dhcp", "podnet-loopback", "podnet-portmap")
 RELAY_SOURCE = Path(__file__).with_name("relay.c")
 RELAY = Path(__file__).with_name("relay")  # built from relay.c by ./run
 FALLBACK_DIR = ".podnet"

@@ -182,3 +182,23 @@ def test_the_proxy_mode_is_nftables_or_iptables() -> None:
         assert parse_lab([cluster(networking={"proxyMode": mode})]).proxy_mode == mode  # type: ignore[union-attr]
     with pytest.raises(ManifestError, match="networking.proxyMode"):
         parse_lab([cluster(networking={"proxyMode": "ipvs"})])
+
+
+def test_the_ipam_is_host_local_or_dhcp() -> None:
+    assert parse_lab([cluster()]).ipam == "host-local"  # type: ignore[union-attr]
+    assert parse_lab([cluster(networking={"ipam": "dhcp"})]).ipam == "dhcp"  # type: ignore[union-attr]
+    with pytest.raises(ManifestError, match="networking.ipam: 'static' is not host-local or dhcp"):
+        parse_lab([cluster(networking={"ipam": "static"})])
+
+
+def test_a_dhcp_lab_serves_each_node_its_own_subnet() -> None:
+    from podnet.lab.dhcp import dnsmasq_argv, ipam_config
+    from podnet.lab.plan import NodePlan
+    from podnet.lab.state import LabRecord
+
+    record = LabRecord("l", "Cluster", "/x.yaml")
+    node = NodePlan("n1", "pn-l.n1", "172.18.0.2/16", "10.244.3.0/24", "n1", "172.18.0.1")
+    argv = dnsmasq_argv(node, record)
+    assert "--dhcp-range=10.244.3.10,10.244.3.254,255.255.255.0,1h" in argv
+    assert "--dhcp-option=option:router,10.244.3.1" in argv and "--interface=cni0" in argv and "--port=0" in argv
+    assert Path(ipam_config(record)["daemonSocketPath"]).name == "dhcp.sock"

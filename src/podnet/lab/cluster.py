@@ -24,7 +24,7 @@ from podnet.kernel import netns, sysctl
 from podnet.kernel.route import RTPROT_STATIC, Route
 from podnet.kernel.netlink import Netns, open_namespace
 from podnet.kernel.node import NamespaceKernel
-from podnet.lab import names, processes
+from podnet.lab import dhcp, names, processes
 from podnet.lab.plan import (FABRIC_BRIDGE, INTERNET, INTERNET_ADDRESS, INTERNET_GATEWAY, INTERNET_HOSTS,
                              NODE_UPLINK, ClusterPlan, NodePlan, plan_cluster)
 from podnet.lab.progress import Progress
@@ -52,19 +52,22 @@ def members(plan: ClusterPlan) -> dict[str, str]:
     return found
 
 
-def node_network_config(node: NodePlan, record: LabRecord, backend: str = "host-gw") -> dict[str, Any]:
+def node_network_config(node: NodePlan, record: LabRecord, backend: str = "host-gw",
+                        ipam: str = "host-local") -> dict[str, Any]:
     """The conflist a node's runtime would find in /etc/cni/net.d: bridge with
-    host-local IPAM over the node's pod subnet, then portmap. Over VXLAN, pod
-    interfaces get the underlay MTU less the tunnel's 50 bytes."""
+    host-local IPAM over the node's pod subnet (or DHCP, whose lease brings the
+    default route), then portmap. Over VXLAN, pod interfaces get the underlay MTU
+    less the tunnel's 50 bytes."""
     state = record.directory / "cni" / node.name
+    by_dhcp = ipam == "dhcp"
     return {
         "cniVersion": "1.1.0",
         "name": NETWORK_NAME,
         "plugins": [
-            {"type": "podnet-bridge", "bridge": POD_BRIDGE, "isGateway": True, "isDefaultGateway": True,
+            {"type": "podnet-bridge", "bridge": POD_BRIDGE, "isGateway": True, "isDefaultGateway": not by_dhcp,
              "hairpinMode": True, "mtu": pod_mtu(backend),
-             "ipam": {"type": "podnet-host-local", "ranges": [[{"subnet": node.pod_cidr}]],
-                      "dataDir": str(state / "ipam")}},
+             "ipam": dhcp.ipam_config(record) if by_dhcp else
+             {"type": "podnet-host-local", "ranges": [[{"subnet": node.pod_cidr}]], "dataDir": str(state / "ipam")}},
             {"type": "podnet-portmap", "capabilities": {"portMappings": True}, "stateDir": str(state / "portmap")},
         ],
     }
@@ -76,6 +79,8 @@ def cluster_config(spec: ClusterSpec) -> ClusterConfig:
 
 
 def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> None:
+    if spec.ipam == "dhcp":
+        dhcp.check_installed()
     plan = plan_cluster(spec)
     record.members = members(plan)
     record.save()
@@ -107,6 +112,8 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
                 raise LabError(f"node {node.metadata.name} was planned {node.pod_cidr} but its lease is {leased}")
             resources.put(store, node)
         install_plugins(record.directory / "cni" / "bin")
+        if spec.ipam == "dhcp":
+            dhcp.start_daemon(plan.fabric_namespace, record)  # before any pod asks it for a lease
         processes.start(plan.fabric_namespace, ["podnet", "controller", "--store", record.store_inside],
                         record.log_path("controller"), supervised=True)
         progress.advance()
@@ -160,7 +167,9 @@ def _wait_ready(store: Store, expected: set[tuple[str, str]], progress: Progress
 def start_agent(node: NodePlan, record: LabRecord, spec: ClusterSpec) -> None:
     conflist = record.directory / "cni" / node.name / "net.conflist"
     conflist.parent.mkdir(parents=True, exist_ok=True)
-    conflist.write_text(json.dumps(node_network_config(node, record, spec.backend), indent=2))
+    conflist.write_text(json.dumps(node_network_config(node, record, spec.backend, spec.ipam), indent=2))
+    if spec.ipam == "dhcp":
+        dhcp.start_server(node, record)
     processes.start(node.namespace, agent_argv(node, record, spec), record.log_path(f"agent-{node.name}"),
                     own_etc=False, supervised=True)
 

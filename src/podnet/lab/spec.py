@@ -28,6 +28,7 @@ _IFNAME = re.compile(r"^[^\s/:]{1,15}$")
 _LAB_NAME_MAX = 24
 
 
+IPAM_TYPES = ("host-local", "dhcp")  # the seed's two IPAM types
 PROXY_MODES = ("nftables", "iptables", "userspace")  # kube-proxy's --proxy-mode; per Service, the annotation
 
 
@@ -47,6 +48,7 @@ class ClusterSpec:
     store: str = "sqlite"  # or "etcd": a three-member etcd cluster in namespaces of the lab's own
     workloads: tuple[Resource, ...] = ()  # as written (Deployments whole): what `lab up` applies
     proxy_mode: str = "nftables"  # or "iptables" (kube-proxy's layout) or "userspace", as kube-proxy's --proxy-mode
+    ipam: str = "host-local"  # or "dhcp": pods lease addresses from a DHCP server on their node's bridge
 
     kind = "Cluster"
 
@@ -148,7 +150,7 @@ def _parse_cluster(head: Fields, name: str, extra: list[tuple[str, object]]) -> 
         raise ManifestError("store", f"{store!r} is not sqlite or etcd")
     networking = head.mapping("networking") or Fields({}, "networking")
     networking.reject_unknown("podSubnet", "serviceSubnet", "nodeSubnet", "nodeCIDRMaskSize", "dnsDomain", "backend",
-                              "underlay", "proxyMode")
+                              "underlay", "proxyMode", "ipam")
     subnets = {
         "podSubnet": networking.network("podSubnet", "10.244.0.0/16"),
         "serviceSubnet": networking.network("serviceSubnet", "10.96.0.0/12"),
@@ -203,9 +205,14 @@ def _parse_cluster(head: Fields, name: str, extra: list[tuple[str, object]]) -> 
     proxy_mode = networking.text("proxyMode", "nftables")
     if proxy_mode not in PROXY_MODES:
         raise ManifestError("networking.proxyMode", f"{proxy_mode!r} is not {', '.join(PROXY_MODES)}")
+    ipam = networking.text("ipam", "host-local")
+    if ipam not in IPAM_TYPES:
+        raise ManifestError("networking.ipam", f"{ipam!r} is not {' or '.join(IPAM_TYPES)}")
+    if ipam == "dhcp" and pod_subnet.version != 4:
+        raise ManifestError("networking.ipam", "dhcp leases IPv4 addresses; the pod subnet is IPv6")
     return ClusterSpec(name, tuple(nodes), pod_subnet, subnets["serviceSubnet"], subnets["nodeSubnet"], mask,
                        tuple(pods), tuple(services), domain.rstrip("."), backend, underlay, store, tuple(workloads),
-                       proxy_mode)
+                       proxy_mode, ipam)
 
 
 def _parse_workloads(documents: list[tuple[str, object]],

@@ -44,6 +44,9 @@ def join(store: str, name: str, backend: str | None, address: str | None, contro
 
     request = Request(store, name, root.resolve(), backend, address, tls_files(etcd_cafile, etcd_certfile, etcd_keyfile),
                       control_plane, pod_subnet, service_subnet)
+    if request.tls is None:
+        click.echo("warning: etcd without TLS: anyone who reaches it can rewrite the cluster "
+                   "(give --etcd-cafile, --etcd-certfile and --etcd-keyfile)", err=True)
     joining, written = join_cluster(request)
     click.echo(f"node {joining.name} joined at {joining.address}: pod subnet {joining.pod_cidr}, "
                f"backend {joining.cluster.backend}")

@@ -76,7 +76,7 @@ def _settings(store: Store, request: Request) -> cluster.ClusterConfig:
     """The cluster's settings; the first control-plane node writes them."""
     if store.get(cluster.KEY) is None:
         if not request.control_plane:
-            raise JoinError("the store holds no cluster yet: join the first node with --control-plane") from None
+            raise JoinError("the store holds no cluster yet: join the first node with --control-plane")
         settings = cluster.ClusterConfig(request.pod_subnet, request.service_subnet, backend=request.backend or "vxlan")
         cluster.save(store, settings)
         cluster.bootstrap(store)
@@ -116,6 +116,7 @@ def join(request: Request) -> tuple[Joining, list[Path]]:
     address = _check(request)
     store = open_cluster_store(request.store, request.tls)
     try:
+        founding = store.get(cluster.KEY) is None  # this join writes the cluster's settings
         settings = _settings(store, request)
         existing = resources.get(store, Node, "", request.name)
         if isinstance(existing, Node) and existing.internal_ip != address:
@@ -145,6 +146,8 @@ def join(request: Request) -> tuple[Joining, list[Path]]:
             if existing is None:
                 store.delete(resources.key_of(Node(ObjectMeta(request.name, namespace=""))))
             leases.release(request.name, pod_cidr)
+            if founding:
+                store.delete(cluster.KEY)
             raise
         return joining, written + [record]
     finally:

@@ -96,6 +96,7 @@ class EtcdStore(Store):
         """POST to the first member that answers, starting with the one that last did."""
         start = self._preferred
         failures = []
+        hung_up = 0  # members that took the connection and closed it unanswered: a TLS listener, to plain HTTP
         for offset in range(len(self.endpoints)):
             index = (start + offset) % len(self.endpoints)
             connection = self._connection(self.endpoints[index])
@@ -115,9 +116,8 @@ class EtcdStore(Store):
                 raise tls.refused(self.endpoints[index][0], err) from None
             except (OSError, http.client.HTTPException, ValueError) as err:
                 connection.close()
-                hint = " (if etcd speaks TLS, give --etcd-cafile, --etcd-certfile and --etcd-keyfile)" \
-                    if self.context is None and isinstance(err, http.client.RemoteDisconnected) else ""
-                failures.append(f"{self.endpoints[index][0]}:{self.endpoints[index][1]}: {err}{hint}")
+                hung_up += isinstance(err, http.client.RemoteDisconnected)
+                failures.append(f"{self.endpoints[index][0]}:{self.endpoints[index][1]}: {err}")
                 continue
             if response.status != 200:
                 failures.append(f"{path}: {data.get('error') or data.get('message') or response.status}")
@@ -126,6 +126,8 @@ class EtcdStore(Store):
                 continue
             self._preferred = index
             return data  # type: ignore[no-any-return]
+        if self.context is None and hung_up == len(self.endpoints):
+            raise tls.speaks_tls(", ".join(host for host, _ in self.endpoints))
         raise StoreError(f"etcd: {'; '.join(failures)}")
 
     def revision(self) -> int:

@@ -60,5 +60,5 @@ PLAIN_TO_TLS = b"Client sent an HTTP request to an HTTPS server"  # what Go's TL
 
 
 def speaks_tls(host: str) -> StoreError:
-    return StoreError(f"etcd at {host} speaks TLS: give its CA and a client certificate "
-                      "(--etcd-cafile, --etcd-certfile, --etcd-keyfile)")
+    return StoreError(f"etcd at {host} hangs up on plain HTTP: it speaks TLS, so give its CA and a client "
+                      "certificate (--etcd-cafile, --etcd-certfile, --etcd-keyfile)")

@@ -5,9 +5,9 @@ with dhcp and `dhcp daemon`, containernetworking-plugins).
 Each side has a host namespace of its own with a bridge, dnsmasq on it (--no-ping,
 so the server's own 3 s address check is out of both figures) and its daemon.
 Every pod has a namespace of its own; the plugins are exec'd with nsenter as a
-runtime does (podnet's as the Python entry, doing the work in its own process, so
-no agent's head start counts). After the DELs, the leases dnsmasq still holds are
-counted: a release that never arrived.
+runtime does, podnet's as on a node: the C relay (built by ./run) handing each
+call to the agent (`podnet cni serve` in the host namespace). After the DELs, the
+leases dnsmasq still holds are counted: releases that never arrived.
 Run as root: .venv/bin/python bench/dhcp_add.py [--pods 30]
 Needs: apt-get install containernetworking-plugins dnsmasq-base
 """
@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from podnet.cni.install import install
+from podnet.cni.install import c_relay_built, install
 from podnet.kernel import netns
 
 REFERENCE = Path("/usr/lib/cni")
@@ -41,10 +41,11 @@ def side(name: str, host: str, work: Path) -> list[subprocess.Popen[bytes]]:
                     ["ip", "link", "set", BRIDGE, "up"]):
         netns.run(host, command)
     socket = work / "dhcp.sock"
-    daemon = ([str(REFERENCE / "dhcp"), "daemon", "-socketpath", str(socket)] if name == "reference" else
+    daemon = ([str(REFERENCE / "dhcp"), "daemon", "-socketpath", str(socket)] if name == "ref" else
               [sys.executable, "-m", "podnet", "cni", "dhcp-daemon", "--socket", str(socket)])
-    running = [start(host, ["dnsmasq", "--keep-in-foreground", "--port=0", f"--interface={BRIDGE}", "--bind-interfaces",
-                            "--no-ping", "--dhcp-range=10.125.0.10,10.125.255.200,255.255.0.0,1h",
+    running = [start(host, [sys.executable, "-m", "podnet", "cni", "serve"], work / "agent.log")] if name == "pn" else []
+    running += [start(host, ["dnsmasq", "--keep-in-foreground", "--port=0", f"--interface={BRIDGE}", "--bind-interfaces",
+                            "--no-ping", "--log-dhcp", "--log-facility=-", "--dhcp-range=10.125.0.10,10.125.255.200,255.255.0.0,1h",
                             "--dhcp-option=option:router,10.125.0.1", f"--dhcp-leasefile={work / 'leases'}"],
                      work / "dnsmasq.log"),
                start(host, daemon, work / "daemon.log")]
@@ -79,8 +80,7 @@ def run(name: str, plugin_dir: Path, bridge: str, ipam: str, pods: int, work: Pa
             netns.create(container)
         adds = [call(host, plugin_dir, bridge, "ADD", config, c) for c in containers]
         dels = [call(host, plugin_dir, bridge, "DEL", config, c) for c in containers]
-        time.sleep(1)  # dnsmasq writes its lease file on each change
-        left = len((work / "leases").read_text().splitlines())
+        left = settled(work / "leases")
     finally:
         for process in running:
             process.terminate()
@@ -90,6 +90,17 @@ def run(name: str, plugin_dir: Path, bridge: str, ipam: str, pods: int, work: Pa
         netns.kill_processes_in([host])
         netns.delete(host)
     return statistics.median(adds), statistics.median(dels), left
+
+
+def settled(leases: Path, wait: float = 5.0) -> int:
+    """The leases dnsmasq still lists, once its file has stopped changing."""
+    deadline, last = time.monotonic() + wait, -1
+    while True:
+        count = len(leases.read_text().splitlines()) if leases.exists() else 0
+        if count == last or time.monotonic() > deadline:
+            return count
+        last = count
+        time.sleep(1.0)
 
 
 def main() -> None:
@@ -102,7 +113,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         ours = work / "bin"
-        install(ours, "python")
+        install(ours, "c" if c_relay_built() else "python")
         (work / "ref").mkdir()
         (work / "pn").mkdir()
         reference = run("ref", REFERENCE, "bridge", "dhcp", args.pods, work / "ref")

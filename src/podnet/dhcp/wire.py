@@ -56,9 +56,9 @@ class Client:
         return [*options, "end"]
 
     def _frame(self, xid: int, options: list[Any], *, source: str = "0.0.0.0", destination: str = "255.255.255.255",
-               to_mac: str = BROADCAST_MAC, ciaddr: str = "0.0.0.0") -> bytes:
+               ciaddr: str = "0.0.0.0") -> bytes:
         chaddr = bytes.fromhex(self.mac.replace(":", "")) + bytes(10)
-        return bytes(Ether(src=self.mac, dst=to_mac) / IP(src=source, dst=destination)
+        return bytes(Ether(src=self.mac, dst=BROADCAST_MAC) / IP(src=source, dst=destination)
                      / UDP(sport=CLIENT_PORT, dport=SERVER_PORT)
                      / BOOTP(op=1, xid=xid, chaddr=chaddr, ciaddr=ciaddr) / DHCP(options=options))
 
@@ -70,9 +70,11 @@ class Client:
         return self._frame(xid, self._options("request", ("server_id", offer.server), ("requested_addr", offer.address)))
 
     def renew(self, xid: int, ack: Reply) -> bytes:
-        """REQUEST in RENEWING: to the server that leased it, from the address."""
+        """REQUEST in RENEWING: to the server that leased it, from the address.
+        Unicast in IP, broadcast in Ethernet: the ACK came from the MAC the server
+        had then, and a Linux bridge's MAC changes as ports come and go."""
         return self._frame(xid, self._options("request"), source=ack.address, destination=ack.server,
-                           to_mac=ack.server_mac, ciaddr=ack.address)
+                           ciaddr=ack.address)
 
     def rebind(self, xid: int, ack: Reply) -> bytes:
         """REQUEST in REBINDING: to any server, broadcast."""
@@ -80,7 +82,7 @@ class Client:
 
     def release(self, xid: int, ack: Reply) -> bytes:
         return self._frame(xid, self._options("release", ("server_id", ack.server)), source=ack.address,
-                           destination=ack.server, to_mac=ack.server_mac, ciaddr=ack.address)
+                           destination=ack.server, ciaddr=ack.address)  # broadcast in Ethernet, as renew()
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,6 @@ class Reply:
     xid: int
     address: str  # yiaddr
     server: str  # option 54, or the sender's address
-    server_mac: str
     options: dict[str, tuple[Any, ...]] = field(default_factory=dict, hash=False)
 
     def first(self, name: str) -> Any:
@@ -157,4 +158,4 @@ def parse(frame: bytes) -> Reply | None:
     if kind is None:
         return None
     server = options.get("server_id", (packet[IP].src,))[0]
-    return Reply(kind, int(packet[BOOTP].xid), str(packet[BOOTP].yiaddr), str(server), str(packet[Ether].src), options)
+    return Reply(kind, int(packet[BOOTP].xid), str(packet[BOOTP].yiaddr), str(server), options)

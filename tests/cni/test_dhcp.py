@@ -151,15 +151,19 @@ def test_del_releases_the_lease(impls: dict[str, Dhcp]) -> None:
     interface ("failed to release DHCP lease: no such device"), so the server keeps
     the lease until it runs out; podnet's IPAM releases before the link goes."""
     for name, impl in impls.items():
-        container = impl.container()
-        code, result = impl.call("ADD", container)
-        assert code == 0, (name, result)
-        address = result["ips"][0]["address"].split("/")[0]
-        assert address in impl.leases()
-        code, out = impl.call("DEL", container)
-        assert code == 0, (name, out)
+        # several: each port joining or leaving the bridge may change its MAC, the one the ACKs came from
+        containers = [impl.container() for _ in range(3)]
+        addresses = []
+        for container in containers:
+            code, result = impl.call("ADD", container)
+            assert code == 0, (name, result)
+            addresses.append(result["ips"][0]["address"].split("/")[0])
+        assert set(addresses) <= set(impl.leases())
+        for container in containers:
+            code, out = impl.call("DEL", container)
+            assert code == 0, (name, out)
         if name == "podnet":
-            assert within(3, lambda: address not in impl.leases()), f"{name}: the server still holds {address}"
+            assert within(5, lambda: not set(addresses) & set(impl.leases())), f"{name}: {impl.leases()}"
 
 
 def test_leases_are_renewed_at_t1(impls: dict[str, Dhcp]) -> None:

@@ -31,3 +31,40 @@ def test_bad_mode_or_scheduler_is_named() -> None:
         with pytest.raises(ManifestError, match=message):
             parse_resource({"kind": "Service", "metadata": {"name": "s", "annotations": annotations},
                             "spec": {"ports": [{"port": 80}]}})
+
+
+def test_the_userspace_mode_proxies_every_service_where_kube_proxy_held_it() -> None:
+    service = parse_resource({"kind": "Service", "metadata": {"name": "web"}, "spec": {
+        "type": "LoadBalancer", "selector": {"app": "web"}, "clusterIP": "10.96.0.3", "externalIPs": ["203.0.113.5"],
+        "externalTrafficPolicy": "Local", "sessionAffinity": "ClientIP", "loadBalancerSourceRanges": ["192.0.2.0/24"],
+        "ports": [{"port": 80, "nodePort": 30080}]}, "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.9"}]}}})
+    pods = [parse_resource({"kind": "Pod", "metadata": {"name": name, "labels": {"app": "web"}},
+                            "spec": {"nodeName": node}, "status": {
+                                "podIP": ip, "conditions": [{"type": "Ready", "status": "True"}]}})
+            for name, node, ip in (("a", "n1", "10.244.0.2"), ("b", "n2", "10.244.1.2"))]
+    slices = desired([service], pods)  # type: ignore[list-item]
+    assert desired_ports([service], slices, {}, "n1") == {}  # not annotated: the nftables mode's  # type: ignore[list-item]
+    specs = desired_ports([service], slices, {}, "n1", every_service=True)  # type: ignore[list-item]
+    by_address = {(s.address, s.port): s for s in specs.values()}
+    assert set(by_address) == {("10.96.0.3", 80), ("203.0.113.5", 80), ("203.0.113.9", 80), ("0.0.0.0", 30080)}
+    assert {e.ip for e in by_address["10.96.0.3", 80].endpoints} == {"10.244.0.2", "10.244.1.2"}
+    for outside in (("203.0.113.5", 80), ("203.0.113.9", 80), ("0.0.0.0", 30080)):  # Local: this node's only
+        assert [e.ip for e in by_address[outside].endpoints] == ["10.244.0.2"]
+    assert by_address["203.0.113.9", 80].sources == ("192.0.2.0/24",) and not by_address["203.0.113.5", 80].sources
+    assert all(s.affinity_seconds == 10800 for s in specs.values())  # ClientIP's default timeout
+
+
+def test_client_ip_affinity_and_source_ranges_in_the_proxy() -> None:
+    from podnet.proxy.endpoints import Endpoint
+    from podnet.proxy.userspace import PortProxy, PortSpec
+
+    endpoints = tuple(Endpoint(f"10.244.0.{i}", 80, f"p{i}", "n1", True) for i in (2, 3, 4))
+    sticky = PortProxy(PortSpec("s", "10.96.0.3", 80, "tcp", "rr", endpoints, affinity_seconds=60))
+    first = sticky.pick("192.0.2.7")
+    assert first is not None and all(sticky.pick("192.0.2.7") is first for _ in range(5))
+    assert sticky.pick("192.0.2.8") is not first  # round robin goes on for the next client
+    sticky.update(PortSpec("s", "10.96.0.3", 80, "tcp", "rr", tuple(e for e in endpoints
+                                                                    if f"{e.ip}:80" != first.address), 60))
+    assert sticky.pick("192.0.2.7") is not first  # its server left: a new one, kept from now on
+    ranged = PortProxy(PortSpec("r", "203.0.113.9", 80, "tcp", "rr", endpoints, sources=("192.0.2.0/24",)))
+    assert ranged.pick("192.0.2.7") is not None and ranged.pick("198.51.100.1") is None

@@ -12,8 +12,8 @@ as inactive for TIME_WAIT seconds, as in IPVS.
 from __future__ import annotations
 
 import asyncio
-import logging
 import ipaddress
+import logging
 import socket
 import time
 from collections import deque
@@ -60,6 +60,7 @@ class PortProxy:
         if spec.scheduler != self.spec.scheduler:
             self.chooser = scheduler(spec.scheduler, [])
         self.spec = spec
+        self._sources = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in spec.sources)
         current = {}
         for endpoint in spec.endpoints:
             address = f"{endpoint.ip}:{endpoint.port}"
@@ -95,7 +96,7 @@ class PortProxy:
     def pick(self, client: str) -> Server | None:
         """The scheduler's choice, or with ClientIP affinity the client's last server
         while it serves and the client came back within the timeout."""
-        if self.spec.sources and not _within(client, self.spec.sources):
+        if self._sources and not any(ipaddress.ip_address(client) in cidr for cidr in self._sources):
             return None
         if not self.spec.affinity_seconds:
             return self.chooser.pick(client, self.spec.address)
@@ -160,11 +161,6 @@ class PortProxy:
 
         host, port = server.address.rsplit(":", 1)
         Relay(hub, client, (host, int(port)), release)
-
-
-def _within(address: str, ranges: tuple[str, ...]) -> bool:
-    ip = ipaddress.ip_address(address)
-    return any(ip in ipaddress.ip_network(cidr, strict=False) for cidr in ranges)
 
 
 class _UdpFrontend(asyncio.DatagramProtocol):

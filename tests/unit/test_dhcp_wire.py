@@ -7,8 +7,8 @@ from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from podnet.dhcp.daemon import client_id, lease_options
-from podnet.dhcp.wire import Client, option_number, parse
+from podnet.ipam.dhcp.daemon import client_id, lease_options
+from podnet.ipam.dhcp.wire import Client, option_number, parse
 
 MAC = "02:00:00:00:00:01"
 SERVER_MAC = "02:00:00:00:00:fe"

@@ -50,7 +50,7 @@ def serve(socket_path: str | None) -> None:
 def dhcp_daemon(socket_path: str, timeout: float) -> None:
     """Acquire, renew and release containers' DHCP leases for podnet-dhcp, as the
     reference plugin's `dhcp daemon` does for it."""
-    from podnet.dhcp.daemon import serve as serve_dhcp
+    from podnet.ipam.dhcp.daemon import serve as serve_dhcp
 
     stop = run_as_daemon()
     serve_dhcp(socket_path, stop, timeout)

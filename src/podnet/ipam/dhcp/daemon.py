@@ -16,11 +16,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from podnet.dhcp.lease import Lease, Terms
-from podnet.dhcp.wire import DEFAULT_REQUESTS, option_number
+from podnet.ipam.dhcp.lease import Lease, Terms
+from podnet.ipam.dhcp.wire import DEFAULT_REQUESTS, option_number
 from podnet.errors import PodnetError
 
-log = logging.getLogger("podnet.dhcp")
+log = logging.getLogger("podnet.ipam.dhcp")
 
 
 def client_id(container_id: str, network: str, ifname: str) -> str:

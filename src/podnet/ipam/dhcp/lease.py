@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from podnet.errors import PodnetError
 from podnet.kernel.packet import PacketPort, prepare_link, set_down
-from podnet.dhcp.wire import Client, Reply, parse
+from podnet.ipam.dhcp.wire import Client, Reply, parse
 
-log = logging.getLogger("podnet.dhcp")
+log = logging.getLogger("podnet.ipam.dhcp")
 FIRST_RETRANSMIT = 1.0  # then 2, 4, ... s, within the exchange's timeout (RFC 2131 4.1 backs off from 4 s)
 MIN_RETRY = 5.0  # between renewal attempts, at least (RFC 2131 says 60 s; leases here may be 2 minutes)
 

@@ -72,9 +72,9 @@ def source_address(location: str) -> str:
         return str(probe.getsockname()[0])
 
 
-def _settings(store: Store, request: Request) -> cluster.ClusterConfig:
+def _settings(store: Store, request: Request, founding: bool) -> cluster.ClusterConfig:
     """The cluster's settings; the first control-plane node writes them."""
-    if store.get(cluster.KEY) is None:
+    if founding:
         if not request.control_plane:
             raise JoinError("the store holds no cluster yet: join the first node with --control-plane")
         settings = cluster.ClusterConfig(request.pod_subnet, request.service_subnet, backend=request.backend or "vxlan")
@@ -117,7 +117,7 @@ def join(request: Request) -> tuple[Joining, list[Path]]:
     store = open_cluster_store(request.store, request.tls)
     try:
         founding = store.get(cluster.KEY) is None  # this join writes the cluster's settings
-        settings = _settings(store, request)
+        settings = _settings(store, request, founding)
         existing = resources.get(store, Node, "", request.name)
         if isinstance(existing, Node) and existing.internal_ip != address:
             raise JoinError(f"node {request.name} is already in the cluster at {existing.internal_ip}: "

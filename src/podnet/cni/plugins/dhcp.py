@@ -23,6 +23,10 @@ CALL_TIMEOUT = 60.0  # the daemon's own exchanges time out first
 ERROR_CODES = {"allocate": TRY_AGAIN_LATER, "status": NOT_AVAILABLE}  # a server silent now may answer later
 
 
+class NoDaemon(CniError):
+    """Nothing answers on the daemon's socket."""
+
+
 def _socket_path(ipam: dict[str, Any]) -> str:
     path = ipam.get("daemonSocketPath") or DEFAULT_SOCKET
     if not isinstance(path, str):
@@ -42,7 +46,7 @@ def _call(request: CniRequest, ipam: dict[str, Any], method: str, **extra: Any) 
             sock.sendall(json.dumps(message).encode() + b"\n")
             answer = json.loads(sock.makefile("rb").readline() or b"{}")
     except (FileNotFoundError, ConnectionRefusedError):
-        raise CniError(NOT_AVAILABLE if method == "status" else TRY_AGAIN_LATER, "the DHCP daemon is not running",
+        raise NoDaemon(NOT_AVAILABLE if method == "status" else TRY_AGAIN_LATER, "the DHCP daemon is not running",
                        f"nothing answers on {path}: start `podnet cni dhcp-daemon`") from None
     except (OSError, ValueError) as err:
         raise CniError(TRY_AGAIN_LATER, "the DHCP daemon did not answer", f"{path}: {err}") from None
@@ -59,10 +63,8 @@ def delete(request: CniRequest, ipam: dict[str, Any]) -> list[Address]:
     """Released by the daemon; with no daemon there is no lease to give back."""
     try:
         answer = _call(request, ipam, "release")
-    except CniError as err:
-        if err.msg == "the DHCP daemon is not running":
-            return []
-        raise
+    except NoDaemon:
+        return []
     return [ip_address(a) for a in answer.get("released", ())]
 
 

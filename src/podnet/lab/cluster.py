@@ -33,9 +33,12 @@ from podnet.lab.state import LabRecord
 from podnet.network.apply import apply_node_network
 from podnet.network.leases import SubnetLeases
 from podnet.network.node import POD_BRIDGE, pod_mtu, render_node_network
+from podnet.controller.endpointslices import desired as desired_slices
+from podnet.model.endpointslice import EndpointSlice, by_service
 from podnet.model.manifest import Resource
 from podnet.model.namespace import BUILT_IN, Namespace
 from podnet.model.pod import Pod
+from podnet.model.service import Service
 from podnet.store import resources
 from podnet.store.base import Store
 from podnet.store.location import open_store
@@ -132,6 +135,7 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
         progress.phase("pods ready", len(expected))
         apply(store, workloads)
         _wait_ready(store, expected, progress)
+        _wait_endpoints(store)
     finally:
         store.close()
 
@@ -143,6 +147,28 @@ def lab_workloads(spec: ClusterSpec, plan: ClusterPlan) -> list[Resource]:
     declared = {w.metadata.name for w in workloads if isinstance(w, Namespace)}
     used = sorted({w.metadata.namespace for w in workloads if w.metadata.namespace} - declared - set(BUILT_IN))
     return [*(Namespace.named(name) for name in used), *workloads]
+
+
+ENDPOINTS_WAIT = 5.0  # seconds; the control plane writes slices within one pass of a pod turning ready
+
+
+def _ready_endpoints(slices: list[EndpointSlice]) -> dict[tuple[str, str], frozenset[str]]:
+    return {key: frozenset(e.address for s in own for e in s.endpoints if e.ready)
+            for key, own in by_service(slices).items()}
+
+
+def _wait_endpoints(store: Store) -> None:
+    """Once the pods are ready, their Services' slices a moment later: so the summary
+    `lab up` prints, and the first request a user sends, find every endpoint. A
+    control plane slower than that is not an error; the slices follow."""
+    deadline = time.monotonic() + ENDPOINTS_WAIT
+    while time.monotonic() < deadline:
+        services = resources.list_kind(store, Service)[0]
+        pods = resources.list_kind(store, Pod)[0]
+        written = resources.list_kind(store, EndpointSlice)[0]
+        if _ready_endpoints(written) == _ready_endpoints(desired_slices(services, pods)):
+            return
+        time.sleep(0.02)
 
 
 def _wait_ready(store: Store, expected: set[tuple[str, str]], progress: Progress) -> None:

@@ -104,6 +104,34 @@ def test_the_iptables_proxier_restores_then_jumps_and_deletes_what_went() -> Non
     assert kind == "delete" and gone and all(chain.startswith(("KUBE-SVC-", "KUBE-SEP-")) for chain in gone)
 
 
+def test_a_change_restores_only_the_chains_it_touched() -> None:
+    """kube-proxy's minimal sync: one endpoint gone rewrites its service's chain, not
+    every service's; a resync period later every chain is restored again."""
+    from podnet.agent.controller import Snapshot
+    from podnet.controller.endpointslices import desired
+    from podnet.proxy.iptables import IptablesProxier
+    from tests.fakes import FakeNodeKernel
+
+    writer = Writer()
+    proxier = IptablesProxier(FakeNodeKernel(), writer, "n1", POD_NETWORK)
+    web, db = service(), service(name="db", cluster_ip="10.96.0.3", selector={"app": "db"})
+    dbs = [pod(f"d{i}", f"10.244.{i}.9", f"n{i + 1}", app="db") for i in range(3)]
+    everything = [*PODS, *dbs]
+    proxier.sync(Snapshot(1, [], everything, [web, db], desired([web, db], everything)))
+    fewer = [*PODS[:2], *dbs]
+    assert proxier.sync_services([web, db], desired([web, db], fewer)) == "chains"
+    (_, text), (deleted, gone) = writer.calls[-2:]
+    assert isinstance(text, str) and isinstance(gone, list)
+    chain = svc_chain(views([web], fewer, "n1")[0])
+    declared = [line for line in text.splitlines() if line.startswith(":")]
+    assert declared == [f":{chain} - [0:0]"]  # db's chains, and every other, untouched
+    assert len([r for r in rules(text, chain) if "-j KUBE-SEP-" in r]) == 2  # the two endpoints left
+    assert deleted == "delete" and len(gone) == 1  # the endpoint's own KUBE-SEP chain
+    proxier.resync_seconds = 0
+    assert proxier.sync_services([web, db], desired([web, db], fewer)) == "table"
+    assert ":KUBE-SERVICES - [0:0]" in str(writer.calls[-2][1])
+
+
 def test_load_balancer_source_ranges_mark_the_others_for_the_firewall() -> None:
     view = views([service(type="LoadBalancer", loadBalancerSourceRanges=["172.18.0.0/24"],
                           ports=[{"port": 80, "nodePort": 30080}])], PODS, "n1")[0]

@@ -29,6 +29,7 @@ kube-proxy writes it.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import logging
 import time
@@ -66,8 +67,10 @@ _MASQ = f"{MASQ_MARK:#x}/{MASQ_MARK:#x}"
 REJECT = ("-j", "REJECT", "--reject-with", "icmp-port-unreachable")
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def _hash(*parts: object) -> str:
-    """kube-proxy's chain suffix: 16 characters of a base32 SHA-256."""
+    """kube-proxy's chain suffix: 16 characters of a base32 SHA-256. Remembered:
+    every sync names every chain again, and most names do not change."""
     return base64.b32encode(hashlib.sha256("".join(map(str, parts)).encode()).digest())[:16].decode()
 
 
@@ -93,13 +96,27 @@ class IptablesRules:
     nat: tuple[IptRule, ...]
     filter: tuple[IptRule, ...]
 
-    def restore_text(self) -> str:
+    def restore_text(self, since: IptablesRules | None = None) -> str:
         """For `iptables-restore --noflush`: each chain declared (and so emptied), then
-        its rules; chains of ours no longer wanted are emptied and deleted by the caller."""
-        lines = ["*filter", *(f":{chain} - [0:0]" for chain in FILTER_CHAINS), *(r.line() for r in self.filter),
-                 "COMMIT", "*nat", *(f":{chain} - [0:0]" for chain in self.nat_chains),
-                 *(r.line() for r in self.nat), "COMMIT"]
+        its rules; chains of ours no longer wanted are emptied and deleted by the caller.
+        Given what the last restore wrote, only the chains whose rules changed, as
+        kube-proxy's minimal sync: the others are left as they are, and one
+        endpoint's change costs a few lines, not the whole layout."""
+        lines = []
+        for table, chains, mine, before in (("filter", FILTER_CHAINS, self.filter, since and since.filter),
+                                            ("nat", self.nat_chains, self.nat, since and since.nat)):
+            wanted, written = _by_chain(chains, mine), _by_chain(chains, before or ())
+            changed = [c for c in chains if since is None or wanted[c] != written.get(c)]
+            lines += [f"*{table}", *(f":{chain} - [0:0]" for chain in changed),
+                      *(rule.line() for chain in changed for rule in wanted[chain]), "COMMIT"]
         return "\n".join(lines) + "\n"
+
+
+def _by_chain(chains: tuple[str, ...], found: tuple[IptRule, ...]) -> dict[str, list[IptRule]]:
+    grouped: dict[str, list[IptRule]] = {chain: [] for chain in chains}
+    for rule in found:
+        grouped.setdefault(rule.chain, []).append(rule)
+    return grouped
 
 
 def svc_chain(view: ServicePortView) -> str:
@@ -251,31 +268,38 @@ class IptablesWriting(Protocol):
 
 
 class IptablesProxier(Proxier):
-    """The proxy controller in kube-proxy's iptables mode: every change restores
-    the KUBE chains whole (as kube-proxy does), and chains no longer wanted go."""
+    """The proxy controller in kube-proxy's iptables mode: a change restores the
+    chains it touched (kube-proxy's minimal sync), every resync period all of them
+    (repairing drift), and chains no longer wanted go."""
 
     name = "proxy"
 
     def __init__(self, kernel: NodeKernel, writer: IptablesWriting, node_name: str, cluster_cidr: str,
-                 resync_seconds: float = 10.0) -> None:
+                 resync_seconds: float = 60.0) -> None:  # a whole restore costs seconds in a large cluster
         super().__init__(kernel, node_name, cluster_cidr, resync_seconds)
         self.writer = writer
         self._written: IptablesRules | None = None
-        self._written_at = 0.0
+        self._whole_at = 0.0  # when every chain was last restored
 
     def sync_services(self, services: list[Service], slices: list[EndpointSlice],
                       weights: Mapping[tuple[str, str], int] | None = None) -> str:
+        """"none", "chains" (the ones that changed) or "table" (every chain: at the
+        start, and each resync period, to repair drift)."""
         views = service_ports(services, slices, self.node_name, weights)
         wanted = build_iptables(views, self.cluster_cidr)
-        if wanted == self._written and time.monotonic() - self._written_at < self.resync_seconds:
+        whole = time.monotonic() - self._whole_at >= self.resync_seconds
+        if wanted == self._written and not whole:
             return "none"
-        self.writer.restore(wanted.restore_text())
+        self.writer.restore(wanted.restore_text(None if whole else self._written))
         if self._written is None:  # our chains exist now: the built-in chains' jumps into them
             self.writer.ensure_jumps(JUMPS)
         if self._written is not None:
-            self.writer.delete_chains("nat", [c for c in self._written.nat_chains if c not in wanted.nat_chains])
+            kept = set(wanted.nat_chains)
+            self.writer.delete_chains("nat", [c for c in self._written.nat_chains if c not in kept])
         if wanted != self._written:
             log.info("iptables: %d ports, %d endpoints", len(views), sum(len(v.endpoints) for v in views))
-        self._written, self._written_at = wanted, time.monotonic()
+        self._written = wanted
+        if whole:
+            self._whole_at = time.monotonic()
         self._forget_stale_udp_flows(views)
-        return "table"
+        return "table" if whole else "chains"

@@ -8,9 +8,10 @@ batches), one endpoint change at that size (p50 and p99 over 100 changes), and
 first-packet (TCP connect) latency at S services against 100 services, from a
 client inside the pod network (as a pod calls a service). A third column loads
 podnet's own table with `nft -f` as text: what the netlink backend replaced.
-Then podnet's iptables mode: kube-proxy's own layout by iptables-nft-restore
-(full sync, an endpoint change restoring only the chains it touched as
-kube-proxy's minimal sync does, first packet), with the nftables table gone.
+Then podnet's iptables mode: kube-proxy's own layout by iptables-restore, on
+each of iptables' backends, nft and legacy (full sync, an endpoint change
+restoring only the chains it touched as kube-proxy's minimal sync does, first
+packet), with the nftables table gone.
 Run as root: .venv/bin/python bench/proxy_sync.py [--services 10000] [--endpoints 10]
 """
 
@@ -38,7 +39,7 @@ from podnet.model.endpointslice import EndpointSlice
 from podnet.model.meta import ObjectMeta
 from podnet.model.pod import Container, Pod
 from podnet.model.service import Service, ServicePort
-from podnet.kernel.iptables import IptablesWriter
+from podnet.kernel.iptables import BACKENDS, IptablesWriter
 from podnet.proxy.endpoints import service_ports
 from podnet.proxy.iptables import JUMPS, IptablesProxier, build_iptables
 from podnet.proxy.proxier import Proxier
@@ -177,17 +178,39 @@ def setup() -> subprocess.Popen:  # type: ignore[type-arg]
     return listener
 
 
-def _clear_iptables(writer: IptablesWriter, proxier: IptablesProxier) -> None:
+def _clear_iptables(writer: IptablesWriter) -> None:
     """The iptables mode's chains emptied and gone, before the next layout is loaded."""
-    written = build_iptables([], "10.240.0.0/12")
-    writer.restore(written.restore_text())
+    command = BACKENDS[writer.backend][1]
+    writer.restore(build_iptables([], "10.240.0.0/12").restore_text())
     for table, chain, target, comment in JUMPS:
-        netns.run(CLIENT, ["iptables-nft", "-t", table, "-D", chain, "-m", "comment", "--comment", comment, "-j", target],
+        netns.run(CLIENT, [command, "-t", table, "-D", chain, "-m", "comment", "--comment", comment, "-j", target],
                   check=False)
-    del proxier
     for table in ("nat", "filter"):
-        netns.run(CLIENT, ["iptables-nft", "-t", table, "-F"], check=False)
-        netns.run(CLIENT, ["iptables-nft", "-t", table, "-X"], check=False)
+        netns.run(CLIENT, [command, "-t", table, "-F"], check=False)
+        netns.run(CLIENT, [command, "-t", table, "-X"], check=False)
+
+
+def iptables_mode(kernel: NamespaceKernel, backend: str, svcs: list[Service], slices: list[EndpointSlice], S: int,
+                  E: int, changes: int, ours_full: float, ours_latency: float) -> str:
+    """Full sync, endpoint changes and first packet in podnet's iptables mode on one backend."""
+    writer = IptablesWriter(CLIENT, backend)
+    ipt = IptablesProxier(kernel, writer, "n1", "10.240.0.0/12")
+    try:
+        full = statistics.median(timed(IptablesProxier(kernel, writer, "n1", "10.240.0.0/12").sync_services,
+                                       svcs, slices) for _ in range(FULL_SYNCS))
+        ipt.sync_services(svcs, slices)
+        moved_cluster = cluster(S, E, moved=S // 2)
+        taken = sorted(timed(ipt.sync_services, *(moved_cluster if i % 2 == 0 else (svcs, slices)))
+                       for i in range(changes))
+        latency = first_packet(S)
+        return (f"full sync {full:.1f} ms ({full / ours_full:.1f}x the nftables mode); one endpoint change, p50 of "
+                f"{changes} {statistics.median(taken):.1f} ms, worst {taken[-1]:.1f} ms (only the chains it "
+                f"touched, kube-proxy's minimal sync); first packet at {S} services {latency:.1f} us "
+                f"({latency / ours_latency:.2f}x the nftables mode's)")
+    except KernelError as err:  # on iptables-nft at 10 000 services one restore outlasts the writer's patience
+        return f"did not sync: {err}"
+    finally:
+        _clear_iptables(writer)
 
 
 def main() -> None:
@@ -218,26 +241,10 @@ def main() -> None:
         assert forth is not None and back is not None
         ours_change, ours_change_99 = changes(forth, back, nft)
         ours_latency = first_packet(S)
-        # podnet's iptables mode: kube-proxy's own layout by iptables-nft-restore, changes by minimal sync
+        # podnet's iptables mode: kube-proxy's own layout by iptables-restore, each backend, changes by minimal sync
         nft.run(Transaction(TABLE).destroy(TABLE))
-        writer = IptablesWriter(CLIENT)
-        ipt = IptablesProxier(kernel, writer, "n1", "10.240.0.0/12")
-        try:
-            ipt_full = statistics.median(timed(IptablesProxier(kernel, writer, "n1", "10.240.0.0/12").sync_services,
-                                               svcs, slices) for _ in range(FULL_SYNCS))
-            ipt.sync_services(svcs, slices)
-            moved_cluster = cluster(S, E, moved=S // 2)
-            ipt_changes = sorted(timed(ipt.sync_services, *(moved_cluster if i % 2 == 0 else (svcs, slices)))
-                                 for i in range(options.iptables_changes))
-            ipt_latency = first_packet(S)
-            ipt_summary = (f"full sync {ipt_full:.1f} ms ({ipt_full / ours_full:.1f}x the nftables mode); one endpoint "
-                           f"change, p50 of {options.iptables_changes} {statistics.median(ipt_changes):.1f} ms, worst "
-                           f"{ipt_changes[-1]:.1f} ms (only the chains it touched, kube-proxy's minimal sync); first "
-                           f"packet at {S} services {ipt_latency:.1f} us ({ipt_latency / ours_latency:.2f}x the "
-                           f"nftables mode's)")
-        except KernelError as err:  # at 10 000 services one restore can outlast the writer's patience
-            ipt_summary = f"did not sync: {err}"
-        _clear_iptables(writer, ipt)
+        ipt_summaries = {backend: iptables_mode(kernel, backend, svcs, slices, S, E, options.iptables_changes,
+                                                ours_full, ours_latency) for backend in BACKENDS}
         # kube-proxy style
         if options.skip_kube_proxy_full:
             theirs_full = float("nan")
@@ -261,7 +268,8 @@ def main() -> None:
         print(f"{'':<52}{'kube-proxy style':>17}{'podnet':>10}{'ratio':>8}")
         for label, theirs, ours in rows:
             print(f"{label:<52}{theirs:>17.1f}{ours:>10.1f}{ours / theirs:>8.2f}")
-        print(f"podnet's iptables mode (kube-proxy's layout, iptables-nft-restore): {ipt_summary}")
+        for backend, summary in ipt_summaries.items():
+            print(f"podnet's iptables mode (kube-proxy's layout, {BACKENDS[backend][0]}): {summary}")
         print(f"first packet, {S} vs 100 services: podnet {ours_latency / ours_latency_100:.2f}x, "
               f"kube-proxy style {theirs_latency / theirs_latency_100:.2f}x")
     finally:

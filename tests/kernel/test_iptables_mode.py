@@ -1,11 +1,14 @@
-"""kube-proxy's iptables layout, restored by iptables-nft-restore in a namespace:
-a connection to the ClusterIP reaches the endpoint through the KUBE chains,
-and `iptables -t nat -L` shows the Service's rules by name, as in the seed."""
+"""kube-proxy's iptables layout, restored by iptables-restore in a namespace with
+either backend (nft, legacy): a connection to the ClusterIP reaches the endpoint
+through the KUBE chains, and `iptables -t nat -L` shows the Service's rules by
+name, as in the seed."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
+
+import pytest
 
 from podnet.kernel import iptables, netns
 from podnet.kernel.netlink import open_namespace
@@ -14,7 +17,8 @@ from tests.helpers import in_netns
 from tests.unit.test_proxy_ruleset import service, views, pod
 
 
-def test_a_cluster_ip_reaches_its_endpoint_through_the_kube_chains(make_netns) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("backend", list(iptables.BACKENDS))
+def test_a_cluster_ip_reaches_its_endpoint_through_the_kube_chains(make_netns, backend: str) -> None:  # type: ignore[no-untyped-def]
     client, server = make_netns(), make_netns()
     with open_namespace(client) as inside:
         inside.ensure_veth("ipt0", "eth0", server)
@@ -28,12 +32,14 @@ def test_a_cluster_ip_reaches_its_endpoint_through_the_kube_chains(make_netns) -
     try:
         view = views([service(name="db-service", ports=[{"port": 80, "targetPort": 8080}])],
                      [pod("db-0", "10.244.1.2", "n2")], "n1")
-        iptables.restore(client, build_iptables(view, "10.244.0.0/16").restore_text())
-        iptables.ensure_jumps(client, JUMPS)
-        iptables.ensure_jumps(client, JUMPS)  # twice: each jump once
-        listed = in_netns(client, "iptables-nft", "-t", "nat", "-L", "-n").stdout
+        writer = iptables.IptablesWriter(client, backend)
+        writer.restore(build_iptables(view, "10.244.0.0/16").restore_text())
+        writer.ensure_jumps(JUMPS)
+        writer.ensure_jumps(JUMPS)  # twice: each jump once
+        command = iptables.BACKENDS[backend][1]
+        listed = in_netns(client, command, "-t", "nat", "-L", "-n").stdout
         assert sum("db-service" in line for line in listed.splitlines()) >= 3  # the seed's grep finds them
-        assert in_netns(client, "iptables-nft", "-t", "nat", "-S", "OUTPUT").stdout.count("KUBE-SERVICES") == 1
+        assert in_netns(client, command, "-t", "nat", "-S", "OUTPUT").stdout.count("KUBE-SERVICES") == 1
 
         def connect() -> str:
             with socket.create_connection(("10.96.0.2", 80), timeout=3) as sock:

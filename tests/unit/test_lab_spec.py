@@ -202,3 +202,14 @@ def test_a_dhcp_lab_serves_each_node_its_own_subnet() -> None:
     assert "--dhcp-range=10.244.3.10,10.244.3.254,255.255.255.0,1h" in argv
     assert "--dhcp-option=option:router,10.244.3.1" in argv and "--interface=cni0" in argv and "--port=0" in argv
     assert Path(ipam_config(record)["daemonSocketPath"]).name == "dhcp.sock"
+
+
+def test_the_iptables_backend_is_nft_or_legacy_and_for_the_iptables_mode() -> None:
+    iptables = {"proxyMode": "iptables"}
+    assert parse_lab([cluster(networking=iptables)]).iptables_backend == "nft"  # type: ignore[union-attr]
+    legacy = parse_lab([cluster(networking={**iptables, "iptablesBackend": "legacy"})])
+    assert legacy.iptables_backend == "legacy"  # type: ignore[union-attr]
+    with pytest.raises(ManifestError, match="'ebtables' is not nft or legacy"):
+        parse_lab([cluster(networking={**iptables, "iptablesBackend": "ebtables"})])
+    with pytest.raises(ManifestError, match="applies to proxyMode: iptables only"):
+        parse_lab([cluster(networking={"iptablesBackend": "legacy"})])

@@ -29,7 +29,8 @@ log = logging.getLogger("podnet.agent")
 
 def node_controllers(kernel: NodeKernel, store: Store, node_name: str, namespace: str,
                      cluster_cidr: str | None = None, backend: str = "host-gw",
-                     kubelet: KubeletConfig | None = None, proxy_mode: str = "nftables") -> list[Controller]:
+                     kubelet: KubeletConfig | None = None, proxy_mode: str = "nftables",
+                     iptables_backend: str = "nft") -> list[Controller]:
     """A node's controllers: its network, given the pod network its services (by
     proxy_mode: nftables, kube-proxy's iptables layout, or all in this process as
     userspace; the annotated userspace services always in this process), its pods'
@@ -39,7 +40,8 @@ def node_controllers(kernel: NodeKernel, store: Store, node_name: str, namespace
     if cluster_cidr:
         enforcer = PolicyEnforcer(kernel, node_name)
         if proxy_mode == "iptables":
-            controllers.append(IptablesProxier(kernel, IptablesWriter(namespace), node_name, cluster_cidr))
+            controllers.append(IptablesProxier(kernel, IptablesWriter(namespace, iptables_backend), node_name,
+                                               cluster_cidr))
         elif proxy_mode == "nftables":
             controllers.append(Proxier(kernel, node_name, cluster_cidr))
         controllers += [UserspaceProxies(namespace, node_name, every_service=proxy_mode == "userspace"),

@@ -31,6 +31,7 @@ class ClusterConfig:
     backend: str = "host-gw"  # how pod traffic crosses nodes, as flannel keeps its Backend in etcd
     proxy_mode: str = "nftables"  # how Services are programmed: nftables, iptables or userspace
     node_cidr_mask: int = 24  # each node's lease of the pod subnet, as flannel's SubnetLen
+    iptables_backend: str = "nft"  # with proxy_mode iptables: iptables' nft or legacy backend
 
     @property
     def dns_ip(self) -> str:

@@ -44,10 +44,12 @@ def run_as_daemon() -> threading.Event:
 @click.option("--proxy-mode", type=click.Choice(["nftables", "iptables", "userspace"]), default="nftables",
               show_default=True, help="How Services are programmed: podnet's nftables table, kube-proxy's "
               "iptables layout, or proxied in the agent (kube-proxy's userspace mode).")
+@click.option("--iptables-backend", type=click.Choice(["nft", "legacy"]), default="nft", show_default=True,
+              help="With --proxy-mode iptables: the iptables-nft or iptables-legacy binaries.")
 def agent(node_name: str, namespace: str | None, store_path: str, etcd_cafile: str | None, etcd_certfile: str | None,
           etcd_keyfile: str | None, resync: float, cluster_cidr: str | None, backend: str, cni_conf: str | None,
           cni_bin: str | None, pods_prefix: str | None, state_dir: str | None, log_dir: str | None,
-          pods_store: str | None, proxy_mode: str) -> None:
+          pods_store: str | None, proxy_mode: str, iptables_backend: str) -> None:
     """Run the node agent: keep the node's bridge, routes and forwarding right,
     serve this node's CNI plugin invocations, and run the pods bound to it."""
     from podnet.agent.heartbeat import Heartbeat
@@ -80,7 +82,7 @@ def agent(node_name: str, namespace: str | None, store_path: str, etcd_cafile: s
     observer: ObserveServer | None = None
     try:
         controllers = node_controllers(NamespaceKernel(namespace), store, node_name, namespace, cluster_cidr, backend,
-                                       kubelet, proxy_mode)
+                                       kubelet, proxy_mode, iptables_backend)
         recorder = next((c for c in controllers if isinstance(c, FlowRecorder)), None)
         if recorder is not None:
             AGENT.tallies += [recorder.flows.tally, lambda: conntrack_tally(namespace)]

@@ -78,7 +78,8 @@ def node_network_config(node: NodePlan, record: LabRecord, backend: str = "host-
 
 def cluster_config(spec: ClusterSpec) -> ClusterConfig:
     return ClusterConfig(str(spec.pod_subnet), str(spec.service_subnet), spec.dns_domain,
-                         [INTERNET_ADDRESS.split("/")[0]], spec.backend, spec.proxy_mode, spec.node_cidr_mask)
+                         [INTERNET_ADDRESS.split("/")[0]], spec.backend, spec.proxy_mode, spec.node_cidr_mask,
+                         spec.iptables_backend)
 
 
 def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> None:
@@ -309,7 +310,7 @@ def agent_argv(node: NodePlan, record: LabRecord, spec: ClusterSpec) -> list[str
     cni = record.directory / "cni"
     return [sys.executable, "-m", "podnet", "agent", "--node", node.name, "--netns", node.namespace,
             "--store", record.store_inside, "--cluster-cidr", str(spec.pod_subnet), "--backend", spec.backend,
-            "--proxy-mode", spec.proxy_mode,
+            "--proxy-mode", spec.proxy_mode, "--iptables-backend", spec.iptables_backend,
             "--cni-conf", str(cni / node.name / "net.conflist"), "--cni-bin", str(cni / "bin"),
             "--pods-prefix", names.lab_prefix(record.name), "--state-dir", str(cni / node.name / "kubelet"),
             "--logs", str(record.log_path("x").parent)]

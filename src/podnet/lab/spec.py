@@ -28,6 +28,7 @@ _IFNAME = re.compile(r"^[^\s/:]{1,15}$")
 _LAB_NAME_MAX = 24
 
 
+IPTABLES_BACKENDS = ("nft", "legacy")  # as iptables' own two binaries
 IPAM_TYPES = ("host-local", "dhcp")  # the seed's two IPAM types
 PROXY_MODES = ("nftables", "iptables", "userspace")  # kube-proxy's --proxy-mode; per Service, the annotation
 
@@ -49,6 +50,7 @@ class ClusterSpec:
     workloads: tuple[Resource, ...] = ()  # as written (Deployments whole): what `lab up` applies
     proxy_mode: str = "nftables"  # or "iptables" (kube-proxy's layout) or "userspace", as kube-proxy's --proxy-mode
     ipam: str = "host-local"  # or "dhcp": pods lease addresses from a DHCP server on their node's bridge
+    iptables_backend: str = "nft"  # with proxyMode iptables: "legacy" writes x_tables instead of nf_tables
 
     kind = "Cluster"
 
@@ -150,7 +152,7 @@ def _parse_cluster(head: Fields, name: str, extra: list[tuple[str, object]]) -> 
         raise ManifestError("store", f"{store!r} is not sqlite or etcd")
     networking = head.mapping("networking") or Fields({}, "networking")
     networking.reject_unknown("podSubnet", "serviceSubnet", "nodeSubnet", "nodeCIDRMaskSize", "dnsDomain", "backend",
-                              "underlay", "proxyMode", "ipam")
+                              "underlay", "proxyMode", "ipam", "iptablesBackend")
     subnets = {
         "podSubnet": networking.network("podSubnet", "10.244.0.0/16"),
         "serviceSubnet": networking.network("serviceSubnet", "10.96.0.0/12"),
@@ -210,9 +212,14 @@ def _parse_cluster(head: Fields, name: str, extra: list[tuple[str, object]]) -> 
         raise ManifestError("networking.ipam", f"{ipam!r} is not {' or '.join(IPAM_TYPES)}")
     if ipam == "dhcp" and pod_subnet.version != 4:
         raise ManifestError("networking.ipam", "dhcp leases IPv4 addresses; the pod subnet is IPv6")
+    iptables_backend = networking.text("iptablesBackend", "nft")
+    if iptables_backend not in IPTABLES_BACKENDS:
+        raise ManifestError("networking.iptablesBackend", f"{iptables_backend!r} is not nft or legacy")
+    if networking.has("iptablesBackend") and proxy_mode != "iptables":
+        raise ManifestError("networking.iptablesBackend", "applies to proxyMode: iptables only")
     return ClusterSpec(name, tuple(nodes), pod_subnet, subnets["serviceSubnet"], subnets["nodeSubnet"], mask,
                        tuple(pods), tuple(services), domain.rstrip("."), backend, underlay, store, tuple(workloads),
-                       proxy_mode, ipam)
+                       proxy_mode, ipam, iptables_backend)
 
 
 def _parse_workloads(documents: list[tuple[str, object]],

@@ -73,7 +73,7 @@ def store_flags(joining: Joining) -> list[str]:
 def agent_argv(joining: Joining) -> list[str]:
     return [sys.executable, "-m", "podnet", "agent", "--node", joining.name, *store_flags(joining),
             "--cluster-cidr", joining.cluster.pod_subnet, "--backend", joining.cluster.backend,
-            "--proxy-mode", joining.cluster.proxy_mode]
+            "--proxy-mode", joining.cluster.proxy_mode, "--iptables-backend", joining.cluster.iptables_backend]
 
 
 def controller_argv(joining: Joining) -> list[str]:

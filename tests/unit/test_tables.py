@@ -8,7 +8,7 @@ from podnet.cli.tables import endpointslice_rows, format_endpoints, pod_rows, re
 from podnet.controller.endpointslices import desired
 from podnet.kernel.nftables.fake import Fake
 from podnet.kernel.nftables.tracer import Packet, Tracer
-from podnet.lab.spec import HostSpec
+from podnet.lab.topology_spec import HostSpec
 from podnet.lab.topology import render_masquerade
 from podnet.model.manifest import parse_resource
 

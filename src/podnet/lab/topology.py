@@ -16,7 +16,7 @@ from podnet.kernel.netlink import open_namespace
 from podnet.kernel.route import Route
 from podnet.lab import names, processes
 from podnet.lab.progress import Progress
-from podnet.lab.spec import HostSpec, LinkEnd, TopologySpec
+from podnet.lab.topology_spec import HostSpec, LinkEnd, TopologySpec
 from podnet.lab.state import LabRecord
 
 NAT_TABLE = Table("inet", hooks.TOPOLOGY_NAT)

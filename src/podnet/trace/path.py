@@ -18,21 +18,13 @@ from dataclasses import asdict, dataclass, field
 from podnet.agent.controller import Snapshot
 from podnet.api.cluster import ClusterConfig
 from podnet.kernel.nftables import hooks
-from podnet.kernel.nftables.fake import Fake
 from podnet.kernel.nftables.tracer import Outcome, Packet, Tracer
-from podnet.kernel.route import Route
 from podnet.model.pod import Pod
-from podnet.network.node import (
-    POD_BRIDGE, VXLAN_DEVICE, VXLAN_PORT, VXLAN_VNI, egress_transaction, gateway_for, render_node_network,
-    vtep_address,
-)
-from podnet.policy.evaluator import PolicyView, evaluate, explain
-from podnet.policy.ruleset import render as render_policies
-from podnet.proxy.endpoints import ServicePortView, pod_weights, service_ports
+from podnet.network.node import POD_BRIDGE, VXLAN_DEVICE, VXLAN_PORT, VXLAN_VNI, gateway_for, vtep_address
+from podnet.policy.evaluator import evaluate, explain
 from podnet.proxy.ruleset import TABLE as PROXY_TABLE
-from podnet.proxy.ruleset import build as build_services
+from podnet.trace.nodes import UPLINK, NodeTables
 
-UPLINK = "eth0"  # a node's interface on the node network
 MAX_NODES = 4  # a path crosses at most this many nodes (more would be a routing loop)
 
 
@@ -126,15 +118,12 @@ class PathTracer:
     """The cluster as its agents render it, from one snapshot of the store."""
 
     def __init__(self, snapshot: Snapshot, config: ClusterConfig) -> None:
-        self.snapshot = snapshot
         self.config = config
-        self.nodes = {n.metadata.name: n for n in snapshot.nodes if n.pod_cidr}
-        self.view = PolicyView(snapshot.pods, snapshot.namespaces, snapshot.policies, snapshot.nodes,
-                               snapshot.cluster_policies)
+        self.tables = NodeTables(snapshot, config)
+        self.nodes = self.tables.nodes
+        self.view = self.tables.view
         self.pods_by_ip = {p.pod_ip: p for p in self.view.pods}
-        self._fakes: dict[str, Fake] = {}
         self._passes: list[NodePass] = []
-        self._services: dict[str, list[ServicePortView]] = {}
 
     # --- the ends --------------------------------------------------------------------------------
 
@@ -150,11 +139,10 @@ class PathTracer:
         return End(address, f"{address} (outside the cluster)")
 
     def node_holding(self, address: str) -> str | None:
-        """The node whose own address this is (its node-network or pod-bridge address)."""
-        for name in self.nodes:
-            if address in self.local_addresses(name):
-                return name
-        return None
+        return self.tables.node_holding(address)
+
+    def local_addresses(self, node: str) -> set[str]:
+        return self.tables.local_addresses(node)
 
     def in_cluster(self, address: str) -> bool:
         return ipaddress.ip_address(address) in ipaddress.ip_network(self.config.pod_subnet)
@@ -197,7 +185,7 @@ class PathTracer:
             yield Step(walk.node, "drop", f"node {walk.node or '?'} is not in the store (or has no podCIDR)",
                        "the store's nodes", walk.path)
             return
-        outcomes = Tracer(self._fake(walk.node), frozenset(self.local_addresses(walk.node))).trace(
+        outcomes = Tracer(self.tables.fake(walk.node), frozenset(self.local_addresses(walk.node))).trace(
             walk.packet, walk.origin)
         picked = sorted({(o.destination, o.port) for o in outcomes})
         forked = walk.path == 0 and len(picked) > 1
@@ -249,8 +237,8 @@ class PathTracer:
         if walk.nodes_seen >= MAX_NODES:
             yield Step(node, "drop", "the path crosses too many nodes: a routing loop", "the routes", path)
             return
-        route = self._route_to(node, destination)
-        next_node = self._node_of(destination)
+        route = self.tables.route_to(node, destination)
+        next_node = self.tables.node_of(destination)
         if route is None or next_node is None:
             yield Step(node, "route", f"default route: out of {UPLINK}, leaving the cluster",
                        "route default (the node's uplink)", path)
@@ -277,7 +265,7 @@ class PathTracer:
     def _service_step(self, node: str, packet: Packet, outcome: Outcome, path: int, choices: int) -> Step | None:
         """The DNAT of a service (or a node port), named after its Service; None if none happened."""
         translated = (outcome.destination, outcome.port) != (packet.destination, packet.port)
-        view = self._service_of(node, packet)
+        view = self.tables.service_of(node, packet)
         if view is None or not translated:
             return None
         endpoint = next((e for e in view.endpoints if (e.ip, e.port) == (outcome.destination, outcome.port)), None)
@@ -291,7 +279,7 @@ class PathTracer:
 
     def _backend_element(self, node: str, packet: Packet, outcome: Outcome) -> str:
         """The map element that sends the packet to this endpoint: `backends[10.96.0.2 . tcp . 80 . 1]`."""
-        tables = self._fake(node).tables
+        tables = self.tables.fake(node).tables
         if PROXY_TABLE not in tables:
             return ""
         prefixes = {"backends": (packet.destination, packet.protocol, str(packet.port)),
@@ -323,79 +311,9 @@ class PathTracer:
     def _refusal(self, walk: _Walk, outcome: Outcome, path: int) -> Step:
         last = outcome.hits[-1] if outcome.hits else f"the policy of a base chain of node {walk.node}"
         if outcome.verdict.startswith("reject"):
-            view = self._service_of(walk.node, walk.packet)
+            view = self.tables.service_of(walk.node, walk.packet)
             why = f"service {view.name} has no endpoints" if view is not None and not view.endpoints else \
                 "no service listens on this address and port"
             return Step(walk.node, "reject", f"rejected ({outcome.verdict}): {why}", last, path)
         why = "by NetworkPolicy" if last.startswith(f"{hooks.POLICY}/") else "by the node's rules"
         return Step(walk.node, "drop", f"dropped {why}", last, path)
-
-    # --- the cluster as each node has it ------------------------------------------------------------
-
-    def _fake(self, node: str) -> Fake:
-        """The node's tables, as its agent renders them."""
-        if node not in self._fakes:
-            fake = Fake()
-            fake.run(build_services(self._views(node), self.config.pod_subnet).transaction())
-            policies = render_policies(self.view, node)
-            if policies is not None:
-                fake.run(policies)
-            me = self.nodes[node]
-            network = render_node_network(me, self.snapshot.nodes, self.config.pod_subnet, self.config.backend)
-            if network.egress is not None:
-                fake.run(egress_transaction(network.egress))
-            self._fakes[node] = fake
-        return self._fakes[node]
-
-    def _views(self, node: str) -> list[ServicePortView]:
-        if node not in self._services:
-            self._services[node] = service_ports(self.snapshot.services, self.snapshot.slices, node,
-                                                 pod_weights(self.snapshot.pods))
-        return self._services[node]
-
-    def _service_of(self, node: str, packet: Packet) -> ServicePortView | None:
-        local = packet.destination in self.local_addresses(node)
-        for view in self._views(node):
-            if view.protocol != packet.protocol:
-                continue
-            if (view.cluster_ip == packet.destination or packet.destination in view.external_ips) and \
-                    view.port == packet.port:
-                return view
-            if local and view.node_port == packet.port:
-                return view
-        return None
-
-    def local_addresses(self, node: str) -> set[str]:
-        """The node's own addresses: on the node network, on its pod bridge, and its VTEP's."""
-        me = self.nodes.get(node)
-        if me is None:
-            return set()
-        found = {str(gateway_for(me.pod_cidr or "").ip)}
-        if me.internal_ip:
-            found.add(me.internal_ip)
-        if self.config.backend == "vxlan":
-            found.add(vtep_address(me.pod_cidr or ""))
-        return found
-
-    def _route_to(self, node: str, destination: str) -> Route | None:
-        """The node's own route to another node's pods or to another node (the node
-        network is one segment: its addresses are reached directly on the uplink)."""
-        address = ipaddress.ip_address(destination)
-        network = render_node_network(self.nodes[node], self.snapshot.nodes, self.config.pod_subnet,
-                                      self.config.backend)
-        for route in sorted(network.routes, key=lambda r: -ipaddress.ip_network(r.dst).prefixlen):
-            if address in ipaddress.ip_network(route.dst):
-                return route
-        holder = self.node_holding(destination)
-        if holder is not None and self.nodes[holder].internal_ip == destination:
-            return Route(f"{destination}/32", None, UPLINK)
-        return None
-
-    def _node_of(self, destination: str) -> str | None:
-        address = ipaddress.ip_address(destination)
-        for name, node in self.nodes.items():
-            if node.internal_ip == destination or address in ipaddress.ip_network(node.pod_cidr or ""):
-                return name
-        return None
-
-

@@ -1,0 +1,105 @@
+"""The cluster as each node has it, from one snapshot of the store: the tables its
+agent loads (rendered by the agent's own functions into a Fake), its service
+views, its own addresses and its routes. What the path tracer walks."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from podnet.agent.controller import Snapshot
+from podnet.api.cluster import ClusterConfig
+from podnet.kernel.nftables.fake import Fake
+from podnet.kernel.nftables.tracer import Packet
+from podnet.kernel.route import Route
+from podnet.network.node import egress_transaction, gateway_for, render_node_network, vtep_address
+from podnet.policy.evaluator import PolicyView
+from podnet.policy.ruleset import render as render_policies
+from podnet.proxy.endpoints import ServicePortView, pod_weights, service_ports
+from podnet.proxy.ruleset import build as build_services
+
+UPLINK = "eth0"  # a node's interface on the node network
+
+
+class NodeTables:
+    def __init__(self, snapshot: Snapshot, config: ClusterConfig) -> None:
+        self.snapshot = snapshot
+        self.config = config
+        self.nodes = {n.metadata.name: n for n in snapshot.nodes if n.pod_cidr}
+        self.view = PolicyView(snapshot.pods, snapshot.namespaces, snapshot.policies, snapshot.nodes,
+                               snapshot.cluster_policies)
+        self._fakes: dict[str, Fake] = {}
+        self._services: dict[str, list[ServicePortView]] = {}
+
+    def node_holding(self, address: str) -> str | None:
+        """The node whose own address this is (its node-network or pod-bridge address)."""
+        for name in self.nodes:
+            if address in self.local_addresses(name):
+                return name
+        return None
+
+
+    def fake(self, node: str) -> Fake:
+        """The node's tables, as its agent renders them."""
+        if node not in self._fakes:
+            fake = Fake()
+            fake.run(build_services(self.views(node), self.config.pod_subnet).transaction())
+            policies = render_policies(self.view, node)
+            if policies is not None:
+                fake.run(policies)
+            me = self.nodes[node]
+            network = render_node_network(me, self.snapshot.nodes, self.config.pod_subnet, self.config.backend)
+            if network.egress is not None:
+                fake.run(egress_transaction(network.egress))
+            self._fakes[node] = fake
+        return self._fakes[node]
+
+    def views(self, node: str) -> list[ServicePortView]:
+        if node not in self._services:
+            self._services[node] = service_ports(self.snapshot.services, self.snapshot.slices, node,
+                                                 pod_weights(self.snapshot.pods))
+        return self._services[node]
+
+    def service_of(self, node: str, packet: Packet) -> ServicePortView | None:
+        local = packet.destination in self.local_addresses(node)
+        for view in self.views(node):
+            if view.protocol != packet.protocol:
+                continue
+            if (view.cluster_ip == packet.destination or packet.destination in view.external_ips) and \
+                    view.port == packet.port:
+                return view
+            if local and view.node_port == packet.port:
+                return view
+        return None
+
+    def local_addresses(self, node: str) -> set[str]:
+        """The node's own addresses: on the node network, on its pod bridge, and its VTEP's."""
+        me = self.nodes.get(node)
+        if me is None:
+            return set()
+        found = {str(gateway_for(me.pod_cidr or "").ip)}
+        if me.internal_ip:
+            found.add(me.internal_ip)
+        if self.config.backend == "vxlan":
+            found.add(vtep_address(me.pod_cidr or ""))
+        return found
+
+    def route_to(self, node: str, destination: str) -> Route | None:
+        """The node's own route to another node's pods or to another node (the node
+        network is one segment: its addresses are reached directly on the uplink)."""
+        address = ipaddress.ip_address(destination)
+        network = render_node_network(self.nodes[node], self.snapshot.nodes, self.config.pod_subnet,
+                                      self.config.backend)
+        for route in sorted(network.routes, key=lambda r: -ipaddress.ip_network(r.dst).prefixlen):
+            if address in ipaddress.ip_network(route.dst):
+                return route
+        holder = self.node_holding(destination)
+        if holder is not None and self.nodes[holder].internal_ip == destination:
+            return Route(f"{destination}/32", None, UPLINK)
+        return None
+
+    def node_of(self, destination: str) -> str | None:
+        address = ipaddress.ip_address(destination)
+        for name, node in self.nodes.items():
+            if node.internal_ip == destination or address in ipaddress.ip_network(node.pod_cidr or ""):
+                return name
+        return None

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from podnet.cli.etcdflags import etcd_tls_options, tls_files
+from podnet.kernel.iptables import BACKENDS as IPTABLES_BACKENDS
 
 
 def run_as_daemon() -> threading.Event:
@@ -44,7 +45,7 @@ def run_as_daemon() -> threading.Event:
 @click.option("--proxy-mode", type=click.Choice(["nftables", "iptables", "userspace"]), default="nftables",
               show_default=True, help="How Services are programmed: podnet's nftables table, kube-proxy's "
               "iptables layout, or proxied in the agent (kube-proxy's userspace mode).")
-@click.option("--iptables-backend", type=click.Choice(["nft", "legacy"]), default="nft", show_default=True,
+@click.option("--iptables-backend", type=click.Choice(list(IPTABLES_BACKENDS)), default="nft", show_default=True,
               help="With --proxy-mode iptables: the iptables-nft or iptables-legacy binaries.")
 def agent(node_name: str, namespace: str | None, store_path: str, etcd_cafile: str | None, etcd_certfile: str | None,
           etcd_keyfile: str | None, resync: float, cluster_cidr: str | None, backend: str, cni_conf: str | None,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Union
 
 from podnet.errors import ManifestError
+from podnet.kernel.iptables import BACKENDS
 from podnet.lab.topology_spec import Network, TopologySpec, parse_topology
 from podnet.model.deployment import Deployment
 from podnet.model.namespace import Namespace
@@ -26,7 +27,7 @@ API_VERSION = "podnet.dev/v1alpha1"
 _LAB_NAME_MAX = 24
 
 
-IPTABLES_BACKENDS = ("nft", "legacy")  # as iptables' own two binaries
+IPTABLES_BACKENDS = tuple(BACKENDS)  # nft, legacy: as iptables' own two binaries
 IPAM_TYPES = ("host-local", "dhcp")  # the seed's two IPAM types
 PROXY_MODES = ("nftables", "iptables", "userspace")  # kube-proxy's --proxy-mode; per Service, the annotation
 

@@ -42,7 +42,7 @@ def side(name: str, host: str, work: Path) -> list[subprocess.Popen[bytes]]:
         netns.run(host, command)
     socket = work / "dhcp.sock"
     daemon = ([str(REFERENCE / "dhcp"), "daemon", "-socketpath", str(socket)] if name == "ref" else
-              [sys.executable, "-m", "podnet", "cni", "dhcp-daemon", "--socket", str(socket)])
+              [sys.executable, "-m", "podnet", "cni", "dhcp-daemon", "--socket", str(socket), "--state", str(work / "held")])
     running = [start(host, [sys.executable, "-m", "podnet", "cni", "serve"], work / "agent.log")] if name == "pn" else []
     running += [start(host, ["dnsmasq", "--keep-in-foreground", "--port=0", f"--interface={BRIDGE}", "--bind-interfaces",
                             "--no-ping", "--log-dhcp", "--log-facility=-", "--dhcp-range=10.125.0.10,10.125.255.200,255.255.0.0,1h",

@@ -74,7 +74,10 @@ def podnet_leftovers() -> list[str]:
     agents = Path("/run/podnet/agents")
     if agents.is_dir():
         found += [f"agent socket {entry}" for entry in os.listdir(agents)]
-    for line in _run("pgrep", "-a", "-f", r"podnet(\.echo|\.supervise| agent| echo| cni serve| controller| dns --store /run/podnet)").splitlines():
+    held = Path("/run/podnet/dhcp-leases")
+    if held.is_dir():
+        found += [f"DHCP lease record {entry}" for entry in os.listdir(held)]
+    for line in _run("pgrep", "-a", "-f", r"podnet(\.echo|\.supervise| agent| echo| cni serve| controller| dns --store /run/podnet| cni dhcp-daemon)").splitlines():
         pid = int(line.split()[0])
         if pid != os.getpid():
             found.append(f"process {line}")

@@ -38,7 +38,8 @@ class Dhcp:
     plugin_dir: Path
     host: str
     work: Path
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)  # dnsmasq, then the daemon
+    daemon: list[str] = field(default_factory=list)
     made: list[str] = field(default_factory=list)
 
     @property
@@ -107,7 +108,9 @@ def impls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Dhcp]]
                 f"--pid-file={impl.work / 'dnsmasq.pid'}"], impl.work / "dnsmasq.log"))
             daemon = ([str(REFERENCE_DIR / "dhcp"), "daemon", "-socketpath", str(impl.socket), "-timeout", "5s"]
                       if impl.name == "reference" else
-                      [sys.executable, "-m", "podnet", "cni", "dhcp-daemon", "--socket", str(impl.socket), "--timeout", "5"])
+                      [sys.executable, "-m", "podnet", "cni", "dhcp-daemon", "--socket", str(impl.socket), "--timeout", "5",
+                       "--state", str(impl.work / "held")])
+            impl.daemon = daemon
             impl.processes.append(_start(impl.host, daemon, impl.work / "daemon.log"))
             assert within(10, impl.socket.exists), f"the {impl.name} DHCP daemon did not start"
         yield found
@@ -178,6 +181,29 @@ def test_leases_are_renewed_at_t1(impls: dict[str, Dhcp]) -> None:
     for name, (impl, container, address, expiry) in held.items():
         assert impl.leases()[address][0] > expiry, f"{name} did not renew its lease at T1"
         impl.call("DEL", container)
+
+
+def test_a_restarted_daemon_keeps_renewing_what_the_last_one_held(impls: dict[str, Dhcp]) -> None:
+    """podnet's records its leases; the reference's daemon forgets them on restart."""
+    impl = impls["podnet"]
+    container = impl.container()
+    code, result = impl.call("ADD", container)
+    assert code == 0, result
+    address = result["ips"][0]["address"].split("/")[0]
+    old = impl.processes.pop()
+    old.terminate()  # as systemd stops it for an upgrade: the leases are not released
+    old.wait(timeout=10)
+    assert address in impl.leases()
+    impl.processes.append(_start(impl.host, impl.daemon, impl.work / "daemon-again.log"))
+    assert within(10, impl.socket.exists), "the daemon did not start again"
+    expiry = impl.leases()[address][0]
+    time.sleep(T1 + 2)
+    assert impl.leases()[address][0] > expiry, "the new daemon did not renew the lease"
+    assert impl.call("CHECK", container, {**impl.netconf(), "prevResult": result})[0] == 0
+    assert impl.call("DEL", container)[0] == 0
+    assert within(5, lambda: address not in impl.leases())
+    held = [json.loads(record.read_text())["clientID"] for record in (impl.work / "held").iterdir()]
+    assert f"{container.split('.')[-1]}/{NETWORK}/eth0" not in held  # its record went with the lease
 
 
 def test_without_a_server_add_fails_and_leaves_nothing(impls: dict[str, Dhcp]) -> None:

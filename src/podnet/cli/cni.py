@@ -9,6 +9,8 @@ import click
 
 from podnet.cni.plugins.dhcp import DEFAULT_SOCKET as DHCP_SOCKET
 
+DHCP_STATE = Path("/run/podnet/dhcp-leases")  # /run: after a reboot no container holds a lease
+
 from podnet.cli.agent import run_as_daemon
 
 
@@ -47,10 +49,12 @@ def serve(socket_path: str | None) -> None:
               show_default=True, help="Where podnet-dhcp asks (its ipam.daemonSocketPath).")
 @click.option("--timeout", default=10.0, show_default=True,
               help="Seconds to wait for a DHCP server's answer, with retransmissions, before failing an ADD.")
-def dhcp_daemon(socket_path: str, timeout: float) -> None:
+@click.option("--state", "state_dir", type=click.Path(file_okay=False, path_type=Path), default=DHCP_STATE,
+              show_default=True, help="Where the leases held are recorded, for a restarted daemon to keep on.")
+def dhcp_daemon(socket_path: str, timeout: float, state_dir: Path) -> None:
     """Acquire, renew and release containers' DHCP leases for podnet-dhcp, as the
     reference plugin's `dhcp daemon` does for it."""
     from podnet.ipam.dhcp.daemon import serve as serve_dhcp
 
     stop = run_as_daemon()
-    serve_dhcp(socket_path, stop, timeout)
+    serve_dhcp(socket_path, stop, timeout, state_dir)

@@ -56,7 +56,8 @@ def start_daemon(fabric_namespace: str, record: LabRecord) -> None:
     """The daemon enters pods' namespaces by path, so where it runs matters not:
     the fabric's namespace, out of every node's way. Waited for, so the first
     pod's ADD finds it."""
-    processes.start(fabric_namespace, ["podnet", "cni", "dhcp-daemon", "--socket", daemon_socket(record)],
+    processes.start(fabric_namespace, ["podnet", "cni", "dhcp-daemon", "--socket", daemon_socket(record),
+                                       "--state", str(record.directory / "dhcp" / "held")],
                     record.log_path("dhcp-daemon"), own_etc=False, supervised=True)
     socket = Path(daemon_socket(record))
     deadline = time.monotonic() + DAEMON_START_TIMEOUT

@@ -3,21 +3,26 @@
 JSON request and one JSON answer per connection).
 
 Leases are keyed by the reference's client identifier, containerID/network/ifname,
-so an ADD repeated for the same attachment gets the lease it already has."""
+so an ADD repeated for the same attachment gets the lease it already has. Each is
+recorded in the state directory (its terms and the server's ACK, as it came), so
+a daemon restarted, for an upgrade say, keeps renewing what the last one held;
+the reference's daemon forgets its leases, and they lapse unrenewed."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import socket
 import socketserver
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from podnet.ipam.dhcp.lease import Lease, Terms
-from podnet.ipam.dhcp.wire import DEFAULT_REQUESTS, option_number
+from podnet.ipam.dhcp.wire import DEFAULT_REQUESTS, option_number, parse
 from podnet.errors import PodnetError
 
 log = logging.getLogger("podnet.ipam.dhcp")
@@ -61,11 +66,59 @@ def cni_result(lease: Lease) -> dict[str, Any]:
 
 
 class DhcpDaemon:
-    def __init__(self, timeout: float = 10.0) -> None:
+    def __init__(self, timeout: float = 10.0, state: Path | None = None) -> None:
         self.timeout = timeout
+        self.state = state
         self.leases: dict[str, Lease] = {}
         self._lock = threading.Lock()
         self._acquiring: dict[str, threading.Lock] = {}
+
+    # The records of leases held, for the next daemon.
+
+    def _record(self, key: str) -> Path | None:
+        return self.state / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json" if self.state else None
+
+    def _save(self, lease: Lease) -> None:
+        path = self._record(lease.name)
+        if path is None or lease.ack is None:
+            return
+        terms = lease.terms
+        record = {"clientID": terms.client_id, "netns": terms.ns_path, "ifName": terms.ifname,
+                  "requests": list(terms.requests), "provides": [[n, v.hex()] for n, v in terms.provides],
+                  "ack": lease.ack.frame.hex(), "acquired": time.time() - (time.monotonic() - lease.acquired_at)}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record))
+        tmp.replace(path)
+
+    def _forget(self, key: str) -> None:
+        path = self._record(key)
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+    def adopt(self) -> int:
+        """The leases the last daemon recorded, kept on where their interfaces still
+        are; the records of the others go. Returns how many were adopted."""
+        if self.state is None:
+            return 0
+        self.state.mkdir(parents=True, exist_ok=True)
+        for path in self.state.glob("*.json"):
+            try:
+                record = json.loads(path.read_text())
+                ack = parse(bytes.fromhex(record["ack"]))
+                terms = Terms(record["clientID"], record["netns"], record["ifName"], tuple(record["requests"]),
+                              tuple((n, bytes.fromhex(v)) for n, v in record["provides"]), self.timeout)
+                if ack is None or not os.path.exists(terms.ns_path):
+                    raise ValueError("its namespace is gone")
+                lease = Lease(terms, on_expiry=self._expired, on_commit=self._save)
+                lease.resume(ack, max(0.0, time.time() - float(record["acquired"])))
+            except (OSError, ValueError, KeyError, TypeError, PodnetError) as err:
+                log.info("%s: not adopted (%s)", path.name, err)
+                path.unlink(missing_ok=True)
+                continue
+            lease.start()
+            self.leases[terms.client_id] = lease
+            log.info("%s: adopted the lease of %s", terms.client_id, ack.address)
+        return len(self.leases)
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         """allocate | release | check | gc | status; an error comes back as {"error": ...}."""
@@ -97,7 +150,7 @@ class DhcpDaemon:
             if lease is None:
                 requests, provides = lease_options(request.get("ipam") or {}, request.get("args") or {})
                 lease = Lease(Terms(key, os.path.abspath(request["netns"]), request["ifName"], requests, provides,
-                                    self.timeout), on_expiry=self._expired)
+                                    self.timeout), on_expiry=self._expired, on_commit=self._save)
                 lease.acquire()
                 lease.start()
                 with self._lock:
@@ -111,6 +164,7 @@ class DhcpDaemon:
         if lease is None:
             return []
         lease.stop()
+        self._forget(key)
         return [lease.ack.address] if lease.ack else []
 
     def gc(self, request: dict[str, Any]) -> list[str]:
@@ -124,10 +178,11 @@ class DhcpDaemon:
         with self._lock:
             if self.leases.get(lease.name) is lease:
                 del self.leases[lease.name]
+        self._forget(lease.name)
 
     def stop(self) -> None:
-        """On shutdown the leases are left to run out, not released: the containers
-        keep their addresses until the daemon is back, as with the reference."""
+        """On shutdown the leases are not released: the containers keep their
+        addresses, and the next daemon adopts them from the records."""
         for lease in list(self.leases.values()):
             lease.stop(release=False)
 
@@ -153,7 +208,7 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         super().__init__(path, _Handler)
 
 
-def serve(socket_path: str, stop: threading.Event, timeout: float = 10.0) -> None:
+def serve(socket_path: str, stop: threading.Event, timeout: float = 10.0, state: Path | None = None) -> None:
     """Until stop is set. A socket file left by a daemon that died is replaced; one
     that answers means another daemon runs, and that is an error."""
     path = Path(socket_path)
@@ -167,7 +222,8 @@ def serve(socket_path: str, stop: threading.Event, timeout: float = 10.0) -> Non
             path.unlink()
         finally:
             probe.close()
-    daemon = DhcpDaemon(timeout)
+    daemon = DhcpDaemon(timeout, state)
+    daemon.adopt()
     old_umask = os.umask(0o077)  # the socket is root's only, as the agents' are
     try:
         server = _Server(str(path), daemon)

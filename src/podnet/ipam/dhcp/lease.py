@@ -38,14 +38,16 @@ class Terms:
 
 
 class Lease:
-    def __init__(self, terms: Terms, on_expiry: Callable[[Lease], None] = lambda _: None) -> None:
+    def __init__(self, terms: Terms, on_expiry: Callable[[Lease], None] = lambda _: None,
+                 on_commit: Callable[[Lease], None] = lambda _: None) -> None:
         self.terms = terms
         self.ack: Reply | None = None
-        self.acquired_at = 0.0
+        self.acquired_at = 0.0  # time.monotonic() of the last ACK
         self._client: Client | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._on_expiry = on_expiry
+        self._on_commit = on_commit
 
     @property
     def name(self) -> str:
@@ -62,6 +64,13 @@ class Lease:
         self._commit(ack)
         log.info("%s: leased %s from %s for %d s", self.name, ack.address, ack.server, ack.lease_seconds)
         return ack
+
+    def resume(self, ack: Reply, age: float) -> None:
+        """A lease a daemon before this one acquired `age` seconds ago: kept from
+        where it stands (renewed at once if T1 has passed)."""
+        link = prepare_link(self.terms.ns_path, self.terms.ifname)
+        self._client = Client(link.mac, self.terms.client_id, self.terms.requests, self.terms.provides)
+        self.ack, self.acquired_at = ack, time.monotonic() - age
 
     def start(self) -> None:
         """Keep the lease, on a thread of its own, until stop()."""
@@ -86,6 +95,7 @@ class Lease:
     def _commit(self, ack: Reply) -> None:
         ack.interface  # noqa: B018 - a lease without a subnet mask is refused here, before it is kept
         self.ack, self.acquired_at = ack, time.monotonic()
+        self._on_commit(self)
 
     def _exchange(self, port: PacketPort, frame: Callable[[int], bytes], kinds: set[str], what: str,
                   timeout: float | None = None) -> Reply:

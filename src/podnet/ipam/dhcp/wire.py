@@ -94,6 +94,7 @@ class Reply:
     address: str  # yiaddr
     server: str  # option 54, or the sender's address
     options: dict[str, tuple[Any, ...]] = field(default_factory=dict, hash=False)
+    frame: bytes = field(default=b"", compare=False, repr=False)  # as it came, for the daemon's records
 
     def first(self, name: str) -> Any:
         values = self.options.get(name)
@@ -158,4 +159,4 @@ def parse(frame: bytes) -> Reply | None:
     if kind is None:
         return None
     server = options.get("server_id", (packet[IP].src,))[0]
-    return Reply(kind, int(packet[BOOTP].xid), str(packet[BOOTP].yiaddr), str(server), options)
+    return Reply(kind, int(packet[BOOTP].xid), str(packet[BOOTP].yiaddr), str(server), options, frame)

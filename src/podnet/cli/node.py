@@ -62,10 +62,10 @@ def join(store: str, name: str, backend: str | None, address: str | None, contro
 def leave(root: Path) -> None:
     """Take the node and its subnet lease out of the store, and remove what join wrote."""
     from podnet.machine import files
-    from podnet.machine.membership import joined, leave as leave_cluster
+    from podnet.machine.membership import leave as leave_cluster
 
-    units = " ".join(files.unit_names(joined(root.resolve()).control_plane))
     node_left = leave_cluster(root.resolve())
+    units = " ".join(files.unit_names(node_left.control_plane))
     click.echo(f"node {node_left.name} left: its lease of {node_left.pod_cidr} is released, "
                f"{len(node_left.files) + 1} files removed")
     click.echo(f"if its units still run, stop them:\n  systemctl disable --now {units}")

@@ -47,12 +47,17 @@ def _nodes(store: Store) -> list[Node]:
     return resources.list_kind(store, Node)[0]
 
 
-def add_node(lab: str, name: str) -> NodePlan:
+def _joining(lab: str, name: str, what: str) -> tuple[LabRecord, ClusterSpec]:
+    """The lab a new node or machine NAME joins, its name checked first."""
     try:
         check_dns_label(name, "name")
     except ManifestError as err:
-        raise LabError(f"node {err}") from None
-    record, spec = _cluster(lab)
+        raise LabError(f"{what} {err}") from None
+    return _cluster(lab)
+
+
+def add_node(lab: str, name: str) -> NodePlan:
+    record, spec = _joining(lab, name, "node")
     store = open_store(record.store)
     try:
         nodes = _nodes(store)
@@ -91,11 +96,7 @@ def add_machine(lab: str, name: str) -> NodePlan:
     """A bare machine on the lab's underlay: its namespace, uplink, address and
     default route, and nothing of podnet's. It plays a real machine for `podnet
     node join` (run in it with `podnet exec NAME -- ...`)."""
-    try:
-        check_dns_label(name, "name")
-    except ManifestError as err:
-        raise LabError(f"machine {err}") from None
-    record, spec = _cluster(lab)
+    record, spec = _joining(lab, name, "machine")
     namespace = names.member_namespace(lab, name)
     if netns.exists(namespace):
         raise LabError(f"{name!r} is already taken in lab {lab} ({namespace}); choose another name")

@@ -144,7 +144,7 @@ def join(request: Request) -> tuple[Joining, list[Path]]:
         except BaseException:
             _remove(written + [record], made)
             if existing is None:
-                store.delete(resources.key_of(Node(ObjectMeta(request.name, namespace=""))))
+                resources.delete(store, Node(ObjectMeta(request.name, namespace="")))
             leases.release(request.name, pod_cidr)
             if founding:
                 store.delete(cluster.KEY)
@@ -190,7 +190,7 @@ def leave(root: Path) -> Joined:
     store = open_cluster_store(node.store, node.tls)
     try:
         settings = cluster.load(store)
-        store.delete(resources.key_of(Node(ObjectMeta(node.name, namespace=""))))
+        resources.delete(store, Node(ObjectMeta(node.name, namespace="")))
         SubnetLeases(store, ipaddress.ip_network(settings.pod_subnet), settings.node_cidr_mask).release(
             node.name, node.pod_cidr)
     finally:

@@ -12,7 +12,7 @@ from podnet.kernel.route import Route
 from podnet.machine.membership import Joined, open_cluster_store
 from podnet.model.lease import NODE_LEASES, Lease
 from podnet.model.node import Node
-from podnet.network.leases import PREFIX
+from podnet.network.leases import expiry
 from podnet.observe.client import AgentUnreachable, fetch
 from podnet.store import resources
 
@@ -44,7 +44,7 @@ def status(node: Joined) -> NodeStatus:
     try:
         nodes = resources.list_kind(store, Node)[0]
         lease = resources.get(store, Lease, NODE_LEASES, node.name)
-        subnet = store.get(PREFIX + node.pod_cidr.replace("/", "-"))
+        expires = expiry(store, node.name, node.pod_cidr)
     finally:
         store.close()
     me = next((n for n in nodes if n.metadata.name == node.name), None)
@@ -56,10 +56,7 @@ def status(node: Joined) -> NodeStatus:
         agent = "answering"
     except AgentUnreachable:
         agent = "not answering on 127.0.0.1:10249"
-    held = subnet is not None and subnet.value.get("node") == node.name
-    return NodeStatus(node.name, node.address, node.pod_cidr,
-                      float(subnet.value["expires"]) if held and subnet is not None else None,
-                      me is not None, bool(me and me.ready),
+    return NodeStatus(node.name, node.address, node.pod_cidr, expires, me is not None, bool(me and me.ready),
                       time.time() - lease.renewed if isinstance(lease, Lease) else None, agent, peers)
 
 

@@ -85,6 +85,14 @@ class SubnetLeases:
         return self.store.compare_and_swap(entry.key, self._value(node, node_ip), entry.mod_revision) is not None
 
 
+def expiry(store: Store, node: str, cidr: str) -> float | None:
+    """When the node's lease of the subnet runs out; None when it does not hold it."""
+    entry = store.get(_key(cidr))
+    if entry is None or entry.value.get("node") != node:
+        return None
+    return float(entry.value.get("expires", 0))
+
+
 def renew(store: Store, node: str, node_ip: str, cidr: str, expires: float | None = None) -> bool:
     """Extend the node's lease (by LEASE_SECONDS from now unless told); False when
     it is no longer the node's. The node agent calls this every RENEW_EVERY."""

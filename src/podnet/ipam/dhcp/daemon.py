@@ -151,7 +151,12 @@ class DhcpDaemon:
                 requests, provides = lease_options(request.get("ipam") or {}, request.get("args") or {})
                 lease = Lease(Terms(key, os.path.abspath(request["netns"]), request["ifName"], requests, provides,
                                     self.timeout), on_expiry=self._expired, on_commit=self._save)
-                lease.acquire()
+                try:
+                    lease.acquire()
+                except BaseException:
+                    with self._lock:
+                        self._acquiring.pop(key, None)  # no gate kept for an attachment that holds nothing
+                    raise
                 lease.start()
                 with self._lock:
                     self.leases[key] = lease

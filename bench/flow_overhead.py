@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from podnet.agent.controller import Snapshot
+from podnet.store.snapshot import Snapshot
 from podnet.kernel import netns
 from podnet.kernel.netlink import open_namespace
 from podnet.kernel.nftables import Transaction

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 
-from podnet.agent.controller import Snapshot
+from podnet.store.snapshot import Snapshot
 from podnet.kernel import netns
 from podnet.kernel.netlink import open_namespace
 from podnet.kernel.nftables import Chain, Set, Table, Transaction

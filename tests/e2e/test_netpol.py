@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from podnet.cli.get import cluster_store
+from podnet.lab.client import cluster_store
 from podnet.kernel import netns
 from podnet.model.clusternetworkpolicy import ClusterNetworkPolicy
 from podnet.model.namespace import Namespace

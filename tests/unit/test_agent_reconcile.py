@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from podnet.agent.controller import Snapshot
+from podnet.store.snapshot import Snapshot
 from podnet.agent.node_agent import NodeAgent
 from podnet.controller.manager import ControlPlane
 from podnet.errors import KernelError

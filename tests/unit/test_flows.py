@@ -4,8 +4,8 @@ come), what the numbering says was lost, and observe's filters."""
 
 from __future__ import annotations
 
-from podnet.agent.controller import Snapshot
-from podnet.cli.observe import flow_filter
+from podnet.store.snapshot import Snapshot
+from podnet.observe.filter import flow_filter
 from podnet.kernel.conntrack import Event, Tuple
 from podnet.kernel.nflog import Logged
 from podnet.model.meta import ObjectMeta

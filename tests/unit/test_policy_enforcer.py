@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from podnet.agent.controller import Snapshot
+from podnet.store.snapshot import Snapshot
 from podnet.policy.enforcer import BRIDGED_TRAFFIC, PolicyEnforcer
 from podnet.policy.ruleset import TABLE
 from tests.fakes import FakeNodeKernel

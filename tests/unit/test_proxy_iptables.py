@@ -87,7 +87,7 @@ class Writer:
 
 
 def test_the_iptables_proxier_restores_then_jumps_and_deletes_what_went() -> None:
-    from podnet.agent.controller import Snapshot
+    from podnet.store.snapshot import Snapshot
     from podnet.controller.endpointslices import desired
     from podnet.proxy.iptables import IptablesProxier
     from tests.fakes import FakeNodeKernel
@@ -107,7 +107,7 @@ def test_the_iptables_proxier_restores_then_jumps_and_deletes_what_went() -> Non
 def test_a_change_restores_only_the_chains_it_touched() -> None:
     """kube-proxy's minimal sync: one endpoint gone rewrites its service's chain, not
     every service's; a resync period later every chain is restored again."""
-    from podnet.agent.controller import Snapshot
+    from podnet.store.snapshot import Snapshot
     from podnet.controller.endpointslices import desired
     from podnet.proxy.iptables import IptablesProxier
     from tests.fakes import FakeNodeKernel

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from podnet.agent.controller import Snapshot
+from podnet.store.snapshot import Snapshot
 from podnet.api.cluster import ClusterConfig
 from podnet.controller.endpointslices import desired
 from podnet.model.meta import ObjectMeta
@@ -51,7 +51,7 @@ def actions(trace: Trace, path: int | None = None) -> list[str]:
 
 def test_pod_to_pod_on_another_node_host_gw() -> None:
     t = tracer()
-    trace = t.trace(t.end_of("10.244.0.2"), "10.244.1.2", 8080)
+    trace = t.trace(t.end_of("10.244.0.2"), t.end_of("10.244.1.2"), 8080)
     assert actions(trace) == ["send", "route", "deliver"]
     route = trace.steps[1]
     assert route.node == "n1" and route.decided_by == "route 10.244.1.0/24 via 172.18.0.3"
@@ -60,14 +60,14 @@ def test_pod_to_pod_on_another_node_host_gw() -> None:
 
 def test_vxlan_adds_the_tunnel() -> None:
     t = tracer("vxlan")
-    trace = t.trace(t.end_of("10.244.0.2"), "10.244.1.2", 8080)
+    trace = t.trace(t.end_of("10.244.0.2"), t.end_of("10.244.1.2"), 8080)
     assert actions(trace) == ["send", "route", "tunnel", "deliver"]
     assert "dev podnet.1 onlink" in trace.steps[1].decided_by and "172.18.0.3" in trace.steps[2].text
 
 
 def test_a_cluster_ip_forks_to_every_endpoint() -> None:
     t = tracer()
-    trace = t.trace(t.end_of("10.244.0.2"), "10.96.0.20", 80)
+    trace = t.trace(t.end_of("10.244.0.2"), t.end_of("10.96.0.20"), 80)
     services = [s for s in trace.steps if s.action == "service"]
     assert {s.text.split("DNAT to ")[1].split(" ")[0] for s in services} == {"10.244.0.3:8080", "10.244.1.2:8080"}
     assert all("one of 2 endpoints" in s.text and s.decided_by.startswith("podnet-proxy/") for s in services)
@@ -80,7 +80,7 @@ def test_a_cluster_ip_forks_to_every_endpoint() -> None:
 
 def test_a_node_port_from_outside_is_masqueraded_when_it_crosses_nodes() -> None:
     t = tracer()
-    trace = t.trace(t.end_of("203.0.113.10"), "172.18.0.2", 30080)
+    trace = t.trace(t.end_of("203.0.113.10"), t.end_of("172.18.0.2"), 30080)
     assert trace.steps[0].text.endswith("it reaches node n1 on eth0")
     remote = [s for s in trace.steps if s.path and "10.244.1.2" in s.text]
     path = remote[0].path
@@ -90,14 +90,14 @@ def test_a_node_port_from_outside_is_masqueraded_when_it_crosses_nodes() -> None
 
 def test_the_internet_is_reached_masqueraded() -> None:
     t = tracer()
-    trace = t.trace(t.end_of("10.244.0.2"), "203.0.113.10", 80)
+    trace = t.trace(t.end_of("10.244.0.2"), t.end_of("203.0.113.10"), 80)
     assert actions(trace) == ["send", "route", "masquerade", "leave"]
     assert "172.18.0.2" in trace.steps[2].text and trace.steps[2].decided_by.startswith("podnet-egress/")
 
 
 def test_a_service_without_endpoints_rejects() -> None:
     t = tracer()
-    trace = t.trace(t.end_of("10.244.0.2"), "10.96.0.21", 80)
+    trace = t.trace(t.end_of("10.244.0.2"), t.end_of("10.96.0.21"), 80)
     assert actions(trace) == ["send", "reject"]
     assert "apps/empty:80" in trace.steps[-1].text or "has no endpoints" in trace.steps[-1].text
     assert not trace.delivered
@@ -105,22 +105,22 @@ def test_a_service_without_endpoints_rejects() -> None:
 
 def test_a_policy_drop_names_the_policy() -> None:
     t = tracer()
-    trace = t.trace(t.end_of("10.244.0.2"), "10.244.1.3", 8080)
+    trace = t.trace(t.end_of("10.244.0.2"), t.end_of("10.244.1.3"), 8080)
     assert actions(trace) == ["send", "route", "policy", "drop"]
     assert "apps/db-from-web" in trace.steps[2].text and trace.steps[2].node == "n2"
     assert trace.steps[-1].decided_by.startswith("podnet-policy/")
-    allowed = t.trace(t.end_of("10.244.1.2"), "10.244.1.3", 8080)
+    allowed = t.trace(t.end_of("10.244.1.2"), t.end_of("10.244.1.3"), 8080)
     assert actions(allowed) == ["send", "policy", "deliver"] and "apps/db-from-web ingress[0]" in allowed.steps[1].text
 
 
 def test_the_outside_reaches_only_node_addresses() -> None:
     t = tracer()
-    trace = t.trace(End("203.0.113.10", "the internet"), "10.244.1.2", 8080)
+    trace = t.trace(End("203.0.113.10", "the internet"), t.end_of("10.244.1.2"), 8080)
     assert actions(trace) == ["send", "drop"]
 
 
 @pytest.mark.parametrize("backend", ["host-gw", "vxlan"])
 def test_a_node_reaches_a_pod_on_another_node(backend: str) -> None:
     t = tracer(backend)
-    trace = t.trace(t.end_of("172.18.0.2"), "10.244.1.2", 8080)
+    trace = t.trace(t.end_of("172.18.0.2"), t.end_of("10.244.1.2"), 8080)
     assert trace.steps[0].node == "n1" and trace.delivered and trace.steps[-1].node == "n2"

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from podnet.agent.controller import Controller, Snapshot
+from podnet.store.snapshot import Controller, Snapshot
 from podnet.agent.pods import KubeletConfig, PodController
 from podnet.errors import PodnetError
 from podnet.kernel.node import NodeKernel

@@ -27,14 +27,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from podnet.agent.controller import Snapshot
+from podnet.store.snapshot import Snapshot
 from podnet.agent.prober import Prober
 from podnet.api import cluster, events, writes
 from podnet.cni.result import Result
 from podnet.cni.runtime import Attachment, NetworkConfigList, Runtime
 from podnet.errors import PodnetError
 from podnet.kernel import netns
-from podnet.lab.processes import ECHO_PORT, resolve_command
+from podnet.model.commands import readiness_port, resolve_command
 from podnet.model.pod import Pod
 from podnet.store import resources
 from podnet.store.base import Store
@@ -43,7 +43,6 @@ log = logging.getLogger("podnet.agent.pods")
 
 BACKOFF_FIRST, BACKOFF_MAX = 10.0, 300.0  # kubelet's restart back-off: 10 s doubling to 5 min
 SCAN_PERIOD = 1.0  # seconds between looks through /proc for commands that stopped
-DNS_COMMAND_HEAD = ("podnet", "dns")
 
 
 @dataclass(frozen=True)
@@ -59,17 +58,6 @@ class KubeletConfig:
 
     def sandbox(self, pod: Pod) -> str:
         return f"{self.sandbox_prefix}{pod.metadata.namespace}.{pod.metadata.name}"
-
-
-def readiness_port(pod: Pod) -> int | None:
-    """The port whose opening makes the pod Ready: the echo server's, the DNS
-    server's, or the first declared container port; None: ready once started."""
-    if not pod.command:
-        return ECHO_PORT
-    if pod.command[:2] == DNS_COMMAND_HEAD:
-        return 53
-    ports = [p.container_port for c in pod.containers for p in c.ports if p.protocol == "TCP"]
-    return ports[0] if ports else None
 
 
 @dataclass

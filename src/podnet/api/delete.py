@@ -10,7 +10,6 @@ its last pod has.
 from __future__ import annotations
 
 from podnet.api import cluster, services, writes
-from podnet.controller.deployments import controlled
 from podnet.errors import PodnetError
 from podnet.model import kinds
 from podnet.model.deployment import Deployment
@@ -40,7 +39,7 @@ def delete(store: Store, kind: str, namespace: str, name: str) -> Resource:
     if isinstance(resource, Service):
         services.release(store, cluster.load(store), resource)
     if isinstance(resource, Deployment):
-        for pod in controlled(resource, resources.list_kind(store, Pod)[0]):
+        for pod in resource.controlled(resources.list_kind(store, Pod)[0]):
             try:
                 _delete_pod(store, namespace, pod.metadata.name)
             except writes.NotFound:

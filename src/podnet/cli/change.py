@@ -13,7 +13,7 @@ import click
 from podnet.api import writes
 from podnet.api.apply import apply as apply_documents
 from podnet.api.delete import delete as delete_object
-from podnet.cli.get import cluster_store
+from podnet.lab.client import cluster_store
 from podnet.errors import ManifestError, PodnetError
 from podnet.model import kinds
 from podnet.model.deployment import Deployment

@@ -8,7 +8,8 @@ import click
 
 from podnet.api import writes
 from podnet.api.apply import apply
-from podnet.cli.change import cluster_store, kind_and_name
+from podnet.cli.change import kind_and_name
+from podnet.lab.client import cluster_store
 from podnet.errors import PodnetError
 from podnet.model.deployment import Deployment
 from podnet.model.manifest import Resource, parse_resource

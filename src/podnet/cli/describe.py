@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import click
 
 from podnet.api import events as event_log
-from podnet.cli.change import cluster_store, kind_and_name
+from podnet.cli.change import kind_and_name
+from podnet.lab.client import cluster_store
 from podnet.cli.tables import ready_endpoints
 from podnet.controller.deployments import owned
 from podnet.errors import PodnetError

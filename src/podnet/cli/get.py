@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import click
 import yaml
@@ -16,48 +14,16 @@ from rich.table import Table
 from podnet.cli.jsonpath import jsonpath
 from podnet.cli import tables
 from podnet.errors import LabError
-from podnet.lab import state
-from podnet.lab.state import LabRecord
+from podnet.lab.client import cluster_store
 from podnet.model import kinds
 from podnet.model.manifest import Resource
 from podnet.model.endpointslice import EndpointSlice
-from podnet.model.node import Node
 from podnet.model.pod import Pod
-from podnet.model.service import Service
 from podnet.store import resources
 from podnet.store.base import Compacted, Store
 from podnet.store.resources import REGISTRY
-from podnet.store.location import open_store
 
 WATCH_POLL = 0.2  # seconds between looks at the store while watching
-
-
-def read_cluster(record: LabRecord) -> tuple[list[Node], list[Pod], list[Service], list[EndpointSlice]]:
-    store = open_store(record.store)
-    try:
-        return (resources.list_kind(store, Node)[0], resources.list_kind(store, Pod)[0],
-                resources.list_kind(store, Service)[0], resources.list_kind(store, EndpointSlice)[0])
-    finally:
-        store.close()
-
-
-@contextmanager
-def cluster_store(lab_name: str | None) -> Iterator[Store]:
-    """The store of the cluster lab named (or of the only one up), closed after use."""
-    store = open_store(cluster_record(lab_name).store)
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-def cluster_record(lab_name: str | None) -> LabRecord:
-    clusters = [r for r in state.running() if r.kind == "Cluster" and (lab_name is None or r.name == lab_name)]
-    if not clusters:
-        raise LabError(f"no cluster lab named {lab_name} is up" if lab_name else "no cluster lab is up")
-    if len(clusters) > 1:
-        raise LabError(f"several cluster labs are up ({', '.join(r.name for r in clusters)}); choose one with --lab")
-    return clusters[0]
 
 
 @click.command()

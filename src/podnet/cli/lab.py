@@ -145,7 +145,7 @@ def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) ->
 def show_status(record: LabRecord) -> None:
     console.print(f"[bold]{record.name}[/] ({record.kind}, from {record.source})")
     if record.kind == "Cluster":
-        from podnet.cli.get import read_cluster
+        from podnet.lab.client import read_cluster
 
         nodes, pods, services, slices = read_cluster(record)
         console.print(_table("nodes", NODE_COLUMNS, node_rows(nodes)))

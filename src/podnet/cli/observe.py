@@ -6,64 +6,18 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import click
 
-from podnet.cli.get import cluster_record, cluster_store, echo_row, print_table
-from podnet.lab.names import member_namespace
-from podnet.model.node import Node
-from podnet.observe.client import AgentUnreachable, fetch_json
+from podnet.cli.get import echo_row, print_table
+from podnet.lab.client import flow_merger
+from podnet.observe.filter import flow_filter
 from podnet.observe.flows import VERDICTS, Flow
-from podnet.store import resources
 
 COLUMNS = ("TIME", "NODE", "SOURCE", "DESTINATION", "PROTO", "VERDICT", "SUMMARY")
 WIDTHS = [12, 14, 28, 40, 6, 11, 40]
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h)$")
-
-
-def _pod_matches(wanted: str, pod: str, namespace: str) -> bool:
-    """`name` in the default (or given) namespace, or `ns/name`; a trailing name prefix matches too."""
-    key = wanted if "/" in wanted else f"{namespace}/{wanted}"
-    return bool(pod) and (pod == key or pod.startswith(key))
-
-
-def flow_filter(from_pod: str | None, to_pod: str | None, pod: str | None, namespace: str | None,
-                from_namespace: str | None, to_namespace: str | None, service: str | None,
-                verdicts: tuple[str, ...], protocol: str | None, port: int | None, ip: str | None,
-                since: float | None) -> Callable[[Flow], bool]:
-    """One test for every filter given (as hubble's: all of them must hold)."""
-    default = namespace or "default"
-    tests: list[Callable[[Flow], bool]] = []
-    if from_pod:
-        tests.append(lambda f: _pod_matches(from_pod, f.source_pod, default))
-    if to_pod:
-        tests.append(lambda f: _pod_matches(to_pod, f.endpoint_pod or f.destination_pod, default))
-    if pod:
-        tests.append(lambda f: _pod_matches(pod, f.source_pod, default)
-                     or _pod_matches(pod, f.endpoint_pod or f.destination_pod, default))
-    if namespace:
-        tests.append(lambda f: namespace in (f.source_namespace, f.destination_namespace))
-    if from_namespace:
-        tests.append(lambda f: f.source_namespace == from_namespace)
-    if to_namespace:
-        tests.append(lambda f: f.destination_namespace == to_namespace)
-    if service:
-        key = service if "/" in service else f"{default}/{service}"
-        tests.append(lambda f: f.service.split(":")[0] == key)
-    if verdicts:
-        wanted = {v.upper() for v in verdicts}
-        tests.append(lambda f: f.verdict in wanted)
-    if protocol:
-        tests.append(lambda f: f.protocol == protocol.upper())
-    if port is not None:
-        tests.append(lambda f: port in (f.destination_port, f.source_port)
-                     or f.endpoint.endswith(f":{port}"))
-    if ip:
-        tests.append(lambda f: ip in (f.source, f.destination, f.endpoint.rsplit(":", 1)[0], f.masqueraded_to))
-    if since is not None:
-        tests.append(lambda f: f.time >= since)
-    return lambda f: all(test(f) for test in tests)
 
 
 def _since(text: str | None) -> float | None:
@@ -113,53 +67,6 @@ def compact(flow: Flow) -> str:
             f"{flow.protocol} {flow.verdict}{f' ({what})' if what else ''}")
 
 
-class Merger:
-    """Every node's flows, asked from where it was last asked."""
-
-    def __init__(self, namespaces: dict[str, str]) -> None:
-        self.namespaces = namespaces
-        self.cursors = {node: 0 for node in namespaces}
-        self.lost: dict[str, int] = {}
-        self.evicted: dict[str, int] = {}
-        self.silent: dict[str, str] = {}  # node -> why its agent did not answer the last poll
-
-    @classmethod
-    def of_cluster(cls, lab_name: str | None) -> Merger:
-        """Every node of the cluster lab named (or of the only one up)."""
-        record = cluster_record(lab_name)
-        with cluster_store(lab_name) as store:
-            nodes = [n.metadata.name for n in resources.list_kind(store, Node)[0]]
-        return cls({node: member_namespace(record.name, node) for node in nodes})
-
-    def poll(self, limit: int | None = None) -> list[Flow]:
-        """New flows of every node whose agent answers (the others are named in `silent`)."""
-        found: list[Flow] = []
-        self.silent = {}
-        for node, namespace in self.namespaces.items():
-            try:
-                answer = fetch_json(namespace, f"/flows?since={self.cursors[node]}&limit={limit or 0}")
-            except AgentUnreachable as err:  # a node whose agent restarts: the others still answer
-                self.silent[node] = str(err)
-                continue
-            flows = answer["flows"]
-            if flows:
-                self.cursors[node] = flows[-1]["number"]
-            elif limit is None or self.cursors[node] == 0:
-                self.cursors[node] = max(self.cursors[node], answer["recorded"])
-            self.lost[node], self.evicted[node] = answer["lost"], answer["evicted"]
-            found += [Flow.from_json(flow) for flow in flows]
-        return sorted(found, key=lambda f: f.time)
-
-    def losses(self) -> str:
-        """What the flows shown miss, in words: losses the kernel's numbering shows, silent agents."""
-        lines = [f"node {node}: {why}" for node, why in sorted(self.silent.items())]
-        lost = {node: n for node, n in self.lost.items() if n}
-        if lost:
-            lines.append("lost (the agent could not keep up; the kernel's numbering shows the gap): " +
-                         ", ".join(f"{node} {n}" for node, n in sorted(lost.items())))
-        return "\n".join(lines)
-
-
 @click.command()
 @click.option("--from-pod", help="Flows from this pod (`name` or `ns/name`).")
 @click.option("--to-pod", help="Flows to this pod (directly or through a service).")
@@ -186,7 +93,7 @@ def observe(from_pod: str | None, to_pod: str | None, pod: str | None, namespace
     and endpoint they went to, and masquerade), and packets dropped or rejected,
     with the reason (a policy, no endpoints, an undefined port). Each node keeps
     its last 10 000; losses are counted and shown."""
-    merger = Merger.of_cluster(lab_name)
+    merger = flow_merger(lab_name)
     wanted = flow_filter(from_pod, to_pod, pod, namespace, from_namespace, to_namespace, service, verdicts, protocol,
                          port, ip, _since(since_text))
     shown = [f for f in merger.poll() if wanted(f)]

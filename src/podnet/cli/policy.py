@@ -9,16 +9,18 @@ import time
 
 import click
 
-from podnet.cli.get import cluster_store, echo_row, print_table
-from podnet.cli.observe import Merger
+from podnet.cli.get import echo_row, print_table
+from podnet.lab.client import cluster_store, flow_merger
 from podnet.errors import PodnetError
+from podnet.model import targets
 from podnet.model.clusternetworkpolicy import ClusterNetworkPolicy
+from podnet.model.endpointslice import EndpointSlice, by_service
 from podnet.model.namespace import Namespace
 from podnet.model.networkpolicy import PROTOCOLS, NetworkPolicy
 from podnet.model.node import Node
 from podnet.model.pod import Pod
-from podnet.model.selector import service_selects
 from podnet.model.service import Service
+from podnet.model.targets import Reference
 from podnet.observe.flows import AUDIT, DROPPED, Flow
 from podnet.policy.evaluator import Decision, Party, PolicyView, Verdict, evaluate
 from podnet.store import resources
@@ -47,7 +49,7 @@ def drops(follow: bool, seconds: float, lab_name: str | None) -> None:
     protocol, and the policies that isolate the pod. Shows what happens while
     it runs (at most 50 a second per node and direction are logged); `podnet
     observe --verdict dropped` shows what happened before."""
-    merger = Merger.of_cluster(lab_name)
+    merger = flow_merger(lab_name)
     merger.poll(limit=1)  # from now on
     widths = [10, 12, 22, 24, 10, 9, 30]
     rows: list[tuple[str, ...]] = []
@@ -95,9 +97,11 @@ def check(source: str, target: str, lab_name: str | None, namespace: str) -> Non
     with cluster_store(lab_name) as store:
         view = _read_view(store)
         services = resources.list_kind(store, Service)[0]
+        slices = resources.list_kind(store, EndpointSlice)[0]
     origin = _party(view, source, namespace)
     answers = [(destination, destination_port, evaluate(view, origin, destination, destination_port, protocol))
-               for destination, destination_port in _destinations(view, services, where, namespace, port, protocol)]
+               for destination, destination_port in _destinations(view, services, slices, where, namespace, port,
+                                                                     protocol)]
     for destination, destination_port, verdict in answers:
         _print(origin, destination, destination_port, protocol, verdict)
     sys.exit(0 if all(verdict.allowed for _, _, verdict in answers) else 1)
@@ -124,67 +128,53 @@ def _split_target(target: str) -> tuple[str, int | None, str]:
 
 
 def _party(view: PolicyView, word: str, namespace: str) -> Party:
-    """A pod (`name`, `ns/name`, `pod/name`, `ns/pod/name`), `node/NAME` or an address."""
-    if _is_address(word):
-        return view.party(word)
-    parts = [part for i, part in enumerate(word.split("/")) if not (i < 2 and part in ("pod", "pods", "po"))]
-    if len(parts) == 2 and parts[0] in ("node", "nodes", "no"):
+    """A pod, a node or an address; a Service is only ever a destination."""
+    return _party_of(view, targets.parse(word, namespace), word)
+
+
+def _party_of(view: PolicyView, reference: Reference, word: str) -> Party:
+    if reference.kind == "address":
+        return view.party(reference.name)
+    if reference.kind == Node.kind:
         for address, node in view.node_addresses.items():
-            if node == parts[1]:
+            if node == reference.name:
                 return Party(ipaddress.ip_address(address), None, node)
-        raise CheckError(f"no node {parts[1]} with an address (see `podnet get nodes`)")
-    if len(parts) > 2 or not all(parts):
+        raise CheckError(f"no node {reference.name} with an address (see `podnet get nodes`)")
+    if reference.kind != Pod.kind:
         raise CheckError(f"{word!r} is not a pod (name or namespace/name), node/NAME or an IP address")
-    key = "/".join(parts) if len(parts) == 2 else f"{namespace}/{parts[0]}"
     for pod in view.pods:
-        if pod.metadata.key == key:
+        if pod.metadata.key == reference.key:
             return view.of_pod(pod)
-    raise CheckError(f"no pod {key} with an IP (see `podnet get pods -A`)")
+    raise CheckError(f"no pod {reference.key} with an IP (see `podnet get pods -A`)")
 
 
-def _destinations(view: PolicyView, services: list[Service], word: str, namespace: str, port: int | None,
-                  protocol: str) -> list[tuple[Party, int | None]]:
-    """The pods a connection to `word` ends at: one, or a Service's endpoints with their target ports."""
-    service = _service(services, word, namespace)
+def _destinations(view: PolicyView, services: list[Service], slices: list[EndpointSlice], word: str,
+                  namespace: str, port: int | None, protocol: str) -> list[tuple[Party, int | None]]:
+    """Where a connection to `word` ends: one party, or a Service's endpoints (as
+    its EndpointSlices list them, like the proxy) with their target ports."""
+    reference = targets.parse(word, namespace)
+    if reference.kind == "address":
+        service = next((s for s in services if s.cluster_ip == reference.name), None)
+    elif reference.kind == Service.kind:
+        service = next((s for s in services if s.metadata.key == reference.key), None)
+        if service is None:
+            raise CheckError(f"no service {reference.key}")
+    else:
+        service = None
     if service is None:
-        return [(_party(view, word, namespace), port)]
+        return [(_party_of(view, reference, word), port)]
     chosen = [p for p in service.ports if p.port == port and p.protocol == protocol] if port is not None else []
     if not chosen:
         raise CheckError(f"service {service.metadata.key} has no port {port}/{protocol}")
     found = []
-    for pod in view.pods:
-        selected = service_selects(service.selector, pod.metadata.labels)
-        if pod.metadata.namespace == service.metadata.namespace and selected:
-            target = pod.port_number(chosen[0].target_port)
-            if target is not None:
-                found.append((view.of_pod(pod), target))
+    for endpoint_slice in by_service(slices).get((service.metadata.namespace, service.metadata.name), []):
+        target = next((p.port for p in endpoint_slice.ports if p.name == chosen[0].name
+                       and p.protocol == protocol), None)
+        if target is not None:
+            found += [(view.party(e.address), target) for e in endpoint_slice.endpoints if e.ready]
     if not found:
-        raise CheckError(f"service {service.metadata.key} has no endpoint pods for port {port}/{protocol}")
+        raise CheckError(f"service {service.metadata.key} has no ready endpoints for port {port}/{protocol}")
     return found
-
-
-def _service(services: list[Service], word: str, namespace: str) -> Service | None:
-    if _is_address(word):
-        return next((s for s in services if s.cluster_ip == word), None)
-    parts = word.split("/")
-    if len(parts) == 2 and parts[0] in ("svc", "service", "services"):
-        key = f"{namespace}/{parts[1]}"
-    elif len(parts) == 3 and parts[1] in ("svc", "service", "services"):
-        key = f"{parts[0]}/{parts[2]}"
-    else:
-        return None
-    service = next((s for s in services if s.metadata.key == key), None)
-    if service is None:
-        raise CheckError(f"no service {key}")
-    return service
-
-
-def _is_address(word: str) -> bool:
-    try:
-        ipaddress.ip_address(word)
-    except ValueError:
-        return False
-    return True
 
 
 def _print(origin: Party, destination: Party, port: int | None, protocol: str, verdict: Verdict) -> None:

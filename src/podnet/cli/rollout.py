@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 import click
 
 from podnet.api import writes
-from podnet.cli.change import cluster_store, kind_and_name
+from podnet.cli.change import kind_and_name
+from podnet.lab.client import cluster_store
 from podnet.controller.deployments import rollout_status
 from podnet.errors import PodnetError
 from podnet.model.deployment import RESTARTED_AT, Deployment

@@ -9,11 +9,12 @@ from dataclasses import asdict
 
 import click
 
-from podnet.agent.controller import Snapshot
+from podnet.store.snapshot import Snapshot
 from podnet.api import cluster
-from podnet.cli.get import cluster_record, cluster_store
+from podnet.lab.client import cluster_record, cluster_store
 from podnet.lab.names import member_namespace, pod_namespace
-from podnet.trace.ends import INTERNET, EndError, source_end, target
+from podnet.lab.plan import INTERNET_IP
+from podnet.trace.ends import EndError, source_end, target
 from podnet.trace.live import TABLE as TRACE_TABLE
 from podnet.trace.live import LiveTrace, agreement, run_live
 from podnet.trace.path import End, PathTracer, Trace
@@ -46,14 +47,14 @@ def trace_command(source: str, destination: str, protocol: str, namespace: str, 
         snapshot = Snapshot.read(store)
         config = cluster.load(store)
     tracer = PathTracer(snapshot, config)
-    start = source_end(tracer, source, namespace)
-    end = target(tracer, snapshot.services, destination, namespace, protocol)
-    result = tracer.trace(start, end.end.address, end.port, protocol)
+    start = source_end(tracer, source, namespace, INTERNET_IP)
+    end = target(tracer, snapshot.services, destination, namespace, protocol, INTERNET_IP)
+    result = tracer.trace(start, end.end, end.port, protocol)
     if not live:
         if output == "json":
             click.echo(json.dumps(result.to_json(), indent=2))
         else:
-            print_trace(result, end.end.label)
+            print_trace(result)
         sys.exit(0 if result.delivered else 1)
     nodes = {name: member_namespace(record.name, name) for name in tracer.nodes}
     addresses = {address for name in tracer.nodes for address in tracer.local_addresses(name)}
@@ -62,7 +63,7 @@ def trace_command(source: str, destination: str, protocol: str, namespace: str, 
     if output == "json":
         click.echo(json.dumps({**result.to_json(), "live": _live_json(report, path, differences)}, indent=2))
     else:
-        print_trace(result, end.end.label)
+        print_trace(result)
         print_live(report, path, differences, len(result.paths()))
     delivered = all(r.verdict == "accept" for r in report.reports) and bool(report.reports)
     sys.exit(2 if differences else 0 if delivered else 1)
@@ -74,7 +75,7 @@ def _namespace_of(lab: str, start: End) -> str:
         return pod_namespace(lab, start.pod.metadata.namespace, start.pod.metadata.name)
     if start.node is not None:
         return member_namespace(lab, start.node)
-    if start.address == INTERNET:
+    if start.address == INTERNET_IP:
         return member_namespace(lab, "internet")
     raise EndError(f"--live sends from a pod, a node or the internet, not from {start.address}")
 
@@ -105,9 +106,9 @@ def _live_json(report: LiveTrace, path: int | None, differences: list[str]) -> d
                        "events": [{**asdict(e), "rule": r.text(e)} for e in r.events]} for r in report.reports]}
 
 
-def print_trace(result: Trace, target_label: str) -> None:
+def print_trace(result: Trace) -> None:
     port = f":{result.port}" if result.port else ""
-    click.echo(f"{result.source.label} -> {target_label}{port} ({result.protocol.upper()})")
+    click.echo(f"{result.source.label} -> {result.destination.label}{port} ({result.protocol.upper()})")
     paths = max((step.path for step in result.steps), default=0)
     width = max((len(step.node) for step in result.steps), default=0) + 2
     current = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from podnet.cli.get import cluster_record
+from podnet.lab.client import cluster_record
 
 
 @click.command("ui")

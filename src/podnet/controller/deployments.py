@@ -22,16 +22,10 @@ class Changes:
     delete: list[Pod] = field(default_factory=list)
 
 
-def controlled(deployment: Deployment, pods: list[Pod]) -> list[Pod]:
-    """Pods whose ownerReference names this deployment, whatever their labels."""
-    key = (deployment.kind, deployment.metadata.name)
-    return [p for p in pods if p.metadata.namespace == deployment.metadata.namespace and p.metadata.owner == key]
-
-
 def owned(deployment: Deployment, pods: list[Pod]) -> list[Pod]:
     """Those it still selects: a pod relabelled out of the selector is let go
     (and replaced), as a ReplicaSet releases it."""
-    return [p for p in controlled(deployment, pods) if deployment.selector.matches(p.metadata.labels)]
+    return [p for p in deployment.controlled(pods) if deployment.selector.matches(p.metadata.labels)]
 
 
 def _doomed_first(pod: Pod) -> tuple[int, int, int]:

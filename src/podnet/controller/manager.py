@@ -65,7 +65,7 @@ class ControlPlane:
         return revision
 
     def _converge(self, deployment: Deployment, pods: list[Pod]) -> None:
-        for pod in deployments.controlled(deployment, pods):
+        for pod in deployment.controlled(pods):
             if not deployment.selector.matches(pod.metadata.labels):
                 self._release(pod)
         changes = deployments.reconcile(deployment, pods)

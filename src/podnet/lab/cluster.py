@@ -25,7 +25,7 @@ from podnet.kernel.route import RTPROT_STATIC, Route
 from podnet.kernel.netlink import Netns, open_namespace
 from podnet.kernel.node import NamespaceKernel
 from podnet.lab import dhcp, names, processes
-from podnet.lab.plan import (FABRIC_BRIDGE, INTERNET, INTERNET_ADDRESS, INTERNET_GATEWAY, INTERNET_HOSTS,
+from podnet.lab.plan import (FABRIC_BRIDGE, INTERNET, INTERNET_ADDRESS, INTERNET_GATEWAY, INTERNET_HOSTS, INTERNET_IP,
                              NODE_UPLINK, ClusterPlan, NodePlan, plan_cluster)
 from podnet.lab.progress import Progress
 from podnet.lab.spec import ClusterSpec
@@ -78,7 +78,7 @@ def node_network_config(node: NodePlan, record: LabRecord, backend: str = "host-
 
 def cluster_config(spec: ClusterSpec) -> ClusterConfig:
     return ClusterConfig(str(spec.pod_subnet), str(spec.service_subnet), spec.dns_domain,
-                         [INTERNET_ADDRESS.split("/")[0]], spec.backend, spec.proxy_mode, spec.node_cidr_mask,
+                         [INTERNET_IP], spec.backend, spec.proxy_mode, spec.node_cidr_mask,
                          spec.iptables_backend)
 
 

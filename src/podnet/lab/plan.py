@@ -26,6 +26,7 @@ NODE_UPLINK = "eth0"
 # TEST-NET-3, running a web server and the DNS server pods' names fall through to.
 INTERNET = "internet"
 INTERNET_ADDRESS = "203.0.113.10/24"
+INTERNET_IP = INTERNET_ADDRESS.split("/")[0]
 INTERNET_GATEWAY = "203.0.113.1/24"  # the fabric's side
 INTERNET_HOSTS = "203.0.113.10 www.example.org example.org internet.example.org\n"
 

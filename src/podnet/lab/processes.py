@@ -10,19 +10,9 @@ from pathlib import Path
 
 from podnet.errors import LabError
 from podnet.kernel import netns
+from podnet.model.commands import resolve_command
 
-ECHO_PORT = 80
 READY_TIMEOUT = 10.0  # seconds for every command of a lab to start listening
-
-
-def resolve_command(argv: Sequence[str]) -> list[str]:
-    """Empty means the echo server; a leading "podnet" means this very podnet,
-    so a lab works from a virtualenv that is not on PATH."""
-    if not argv:
-        return [sys.executable, "-m", "podnet.echo", "--port", str(ECHO_PORT)]
-    if argv[0] == "podnet":
-        return [sys.executable, "-m", "podnet", *argv[1:]]
-    return list(argv)
 
 
 def start(namespace: str, argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None,

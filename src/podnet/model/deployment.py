@@ -71,6 +71,11 @@ class Deployment:
         return replace(self.template, metadata=ObjectMeta(name, self.metadata.namespace, labels, dict(meta.annotations),
                                                           owner=(self.kind, self.metadata.name)))
 
+    def controlled(self, pods: list[Pod]) -> list[Pod]:
+        """Pods whose ownerReference names this deployment, whatever their labels."""
+        key = (self.kind, self.metadata.name)
+        return [p for p in pods if p.metadata.namespace == self.metadata.namespace and p.metadata.owner == key]
+
     def pods(self) -> list[Pod]:
         """The first rollout's pods: web-0, web-1, ... (the names the controller
         gives to a fresh deployment; a lab file's names are checked against them)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
-from podnet.agent.controller import Snapshot
+from podnet.store.snapshot import Snapshot
 from podnet.kernel.node import NodeKernel
 from podnet.model.node import Node
 from podnet.network import leases

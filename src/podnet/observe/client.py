@@ -1,5 +1,7 @@
-"""Asking a node agent's endpoint from outside its namespace: the connection is
-made from inside the node's namespace (to its loopback) and read from here."""
+"""Asking node agents' endpoints from outside their namespaces: the connection is
+made from inside the node's namespace (to its loopback) and read from here; and
+every node's flows, merged, as `podnet observe`, `policy drops` and the web view
+follow them."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import socket
 
 from podnet.errors import PodnetError
 from podnet.kernel import netns
+from podnet.observe.flows import Flow
 from podnet.observe.server import ADDRESS
 
 
@@ -41,3 +44,42 @@ def fetch(namespace: str, path: str, timeout: float = 3.0) -> bytes:
 
 def fetch_json(namespace: str, path: str) -> dict:  # type: ignore[type-arg]
     return json.loads(fetch(namespace, path))
+
+
+class Merger:
+    """Every node's flows, asked from where it was last asked."""
+
+    def __init__(self, namespaces: dict[str, str]) -> None:
+        self.namespaces = namespaces
+        self.cursors = {node: 0 for node in namespaces}
+        self.lost: dict[str, int] = {}
+        self.evicted: dict[str, int] = {}
+        self.silent: dict[str, str] = {}  # node -> why its agent did not answer the last poll
+
+    def poll(self, limit: int | None = None) -> list[Flow]:
+        """New flows of every node whose agent answers (the others are named in `silent`)."""
+        found: list[Flow] = []
+        self.silent = {}
+        for node, namespace in self.namespaces.items():
+            try:
+                answer = fetch_json(namespace, f"/flows?since={self.cursors[node]}&limit={limit or 0}")
+            except AgentUnreachable as err:  # a node whose agent restarts: the others still answer
+                self.silent[node] = str(err)
+                continue
+            flows = answer["flows"]
+            if flows:
+                self.cursors[node] = flows[-1]["number"]
+            elif limit is None or self.cursors[node] == 0:
+                self.cursors[node] = max(self.cursors[node], answer["recorded"])
+            self.lost[node], self.evicted[node] = answer["lost"], answer["evicted"]
+            found += [Flow.from_json(flow) for flow in flows]
+        return sorted(found, key=lambda f: f.time)
+
+    def losses(self) -> str:
+        """What the flows shown miss, in words: losses the kernel's numbering shows, silent agents."""
+        lines = [f"node {node}: {why}" for node, why in sorted(self.silent.items())]
+        lost = {node: n for node, n in self.lost.items() if n}
+        if lost:
+            lines.append("lost (the agent could not keep up; the kernel's numbering shows the gap): " +
+                         ", ".join(f"{node} {n}" for node, n in sorted(lost.items())))
+        return "\n".join(lines)

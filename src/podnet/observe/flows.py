@@ -18,7 +18,7 @@ from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 
-from podnet.agent.controller import Snapshot
+from podnet.store.snapshot import Snapshot
 from podnet.kernel.conntrack import Event
 from podnet.kernel.nflog import NUMBERS, Logged
 from podnet.observe.tally import Tally

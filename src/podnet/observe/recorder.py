@@ -16,7 +16,7 @@ import threading
 import time
 from queue import Empty, SimpleQueue
 
-from podnet.agent.controller import Snapshot
+from podnet.store.snapshot import Snapshot
 from podnet.kernel.conntrack import EventReader, open_events
 from podnet.kernel.nflog import OBSERVED_GROUP, NflogReader, open_reader
 from podnet.kernel.nftables import Table, Transaction, base_chain, hooks

@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 
-from podnet.agent.controller import Snapshot
+from podnet.store.snapshot import Snapshot
 from podnet.kernel.nftables import Transaction
 from podnet.kernel.node import NodeKernel
 from podnet.model.pod import Pod

@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping
 from datetime import datetime
 
-from podnet.agent.controller import Snapshot
+from podnet.store.snapshot import Snapshot
 from podnet.errors import KernelError
 from podnet.gcpause import collector_paused
 from podnet.kernel.node import NodeKernel

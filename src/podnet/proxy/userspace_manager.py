@@ -8,7 +8,7 @@ import logging
 import threading
 from collections.abc import Mapping
 
-from podnet.agent.controller import Snapshot
+from podnet.store.snapshot import Snapshot
 from podnet.kernel.netlink import open_namespace
 from podnet.model.endpointslice import EndpointSlice, by_service
 from podnet.model.service import Service

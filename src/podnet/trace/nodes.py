@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from podnet.agent.controller import Snapshot
+from podnet.store.snapshot import Snapshot
 from podnet.api.cluster import ClusterConfig
 from podnet.kernel.nftables.fake import Fake
 from podnet.kernel.nftables.tracer import Packet

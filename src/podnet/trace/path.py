@@ -15,7 +15,7 @@ import ipaddress
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
-from podnet.agent.controller import Snapshot
+from podnet.store.snapshot import Snapshot
 from podnet.api.cluster import ClusterConfig
 from podnet.kernel.nftables import hooks
 from podnet.kernel.nftables.tracer import Outcome, Packet, Tracer
@@ -149,7 +149,8 @@ class PathTracer:
 
     # --- the walk ---------------------------------------------------------------------------------
 
-    def trace(self, source: End, destination: str, port: int | None, protocol: str = "tcp") -> Trace:
+    def trace(self, source: End, target: End, port: int | None, protocol: str = "tcp") -> Trace:
+        destination = target.address
         protocol = protocol.lower()
         packet = Packet(source.address, destination, protocol, port or 0)
         sent = f"sends {protocol.upper()} to {destination}{f':{port}' if port else ''}"
@@ -166,7 +167,7 @@ class PathTracer:
         else:
             node = self.node_holding(destination) or ""
             if not node:
-                return Trace(source, self.end_of(destination), port, protocol, (
+                return Trace(source, target, port, protocol, (
                     Step("", "send", f"{source.label} {sent}", "the outside world"),
                     Step("", "drop", "from outside, the cluster is reached at its nodes' addresses only "
                                      "(a NodePort, say)", f"no route to {destination} from outside the cluster")))
@@ -176,7 +177,7 @@ class PathTracer:
         walk.steps.append(first)
         self._passes = []
         steps = list(self._walk(walk))
-        return Trace(source, self.end_of(destination), port, protocol, tuple(steps), tuple(self._passes))
+        return Trace(source, target, port, protocol, tuple(steps), tuple(self._passes))
 
     def _walk(self, walk: _Walk) -> Iterator[Step]:
         """The steps of one packet from `walk.node` on: the node's tables, then its route."""

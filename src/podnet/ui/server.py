@@ -17,12 +17,15 @@ from pathlib import Path
 
 from aiohttp import web
 
-from podnet.agent.controller import Snapshot
+from podnet.store.snapshot import Snapshot
 from podnet.api import cluster
-from podnet.cli.observe import Merger, flow_filter
 from podnet.errors import PodnetError
+from podnet.lab.client import flow_merger
+from podnet.lab.plan import INTERNET_IP
 from podnet.lab.state import LabRecord
 from podnet.network.node import render_node_network
+from podnet.observe.client import Merger
+from podnet.observe.filter import flow_filter
 from podnet.observe.flows import Flow
 from podnet.policy.evaluator import PolicyView
 from podnet.store.location import open_store
@@ -65,9 +68,9 @@ class ClusterView:
     def trace_json(self, source: str, destination: str, protocol: str, namespace: str) -> dict[str, object]:
         snapshot, config = self.snapshot()
         tracer = PathTracer(snapshot, config)
-        start = source_end(tracer, source, namespace)
-        end = target(tracer, snapshot.services, destination, namespace, protocol)
-        return tracer.trace(start, end.end.address, end.port, protocol).to_json()
+        start = source_end(tracer, source, namespace, INTERNET_IP)
+        end = target(tracer, snapshot.services, destination, namespace, protocol, INTERNET_IP)
+        return tracer.trace(start, end.end, end.port, protocol).to_json()
 
     def pod_json(self, namespace: str, name: str) -> dict[str, object]:
         snapshot, _ = self.snapshot()
@@ -98,7 +101,7 @@ class ClusterView:
         while True:
             try:
                 if self.merger is None:
-                    self.merger = await asyncio.to_thread(Merger.of_cluster, self.record.name)
+                    self.merger = await asyncio.to_thread(flow_merger, self.record.name)
                     fresh = await asyncio.to_thread(self.merger.poll, FLOW_BACKLOG)
                 else:
                     fresh = await asyncio.to_thread(self.merger.poll)

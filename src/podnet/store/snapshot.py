@@ -1,10 +1,10 @@
-"""What the agent runs: controllers, each reconciling one concern from a snapshot
-of the store.
+"""The cluster at one revision, and the Controller that reconciles from it.
 
 The agent lists the store once per pass and hands every controller the same
 snapshot, so they agree on what the cluster looks like; a controller keeps the
 kernel it was given in step with it, and is idempotent, so running it again
-repairs drift.
+repairs drift. Both live here, below every controller, so that the agent, the
+subsystems it runs (network, proxy, policy, observe) and trace share one word.
 """
 
 from __future__ import annotations

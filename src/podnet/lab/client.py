@@ -1,0 +1,65 @@
+"""A running cluster lab, as the commands and the web view reach it: its record,
+its store, and every node's flows.
+
+`podnet get`, `apply`, `trace`, `policy`, `observe` and `ui` all start here, so a
+lab is found, and a wrong name refused, in one way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from podnet.errors import LabError
+from podnet.lab import state
+from podnet.lab.names import member_namespace
+from podnet.lab.state import LabRecord
+from podnet.model.endpointslice import EndpointSlice
+from podnet.model.node import Node
+from podnet.model.pod import Pod
+from podnet.model.service import Service
+from podnet.observe.client import Merger
+from podnet.store import resources
+from podnet.store.base import Store
+from podnet.store.location import open_store
+
+
+def cluster_record(lab_name: str | None) -> LabRecord:
+    """The cluster lab named, or the only one up."""
+    running = state.running()
+    clusters = [r for r in running if r.kind == "Cluster" and (lab_name is None or r.name == lab_name)]
+    if not clusters:
+        other = next((r for r in running if r.name == lab_name), None)
+        if other is not None:
+            raise LabError(f"{lab_name} is a {other.kind} lab, with no cluster to read: give a cluster lab")
+        raise LabError(f"no cluster lab named {lab_name} is up" if lab_name else "no cluster lab is up")
+    if len(clusters) > 1:
+        raise LabError(f"several cluster labs are up ({', '.join(r.name for r in clusters)}); choose one with --lab")
+    return clusters[0]
+
+
+@contextmanager
+def cluster_store(lab_name: str | None) -> Iterator[Store]:
+    """The store of the cluster lab named (or of the only one up), closed after use."""
+    store = open_store(cluster_record(lab_name).store)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def read_cluster(record: LabRecord) -> tuple[list[Node], list[Pod], list[Service], list[EndpointSlice]]:
+    store = open_store(record.store)
+    try:
+        return (resources.list_kind(store, Node)[0], resources.list_kind(store, Pod)[0],
+                resources.list_kind(store, Service)[0], resources.list_kind(store, EndpointSlice)[0])
+    finally:
+        store.close()
+
+
+def flow_merger(lab_name: str | None) -> Merger:
+    """Every node of the cluster lab named (or of the only one up), asked for its flows."""
+    record = cluster_record(lab_name)
+    with cluster_store(lab_name) as store:
+        nodes = [n.metadata.name for n in resources.list_kind(store, Node)[0]]
+    return Merger({node: member_namespace(record.name, node) for node in nodes})

@@ -1,0 +1,38 @@
+"""What a pod runs when its manifest names no command, and which port tells that
+it is up.
+
+The kubelet (agent) and the lab (its hosts and its own services) both start
+commands this way, so the defaults live here, below both.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from podnet.model.pod import Pod
+
+ECHO_PORT = 80  # the echo server every lab pod runs by default
+DNS_PORT = 53
+_DNS_COMMAND_HEAD = ("podnet", "dns")
+
+
+def resolve_command(argv: Sequence[str]) -> list[str]:
+    """Empty means the echo server; a leading "podnet" means this very podnet,
+    so a lab works from a virtualenv that is not on PATH."""
+    if not argv:
+        return [sys.executable, "-m", "podnet.echo", "--port", str(ECHO_PORT)]
+    if argv[0] == "podnet":
+        return [sys.executable, "-m", "podnet", *argv[1:]]
+    return list(argv)
+
+
+def readiness_port(pod: Pod) -> int | None:
+    """The port whose opening makes the pod Ready: the echo server's, the DNS
+    server's, or the first declared container port; None: ready once started."""
+    if not pod.command:
+        return ECHO_PORT
+    if pod.command[:2] == _DNS_COMMAND_HEAD:
+        return DNS_PORT
+    ports = [p.container_port for c in pod.containers for p in c.ports if p.protocol == "TCP"]
+    return ports[0] if ports else None

@@ -1,4 +1,5 @@
-"""A route-netlink socket used synchronously: send one request, read its answer.
+"""A route-netlink socket used synchronously: send one request, read its answer,
+and the base every part of a namespace's handle (links.py, addresses.py, ...) shares.
 
 pyroute2 encodes and decodes every message (its ifinfmsg, ifaddrmsg, rtmsg and
 ndmsg classes). Its IPRoute transport is not used: it runs an asyncio loop for
@@ -13,7 +14,7 @@ import socket
 from collections.abc import Iterable
 from typing import Any
 
-from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, nlmsg
+from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, nlmsg
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.ndmsg import ndmsg
@@ -26,6 +27,9 @@ _SOL_NETLINK = 270
 _NETLINK_EXT_ACK = 11
 
 _ANSWER_TYPES: dict[int, type[nlmsg]] = {16: ifinfmsg, 20: ifaddrmsg, 24: rtmsg, 28: ndmsg}
+
+AF_INET, AF_INET6, AF_BRIDGE = 2, 10, 7
+CREATE = NLM_F_CREATE | NLM_F_EXCL  # a new object, refused if it exists
 
 
 class NetlinkFailure(KernelError):
@@ -93,3 +97,26 @@ def message(cls: type[nlmsg], attrs: list[tuple[str, Any]] | None = None, **fiel
         msg[key] = value
     msg["attrs"] = attrs or []
     return msg
+
+
+def family(address: str) -> int:
+    return AF_INET6 if ":" in address else AF_INET
+
+
+class RtnlHandle:
+    """What every part of a namespace's handle shares: the namespace's name (for
+    errors), its path, and its socket; netlink.Netns sets them."""
+
+    name: str
+    path: str
+    _nl: RtnlSocket
+
+    def _fail(self, what: str, err: NetlinkFailure) -> KernelError:
+        return KernelError(f"{self.name}: {what}: {err.reason}")
+
+    def _change(self, what: str, msg_type: int, msg: nlmsg, flags: int = 0, tolerate: tuple[int, ...] = ()) -> None:
+        try:
+            self._nl.request(msg_type, msg, flags)
+        except NetlinkFailure as err:
+            if err.code not in tolerate:
+                raise self._fail(what, err) from err

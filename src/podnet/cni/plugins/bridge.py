@@ -23,7 +23,8 @@ from podnet.cni.request import CniRequest
 from podnet.ipam.ranges import Address
 from podnet.errors import KernelError
 from podnet.kernel import sysctl
-from podnet.kernel.netlink import Netns, open_path, random_mac
+from podnet.kernel.links import random_mac
+from podnet.kernel.netlink import Netns, open_path
 from podnet.kernel.route import Route
 
 TYPE = "podnet-bridge"

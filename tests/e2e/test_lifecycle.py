@@ -55,8 +55,9 @@ def test_bad_input_is_one_line_and_creates_nothing(case: str, tmp_path: Path) ->
 def test_missing_file_and_unknown_pod(tmp_path: Path) -> None:
     proc = podnet("lab", "up", str(tmp_path / "absent.yaml"), check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    proc = podnet("exec", "no-such-pod", "--", "true", check=False)
-    assert proc.returncode == 1 and proc.stderr.startswith("error: no pod, node or host named 'no-such-pod'")
+    proc = podnet("exec", "-n", "nons", "no-such-pod", "--", "true", check=False)
+    assert proc.returncode == 1 and proc.stderr.startswith(
+        "error: no pod no-such-pod in namespace nons, nor node, host or switch no-such-pod, in any running lab")
 
 
 def test_up_twice_is_refused_and_down_twice_is_fine(tmp_path: Path) -> None:

@@ -68,3 +68,31 @@ def in_netns_list() -> list[str]:
     import subprocess
 
     return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+
+
+KIND_WORDS = """\
+apiVersion: podnet.dev/v1alpha1
+kind: Topology
+metadata: {name: t-kindwords}
+hosts: [{name: host}, {name: node}]
+switches: [{name: switch}]
+links:
+  - {endpoints: ["host:eth0", "switch:p-host"], addresses: [192.168.15.1/24]}
+  - {endpoints: ["node:eth0", "switch:p-node"], addresses: [192.168.15.2/24]}
+"""
+
+
+def test_members_named_like_kind_words_are_reached(tmp_path: Path) -> None:
+    """The workshop's machine is called `host`: a bare name is a name, only KIND/NAME a prefix."""
+    path = tmp_path / "kindwords.yaml"
+    path.write_text(KIND_WORDS)
+    podnet("lab", "up", str(path))
+    try:
+        for target in ("host", "node", "switch", "host/host", "host/node", "switch/switch"):
+            name = target.rpartition("/")[2]
+            assert podnet("exec", target, "--", "ip", "netns", "identify").stdout.split() == [f"pn-t-kindwords.{name}"]
+        assert "1 received" in podnet("exec", "host", "--", "ping", "-c1", "-W2", "192.168.15.2").stdout
+        missing = podnet("exec", "node/host", "--", "true", check=False)
+        assert missing.returncode == 1 and missing.stderr.startswith("error: no node/host in any running lab")
+    finally:
+        podnet("lab", "down", "t-kindwords")

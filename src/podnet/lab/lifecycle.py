@@ -85,20 +85,25 @@ def down_all(prefix: str = netns.PREFIX) -> list[str]:
     return namespaces
 
 
+MEMBER_KINDS = ("node", "host", "switch")  # the kinds of a lab record's members (KIND/NAME)
+
+
 def find_member(target: str, lab: str | None = None, namespace: str = "default") -> tuple[LabRecord, str]:
     """The lab and network namespace of a pod, node, host or switch, by name."""
     records = [r for r in state.running() if lab is None or r.name == lab]
     if lab and not records:
         raise LabError(f"no lab named {lab} is up")
-    kinds = ("node", "host", "switch")
-    keys = [target] if target.split("/")[0] in kinds else [f"{kind}/{target}" for kind in kinds]  # node/x or x
+    prefixed = "/" in target  # only KIND/NAME has a prefix: a member may be named `host`, `node` or `switch`
+    keys = [target] if prefixed else [f"{kind}/{target}" for kind in MEMBER_KINDS]
     matches = [(record, record.members[key]) for record in records for key in keys if key in record.members]
-    if "/" not in target:
+    if not prefixed:
         matches += [(record, pod) for record in records if record.kind == "Cluster"
                     and netns.exists(pod := names.pod_namespace(record.name, namespace, target))]
     if not matches:
         where = f"lab {lab}" if lab else "any running lab"
-        raise LabError(f"no pod, node or host named {target!r} in {where}")
+        if prefixed:
+            raise LabError(f"no {target} in {where} (a member is node/NAME, host/NAME or switch/NAME)")
+        raise LabError(f"no pod {target} in namespace {namespace}, nor node, host or switch {target}, in {where}")
     if len({record.name for record, _ in matches}) > 1:
         labs = ", ".join(sorted({record.name for record, _ in matches}))
         raise LabError(f"{target!r} is in several labs ({labs}); choose one with --lab")

@@ -7,10 +7,13 @@ so users can look inside a lab with the tools they already know.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import functools
 import os
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import threading
 import time
@@ -62,8 +65,9 @@ def create(name: str) -> None:
     """Create the namespace (if missing) with its loopback up, as containers expect.
 
     As `ip netns add` does it, but on a short-lived thread of this process rather
-    than in a forked copy of it: the thread unshares its network namespace and
-    binds it under /run/netns. An agent making twenty pods at once forks nothing."""
+    than in a forked copy of it: the thread unshares its network namespace, brings
+    lo up and binds it under /run/netns. An agent making twenty pods at once forks
+    nothing."""
     target = path(name)
     if target.exists():
         return
@@ -77,6 +81,7 @@ def create(name: str) -> None:
     def bind_new_namespace() -> None:
         try:
             _libc_call("unshare", _libc.unshare(_CLONE_NEWNET))
+            _loopback_up()
             _libc_call("mount", _libc.mount(OWN.encode(), str(target).encode(), b"none", _MS_BIND, None))
         except OSError as err:
             outcome["error"] = err
@@ -88,13 +93,24 @@ def create(name: str) -> None:
         target.unlink(missing_ok=True)
         err = outcome["error"]
         raise KernelError(f"cannot create network namespace {name}: {err.strerror or err}")
-    from podnet.kernel.netlink import open_namespace
-
-    with open_namespace(name) as ns:
-        ns.set_up("lo")
 
 
 _MS_BIND, _MS_REC, _MS_SHARED = 0x1000, 0x4000, 0x100000
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
+_IFREQ = struct.Struct("16sH22x")  # struct ifreq: the name, then ifr_flags in its 24-byte union
+
+
+def _loopback_up() -> None:
+    """lo up in the calling thread's namespace, as `ifconfig lo up` does it.
+
+    Two ioctls on the thread that has just made the namespace, rather than a
+    netlink handle: the handle (netlink.py) is built on this module, so this
+    module must not need it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = bytearray(_IFREQ.pack(b"lo", 0))
+        fcntl.ioctl(sock, _SIOCGIFFLAGS, request)
+        _, flags = _IFREQ.unpack(request)
+        fcntl.ioctl(sock, _SIOCSIFFLAGS, _IFREQ.pack(b"lo", flags | _IFF_UP))
 
 
 def _libc_call(what: str, result: int) -> None:

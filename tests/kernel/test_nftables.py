@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from podnet.cni.hostns import host_nft
 from podnet.errors import KernelError
+from podnet.kernel import netns
 from podnet.kernel.nftables import Chain, Element, Set, Table, Transaction, base_chain, hooks
 from podnet.kernel.nftables.fake import Fake
 from podnet.kernel.nftables.nfnl import NetlinkNft
@@ -133,3 +135,12 @@ def test_a_netlink_refusal_names_what_it_concerns(make_netns) -> None:  # type: 
         nft.run(Transaction(PROXY).add(rule("reject_service", jump("nowhere"))))
     with pytest.raises(KernelError, match=r"nft: create element ip podnet-proxy cluster_ips: .*File exists"):
         nft.run(Transaction(PROXY).create(Element("cluster_ips", ("10.96.0.2",))))
+
+
+def test_the_plugins_host_nftables_are_one_handle_per_namespace(make_netns) -> None:  # type: ignore[no-untyped-def]
+    """Every call the agent serves, each on a thread of its own, shares the agent
+    namespace's one NetlinkNft (and socket); another namespace has its own."""
+    first, second = make_netns(), make_netns()
+    handle = netns.run_in(first, host_nft)
+    assert netns.run_in(first, host_nft) is handle  # run_in calls from a new thread each time
+    assert netns.run_in(second, host_nft) is not handle

@@ -36,7 +36,11 @@ class NftRefused(KernelError):
 
 
 class NetlinkNft:
-    """nftables in one network namespace, through netlink batches."""
+    """nftables in one network namespace, through netlink batches.
+
+    One instance may serve many threads: a batch is encoded, sent and answered
+    under its lock, on its one socket (which belongs to the namespace, not to a
+    thread)."""
 
     def __init__(self, ns_path: str) -> None:
         self.ns_path = ns_path
@@ -44,12 +48,13 @@ class NetlinkNft:
         self._sock: socket.socket | None = None
         self._sequence = 0
         self._lock = threading.Lock()
-
-    # The sets this process last declared, by namespace and table: an elements-only
-    # transaction (a CNI ADD's one address) is laid out by them. Declarations are
-    # constants of podnet's code, so a namespace made again under the same name
-    # gets the same ones; if not, the kernel refuses a key of the wrong length.
-    _declared: dict[tuple[str, Table], dict[str, Set]] = {}
+        # The sets this instance last declared, by table: an elements-only
+        # transaction (a CNI ADD's one address) is laid out by them. They are the
+        # instance's own, as what it sent is all it knows; whoever sends elements
+        # alone keeps one instance for the namespace (a node's NamespaceKernel,
+        # cni/hostns.host_nft). Declarations are constants of podnet's code; should
+        # the kernel's differ, it refuses a key of the wrong length.
+        self._declared: dict[Table, dict[str, Set]] = {}
 
     @classmethod
     def in_namespace(cls, name: str) -> NetlinkNft:
@@ -62,7 +67,7 @@ class NetlinkNft:
         with self._lock:
             try:
                 with collector_paused():  # a full sync allocates a few hundred thousand objects
-                    batch = encode(tx, self._declared.get((self.ns_path, tx.table), {}))
+                    batch = encode(tx, self._declared.get(tx.table, {}))
             except Unsupported:
                 self._forget(tx)
                 self.script.run(tx)
@@ -83,7 +88,7 @@ class NetlinkNft:
 
     def _remember(self, tx: Transaction) -> None:
         """Sets declared here lay out the elements later transactions send alone."""
-        declared = self._declared.setdefault((self.ns_path, tx.table), {})
+        declared = self._declared.setdefault(tx.table, {})
         for verb, obj in tx.operations:
             if isinstance(obj, Table) and verb in ("replace", "delete", "destroy"):
                 declared.clear()
@@ -94,7 +99,7 @@ class NetlinkNft:
 
     def _forget(self, tx: Transaction) -> None:
         """After nft changed a table, what this backend knew of its sets may be stale."""
-        self._declared.pop((self.ns_path, tx.table), None)
+        self._declared.pop(tx.table, None)
 
     def _socket(self) -> socket.socket:
         if self._sock is None:

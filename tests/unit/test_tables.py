@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 
-from podnet.cli.tables import endpointslice_rows, format_endpoints, pod_rows, ready_endpoints, service_rows
+import pytest
+
+from podnet.cli.columns import echo_row, print_table
+from podnet.cli.tables import (SERVICE_COLUMNS, endpointslice_rows, format_endpoints, pod_rows, ready_endpoints,
+                               service_rows)
 from podnet.controller.endpointslices import desired
 from podnet.kernel.nftables.fake import Fake
 from podnet.kernel.nftables.tracer import Packet, Tracer
@@ -29,6 +33,22 @@ def test_rows() -> None:
                                                   "10.244.0.2:80,10.244.0.3:80,10.244.0.4:80 + 2 more...")
     (row,) = endpointslice_rows(slices)
     assert row[2:] == ("IPv4", "80", "10.244.0.2,10.244.0.3,10.244.0.4 + 3 more...")  # the not-ready one too
+
+
+def test_list_columns_are_never_cut(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """kubectl prints whole endpoints, then "+ N more...", however narrow the terminal;
+    rows printed later (a watch's) keep the first rows' widths."""
+    monkeypatch.setenv("COLUMNS", "40")
+    endpoints = format_endpoints([f"10.244.{i}.4:80" for i in range(5)])
+    widths = print_table(SERVICE_COLUMNS, [("default", "web-service", "ClusterIP", "10.96.0.10", "80/TCP", endpoints)],
+                         title="services")
+    echo_row(("apps", "db", "ClusterIP", "10.96.0.11", "5432/TCP", "<none>"), widths)
+    title, header, row, later = capsys.readouterr().out.splitlines()
+    assert title == "services"
+    assert row.split() == ["default", "web-service", "ClusterIP", "10.96.0.10", "80/TCP",
+                           "10.244.0.4:80,10.244.1.4:80,10.244.2.4:80", "+", "2", "more..."]
+    assert header.index("ENDPOINTS") == row.index("10.244.0.4:80") == later.index("<none>")
+    assert header.index("PORT(S)") == row.index("80/TCP") == row.index("10.96.0.10") + len("10.96.0.10") + 3
 
 
 def test_masquerade_is_the_seed_rule() -> None:

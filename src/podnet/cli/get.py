@@ -8,9 +8,8 @@ import time
 
 import click
 import yaml
-from rich.console import Console
-from rich.table import Table
 
+from podnet.cli.columns import echo_row, print_table
 from podnet.cli.jsonpath import jsonpath
 from podnet.cli import tables
 from podnet.errors import LabError
@@ -50,7 +49,7 @@ def get(kind: str, name: str | None, lab_name: str | None, namespace: str, all_n
             where = f" in namespace {namespace!r} (-A for all)" if listing.namespace else ""
             raise LabError(f"{registered.name.lower()} {name!r} not found{where}")
         if output in ("table", "wide"):
-            widths = print_table(listing.columns, listing.rows(chosen), watch)
+            widths = print_table(listing.columns, listing.rows(chosen))
         else:
             _print_documents(registered.name, chosen, output, whole=not watch and not name)
         if watch:
@@ -95,28 +94,6 @@ class Listing:
 
     def rows(self, chosen: list[Resource]) -> list[tuple[str, ...]]:
         return self._rows(chosen)  # type: ignore[no-any-return]
-
-
-def print_table(columns: tuple[str, ...], rows: list[tuple[str, ...]], fixed: bool) -> list[int]:
-    """A rich table; or, when rows will follow (-w), plain columns whose widths the
-    later rows keep, as kubectl's are."""
-    if not fixed:
-        table = Table(box=None, header_style="bold")
-        for column in columns:
-            table.add_column(column)
-        for row in rows:
-            table.add_row(*row)
-        Console().print(table)
-        return []
-    widths = [max([len(c), *(len(r[i]) for r in rows)]) + 3 for i, c in enumerate(columns)]
-    for row in [columns, *rows]:
-        echo_row(row, widths)
-    return widths
-
-
-def echo_row(row: tuple[str, ...], widths: list[int]) -> None:
-    click.echo("".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-    sys.stdout.flush()
 
 
 def _print_documents(kind: str, chosen: list[Resource], output: str, whole: bool) -> None:

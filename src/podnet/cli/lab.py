@@ -8,8 +8,8 @@ import time
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from podnet.cli.columns import print_table
 from podnet.cli.tables import NODE_COLUMNS, POD_COLUMNS, SERVICE_COLUMNS, node_rows, pod_rows, service_rows
 from podnet.errors import LabError
 from podnet.lab import lifecycle, state, webview
@@ -133,28 +133,19 @@ def status(name: str | None) -> None:
         show_status(record)
 
 
-def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> Table:
-    table = Table(title=title, title_justify="left", box=None, header_style="bold")
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*row)
-    return table
-
-
 def show_status(record: LabRecord) -> None:
     console.print(f"[bold]{record.name}[/] ({record.kind}, from {record.source})")
     if record.kind == "Cluster":
         from podnet.lab.client import read_cluster
 
         nodes, pods, services, slices = read_cluster(record)
-        console.print(_table("nodes", NODE_COLUMNS, node_rows(nodes)))
-        console.print(_table("pods", POD_COLUMNS, pod_rows(pods)))
+        print_table(NODE_COLUMNS, node_rows(nodes), title="nodes")
+        print_table(POD_COLUMNS, pod_rows(pods), title="pods")
         if services:
-            console.print(_table("services", SERVICE_COLUMNS, service_rows(services, slices)))
+            print_table(SERVICE_COLUMNS, service_rows(services, slices), title="services")
     else:
         rows = [(key.split("/", 1)[1], key.split("/", 1)[0], namespace) for key, namespace in sorted(record.members.items())]
-        console.print(_table("members", ("NAME", "KIND", "NETNS"), rows))
+        print_table(("NAME", "KIND", "NETNS"), rows, title="members")
 
 
 @click.command("exec", context_settings={"ignore_unknown_options": True})

@@ -6,9 +6,8 @@ import time
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.table import Table
 
+from podnet.cli.columns import print_table
 from podnet.cli.etcdflags import etcd_tls_options, tls_files
 
 ROOT = click.Path(file_okay=False, path_type=Path)
@@ -86,10 +85,6 @@ def status(root: Path) -> None:
     click.echo(f"node:      {now.name} ({now.address}), {registered}")
     click.echo(f"lease:     {lease}")
     click.echo(f"agent:     {now.agent}; last heartbeat {heartbeat}")
-    table = Table(box=None, header_style="bold", title="peers", title_justify="left")
-    for column in ("NAME", "ADDRESS", "POD-CIDR", "STATUS", "ROUTE HERE"):
-        table.add_column(column)
-    for peer in now.peers:
-        table.add_row(peer.name, peer.address, peer.pod_cidr, "Ready" if peer.ready else "NotReady",
-                      str(peer.route) if peer.route else "none")
-    Console().print(table)
+    print_table(("NAME", "ADDRESS", "POD-CIDR", "STATUS", "ROUTE HERE"),
+                [(peer.name, peer.address, peer.pod_cidr, "Ready" if peer.ready else "NotReady",
+                  str(peer.route) if peer.route else "none") for peer in now.peers], title="peers")

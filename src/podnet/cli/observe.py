@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import click
 
-from podnet.cli.get import echo_row, print_table
+from podnet.cli.columns import echo_row, print_table
 from podnet.lab.client import flow_merger
 from podnet.observe.filter import flow_filter
 from podnet.observe.flows import VERDICTS, Flow
@@ -130,4 +130,4 @@ def _print(flows: Iterable[Flow], output: str, rows_only: bool = False) -> None:
         for flow in flows:
             echo_row(row(flow), WIDTHS)
     else:
-        print_table(COLUMNS, [row(f) for f in flows], fixed=False)
+        print_table(COLUMNS, [row(f) for f in flows])

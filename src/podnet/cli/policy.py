@@ -9,7 +9,7 @@ import time
 
 import click
 
-from podnet.cli.get import echo_row, print_table
+from podnet.cli.columns import echo_row, print_table
 from podnet.lab.client import cluster_store, flow_merger
 from podnet.errors import PodnetError
 from podnet.model import targets
@@ -70,7 +70,7 @@ def drops(follow: bool, seconds: float, lab_name: str | None) -> None:
     except KeyboardInterrupt:
         pass
     if not follow:
-        print_table(DROP_COLUMNS, rows, fixed=False)
+        print_table(DROP_COLUMNS, rows)
 
 
 def _drop_row(flow: Flow) -> tuple[str, ...]:

@@ -1,0 +1,62 @@
+"""What the kubelet tells the cluster about its pods: their status, written by
+compare-and-swap so that a deletion marked meanwhile is kept, and the events of
+their history, from "kubelet <node>".
+"""
+
+from __future__ import annotations
+
+from podnet.api import events, writes
+from podnet.model.node import Node
+from podnet.model.pod import Pod
+from podnet.store import resources
+from podnet.store.base import Store
+
+
+class StatusWriter:
+    def __init__(self, store: Store, node_name: str) -> None:
+        self.store = store
+        self.node_name = node_name
+        self._node_address: str | None = None
+
+    def running(self, pod: Pod, pod_ip: str, *, ready: bool, reason: str | None = None,
+                restarts: int | None = None) -> Pod | None:
+        """The pod as written, or None when it is gone. A pod marked for deletion,
+        or bound elsewhere meanwhile, is left as it is."""
+        node_ip = self._node_ip()
+
+        def status(current: Pod) -> Pod:
+            if current.terminating or current.node_name != self.node_name:
+                return current
+            return current.with_status(pod_ip=pod_ip, host_ip=node_ip, ready=ready, phase="Running",
+                                       reason=reason, restarts=restarts)
+
+        try:
+            written, _ = writes.modify(self.store, Pod, pod.metadata.namespace, pod.metadata.name, status)
+        except writes.NotFound:
+            return None
+        return written
+
+    def readiness(self, pod: Pod, ready: bool) -> bool:
+        """The prober's verdict; whether the store took it."""
+        if not ready:
+            self.event(pod, "Unhealthy", "Readiness probe failed", warning=True)
+        return self.running(pod, pod.pod_ip or "", ready=ready) is not None
+
+    def remove(self, pod: Pod) -> None:
+        """The object of a pod marked for deletion goes (its sandbox has gone)."""
+        try:
+            writes.modify(self.store, Pod, pod.metadata.namespace, pod.metadata.name,
+                          lambda current: None if current.terminating else current)
+        except writes.NotFound:
+            pass
+
+    def event(self, pod: Pod, reason: str, message: str, warning: bool = False) -> None:
+        events.record(self.store, "Pod", pod.metadata.namespace, pod.metadata.name, reason, message,
+                      f"kubelet {self.node_name}", warning)
+
+    def _node_ip(self) -> str | None:
+        """Read once: a node keeps its address."""
+        if self._node_address is None:
+            node = resources.get(self.store, Node, "", self.node_name)
+            self._node_address = node.internal_ip if node else None
+        return self._node_address

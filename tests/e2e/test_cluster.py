@@ -70,7 +70,7 @@ def test_get_reads_one_namespace_as_kubectl_does(cluster_lab: str) -> None:
     everywhere = podnet("get", "pods", "-A", "--lab", cluster_lab, "-o", "name").stdout.split()
     assert "pod/client" in everywhere and "pod/web-0" in everywhere and len(everywhere) > len(rows)
     missing = podnet("get", "pod", "web-0", "--lab", cluster_lab, check=False)
-    assert missing.returncode != 0 and "not found in namespace 'default'" in missing.stderr
+    assert (missing.returncode, missing.stderr) == (1, 'Error from server (NotFound): pods "web-0" not found\n')
 
 
 def test_agent_repairs_a_deleted_route(cluster_lab: str) -> None:

@@ -83,7 +83,7 @@ def test_the_valid_manifests_are_valid() -> None:
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "all.yaml"
         path.write_text(yaml.safe_dump_all(VALID))
-        assert [r.kind for r in read_manifests((str(path),), None)] == [d["kind"] for d in VALID]
+        assert [r.kind for r in read_manifests((str(path),), None)[0]] == [d["kind"] for d in VALID]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -9,6 +9,7 @@ allocated addresses kept) and written by compare-and-swap, retried on conflict.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from podnet.api import cluster, services, writes
@@ -54,35 +55,40 @@ def merged(current: Resource, desired: Resource) -> Resource:
     return desired
 
 
-def check(store: Store, documents: list[Resource]) -> None:
-    """Everything apply would refuse, before anything is written."""
+Origin = tuple[str, int]  # a document's file (or STDIN) and its number there, for errors
+
+
+def check(store: Store, documents: list[Resource], origins: Sequence[Origin] = ()) -> None:
+    """Everything apply would refuse, before anything is written; an error names
+    the document (by its origin, when given, else its place in the list)."""
     seen: set[tuple[str, str, str]] = set()
     creating = {d.metadata.name for d in documents if isinstance(d, Namespace)}
     for i, document in enumerate(documents):
-        where = f"document {i + 1} ({document.kind.lower()}/{document.metadata.name})"
+        source, number = origins[i] if origins else ("", i + 1)
+        where = f"document {number} ({document.kind.lower()}/{document.metadata.name})"
         identity = (document.kind, document.metadata.namespace, document.metadata.name)
         if identity in seen:
-            raise ManifestError(where, "appears twice")
+            raise ManifestError(where, "appears twice", source)
         seen.add(identity)
         if kinds.of(type(document)).namespaced:
             namespace = document.metadata.namespace
             found = writes.read(store, "Namespace", "", namespace)
             if found is None and namespace not in creating:
-                raise ManifestError(where, f'namespaces "{namespace}" not found')
+                raise ManifestError(where, f'namespaces "{namespace}" not found', source)
             if found is not None and found[0].terminating:  # type: ignore[union-attr]
-                raise ManifestError(where, f'namespace "{namespace}" is being deleted')
+                raise ManifestError(where, f'namespace "{namespace}" is being deleted', source)
         if isinstance(document, Pod) and document.metadata.owner:
-            raise ManifestError(f"{where}: metadata.ownerReferences", "are set by controllers, not by apply")
+            raise ManifestError(f"{where}: metadata.ownerReferences", "are set by controllers, not by apply", source)
         stored = writes.read(store, document.kind, document.metadata.namespace, document.metadata.name)
         if stored is not None:
             try:
                 merged(stored[0], document)
             except ManifestError as err:
-                raise ManifestError(f"{where}: {err.field}", err.problem) from None
+                raise ManifestError(f"{where}: {err.field}", err.problem, source) from None
 
 
-def apply(store: Store, documents: list[Resource]) -> list[Applied]:
-    check(store, documents)
+def apply(store: Store, documents: list[Resource], origins: Sequence[Origin] = ()) -> list[Applied]:
+    check(store, documents, origins)
     new_services = [d for d in documents if isinstance(d, Service)
                     and writes.read(store, "Service", d.metadata.namespace, d.metadata.name) is None]
     if new_services:

@@ -32,7 +32,7 @@ def delete(store: Store, kind: str, namespace: str, name: str) -> Resource:
         return _delete_namespace(store, name)
     found = writes.read(store, kind, "" if not kinds.named(kind).namespaced else namespace, name)  # type: ignore[union-attr]
     if found is None:
-        raise writes.NotFound(f"{writes.describe(kind, namespace, name)} not found")
+        raise writes.NotFound(kind, name)
     resource, revision = found
     if store.compare_and_swap(resources.key_of(resource), None, revision) is None:
         return delete(store, kind, namespace, name)  # changed meanwhile: look again

@@ -17,15 +17,23 @@ R = TypeVar("R", bound=Resource)
 MAX_CONFLICTS = 200  # far beyond any real contention; a bound, so a bug cannot spin for ever
 
 
-class NotFound(PodnetError):
-    pass
-
-
 def describe(kind: str, namespace: str, name: str) -> str:
-    """kubectl's `pods "web-0" not found in namespace "apps"`."""
-    plural = kinds.named(kind).plural if kinds.named(kind) else kind.lower()  # type: ignore[union-attr]
-    where = f' in namespace "{namespace}"' if namespace else ""
-    return f'{plural} "{name}"{where}'
+    """`pods "web-0" in namespace "apps"`."""
+    return f'{_plural(kind)} "{name}"' + (f' in namespace "{namespace}"' if namespace else "")
+
+
+def _plural(kind: str) -> str:
+    registered = kinds.named(kind)
+    return registered.plural if registered else kind.lower()
+
+
+class NotFound(PodnetError):
+    """No such object, in the API's words, `pods "web-0" not found`, whichever verb
+    looked (kubectl names no namespace, though it looked in one)."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        self.kind, self.name = kind, name
+        super().__init__(f'{_plural(kind)} "{name}" not found')
 
 
 def read(store: Store, kind: str, namespace: str, name: str) -> tuple[Resource, int] | None:
@@ -43,7 +51,7 @@ def update(store: Store, kind: str, namespace: str, name: str,
     for _ in range(MAX_CONFLICTS):
         entry = store.get(key)
         if entry is None:
-            raise NotFound(f"{describe(kind, namespace, name)} not found")
+            raise NotFound(kind, name)
         current = parse_resource(entry.value, entry.key)
         changed = change(current)
         if changed is None:

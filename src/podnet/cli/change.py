@@ -11,9 +11,9 @@ from pathlib import Path
 import click
 
 from podnet.api import writes
-from podnet.api.apply import apply as apply_documents
+from podnet.api.apply import Origin, apply as apply_documents
 from podnet.api.delete import delete as delete_object
-from podnet.lab.client import cluster_store
+from podnet.cli.cluster import cluster_store
 from podnet.errors import ManifestError, PodnetError
 from podnet.model import kinds
 from podnet.model.deployment import Deployment
@@ -21,25 +21,30 @@ from podnet.model.manifest import Resource, load_yaml_documents, parse_resource,
 from podnet.store import resources
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+STDIN = "STDIN"  # how errors name `-f -`, as kubectl's do
 
 
-def read_manifests(sources: tuple[str, ...], namespace: str | None) -> list[Resource]:
+def read_manifests(sources: tuple[str, ...], namespace: str | None) -> tuple[list[Resource], list[Origin]]:
     """Every document of every file (a directory's .yaml/.yml/.json files, `-`
-    for stdin), parsed before any is applied; an error names file and document."""
+    for stdin), parsed before any is applied, and where each came from: an
+    error, now or when applied, names file and document."""
     documents: list[Resource] = []
+    origins: list[Origin] = []
     for source in sources:
         paths = [source] if source == "-" or not Path(source).is_dir() else \
             sorted(str(p) for p in Path(source).iterdir() if p.suffix in MANIFEST_SUFFIXES)
         for path in paths:
             text = sys.stdin.read() if path == "-" else read_text(path, "manifest")
-            for i, document in enumerate(load_yaml_documents(text, path)):
+            name = STDIN if path == "-" else path
+            for i, document in enumerate(load_yaml_documents(text, name)):
                 if namespace and isinstance(document, dict) and isinstance(document.get("metadata"), dict):
                     document["metadata"].setdefault("namespace", namespace)
                 try:
                     documents.append(parse_resource(document))
                 except ManifestError as err:
-                    raise ManifestError(f"document {i + 1}: {err.field}", err.problem, path) from None
-    return documents
+                    raise ManifestError(f"document {i + 1}: {err.field}", err.problem, name) from None
+                origins.append((name, i + 1))
+    return documents, origins
 
 
 def kind_and_name(word: str, name: str | None) -> tuple[str, str]:
@@ -71,9 +76,9 @@ def _resource_word(kind: str) -> str:
 def apply(sources: tuple[str, ...], namespace: str | None, lab_name: str | None) -> None:
     """Create or update what the manifests describe (Namespaces, Pods,
     Deployments, Services); nothing is applied if any document is wrong."""
-    documents = read_manifests(sources, namespace)
+    documents, origins = read_manifests(sources, namespace)
     with cluster_store(lab_name) as store:
-        for applied in apply_documents(store, documents):
+        for applied in apply_documents(store, documents, origins):
             click.echo(f"{_resource_word(applied.resource.kind)}/{applied.resource.metadata.name} {applied.action}")
 
 
@@ -88,7 +93,7 @@ def delete(words: tuple[str, ...], sources: tuple[str, ...], namespace: str, eve
            ignore_not_found: bool, lab_name: str | None) -> None:
     """Delete KIND NAME..., KIND/NAME..., KIND --all, or what -f FILE describes.
     Pods end gracefully: their endpoints drain while they stop."""
-    targets = [(d.kind, d.metadata.namespace, d.metadata.name) for d in read_manifests(sources, namespace)]
+    targets = [(d.kind, d.metadata.namespace, d.metadata.name) for d in read_manifests(sources, namespace)[0]]
     if not words and not targets:
         raise click.UsageError("give KIND NAME..., KIND/NAME..., KIND --all or -f FILE")
     with cluster_store(lab_name) as store:
@@ -111,10 +116,10 @@ def delete(words: tuple[str, ...], sources: tuple[str, ...], namespace: str, eve
         for kind, scope, name in targets:
             try:
                 delete_object(store, kind, scope, name)
-            except writes.NotFound as err:
+            except writes.NotFound:
                 if ignore_not_found:
                     continue
-                raise PodnetError(str(err)) from None
+                raise
             click.echo(f'{_resource_word(kind)} "{name}" deleted')
 
 

@@ -9,7 +9,7 @@ import click
 from podnet.api import writes
 from podnet.api.apply import apply
 from podnet.cli.change import kind_and_name
-from podnet.lab.client import cluster_store
+from podnet.cli.cluster import cluster_store
 from podnet.errors import PodnetError
 from podnet.model.deployment import Deployment
 from podnet.model.manifest import Resource, parse_resource
@@ -36,7 +36,7 @@ def expose(target: str, name: str | None, port: int, target_port: str | None, se
     with cluster_store(lab_name) as store:
         found = writes.read(store, kind, namespace, name)
         if found is None:
-            raise PodnetError(f"{writes.describe(kind, namespace, name)} not found")
+            raise writes.NotFound(kind, name)
         exposed = found[0]
         selector = dict(exposed.selector.match_labels) if isinstance(exposed, Deployment) else dict(exposed.metadata.labels)
         if not selector:

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 import click
 
 from podnet.api import events as event_log
+from podnet.api import writes
 from podnet.cli.change import kind_and_name
-from podnet.lab.client import cluster_store
+from podnet.cli.cluster import cluster_store
 from podnet.cli.tables import ready_endpoints
 from podnet.controller.deployments import owned
-from podnet.errors import PodnetError
 from podnet.model import kinds
 from podnet.model.deployment import TEMPLATE_HASH, Deployment
 from podnet.model.endpointslice import EndpointSlice, by_service
@@ -210,8 +210,7 @@ def describe(target: str, name: str | None, namespace: str, lab_name: str | None
     with cluster_store(lab_name) as store:
         found = resources.get(store, registered.cls, scope, name)
         if found is None:
-            where = f' in namespace "{namespace}"' if scope else ""
-            raise PodnetError(f'{registered.plural} "{name}" not found{where}')
+            raise writes.NotFound(kind, name)
         around = Surroundings(resources.list_kind(store, Pod)[0], resources.list_kind(store, EndpointSlice)[0],
                               resources.list_kind(store, Event)[0], time.time())
     click.echo(describe_object(found, around), nl=False)

@@ -9,11 +9,11 @@ import time
 import click
 import yaml
 
+from podnet.api.writes import NotFound
+from podnet.cli.cluster import cluster_store
 from podnet.cli.columns import echo_row, print_table
 from podnet.cli.jsonpath import jsonpath
 from podnet.cli import tables
-from podnet.errors import LabError
-from podnet.lab.client import cluster_store
 from podnet.model import kinds
 from podnet.model.manifest import Resource
 from podnet.model.endpointslice import EndpointSlice
@@ -46,8 +46,7 @@ def get(kind: str, name: str | None, lab_name: str | None, namespace: str, all_n
     with cluster_store(lab_name) as store:
         chosen, revision = listing.read(store)
         if name and not chosen:
-            where = f" in namespace {namespace!r} (-A for all)" if listing.namespace else ""
-            raise LabError(f"{registered.name.lower()} {name!r} not found{where}")
+            raise NotFound(registered.name, name)
         if output in ("table", "wide"):
             widths = print_table(listing.columns, listing.rows(chosen))
         else:

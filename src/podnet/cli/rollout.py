@@ -13,7 +13,7 @@ import click
 
 from podnet.api import writes
 from podnet.cli.change import kind_and_name
-from podnet.lab.client import cluster_store
+from podnet.cli.cluster import cluster_store
 from podnet.controller.deployments import rollout_status
 from podnet.errors import PodnetError
 from podnet.model.deployment import RESTARTED_AT, Deployment
@@ -70,7 +70,7 @@ def status(target: str, name: str | None, timeout: float, namespace: str, lab_na
         while True:
             deployment = resources.get(store, Deployment, namespace, name)
             if deployment is None:
-                raise PodnetError(f"{writes.describe('Deployment', namespace, name)} not found")
+                raise writes.NotFound("Deployment", name)
             now = rollout_status(deployment, resources.list_kind(store, Pod)[0])
             if now.message != said:
                 click.echo(now.message)

@@ -1,6 +1,7 @@
-"""A rule's statements as nf_tables expressions: loads into the 32-bit registers,
-comparisons, lookups, verdicts and the statements podnet writes (DNAT from a map,
-masquerade, reject, mark, set updates). What is not here raises Unsupported."""
+"""A rule's statements as nf_tables expressions: matches, verdicts and the
+statements podnet writes (DNAT from a map, masquerade, reject, mark, set
+updates), built from registers.py's loads, comparisons and lookups. What is not
+here raises Unsupported."""
 
 from __future__ import annotations
 
@@ -10,26 +11,27 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from podnet.kernel.nftables.objects import Element, Set
+from podnet.kernel.nftables.registers import Expressions, host_order
 from podnet.kernel.nftables.rules import (
-    AnonSet, Concat, Dnat, Expr, Field, Limit, Log, Lookup, Masked, Masquerade, Match, Numgen, Reject, SetMark, SetRef, SetTrace,
+    AnonSet, Concat, Dnat, Field, Limit, Log, Lookup, Masked, Masquerade, Match, Reject, SetMark, SetRef, SetTrace,
     UpdateSet, Verdict, VerdictMap,
 )
 from podnet.kernel.nftables.wire import (
-    ADDRESS_TYPES, FAMILIES, FIELDS, FLAG_VALUES, REG32, REG_VERDICT, TYPES, DataType, Unsupported, port_bytes,
-    value_data, verdict_data,
+    ADDRESS_TYPES, FAMILIES, FLAG_VALUES, REG32, REG_VERDICT, TYPES, DataType, Unsupported, port_bytes, value_data,
+    verdict_data,
 )
-from podnet.kernel.nlmsg import attr, be32, be64, nest, string
+from podnet.kernel.nlmsg import attr, be32, be64, string
 
 if TYPE_CHECKING:
     from podnet.kernel.nftables.batch import Encoder
 
 
-class RuleCompiler:
-    """Statements to expressions, each loading into the 32-bit registers from 8."""
+class RuleCompiler(Expressions):
+    """A rule's statements to expressions, in order; each statement is encoded
+    once per transaction and its expressions repeated where it recurs."""
 
     def __init__(self, encoder: Encoder) -> None:
-        self.encoder = encoder
-        self.exprs: list[bytes] = []
+        super().__init__(encoder)
         self.family_checked = encoder.table.family == "ip"
 
     def depend_on_ipv4(self, statement: object) -> None:
@@ -42,63 +44,6 @@ class RuleCompiler:
         self.expr("meta", be32(1, REG32), be32(2, 15))  # nfproto
         self.cmp(REG32, bytes([2]), negate=False)
         self.family_checked = True
-
-    def expr(self, name: str, *attrs: bytes) -> None:
-        self.exprs.append(nest(1, string(1, name), nest(2, *attrs)))
-
-    def load(self, e: Expr, register: int = REG32) -> tuple[DataType | str, ...]:
-        """Puts e's value in registers from `register`; returns its members' types.
-        Encoded once per transaction, as statements are: lookups of the same key
-        in different sets share it."""
-        key = (e, register)
-        known = self.encoder.loads.get(key)
-        if known is None:
-            start = len(self.exprs)
-            types = self._load(e, register)
-            known = self.encoder.loads[key] = (tuple(self.exprs[start:]), types)
-        else:
-            self.exprs.extend(known[0])
-        return known[1]
-
-    def _load(self, e: Expr, register: int) -> tuple[DataType | str, ...]:
-        if isinstance(e, Concat):
-            types: list[DataType | str] = []
-            for part in e.parts:
-                (t,) = self.load(part, register)
-                types.append(t)
-                register += (_size(t) + 3) // 4
-            return tuple(types)
-        if isinstance(e, Numgen):
-            self.expr("numgen", be32(1, register), be32(2, e.modulus), be32(3, 1))  # type random
-            return (TYPES["integer"],)
-        if isinstance(e, Masked):
-            (t,) = self.load(e.field, register)
-            self.bitwise(register, _host(e.mask, _size(t)), _host(0, _size(t)))
-            return (t,)
-        if isinstance(e, Field) and e.name in FIELDS:
-            name, attrs, type_name = FIELDS[e.name]
-            self.expr(name, be32(1, register), *(be32(kind, value) for kind, value in attrs))
-            return (TYPES.get(type_name, type_name),)  # type: ignore[arg-type]
-        raise Unsupported(f"loading {e.text()}")
-
-    def bitwise(self, register: int, mask: bytes, xor: bytes) -> None:
-        """register = (register & mask) ^ xor, over the mask's length."""
-        self.expr("bitwise", be32(1, register), be32(2, register), be32(3, len(mask)), value_data(4, mask),
-                  value_data(5, xor))
-
-    def cmp(self, register: int, data: bytes, negate: bool) -> None:
-        self.expr("cmp", be32(1, register), be32(2, 1 if negate else 0), value_data(3, data))
-
-    def lookup(self, set_name: str, register: int, *, out: int | None = None, negate: bool = False,
-               set_id: int | None = None) -> None:
-        attrs = [string(1, set_name), be32(2, register)]
-        if out is not None:
-            attrs.append(be32(3, out))
-        if set_id is not None:
-            attrs.append(be32(4, set_id))
-        if negate:
-            attrs.append(be32(5, 1))
-        self.expr("lookup", *attrs)
 
     def statement(self, s: object) -> None:
         """Encoded once per transaction: a policy table repeats the same set
@@ -142,7 +87,7 @@ class RuleCompiler:
             if s.op not in ("|", "^"):
                 raise Unsupported(f"meta mark set with {s.op}")
             kept = ~s.value & 0xFFFFFFFF if s.op == "|" else 0xFFFFFFFF  # | clears the bits, then sets them
-            self.bitwise(REG32, _host(kept), _host(s.value))
+            self.bitwise(REG32, host_order(kept), host_order(s.value))
             self.expr("meta", be32(2, 3), be32(3, REG32))  # key mark, from the register
         elif isinstance(s, SetTrace):
             self.expr("immediate", be32(1, REG32), value_data(2, b"\x01"))
@@ -180,19 +125,19 @@ class RuleCompiler:
                 if m.negate:  # nft 1.0.6 compares the whole value here, not the flag: so do we
                     self.cmp(REG32, struct.pack("=I", flag), negate=True)
                     return
-                self.bitwise(REG32, _host(flag), _host(0))
+                self.bitwise(REG32, host_order(flag), host_order(0))
                 self.cmp(REG32, b"\0" * 4, negate=True)
                 return
             if t == "fib_addrtype" and isinstance(m.right, str):
                 self.cmp(REG32, struct.pack("=I", ADDRESS_TYPES[m.right]), m.negate)
                 return
             if isinstance(m.right, int):  # `ct status & 0x8 == 0`: the bits were masked as they were loaded
-                self.cmp(REG32, _host(m.right), m.negate)
+                self.cmp(REG32, host_order(m.right), m.negate)
                 return
             raise Unsupported(f"{m.left.text()} {m.right}")
         right = m.right
         if isinstance(right, int):
-            self.cmp(REG32, _host(right, t.size), m.negate)
+            self.cmp(REG32, host_order(right, t.size), m.negate)
             return
         if isinstance(right, str) and right.count("-") == 1 and t.id == TYPES["inet_service"].id:
             low, high = right.split("-")  # NFT_RANGE_EQ: network order compares as the numbers do
@@ -229,15 +174,6 @@ class RuleCompiler:
         if isinstance(d.to, Lookup) or ":" in d.to:
             attrs.append(be32(5, REG32 + 1))
         self.expr("nat", *attrs)
-
-
-def _size(t: DataType | str) -> int:
-    return t.size if isinstance(t, DataType) else 4
-
-
-def _host(value: int, size: int = 4) -> bytes:
-    """A register value in host order (marks, ct bits, numgen), `size` bytes of it."""
-    return struct.pack("=I", value)[:size]
 
 
 def _fields(node: object) -> Iterator[str]:

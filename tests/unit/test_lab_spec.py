@@ -93,6 +93,17 @@ BAD_CLUSTERS = {
 }
 
 
+LAB_NAME_RULE = "is not a valid name (lower-case letters, digits and '-', at most 24 for a lab)"
+
+
+@pytest.mark.parametrize("name", ["a" * 25, "a" * 64, "Lab_1", "-lab"])
+def test_lab_names_have_one_limit_and_one_message(name: str) -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse_lab([cluster(metadata={"name": name})])
+    assert str(caught.value) == f"metadata.name: {name!r} {LAB_NAME_RULE}"
+    assert parse_lab([cluster(metadata={"name": "a" * 24})]).name == "a" * 24
+
+
 @pytest.mark.parametrize("case", BAD_CLUSTERS, ids=list(BAD_CLUSTERS))
 def test_bad_cluster_names_the_field(case: str) -> None:
     document, message = BAD_CLUSTERS[case]

@@ -18,7 +18,7 @@ from podnet.kernel.iptables import BACKENDS
 from podnet.lab.topology_spec import Network, TopologySpec, parse_topology
 from podnet.model.deployment import Deployment
 from podnet.model.namespace import Namespace
-from podnet.model.fields import Fields, check_dns_label
+from podnet.model.fields import Fields, check_dns_label, is_dns_label
 from podnet.model.manifest import Resource, parse_resource
 from podnet.model.pod import Pod
 from podnet.model.service import Service
@@ -81,9 +81,9 @@ def parse_lab(documents: list[object], default_name: str = "lab") -> LabSpec:
         raise ManifestError("apiVersion", f"{api_version!r} is not {API_VERSION}")
     meta = head.mapping("metadata")
     name = (meta.text("name") if meta else None) or re.sub(r"[^a-z0-9-]", "-", default_name.lower()).strip("-")
-    check_dns_label(name, "metadata.name")
-    if len(name) > _LAB_NAME_MAX:
-        raise ManifestError("metadata.name", f"{name!r} is longer than {_LAB_NAME_MAX} characters")
+    if len(name) > _LAB_NAME_MAX or not is_dns_label(name):
+        raise ManifestError("metadata.name", f"{name!r} is not a valid name (lower-case letters, digits and '-', "
+                                             f"at most {_LAB_NAME_MAX} for a lab)")
     if kind == "Cluster":
         extra = [(f"document {i + 2}", doc) for i, doc in enumerate(documents[1:])]
         return _parse_cluster(head, name, extra)

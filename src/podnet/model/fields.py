@@ -18,9 +18,13 @@ def type_name(value: object) -> str:
             float: "a number", type(None): "empty"}.get(type(value), type(value).__name__)
 
 
-def check_dns_label(value: str, field: str) -> str:
+def is_dns_label(value: str) -> bool:
     """RFC 1123 label: what Kubernetes requires of namespace and service names."""
-    if len(value) > 63 or not _DNS_LABEL.match(value):
+    return len(value) <= 63 and bool(_DNS_LABEL.match(value))
+
+
+def check_dns_label(value: str, field: str) -> str:
+    if not is_dns_label(value):
         raise ManifestError(field, f"{value!r} is not a valid name (lower-case letters, digits and '-', at most 63)")
     return value
 

@@ -13,14 +13,21 @@ from pathlib import Path
 
 import yaml
 
+from podnet.lab import names
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 PODNET = [sys.executable, "-m", "podnet"]
 
 
-def podnet(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def podnet(*args: str, check: bool = True, timeout: float = 60, as_user: bool = False) -> subprocess.CompletedProcess[str]:
+    """podnet in the suite's lab scope (scope.py); as_user: outside it, as a user
+    of the machine with labs of their own."""
+    env = {**os.environ, "COLUMNS": "200"}
+    if as_user:
+        env.pop(names.SCOPE_VARIABLE, None)
     proc = subprocess.run([sys.executable, "-m", "podnet", *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "COLUMNS": "200"})
+                          env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"podnet {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc

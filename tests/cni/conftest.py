@@ -19,6 +19,8 @@ import pytest
 from podnet.cni.install import c_relay_built, install
 from podnet.kernel import netns
 
+from tests import scope
+
 REFERENCE_DIR = Path("/usr/lib/cni")
 
 
@@ -42,7 +44,7 @@ class Plugins:
                 "isGateway": True, "isDefaultGateway": True, "ipam": ipam, **overrides}
 
     def container(self) -> str:
-        name = f"pn-cnitest.c{uuid.uuid4().hex[:8]}"
+        name = f"{scope.NAMESPACES}cni.c{uuid.uuid4().hex[:8]}"
         netns.create(name)
         self.made.append(name)
         return name
@@ -79,7 +81,7 @@ class Plugins:
 
 
 def _host(name: str) -> str:
-    host = f"pn-cnitest.{name}"
+    host = f"{scope.NAMESPACES}cni.{name}"
     netns.create(host)
     return host
 

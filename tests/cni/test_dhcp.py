@@ -59,7 +59,7 @@ class Dhcp:
         return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else None
 
     def container(self) -> str:
-        name = f"pn-cnitest.d{uuid.uuid4().hex[:8]}"
+        name = f"pn-test_cni.d{uuid.uuid4().hex[:8]}"
         netns.create(name)
         self.made.append(name)
         return name
@@ -90,9 +90,9 @@ def impls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Dhcp]]
             pytest.skip(f"{tool} is not installed ({package})")
     ours_dir = tmp_path_factory.mktemp("dhcp-bin")
     install(ours_dir, "python")  # no agent in this host: the plugins work in their own process
-    found = {"reference": Dhcp("reference", "bridge", "dhcp", REFERENCE_DIR, "pn-cnitest.dhcp-ref",
+    found = {"reference": Dhcp("reference", "bridge", "dhcp", REFERENCE_DIR, "pn-test_cni.dhcp-ref",
                                tmp_path_factory.mktemp("dhcp-ref")),
-             "podnet": Dhcp("podnet", "podnet-bridge", "podnet-dhcp", ours_dir, "pn-cnitest.dhcp-pn",
+             "podnet": Dhcp("podnet", "podnet-bridge", "podnet-dhcp", ours_dir, "pn-test_cni.dhcp-pn",
                             tmp_path_factory.mktemp("dhcp-pn"))}
     try:
         for impl in found.values():

@@ -37,7 +37,7 @@ def start_agent(host: str, log: Path) -> subprocess.Popen:  # type: ignore[type-
 def test_agent_killed_mid_add_leaks_nothing(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    host = "pn-cnitest.killed"
+    host = "pn-test_cni.killed"
     netns.create(host)
     plugin_dir = tmp_path / "bin"
     install(plugin_dir)

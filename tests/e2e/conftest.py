@@ -8,7 +8,7 @@ import pytest
 
 from tests.helpers import podnet, renamed_example
 
-CLUSTER_LAB = "t-cluster"
+CLUSTER_LAB = "test_cluster"
 
 
 @pytest.fixture(scope="session", autouse=True)

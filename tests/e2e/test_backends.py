@@ -21,11 +21,11 @@ from podnet.kernel import netns
 from tests.helpers import agent_pid, in_netns, kill_agent, podnet, within
 
 LABS = {  # lab name: (backend, underlay, store)
-    "t-hostgw": ("host-gw", "bridged", "sqlite"),
-    "t-vxlan": ("vxlan", "bridged", "sqlite"),
-    "t-vxrouted": ("vxlan", "routed", "sqlite"),
-    "t-hgetcd": ("host-gw", "bridged", "etcd"),
-    "t-vxetcd": ("vxlan", "bridged", "etcd"),
+    "test_hostgw": ("host-gw", "bridged", "sqlite"),
+    "test_vxlan": ("vxlan", "bridged", "sqlite"),
+    "test_vxrouted": ("vxlan", "routed", "sqlite"),
+    "test_hgetcd": ("host-gw", "bridged", "etcd"),
+    "test_vxetcd": ("vxlan", "bridged", "etcd"),
 }
 
 

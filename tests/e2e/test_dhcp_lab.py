@@ -13,7 +13,7 @@ import pytest
 
 from tests.helpers import in_netns, podnet, renamed_example, within
 
-LAB = "t-dhcp"
+LAB = "test_dhcp"
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 from podnet.kernel import netns
 from tests.helpers import in_netns
 
-NAMESPACE = "pn-t-dns"
+NAMESPACE = "pn-test_dns"
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import pytest
 from podnet.kernel import netns
 from tests.helpers import PODNET, agent_pid, in_netns, kill_agent, podnet, within
 
-LAB = "t-live"
+LAB = "test_live"
 CLUSTER = f"""apiVersion: podnet.dev/v1alpha1
 kind: Cluster
 metadata: {{name: {LAB}}}

@@ -34,7 +34,7 @@ from podnet.store import resources
 from tests.helpers import in_netns, podnet, within
 from tests.policy_model import NAMESPACES, PODS, PORTS, port_name, truth_table
 
-LAB = "t-netpol"
+LAB = "test_netpol"
 NODES = ("n1", "n2")
 PROBE_TIMEOUT = 0.6  # seconds: answers in a lab take well under a millisecond; a dropped probe waits this long
 CONVERGE = 15.0  # seconds for every node to program a change

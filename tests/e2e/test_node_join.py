@@ -22,7 +22,7 @@ from podnet.machine import files
 from tests.helpers import in_netns, podnet, within
 from tests.podman import IMAGE, PAGE, Podman, busybox_image, remove_all, require_podman
 
-LAB = "t-join"
+LAB = "test_join"
 MACHINES = ("m1", "m2")
 SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # what systemd gives a unit
 

@@ -17,7 +17,7 @@ from podnet.kernel import netns
 from tests.helpers import in_netns
 from tests.podman import IMAGE, PAGE, Podman, busybox_image, remove_all, require_podman
 
-NODE = "pn-podman.node"
+NODE = "pn-test_podman.node"
 SUBNET_PREFIX = "10.89.0."
 
 

@@ -15,8 +15,8 @@ import yaml
 
 from tests.helpers import in_netns, podnet, renamed_example, within
 
-MODES = {"t-services": "nftables", "t-svc-ipt": "iptables", "t-svc-us": "userspace"}  # lab -> proxyMode
-LAB = "t-services"  # the lab of the mode being tested
+MODES = {"test_services": "nftables", "test_svc-ipt": "iptables", "test_svc-us": "userspace"}  # lab -> proxyMode
+LAB = "test_services"  # the lab of the mode being tested
 RESET = (7, 56)  # curl's "refused" and "reset once accepted" (the userspace proxy accepts, then resets)
 
 

@@ -55,7 +55,7 @@ SCENARIOS: dict[str, Callable[[str], None]] = {
 
 @pytest.mark.parametrize("example", SCENARIOS)
 def test_seed_scenario(example: str, tmp_path: Path) -> None:
-    lab = "t-" + example.removesuffix(".yaml")
+    lab = "test_" + example.removesuffix(".yaml")
     podnet("lab", "up", str(renamed_example(example, lab, tmp_path)))
     try:
         SCENARIOS[example](lab)
@@ -73,7 +73,7 @@ def in_netns_list() -> list[str]:
 KIND_WORDS = """\
 apiVersion: podnet.dev/v1alpha1
 kind: Topology
-metadata: {name: t-kindwords}
+metadata: {name: test_kindwords}
 hosts: [{name: host}, {name: node}]
 switches: [{name: switch}]
 links:
@@ -90,9 +90,9 @@ def test_members_named_like_kind_words_are_reached(tmp_path: Path) -> None:
     try:
         for target in ("host", "node", "switch", "host/host", "host/node", "switch/switch"):
             name = target.rpartition("/")[2]
-            assert podnet("exec", target, "--", "ip", "netns", "identify").stdout.split() == [f"pn-t-kindwords.{name}"]
+            assert podnet("exec", target, "--", "ip", "netns", "identify").stdout.split() == [f"pn-test_kindwords.{name}"]
         assert "1 received" in podnet("exec", "host", "--", "ping", "-c1", "-W2", "192.168.15.2").stdout
         missing = podnet("exec", "node/host", "--", "true", check=False)
         assert missing.returncode == 1 and missing.stderr.startswith("error: no node/host in any running lab")
     finally:
-        podnet("lab", "down", "t-kindwords")
+        podnet("lab", "down", "test_kindwords")

@@ -14,7 +14,7 @@ import yaml
 
 from tests.helpers import podnet, within
 
-LABS = {"t-trace-hg": "host-gw", "t-trace-vx": "vxlan"}
+LABS = {"test_trace-hg": "host-gw", "test_trace-vx": "vxlan"}
 DENY = """apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: only-from-c, namespace: default}

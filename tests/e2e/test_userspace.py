@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers import in_netns, podnet, renamed_example
 
-LAB = "t-ipvs"
+LAB = "test_ipvs"
 
 
 @pytest.fixture(scope="module")

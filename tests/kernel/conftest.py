@@ -8,6 +8,8 @@ import pytest
 
 from podnet.kernel import netns
 
+from tests import scope
+
 
 @pytest.fixture
 def make_netns() -> Iterator[Callable[[], str]]:
@@ -17,7 +19,7 @@ def make_netns() -> Iterator[Callable[[], str]]:
     created: list[str] = []
 
     def make() -> str:
-        name = f"pn-ktest.{uuid.uuid4().hex[:8]}"
+        name = f"{scope.NAMESPACES}kernel.{uuid.uuid4().hex[:8]}"
         netns.create(name)
         created.append(name)
         return name

@@ -94,8 +94,9 @@ def node_remove(lab_name: str, name: str) -> None:
 @lab.command()
 @click.argument("name", required=False)
 @click.option("--all", "everything", is_flag=True, help="Remove every podnet namespace and lab, found by the pn- prefix.")
-@click.option("--prefix", default="pn-", show_default=True, help="With --all: only namespaces starting with this.")
-def down(name: str | None, everything: bool, prefix: str) -> None:
+@click.option("--prefix", help="With --all: only namespaces starting with this. [default: pn-, or under "
+              "PODNET_LAB_SCOPE=S only the scope's, pn-S_]")
+def down(name: str | None, everything: bool, prefix: str | None) -> None:
     """Remove a lab and everything it made. Safe to run twice or after a crash."""
     if everything:
         removed = lifecycle.down_all(prefix)

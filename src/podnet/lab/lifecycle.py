@@ -23,6 +23,9 @@ def lab_namespaces(lab: str) -> list[str]:
 def up(path: str | Path, progress: Progress = Silent()) -> LabRecord:
     """Validate the whole file, then build; on any failure remove what was built."""
     spec: LabSpec = load_lab_file(path)
+    if not names.in_scope(spec.name):
+        raise LabError(f"lab {spec.name} is outside this scope ({names.SCOPE_VARIABLE}): "
+                       f"its name must start with {names.scope_prefix()!r}")
     if state.load(spec.name) or lab_namespaces(spec.name):
         raise LabError(f"lab {spec.name} is already up; run `podnet lab down {spec.name}` first")
     record = LabRecord(spec.name, spec.kind, str(Path(path).resolve()))
@@ -72,9 +75,10 @@ def down(lab: str) -> list[str]:
     return namespaces
 
 
-def down_all(prefix: str = netns.PREFIX) -> list[str]:
+def down_all(prefix: str | None = None) -> list[str]:
     """Every podnet namespace and lab record whose name starts with prefix, crashed
-    or not; by default all of them."""
+    or not; by default all of this process's scope (outside a scope, all of them)."""
+    prefix = prefix or names.scope_namespaces()
     netns.kill_processes_in(netns.list_namespaces(prefix))  # agents stop first: until then they may make pods
     namespaces = netns.list_namespaces(prefix)
     _remove_namespaces(namespaces)

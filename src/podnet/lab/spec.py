@@ -15,6 +15,7 @@ from typing import Union
 
 from podnet.errors import ManifestError
 from podnet.kernel.iptables import BACKENDS
+from podnet.lab import names
 from podnet.lab.topology_spec import Network, TopologySpec, parse_topology
 from podnet.model.deployment import Deployment
 from podnet.model.namespace import Namespace
@@ -80,8 +81,9 @@ def parse_lab(documents: list[object], default_name: str = "lab") -> LabSpec:
     if api_version != API_VERSION:
         raise ManifestError("apiVersion", f"{api_version!r} is not {API_VERSION}")
     meta = head.mapping("metadata")
-    name = (meta.text("name") if meta else None) or re.sub(r"[^a-z0-9-]", "-", default_name.lower()).strip("-")
-    if len(name) > _LAB_NAME_MAX or not is_dns_label(name):
+    scope = names.scope_prefix()
+    name = (meta.text("name") if meta else None) or scope + re.sub(r"[^a-z0-9-]", "-", default_name.lower()).strip("-")
+    if len(name) > _LAB_NAME_MAX or not is_dns_label(name.removeprefix(scope)):  # a scope's prefix holds one '_'
         raise ManifestError("metadata.name", f"{name!r} is not a valid name (lower-case letters, digits and '-', "
                                              f"at most {_LAB_NAME_MAX} for a lab)")
     if kind == "Cluster":

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from podnet.kernel import netns
+from podnet.lab import names
 from podnet.store.location import etcd_location
 from podnet.store.tls import TlsFiles
 
@@ -92,8 +93,9 @@ def load(name: str) -> LabRecord | None:
 
 
 def recorded_names() -> list[str]:
+    """The labs of this process's scope (outside a scope, every lab)."""
     directory = labs_dir()
-    return sorted(os.listdir(directory)) if directory.is_dir() else []
+    return sorted(name for name in os.listdir(directory) if names.in_scope(name)) if directory.is_dir() else []
 
 
 def running() -> list[LabRecord]:

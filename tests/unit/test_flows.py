@@ -155,3 +155,20 @@ def test_an_entry_that_ended_before_it_was_reported_claims_its_packet() -> None:
     correlator.packet(later := logged("flow", CLIENT, WEB, 8080, sequence=2), now=1.1)
     correlator.entry(Event("destroy", long_gone.id, long_gone.original, long_gone.reply), now=1.2)
     assert correlator.ready(1.3) == [(2, later, long_gone)]
+
+
+def test_observe_names_the_nodes_that_are_not_recording_or_do_not_answer() -> None:
+    from podnet.observe.client import AgentUnreachable, Merger
+
+    def ask(namespace: str, path: str) -> dict:  # type: ignore[type-arg]
+        if namespace == "ns-c":
+            raise AgentUnreachable("the agent in ns-c does not answer")
+        recording = namespace == "ns-a"
+        return {"flows": [], "recorded": 0, "lost": 0, "evicted": 0, "recording": recording, "restarts": 2,
+                "failure": None if recording else "OSError: bad file descriptor"}
+
+    merger = Merger({"a": "ns-a", "b": "ns-b", "c": "ns-c"}, ask)
+    assert merger.poll() == []
+    assert merger.losses().splitlines() == [
+        "node b: its agent is not recording flows (OSError: bad file descriptor; 2 restarts so far)",
+        "node c: the agent in ns-c does not answer"]

@@ -20,7 +20,8 @@ TLS = TlsFiles("/pki/ca.crt", "/pki/node.crt", "/pki/node.key")
 
 def joining(control_plane: bool = False, tls: TlsFiles | None = TLS) -> Joining:
     return Joining(Path("/scratch"), "m1", "192.0.2.10", "etcd://192.0.2.1:2379,192.0.2.2:2379", tls,
-                   ClusterConfig("10.244.0.0/16", "10.96.0.0/12", backend="vxlan", proxy_mode="iptables"),
+                   ClusterConfig("10.244.0.0/16", "10.96.0.0/12", backend="vxlan", proxy_mode="iptables",
+                                 iptables_backend="nft"),
                    "10.244.3.0/24", control_plane)
 
 

@@ -10,7 +10,7 @@ from podnet.errors import ManifestError
 from podnet.lab import names
 from podnet.lab.plan import plan_cluster
 from podnet.lab.spec import parse_lab
-from podnet.network.node import host_gw_routes, render_node_network
+from podnet.network.node import render_node_network
 from podnet.kernel.route import Route
 
 
@@ -48,7 +48,7 @@ def test_planning_is_pure() -> None:
 
 def test_host_gw_routes_point_at_every_other_node() -> None:
     nodes = [n.node() for n in plan_cluster(spec(nodes=3)).nodes]
-    assert host_gw_routes("n0", nodes) == {
+    assert render_node_network(nodes[0], nodes).routes == {
         Route("10.244.1.0/24", via="172.18.0.3"), Route("10.244.2.0/24", via="172.18.0.4")}
     network = render_node_network(nodes[1], nodes)
     assert (network.bridge, network.gateway, network.forwarding) == ("cni0", "10.244.1.1/24", True)
@@ -57,7 +57,7 @@ def test_host_gw_routes_point_at_every_other_node() -> None:
 
 def test_vxlan_peers_get_a_route_a_neighbour_and_an_fdb_entry() -> None:
     from podnet.kernel.route import ForwardingEntry, Neighbour
-    from podnet.network.node import vtep_mac
+    from podnet.network.backends import vtep_mac
 
     nodes = [n.node() for n in plan_cluster(spec(nodes=3, backend="vxlan")).nodes]
     network = render_node_network(nodes[0], nodes, backend="vxlan")

@@ -42,7 +42,8 @@ DENY_DB = policy("kind: NetworkPolicy\nmetadata: {name: db-from-web, namespace: 
 def tracer(backend: str = "host-gw") -> PathTracer:
     namespaces = [Namespace(ObjectMeta(n, namespace="")).labelled() for n in ("default", "apps")]
     snapshot = Snapshot(1, NODES, PODS, SERVICES, desired(SERVICES, PODS, NODES), namespaces, [DENY_DB])
-    return PathTracer(snapshot, ClusterConfig("10.244.0.0/16", "10.96.0.0/12", backend=backend))
+    return PathTracer(snapshot, ClusterConfig("10.244.0.0/16", "10.96.0.0/12", backend=backend, proxy_mode="nftables",
+                                                    iptables_backend="nft"))
 
 
 def actions(trace: Trace, path: int | None = None) -> list[str]:

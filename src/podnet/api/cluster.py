@@ -5,7 +5,7 @@ server and a kubelet get them from their flags."""
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import asdict, dataclass, field
+from dataclasses import KW_ONLY, asdict, dataclass, field
 
 from podnet.errors import PodnetError
 from podnet.model.namespace import BUILT_IN, Namespace
@@ -28,10 +28,11 @@ class ClusterConfig:
     service_subnet: str
     dns_domain: str = "cluster.local"
     upstreams: list[str] = field(default_factory=list)  # where the cluster DNS forwards other names
-    backend: str = "host-gw"  # how pod traffic crosses nodes, as flannel keeps its Backend in etcd
-    proxy_mode: str = "nftables"  # how Services are programmed: nftables, iptables or userspace
     node_cidr_mask: int = 24  # each node's lease of the pod subnet, as flannel's SubnetLen
-    iptables_backend: str = "nft"  # with proxy_mode iptables: iptables' nft or legacy backend
+    _: KW_ONLY  # the choices, by their registries' names (network/backends.py, proxy/modes.py, kernel/iptables.py)
+    backend: str  # how pod traffic crosses nodes, as flannel keeps its Backend in etcd
+    proxy_mode: str  # how Services are programmed, as kube-proxy's --proxy-mode
+    iptables_backend: str  # with the iptables proxy mode: iptables' nf_tables or x_tables backend
 
     @property
     def dns_ip(self) -> str:

@@ -10,7 +10,9 @@ from pathlib import Path
 import click
 
 from podnet.cli.etcdflags import etcd_tls_options, tls_files
-from podnet.kernel.iptables import BACKENDS as IPTABLES_BACKENDS
+from podnet.kernel import iptables
+from podnet.network import backends
+from podnet.proxy import modes as proxy_modes
 
 
 def run_as_daemon() -> threading.Event:
@@ -33,8 +35,8 @@ def run_as_daemon() -> threading.Event:
 @etcd_tls_options
 @click.option("--resync", default=1.0, show_default=True, help="Seconds between drift checks.")
 @click.option("--cluster-cidr", help="The pod network; with it the agent also runs the service proxy.")
-@click.option("--backend", type=click.Choice(["host-gw", "vxlan"]), default="host-gw", show_default=True,
-              help="How pod traffic reaches other nodes: routed via their IPs, or in VXLAN tunnels.")
+@click.option("--backend", type=click.Choice(list(backends.BACKENDS)), default=backends.DEFAULT, show_default=True,
+              help=f"How pod traffic reaches other nodes: {backends.help_text()}.")
 @click.option("--cni-conf", type=click.Path(exists=True, dir_okay=False),
               help="The node's CNI conflist; with it the agent also runs the pods bound to the node (as kubelet).")
 @click.option("--cni-bin", type=click.Path(file_okay=False), help="Where the CNI plugins are (with --cni-conf).")
@@ -42,27 +44,20 @@ def run_as_daemon() -> threading.Event:
 @click.option("--state-dir", type=click.Path(file_okay=False), help="Where the agent records its pods (with --cni-conf).")
 @click.option("--logs", "log_dir", type=click.Path(file_okay=False), help="Where pods' output goes (with --cni-conf).")
 @click.option("--pods-store", help="The store as pods reach it, if not as the agent does.")
-@click.option("--proxy-mode", type=click.Choice(["nftables", "iptables", "userspace"]), default="nftables",
-              show_default=True, help="How Services are programmed: podnet's nftables table, kube-proxy's "
-              "iptables layout, or proxied in the agent (kube-proxy's userspace mode).")
-@click.option("--iptables-backend", type=click.Choice(list(IPTABLES_BACKENDS)), default="nft", show_default=True,
-              help="With --proxy-mode iptables: the iptables-nft or iptables-legacy binaries.")
+@click.option("--proxy-mode", type=click.Choice(list(proxy_modes.MODES)), default=proxy_modes.DEFAULT,
+              show_default=True, help=f"How Services are programmed: {proxy_modes.help_text()}.")
+@click.option("--iptables-backend", type=click.Choice(list(iptables.BACKENDS)), default=iptables.DEFAULT_BACKEND,
+              show_default=True, help="With the iptables proxy mode: the iptables-nft or iptables-legacy binaries.")
 def agent(node_name: str, namespace: str | None, store_path: str, etcd_cafile: str | None, etcd_certfile: str | None,
           etcd_keyfile: str | None, resync: float, cluster_cidr: str | None, backend: str, cni_conf: str | None,
           cni_bin: str | None, pods_prefix: str | None, state_dir: str | None, log_dir: str | None,
           pods_store: str | None, proxy_mode: str, iptables_backend: str) -> None:
     """Run the node agent: keep the node's bridge, routes and forwarding right,
     serve this node's CNI plugin invocations, and run the pods bound to it."""
-    from podnet.agent.heartbeat import Heartbeat
-    from podnet.agent.node_agent import NodeAgent, node_controllers
     from podnet.agent.pods import KubeletConfig
+    from podnet.agent.wiring import AgentOptions, run_agent
     from podnet.cni.runtime import NetworkConfigList
-    from podnet.cni.server import CniServer
     from podnet.kernel import netns
-    from podnet.kernel.node import NamespaceKernel
-    from podnet.observe.metrics import AGENT, conntrack_tally
-    from podnet.observe.recorder import FlowRecorder
-    from podnet.observe.server import ObserveServer
     from podnet.store.location import open_store, with_tls
 
     namespace = namespace or netns.OWN
@@ -77,23 +72,13 @@ def agent(node_name: str, namespace: str | None, store_path: str, etcd_cafile: s
         kubelet = KubeletConfig(node_name, pods_prefix or "", Path(state_dir or ""), Path(log_dir or ""),
                                 NetworkConfigList.load(cni_conf), cni_bin or "", str(netns.path(namespace)),
                                 pods_store or store_path)
+    options = AgentOptions(node_name, namespace, store_path, resync, cluster_cidr, backend, proxy_mode,
+                           iptables_backend, kubelet)
     stop = run_as_daemon()
     store = open_store(store_path)
-    server = CniServer().start()
-    observer: ObserveServer | None = None
     try:
-        controllers = node_controllers(NamespaceKernel(namespace), store, node_name, namespace, cluster_cidr, backend,
-                                       kubelet, proxy_mode, iptables_backend)
-        recorder = next((c for c in controllers if isinstance(c, FlowRecorder)), None)
-        if recorder is not None:
-            AGENT.tallies += [recorder.flows.tally, lambda: conntrack_tally(namespace)]
-            observer = ObserveServer(node_name, recorder.flows, AGENT.exposition).start()
-        Heartbeat(store, node_name).start(stop)
-        NodeAgent(store, node_name, controllers, resync).run(stop)
+        run_agent(options, store, stop)
     finally:
-        if observer is not None:
-            observer.stop()
-        server.stop()
         store.close()
 
 

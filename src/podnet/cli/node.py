@@ -9,6 +9,7 @@ import click
 
 from podnet.cli.columns import print_table
 from podnet.cli.etcdflags import etcd_tls_options, tls_files
+from podnet.network import backends
 
 ROOT = click.Path(file_okay=False, path_type=Path)
 
@@ -21,8 +22,9 @@ def node() -> None:
 @node.command()
 @click.option("--store", "store", required=True, metavar="etcd://HOST:PORT[,HOST:PORT...]", help="The cluster's etcd.")
 @click.option("--name", "name", required=True, help="This node's name in the cluster.")
-@click.option("--backend", type=click.Choice(["vxlan", "host-gw"]),
-              help="How pod traffic crosses nodes; the cluster's if omitted (must match it).")
+@click.option("--backend", type=click.Choice(list(backends.BACKENDS)),
+              help=f"How pod traffic crosses nodes ({backends.help_text()}); the cluster's if omitted (must "
+                   f"match it), {backends.ACROSS_SUBNETS} when this node starts the cluster.")
 @click.option("--address", help="This node's address on the underlay [the one it reaches etcd from].")
 @click.option("--control-plane", is_flag=True, help="Also run the control plane here (its unit is written too).")
 @click.option("--pod-subnet", default="10.244.0.0/16", show_default=True,

@@ -15,6 +15,7 @@ from podnet.errors import KernelError
 from podnet.kernel import netns
 
 BACKENDS = {"nft": ("iptables-nft-restore", "iptables-nft"), "legacy": ("iptables-legacy-restore", "iptables-legacy")}
+DEFAULT_BACKEND = next(iter(BACKENDS))
 
 
 def restore(namespace: str, text: str, backend: str = "nft") -> None:
@@ -46,7 +47,7 @@ def delete_chains(namespace: str, table: str, chains: Iterable[str], backend: st
 class IptablesWriter:
     """The three writes above, for one namespace and backend: what the iptables-mode proxy is handed."""
 
-    def __init__(self, namespace: str, backend: str = "nft") -> None:
+    def __init__(self, namespace: str, backend: str = DEFAULT_BACKEND) -> None:
         if backend not in BACKENDS:
             raise KernelError(f"iptables backend {backend!r} is not {' or '.join(BACKENDS)}")
         self.namespace = namespace

@@ -55,8 +55,7 @@ def members(plan: ClusterPlan) -> dict[str, str]:
     return found
 
 
-def node_network_config(node: NodePlan, record: LabRecord, backend: str = "host-gw",
-                        ipam: str = "host-local") -> dict[str, Any]:
+def node_network_config(node: NodePlan, record: LabRecord, backend: str, ipam: str) -> dict[str, Any]:
     """The conflist a node's runtime would find in /etc/cni/net.d: bridge with
     host-local IPAM over the node's pod subnet (or DHCP, whose lease brings the
     default route), then portmap. Over VXLAN, pod interfaces get the underlay MTU
@@ -77,9 +76,9 @@ def node_network_config(node: NodePlan, record: LabRecord, backend: str = "host-
 
 
 def cluster_config(spec: ClusterSpec) -> ClusterConfig:
-    return ClusterConfig(str(spec.pod_subnet), str(spec.service_subnet), spec.dns_domain,
-                         [INTERNET_IP], spec.backend, spec.proxy_mode, spec.node_cidr_mask,
-                         spec.iptables_backend)
+    return ClusterConfig(str(spec.pod_subnet), str(spec.service_subnet), spec.dns_domain, [INTERNET_IP],
+                         spec.node_cidr_mask, backend=spec.backend, proxy_mode=spec.proxy_mode,
+                         iptables_backend=spec.iptables_backend)
 
 
 def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from podnet.api.cluster import dns_ip
 from podnet.errors import ManifestError
 from podnet.lab import names
-from podnet.lab.spec import ClusterSpec
+from podnet.lab.spec import ROUTED, ClusterSpec
 from podnet.model.meta import ObjectMeta
 from podnet.model.node import HOSTNAME_LABEL, Node
 from podnet.model.pod import Container, Pod
@@ -95,7 +95,7 @@ def underlay_slots(spec: ClusterSpec) -> Iterator[UnderlaySlot]:
     after the fabric's own, behind the fabric's first address there."""
     hosts = spec.node_subnet.hosts()
     fabric_ip = next(hosts)
-    if spec.underlay == "routed":
+    if spec.underlay == ROUTED:
         for segment in itertools.islice(spec.node_subnet.subnets(new_prefix=24), 1, None):
             router, address = itertools.islice(segment.hosts(), 2)
             yield f"{address}/{segment.prefixlen}", str(router), f"{router}/{segment.prefixlen}"

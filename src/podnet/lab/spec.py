@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
 from podnet.errors import ManifestError
-from podnet.kernel.iptables import BACKENDS
+from podnet.kernel import iptables
 from podnet.lab import names
 from podnet.lab.topology_spec import Network, TopologySpec, parse_topology
 from podnet.model.deployment import Deployment
@@ -23,14 +24,19 @@ from podnet.model.fields import Fields, check_dns_label, is_dns_label
 from podnet.model.manifest import Resource, parse_resource
 from podnet.model.pod import Pod
 from podnet.model.service import Service
+from podnet.network import backends
+from podnet.proxy import modes as proxy_modes
 
 API_VERSION = "podnet.dev/v1alpha1"
 _LAB_NAME_MAX = 24
 
 
-IPTABLES_BACKENDS = tuple(BACKENDS)  # nft, legacy: as iptables' own two binaries
 IPAM_TYPES = ("host-local", "dhcp")  # the seed's two IPAM types
-PROXY_MODES = ("nftables", "iptables", "userspace")  # kube-proxy's --proxy-mode; per Service, the annotation
+UNDERLAYS = {  # how the lab's nodes reach each other
+    "bridged": "the nodes on one segment, the fabric's bridge",
+    "routed": "each node on a subnet of its own, behind the fabric as a router",
+}
+BRIDGED, ROUTED = UNDERLAYS
 
 
 @dataclass(frozen=True)
@@ -44,13 +50,13 @@ class ClusterSpec:
     pods: tuple[Pod, ...] = ()
     services: tuple[Service, ...] = ()
     dns_domain: str = "cluster.local"
-    backend: str = "host-gw"  # or "vxlan", as flannel's backends
-    underlay: str = "bridged"  # nodes on one segment; "routed": each on a subnet of its own, behind a router
+    backend: str = backends.DEFAULT  # one of network/backends.py's, as flannel's
+    underlay: str = BRIDGED  # one of UNDERLAYS
     store: str = "sqlite"  # or "etcd": a three-member etcd cluster in namespaces of the lab's own
     workloads: tuple[Resource, ...] = ()  # as written (Deployments whole): what `lab up` applies
-    proxy_mode: str = "nftables"  # or "iptables" (kube-proxy's layout) or "userspace", as kube-proxy's --proxy-mode
+    proxy_mode: str = proxy_modes.DEFAULT  # one of proxy/modes.py's, as kube-proxy's --proxy-mode
     ipam: str = "host-local"  # or "dhcp": pods lease addresses from a DHCP server on their node's bridge
-    iptables_backend: str = "nft"  # with proxyMode iptables: "legacy" writes x_tables instead of nf_tables
+    iptables_backend: str = iptables.DEFAULT_BACKEND  # with the iptables mode: iptables' nf_tables or x_tables
 
     kind = "Cluster"
 
@@ -143,34 +149,36 @@ def _parse_cluster(head: Fields, name: str, extra: list[tuple[str, object]]) -> 
     workloads, pods, services = _parse_workloads(documents, nodes)
     _check_cluster_ips(services, subnets["serviceSubnet"])
     domain = networking.text("dnsDomain", "cluster.local") or "cluster.local"
-    backend = networking.text("backend", "host-gw")
-    if backend not in ("host-gw", "vxlan"):
-        raise ManifestError("networking.backend", f"{backend!r} is not host-gw or vxlan")
-    underlay = networking.text("underlay", "bridged")
-    if underlay not in ("bridged", "routed"):
-        raise ManifestError("networking.underlay", f"{underlay!r} is not bridged or routed")
-    if underlay == "routed" and backend == "host-gw":
-        raise ManifestError("networking.backend", "host-gw routes pod subnets via node IPs, so it needs the nodes on "
-                                                  "one L2 segment; a routed underlay needs backend: vxlan")
-    if underlay == "routed" and subnets["nodeSubnet"].prefixlen > 24 - max(1, len(nodes) - 1).bit_length():
+    backend = _choice(networking, "backend", backends.BACKENDS, backends.DEFAULT)
+    underlay = _choice(networking, "underlay", UNDERLAYS, BRIDGED)
+    if underlay == ROUTED and backends.BACKENDS[backend].one_segment:
+        crossing = " or ".join(b.name for b in backends.BACKENDS.values() if not b.one_segment)
+        raise ManifestError("networking.backend", f"{backend} routes pod subnets via node IPs, so it needs the nodes "
+                                                  f"on one L2 segment; a routed underlay needs backend: {crossing}")
+    if underlay == ROUTED and subnets["nodeSubnet"].prefixlen > 24 - max(1, len(nodes) - 1).bit_length():
         raise ManifestError("networking.nodeSubnet", f"a routed underlay gives each node a /24: "
                                                      f"{subnets['nodeSubnet']} is too small for {len(nodes)} nodes")
-    proxy_mode = networking.text("proxyMode", "nftables")
-    if proxy_mode not in PROXY_MODES:
-        raise ManifestError("networking.proxyMode", f"{proxy_mode!r} is not {', '.join(PROXY_MODES)}")
+    proxy_mode = _choice(networking, "proxyMode", proxy_modes.MODES, proxy_modes.DEFAULT)
     ipam = networking.text("ipam", "host-local")
     if ipam not in IPAM_TYPES:
         raise ManifestError("networking.ipam", f"{ipam!r} is not {' or '.join(IPAM_TYPES)}")
     if ipam == "dhcp" and pod_subnet.version != 4:
         raise ManifestError("networking.ipam", "dhcp leases IPv4 addresses; the pod subnet is IPv6")
-    iptables_backend = networking.text("iptablesBackend", "nft")
-    if iptables_backend not in IPTABLES_BACKENDS:
-        raise ManifestError("networking.iptablesBackend", f"{iptables_backend!r} is not nft or legacy")
-    if networking.has("iptablesBackend") and proxy_mode != "iptables":
-        raise ManifestError("networking.iptablesBackend", "applies to proxyMode: iptables only")
+    iptables_backend = _choice(networking, "iptablesBackend", iptables.BACKENDS, iptables.DEFAULT_BACKEND)
+    if networking.has("iptablesBackend") and proxy_mode != proxy_modes.IPTABLES.name:
+        raise ManifestError("networking.iptablesBackend", f"applies to proxyMode: {proxy_modes.IPTABLES.name} only")
     return ClusterSpec(name, tuple(nodes), pod_subnet, subnets["serviceSubnet"], subnets["nodeSubnet"], mask,
                        tuple(pods), tuple(services), domain.rstrip("."), backend, underlay, store, tuple(workloads),
                        proxy_mode, ipam, iptables_backend)
+
+
+def _choice(networking: Fields, key: str, registry: Iterable[str], default: str) -> str:
+    """One of a registry's names (backends, proxy modes, ...), or its default."""
+    chosen = networking.text(key, default) or default
+    names_ = list(registry)
+    if chosen not in names_:
+        raise ManifestError(f"networking.{key}", f"{chosen!r} is not {', '.join(names_[:-1])} or {names_[-1]}")
+    return chosen
 
 
 def _parse_workloads(documents: list[tuple[str, object]],

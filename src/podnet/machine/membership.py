@@ -20,12 +20,15 @@ from urllib.parse import urlsplit
 from podnet.api import cluster
 from podnet.cni.install import FALLBACK_DIR, install
 from podnet.errors import ManifestError, PodnetError
+from podnet.kernel import iptables
 from podnet.machine import files
 from podnet.machine.files import Joining
 from podnet.model.fields import check_dns_label
 from podnet.model.meta import ObjectMeta
 from podnet.model.node import HOSTNAME_LABEL, Node
+from podnet.network import backends
 from podnet.network.leases import SubnetLeases
+from podnet.proxy import modes as proxy_modes
 from podnet.store import resources
 from podnet.store.base import Store
 from podnet.store.location import ETCD_SCHEME, open_store, with_tls
@@ -77,7 +80,9 @@ def _settings(store: Store, request: Request, founding: bool) -> cluster.Cluster
     if founding:
         if not request.control_plane:
             raise JoinError("the store holds no cluster yet: join the first node with --control-plane")
-        settings = cluster.ClusterConfig(request.pod_subnet, request.service_subnet, backend=request.backend or "vxlan")
+        settings = cluster.ClusterConfig(request.pod_subnet, request.service_subnet,
+                                         backend=request.backend or backends.ACROSS_SUBNETS,
+                                         proxy_mode=proxy_modes.DEFAULT, iptables_backend=iptables.DEFAULT_BACKEND)
         cluster.save(store, settings)
         cluster.bootstrap(store)
         return settings

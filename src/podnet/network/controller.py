@@ -9,7 +9,7 @@ import time
 from podnet.store.snapshot import Snapshot
 from podnet.kernel.node import NodeKernel
 from podnet.model.node import Node
-from podnet.network import leases
+from podnet.network import backends, leases
 from podnet.network.apply import apply_node_network
 from podnet.network.node import render_node_network
 from podnet.store.base import Store
@@ -21,7 +21,7 @@ class NetworkController:
     name = "network"
 
     def __init__(self, kernel: NodeKernel, store: Store, node_name: str, cluster_cidr: str | None = None,
-                 backend: str = "host-gw", resync_seconds: float = 1.0) -> None:
+                 backend: str = backends.DEFAULT, resync_seconds: float = 1.0) -> None:
         self.kernel = kernel
         self.store = store
         self.node_name = node_name

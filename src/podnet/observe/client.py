@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Callable
 
 from podnet.errors import PodnetError
 from podnet.kernel import netns
@@ -49,12 +50,13 @@ def fetch_json(namespace: str, path: str) -> dict:  # type: ignore[type-arg]
 class Merger:
     """Every node's flows, asked from where it was last asked."""
 
-    def __init__(self, namespaces: dict[str, str]) -> None:
+    def __init__(self, namespaces: dict[str, str], ask: Callable[[str, str], dict] = fetch_json) -> None:  # type: ignore[type-arg]
         self.namespaces = namespaces
+        self.ask = ask
         self.cursors = {node: 0 for node in namespaces}
         self.lost: dict[str, int] = {}
         self.evicted: dict[str, int] = {}
-        self.silent: dict[str, str] = {}  # node -> why its agent did not answer the last poll
+        self.silent: dict[str, str] = {}  # node -> why its agent did not answer the last poll, or is not recording
 
     def poll(self, limit: int | None = None) -> list[Flow]:
         """New flows of every node whose agent answers (the others are named in `silent`)."""
@@ -62,10 +64,13 @@ class Merger:
         self.silent = {}
         for node, namespace in self.namespaces.items():
             try:
-                answer = fetch_json(namespace, f"/flows?since={self.cursors[node]}&limit={limit or 0}")
+                answer = self.ask(namespace, f"/flows?since={self.cursors[node]}&limit={limit or 0}")
             except AgentUnreachable as err:  # a node whose agent restarts: the others still answer
                 self.silent[node] = str(err)
                 continue
+            if not answer.get("recording", True):
+                self.silent[node] = (f"its agent is not recording flows ({answer.get('failure') or 'stopped'}; "
+                                     f"{answer.get('restarts', 0)} restarts so far)")
             flows = answer["flows"]
             if flows:
                 self.cursors[node] = flows[-1]["number"]
@@ -76,7 +81,8 @@ class Merger:
         return sorted(found, key=lambda f: f.time)
 
     def losses(self) -> str:
-        """What the flows shown miss, in words: losses the kernel's numbering shows, silent agents."""
+        """What the flows shown miss, in words: losses the kernel's numbering shows, silent agents,
+        agents that are not recording."""
         lines = [f"node {node}: {why}" for node, why in sorted(self.silent.items())]
         lost = {node: n for node, n in self.lost.items() if n}
         if lost:

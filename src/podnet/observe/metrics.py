@@ -27,6 +27,7 @@ FAMILIES = (
     Family("podnet_flows_total", "Flows recorded, by verdict.", labels=("verdict",)),
     Family("podnet_drops_total", "Packets dropped or rejected, by reason.", labels=("reason",)),
     Family("podnet_flows_lost_total", "Packets the kernel logged that the flow recorder never read."),
+    Family("podnet_flow_recorder_restarts_total", "Times the flow recorder's reading thread died and was started again."),
     Family("podnet_service_connections_total", "New connections through each service port.", labels=("service",)),
     Family("podnet_conntrack_entries", "Connections tracked on the node.", "gauge"),
     Family("podnet_conntrack_entries_limit", "The most connections the node's conntrack table holds.", "gauge"),
@@ -36,7 +37,10 @@ FAMILIES = (
 class AgentMetrics:
     def __init__(self) -> None:
         self.timings = {family.name: Timings() for family in FAMILIES if family.kind == "histogram"}
-        self.tallies: list[Callable[[], Tally]] = []  # the flow recorder's, conntrack's: read when scraped
+        self._tallies: list[Callable[[], Tally]] = []  # the flow recorder's, conntrack's: read when scraped
+
+    def read_when_scraped(self, *tallies: Callable[[], Tally]) -> None:
+        self._tallies += tallies
 
     def sync_took(self, controller: str, seconds: float) -> None:
         self.timings["podnet_sync_duration_seconds"].observe(controller, seconds)
@@ -49,7 +53,7 @@ class AgentMetrics:
 
     def exposition(self) -> bytes:
         values: Tally = {}
-        for tally in self.tallies:
+        for tally in self._tallies:
             values.update(tally())
         return exposition(FAMILIES, values, self.timings)
 

@@ -6,6 +6,10 @@ node's FlowLog: one empties the sockets, the other makes flows of what it read.
 
 Logging a new connection costs one conntrack-state test per packet and one
 message per connection; the kernel sends the messages in batches.
+
+A receiving thread that dies (a socket error, a bug) is started again at the
+next pass, counted in the agent's metrics; until then, and while starting
+fails, the node's /flows says it is not recording, and `podnet observe` shows it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from podnet.kernel.nftables import Table, Transaction, base_chain, hooks
 from podnet.kernel.nftables.rules import CT_STATE, CT_STATUS, IP_SADDR, Log, Masked, differs, match, rule
 from podnet.kernel.node import NodeKernel
 from podnet.observe.flows import FLOW_PREFIX, Correlator, Directory, FlowLog, flow_of
+from podnet.observe.tally import Tally
 
 log = logging.getLogger("podnet.observe")
 TABLE = Table("ip", hooks.FLOWS)
@@ -64,6 +69,8 @@ class FlowRecorder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._worker: threading.Thread | None = None
+        self.restarts = 0
+        self.failure: str | None = None  # why it is not recording, if it is not
 
     def sync(self, snapshot: Snapshot) -> None:
         if snapshot.revision != self._revision:  # names change with the store only
@@ -72,19 +79,46 @@ class FlowRecorder:
             self.kernel.ensure_sysctl(ACCOUNTING, "1")
             self.kernel.nft.run(flow_table())
             self._written_at = time.monotonic()
+        if self._thread is not None and not self._thread.is_alive():
+            self._reap()
         if self._thread is None:
+            self._start()
+
+    @property
+    def recording(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _start(self) -> None:
+        try:
             packets = open_reader(self.namespace, OBSERVED_GROUP, numbered=True, batch=BATCH, batch_ms=BATCH_MS)
             try:
                 entries = open_events(self.namespace)
             except BaseException:
                 packets.close()
                 raise
-            inbox: Inbox = SimpleQueue()
-            self._thread = threading.Thread(target=self._receive, args=(packets, entries, inbox), name="flows-in",
-                                            daemon=True)
-            self._worker = threading.Thread(target=self._process, args=(inbox,), name="flows", daemon=True)
-            self._thread.start()
-            self._worker.start()
+        except Exception as err:
+            self.failure = f"its sockets would not open: {err}"
+            raise
+        inbox: Inbox = SimpleQueue()
+        self._thread = threading.Thread(target=self._receive, args=(packets, entries, inbox), name="flows-in",
+                                        daemon=True)
+        self._worker = threading.Thread(target=self._process, args=(inbox,), name="flows", daemon=True)
+        self.failure = None
+        self._thread.start()
+        self._worker.start()
+
+    def _reap(self) -> None:
+        """The receiving thread died: its worker ends with it, and the next start counts as a restart."""
+        if self._worker is not None:
+            self._worker.join(timeout=2)
+        self._thread = self._worker = None
+        self.restarts += 1
+        self.failure = self.failure or "its receiving thread ended"
+        log.warning("the flow recorder stopped (%s); starting it again", self.failure)
+
+    def tally(self) -> Tally:
+        """For the agent's /metrics: the flows', and the recorder's restarts."""
+        return {**self.flows.tally(), ("podnet_flow_recorder_restarts_total", ""): self.restarts}
 
     def _receive(self, packets: NflogReader, entries: EventReader, inbox: Inbox) -> None:
         """Empties the two sockets as fast as the kernel fills them, and no more:
@@ -97,7 +131,8 @@ class FlowRecorder:
                     if data:
                         inbox.put((source is packets, data, time.time()))
                 self.flows.overruns = packets.overruns + entries.overruns
-        except Exception:  # the agent goes on without flows rather than stop
+        except Exception as err:  # the agent goes on without flows until the next pass starts them again
+            self.failure = f"{type(err).__name__}: {err}"
             log.exception("the flow recorder stopped")
         finally:
             packets.close()

@@ -8,6 +8,7 @@ import json
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Protocol
 from urllib.parse import parse_qs, urlparse
 
 from podnet.observe.flows import FlowLog
@@ -15,11 +16,23 @@ from podnet.observe.flows import FlowLog
 ADDRESS = ("127.0.0.1", 10249)
 
 
+class Recorder(Protocol):
+    """The flow recorder as its endpoint shows it."""
+
+    flows: FlowLog
+    restarts: int
+    failure: str | None
+
+    @property
+    def recording(self) -> bool: ...
+
+
 class ObserveServer:
-    def __init__(self, node: str, flows: FlowLog, metrics: Callable[[], bytes] | None = None,
+    def __init__(self, node: str, recorder: Recorder, metrics: Callable[[], bytes] | None = None,
                  address: tuple[str, int] = ADDRESS) -> None:
         self.node = node
-        self.flows = flows
+        self.recorder = recorder
+        self.flows = recorder.flows
         self.metrics = metrics
         server = self
 
@@ -47,6 +60,8 @@ class ObserveServer:
             found = self.flows.since(since, limit)
             body = {"node": self.node, "recorded": self.flows.recorded, "lost": self.flows.lost,
                     "evicted": self.flows.evicted, "overruns": self.flows.overruns, "merged": self.flows.merged,
+                    "recording": self.recorder.recording, "restarts": self.recorder.restarts,
+                    "failure": self.recorder.failure,
                     "flows": [{"number": number, **flow.to_json()} for number, flow in found]}
             return 200, "application/json", json.dumps(body).encode()
         if path == "/metrics" and self.metrics is not None:

@@ -11,7 +11,8 @@ from podnet.api.cluster import ClusterConfig
 from podnet.kernel.nftables.fake import Fake
 from podnet.kernel.nftables.tracer import Packet
 from podnet.kernel.route import Route
-from podnet.network.node import egress_transaction, gateway_for, render_node_network, vtep_address
+from podnet.network import backends
+from podnet.network.node import egress_transaction, gateway_for, render_node_network
 from podnet.policy.evaluator import PolicyView
 from podnet.policy.ruleset import render as render_policies
 from podnet.proxy.endpoints import ServicePortView, pod_weights, service_ports
@@ -79,8 +80,7 @@ class NodeTables:
         found = {str(gateway_for(me.pod_cidr or "").ip)}
         if me.internal_ip:
             found.add(me.internal_ip)
-        if self.config.backend == "vxlan":
-            found.add(vtep_address(me.pod_cidr or ""))
+        found |= backends.named(self.config.backend).own_addresses(me)
         return found
 
     def route_to(self, node: str, destination: str) -> Route | None:

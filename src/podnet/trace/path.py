@@ -20,7 +20,8 @@ from podnet.api.cluster import ClusterConfig
 from podnet.kernel.nftables import hooks
 from podnet.kernel.nftables.tracer import Outcome, Packet, Tracer
 from podnet.model.pod import Pod
-from podnet.network.node import POD_BRIDGE, VXLAN_DEVICE, VXLAN_PORT, VXLAN_VNI, gateway_for, vtep_address
+from podnet.network.backends import VXLAN_DEVICE, VXLAN_PORT, VXLAN_VNI, vtep_address
+from podnet.network.node import POD_BRIDGE, gateway_for
 from podnet.policy.evaluator import evaluate, explain
 from podnet.proxy.ruleset import TABLE as PROXY_TABLE
 from podnet.trace.nodes import UPLINK, NodeTables
@@ -246,7 +247,7 @@ class PathTracer:
             yield from self._masquerade(walk, outcome, path, me.internal_ip or "?")[1]
             yield Step(node, "leave", f"leaves the cluster for {self.end_of(destination).label}", "", path)
             return
-        way = {VXLAN_DEVICE: "vxlan", UPLINK: "the node network"}.get(route.dev or "", "host-gw")
+        way = "the node network" if route.dev == UPLINK else self.config.backend
         yield Step(node, "route", f"to node {next_node} ({way})", f"route {route}", path)
         out_address = vtep_address(me.pod_cidr or "") if route.dev == VXLAN_DEVICE else me.internal_ip or "?"
         source_address, masquerade = self._masquerade(walk, outcome, path, out_address)

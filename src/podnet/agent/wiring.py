@@ -1,0 +1,90 @@
+"""One node agent process, put together: its controllers in the order a pass
+runs them, and beside them the CNI server, the observe endpoint with the
+agent's metrics, and the heartbeat.
+
+`podnet agent` parses its flags into AgentOptions and calls run_agent; what runs
+for a node, and with which backend and proxy mode, is decided here and by the
+registries (network/backends.py, proxy/modes.py), not by the command line.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from podnet.agent.heartbeat import Heartbeat
+from podnet.agent.node_agent import NodeAgent
+from podnet.agent.pods import KubeletConfig, PodController
+from podnet.kernel import iptables
+from podnet.kernel.node import NamespaceKernel, NodeKernel
+from podnet.network import backends
+from podnet.network.controller import NetworkController
+from podnet.observe.metrics import AGENT, conntrack_tally
+from podnet.observe.recorder import FlowRecorder
+from podnet.policy.enforcer import PolicyEnforcer
+from podnet.proxy import modes as proxy_modes
+from podnet.store.base import Store
+from podnet.store.snapshot import Controller
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    node_name: str
+    namespace: str  # the node's network namespace
+    store: str  # where the store is, with its TLS files
+    resync: float = 1.0
+    cluster_cidr: str | None = None  # the pod network; with it, Services, policies and flows too
+    backend: str = backends.DEFAULT
+    proxy_mode: str = proxy_modes.DEFAULT
+    iptables_backend: str = iptables.DEFAULT_BACKEND
+    kubelet: KubeletConfig | None = None  # with it, the node's pods
+
+
+@dataclass(frozen=True)
+class NodeControllers:
+    network: NetworkController
+    services: tuple[Controller, ...] = ()
+    policy: PolicyEnforcer | None = None
+    recorder: FlowRecorder | None = None
+    pods: PodController | None = None
+
+    def in_order(self) -> list[Controller]:
+        """As a pass runs them: the network first, the pods last (their policy is written by then)."""
+        found: list[Controller | None] = [self.network, *self.services, self.policy, self.recorder, self.pods]
+        return [c for c in found if c is not None]
+
+
+def node_controllers(kernel: NodeKernel, store: Store, options: AgentOptions) -> NodeControllers:
+    """A node's controllers: its network; given the pod network, its Services (by
+    the proxy mode), its pods' NetworkPolicies and its flow records; given a CNI
+    network, its pods, whose addresses the policy learns before they start."""
+    network = NetworkController(kernel, store, options.node_name, options.cluster_cidr, options.backend)
+    if not options.cluster_cidr:
+        pods = PodController(store, options.kubelet) if options.kubelet else None
+        return NodeControllers(network, pods=pods)
+    node = proxy_modes.NodeProxy(kernel, options.namespace, options.node_name, options.cluster_cidr,
+                                 options.iptables_backend)
+    policy = PolicyEnforcer(kernel, options.node_name)
+    recorder = FlowRecorder(kernel, options.node_name, options.namespace)
+    pods = PodController(store, options.kubelet, addressed=policy.admit) if options.kubelet else None
+    return NodeControllers(network, tuple(proxy_modes.controllers(options.proxy_mode, node)), policy, recorder, pods)
+
+
+def run_agent(options: AgentOptions, store: Store, stop: threading.Event) -> None:
+    """Until stop is set: the CNI server, the observe endpoint, the heartbeat and the loop."""
+    from podnet.cni.server import CniServer
+    from podnet.observe.server import ObserveServer
+
+    cni = CniServer().start()
+    observer: ObserveServer | None = None
+    try:
+        controllers = node_controllers(NamespaceKernel(options.namespace), store, options)
+        if controllers.recorder is not None:
+            AGENT.read_when_scraped(controllers.recorder.tally, lambda: conntrack_tally(options.namespace))
+            observer = ObserveServer(options.node_name, controllers.recorder, AGENT.exposition).start()
+        Heartbeat(store, options.node_name).start(stop)
+        NodeAgent(store, options.node_name, controllers.in_order(), options.resync).run(stop)
+    finally:
+        if observer is not None:
+            observer.stop()
+        cni.stop()

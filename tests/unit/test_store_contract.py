@@ -19,7 +19,7 @@ from podnet.store.base import Compacted, Store
 from podnet.store.etcd import EtcdStore
 from podnet.store.sqlite import SqliteStore
 
-ETCD_NAMESPACE = "pn-t-etcd"
+ETCD_NAMESPACE = "pn-test_etcd"  # the suite's scope (tests/scope.py)
 
 
 @pytest.fixture(scope="module")

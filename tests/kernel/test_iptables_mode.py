@@ -11,22 +11,14 @@ import subprocess
 import pytest
 
 from podnet.kernel import iptables, netns
-from podnet.kernel.netlink import open_namespace
 from podnet.proxy.iptables import JUMPS, build_iptables
 from tests.helpers import in_netns
 from tests.unit.test_proxy_ruleset import service, views, pod
 
 
 @pytest.mark.parametrize("backend", list(iptables.BACKENDS))
-def test_a_cluster_ip_reaches_its_endpoint_through_the_kube_chains(make_netns, backend: str) -> None:  # type: ignore[no-untyped-def]
-    client, server = make_netns(), make_netns()
-    with open_namespace(client) as inside:
-        inside.ensure_veth("ipt0", "eth0", server)
-        inside.ensure_address("ipt0", "10.244.0.1/16")
-        inside.set_up("ipt0")
-    with open_namespace(server) as inside:
-        inside.ensure_address("eth0", "10.244.1.2/16")
-        inside.set_up("eth0")
+def test_a_cluster_ip_reaches_its_endpoint_through_the_kube_chains(make_veth_pair, backend: str) -> None:  # type: ignore[no-untyped-def]
+    client, server = make_veth_pair("ipt0", "10.244.0.1/16", "10.244.1.2/16")
     in_netns(client, "ip", "route", "add", "10.96.0.0/12", "dev", "ipt0")  # service addresses route somewhere
     listener = subprocess.Popen(netns.exec_argv(server, ["nc", "-l", "-k", "-p", "8080"]), stdout=subprocess.DEVNULL)
     try:

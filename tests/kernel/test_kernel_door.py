@@ -47,12 +47,9 @@ def test_veth_bridge_and_addresses_carry_packets(make_netns) -> None:  # type: i
     assert "1 received" in in_netns(b, "ping", "-c1", "-W2", "10.77.0.1").stdout
 
 
-def test_sync_routes_adds_removes_and_leaves_others_alone(make_netns) -> None:  # type: ignore[no-untyped-def]
-    a, b = make_netns(), make_netns()
+def test_sync_routes_adds_removes_and_leaves_others_alone(make_veth_pair) -> None:  # type: ignore[no-untyped-def]
+    a, _ = make_veth_pair("eth0", "10.78.0.1/24", "10.78.0.2/24")
     with open_namespace(a) as ns:
-        ns.ensure_veth("eth0", "eth0", b)
-        ns.ensure_address("eth0", "10.78.0.1/24")
-        ns.set_up("eth0")
         wanted = {Route("10.1.0.0/24", via="10.78.0.2"), Route("10.2.0.0/24", via="10.78.0.3", dev="eth0")}
         assert ns.sync_routes(wanted)[0] == wanted
         assert ns.sync_routes(wanted) == (set(), set())  # idempotent

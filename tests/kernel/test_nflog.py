@@ -11,7 +11,6 @@ import pytest
 
 from podnet.kernel import conntrack, netns
 from podnet.kernel.conntrack import open_events
-from podnet.kernel.netlink import open_namespace
 from podnet.kernel.nflog import OBSERVED_GROUP, open_reader
 from podnet.kernel.node import NamespaceKernel
 from podnet.kernel.nftables import Chain, Table, Transaction
@@ -53,15 +52,8 @@ def test_logged_packets_reach_the_bound_reader(make_netns, backend) -> None:  # 
     assert 'limit rate 50/second log prefix "drop ingress x/deny" group 7171' in listed
 
 
-def test_the_flow_table_logs_each_new_connection_once_numbered_with_its_conntrack_entry(make_netns) -> None:  # type: ignore[no-untyped-def]
-    node, client = make_netns(), make_netns()
-    with open_namespace(node) as inside:
-        inside.ensure_veth("flows0", "eth0", client)
-        inside.ensure_address("flows0", "10.9.0.1/24")
-        inside.set_up("flows0")
-    with open_namespace(client) as inside:
-        inside.ensure_address("eth0", "10.9.0.2/24")
-        inside.set_up("eth0")
+def test_the_flow_table_logs_each_new_connection_once_numbered_with_its_conntrack_entry(make_veth_pair) -> None:  # type: ignore[no-untyped-def]
+    node, client = make_veth_pair("flows0", "10.9.0.1/24", "10.9.0.2/24")
     kernel = NamespaceKernel(node)
     kernel.ensure_sysctl(ACCOUNTING, "1")
     kernel.nft.run(flow_table())

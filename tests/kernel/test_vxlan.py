@@ -17,17 +17,13 @@ SIDES = {  # underlay IP, VTEP MAC, pod subnet
 }
 
 
-def test_vxlan_peers_reach_each_others_subnets(make_netns: Callable[[], str]) -> None:
-    names = {"a": make_netns(), "b": make_netns()}
-    with open_namespace(names["a"]) as a:
-        a.ensure_veth("eth0", "eth0", names["b"])
+def test_vxlan_peers_reach_each_others_subnets(make_veth_pair: Callable[[str, str, str], tuple[str, str]]) -> None:
+    names = dict(zip(("a", "b"), make_veth_pair("eth0", f"{SIDES['a'][0]}/24", f"{SIDES['b'][0]}/24")))
     for side, other in (("a", "b"), ("b", "a")):
         ip, mac, subnet = SIDES[side]
         peer_ip, peer_mac, peer_subnet = SIDES[other]
         peer_vtep = peer_subnet.replace(".0/24", ".0")
         with open_namespace(names[side]) as ns:
-            ns.ensure_address("eth0", f"{ip}/24")
-            ns.set_up("eth0")
             ns.ensure_vxlan("vx0", 1, ip, 8472, mac, 1450, "eth0")
             ns.ensure_address("vx0", subnet.replace(".0/24", ".0/32"))
             ns.ensure_address("vx0", subnet.replace(".0/24", ".1/32"))  # a pod-side address to ping

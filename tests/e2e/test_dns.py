@@ -148,9 +148,11 @@ def test_health_ready_and_metrics_as_kubeadm_exposes_them(cluster_lab: str) -> N
     assert in_netns(client, "curl", "-s", "-m", "3", f"http://{server}:8181/ready").stdout == "OK"
     dig(cluster_lab, "web-service.apps.svc.cluster.local")
     metrics = in_netns(client, "curl", "-s", "-m", "3", f"http://{server}:9153/metrics").stdout
-    requests = [line for line in metrics.splitlines() if line.startswith('podnet_dns_requests_total{proto="udp"}')]
+    requests = [line for line in metrics.splitlines() if line.startswith(
+        'coredns_dns_requests_total{family="1",proto="udp",server="dns://:53",type="A",view="",zone="."}')]
     assert requests and float(requests[0].split()[-1]) >= 1
-    assert 'podnet_dns_responses_total{rcode="NOERROR"}' in metrics and "podnet_dns_cache_hits_total" in metrics
+    assert 'coredns_dns_responses_total{plugin="kubernetes",rcode="NOERROR",server="dns://:53",view="",zone="."}' \
+        in metrics and 'coredns_cache_hits_total{server="dns://:53",type="success",view="",zones="."}' in metrics
 
 
 def test_garbage_gets_formerr_or_silence_and_the_server_keeps_answering(cluster_lab: str) -> None:

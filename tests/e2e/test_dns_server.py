@@ -121,8 +121,9 @@ def test_the_first_workers_metrics_count_every_workers_queries(dns_namespace: st
     in_netns(dns_namespace, sys.executable, "-c", script)
     time.sleep(1.5)  # the other worker publishes its tally once a second
     metrics = in_netns(dns_namespace, "curl", "-s", "http://127.0.0.1:9153/metrics").stdout
-    assert 'podnet_dns_requests_total{proto="udp"} 400.0' in metrics
-    assert 'podnet_dns_responses_total{rcode="NOERROR"} 400.0' in metrics
+    server = 'server="dns://127.0.0.1:53"'
+    assert f'coredns_dns_requests_total{{family="1",proto="udp",{server},type="A",view="",zone="."}} 400.0' in metrics
+    assert f'coredns_dns_responses_total{{plugin="hosts",rcode="NOERROR",{server},view="",zone="."}} 400.0' in metrics
 
 
 def test_every_worker_stops_at_sigterm(dns_namespace: str, tmp_path: Path) -> None:

@@ -88,7 +88,7 @@ def test_a_dead_upstream_is_checked_left_out_and_taken_back(make_netns, tmp_path
     assert answer == "203.0.113.2" and took < 0.5
     metrics = in_netns(namespace, "curl", "-s", "http://127.0.0.1:9153/metrics").stdout
     checks = [line for line in metrics.splitlines()
-              if line.startswith('podnet_dns_forward_healthcheck_failures_total{to="127.0.0.1:5311"}')]
+              if line.startswith('coredns_proxy_healthcheck_failures_total{proxy_name="forward",to="127.0.0.1:5311"}')]
     assert checks and float(checks[0].split()[-1]) >= 3
     silent.kill()
     silent.wait()

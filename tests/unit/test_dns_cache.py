@@ -91,7 +91,7 @@ def test_a_rendered_answer_counts_its_ttls_down() -> None:
     wire = answer.to_wire()
     found = ttl_offsets(wire)
     assert found is not None and found[1] == (300, 600)
-    aging = AgingReply(wire[2:], found[0], found[1], expires=1000.0, refresh_at=1000.0)
+    aging = AgingReply(wire[2:], found[0], found[1], expires=1000.0, refresh_at=1000.0, denial=False)
     later = dns.message.from_wire(wire[:2] + aging.render(800.0))
     assert [rrset.ttl for rrset in later.answer + later.authority] == [200, 200]
     assert later.edns == 0 and later.payload == 1232 and later.id == answer.id
@@ -114,7 +114,7 @@ def test_a_cached_answer_follows_the_edns_of_the_client_asking() -> None:
     resolver.cache.put(cached.to_wire())
     for query, edns in ((dns.message.make_query("www.example.org.", "A"), -1),
                         (dns.message.make_query("www.example.org.", "A", use_edns=0, payload=512), 0)):
-        reply = dns.message.from_wire(asyncio.run(resolver.answer(query.to_wire(), udp=True)))  # type: ignore[arg-type]
+        reply = dns.message.from_wire(asyncio.run(resolver.answer(query.to_wire(), udp=True)).wire)  # type: ignore[arg-type]
         assert reply.id == query.id and reply.edns == edns and reply.answer[0][0].address == "203.0.113.10"
 
 

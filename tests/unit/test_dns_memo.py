@@ -17,6 +17,6 @@ def test_the_oldest_answer_makes_room(monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         server = udp.UdpServer(SimpleNamespace(counters=[]), sock, None)  # type: ignore[arg-type]
         for i in range(5):
-            server._remember(f"forwarded{i}".encode(), b"answer")
-        server._remember(b"zone", b"answer")
+            server._remember(f"forwarded{i}".encode(), b"answer", 0)
+        server._remember(b"zone", b"answer", 0)
     assert list(server._memo) == [b"forwarded3", b"forwarded4", b"zone"]

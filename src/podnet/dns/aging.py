@@ -11,15 +11,16 @@ import struct
 class AgingReply:
     """Rendered at most once per second of remaining life: TTLs are whole seconds."""
 
-    __slots__ = ("wire", "offsets", "ttls", "expires", "refresh_at", "_left", "_rendered")
+    __slots__ = ("wire", "offsets", "ttls", "expires", "refresh_at", "denial", "_left", "_rendered")
 
     def __init__(self, wire: bytes, offsets: tuple[int, ...], ttls: tuple[int, ...], expires: float,
-                 refresh_at: float) -> None:
+                 refresh_at: float, denial: bool) -> None:
         self.wire = wire  # without the first two bytes (the ID), which each query brings
         self.offsets = offsets  # where each TTL sits in `wire`
         self.ttls = ttls  # the TTLs as rendered
         self.expires = expires  # monotonic time at which the cache lets the answer go
         self.refresh_at = refresh_at  # from then on the slow path answers, so prefetching sees the question
+        self.denial = denial  # a negative answer (replywire.is_denial): which kind of cache hit it counts as
         self._left, self._rendered = -1, b""
 
     def render(self, now: float) -> bytes:

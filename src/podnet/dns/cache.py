@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import dns.message
 
-from podnet.dns.replywire import cache_ttl, parsed, question_section
+from podnet.dns.replywire import cache_ttl, is_denial, parsed, question_section
 
 Key = bytes  # the question section (name, type, class), names in lower case
 
@@ -54,10 +54,18 @@ class Cache:
         self.clock = clock
         self.prefetch = prefetch
         self._entries: OrderedDict[Key, _Entry] = OrderedDict()
-        self.hits = self.misses = self.prefetches = 0
+        self.hits = [0, 0]  # answers given: success, denial (CoreDNS's kinds of cache entry)
+        self.misses = self.prefetches = 0
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def entries(self) -> tuple[int, int]:
+        """How many answers are kept: success, denial. Read from a copy, which
+        list() takes whole while another thread may be adding."""
+        kept = list(self._entries.values())
+        denials = sum(is_denial(entry.reply) for entry in kept)
+        return len(kept) - denials, denials
 
     def put(self, reply: bytes) -> None:
         ttl = cache_ttl(reply)
@@ -93,7 +101,7 @@ class Cache:
             self.misses += 1
             return None, False
         self._entries.move_to_end(key)
-        self.hits += 1
+        self.hits[is_denial(entry.reply)] += 1
         fresh.id = query.id
         fresh.question = list(query.question)  # as this client spelled it (0x20 clients check the case)
         left = max(0, int(entry.expires - now))

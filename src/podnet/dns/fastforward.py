@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 from podnet.dns.datagrams import Datagrams, address
 from podnet.dns.forward import Forwarder, Upstream
-from podnet.dns.metrics import Counts
+from podnet.dns.metrics import FORWARD, UDP, Counts, section_type
 from podnet.dns.zone import Zone
 
 log = logging.getLogger("podnet.dns")
@@ -175,7 +175,8 @@ class FastForward:
         end = 12 + len(key)  # the client's ID, and its question as it spelled it (0x20 clients check the case)
         answer = query[:2] + reply[2:12] + query[12:end] + reply[end:]
         to_clients.queue(answer, client)
-        self.counts.answered("udp", answer)
+        self.counts.answered(UDP, FORWARD, section_type(key), answer)
+        self.counts.cache_misses += 1  # a question the slow path takes over counts its own miss
         self.keep(query, key, answer)
 
     def _give_up(self, upstream: Upstream, late: Callable[[float], bool]) -> None:

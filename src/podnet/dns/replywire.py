@@ -34,6 +34,12 @@ def question_section(wire: bytes) -> bytes:
     return wire[12:end + 5]
 
 
+def is_denial(reply: bytes) -> bool:
+    """NXDOMAIN, or NOERROR without answers (NODATA): a negative answer, what
+    CoreDNS's cache counts as `denial` (and the rest as `success`)."""
+    return reply[3] & 0x0F == dns.rcode.NXDOMAIN or reply[6:8] == b"\0\0"
+
+
 class Malformed(ValueError):
     """Bytes that are not a DNS message."""
 

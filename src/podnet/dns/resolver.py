@@ -7,7 +7,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, NamedTuple
 
 import dns.flags
 import dns.message
@@ -17,12 +17,25 @@ import dns.rdatatype
 
 from podnet.dns.cache import Cache
 from podnet.dns.forward import Forwarder, Upstream
-from podnet.dns.metrics import Counts
+from podnet.dns.metrics import CACHE, FORWARD, HOSTS, SERVER, ZONE, Counts
 from podnet.dns.query import OUR_PAYLOAD, ZoneAnswer, failure, fit, limit, parse_query, zone_answer
 from podnet.dns.replywire import parsed, ttl_offsets
+from podnet.dns.zone import Zone
 from podnet.dns.zonesource import ZoneFromStore
 
 log = logging.getLogger("podnet.dns")
+
+
+class Reply(NamedTuple):
+    wire: bytes | None  # None: nothing to send
+    source: int  # what wrote it (podnet.dns.metrics: SERVER, ZONE, HOSTS, CACHE or FORWARD)
+
+
+def zone_source(zone: Zone, query: dns.message.Message) -> int:
+    """Whether the zone's answer to a query is a hosts entry's or the cluster's (for the metrics)."""
+    if len(query.question) == 1 and query.question[0].name.canonicalize() in zone.extra_names:
+        return HOSTS
+    return ZONE
 
 
 class Resolver:
@@ -51,13 +64,14 @@ class Resolver:
         return question.rdtype not in (dns.rdatatype.AXFR, dns.rdatatype.IXFR) and \
             not self.source.zone.authoritative_for(question.name)
 
-    async def answer(self, wire: bytes, udp: bool) -> bytes | None:
+    async def answer(self, wire: bytes, udp: bool) -> Reply:
         query = parse_query(wire)
         if not isinstance(query, dns.message.Message):
-            return query
+            return Reply(query, SERVER)
         if self.goes_upstream(query):
             return await self.from_upstream(query, wire, udp)
-        return await self.complete(zone_answer(self.source.zone, query), udp)
+        zone = self.source.zone
+        return Reply(await self.complete(zone_answer(zone, query), udp), zone_source(zone, query))
 
     async def complete(self, answer: ZoneAnswer, udp: bool) -> bytes:
         """The zone's answer as bytes, its ExternalName target followed first."""
@@ -77,21 +91,21 @@ class Resolver:
             reply.answer.extend(resolved.answer)
 
     async def from_upstream(self, query: dns.message.Message, wire: bytes, udp: bool,
-                            failed: Upstream | None = None) -> bytes | None:
+                            failed: Upstream | None = None) -> Reply:
         """`failed`: an upstream the fast path asked in vain; the others are asked."""
         if self._looped(query) or self.looping:
-            return failure(query)
+            return Reply(failure(query), SERVER)
         cached, prefetch = self.cache.get(query)
         if cached is not None:
             if prefetch:
                 self.in_background(self._refresh(query))
             cached.use_edns(query.edns, query.ednsflags & dns.flags.DO, OUR_PAYLOAD)  # as this client asked, not the first
-            return fit(cached, query, udp)
+            return Reply(fit(cached, query, udp), CACHE)
         reply = await self._ask_upstream(wire, failed)
         if reply is not None and len(reply) <= limit(query, udp):
-            return reply  # the answer to this very query: the client's ID, within the client's size
+            return Reply(reply, FORWARD)  # the answer to this very query: the client's ID, within the client's size
         whole = parsed(reply)
-        return fit(whole, query, udp) if whole is not None else failure(query)
+        return Reply(fit(whole, query, udp), FORWARD) if whole is not None else Reply(failure(query), SERVER)
 
     async def _ask_upstream(self, wire: bytes, failed: Upstream | None = None) -> bytes | None:
         """The upstream's reply, cached when it may be; None when none came or

@@ -17,7 +17,7 @@ from podnet.dns.cache import Cache
 from podnet.dns.config import DnsConfig
 from podnet.dns.forward import Forwarder
 from podnet.dns.http import Page, serve_pages
-from podnet.dns.metrics import combined, exposition, tally
+from podnet.dns.metrics import Server, combined, exposition, tally
 from podnet.dns.resolver import Resolver
 from podnet.dns.tcp import serve_connection
 from podnet.dns.udp import UdpServer, bound_udp_socket
@@ -41,14 +41,15 @@ async def serve(config: DnsConfig, store: Store | None, stop: threading.Event, w
     resolver = Resolver(source, forwarder, Cache(config.cache_capacity, config.cache_max_ttl, prefetch=config.prefetch))
     loop = asyncio.get_running_loop()
     host, port = config.listen
+    labels = Server.listening_on(host, port)  # the metrics' server and family
     shared = config.workers > 1
     udp = UdpServer(resolver, bound_udp_socket(host, port, shared), loop)
     udp.start()
     servers = [await asyncio.start_server(lambda r, w: serve_connection(resolver, r, w), host, port, reuse_port=shared)]
     for name, (page_host, page_port) in config.http.items():
-        servers.append(await serve_pages(page_host, page_port, _pages(name, resolver, tallies)))
+        servers.append(await serve_pages(page_host, page_port, _pages(name, resolver, labels, tallies)))
     if tallies is not None and worker > 0:
-        resolver.in_background(_publish(resolver, tallies, worker, stop))
+        resolver.in_background(_publish(resolver, labels, tallies, worker, stop))
     log.info("serving %s on %s:%d (udp and tcp)", config.domain or "hosts entries", host, port)
     if config.loop_check:
         resolver.check_for_loop()
@@ -58,19 +59,20 @@ async def serve(config: DnsConfig, store: Store | None, stop: threading.Event, w
         server.close()
 
 
-async def _publish(resolver: Resolver, tallies: SharedTallies, worker: int, stop: threading.Event) -> None:
+async def _publish(resolver: Resolver, server: Server, tallies: SharedTallies, worker: int,
+                   stop: threading.Event) -> None:
     while not stop.is_set():
-        tallies.publish(worker, tally(resolver))
+        tallies.publish(worker, tally(resolver, server))
         await asyncio.sleep(PUBLISH_EVERY)
 
 
-def _pages(name: str, resolver: Resolver, tallies: SharedTallies | None) -> dict[str, Page]:
+def _pages(name: str, resolver: Resolver, server: Server, tallies: SharedTallies | None) -> dict[str, Page]:
     if name == "health":
         return {"/health": lambda: (200, "text/plain", b"OK")}
     if name == "ready":
         return {"/ready": lambda: (200, "text/plain", b"OK") if resolver.ready() else (503, "text/plain", b"not ready\n")}
 
     def metrics() -> bytes:
-        return exposition(combined([tally(resolver), *(tallies.others(0) if tallies is not None else [])]))
+        return exposition(combined([tally(resolver, server), *(tallies.others(0) if tallies is not None else [])]))
 
     return {"/metrics": lambda: (200, CONTENT_TYPE_LATEST, metrics())}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import struct
 
+from podnet.dns.metrics import TCP, question_type
 from podnet.dns.resolver import Resolver
 
 
@@ -13,11 +14,12 @@ async def serve_connection(resolver: Resolver, reader: asyncio.StreamReader, wri
     try:
         while True:
             (length,) = struct.unpack("!H", await reader.readexactly(2))
-            reply = await resolver.answer(await reader.readexactly(length), udp=False)
-            resolver.counts.answered("tcp", reply)
-            if reply is None:
+            query = await reader.readexactly(length)
+            reply = await resolver.answer(query, udp=False)
+            resolver.counts.answered(TCP, reply.source, question_type(query), reply.wire)
+            if reply.wire is None:
                 break
-            writer.write(struct.pack("!H", len(reply)) + reply)
+            writer.write(struct.pack("!H", len(reply.wire)) + reply.wire)
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError):
         pass

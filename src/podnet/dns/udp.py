@@ -17,10 +17,10 @@ from podnet.dns.aging import AgingReply
 from podnet.dns.datagrams import Datagrams
 from podnet.dns.fastforward import SWEEP_EVERY, FastForward, ZoneNames, plain_question
 from podnet.dns.forward import Upstream
-from podnet.dns.metrics import Counts
+from podnet.dns.metrics import CACHE, SERVER, UDP, Counts, question_type, section_type, slot
 from podnet.dns.query import ZoneAnswer, fit, parse_query, zone_answer
-from podnet.dns.replywire import keepable, question_section, ttl_offsets
-from podnet.dns.resolver import Resolver
+from podnet.dns.replywire import is_denial, keepable, question_section, ttl_offsets
+from podnet.dns.resolver import Reply, Resolver, zone_source
 from podnet.dns.zone import Zone
 
 log = logging.getLogger("podnet.dns")
@@ -37,7 +37,8 @@ class UdpServer:
     Answers from the zone are remembered by the query's bytes after its ID: the
     zone is deterministic, so the same question (same name spelling, flags and
     EDNS) gets the same answer until the zone changes, and a repeat costs a dict
-    lookup instead of a parse and a render. Answers from the cache are remembered
+    lookup instead of a parse and a render (and is counted in the answer's
+    metrics slot, kept beside it). Answers from the cache are remembered
     the same way, as bytes whose TTLs age (AgingReply), until the cache would let
     them go. On that path a query costs a lookup, with no event loop in between
     (asyncio's datagram machinery alone costs more than the answer), and the
@@ -50,7 +51,7 @@ class UdpServer:
         self.loop = loop
         self.counts = Counts()  # the receiving thread's own: no two threads bump one counter
         resolver.counters.append(self.counts)
-        self._memo: OrderedDict[bytes, bytes | AgingReply] = OrderedDict()  # zone answers, and the cache's
+        self._memo: OrderedDict[bytes, tuple[bytes | AgingReply, int]] = OrderedDict()  # answer, metrics slot
         self._memo_zone: Zone | None = None
         self._names: ZoneNames | None = None
         self.fast: FastForward | None = None
@@ -125,16 +126,19 @@ class UdpServer:
         resolver, zone, now = self.resolver, self.resolver.source.zone, time.monotonic()
         if zone is not self._memo_zone:
             self._memo_zone, self._memo, self._names = zone, OrderedDict(), ZoneNames(zone)
-        memo, names, by_rcode, reply = self._memo, self._names, self.counts.fast_rcodes, datagrams.reply
+        memo, names, reply = self._memo, self._names, datagrams.reply
+        answered, cache_hits = self.counts.answers, self.counts.cache_hits
         fast = self.fast if not resolver.looping else None
         for i, data in enumerate(batch):
             remembered = memo.get(data[2:])
-            if remembered is not None and remembered.__class__ is AgingReply:
-                if now >= remembered.refresh_at:  # type: ignore[union-attr]
-                    remembered = None
-                else:
-                    remembered = remembered.render(now)  # type: ignore[union-attr]
-                    self.counts.cache_hits += 1
+            if remembered is not None:
+                answer, counted_at = remembered
+                if answer.__class__ is AgingReply:
+                    if now >= answer.refresh_at:  # type: ignore[union-attr]
+                        remembered = None
+                    else:
+                        cache_hits[answer.denial] += 1  # type: ignore[union-attr]
+                        answer = answer.render(now)  # type: ignore[union-attr]
             if remembered is None:
                 question = plain_question(data) if fast is not None else None
                 if question is not None and not names.holds(question.labels) and LOOP_PROBE not in question.labels \
@@ -143,37 +147,37 @@ class UdpServer:
                 else:
                     self.loop.call_soon_threadsafe(self._answer, data, datagrams.peer(i), zone)
                 continue
-            reply(i, data[:2], remembered)  # type: ignore[arg-type]
-            by_rcode[remembered[1] & 0x0F] += 1  # type: ignore[index]
+            reply(i, data[:2], answer)  # type: ignore[arg-type]
+            answered[counted_at] += 1
         return True
 
     def _answer(self, data: bytes, peer: tuple[str, int], zone: Zone) -> None:
         """On the event loop: a first question, a forwarded one, or a bad packet."""
         query = parse_query(data)
         if not isinstance(query, dns.message.Message):
-            self._send(query, peer)  # FORMERR, or nothing
+            self._send(data, Reply(query, SERVER), peer)  # FORMERR, or nothing
             return
         if self.resolver.goes_upstream(query):
             self.resolver.in_background(self._forward(query, data, peer))
             return
-        answer = zone_answer(zone, query)
+        answer, source = zone_answer(zone, query), zone_source(zone, query)
         if answer.target is not None:  # not remembered: the target's answer comes from upstream and ages
-            self.resolver.in_background(self._complete(answer, peer))
+            self.resolver.in_background(self._complete(data, answer, source, peer))
             return
         reply = fit(answer.reply, query, udp=True)
         if zone is self._memo_zone:
-            self._remember(data[2:], reply[2:])
-        self._send(reply, peer)
+            self._remember(data[2:], reply[2:], slot(UDP, source, question_type(data), reply))
+        self._send(data, Reply(reply, source), peer)
 
-    async def _complete(self, answer: ZoneAnswer, peer: tuple[str, int]) -> None:
-        self._send(await self.resolver.complete(answer, udp=True), peer)
+    async def _complete(self, data: bytes, answer: ZoneAnswer, source: int, peer: tuple[str, int]) -> None:
+        self._send(data, Reply(await self.resolver.complete(answer, udp=True), source), peer)
 
     async def _forward(self, query: dns.message.Message, data: bytes, peer: tuple[str, int],
                        failed: Upstream | None = None) -> None:
         reply = await self.resolver.from_upstream(query, data, udp=True, failed=failed)
-        if reply is not None:
-            self._remember_forwarded(data, reply)
-        self._send(reply, peer)
+        if reply.wire is not None:
+            self._remember_forwarded(data, reply.wire)
+        self._send(data, reply, peer)
 
     def _remember_forwarded(self, data: bytes, reply: bytes) -> None:
         """A reply the cache holds, kept rendered until the cache's expiry (or until
@@ -183,7 +187,8 @@ class UdpServer:
             return  # not cached (an error), or truncated
         found = ttl_offsets(reply)
         if found is not None:
-            self._remember(data[2:], AgingReply(reply[2:], found[0], found[1], *lifetime))
+            aging = AgingReply(reply[2:], found[0], found[1], *lifetime, is_denial(reply))
+            self._remember(data[2:], aging, slot(UDP, CACHE, question_type(data), reply))
 
     def _keep_forwarded(self, data: bytes, key: bytes, reply: bytes) -> None:
         """The fast path's reply: into the cache, and remembered as the slow path's,
@@ -194,22 +199,24 @@ class UdpServer:
         ttl, offsets, ttls = found
         lifetime = self.resolver.cache.keep(key, reply, ttl)
         if lifetime is not None:  # the fast path gets no truncated reply
-            self._remember(data[2:], AgingReply(reply[2:], offsets, ttls, *lifetime))
+            aging = AgingReply(reply[2:], offsets, ttls, *lifetime, is_denial(reply))
+            self._remember(data[2:], aging, slot(UDP, CACHE, section_type(key), reply))
 
-    def _remember(self, query: bytes, answer: bytes | AgingReply) -> None:
+    def _remember(self, query: bytes, answer: bytes | AgingReply, counted_at: int) -> None:
         """The oldest answer makes room. Forwarded names have no bound, and a memo
         that took nothing more once full left the zone's answers to the slow path
-        after 100 000 names had been forwarded (3 000 queries/s instead of 130 000)."""
+        after 100 000 names had been forwarded (3 000 queries/s instead of 130 000).
+        `counted_at`: the metrics slot a repeat is counted in."""
         memo = self._memo
-        memo[query] = answer
+        memo[query] = (answer, counted_at)
         if len(memo) > ANSWER_MEMO_SIZE:
             memo.popitem(last=False)
 
-    def _send(self, reply: bytes | None, peer: tuple[str, int]) -> None:
-        self.resolver.counts.answered("udp", reply)
-        if reply:
+    def _send(self, query: bytes, reply: Reply, peer: tuple[str, int]) -> None:
+        self.resolver.counts.answered(UDP, reply.source, question_type(query), reply.wire)
+        if reply.wire:
             try:
-                self.sock.sendto(reply, peer)
+                self.sock.sendto(reply.wire, peer)
             except OSError:
                 pass  # the client's address is unreachable: nothing to tell anyone
 

@@ -6,7 +6,7 @@ them are on this node (for the Local traffic policies).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from podnet.model.endpointslice import EndpointSlice, by_service
@@ -87,34 +87,47 @@ def pod_weights(pods: list[Pod]) -> dict[tuple[str, str], int]:
     return {(p.metadata.namespace, p.metadata.name): w for p in pods if (w := pod_weight(p)) != 1}
 
 
-# The views of the last call, by service: a service whose object and slices are the
-# very ones it had (the store hands out the same parsed objects until they change)
-# keeps its views, so a full sync of 10 000 services rebuilds only what changed.
-_last_views: dict[int, tuple[Service, tuple[EndpointSlice, ...], object, list[ServicePortView]]] = {}
+class ViewMemo:
+    """One proxy's views of its last sync, by service: a service whose object and
+    slices are the very ones it had (the store hands out the same parsed objects
+    until they change) keeps its views, so a full sync of 10 000 services rebuilds
+    only what changed. Each proxy owns its own; pure callers pass none."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[Service, tuple[EndpointSlice, ...], object, list[ServicePortView]]] = {}
+
+    def views(self, service: Service, own: tuple[EndpointSlice, ...], context: object,
+              make: Callable[[], list[ServicePortView]]) -> list[ServicePortView]:
+        last = self._last.get(service.metadata.key)
+        if last is not None and last[0] is service and last[2] == context and len(last[1]) == len(own) \
+                and all(a is b for a, b in zip(last[1], own)):
+            return last[3]
+        made = make()
+        self._last[service.metadata.key] = (service, own, context, made)
+        return made
+
+    def keep_only(self, keys: set[str]) -> None:
+        """Forget the services that are gone."""
+        for key in self._last.keys() - keys:
+            del self._last[key]
 
 
 def service_ports(services: list[Service], slices: list[EndpointSlice], node_name: str,
-                  weights: Mapping[tuple[str, str], int] | None = None) -> list[ServicePortView]:
+                  weights: Mapping[tuple[str, str], int] | None = None,
+                  memo: ViewMemo | None = None) -> list[ServicePortView]:
     """Every port that gets rules: ClusterIP services with an address (headless and
     ExternalName services are DNS only)."""
-    global _last_views
     grouped = by_service(slices)
     weights = weights or {}
+    memo = memo or ViewMemo()
     context = (node_name, frozenset(weights.items()))
-    views, kept = [], {}
+    views = []
     for service in sorted(services, key=lambda s: s.metadata.key):
         if not service.cluster_ip or service.headless or service.type == "ExternalName" or service.userspace:
             continue  # headless and ExternalName are DNS only; userspace ones have their own proxy
         own = tuple(grouped.get((service.metadata.namespace, service.metadata.name), ()))
-        last = _last_views.get(id(service))
-        if last is not None and last[0] is service and last[2] == context and len(last[1]) == len(own) \
-                and all(a is b for a, b in zip(last[1], own)):
-            mine = last[3]
-        else:
-            mine = _views_of(service, list(own), node_name, weights)
-        kept[id(service)] = (service, own, context, mine)
-        views.extend(mine)
-    _last_views = kept  # holding the objects keeps their ids from being reused
+        views += memo.views(service, own, context, lambda: _views_of(service, list(own), node_name, weights))
+    memo.keep_only({s.metadata.key for s in services})
     return views
 
 

@@ -40,7 +40,7 @@ from typing import Protocol
 from podnet.kernel.node import NodeKernel
 from podnet.model.endpointslice import EndpointSlice
 from podnet.model.service import Service
-from podnet.proxy.endpoints import Endpoint, ServicePortView, service_ports
+from podnet.proxy.endpoints import Endpoint, ServicePortView, ViewMemo, service_ports
 from podnet.proxy.proxier import Proxier
 from podnet.proxy.ruleset import MASQ_MARK, serving
 
@@ -280,12 +280,13 @@ class IptablesProxier(Proxier):
         self.writer = writer
         self._written: IptablesRules | None = None
         self._whole_at = 0.0  # when every chain was last restored
+        self._views = ViewMemo()
 
     def sync_services(self, services: list[Service], slices: list[EndpointSlice],
                       weights: Mapping[tuple[str, str], int] | None = None) -> str:
         """"none", "chains" (the ones that changed) or "table" (every chain: at the
         start, and each resync period, to repair drift)."""
-        views = service_ports(services, slices, self.node_name, weights)
+        views = service_ports(services, slices, self.node_name, weights, self._views)
         wanted = build_iptables(views, self.cluster_cidr)
         whole = time.monotonic() - self._whole_at >= self.resync_seconds
         if wanted == self._written and not whole:

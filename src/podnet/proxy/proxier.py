@@ -16,7 +16,7 @@ from podnet.kernel.node import NodeKernel
 from podnet.model.endpointslice import TRIGGER_TIME, EndpointSlice
 from podnet.observe.metrics import AGENT
 from podnet.model.service import Service
-from podnet.proxy.endpoints import ServicePortView, pod_weights, service_ports
+from podnet.proxy.endpoints import ServicePortView, ViewMemo, pod_weights, service_ports
 from podnet.proxy.ruleset import Ruleset, build
 
 log = logging.getLogger("podnet.proxy")
@@ -36,6 +36,7 @@ class Proxier:
         self._applied_at = 0.0
         self._udp_endpoints: dict[str, set[str]] = {}  # cluster IP:port -> endpoint IPs last written
         self._triggers: dict[str, str] | None = None  # slice -> the change time it carried when last programmed
+        self._views = ViewMemo()
 
     def sync(self, snapshot: Snapshot) -> None:
         self.sync_services(snapshot.services, snapshot.slices, pod_weights(snapshot.pods))
@@ -61,7 +62,7 @@ class Proxier:
         changed map elements) or "table" (the whole table, atomically: at the
         start, when chains change, and every resync period to repair drift)."""
         with collector_paused():
-            views = service_ports(services, slices, self.node_name, weights)
+            views = service_ports(services, slices, self.node_name, weights, self._views)
             ruleset = build(views, self.cluster_cidr)
             stale = time.monotonic() - self._applied_at > self.resync_seconds
             if ruleset == self._applied and not stale:

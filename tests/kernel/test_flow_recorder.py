@@ -10,7 +10,6 @@ import socket
 import threading
 
 from podnet.kernel import netns
-from podnet.kernel.netlink import open_namespace
 from podnet.kernel.node import NamespaceKernel
 from podnet.observe.recorder import FlowRecorder
 from podnet.observe.server import ObserveServer
@@ -20,10 +19,13 @@ from tests.helpers import within
 EMPTY = Snapshot(0, [], [], [], [])
 
 
+class Killed(Exception):
+    """What the test raises inside the recorder's thread, as a fault there would."""
+
+
 def _kill(thread: threading.Thread) -> None:
-    """Raise SystemExit inside the thread, as a fault there would end it."""
     assert thread.ident is not None
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(SystemExit))
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(Killed))
 
 
 def _connect(port: int) -> None:
@@ -31,16 +33,10 @@ def _connect(port: int) -> None:
         sock.sendto(b"x", ("10.9.0.1", port))
 
 
-def test_a_dead_recorder_is_shown_started_again_and_counted(make_netns) -> None:  # type: ignore[no-untyped-def]
-    node, client = make_netns(), make_netns()
-    with open_namespace(node) as inside:
-        inside.ensure_veth("flows0", "eth0", client)
-        inside.ensure_address("flows0", "10.9.0.1/24")
-        inside.set_up("flows0")
-    with open_namespace(client) as inside:
-        inside.ensure_address("eth0", "10.9.0.2/24")
-        inside.set_up("eth0")
-    recorder = FlowRecorder(NamespaceKernel(node), "n1", node)
+def test_a_dead_recorder_is_shown_started_again_and_counted(make_veth_pair) -> None:  # type: ignore[no-untyped-def]
+    node, client = make_veth_pair("flows0", "10.9.0.1/24", "10.9.0.2/24")
+    kernel = NamespaceKernel(node)
+    recorder = FlowRecorder(kernel, "n1", node)
     endpoint = netns.run_in(node, ObserveServer, "n1", recorder)  # bound in the node, asked here directly
     try:
         recorder.sync(EMPTY)
@@ -51,7 +47,7 @@ def test_a_dead_recorder_is_shown_started_again_and_counted(make_netns) -> None:
         _kill(recorder._thread)
         assert within(5, lambda: not recorder.recording)
         page = json.loads(endpoint.page("/flows", {})[2])
-        assert (page["recording"], page["restarts"]) == (False, 0)
+        assert (page["recording"], page["restarts"], page["failure"]) == (False, 0, "Killed: ")
 
         recorder.sync(EMPTY)
         assert recorder.recording and recorder.restarts == 1
@@ -62,3 +58,4 @@ def test_a_dead_recorder_is_shown_started_again_and_counted(make_netns) -> None:
     finally:
         recorder.stop()
         endpoint._http.server_close()
+        kernel.nft.close()

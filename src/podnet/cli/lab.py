@@ -48,7 +48,8 @@ def up(path: str, with_ui: bool, ui_port: int) -> None:
     """Bring up the lab described in PATH."""
     started = time.monotonic()
     columns = (TextColumn("{task.description:<26}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=not console.is_terminal) as progress:
+    bars = Console(stderr=True)  # stdout holds the lab's summary, and nothing at all if it fails
+    with Progress(*columns, console=bars, disable=not bars.is_terminal) as progress:
         record = lifecycle.up(path, RichProgress(progress))
     console.print(f"lab [bold]{record.name}[/] is up in {time.monotonic() - started:.1f} s")
     show_status(record)

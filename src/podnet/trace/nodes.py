@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import ipaddress
 
-from podnet.store.snapshot import Snapshot
 from podnet.api.cluster import ClusterConfig
 from podnet.kernel.nftables.fake import Fake
-from podnet.kernel.nftables.tracer import Packet
+from podnet.kernel.nftables.tracer import Outcome, Packet
 from podnet.kernel.route import Route
 from podnet.network import backends
 from podnet.network.node import egress_transaction, gateway_for, render_node_network
 from podnet.policy.evaluator import PolicyView
 from podnet.policy.ruleset import render as render_policies
 from podnet.proxy.endpoints import ServicePortView, pod_weights, service_ports
+from podnet.proxy.ruleset import TABLE as PROXY_TABLE
 from podnet.proxy.ruleset import build as build_services
+from podnet.store.snapshot import Snapshot
 
 UPLINK = "eth0"  # a node's interface on the node network
 
@@ -103,3 +104,16 @@ class NodeTables:
             if node.internal_ip == destination or address in ipaddress.ip_network(node.pod_cidr or ""):
                 return name
         return None
+
+    def backend_element(self, node: str, packet: Packet, outcome: Outcome) -> str:
+        """The map element that sends the packet to this endpoint: `backends[10.96.0.2 . tcp . 80 . 1]`."""
+        tables = self.fake(node).tables
+        if PROXY_TABLE not in tables:
+            return ""
+        prefixes = {"backends": (packet.destination, packet.protocol, str(packet.port)),
+                    "node_port_backends": (packet.protocol, str(packet.port))}
+        for name, prefix in prefixes.items():
+            for key, element in tables[PROXY_TABLE].elements.get(name, {}).items():
+                if key[:len(prefix)] == prefix and element.value == (outcome.destination, str(outcome.port)):
+                    return f"{name}[{' . '.join(key)}] = {' . '.join(element.value)}"
+        return ""

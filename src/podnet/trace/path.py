@@ -23,7 +23,6 @@ from podnet.model.pod import Pod
 from podnet.network.backends import VXLAN_DEVICE, VXLAN_PORT, VXLAN_VNI, vtep_address
 from podnet.network.node import POD_BRIDGE, gateway_for
 from podnet.policy.evaluator import evaluate, explain
-from podnet.proxy.ruleset import TABLE as PROXY_TABLE
 from podnet.trace.nodes import UPLINK, NodeTables
 
 MAX_NODES = 4  # a path crosses at most this many nodes (more would be a routing loop)
@@ -274,23 +273,10 @@ class PathTracer:
         who = f" ({endpoint.pod}{f' on {endpoint.node}' if endpoint.node else ''})" if endpoint else ""
         among = f", one of {choices} endpoints" if choices > 1 else ""
         rule = next((hit for hit in outcome.hits if "dnat" in hit), outcome.hits[-1] if outcome.hits else "")
-        element = self._backend_element(node, packet, outcome)
+        element = self.tables.backend_element(node, packet, outcome)
         return Step(node, "service", f"service {view.name} ({packet.destination}:{packet.port}/"
                                      f"{packet.protocol.upper()}): DNAT to {outcome.target}{who}{among}",
                     f"{rule}; element {element}" if element else rule, path)
-
-    def _backend_element(self, node: str, packet: Packet, outcome: Outcome) -> str:
-        """The map element that sends the packet to this endpoint: `backends[10.96.0.2 . tcp . 80 . 1]`."""
-        tables = self.tables.fake(node).tables
-        if PROXY_TABLE not in tables:
-            return ""
-        prefixes = {"backends": (packet.destination, packet.protocol, str(packet.port)),
-                    "node_port_backends": (packet.protocol, str(packet.port))}
-        for name, prefix in prefixes.items():
-            for key, element in tables[PROXY_TABLE].elements.get(name, {}).items():
-                if key[:len(prefix)] == prefix and element.value == (outcome.destination, str(outcome.port)):
-                    return f"{name}[{' . '.join(key)}] = {' . '.join(element.value)}"
-        return ""
 
     def _policy_step(self, walk: _Walk, outcome: Outcome, path: int) -> Step | None:
         """What the node's policy table decided, in the evaluator's words; None when

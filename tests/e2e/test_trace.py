@@ -80,6 +80,9 @@ def test_through_a_cluster_ip(lab: str) -> None:
     result = trace(lab, "a", "svc/web:80")
     assert result["live"]["agrees"] and result["live"]["path"] in (1, 2, 3)
     assert sum(s["action"] == "service" for s in result["steps"]) == 3  # a path per endpoint
+    text = podnet("trace", "--lab", lab, "a", "svc/web:80").stdout.splitlines()[0]
+    assert text == f"{result['from']} -> {result['to']}:80 (TCP)"  # the JSON's ends are the text's
+    assert result["to"] == f"service default/web ({result['address']})"
 
 
 @pytest.mark.parametrize("node", ["n1", "n3"])

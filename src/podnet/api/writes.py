@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from podnet.errors import PodnetError
+from podnet.errors import ManifestError, PodnetError
 from podnet.model import kinds
 from podnet.model.manifest import Resource, parse_resource
 from podnet.store import resources
@@ -60,9 +60,23 @@ def update(store: Store, kind: str, namespace: str, name: str,
             continue
         if changed.to_manifest() == current.to_manifest():
             return current, False
+        _check_metadata(kind, name, current, changed)
         if store.compare_and_swap(key, changed.to_manifest(), entry.mod_revision) is not None:
             return changed, True
     raise StoreError(f"{describe(kind, namespace, name)} changed {MAX_CONFLICTS} times while being updated; try again")
+
+
+def _check_metadata(kind: str, name: str, current: Resource, changed: Resource) -> None:
+    """Labels and annotations a change sets (`podnet label`, `annotate`) are
+    validated as a manifest's are, in kubectl's words: `The Pod "c" is invalid:
+    metadata.labels: Invalid value: ...`."""
+    before, after = current.metadata, changed.metadata
+    if (before.labels, before.annotations) == (after.labels, after.annotations):
+        return
+    try:
+        after.check()
+    except ManifestError as err:
+        raise err.in_source(f'The {kind} "{name}" is invalid') from None
 
 
 def create(store: Store, resource: Resource) -> bool:

@@ -37,7 +37,7 @@ class Deployment:
         template = spec.mapping("template", required=True)
         template_meta = template.mapping("metadata") or Fields({}, template.at("metadata"))
         labels = template_meta.labels("labels")
-        annotations = template_meta.labels("annotations")
+        annotations = template_meta.annotations("annotations")
         given = spec.mapping("selector")
         selector = LabelSelector.parse(given) if given else LabelSelector.of(labels)
         if not (selector.match_labels or selector.match_expressions) or not selector.matches(labels):

@@ -1,16 +1,26 @@
-"""Reading nested manifest data with its path, so every error names the field."""
+"""Reading nested manifest data with its path, so every error names the field;
+and the names, label and annotation keys and label values Kubernetes accepts,
+checked with its rules and told in its words."""
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from podnet.errors import ManifestError
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")  # each used whole (fullmatch: "web\n" is no name)
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+# Kubernetes's words (apimachinery's util/validation), so an error reads as the API server's would.
+_NAME_RULE = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+_SUBDOMAIN_RULE = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
+                   "and must start and end with an alphanumeric character")
+NAME_MAX, PREFIX_MAX, LABEL_VALUE_MAX = 63, 253, 63
+ANNOTATIONS_MAX = 256 * 1024  # bytes of every key and value together
 
 
 def type_name(value: object) -> str:
@@ -20,7 +30,7 @@ def type_name(value: object) -> str:
 
 def is_dns_label(value: str) -> bool:
     """RFC 1123 label: what Kubernetes requires of namespace and service names."""
-    return len(value) <= 63 and bool(_DNS_LABEL.match(value))
+    return len(value) <= 63 and bool(_DNS_LABEL.fullmatch(value))
 
 
 def check_dns_label(value: str, field: str) -> str:
@@ -30,9 +40,75 @@ def check_dns_label(value: str, field: str) -> str:
 
 
 def check_dns_subdomain(value: str, field: str) -> str:
-    if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
+    if len(value) > 253 or not _DNS_SUBDOMAIN.fullmatch(value):
         raise ManifestError(field, f"{value!r} is not a valid name (lower-case letters, digits, '-' and '.')")
     return value
+
+
+def qualified_name_problem(key: str) -> str | None:
+    """Why a label or annotation key is not a qualified name, as Kubernetes says
+    it: an optional prefix (a DNS subdomain of at most 253 characters) and '/',
+    then a name of at most 63. None for a good key."""
+    parts = key.split("/")
+    if len(parts) > 2:
+        return f"a qualified name {_NAME_RULE} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+    if len(parts) == 2:
+        prefix = parts[0]
+        if not prefix:
+            return "prefix part must be non-empty"
+        if len(prefix) > PREFIX_MAX:
+            return f"prefix part must be no more than {PREFIX_MAX} characters"
+        if not _DNS_SUBDOMAIN.fullmatch(prefix):
+            return f"prefix part {_SUBDOMAIN_RULE}"
+    name = parts[-1]
+    if not name:
+        return "name part must be non-empty"
+    if len(name) > NAME_MAX:
+        return f"name part must be no more than {NAME_MAX} characters"
+    return None if _QUALIFIED_NAME.fullmatch(name) else f"name part {_NAME_RULE}"
+
+
+def label_value_problem(value: str) -> str | None:
+    """Why a label value is not one Kubernetes takes; None for a good value (empty is one)."""
+    if len(value) > LABEL_VALUE_MAX:
+        return f"must be no more than {LABEL_VALUE_MAX} characters"
+    if value and not _QUALIFIED_NAME.fullmatch(value):
+        return f"a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', " \
+               f"and must start and end with an alphanumeric character"
+    return None
+
+
+def invalid(field: str, value: str, problem: str) -> ManifestError:
+    """The API server's `FIELD: Invalid value: "VALUE": PROBLEM`."""
+    return ManifestError(field, f"Invalid value: {json.dumps(value, ensure_ascii=False)}: {problem}")
+
+
+def check_labels(labels: Mapping[str, str], field: str) -> dict[str, str]:
+    """Labels, and the maps that select on them (matchLabels, a Service's
+    selector, nodeSelector), as Kubernetes validates them: keys are qualified
+    names, values at most 63 characters of the same alphabet, or empty."""
+    for key, value in labels.items():
+        problem = qualified_name_problem(key)
+        if problem:
+            raise invalid(field, key, problem)
+        problem = label_value_problem(value)
+        if problem:
+            raise invalid(field, value, problem)
+    return dict(labels)
+
+
+def check_annotations(annotations: Mapping[str, str], field: str) -> dict[str, str]:
+    """Annotation keys are qualified names (read in lower case, as Kubernetes
+    reads them); values are free, within 256 KiB for the whole map."""
+    size = 0
+    for key, value in annotations.items():
+        problem = qualified_name_problem(key.lower())
+        if problem:
+            raise invalid(field, key, problem)
+        size += len(key.encode()) + len(value.encode())
+    if size > ANNOTATIONS_MAX:
+        raise ManifestError(field, f"Too long: must have at most {ANNOTATIONS_MAX} bytes")
+    return dict(annotations)
 
 
 class Fields:
@@ -108,8 +184,17 @@ class Fields:
         return tuple(result)
 
     def labels(self, key: str) -> dict[str, str]:
+        """A map of labels (or one that selects on them), checked as check_labels says."""
+        return check_labels(self._string_map(key), self.at(key))
+
+    def annotations(self, key: str) -> dict[str, str]:
+        return check_annotations(self._string_map(key), self.at(key))
+
+    def _string_map(self, key: str) -> dict[str, str]:
         values = self._typed(key, dict, False) or {}
         for name, value in values.items():
+            if not isinstance(name, str):
+                raise ManifestError(self.at(key), f"key {name!r} must be a string, not {type_name(name)}")
             if not isinstance(value, str):
                 raise ManifestError(f"{self.at(key)}.{name}", f"must be a string, not {type_name(value)}")
         return dict(values)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from podnet.model.fields import Fields, check_dns_label, check_dns_subdomain
+from podnet.model.fields import Fields, check_annotations, check_dns_label, check_dns_subdomain, check_labels
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,14 @@ class ObjectMeta:
         for reference in meta.records("ownerReferences"):
             if reference.boolean("controller"):
                 owner = (reference.text("kind", required=True) or "", reference.text("name", required=True) or "")
-        return cls(name=name, namespace=namespace, labels=meta.labels("labels"), annotations=meta.labels("annotations"),
+        return cls(name=name, namespace=namespace, labels=meta.labels("labels"), annotations=meta.annotations("annotations"),
                    owner=owner)
+
+    def check(self) -> None:
+        """Labels and annotations as parse() checks them, for metadata changed in
+        place (`podnet label`, `annotate`) rather than read from a manifest."""
+        check_labels(self.labels, "metadata.labels")
+        check_annotations(self.annotations, "metadata.annotations")
 
     def to_manifest(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name}

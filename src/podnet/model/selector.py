@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from podnet.errors import ManifestError
-from podnet.model.fields import Fields
+from podnet.model.fields import Fields, invalid, label_value_problem, qualified_name_problem
 
 OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 
@@ -56,7 +56,15 @@ class LabelSelector:
                 raise ManifestError(item.at("values"), f"must not be empty for operator {operator}")
             if operator in ("Exists", "DoesNotExist") and values:
                 raise ManifestError(item.at("values"), f"must be empty for operator {operator}")
-            expressions.append(Requirement(item.text("key", required=True) or "", operator or "", values))
+            key = item.text("key", required=True) or ""
+            problem = qualified_name_problem(key)
+            if problem:
+                raise invalid(item.at("key"), key, problem)
+            for i, value in enumerate(values):
+                problem = label_value_problem(value)
+                if problem:
+                    raise invalid(f"{item.at('values')}[{i}]", value, problem)
+            expressions.append(Requirement(key, operator or "", values))
         return cls(tuple(sorted(fields.labels("matchLabels").items())), tuple(expressions))
 
     def matches(self, labels: Mapping[str, str]) -> bool:

@@ -1,8 +1,7 @@
-"""`podnet lab up|down|status` and `podnet exec`."""
+"""`podnet lab up|down|status|node`."""
 
 from __future__ import annotations
 
-import os
 import time
 
 import click
@@ -148,21 +147,3 @@ def show_status(record: LabRecord) -> None:
     else:
         rows = [(key.split("/", 1)[1], key.split("/", 1)[0], namespace) for key, namespace in sorted(record.members.items())]
         print_table(("NAME", "KIND", "NETNS"), rows, title="members")
-
-
-@click.command("exec", context_settings={"ignore_unknown_options": True})
-@click.option("--lab", "lab_name", help="The lab to look in, when several are up.")
-@click.option("-n", "--namespace", default="default", show_default=True, help="The pod's Kubernetes namespace.")
-@click.argument("target")
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def exec_command(lab_name: str | None, namespace: str, target: str, command: tuple[str, ...]) -> None:
-    """Run COMMAND in a pod, node or host: podnet exec web-0 -- curl -s 10.244.1.2"""
-    from podnet.kernel import netns
-
-    if command and command[0] == "--":
-        command = command[1:]
-    if not command:
-        raise click.UsageError("give a command after --")
-    _, network_namespace = lifecycle.find_member(target, lab_name, namespace)
-    argv = netns.exec_argv(network_namespace, command)
-    os.execvp(argv[0], argv)

@@ -77,6 +77,22 @@ def test_help_lists_every_command_and_imports_none(labs: Path) -> None:
     assert [m for m in report["modules"] if m.split(".")[0] in HEAVY] == []
 
 
+def test_get_pods_reads_the_store_without_heavy_modules(labs: Path) -> None:
+    done, report = podnet(labs, "get", "pods")
+    assert (report["code"], done.stderr) == (0, "")
+    assert done.stdout.splitlines()[1].split()[:2] == ["default", "web-0"]
+    assert [m for m in report["modules"] if m.split(".")[0] in HEAVY] == []
+    assert "podnet.lab.cluster" not in report["modules"]
+
+
+def test_exec_finds_the_namespace_without_heavy_modules(labs: Path) -> None:
+    done, report = podnet(labs, "exec", "h1", "--", "true")
+    assert (report["code"], done.stderr) == (0, "")
+    assert report["execs"] == [["ip", "netns", "exec", names.member_namespace(TOPOLOGY, "h1"), "true"]]
+    assert [m for m in report["modules"] if m.split(".")[0] in HEAVY] == []
+    assert "podnet.lab.cluster" not in report["modules"]
+
+
 @pytest.mark.parametrize("name", cli_main.COMMANDS)
 def test_every_command_in_the_table_loads_and_has_help(name: str) -> None:
     command = cli_main.cli.get_command(click.Context(cli_main.cli), name)

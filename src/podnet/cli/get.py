@@ -7,12 +7,10 @@ import sys
 import time
 
 import click
-import yaml
 
 from podnet.api.writes import NotFound
 from podnet.cli.cluster import cluster_store
 from podnet.cli.columns import echo_row, print_table
-from podnet.cli.jsonpath import jsonpath
 from podnet.cli import tables
 from podnet.model import kinds
 from podnet.model.manifest import Resource
@@ -97,15 +95,20 @@ class Listing:
 
 def _print_documents(kind: str, chosen: list[Resource], output: str, whole: bool) -> None:
     """Several objects make a List, as kubectl prints them; one (or each, when
-    watching) stands alone."""
+    watching) stands alone. YAML and jsonpath are imported only when asked for:
+    a table is most of what `get` prints."""
     manifests = [r.to_manifest() for r in chosen]
     documents = [{"apiVersion": "v1", "kind": "List", "items": manifests}] if whole else manifests
     for document in documents:
         if output == "json":
             click.echo(json.dumps(document, indent=2))
         elif output == "yaml":
+            import yaml
+
             click.echo(("---\n" if not whole else "") + yaml.safe_dump(document, sort_keys=False), nl=False)
         elif output.startswith("jsonpath="):
+            from podnet.cli.jsonpath import jsonpath
+
             click.echo(jsonpath(document, output[len("jsonpath="):]), nl=False)
     if output == "name":
         click.echo("\n".join(f"{kind.lower()}/{r.metadata.name}" for r in chosen))

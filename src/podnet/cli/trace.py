@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,9 +16,10 @@ from podnet.lab.client import cluster_record, cluster_store
 from podnet.lab.names import member_namespace, pod_namespace
 from podnet.lab.plan import INTERNET_IP
 from podnet.trace.ends import EndError, source_end, target
-from podnet.trace.live import TABLE as TRACE_TABLE
-from podnet.trace.live import LiveTrace, agreement, run_live
 from podnet.trace.path import End, PathTracer, Trace
+
+if TYPE_CHECKING:  # the live trace (and pyroute2 under it) is imported only for --live
+    from podnet.trace.live import LiveTrace
 
 _COLOURS = {"deliver": "green", "leave": "green", "accept": "green", "drop": "red", "reject": "red"}
 
@@ -56,6 +58,8 @@ def trace_command(source: str, destination: str, protocol: str, namespace: str, 
         else:
             print_trace(result)
         sys.exit(0 if result.delivered else 1)
+    from podnet.trace.live import agreement, run_live
+
     nodes = {name: member_namespace(record.name, name) for name in tracer.nodes}
     addresses = {address for name in tracer.nodes for address in tracer.local_addresses(name)}
     report = run_live(result, nodes, _namespace_of(record.name, start), addresses)
@@ -81,6 +85,8 @@ def _namespace_of(lab: str, start: End) -> str:
 
 
 def print_live(report: LiveTrace, path: int | None, differences: list[str], paths: int) -> None:
+    from podnet.trace.live import TABLE as TRACE_TABLE
+
     click.echo(f"live: {report.sent}")
     for node_report in report.reports:
         for event in node_report.events:  # the rules that matched (all of them are in -o json)

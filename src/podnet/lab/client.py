@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from podnet.errors import LabError
 from podnet.lab import state
@@ -18,10 +19,12 @@ from podnet.model.endpointslice import EndpointSlice
 from podnet.model.node import Node
 from podnet.model.pod import Pod
 from podnet.model.service import Service
-from podnet.observe.client import Merger
 from podnet.store import resources
 from podnet.store.base import Store
 from podnet.store.location import open_store
+
+if TYPE_CHECKING:  # imported when flows are asked for: get, apply and trace do without it
+    from podnet.observe.client import Merger
 
 
 def cluster_record(lab_name: str | None) -> LabRecord:
@@ -59,6 +62,8 @@ def read_cluster(record: LabRecord) -> tuple[list[Node], list[Pod], list[Service
 
 def flow_merger(lab_name: str | None) -> Merger:
     """Every node of the cluster lab named (or of the only one up), asked for its flows."""
+    from podnet.observe.client import Merger
+
     record = cluster_record(lab_name)
     with cluster_store(lab_name) as store:
         nodes = [n.metadata.name for n in resources.list_kind(store, Node)[0]]

@@ -8,11 +8,8 @@ from pathlib import Path
 from podnet.errors import LabError, PodnetError
 from podnet.kernel import netns
 from podnet.lab import names, state, webview
-from podnet.lab.cluster import build_cluster
 from podnet.lab.progress import Progress, Silent
-from podnet.lab.spec import ClusterSpec, LabSpec, load_lab_file
 from podnet.lab.state import LabRecord
-from podnet.lab.topology import build_topology
 
 
 def lab_namespaces(lab: str) -> list[str]:
@@ -21,7 +18,12 @@ def lab_namespaces(lab: str) -> list[str]:
 
 
 def up(path: str | Path, progress: Progress = Silent()) -> LabRecord:
-    """Validate the whole file, then build; on any failure remove what was built."""
+    """Validate the whole file, then build; on any failure remove what was built.
+    The builders are imported here, so `exec` and `down` do without them (and pyroute2)."""
+    from podnet.lab.cluster import build_cluster
+    from podnet.lab.spec import ClusterSpec, LabSpec, load_lab_file
+    from podnet.lab.topology import build_topology
+
     spec: LabSpec = load_lab_file(path)
     if not names.in_scope(spec.name):
         raise LabError(f"lab {spec.name} is outside this scope ({names.SCOPE_VARIABLE}): "

@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Union
 
-import yaml
-
 from podnet.errors import ManifestError
 from podnet.model import kinds
 from podnet.model.clusternetworkpolicy import AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy
@@ -59,7 +57,10 @@ def read_text(path: str, what: str) -> str:
 
 
 def load_yaml_documents(text: str, source: str) -> list[Any]:
-    """All documents of a YAML stream; a syntax error names the line."""
+    """All documents of a YAML stream; a syntax error names the line. YAML is
+    imported here: reading the store (`podnet get`, the agents) does without it."""
+    import yaml
+
     try:
         return [doc for doc in yaml.safe_load_all(text) if doc is not None]
     except yaml.YAMLError as err:

@@ -17,12 +17,15 @@ import time
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from podnet.store.snapshot import Snapshot
 from podnet.kernel.conntrack import Event
 from podnet.kernel.nflog import NUMBERS, Logged
-from podnet.observe.tally import Tally
 from podnet.policy.evaluator import PolicyView
+
+if TYPE_CHECKING:  # a type only: prometheus_client stays out of `podnet observe` and `policy`
+    from podnet.observe.tally import Tally
 
 FORWARDED, TRANSLATED, DROPPED, REJECTED, AUDIT = "FORWARDED", "TRANSLATED", "DROPPED", "REJECTED", "AUDIT"
 VERDICTS = (FORWARDED, TRANSLATED, DROPPED, REJECTED, AUDIT)

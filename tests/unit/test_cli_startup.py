@@ -99,3 +99,25 @@ def test_every_command_in_the_table_loads_and_has_help(name: str) -> None:
     assert isinstance(command, click.Command) and command.name == name
     result = CliRunner().invoke(cli_main.cli, [name, "--help"], prog_name="podnet")
     assert result.exit_code == 0 and f"Usage: podnet {name} " in result.output
+
+
+USAGE_ERRORS = {
+    "a missing argument": (["get"], "error: missing argument 'KIND'; see 'podnet get --help'"),
+    "an unknown command": (["nope"], "error: no such command 'nope'; see 'podnet --help'"),
+    "an unknown option": (["get", "pods", "--bogus"], "error: no such option '--bogus'; see 'podnet get --help'"),
+    "a bad choice": (["trace", "a", "b", "--proto", "sctp"],
+                     "error: invalid value for '--proto': 'sctp' is not one of 'tcp', 'udp', 'icmp'; "
+                     "see 'podnet trace --help'"),
+    "a subcommand's": (["lab", "up"], "error: missing argument 'PATH'; see 'podnet lab up --help'"),
+    "a command's own": (["get", "pods", "-o", "csv"], "error: invalid value for -o: 'csv' is not table, wide, json, "
+                        "yaml, name or jsonpath=...; see 'podnet get --help'"),
+}
+
+
+@pytest.mark.parametrize("case", USAGE_ERRORS)
+def test_usage_errors_are_one_line(case: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    args, line = USAGE_ERRORS[case]
+    monkeypatch.setattr(sys, "argv", ["podnet", *args])
+    with pytest.raises(SystemExit) as exit_:
+        cli_main.main()
+    assert (exit_.value.code, capsys.readouterr().err) == (2, line + "\n")

@@ -88,13 +88,32 @@ def cli() -> None:
     """A Kubernetes-style container network on the real Linux kernel."""
 
 
+def usage_line(err: click.UsageError) -> str:
+    """A usage error as one line, as podnet's other errors read: what is wrong,
+    then where the usage is (click prints the usage, a hint and the error on three)."""
+    what = " ".join(err.format_message().split())
+    if what.endswith(".") and not what.endswith("..."):
+        what = what[:-1]
+    if what[:2].istitle():
+        what = what[0].lower() + what[1:]
+    where = f"; see '{err.ctx.command_path} --help'" if err.ctx is not None else ""
+    return f"error: {what}{where}"
+
+
 def main() -> None:
-    """Errors the user can act on become one line and exit status 1, never a traceback."""
+    """Errors the user can act on become one line and exit status 1 (2 for
+    usage errors, as click's), never a traceback."""
     try:
         cli.main(standalone_mode=False)
     except PodnetError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(1)
+    except click.exceptions.NoArgsIsHelpError as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except click.UsageError as err:
+        click.echo(usage_line(err), err=True)
+        sys.exit(err.exit_code)
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)

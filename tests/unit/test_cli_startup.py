@@ -25,7 +25,7 @@ from podnet.model.manifest import parse_resource
 from podnet.store import resources
 from podnet.store.sqlite import SqliteStore
 
-HEAVY = ("pyroute2", "aiohttp", "scapy", "cryptography", "rich", "yaml")
+HEAVY = ("pyroute2", "aiohttp", "scapy", "cryptography", "rich", "yaml", "prometheus_client", "ssl")
 CLUSTER = f"{names.scope_prefix()}shop"
 TOPOLOGY = f"{names.scope_prefix()}net"
 

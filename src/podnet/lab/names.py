@@ -14,7 +14,6 @@ name, and the scope finds, checks and removes only its own.
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 from podnet.kernel.netns import PREFIX
@@ -60,6 +59,8 @@ def pod_namespace(lab: str, namespace: str, pod: str) -> str:
 
 
 def _digest(text: str, length: int) -> str:
+    import hashlib  # here: hashlib loads OpenSSL, and most commands name no link
+
     return hashlib.sha1(text.encode()).hexdigest()[:length]
 
 

@@ -4,12 +4,15 @@ certificate from the cluster's CA may read or write it."""
 
 from __future__ import annotations
 
-import socket
-import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from podnet.store.base import StoreError
+
+if TYPE_CHECKING:  # ssl is imported where TLS is spoken: every podnet command reads TlsFiles, few speak TLS
+    import socket
+    import ssl
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class TlsFiles:
                 raise StoreError(f"etcd TLS: the {what} file {path} does not exist")
 
     def context(self) -> ssl.SSLContext:
+        import ssl
+
         self.check()
         try:
             context = ssl.create_default_context(cafile=self.cafile)
@@ -40,6 +45,8 @@ class TlsFiles:
 
 
 def wrap(sock: socket.socket, context: ssl.SSLContext, host: str) -> ssl.SSLSocket:
+    import ssl
+
     try:
         return context.wrap_socket(sock, server_hostname=host)
     except ssl.SSLError as err:
@@ -50,6 +57,8 @@ def wrap(sock: socket.socket, context: ssl.SSLContext, host: str) -> ssl.SSLSock
 def refused(host: str, err: ssl.SSLError) -> StoreError:
     """etcd's refusals in words a person can act on. (With TLS 1.3 the server's
     refusal of the client's certificate comes with the first read, not the handshake.)"""
+    import ssl
+
     if isinstance(err, ssl.SSLCertVerificationError):
         return StoreError(f"etcd at {host}: its certificate is not one the CA file vouches for ({err.verify_message})")
     return StoreError(f"etcd at {host} refused this client ({err.reason or err}): give a certificate "

@@ -10,6 +10,8 @@ import re
 class PodnetError(Exception):
     """A problem the user can act on; str() is the whole message."""
 
+    heading = "error"  # what the CLI prints before it
+
 
 class ManifestError(PodnetError):
     """A manifest or lab file is invalid; names the file, the field and the problem."""

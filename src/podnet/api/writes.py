@@ -31,6 +31,8 @@ class NotFound(PodnetError):
     """No such object, in the API's words, `pods "web-0" not found`, whichever verb
     looked (kubectl names no namespace, though it looked in one)."""
 
+    heading = "Error from server (NotFound)"  # as kubectl prints the server's answer
+
     def __init__(self, kind: str, name: str) -> None:
         self.kind, self.name = kind, name
         super().__init__(f'{_plural(kind)} "{name}" not found')

@@ -13,8 +13,8 @@ import click
 from podnet.api import writes
 from podnet.api.apply import Origin, apply as apply_documents
 from podnet.api.delete import delete as delete_object
-from podnet.cli.cluster import cluster_store
 from podnet.errors import ManifestError, PodnetError
+from podnet.lab.client import cluster_store
 from podnet.model import kinds
 from podnet.model.deployment import Deployment
 from podnet.model.manifest import Resource, load_yaml_documents, parse_resource, read_text

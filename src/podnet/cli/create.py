@@ -9,8 +9,8 @@ import click
 from podnet.api import writes
 from podnet.api.apply import apply
 from podnet.cli.change import kind_and_name
-from podnet.cli.cluster import cluster_store
 from podnet.errors import PodnetError
+from podnet.lab.client import cluster_store
 from podnet.model.deployment import Deployment
 from podnet.model.manifest import Resource, parse_resource
 

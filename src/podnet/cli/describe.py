@@ -12,9 +12,9 @@ import click
 from podnet.api import events as event_log
 from podnet.api import writes
 from podnet.cli.change import kind_and_name
-from podnet.cli.cluster import cluster_store
 from podnet.cli.tables import ready_endpoints
 from podnet.controller.deployments import owned
+from podnet.lab.client import cluster_store
 from podnet.model import kinds
 from podnet.model.deployment import TEMPLATE_HASH, Deployment
 from podnet.model.endpointslice import EndpointSlice, by_service

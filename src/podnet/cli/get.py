@@ -9,9 +9,9 @@ import time
 import click
 
 from podnet.api.writes import NotFound
-from podnet.cli.cluster import cluster_store
 from podnet.cli.columns import echo_row, print_table
 from podnet.cli import tables
+from podnet.lab.client import cluster_store
 from podnet.model import kinds
 from podnet.model.manifest import Resource
 from podnet.model.endpointslice import EndpointSlice

@@ -106,7 +106,7 @@ def main() -> None:
     try:
         cli.main(standalone_mode=False)
     except PodnetError as err:
-        click.echo(f"error: {err}", err=True)
+        click.echo(f"{err.heading}: {err}", err=True)
         sys.exit(1)
     except click.exceptions.NoArgsIsHelpError as err:
         err.show()

@@ -13,9 +13,9 @@ import click
 
 from podnet.api import writes
 from podnet.cli.change import kind_and_name
-from podnet.cli.cluster import cluster_store
 from podnet.controller.deployments import rollout_status
 from podnet.errors import PodnetError
+from podnet.lab.client import cluster_store
 from podnet.model.deployment import RESTARTED_AT, Deployment
 from podnet.model.pod import Pod
 from podnet.store import resources

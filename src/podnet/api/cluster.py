@@ -8,6 +8,7 @@ import ipaddress
 from dataclasses import KW_ONLY, asdict, dataclass, field
 
 from podnet.errors import PodnetError
+from podnet.model.identity import stamped
 from podnet.model.namespace import BUILT_IN, Namespace
 from podnet.store import resources
 from podnet.store.base import Store
@@ -60,4 +61,4 @@ def bootstrap(store: Store) -> None:
     """The namespaces every cluster starts with; harmless to repeat."""
     for name in BUILT_IN:
         namespace = Namespace.named(name)
-        store.compare_and_swap(resources.key_of(namespace), namespace.to_manifest(), 0)
+        store.compare_and_swap(resources.key_of(namespace), stamped(namespace.to_manifest()), 0)

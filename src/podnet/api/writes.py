@@ -9,7 +9,9 @@ from typing import TypeVar
 
 from podnet.errors import ManifestError, PodnetError
 from podnet.model import kinds
+from podnet.model.identity import stamped
 from podnet.model.manifest import Resource, parse_resource
+from podnet.model.origin import document_of
 from podnet.store import resources
 from podnet.store.base import Store, StoreError
 
@@ -60,10 +62,11 @@ def update(store: Store, kind: str, namespace: str, name: str,
             if store.compare_and_swap(key, None, entry.mod_revision) is not None:
                 return current, True
             continue
-        if changed.to_manifest() == current.to_manifest():
+        document = stamped(document_of(changed), entry.value)
+        if document == entry.value:
             return current, False
         _check_metadata(kind, name, current, changed)
-        if store.compare_and_swap(key, changed.to_manifest(), entry.mod_revision) is not None:
+        if store.compare_and_swap(key, document, entry.mod_revision) is not None:
             return changed, True
     raise StoreError(f"{describe(kind, namespace, name)} changed {MAX_CONFLICTS} times while being updated; try again")
 
@@ -83,7 +86,7 @@ def _check_metadata(kind: str, name: str, current: Resource, changed: Resource) 
 
 def create(store: Store, resource: Resource) -> bool:
     """Write a new object; False when one of that name exists already."""
-    return store.compare_and_swap(resources.key_of(resource), resource.to_manifest(), 0) is not None
+    return store.compare_and_swap(resources.key_of(resource), stamped(document_of(resource)), 0) is not None
 
 
 def modify(store: Store, cls: type[R], namespace: str, name: str, change: Callable[[R], R | None]) -> tuple[R, bool]:

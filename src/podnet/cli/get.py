@@ -14,6 +14,7 @@ from podnet.cli import tables
 from podnet.lab.client import cluster_store
 from podnet.model import kinds
 from podnet.model.manifest import Resource
+from podnet.model.origin import document_of
 from podnet.model.endpointslice import EndpointSlice
 from podnet.model.pod import Pod
 from podnet.store import resources
@@ -97,7 +98,7 @@ def _print_documents(kind: str, chosen: list[Resource], output: str, whole: bool
     """Several objects make a List, as kubectl prints them; one (or each, when
     watching) stands alone. YAML and jsonpath are imported only when asked for:
     a table is most of what `get` prints."""
-    manifests = [r.to_manifest() for r in chosen]
+    manifests = [document_of(r) for r in chosen]
     documents = [{"apiVersion": "v1", "kind": "List", "items": manifests}] if whole else manifests
     for document in documents:
         if output == "json":
@@ -170,4 +171,4 @@ def _shown(listing: Listing, chosen: list[Resource], output: str) -> dict[str, o
     """What was printed of each object: its row, or its manifest."""
     if output in ("table", "wide"):
         return dict(zip((r.metadata.key for r in chosen), listing.rows(chosen)))
-    return {r.metadata.key: r.to_manifest() for r in chosen}
+    return {r.metadata.key: document_of(r) for r in chosen}

@@ -11,13 +11,14 @@ ClusterNetworkPolicies of the Admin and Baseline tiers (Allow is Accept).
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from podnet.errors import ManifestError
 from podnet.model.fields import Fields
 from podnet.model.meta import ObjectMeta
 from podnet.model.networkpolicy import Network, PolicyPort
+from podnet.model.origin import Origin
 from podnet.model.selector import LabelSelector
 
 ADMIN, BASELINE = "Admin", "Baseline"
@@ -92,6 +93,7 @@ class ClusterNetworkPolicy:
     subject_pods: LabelSelector = LabelSelector()  # and, within them, these pods
     ingress: tuple[ClusterRule, ...] = ()
     egress: tuple[ClusterRule, ...] = ()
+    origin: Origin | None = field(default=None, compare=False, repr=False)  # model/origin.py
 
     kind = "ClusterNetworkPolicy"
 

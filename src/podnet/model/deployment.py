@@ -3,6 +3,7 @@ within maxSurge and maxUnavailable."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
@@ -11,6 +12,7 @@ from typing import Any
 from podnet.errors import ManifestError
 from podnet.model.fields import Fields
 from podnet.model.meta import ObjectMeta
+from podnet.model.origin import Origin, document_of, remember
 from podnet.model.pod import Pod
 from podnet.model.selector import LabelSelector
 
@@ -26,6 +28,7 @@ class Deployment:
     selector: LabelSelector = field(default_factory=LabelSelector)
     max_surge: int | str = "25%"
     max_unavailable: int | str = "25%"
+    origin: Origin | None = field(default=None, compare=False, repr=False)  # model/origin.py
 
     kind = "Deployment"
 
@@ -43,17 +46,19 @@ class Deployment:
         if not (selector.match_labels or selector.match_expressions) or not selector.matches(labels):
             raise ManifestError(spec.at("selector"), "does not match the template's labels")
         pod_meta = ObjectMeta(metadata.name, metadata.namespace, labels, annotations)
-        pod = Pod(pod_meta, **Pod.parse_spec(template.mapping("spec", required=True)))
+        pod = remember(Pod(pod_meta, **Pod.parse_spec(template.mapping("spec", required=True))),
+                       {"apiVersion": "v1", "kind": "Pod", **template.data})  # its pods' document: image, env, ...
         surge, unavailable = _rolling_update(spec)
         if surge in (0, "0%") and unavailable in (0, "0%"):
             raise ManifestError(spec.at("strategy.rollingUpdate"), "maxSurge and maxUnavailable may not both be 0")
         return cls(metadata, replicas or 0, pod, selector, surge, unavailable)
 
-    @property
+    @functools.cached_property
     def template_hash(self) -> str:
-        """Names a template version, as a ReplicaSet's pod-template-hash does."""
-        text = json.dumps({"metadata": self.template.metadata.to_manifest(), "spec": self.template.spec_manifest()},
-                          sort_keys=True)
+        """Names a template version, as a ReplicaSet's pod-template-hash does: of
+        the whole template, so that a new image is a new version."""
+        document = document_of(self.template)
+        text = json.dumps({"metadata": document.get("metadata", {}), "spec": document.get("spec", {})}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:10]
 
     def surge(self) -> int:

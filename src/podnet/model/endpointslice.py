@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from podnet.errors import ManifestError
 from podnet.model.fields import Fields
 from podnet.model.meta import ObjectMeta
+from podnet.model.origin import Origin
 
 SERVICE_NAME = "kubernetes.io/service-name"  # the label naming the slice's Service
 MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
@@ -75,6 +76,7 @@ class EndpointSlice:
     address_type: str = "IPv4"
     endpoints: tuple[SliceEndpoint, ...] = ()
     ports: tuple[SlicePort, ...] = ()
+    origin: Origin | None = field(default=None, compare=False, repr=False)  # model/origin.py
 
     kind = "EndpointSlice"
 

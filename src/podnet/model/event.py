@@ -3,13 +3,14 @@ probe failed), as controllers and the kubelet report it for `describe`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from podnet.errors import ManifestError
 from podnet.model.fields import Fields
 from podnet.model.meta import ObjectMeta
+from podnet.model.origin import Origin
 
 TYPES = ("Normal", "Warning")
 
@@ -35,6 +36,7 @@ class Event:
     source: str  # who says so: default-scheduler, kubelet, ...
     time: float  # seconds since the epoch
     type: str = "Normal"
+    origin: Origin | None = field(default=None, compare=False, repr=False)  # model/origin.py
 
     kind = "Event"
 

@@ -6,12 +6,13 @@ heartbeat is one small write rather than a rewrite of the Node.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from podnet.model.event import parse_time, timestamp
 from podnet.model.fields import Fields
 from podnet.model.meta import ObjectMeta
+from podnet.model.origin import Origin
 
 NODE_LEASES = "kube-node-lease"  # the namespace of the nodes' leases
 
@@ -22,6 +23,7 @@ class Lease:
     holder: str
     renewed: float  # seconds since the epoch
     duration: int = 5  # leaseDurationSeconds
+    origin: Origin | None = field(default=None, compare=False, repr=False)  # model/origin.py
 
     kind = "Lease"
 

@@ -16,6 +16,7 @@ from podnet.model.lease import Lease
 from podnet.model.namespace import Namespace
 from podnet.model.networkpolicy import NetworkPolicy
 from podnet.model.node import Node
+from podnet.model.origin import remember
 from podnet.model.pod import Pod
 from podnet.model.service import Service
 
@@ -33,12 +34,12 @@ def parse_resource(document: object, path: str = "") -> Resource:
     fields = Fields(document, path)
     kind = fields.text("kind", required=True)
     if kind in TRANSLATED:  # read as the kind that replaced it
-        return TRANSLATED[kind](fields)
+        return TRANSLATED[kind](fields)  # not as written: its document is of another kind
     registered = kinds.named(kind or "")
     if registered is None:
         raise ManifestError(fields.at("kind"), f"unsupported kind {kind!r} (supported: {', '.join(kinds.names())})")
     try:
-        return registered.cls.parse(fields)  # type: ignore[no-any-return]
+        return remember(registered.cls.parse(fields), document)  # type: ignore[no-any-return]
     except ManifestError as err:
         if path or not err.field.startswith(("metadata", "spec", "status")):
             raise

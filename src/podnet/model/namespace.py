@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from podnet.model.fields import Fields
 from podnet.model.meta import ObjectMeta
+from podnet.model.origin import Origin
 
 NAME_LABEL = "kubernetes.io/metadata.name"
 BUILT_IN = ("default", "kube-node-lease", "kube-system")  # exist from a cluster's start, as in Kubernetes
@@ -16,6 +17,7 @@ BUILT_IN = ("default", "kube-node-lease", "kube-system")  # exist from a cluster
 class Namespace:
     metadata: ObjectMeta
     terminating: bool = False  # being deleted: nothing new may be created in it
+    origin: Origin | None = field(default=None, compare=False, repr=False)  # model/origin.py
 
     kind = "Namespace"
 

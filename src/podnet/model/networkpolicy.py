@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from podnet.errors import ManifestError
 from podnet.model.fields import Fields
 from podnet.model.meta import ObjectMeta
+from podnet.model.origin import Origin
 from podnet.model.selector import LabelSelector
 
 INGRESS, EGRESS = "Ingress", "Egress"
@@ -162,6 +163,7 @@ class NetworkPolicy:
     ingress: tuple[PolicyRule, ...] = ()
     egress: tuple[PolicyRule, ...] = ()
     policy_types: tuple[str, ...] = (INGRESS,)  # as given, or inferred as the API server does
+    origin: Origin | None = field(default=None, compare=False, repr=False)  # model/origin.py
 
     kind = "NetworkPolicy"
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from podnet.model.fields import Fields
 from podnet.model.meta import ObjectMeta
+from podnet.model.origin import Origin
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"  # every node carries its name under this label
 AGENT_RESTARTS = "podnet.dev/agent-restarts"  # how often the node's agent was restarted, as it last said
@@ -18,6 +19,7 @@ class Node:
     pod_cidr: str | None = None
     internal_ip: str | None = None
     ready: bool = True  # status.conditions Ready; False once its agent's heartbeats lapse
+    origin: Origin | None = field(default=None, compare=False, repr=False)  # model/origin.py
 
     kind = "Node"
 

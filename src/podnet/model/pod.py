@@ -8,6 +8,7 @@ from typing import Any
 from podnet.errors import ManifestError
 from podnet.model.fields import Fields, check_dns_label
 from podnet.model.meta import ObjectMeta
+from podnet.model.origin import Origin
 from podnet.model.probe import Probe
 
 
@@ -82,6 +83,7 @@ class Pod:
     phase: str = "Pending"
     reason: str | None = None  # why it is Pending (Unschedulable) or not running (CrashLoopBackOff)
     restarts: int = 0
+    origin: Origin | None = field(default=None, compare=False, repr=False)  # model/origin.py
 
     kind = "Pod"
 

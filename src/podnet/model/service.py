@@ -8,6 +8,7 @@ from typing import Any
 from podnet.errors import ManifestError
 from podnet.model.fields import Fields, check_dns_label
 from podnet.model.meta import ObjectMeta
+from podnet.model.origin import Origin
 from podnet.model.pod import Pod
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
@@ -66,6 +67,7 @@ class Service:
     load_balancer_ips: tuple[str, ...] = ()  # spec.loadBalancerIP and status.loadBalancer.ingress
     source_ranges: tuple[str, ...] = ()  # spec.loadBalancerSourceRanges
     publish_not_ready: bool = False  # spec.publishNotReadyAddresses: DNS lists endpoints before they are ready
+    origin: Origin | None = field(default=None, compare=False, repr=False)  # model/origin.py
 
     kind = "Service"
 

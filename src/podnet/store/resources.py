@@ -6,7 +6,9 @@ import weakref
 from typing import TypeVar
 
 from podnet.model import kinds
+from podnet.model.identity import stamped
 from podnet.model.manifest import Resource, parse_resource
+from podnet.model.origin import document_of
 from podnet.store.base import Event, Store
 
 REGISTRY = "/registry/"
@@ -30,7 +32,10 @@ def key_of(resource: Resource) -> str:
 
 
 def put(store: Store, resource: Resource) -> int:
-    return store.put(key_of(resource), resource.to_manifest())
+    """Write whatever is there: the whole object (model/origin.py), its identity kept."""
+    key = key_of(resource)
+    previous = store.get(key)
+    return store.put(key, stamped(document_of(resource), previous.value if previous else None))
 
 
 def delete(store: Store, resource: Resource) -> int | None:

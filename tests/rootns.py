@@ -78,7 +78,7 @@ def podnet_leftovers() -> list[str]:
     listed last, so a user's lab that comes or goes meanwhile is still told apart."""
     agents = Path("/run/podnet/agents")
     sockets = _entries(agents)
-    processes = [line for line in _run("pgrep", "-a", "-f", r"podnet(\.echo|\.supervise| agent| echo| cni serve| controller| dns --store /run/podnet| cni dhcp-daemon)").splitlines()
+    processes = [line for line in _run("pgrep", "-a", "-f", r"podnet(\.echo|\.supervise| agent| echo| cni serve| controller| apiserver| dns --store /run/podnet| cni dhcp-daemon)").splitlines()
                  if int(line.split()[0]) != os.getpid()]
     foreign = {identity for name in netns.list_namespaces() if scope.is_foreign(name)
                and (identity := _identity(str(netns.path(name))))}

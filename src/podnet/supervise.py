@@ -3,11 +3,13 @@ the command is started again whenever it exits, after a back-off that doubles
 from BACKOFF_FIRST to BACKOFF_MAX and starts over once a run has lasted
 STEADY seconds. SIGTERM or SIGINT stop it and the command for good.
 
-    python -m podnet.supervise -- COMMAND...
+    python -m podnet.supervise [--pass-fd=N ...] -- COMMAND...
 
 The command learns how often it was restarted from $PODNET_RESTARTS (an agent
-publishes it on its Node). Only the standard library, so it starts in
-milliseconds and costs little beside each agent.
+publishes it on its Node), and inherits the descriptors named by --pass-fd (a
+listening socket the lab opened for it), so every restart serves the same socket.
+Only the standard library, so it starts in milliseconds and costs little beside
+each agent.
 """
 
 from __future__ import annotations
@@ -23,12 +25,12 @@ BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
 STEADY = 10.0  # a run this long resets the back-off
 
 
-def supervise(argv: list[str], stop: threading.Event) -> int:
+def supervise(argv: list[str], stop: threading.Event, pass_fds: tuple[int, ...] = ()) -> int:
     restarts = 0
     delay = BACKOFF_FIRST
     while True:
         started = time.monotonic()
-        child = subprocess.Popen(argv, env={**os.environ, "PODNET_RESTARTS": str(restarts)})
+        child = subprocess.Popen(argv, env={**os.environ, "PODNET_RESTARTS": str(restarts)}, pass_fds=pass_fds)
         while child.poll() is None:
             if stop.wait(0.1):
                 child.terminate()
@@ -47,14 +49,15 @@ def supervise(argv: list[str], stop: threading.Event) -> int:
 
 def main() -> None:
     argv = sys.argv[1:]
-    if argv[:1] == ["--"]:
-        argv = argv[1:]
+    options = argv[:argv.index("--")] if "--" in argv else []
+    pass_fds = tuple(int(a.removeprefix("--pass-fd=")) for a in options if a.startswith("--pass-fd="))
+    argv = argv[len(options) + 1:] if "--" in argv else argv
     if not argv:
-        sys.exit("usage: python -m podnet.supervise -- COMMAND...")
+        sys.exit("usage: python -m podnet.supervise [--pass-fd=N ...] -- COMMAND...")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    sys.exit(supervise(argv, stop))
+    sys.exit(supervise(argv, stop, pass_fds))
 
 
 if __name__ == "__main__":

@@ -52,10 +52,27 @@ def up(path: str, with_ui: bool, ui_port: int) -> None:
         record = lifecycle.up(path, RichProgress(progress))
     console.print(f"lab [bold]{record.name}[/] is up in {time.monotonic() - started:.1f} s")
     show_status(record)
+    if record.apiserver:
+        from podnet.lab.apiserver import kubeconfig_path
+
+        console.print(f"kubectl:  export KUBECONFIG={kubeconfig_path(record)}", highlight=False, soft_wrap=True)
     if with_ui:
         if record.kind != "Cluster":
             raise LabError("--ui shows cluster labs; this lab is a topology")
         console.print(f"web view: {webview.start(record, ui_port)}")
+
+
+@lab.command("kubeconfig")
+@click.argument("name", required=False)
+@click.option("--user", type=click.Choice(["admin", "view"]), default="admin", show_default=True,
+              help="Whose certificate it carries: an admin (system:masters), or a viewer (get, list and watch).")
+def kubeconfig_command(name: str | None, user: str) -> None:
+    """Print the kubeconfig of the cluster lab NAME (or of the only one up), as
+    `kind get kubeconfig` does; ~/.kube/config is never touched."""
+    from podnet.lab.apiserver import kubeconfig
+    from podnet.lab.client import cluster_record
+
+    click.echo(kubeconfig(cluster_record(name), user), nl=False)
 
 
 @lab.group()

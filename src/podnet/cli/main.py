@@ -54,6 +54,7 @@ SECTIONS: tuple[tuple[str, tuple[Entry, ...]], ...] = (
         Entry("node", "podnet.cli.node", "node", "Join this machine to a cluster, leave it, or see how it stands."),
         Entry("agent", "podnet.cli.agent", "agent", "Run the node agent: routes, CNI, service proxy and pods."),
         Entry("controller", "podnet.cli.agent", "controller", "Run the control plane: scheduler and controllers."),
+        Entry("apiserver", "podnet.cli.apiserver", "apiserver", "Serve the cluster's Kubernetes API (kubectl's door)."),
         Entry("dns", "podnet.cli.agent", "dns_server", "Serve the cluster's DNS, and forward other names."),
         Entry("cni", "podnet.cli.cni", "cni", "CNI plugins: install the binaries, serve them here."),
         Entry("echo", "podnet.cli.agent", "echo", "Run the HTTP echo server that lab pods run by default."),

@@ -285,12 +285,13 @@ def run_path(
 
 
 def spawn(name: str, argv: Sequence[str], *, log_path: Path, env: dict[str, str] | None = None,
-          own_etc: bool = True) -> int:
+          own_etc: bool = True, pass_fds: Sequence[int] = ()) -> int:
     """Start a long-running process in the namespace, detached from our session.
 
     With own_etc (a pod's command) it runs as under `ip netns exec`, which gives it
     a mount namespace of its own. Without (an agent), it stays in ours, so the
-    namespaces it creates for pods are mounted where everyone sees them."""
+    namespaces it creates for pods are mounted where everyone sees them.
+    pass_fds: our descriptors it inherits (a socket opened here, in another namespace)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
@@ -301,6 +302,7 @@ def spawn(name: str, argv: Sequence[str], *, log_path: Path, env: dict[str, str]
             env={**os.environ, **(env or {})},
             start_new_session=True,
             close_fds=True,
+            pass_fds=tuple(pass_fds),
         )
     return proc.pid
 

@@ -1,7 +1,9 @@
-"""The certificates a lab's etcd runs with: a CA of the lab's own, a certificate
-for each member (serving clients and peers at its address), and one client
-certificate that podnet's processes present. What kubeadm makes for a cluster's
-etcd, in miniature: P-256 keys, valid for a year."""
+"""The certificates a cluster lab runs with, from a CA of the lab's own: its API
+server's (serving at its addresses and names), its users' (CN the user, O the
+groups, as kube-apiserver reads them), and for an etcd lab each member's
+(serving clients and peers at its address) and the client certificate podnet's
+processes present. What kubeadm makes for a cluster, in miniature: P-256 keys,
+valid for a year."""
 
 from __future__ import annotations
 
@@ -27,13 +29,14 @@ class Authority:
     path: Path
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+def _name(common_name: str, organizations: tuple[str, ...] = ()) -> x509.Name:
+    return x509.Name([*(x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations),
+                      x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _builder(subject: str, issuer: x509.Name, public: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
+def _builder(subject: x509.Name, issuer: x509.Name, public: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
     now = datetime.datetime.now(datetime.timezone.utc)
-    return (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(issuer).public_key(public)
+    return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + VALID_FOR))
 
@@ -52,7 +55,7 @@ def authority(directory: Path, common_name: str) -> Authority:
     """A self-signed CA, written as ca.crt and ca.key."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = _name(common_name)
-    cert = (_builder(common_name, name, key.public_key())
+    cert = (_builder(name, name, key.public_key())
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
                                          content_commitment=False, key_encipherment=False, data_encipherment=False,
@@ -63,16 +66,19 @@ def authority(directory: Path, common_name: str) -> Authority:
     return Authority(cert, key, cert_path)
 
 
-def issue(ca: Authority, directory: Path, stem: str, common_name: str, addresses: tuple[str, ...] = ()) -> TlsFiles:
-    """A certificate signed by the CA, for clients and (given addresses) serving
-    them: etcd members use theirs both ways, towards their peers."""
+def issue(ca: Authority, directory: Path, stem: str, common_name: str, addresses: tuple[str, ...] = (),
+          organizations: tuple[str, ...] = (), dns_names: tuple[str, ...] = ()) -> TlsFiles:
+    """A certificate signed by the CA, for clients and (given addresses or names)
+    serving them: etcd members use theirs both ways, towards their peers."""
     key = ec.generate_private_key(ec.SECP256R1())
-    usages = [ExtendedKeyUsageOID.CLIENT_AUTH] + ([ExtendedKeyUsageOID.SERVER_AUTH] if addresses else [])
-    builder = (_builder(common_name, ca.cert.subject, key.public_key())
+    serving = bool(addresses or dns_names)
+    usages = [ExtendedKeyUsageOID.CLIENT_AUTH] + ([ExtendedKeyUsageOID.SERVER_AUTH] if serving else [])
+    builder = (_builder(_name(common_name, organizations), ca.cert.subject, key.public_key())
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                .add_extension(x509.ExtendedKeyUsage(usages), critical=False))
-    if addresses:
+    if serving:
         builder = builder.add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]), critical=False)
+            [*(x509.IPAddress(ipaddress.ip_address(a)) for a in addresses), *(x509.DNSName(n) for n in dns_names)]),
+            critical=False)
     cert_path, key_path = _write(directory, stem, builder.sign(ca.key, hashes.SHA256()), key)
     return TlsFiles(str(ca.path), str(cert_path), str(key_path))

@@ -12,7 +12,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from podnet.api import cluster
 from podnet.api.apply import apply
@@ -24,7 +24,7 @@ from podnet.kernel import netns, sysctl
 from podnet.kernel.route import RTPROT_STATIC, Route
 from podnet.kernel.netlink import Netns, open_namespace
 from podnet.kernel.node import NamespaceKernel
-from podnet.lab import dhcp, names, processes
+from podnet.lab import apiserver, dhcp, names, processes
 from podnet.lab.plan import (FABRIC_BRIDGE, INTERNET, INTERNET_ADDRESS, INTERNET_GATEWAY, INTERNET_HOSTS, INTERNET_IP,
                              NODE_UPLINK, ClusterPlan, NodePlan, plan_cluster)
 from podnet.lab.progress import Progress
@@ -42,6 +42,9 @@ from podnet.model.service import Service
 from podnet.store import resources
 from podnet.store.base import Store
 from podnet.store.location import open_store
+
+if TYPE_CHECKING:
+    from podnet.lab.certificates import Authority
 
 NETWORK_NAME = "podnet"
 AGENT_START_TIMEOUT = 10.0
@@ -89,6 +92,9 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
     record.save()
 
     progress.phase("fabric, internet and nodes", 2 + len(plan.nodes))
+    from podnet.lab import certificates  # cryptography takes 80 ms to import: lab up alone pays it
+    ca = certificates.authority(record.pki, f"podnet lab {plan.lab} CA")
+    apiserver.issue_certificates(ca, record, plan, spec)
     netns.create(plan.fabric_namespace)
     with open_namespace(plan.fabric_namespace) as fabric:
         fabric.ensure_bridge(FABRIC_BRIDGE)
@@ -100,7 +106,7 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
             build_node(fabric, node)
             progress.advance()
         if spec.store == "etcd":
-            _build_etcd(fabric, plan, spec, record)
+            _build_etcd(fabric, plan, spec, record, ca)
 
     store = open_store(record.store)
     try:
@@ -119,6 +125,7 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
             dhcp.start_daemon(plan.fabric_namespace, record)  # before any pod asks it for a lease
         processes.start(plan.fabric_namespace, ["podnet", "controller", "--store", record.store_inside],
                         record.log_path("controller"), supervised=True)
+        apiserver.start(record, plan)
         progress.advance()
         for node, node_plan in zip(cluster_nodes, plan.nodes):
             apply_node_network(NamespaceKernel(node_plan.namespace),
@@ -205,16 +212,16 @@ ETCD_HOST_OFFSET = 250  # members at .250-.252 of the fabric's first /24, clear 
 ETCD_START_TIMEOUT = 20.0
 
 
-def _build_etcd(fabric: Netns, plan: ClusterPlan, spec: ClusterSpec, record: LabRecord) -> None:
+def _build_etcd(fabric: Netns, plan: ClusterPlan, spec: ClusterSpec, record: LabRecord, ca: Authority) -> None:
     """A three-member etcd cluster, each member in a namespace of its own on the
     fabric, as a control plane's etcd runs on machines of its own, speaking TLS
     and asking clients and peers for a certificate from the lab's CA."""
-    from podnet.lab import certificates  # cryptography takes 80 ms to import; only etcd labs need it
+    from podnet.lab import certificates
+
     base = spec.node_subnet.network_address + ETCD_HOST_OFFSET
     gateway = plan.fabric_address.split("/")[0]
     members = [(f"etcd-{i}", str(base + i)) for i in range(ETCD_MEMBERS)]
     cluster = ",".join(f"{name}=https://{ip}:2380" for name, ip in members)
-    ca = certificates.authority(record.pki, f"podnet lab {plan.lab} etcd CA")
     certificates.issue(ca, record.pki, "podnet", "podnet")  # the client certificate every podnet process shows
     for name, ip in members:
         namespace = names.member_namespace(plan.lab, name)

@@ -16,13 +16,14 @@ READY_TIMEOUT = 10.0  # seconds for every command of a lab to start listening
 
 
 def start(namespace: str, argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None,
-          own_etc: bool = True, supervised: bool = False) -> int:
+          own_etc: bool = True, supervised: bool = False, pass_fds: Sequence[int] = ()) -> int:
     """own_etc=False for what must share the machine's mounts: an agent, which mounts pods' namespaces.
-    supervised: started again whenever it exits (podnet.supervise), as a lab's own services are."""
+    supervised: started again whenever it exits (podnet.supervise), as a lab's own services are.
+    pass_fds: descriptors it inherits (and, supervised, each of its restarts)."""
     command = resolve_command(argv)
     if supervised:
-        command = [sys.executable, "-m", "podnet.supervise", "--", *command]
-    return netns.spawn(namespace, command, log_path=log_path, env=env, own_etc=own_etc)
+        command = [sys.executable, "-m", "podnet.supervise", *(f"--pass-fd={fd}" for fd in pass_fds), "--", *command]
+    return netns.spawn(namespace, command, log_path=log_path, env=env, own_etc=own_etc, pass_fds=pass_fds)
 
 
 def wait_listening(namespace: str, port: int, deadline: float) -> None:

@@ -34,6 +34,7 @@ class LabRecord:
     etcd: list[str] = field(default_factory=list)  # "ip:port" of the lab's etcd members, when it has them
     etcd_namespace: str = ""  # where, from outside the lab, they are reached from
     etcd_tls: bool = False  # whether they ask for client certificates (the lab's CA's, in its pki/)
+    apiserver: str = ""  # where, on the machine's 127.0.0.1, its Kubernetes API answers ("127.0.0.1:PORT")
 
     @property
     def directory(self) -> Path:

@@ -104,7 +104,7 @@ class EndpointSlice:
         return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": self.metadata.to_manifest(),
                 "addressType": self.address_type,
                 "endpoints": [e.to_manifest(self.metadata.namespace) for e in self.endpoints],
-                "ports": [{**({"name": p.name} if p.name else {}), "port": p.port, "protocol": p.protocol}
+                "ports": [{"name": p.name or "", "port": p.port, "protocol": p.protocol}  # name defaults to ""
                           for p in self.ports]}
 
 

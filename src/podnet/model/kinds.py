@@ -29,24 +29,37 @@ class Kind:
     short_names: tuple[str, ...]  # kubectl's: po
     cls: Any
     namespaced: bool = True
+    group_version: str = "v1"  # its apiVersion: v1, apps/v1, ...
+    categories: tuple[str, ...] = ()  # ("all",): what `kubectl get all` lists
+    subresources: tuple[str, ...] = ()  # status, scale
 
     @property
     def words(self) -> tuple[str, ...]:
         """What `podnet get` accepts for it, as kubectl does."""
         return (self.name.lower(), self.plural, *self.short_names)
 
+    @property
+    def group(self) -> str:
+        return self.group_version.rpartition("/")[0]
+
+    @property
+    def version(self) -> str:
+        return self.group_version.rpartition("/")[2]
+
 
 KINDS: tuple[Kind, ...] = (
-    Kind("Namespace", "namespaces", ("ns",), Namespace, namespaced=False),
-    Kind("Node", "nodes", ("no",), Node, namespaced=False),
-    Kind("Pod", "pods", ("po",), Pod),
-    Kind("Service", "services", ("svc",), Service),
-    Kind("Deployment", "deployments", ("deploy",), Deployment),
-    Kind("EndpointSlice", "endpointslices", (), EndpointSlice),
-    Kind("Lease", "leases", (), Lease),
+    Kind("Namespace", "namespaces", ("ns",), Namespace, namespaced=False, subresources=("status",)),
+    Kind("Node", "nodes", ("no",), Node, namespaced=False, subresources=("status",)),
+    Kind("Pod", "pods", ("po",), Pod, categories=("all",), subresources=("status",)),
+    Kind("Service", "services", ("svc",), Service, categories=("all",), subresources=("status",)),
+    Kind("Deployment", "deployments", ("deploy",), Deployment, group_version="apps/v1", categories=("all",),
+         subresources=("status", "scale")),
+    Kind("EndpointSlice", "endpointslices", (), EndpointSlice, group_version="discovery.k8s.io/v1"),
+    Kind("Lease", "leases", (), Lease, group_version="coordination.k8s.io/v1"),
     Kind("Event", "events", ("ev",), Event),
-    Kind("NetworkPolicy", "networkpolicies", ("netpol",), NetworkPolicy),
-    Kind("ClusterNetworkPolicy", "clusternetworkpolicies", ("cnp",), ClusterNetworkPolicy, namespaced=False),
+    Kind("NetworkPolicy", "networkpolicies", ("netpol",), NetworkPolicy, group_version="networking.k8s.io/v1"),
+    Kind("ClusterNetworkPolicy", "clusternetworkpolicies", ("cnp",), ClusterNetworkPolicy, namespaced=False,
+         group_version="policy.networking.k8s.io/v1alpha2"),
 )
 _BY_NAME = {kind.name: kind for kind in KINDS}
 _BY_WORD = {word: kind for kind in KINDS for word in kind.words}

@@ -1,0 +1,56 @@
+"""The resources this API serves, read from the one Kind registry
+(model/kinds.py): their paths, verbs, short names and categories, as discovery
+and every request need them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from podnet.model import kinds
+from podnet.model.kinds import Kind
+
+VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+SUBRESOURCE_VERBS = ("get", "patch", "update")
+SUBRESOURCE_KINDS = {"scale": ("autoscaling", "v1", "Scale")}  # what a subresource answers with, if not its kind
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: Kind
+
+    @property
+    def name(self) -> str:  # the URL's word: pods
+        return self.kind.plural
+
+    @property
+    def group(self) -> str:
+        return self.kind.group
+
+    @property
+    def version(self) -> str:
+        return self.kind.version
+
+    @property
+    def singular(self) -> str:
+        return self.kind.name.lower()
+
+
+SERVED: tuple[Resource, ...] = tuple(Resource(kind) for kind in kinds.KINDS)
+_BY_PATH = {(r.group, r.version, r.name): r for r in SERVED}
+
+
+def find(group: str, version: str, name: str) -> Resource | None:
+    return _BY_PATH.get((group, version, name))
+
+
+def group_versions() -> dict[str, list[str]]:
+    """Every group (but the core one, "") and its versions, in the order served."""
+    found: dict[str, list[str]] = {}
+    for resource in SERVED:
+        if resource.group and resource.version not in found.setdefault(resource.group, []):
+            found[resource.group].append(resource.version)
+    return found
+
+
+def in_group_version(group: str, version: str) -> list[Resource]:
+    return [r for r in SERVED if (r.group, r.version) == (group, version)]

@@ -1,0 +1,274 @@
+"""The resource verbs over HTTP: get, list and watch; create, update, patch and
+delete; the status and scale subresources. Reads come from the store as it is;
+writes go through api/ (api/verbs.py, api/delete.py), as `podnet apply` does,
+so both doors have one semantics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from typing import Any
+
+from aiohttp import web
+
+from podnet.api import verbs
+from podnet.api.delete import delete as delete_object
+from podnet.apiserver import objects
+from podnet.apiserver.auth import User, authorize
+from podnet.apiserver.negotiation import wanted
+from podnet.apiserver.paths import Target
+from podnet.apiserver.scale import scale_of
+from podnet.apiserver.selectors import field_test, label_test
+from podnet.apiserver.status import ApiError, success
+from podnet.apiserver.tables.registry import to_table
+from podnet.apiserver.tables.table import TableOptions
+from podnet.apiserver.watch import Change, WatchHub
+from podnet.model.manifest import Resource, parse_resource
+from podnet.store.base import Compacted, Store
+
+WATCH_TIMEOUT = 300.0  # a watch with no timeoutSeconds ends after this, plus up to a fifth more
+BOOKMARK_EVERY = 60.0
+_GENERATED = "bcdfghjklmnpqrstvwxz2456789"  # what generateName's suffix is made of, as kube-apiserver's
+
+
+def verb_of(method: str, target: Target, query: Any) -> str:
+    if method == "GET":
+        if target.watch_path or query.get("watch") in ("1", "true"):
+            return "watch"
+        return "get" if target.name else "list"
+    if method == "DELETE":
+        return "delete" if target.name else "deletecollection"
+    return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, method.lower())
+
+
+class Rest:
+    def __init__(self, store: Store, hub: WatchHub) -> None:
+        self.store = store
+        self.hub = hub
+
+    async def handle(self, request: web.Request, target: Target, user: User) -> web.StreamResponse:
+        verb = verb_of(request.method, target, request.query)
+        authorize(user, verb, target.resource.name, target.resource.group, target.namespace, target.subresource)
+        if verb == "watch":
+            return await self.watch(request, target)
+        handler = {"get": self.get, "list": self.list, "create": self.create, "update": self.update,
+                   "patch": self.patch, "delete": self.delete}.get(verb)
+        if handler is None or (target.subresource and verb not in ("get", "update", "patch")):
+            raise ApiError(405, "the server does not allow this method on the requested resource")
+        return await handler(request, target)
+
+    # Reads.
+
+    async def get(self, request: web.Request, target: Target) -> web.Response:
+        document = await asyncio.to_thread(objects.read, self.store, target.resource, target.namespace,
+                                           target.name or "")
+        if target.subresource == "scale":
+            return _json(scale_of(document))
+        return self._answer(request, document)
+
+    async def list(self, request: web.Request, target: Target) -> web.Response:
+        test = _tests(request)
+        limit = int(request.query["limit"]) if request.query.get("limit", "").isdigit() else None
+        listing = await asyncio.to_thread(objects.listing, self.store, target.resource, target.namespace, test,
+                                          limit or None, request.query.get("continue") or None)
+        return self._answer(request, listing)
+
+    def _answer(self, request: web.Request, value: dict[str, Any]) -> web.Response:
+        form = wanted(request.headers.get("Accept"))
+        if form.table:
+            return _json(to_table(value, time.time(), TableOptions.parse(request.query.get("includeObject"),
+                                                                          form.table)))
+        return _json(value)
+
+    async def watch(self, request: web.Request, target: Target) -> web.StreamResponse:
+        form = wanted(request.headers.get("Accept"))
+        test = _tests(request)
+        since_text = request.query.get("resourceVersion", "")
+        timeout = float(request.query.get("timeoutSeconds") or WATCH_TIMEOUT * (1 + random.random() / 5))
+        bookmarks = request.query.get("allowWatchBookmarks") in ("1", "true")
+        prefix = objects.prefix(target.resource, target.namespace)
+        response = web.StreamResponse(headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+        await response.prepare(request)
+        first_table = True
+
+        async def send(kind: str, document: dict[str, Any]) -> None:
+            nonlocal first_table
+            if target.name and document.get("metadata", {}).get("name") != target.name and kind != "BOOKMARK":
+                return
+            if kind != "BOOKMARK" and not test(document):
+                return
+            if form.table and kind != "BOOKMARK":
+                document = to_table(document, time.time(),
+                                    TableOptions.parse(request.query.get("includeObject"), form.table,
+                                                       no_headers=not first_table))
+                first_table = False
+            await response.write(json.dumps({"type": kind, "object": document}).encode() + b"\n")
+
+        try:
+            since = int(since_text) if since_text.isdigit() and since_text != "0" else None
+            watcher, backlog = self.hub.subscribe(prefix, since if since is not None else self.hub.revision)
+        except Compacted:
+            await response.write(json.dumps({"type": "ERROR", "object": ApiError(
+                410, f"too old resource version: {since_text}", "Expired").status()}).encode() + b"\n")
+            return response
+        try:
+            if since is None:  # no resourceVersion: what exists, as ADDED, then the changes
+                listing = objects.listing(self.store, target.resource, target.namespace, lambda _: True, None, None)
+                for item in listing["items"]:
+                    await send("ADDED", item)
+            for change in backlog:
+                await self._send_change(send, target, change)
+            deadline = time.monotonic() + timeout
+            next_bookmark = time.monotonic() + BOOKMARK_EVERY
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    change = await asyncio.wait_for(watcher.queue.get(), min(left, 1.0))
+                except asyncio.TimeoutError:
+                    change = None
+                    if watcher.gone:
+                        break
+                if change is None and watcher.gone:
+                    await response.write(json.dumps({"type": "ERROR", "object": ApiError(
+                        410, "the watch fell behind; watch again", "Expired").status()}).encode() + b"\n")
+                    break
+                if change is not None:
+                    await self._send_change(send, target, change)
+                if bookmarks and time.monotonic() >= next_bookmark:
+                    next_bookmark = time.monotonic() + BOOKMARK_EVERY
+                    await send("BOOKMARK", {"kind": target.resource.kind.name, "apiVersion": _api_version(target),
+                                            "metadata": {"resourceVersion": str(self.hub.revision)}})
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.hub.unsubscribe(watcher)
+        return response
+
+    async def _send_change(self, send: Any, target: Target, change: Change) -> None:
+        if change.value is None:
+            return  # a deletion of what this server never saw
+        document = dict(change.value)
+        document["metadata"] = {**(document.get("metadata") or {}), "resourceVersion": str(change.revision)}
+        document.setdefault("apiVersion", _api_version(target))
+        document.setdefault("kind", target.resource.kind.name)
+        await send(change.type, document)
+
+    # Writes.
+
+    async def create(self, request: web.Request, target: Target) -> web.Response:
+        body = await _body(request)
+        _name_it(body)
+        resource = _parsed(body, target)
+        entry = await asyncio.to_thread(verbs.create, self.store, resource)
+        return _json(objects.served(target.resource, entry), status=201)
+
+    async def update(self, request: web.Request, target: Target) -> web.Response:
+        body = await _body(request)
+        if target.subresource == "scale":
+            raise ApiError(405, "scale is written with PATCH here")
+        resource = _parsed(body, target)
+        version = (body.get("metadata") or {}).get("resourceVersion")
+        write = verbs.replace_status if target.subresource == "status" else verbs.replace
+        entry = await asyncio.to_thread(write, self.store, resource, int(version) if str(version).isdigit() else None)
+        return _json(objects.served(target.resource, entry))
+
+    async def patch(self, request: web.Request, target: Target) -> web.Response:
+        from podnet.apiserver.patching import patched
+
+        body = await request.read()
+        content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+        for _ in range(10):  # read, patch, write at that version; again if someone wrote meanwhile
+            current = await asyncio.to_thread(objects.read, self.store, target.resource, target.namespace,
+                                              target.name or "")
+            if target.subresource == "scale":
+                document = patched(content_type, scale_of(current), body, "Scale", request.query)
+                current = {**current, "spec": {**current.get("spec", {}),
+                                               "replicas": document.get("spec", {}).get("replicas")}}
+                resource = _parsed(current, target)
+                write = verbs.replace
+            else:
+                resource = _parsed(patched(content_type, current, body, target.resource.kind.name, request.query),
+                                   target)
+                write = verbs.replace_status if target.subresource == "status" else verbs.replace
+            try:
+                entry = await asyncio.to_thread(write, self.store, resource,
+                                                int(current["metadata"]["resourceVersion"]))
+            except verbs.Conflict:
+                continue
+            served = objects.served(target.resource, entry)
+            return _json(scale_of(served) if target.subresource == "scale" else served)
+        raise ApiError(409, "the object kept changing while it was patched; try again", "Conflict")
+
+    async def delete(self, request: web.Request, target: Target) -> web.Response:
+        resource = target.resource
+        gone = await asyncio.to_thread(delete_object, self.store, resource.kind.name, target.namespace or "",
+                                       target.name or "")
+        entry = await asyncio.to_thread(self.store.get, objects.key(resource, target.namespace, target.name or ""))
+        if entry is not None:  # a pod its kubelet is stopping: as it is now, with its deletionTimestamp
+            return _json(objects.served(resource, entry))
+        return _json(success({"name": gone.metadata.name, "group": resource.group, "kind": resource.name,
+                              "uid": ""}))
+
+
+def _api_version(target: Target) -> str:
+    resource = target.resource
+    return f"{resource.group}/{resource.version}" if resource.group else resource.version
+
+
+def _tests(request: web.Request) -> Any:
+    labels, fields = label_test(request.query.get("labelSelector")), field_test(request.query.get("fieldSelector"))
+    return lambda document: labels(document) and fields(document)
+
+
+def _json(value: dict[str, Any], status: int = 200) -> web.Response:
+    return web.Response(body=json.dumps(value).encode(), status=status, content_type="application/json")
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        from podnet.model.manifest import load_yaml_documents
+
+        try:
+            documents = load_yaml_documents(raw.decode(), "the request")
+        except Exception:
+            raise ApiError(400, "the request body is neither JSON nor YAML") from None
+        body = documents[0] if len(documents) == 1 else None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be one object")
+    return body
+
+
+def _name_it(body: dict[str, Any]) -> None:
+    """generateName: a random suffix of five, as kube-apiserver's."""
+    meta = body.setdefault("metadata", {})
+    if not meta.get("name") and meta.get("generateName"):
+        meta["name"] = meta["generateName"] + "".join(random.choice(_GENERATED) for _ in range(5))
+
+
+def _parsed(body: dict[str, Any], target: Target) -> Resource:
+    """The typed resource of a request's object, which must be the target's kind,
+    in the target's namespace, with the target's name."""
+    resource = target.resource
+    meta = body.setdefault("metadata", {})
+    if not isinstance(meta, dict):
+        raise ApiError(400, "metadata must be an object")
+    body.setdefault("apiVersion", _api_version(target))
+    body.setdefault("kind", resource.kind.name)
+    if body["kind"] != resource.kind.name or body["apiVersion"] != _api_version(target):
+        raise ApiError(400, f"the API version in the data ({body['apiVersion']}) does not match the expected API "
+                            f"version ({_api_version(target)})" if body["kind"] == resource.kind.name else
+                       f"the kind in the data ({body['kind']}) does not match the expected kind "
+                       f"({resource.kind.name})")
+    if resource.kind.namespaced:
+        given = meta.setdefault("namespace", target.namespace or "default")
+        if target.namespace and given != target.namespace:
+            raise ApiError(400, "the namespace of the provided object does not match the namespace sent on the "
+                                "request")
+    if target.name and meta.get("name") != target.name:
+        raise ApiError(400, f'the name of the object ({meta.get("name")}) does not match the name on the URL '
+                            f"({target.name})")
+    return parse_resource(body)

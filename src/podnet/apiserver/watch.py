@@ -1,0 +1,103 @@
+"""Watches: one reader follows the store for every watcher, and hands each the
+events under its prefix, so a thousand watchers cost one poll of the store, not
+a thousand.
+
+An event carries the whole object (a deletion, the object as it was last), and a
+watcher whose revision the store has compacted gets 410 Gone, as from etcd."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from typing import Any
+
+from podnet.store.base import Compacted, Event, Store
+from podnet.store.resources import REGISTRY
+
+log = logging.getLogger("podnet.apiserver.watch")
+POLL = 0.02  # seconds between looks at the store while someone watches
+QUEUE_MAX = 10_000  # events a slow watcher may have waiting before it is cut off
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a watcher is told: ADDED, MODIFIED or DELETED, and the object (as it
+    was last, for a deletion; None if the hub never saw it)."""
+
+    type: str
+    key: str
+    value: dict[str, Any] | None
+    revision: int
+
+
+@dataclass(eq=False)
+class Watcher:
+    prefix: str
+    queue: asyncio.Queue[Change | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_MAX))
+    gone: bool = False  # its revision was compacted, or it fell too far behind
+
+
+class WatchHub:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.revision = store.revision()
+        self.watchers: set[Watcher] = set()
+        self.last: dict[str, dict[str, Any]] = {}  # key -> its latest value, to send with its deletion
+        self._task: asyncio.Task[None] | None = None
+
+    def subscribe(self, prefix: str, since: int) -> tuple[Watcher, list[Change]]:
+        """A watcher of the prefix, and the changes after `since` that came before it
+        joined (Compacted if the store has forgotten them)."""
+        watcher = Watcher(prefix)
+        entries, _ = self.store.list(prefix)
+        for entry in entries:
+            self.last.setdefault(entry.key, entry.value)
+        backlog = [self._change(e) for e in self.store.events_since(prefix, since) if e.revision <= self.revision] \
+            if since < self.revision else []
+        self.watchers.add(watcher)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._follow())
+        return watcher, backlog
+
+    def unsubscribe(self, watcher: Watcher) -> None:
+        self.watchers.discard(watcher)
+
+    async def _follow(self) -> None:
+        while self.watchers:
+            try:
+                events = await asyncio.to_thread(self.store.events_since, REGISTRY, self.revision)
+            except Compacted:
+                self.revision = await asyncio.to_thread(self.store.revision)
+                for watcher in list(self.watchers):
+                    self._cut(watcher)
+                continue
+            except Exception:  # the store is away for a moment: the watchers wait
+                log.exception("watch: reading the store failed")
+                await asyncio.sleep(1.0)
+                continue
+            for event in events:
+                self.revision = event.revision
+                change = self._change(event)
+                for watcher in list(self.watchers):
+                    if event.key.startswith(watcher.prefix):
+                        try:
+                            watcher.queue.put_nowait(change)
+                        except asyncio.QueueFull:
+                            self._cut(watcher)
+            await asyncio.sleep(POLL)
+
+    def _change(self, event: Event) -> Change:
+        if event.value is None:
+            return Change("DELETED", event.key, self.last.pop(event.key, None), event.revision)
+        known = event.key in self.last
+        self.last[event.key] = event.value
+        return Change("MODIFIED" if known else "ADDED", event.key, event.value, event.revision)
+
+    def _cut(self, watcher: Watcher) -> None:
+        watcher.gone = True
+        self.watchers.discard(watcher)
+        while not watcher.queue.empty():
+            watcher.queue.get_nowait()
+        watcher.queue.put_nowait(None)

@@ -49,7 +49,7 @@ def merged(current: Resource, desired: Resource) -> Resource:
     if isinstance(current, Deployment) and isinstance(desired, Deployment):
         if desired.selector != current.selector:
             raise ManifestError("spec.selector", "field is immutable")
-        return desired
+        return replace(desired, status=current.status)  # the controller's to write
     if isinstance(current, Namespace) and isinstance(desired, Namespace):
         return replace(current, metadata=desired.labelled().metadata)
     return desired

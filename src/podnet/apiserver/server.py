@@ -24,11 +24,11 @@ from podnet.apiserver.status import ApiError, already_exists, not_found
 from podnet.apiserver.watch import WatchHub
 from podnet.errors import ManifestError, PodnetError
 from podnet.model import kinds
+from podnet.model.version import GIT_VERSION, KUBERNETES_VERSION
 from podnet.store.base import Store
 
 log = logging.getLogger("podnet.apiserver")
 
-KUBERNETES_VERSION = (1, 32, 0)  # what /version reports: it picks the kubectl a dispatcher runs
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's limit on a request body
 
 
@@ -42,8 +42,8 @@ class ServerOptions:
 
 
 def version() -> dict[str, str]:
-    major, minor, patch = KUBERNETES_VERSION
-    return {"major": str(major), "minor": str(minor), "gitVersion": f"v{major}.{minor}.{patch}",
+    major, minor, _ = KUBERNETES_VERSION  # it picks the kubectl a dispatcher runs
+    return {"major": str(major), "minor": str(minor), "gitVersion": GIT_VERSION,
             "gitCommit": "podnet", "gitTreeState": "clean", "buildDate": "2026-12-07T00:00:00Z",
             "goVersion": "go1.23", "compiler": "gc", "platform": "linux/amd64"}
 

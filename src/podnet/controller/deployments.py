@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from podnet.model.deployment import TEMPLATE_HASH, Deployment
+from podnet.model.deployment import TEMPLATE_HASH, Deployment, DeploymentStatus
 from podnet.model.pod import Pod
 
 
@@ -74,6 +74,16 @@ def _fresh(deployment: Deployment, neighbours: list[Pod], count: int) -> list[Po
             names.append(name)
         ordinal += 1
     return [deployment.pod(name) for name in names]
+
+
+def status_of(deployment: Deployment, pods: list[Pod]) -> DeploymentStatus:
+    """The counts the Deployment and ReplicaSet controllers report, over the pods
+    it owns now: of its generation, all of them, the current template's, the
+    ready ones and (with no minReadySeconds) the available ones."""
+    live = [p for p in owned(deployment, pods) if not p.terminating]
+    updated = [p for p in live if p.metadata.labels.get(TEMPLATE_HASH) == deployment.template_hash]
+    ready = sum(1 for p in live if p.ready)
+    return DeploymentStatus(deployment.metadata.generation, len(live), len(updated), ready, ready)
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,10 @@ class ControlPlane:
             if self._delete(pod):
                 events.record(self.store, "Deployment", meta.namespace, meta.name, "SuccessfulDelete",
                               f"Deleted pod: {pod.metadata.name}", DEPLOYMENTS)
+        status = deployments.status_of(deployment, pods)
+        if status != deployment.status:
+            self._modify(Deployment, meta.namespace, meta.name, lambda d: d.with_status(
+                replace(status, observed_generation=d.metadata.generation)))
 
     def _collect_orphans(self, pods: list[Pod], deployment_list: list[Deployment]) -> None:
         """Pods a deleted deployment left (the garbage collector's job)."""

@@ -21,6 +21,39 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"  # `rollout restart` changes 
 
 
 @dataclass(frozen=True)
+class DeploymentStatus:
+    """What the Deployment controller reports, and `kubectl rollout status` reads."""
+
+    observed_generation: int
+    replicas: int  # pods it runs, old and new
+    updated: int  # of the current template
+    ready: int
+    available: int
+
+    @property
+    def unavailable(self) -> int:
+        return max(0, self.replicas - self.available)
+
+    def to_manifest(self, wanted: int, unavailable_allowed: int) -> dict[str, Any]:
+        available = self.available >= wanted - unavailable_allowed
+        complete = self.updated == wanted and self.replicas == wanted and self.available == wanted
+        out: dict[str, Any] = {"observedGeneration": self.observed_generation, "replicas": self.replicas,
+                               "updatedReplicas": self.updated, "readyReplicas": self.ready,
+                               "availableReplicas": self.available}
+        if self.unavailable:
+            out["unavailableReplicas"] = self.unavailable
+        out["conditions"] = [
+            {"type": "Available", "status": "True" if available else "False",
+             "reason": "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
+             "message": "Deployment has minimum availability." if available else
+             "Deployment does not have minimum availability."},
+            {"type": "Progressing", "status": "True",
+             "reason": "NewReplicaSetAvailable" if complete else "ReplicaSetUpdated",
+             "message": "ReplicaSet has successfully progressed." if complete else "ReplicaSet is progressing."}]
+        return out
+
+
+@dataclass(frozen=True)
 class Deployment:
     metadata: ObjectMeta
     replicas: int
@@ -28,6 +61,7 @@ class Deployment:
     selector: LabelSelector = field(default_factory=LabelSelector)
     max_surge: int | str = "25%"
     max_unavailable: int | str = "25%"
+    status: DeploymentStatus | None = None
     origin: Origin | None = field(default=None, compare=False, repr=False)  # model/origin.py
 
     kind = "Deployment"
@@ -51,7 +85,7 @@ class Deployment:
         surge, unavailable = _rolling_update(spec)
         if surge in (0, "0%") and unavailable in (0, "0%"):
             raise ManifestError(spec.at("strategy.rollingUpdate"), "maxSurge and maxUnavailable may not both be 0")
-        return cls(metadata, replicas or 0, pod, selector, surge, unavailable)
+        return cls(metadata, replicas or 0, pod, selector, surge, unavailable, _parse_status(fields.mapping("status")))
 
     @functools.cached_property
     def template_hash(self) -> str:
@@ -89,17 +123,31 @@ class Deployment:
     def scaled(self, replicas: int) -> Deployment:
         return replace(self, replicas=replicas)
 
+    def with_status(self, status: DeploymentStatus) -> Deployment:
+        return replace(self, status=status)
+
     def to_manifest(self) -> dict[str, Any]:
         template_meta: dict[str, Any] = {"labels": dict(self.template.metadata.labels)}
         if self.template.metadata.annotations:
             template_meta["annotations"] = dict(self.template.metadata.annotations)
-        return {
+        out: dict[str, Any] = {
             "apiVersion": "apps/v1", "kind": "Deployment", "metadata": self.metadata.to_manifest(),
             "spec": {"replicas": self.replicas, "selector": self.selector.to_manifest(),
                      "strategy": {"type": "RollingUpdate", "rollingUpdate": {
                          "maxSurge": self.max_surge, "maxUnavailable": self.max_unavailable}},
                      "template": {"metadata": template_meta, "spec": self.template.spec_manifest()}},
         }
+        if self.status is not None:
+            out["status"] = self.status.to_manifest(self.replicas, self.unavailable())
+        return out
+
+
+def _parse_status(status: Fields | None) -> DeploymentStatus | None:
+    if status is None or not status.has("observedGeneration"):
+        return None
+    counts = [status.integer(key, 0, minimum=0) or 0 for key in ("observedGeneration", "replicas", "updatedReplicas",
+                                                                 "readyReplicas", "availableReplicas")]
+    return DeploymentStatus(*counts)
 
 
 def _rolling_update(spec: Fields) -> tuple[int | str, int | str]:

@@ -15,6 +15,7 @@ class ObjectMeta:
     labels: dict[str, str] = field(default_factory=dict, hash=False)
     annotations: dict[str, str] = field(default_factory=dict, hash=False, compare=True)
     owner: tuple[str, str] | None = None  # (kind, name) of the controller that made it: its ownerReference
+    generation: int = field(default=0, compare=False)  # as stored (model/identity.py stamps it; never rendered)
 
     @property
     def key(self) -> str:
@@ -32,7 +33,7 @@ class ObjectMeta:
             if reference.boolean("controller"):
                 owner = (reference.text("kind", required=True) or "", reference.text("name", required=True) or "")
         return cls(name=name, namespace=namespace, labels=meta.labels("labels"), annotations=meta.annotations("annotations"),
-                   owner=owner)
+                   owner=owner, generation=meta.integer("generation", 0, minimum=0) or 0)
 
     def check(self) -> None:
         """Labels and annotations as parse() checks them, for metadata changed in

@@ -8,6 +8,7 @@ from typing import Any
 from podnet.model.fields import Fields
 from podnet.model.meta import ObjectMeta
 from podnet.model.origin import Origin
+from podnet.model.version import GIT_VERSION
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"  # every node carries its name under this label
 AGENT_RESTARTS = "podnet.dev/agent-restarts"  # how often the node's agent was restarted, as it last said
@@ -46,8 +47,18 @@ class Node:
         out: dict[str, Any] = {"apiVersion": "v1", "kind": "Node", "metadata": self.metadata.to_manifest(), "spec": {}}
         if self.pod_cidr:
             out["spec"]["podCIDR"] = self.pod_cidr
-        status: dict[str, Any] = {"conditions": [{"type": "Ready", "status": "True" if self.ready else "False"}]}
-        if self.internal_ip:
-            status["addresses"] = [{"type": "InternalIP", "address": self.internal_ip}]
+        condition = {"type": "Ready", "status": "True", "reason": "KubeletReady",
+                     "message": "podnet's agent is posting ready status"} if self.ready else \
+            {"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown",
+             "message": "podnet's agent stopped posting node status."}
+        status: dict[str, Any] = {
+            "conditions": [condition],
+            "addresses": [*([{"type": "InternalIP", "address": self.internal_ip}] if self.internal_ip else []),
+                          {"type": "Hostname", "address": self.metadata.name}],
+            "nodeInfo": {"kubeletVersion": GIT_VERSION, "kubeProxyVersion": GIT_VERSION,
+                         "containerRuntimeVersion": "podnet://0.1.0", "operatingSystem": "linux",
+                         "architecture": "amd64", "osImage": "podnet", "kernelVersion": "", "machineID": "",
+                         "systemUUID": "", "bootID": ""},
+            "allocatable": {"pods": "110"}, "capacity": {"pods": "110"}}
         out["status"] = status
         return out

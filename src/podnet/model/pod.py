@@ -13,6 +13,7 @@ from podnet.model.probe import Probe
 
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
+ECHO_IMAGE = "podnet/echo"  # what a container that names no command runs (model/commands.py)
 
 
 @dataclass(frozen=True)
@@ -169,15 +170,25 @@ class Pod:
                                "spec": self.spec_manifest()}
         if self.terminating:
             out["metadata"]["deletionTimestamp"] = "1970-01-01T00:00:00Z"
-        status: dict[str, Any] = {"phase": self.phase,
-                                  "conditions": [{"type": "Ready", "status": "True" if self.ready else "False"}]}
+        ready = "True" if self.ready else "False"
+        started = bool(self.pod_ip) and self.phase == "Running"
+        status: dict[str, Any] = {"phase": self.phase, "conditions": [  # in kubelet's order
+            {"type": "PodReadyToStartContainers", "status": "True" if self.pod_ip else "False"},
+            {"type": "Initialized", "status": "True"},
+            {"type": "Ready", "status": ready},
+            {"type": "ContainersReady", "status": ready},
+            {"type": "PodScheduled", "status": "True" if self.node_name else "False"}]}
         if self.reason:
             status["reason"] = self.reason
         if self.pod_ip:
             status["podIP"] = self.pod_ip
         if self.host_ip:
             status["hostIP"] = self.host_ip
-        status["containerStatuses"] = [{"name": c.name, "ready": self.ready, "restartCount": self.restarts if i == 0 else 0}
-                                       for i, c in enumerate(self.containers)]
+        status["containerStatuses"] = [
+            {"name": c.name, "ready": self.ready, "restartCount": self.restarts if i == 0 else 0, "started": started,
+             "image": c.image or ECHO_IMAGE, "imageID": "",
+             "state": {"running": {}} if started and not self.reason else
+             {"waiting": {"reason": self.reason or "ContainerCreating"}}}
+            for i, c in enumerate(self.containers)]
         out["status"] = status
         return out

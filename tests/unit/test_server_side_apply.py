@@ -370,3 +370,11 @@ def test_managers_are_told_apart_as_kube_apiserver_tells_them() -> None:
     assert Conflict(manager, ("f:spec", "f:replicas")).cause()["field"] == ".spec.replicas"
     assert manager.identity == Manager("kubectl", "Update", "apps/v1", "scale", time="t").identity
     assert Manager("kubectl", "Apply", "v1").identity == Manager("kubectl", "Apply", "apps/v1").identity
+
+
+def test_malformed_managed_fields_are_read_as_far_as_they_go() -> None:
+    obj = deployment() | {"metadata": {"name": "web", "managedFields": [
+        "junk", {"manager": "m", "operation": "Update", "apiVersion": "apps/v1",
+                 "fieldsV1": {".": {}, "f:spec": {"f:replicas": {}}}}]}}
+    assert [(entry.manager, {path_text(path) for path in entry.fields}) for entry in managers_of(obj)] == [
+        ("m", {".spec.replicas"})]

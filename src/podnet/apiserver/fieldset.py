@@ -119,7 +119,7 @@ def from_fields_v1(tree: Any, prefix: Path = ()) -> frozenset[Path]:
     found: set[Path] = set()
     for key, child in (tree.items() if isinstance(tree, dict) else ()):
         if key == MEMBER:
-            found.add(prefix)
+            found |= {prefix} if prefix else set()
         elif isinstance(child, dict) and child:
             found |= from_fields_v1(child, prefix + (key,))
         else:
@@ -158,6 +158,8 @@ def remove_path(obj: dict[str, Any], path: Path, rules: Rules) -> None:
 
 def _locate(obj: dict[str, Any], path: Path, rules: Rules) -> tuple[Any, Any]:
     """The container holding the path's value and its key or index there."""
+    if not path:
+        raise KeyError("an empty path")
     node: Any = obj
     for depth, token in enumerate(path):
         if token.startswith("f:") and isinstance(node, dict) and token[2:] in node:
@@ -171,8 +173,6 @@ def _locate(obj: dict[str, Any], path: Path, rules: Rules) -> tuple[Any, Any]:
         else:
             raise KeyError(token)
         node = parent[selector]
-    if not path:
-        raise KeyError("an empty path")
     return parent, selector
 
 

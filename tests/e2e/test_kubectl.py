@@ -1,0 +1,151 @@
+"""The real kubectl and the official Python client drive a podnet cluster through
+its Kubernetes API (podnet apiserver), with the kubeconfig `lab up` writes: what
+they list reads as on Kubernetes, what they change the network follows, and no
+one gets in without the cluster's certificate."""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import curl_json, podnet, renamed_example, within
+
+LAB = "test_kubectl"
+SHOP = """apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: cart, namespace: shop}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: cart}}
+  template:
+    metadata: {labels: {app: cart}}
+    spec: {containers: [{name: echo, image: podnet/echo:1, ports: [{containerPort: 80}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: cart, namespace: shop}
+spec: {selector: {app: cart}, ports: [{port: 80}]}
+"""
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    directory = tmp_path_factory.mktemp("kubectl")
+    podnet("lab", "up", str(renamed_example("cluster.yaml", LAB, directory)), timeout=120)
+    (directory / "kubeconfig").write_text(podnet("lab", "kubeconfig", LAB).stdout)
+    (directory / "view").write_text(podnet("lab", "kubeconfig", LAB, "--user", "view").stdout)
+    yield directory
+    podnet("lab", "down", LAB)
+
+
+def kubectl(lab: Path, *args: str, check: bool = True, user: str = "kubeconfig",
+            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": str(lab / user), "HOME": str(lab)}  # its cache in the test's directory
+    done = subprocess.run(["kubectl", *args], capture_output=True, text=True, env=env, timeout=60, input=stdin)
+    if check and done.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def rows(output: str) -> list[list[str]]:
+    return [line.split() for line in output.splitlines()[1:]]
+
+
+def test_get_nodes_and_pods_read_as_on_kubernetes(lab: Path) -> None:
+    nodes = kubectl(lab, "get", "nodes")
+    assert nodes.stdout.split("\n")[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    assert {row[0]: row[1] for row in rows(nodes.stdout)} == {
+        "control-plane": "Ready", "worker": "Ready", "worker2": "Ready"}
+    pods = kubectl(lab, "get", "pods", "-A", "-o", "wide")
+    assert pods.stdout.split("\n")[0].split()[:8] == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE",
+                                                       "IP", "NODE"]
+    client = next(row for row in rows(pods.stdout) if row[1] == "client")
+    assert client[2:4] == ["1/1", "Running"] and client[6].startswith("10.244.")
+    short = kubectl(lab, "get", "po", "client", "-o", "jsonpath={.status.podIP}")
+    assert short.stdout == client[6]
+
+
+def test_services_and_their_slices(lab: Path) -> None:
+    services = {row[1]: row for row in rows(kubectl(lab, "get", "svc", "-A").stdout)}
+    assert services["web-service"][2:4] == ["ClusterIP", "10.96.0.2"]
+    slices = kubectl(lab, "get", "endpointslices", "-n", "apps").stdout
+    assert "web-service-" in slices and "10.244." in slices
+
+
+def test_apply_scale_and_the_network_follows(lab: Path) -> None:
+    path = lab / "shop.yaml"
+    path.write_text(SHOP)
+    first = kubectl(lab, "apply", "--validate=false", "-f", str(path)).stdout.split("\n")
+    assert first[:3] == ["namespace/shop created", "deployment.apps/cart created", "service/cart created"]
+    again = kubectl(lab, "apply", "--validate=false", "-f", str(path)).stdout.split("\n")
+    assert again[:3] == ["namespace/shop unchanged", "deployment.apps/cart unchanged", "service/cart unchanged"]
+    kubectl(lab, "rollout", "status", "deployment/cart", "-n", "shop", "--timeout=60s")
+    assert kubectl(lab, "scale", "deployment/cart", "-n", "shop", "--replicas", "3").stdout.strip() == \
+        "deployment.apps/cart scaled"
+    kubectl(lab, "rollout", "status", "deployment/cart", "-n", "shop", "--timeout=60s")
+    ready = kubectl(lab, "get", "deploy", "cart", "-n", "shop", "-o", "jsonpath={.status.readyReplicas}").stdout
+    assert ready == "3"
+    client = podnet("exec", "--lab", LAB, "client", "--", "true")  # the lab answers exec as before
+    assert client.returncode == 0
+    seen: set[str] = set()
+    assert within(20, lambda: _answer(seen) and {"cart-0", "cart-1", "cart-2"} <= seen)  # all three answer
+    image = kubectl(lab, "get", "pod", "-n", "shop", "-l", "app=cart", "-o",
+                    "jsonpath={.items[0].spec.containers[0].image}").stdout
+    assert image == "podnet/echo:1"  # kept as applied, through the controller's writes
+
+
+def _answer(seen: set[str]) -> str:
+    try:
+        pod = curl_json(f"pn-{LAB}.default.client", "http://cart.shop/get").get("pod", "")
+    except (AssertionError, ValueError):
+        pod = ""
+    seen.add(pod)
+    return pod
+
+
+def test_errors_read_as_kubectl_prints_them(lab: Path) -> None:
+    missing = kubectl(lab, "get", "pod", "nope", check=False)
+    assert (missing.returncode, missing.stderr.strip()) == (1, 'Error from server (NotFound): pods "nope" not found')
+    denied = kubectl(lab, "delete", "pod", "client", user="view", check=False)
+    assert denied.returncode == 1
+    assert 'pods "client" is forbidden: User "podnet-viewer" cannot delete resource "pods"' in denied.stderr \
+        or 'is forbidden: User "podnet-viewer" cannot delete resource "pods"' in denied.stderr
+    assert kubectl(lab, "get", "pods", user="view").returncode == 0  # viewers read
+
+
+def test_no_one_gets_in_without_the_clusters_certificate(lab: Path) -> None:
+    config = podnet("lab", "kubeconfig", LAB).stdout
+    server = next(line.split("server: ")[1] for line in config.splitlines() if "server: " in line)
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{server}/api/v1/pods", context=context, timeout=10)
+    assert refused.value.code == 401
+    status = json.loads(refused.value.read())
+    assert (status["kind"], status["reason"], status["code"]) == ("Status", "Unauthorized", 401)
+
+
+def test_the_python_client_lists_watches_and_scales(lab: Path) -> None:
+    from kubernetes import client, config, watch
+
+    api_client = config.new_client_from_config(config_file=str(lab / "kubeconfig"))
+    core, apps = client.CoreV1Api(api_client), client.AppsV1Api(api_client)
+    pods = core.list_namespaced_pod("default")
+    assert [p.metadata.name for p in pods.items] == ["client"] and pods.items[0].status.pod_ip
+    events = watch.Watch().stream(core.list_namespaced_pod, "apps", timeout_seconds=5)
+    first = next(events)
+    assert first["type"] == "ADDED" and first["object"].metadata.namespace == "apps"
+    apps.patch_namespaced_deployment_scale("web", "apps", {"spec": {"replicas": 2}})
+    assert within(20, lambda: apps.read_namespaced_deployment("web", "apps").status.ready_replicas == 2)

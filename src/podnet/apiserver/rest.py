@@ -19,6 +19,7 @@ from podnet.apiserver import objects
 from podnet.apiserver.auth import User, authorize
 from podnet.apiserver.negotiation import wanted
 from podnet.apiserver.paths import Target
+from podnet.apiserver.patching import APPLY, patched, recorded
 from podnet.apiserver.scale import scale_of
 from podnet.apiserver.selectors import field_test, label_test
 from podnet.apiserver.status import ApiError, success
@@ -89,7 +90,8 @@ class Rest:
         timeout = float(request.query.get("timeoutSeconds") or WATCH_TIMEOUT * (1 + random.random() / 5))
         bookmarks = request.query.get("allowWatchBookmarks") in ("1", "true")
         prefix = objects.prefix(target.resource, target.namespace)
-        response = web.StreamResponse(headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+        response = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache, private"})
+        response.enable_chunked_encoding()
         await response.prepare(request)
         first_table = True
 
@@ -108,7 +110,7 @@ class Rest:
 
         try:
             since = int(since_text) if since_text.isdigit() and since_text != "0" else None
-            watcher, backlog = self.hub.subscribe(prefix, since if since is not None else self.hub.revision)
+            watcher, backlog = self.hub.subscribe(prefix, since if since is not None else self.store.revision())
         except Compacted:
             await response.write(json.dumps({"type": "ERROR", "object": ApiError(
                 410, f"too old resource version: {since_text}", "Expired").status()}).encode() + b"\n")
@@ -159,7 +161,7 @@ class Rest:
     async def create(self, request: web.Request, target: Target) -> web.Response:
         body = await _body(request)
         _name_it(body)
-        resource = _parsed(body, target)
+        resource = _parsed(recorded(None, body, _manager(request)), target)
         entry = await asyncio.to_thread(verbs.create, self.store, resource)
         return _json(objects.served(target.resource, entry), status=201)
 
@@ -167,30 +169,39 @@ class Rest:
         body = await _body(request)
         if target.subresource == "scale":
             raise ApiError(405, "scale is written with PATCH here")
-        resource = _parsed(body, target)
+        current = await asyncio.to_thread(objects.read, self.store, target.resource, target.namespace,
+                                          target.name or "")
+        resource = _parsed(recorded(current, body, _manager(request), target.subresource or ""), target)
         version = (body.get("metadata") or {}).get("resourceVersion")
         write = verbs.replace_status if target.subresource == "status" else verbs.replace
         entry = await asyncio.to_thread(write, self.store, resource, int(version) if str(version).isdigit() else None)
         return _json(objects.served(target.resource, entry))
 
     async def patch(self, request: web.Request, target: Target) -> web.Response:
-        from podnet.apiserver.patching import patched
-
         body = await request.read()
         content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+        manager, sub = _manager(request), target.subresource or ""
         for _ in range(10):  # read, patch, write at that version; again if someone wrote meanwhile
-            current = await asyncio.to_thread(objects.read, self.store, target.resource, target.namespace,
-                                              target.name or "")
-            if target.subresource == "scale":
-                document = patched(content_type, scale_of(current), body, "Scale", request.query)
-                current = {**current, "spec": {**current.get("spec", {}),
-                                               "replicas": document.get("spec", {}).get("replicas")}}
-                resource = _parsed(current, target)
+            try:
+                current = await asyncio.to_thread(objects.read, self.store, target.resource, target.namespace,
+                                                  target.name or "")
+            except ApiError as err:
+                if err.code != 404 or content_type != APPLY or sub:
+                    raise
+                created = _parsed(patched(APPLY, None, body, target.resource.kind.name, request.query, manager),
+                                  target)  # an apply of what is not there yet makes it
+                entry = await asyncio.to_thread(verbs.create, self.store, created)
+                return _json(objects.served(target.resource, entry), status=201)
+            if sub == "scale":
+                document = patched(content_type, scale_of(current), body, "Scale", request.query, manager)
+                scaled = {**current, "spec": {**current.get("spec", {}),
+                                              "replicas": document.get("spec", {}).get("replicas")}}
+                resource = _parsed(recorded(current, scaled, manager, "scale"), target)
                 write = verbs.replace
             else:
-                resource = _parsed(patched(content_type, current, body, target.resource.kind.name, request.query),
-                                   target)
-                write = verbs.replace_status if target.subresource == "status" else verbs.replace
+                resource = _parsed(patched(content_type, current, body, target.resource.kind.name, request.query,
+                                           manager, sub), target)
+                write = verbs.replace_status if sub == "status" else verbs.replace
             try:
                 entry = await asyncio.to_thread(write, self.store, resource,
                                                 int(current["metadata"]["resourceVersion"]))
@@ -209,6 +220,12 @@ class Rest:
             return _json(objects.served(resource, entry))
         return _json(success({"name": gone.metadata.name, "group": resource.group, "kind": resource.name,
                               "uid": ""}))
+
+
+def _manager(request: web.Request) -> str:
+    """The write's field manager: as the client names it, else its User-Agent's
+    first word, as kube-apiserver defaults it (`kubectl`, `OpenAPI-Generator`)."""
+    return request.query.get("fieldManager") or request.headers.get("User-Agent", "unknown").split("/")[0][:128]
 
 
 def _api_version(target: Target) -> str:

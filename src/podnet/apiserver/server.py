@@ -10,6 +10,7 @@ import logging
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ from aiohttp import web
 from podnet.api.verbs import AlreadyExists, Conflict, NamespaceTerminating
 from podnet.api.writes import NotFound
 from podnet.apiserver import discovery, paths
-from podnet.apiserver.auth import user_of
+from podnet.apiserver.auth import User, user_of
 from podnet.apiserver.rest import Rest
 from podnet.apiserver.status import ApiError, already_exists, not_found
 from podnet.apiserver.watch import WatchHub
@@ -30,6 +31,7 @@ from podnet.store.base import Store
 log = logging.getLogger("podnet.apiserver")
 
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's limit on a request body
+NO_CACHE = "no-cache, private"  # as kube-apiserver answers: kubectl's dispatcher would keep /version for 2 h
 
 
 @dataclass(frozen=True)
@@ -58,14 +60,25 @@ def tls_context(options: ServerOptions) -> ssl.SSLContext:
     return context
 
 
-def make_app(store: Store) -> web.Application:
+def peer_user(request: web.Request) -> User:
+    """The user of the TLS client certificate the connection presented."""
+    transport = request.transport
+    return user_of(transport.get_extra_info("peercert") if transport else None)
+
+
+def make_app(store: Store, authenticate: Callable[[web.Request], User] = peer_user) -> web.Application:
+    """The API over the store; `authenticate` names the request's user (a test's
+    app, with no TLS underneath, names its own)."""
     hub = WatchHub(store)
     rest = Rest(store, hub)
 
     @web.middleware
     async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
         try:
-            return await handler(request)
+            response = await handler(request)
+            if not response.prepared:  # a watch has sent its own
+                response.headers.setdefault("Cache-Control", NO_CACHE)
+            return response
         except ApiError as err:
             return _status(err)
         except NotFound as err:
@@ -101,8 +114,7 @@ def make_app(store: Store) -> web.Application:
         answered = await open_paths(request)
         if answered is not None:
             return answered
-        transport = request.transport
-        user = user_of(transport.get_extra_info("peercert") if transport else None)
+        user = authenticate(request)
         answered = _discovery(request)
         if answered is not None:
             return answered
@@ -157,7 +169,8 @@ def _json(value: dict[str, Any], content_type: str = "application/json") -> web.
 
 
 def _status(err: ApiError) -> web.Response:
-    return web.Response(body=json.dumps(err.status()).encode(), status=err.code, content_type="application/json")
+    return web.Response(body=json.dumps(err.status()).encode(), status=err.code, content_type="application/json",
+                        headers={"Cache-Control": NO_CACHE})
 
 
 def serve(store: Store, options: ServerOptions, stop: threading.Event) -> None:

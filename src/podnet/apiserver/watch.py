@@ -51,6 +51,8 @@ class WatchHub:
         """A watcher of the prefix, and the changes after `since` that came before it
         joined (Compacted if the store has forgotten them)."""
         watcher = Watcher(prefix)
+        if not self.watchers:  # no one followed the store meanwhile: pick it up from now
+            self.revision = self.store.revision()
         entries, _ = self.store.list(prefix)
         for entry in entries:
             self.last.setdefault(entry.key, entry.value)

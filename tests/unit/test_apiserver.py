@@ -1,0 +1,124 @@
+"""The API server's HTTP layer over a real SQLite store, with no TLS under it:
+the test names the user each request comes from."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from podnet.apiserver.auth import User
+from podnet.apiserver.server import make_app
+from podnet.store.sqlite import SqliteStore
+
+ADMIN = User("kubernetes-admin", ("system:masters",))
+VIEWER = User("podnet-viewer", ("podnet:view",))
+TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "labels": {"app": "web"}},
+       "spec": {"containers": [{"name": "echo", "image": "nginx:1.27"}]}}
+
+
+def served(store: SqliteStore, check: Callable[[TestClient], Awaitable[None]], user: User | None = ADMIN) -> None:
+    """Run check against the app, every request made as `user` (None: no certificate)."""
+    def authenticate(request: Any) -> User:
+        from podnet.apiserver.auth import user_of
+
+        return user if user is not None else user_of(None)
+
+    async def run() -> None:
+        async with TestClient(TestServer(make_app(store, authenticate))) as client:
+            await check(client)
+
+    asyncio.run(run())
+
+
+def test_version_discovery_and_no_caching(store: SqliteStore) -> None:
+    async def check(client: TestClient) -> None:
+        version = await client.get("/version")
+        assert (await version.json())["minor"] == "32" and version.headers["Cache-Control"] == "no-cache, private"
+        aggregated = await client.get("/apis", headers={
+            "Accept": "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"})
+        assert aggregated.headers["Content-Type"].endswith("as=APIGroupDiscoveryList")
+        groups = {item["metadata"]["name"] for item in (await aggregated.json())["items"]}
+        assert {"apps", "discovery.k8s.io", "networking.k8s.io"} <= groups
+        legacy = await (await client.get("/api/v1")).json()
+        pods = next(r for r in legacy["resources"] if r["name"] == "pods")
+        assert (pods["shortNames"], pods["categories"], pods["namespaced"]) == (["po"], ["all"], True)
+
+    served(store, check)
+
+
+def test_create_get_list_as_table_and_conflict(store: SqliteStore) -> None:
+    async def check(client: TestClient) -> None:
+        created = await client.post("/api/v1/namespaces/default/pods", json=POD)
+        assert created.status == 201
+        pod = await created.json()
+        assert pod["metadata"]["uid"] and pod["spec"]["containers"][0]["image"] == "nginx:1.27"
+        again = await client.post("/api/v1/namespaces/default/pods", json=POD)
+        assert (again.status, (await again.json())["reason"]) == (409, "AlreadyExists")
+        table = await (await client.get("/api/v1/namespaces/default/pods", headers={"Accept": TABLE})).json()
+        assert table["kind"] == "Table" and [row["cells"][0] for row in table["rows"]] == ["web"]
+        stale = {**pod, "metadata": {**pod["metadata"], "resourceVersion": "1",
+                                     "labels": {"app": "web", "tier": "x"}}}
+        conflict = await client.put("/api/v1/namespaces/default/pods/web", json=stale)
+        assert (conflict.status, (await conflict.json())["reason"]) == (409, "Conflict")
+        missing = await client.get("/api/v1/namespaces/default/pods/nope")
+        assert (missing.status, (await missing.json())["message"]) == (404, 'pods "nope" not found')
+
+    served(store, check)
+
+
+def test_a_strategic_patch_through_the_api(store: SqliteStore) -> None:
+    async def check(client: TestClient) -> None:
+        await client.post("/api/v1/namespaces/default/pods", json=POD)
+        patched = await client.patch("/api/v1/namespaces/default/pods/web", data=json.dumps(
+            {"metadata": {"labels": {"tier": "front"}}}), headers={"Content-Type": "application/strategic-merge-patch+json"})
+        assert patched.status == 200
+        labels = (await patched.json())["metadata"]["labels"]
+        assert labels == {"app": "web", "tier": "front"}
+
+    served(store, check)
+
+
+def test_who_may_do_what(store: SqliteStore) -> None:
+    async def anonymous(client: TestClient) -> None:
+        refused = await client.get("/api/v1/pods")
+        assert (refused.status, (await refused.json())["reason"]) == (401, "Unauthorized")
+        assert (await client.get("/version")).status == 200  # open to all, as kube-apiserver's
+
+    async def viewer(client: TestClient) -> None:
+        assert (await client.get("/api/v1/pods")).status == 200
+        forbidden = await client.post("/api/v1/namespaces/default/pods", json=POD)
+        status = await forbidden.json()
+        assert (forbidden.status, status["reason"]) == (403, "Forbidden")
+        assert status["message"] == ('pods is forbidden: User "podnet-viewer" cannot create resource "pods" in API '
+                                     'group "" in the namespace "default"')
+
+    served(store, anonymous, user=None)
+    served(store, viewer, user=VIEWER)
+
+
+def test_a_watch_sees_what_exists_then_each_change(store: SqliteStore) -> None:
+    async def check(client: TestClient) -> None:
+        await client.post("/api/v1/namespaces/default/pods", json=POD)
+        response = await client.get("/api/v1/namespaces/default/pods?watch=1&timeoutSeconds=3")
+        first = json.loads(await response.content.readline())
+        assert (first["type"], first["object"]["metadata"]["name"]) == ("ADDED", "web")
+        await client.delete("/api/v1/namespaces/default/pods/web")
+        second = json.loads(await response.content.readline())
+        assert (second["type"], second["object"]["metadata"]["name"]) == ("DELETED", "web")
+
+    served(store, check)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/namespaces/default/widgets", "/apis/apps/v9/deployments", "/apis/x"])
+def test_what_is_not_served_is_404_as_a_status(store: SqliteStore, path: str) -> None:
+    async def check(client: TestClient) -> None:
+        answer = await client.get(path)
+        assert (answer.status, (await answer.json())["kind"]) == (404, "Status")
+
+    served(store, check)

@@ -18,16 +18,19 @@ from podnet.model.manifest import Resource
 from podnet.model.namespace import BUILT_IN, Namespace
 from podnet.model.pod import Pod
 from podnet.model.service import Service
+from podnet.model.stored import ConfigMap, Secret, ServiceAccount
 from podnet.store import resources
 from podnet.store.base import Store
 
-NAMESPACED_CHILDREN = (Deployment, Service, Pod, EndpointSlice)  # what a namespace's deletion takes, in this order
+NAMESPACED_CHILDREN = (Deployment, Service, Pod, EndpointSlice, ConfigMap, Secret, ServiceAccount)  # in this order
 
 
-def delete(store: Store, kind: str, namespace: str, name: str) -> Resource:
-    """Returns the object as it was; NotFound if there is none."""
+def delete(store: Store, kind: str, namespace: str, name: str, force: bool = False) -> Resource:
+    """Returns the object as it was; NotFound if there is none. force (a grace
+    period of 0) takes a pod away at once: its kubelet then finds a sandbox no pod
+    owns, and tears it down."""
     if kind == "Pod":
-        return _delete_pod(store, namespace, name)
+        return _delete_pod(store, namespace, name, force)
     if kind == "Namespace":
         return _delete_namespace(store, name)
     found = writes.read(store, kind, "" if not kinds.named(kind).namespaced else namespace, name)  # type: ignore[union-attr]
@@ -35,7 +38,7 @@ def delete(store: Store, kind: str, namespace: str, name: str) -> Resource:
         raise writes.NotFound(kind, name)
     resource, revision = found
     if store.compare_and_swap(resources.key_of(resource), None, revision) is None:
-        return delete(store, kind, namespace, name)  # changed meanwhile: look again
+        return delete(store, kind, namespace, name, force)  # changed meanwhile: look again
     if isinstance(resource, Service):
         services.release(store, cluster.load(store), resource)
     if isinstance(resource, Deployment):
@@ -47,9 +50,9 @@ def delete(store: Store, kind: str, namespace: str, name: str) -> Resource:
     return resource
 
 
-def _delete_pod(store: Store, namespace: str, name: str) -> Resource:
+def _delete_pod(store: Store, namespace: str, name: str, force: bool = False) -> Resource:
     """Unscheduled pods go at once; scheduled ones are marked for their kubelet."""
-    pod, _ = writes.modify(store, Pod, namespace, name, lambda p: p.terminated() if p.node_name else None)
+    pod, _ = writes.modify(store, Pod, namespace, name, lambda p: p.terminated() if p.node_name and not force else None)
     return pod
 
 

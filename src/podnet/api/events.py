@@ -25,12 +25,20 @@ NODE_EVENTS = "default"  # where a cluster-scoped object's (a Node's) events go,
 def record(store: Store, kind: str, namespace: str, name: str, reason: str, message: str, source: str,
            warning: bool = False) -> None:
     now = time.time()
-    event = Event(ObjectMeta(f"{name}.{time.time_ns():x}", namespace or NODE_EVENTS), (kind, name), reason, message,
-                  source, now, "Warning" if warning else "Normal")
     try:
+        event = Event(ObjectMeta(f"{name}.{time.time_ns():x}", namespace or NODE_EVENTS), (kind, name), reason,
+                      message, source, now, "Warning" if warning else "Normal", _uid(store, kind, namespace, name))
         writes.create(store, event)
     except PodnetError as err:
         log.warning("could not record %s of %s/%s: %s", reason, kind.lower(), name, err)
+
+
+def _uid(store: Store, kind: str, namespace: str, name: str) -> str:
+    """The object's uid, as events name it; a Node's events name the node, as kubelet's do."""
+    if kind == "Node":
+        return name
+    entry = store.get(resources.key(kind, namespace, name))
+    return str((entry.value.get("metadata") or {}).get("uid", "")) if entry else ""
 
 
 def about(events: list[Event], kind: str, namespace: str, name: str) -> list[Event]:

@@ -63,6 +63,8 @@ def create(store: Store, resource: Resource) -> Entry:
     """The new object as stored; a Service gets its addresses first, and gives them
     back if the name is taken."""
     check_namespace(store, resource)
+    if store.get(resources.key_of(resource)) is not None:  # before any allocation: a refusal changes nothing
+        raise AlreadyExists(resource.kind, resource.metadata.name)
     allocated = resource
     if isinstance(resource, Service):
         (allocated,) = services.allocate(store, cluster.load(store), [resource])

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from podnet.apiserver.resources import (SUBRESOURCE_KINDS, SUBRESOURCE_VERBS, VERBS, Resource, group_versions,
-                                        in_group_version)
+from podnet.apiserver.resources import SUBRESOURCE_KINDS, SUBRESOURCE_VERBS, Resource, group_versions, in_group_version
 
 AGGREGATED = "apidiscovery.k8s.io"
 AGGREGATED_VERSIONS = ("v2", "v2beta1")
@@ -71,7 +70,7 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
 
 def _legacy(resource: Resource) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": resource.name, "singularName": resource.singular,
-                             "namespaced": resource.kind.namespaced, "kind": resource.kind.name, "verbs": list(VERBS)}
+                             "namespaced": resource.kind.namespaced, "kind": resource.kind.name, "verbs": list(resource.verbs)}
     if resource.kind.short_names:
         entry["shortNames"] = list(resource.kind.short_names)
     if resource.kind.categories:
@@ -93,7 +92,7 @@ def _aggregated(resource: Resource) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "resource": resource.name, "singularResource": resource.singular,
         "responseKind": {"group": resource.group, "version": resource.version, "kind": resource.kind.name},
-        "scope": "Namespaced" if resource.kind.namespaced else "Cluster", "verbs": list(VERBS)}
+        "scope": "Namespaced" if resource.kind.namespaced else "Cluster", "verbs": list(resource.verbs)}
     if resource.kind.short_names:
         entry["shortNames"] = list(resource.kind.short_names)
     if resource.kind.categories:

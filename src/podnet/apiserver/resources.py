@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from podnet.apiserver import derived
 from podnet.model import kinds
 from podnet.model.kinds import Kind
 
 VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+READ_ONLY = ("get", "list")
 SUBRESOURCE_VERBS = ("get", "patch", "update")
 SUBRESOURCE_KINDS = {"scale": ("autoscaling", "v1", "Scale")}  # what a subresource answers with, if not its kind
 
@@ -17,6 +19,11 @@ SUBRESOURCE_KINDS = {"scale": ("autoscaling", "v1", "Scale")}  # what a subresou
 @dataclass(frozen=True)
 class Resource:
     kind: Kind
+    derive: derived.Derive | None = None  # made from other objects when read, never stored
+
+    @property
+    def verbs(self) -> tuple[str, ...]:
+        return READ_ONLY if self.derive else VERBS
 
     @property
     def name(self) -> str:  # the URL's word: pods
@@ -35,7 +42,8 @@ class Resource:
         return self.kind.name.lower()
 
 
-SERVED: tuple[Resource, ...] = tuple(Resource(kind) for kind in kinds.KINDS)
+SERVED: tuple[Resource, ...] = (*(Resource(kind) for kind in kinds.KINDS),
+                                 Resource(Kind("Endpoints", "endpoints", ("ep",), None), derived.endpoints))
 _BY_PATH = {(r.group, r.version, r.name): r for r in SERVED}
 
 

@@ -26,9 +26,11 @@ from podnet.apiserver.status import ApiError, success
 from podnet.apiserver.tables.registry import to_table
 from podnet.apiserver.tables.table import TableOptions
 from podnet.apiserver.watch import Change, WatchHub
+from podnet.api.writes import NotFound
 from podnet.model.manifest import Resource, parse_resource
 from podnet.store.base import Compacted, Store
 
+RETURNS_OBJECT = ("Pod", "Service", "Namespace", "ServiceAccount")  # kube-apiserver answers their delete with them
 WATCH_TIMEOUT = 300.0  # a watch with no timeoutSeconds ends after this, plus up to a fifth more
 BOOKMARK_EVERY = 60.0
 _GENERATED = "bcdfghjklmnpqrstvwxz2456789"  # what generateName's suffix is made of, as kube-apiserver's
@@ -52,10 +54,15 @@ class Rest:
     async def handle(self, request: web.Request, target: Target, user: User) -> web.StreamResponse:
         verb = verb_of(request.method, target, request.query)
         authorize(user, verb, target.resource.name, target.resource.group, target.namespace, target.subresource)
+        if verb not in target.resource.verbs:
+            raise ApiError(405, f"the server does not allow this method on the requested resource "
+                                f"({target.resource.name} are {' and '.join(target.resource.verbs)} only)")
+        if target.resource.derive is not None:
+            return await self.derived(request, target, verb)
         if verb == "watch":
             return await self.watch(request, target)
         handler = {"get": self.get, "list": self.list, "create": self.create, "update": self.update,
-                   "patch": self.patch, "delete": self.delete}.get(verb)
+                   "patch": self.patch, "delete": self.delete, "deletecollection": self.delete_collection}.get(verb)
         if handler is None or (target.subresource and verb not in ("get", "update", "patch")):
             raise ApiError(405, "the server does not allow this method on the requested resource")
         return await handler(request, target)
@@ -75,6 +82,21 @@ class Rest:
         listing = await asyncio.to_thread(objects.listing, self.store, target.resource, target.namespace, test,
                                           limit or None, request.query.get("continue") or None)
         return self._answer(request, listing)
+
+    async def derived(self, request: web.Request, target: Target, verb: str) -> web.Response:
+        resource = target.resource
+        assert resource.derive is not None
+        items, revision = await asyncio.to_thread(resource.derive, self.store, target.namespace)
+        if verb == "get":
+            found = next((i for i in items if i["metadata"]["name"] == target.name), None)
+            if found is None:
+                raise ApiError(404, f'{resource.name} "{target.name}" not found',
+                               details={"name": target.name, "group": resource.group, "kind": resource.name})
+            return self._answer(request, found)
+        test = _tests(request)
+        return self._answer(request, {"kind": f"{resource.kind.name}List", "apiVersion": _api_version(target),
+                                      "metadata": {"resourceVersion": str(revision)},
+                                      "items": [i for i in items if test(i)]})
 
     def _answer(self, request: web.Request, value: dict[str, Any]) -> web.Response:
         form = wanted(request.headers.get("Accept"))
@@ -212,14 +234,69 @@ class Rest:
         raise ApiError(409, "the object kept changing while it was patched; try again", "Conflict")
 
     async def delete(self, request: web.Request, target: Target) -> web.Response:
+        options = await _delete_options(request)
+        current = await asyncio.to_thread(objects.read, self.store, target.resource, target.namespace,
+                                          target.name or "")
+        _check_preconditions(target, current, options.get("preconditions") or {})
+        return _json(await asyncio.to_thread(self._delete_one, target, current, options))
+
+    async def delete_collection(self, request: web.Request, target: Target) -> web.Response:
+        options = await _delete_options(request)
+        listing = await asyncio.to_thread(objects.listing, self.store, target.resource, target.namespace,
+                                          _tests(request), None, None)
+        deleted = []
+        for item in listing["items"]:
+            meta = item["metadata"]
+            one = Target(target.resource, meta.get("namespace"), meta["name"])
+            try:
+                deleted.append(await asyncio.to_thread(self._delete_one, one, item, options))
+            except NotFound:
+                pass  # gone meanwhile
+        return _json({**listing, "items": [d for d in deleted if d.get("kind") != "Status"]})
+
+    def _delete_one(self, target: Target, current: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        """As kube-apiserver answers a delete: a pod still stopping as it is now; a
+        pod, Service, Namespace or ServiceAccount as it was; anything else a Status."""
         resource = target.resource
-        gone = await asyncio.to_thread(delete_object, self.store, resource.kind.name, target.namespace or "",
-                                       target.name or "")
-        entry = await asyncio.to_thread(self.store.get, objects.key(resource, target.namespace, target.name or ""))
-        if entry is not None:  # a pod its kubelet is stopping: as it is now, with its deletionTimestamp
-            return _json(objects.served(resource, entry))
-        return _json(success({"name": gone.metadata.name, "group": resource.group, "kind": resource.name,
-                              "uid": ""}))
+        grace = options.get("gracePeriodSeconds")
+        delete_object(self.store, resource.kind.name, target.namespace or "", target.name or "", force=grace == 0)
+        entry = self.store.get(objects.key(resource, target.namespace, target.name or ""))
+        if entry is not None:
+            return objects.served(resource, entry)
+        if resource.kind.name in RETURNS_OBJECT:
+            return current
+        return success({"name": target.name, "group": resource.group, "kind": resource.name,
+                        "uid": current["metadata"].get("uid", "")})
+
+
+async def _delete_options(request: web.Request) -> dict[str, Any]:
+    """DeleteOptions, from the body (kubectl's) or the query string."""
+    raw = await request.read()
+    options: dict[str, Any] = {}
+    if raw.strip():
+        try:
+            options = json.loads(raw)
+        except ValueError:
+            raise ApiError(400, "the body of a delete must be DeleteOptions as JSON") from None
+        if not isinstance(options, dict):
+            raise ApiError(400, "the body of a delete must be DeleteOptions as JSON")
+    for key in ("gracePeriodSeconds", "propagationPolicy"):
+        if key in request.query and key not in options:
+            value = request.query[key]
+            options[key] = int(value) if key == "gracePeriodSeconds" and value.lstrip("-").isdigit() else value
+    if options.get("propagationPolicy") not in (None, "Orphan", "Background", "Foreground"):
+        raise ApiError(400, f"propagationPolicy {options['propagationPolicy']!r} is not Orphan, Background or "
+                            "Foreground")
+    return options
+
+
+def _check_preconditions(target: Target, current: dict[str, Any], preconditions: dict[str, Any]) -> None:
+    meta = current["metadata"]
+    for key, word in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
+        wanted = preconditions.get(key)
+        if wanted and str(wanted) != str(meta.get(key)):
+            raise ApiError(409, f"Precondition failed: {word} in precondition: {wanted}, {word} in object meta: "
+                                f"{meta.get(key)}", "Conflict", {"name": target.name, "kind": target.resource.name})
 
 
 def _manager(request: web.Request) -> str:

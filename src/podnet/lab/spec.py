@@ -24,6 +24,7 @@ from podnet.model.fields import Fields, check_dns_label, is_dns_label
 from podnet.model.manifest import Resource, parse_resource
 from podnet.model.pod import Pod
 from podnet.model.service import Service
+from podnet.model.stored import ConfigMap, Secret, ServiceAccount
 from podnet.network import backends
 from podnet.proxy import modes as proxy_modes
 
@@ -203,12 +204,15 @@ def _parse_workloads(documents: list[tuple[str, object]],
                 raise ManifestError(f"{path}.metadata.name", f"duplicate service name {key[1]!r} in namespace {key[0]}")
             services[key] = resource
             continue
+        if isinstance(resource, (ConfigMap, Secret, ServiceAccount)):
+            continue  # applied as given, like any manifest
         if isinstance(resource, Deployment):
             expanded = resource.pods()
         elif isinstance(resource, Pod):
             expanded = [resource]
         else:
-            raise ManifestError(f"{path}.kind", f"a lab runs Namespaces, Pods, Deployments and Services, not {resource.kind}")
+            raise ManifestError(f"{path}.kind", f"a lab runs Namespaces, Pods, Deployments, Services, ConfigMaps, "
+                                                f"Secrets and ServiceAccounts, not {resource.kind}")
         for pod in expanded:
             key = (pod.metadata.namespace, pod.metadata.name)
             if key in pods:

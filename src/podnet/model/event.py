@@ -36,6 +36,7 @@ class Event:
     source: str  # who says so: default-scheduler, kubelet, ...
     time: float  # seconds since the epoch
     type: str = "Normal"
+    involved_uid: str = ""  # the object's uid, which kubectl describe finds its events by
     origin: Origin | None = field(default=None, compare=False, repr=False)  # model/origin.py
 
     kind = "Event"
@@ -51,11 +52,14 @@ class Event:
         return cls(ObjectMeta.parse(fields), (involved.text("kind", required=True) or "",
                                               involved.text("name", required=True) or ""),
                    fields.text("reason", "") or "", fields.text("message", "") or "",
-                   (source.text("component", "") or "") if source else "", parse_time(fields, "lastTimestamp"), kind)
+                   (source.text("component", "") or "") if source else "", parse_time(fields, "lastTimestamp"), kind,
+                   involved.text("uid", "") or "")
 
     def to_manifest(self) -> dict[str, Any]:
         return {"apiVersion": "v1", "kind": "Event", "metadata": self.metadata.to_manifest(),
                 "involvedObject": {"kind": self.involved[0], "name": self.involved[1],
-                                   "namespace": self.metadata.namespace},
+                                   "namespace": self.metadata.namespace,
+                                   **({"uid": self.involved_uid} if self.involved_uid else {})},
                 "reason": self.reason, "message": self.message, "source": {"component": self.source},
-                "lastTimestamp": timestamp(self.time), "type": self.type}
+                "firstTimestamp": timestamp(self.time), "lastTimestamp": timestamp(self.time), "count": 1,
+                "type": self.type}

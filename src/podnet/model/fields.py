@@ -185,12 +185,12 @@ class Fields:
 
     def labels(self, key: str) -> dict[str, str]:
         """A map of labels (or one that selects on them), checked as check_labels says."""
-        return check_labels(self._string_map(key), self.at(key))
+        return check_labels(self.string_map(key), self.at(key))
 
     def annotations(self, key: str) -> dict[str, str]:
-        return check_annotations(self._string_map(key), self.at(key))
+        return check_annotations(self.string_map(key), self.at(key))
 
-    def _string_map(self, key: str) -> dict[str, str]:
+    def string_map(self, key: str) -> dict[str, str]:
         values = self._typed(key, dict, False) or {}
         for name, value in values.items():
             if not isinstance(name, str):

@@ -20,6 +20,7 @@ from podnet.model.networkpolicy import NetworkPolicy
 from podnet.model.node import Node
 from podnet.model.pod import Pod
 from podnet.model.service import Service
+from podnet.model.stored import ConfigMap, Secret, ServiceAccount
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ KINDS: tuple[Kind, ...] = (
     Kind("NetworkPolicy", "networkpolicies", ("netpol",), NetworkPolicy, group_version="networking.k8s.io/v1"),
     Kind("ClusterNetworkPolicy", "clusternetworkpolicies", ("cnp",), ClusterNetworkPolicy, namespaced=False,
          group_version="policy.networking.k8s.io/v1alpha2"),
+    Kind("ConfigMap", "configmaps", ("cm",), ConfigMap),
+    Kind("Secret", "secrets", (), Secret),
+    Kind("ServiceAccount", "serviceaccounts", ("sa",), ServiceAccount),
 )
 _BY_NAME = {kind.name: kind for kind in KINDS}
 _BY_WORD = {word: kind for kind in KINDS for word in kind.words}

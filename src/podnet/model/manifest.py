@@ -19,9 +19,10 @@ from podnet.model.node import Node
 from podnet.model.origin import remember
 from podnet.model.pod import Pod
 from podnet.model.service import Service
+from podnet.model.stored import ConfigMap, Secret, ServiceAccount
 
 Resource = Union[Namespace, Node, Pod, Service, Deployment, EndpointSlice, Lease, Event, NetworkPolicy,
-                 ClusterNetworkPolicy]
+                 ClusterNetworkPolicy, ConfigMap, Secret, ServiceAccount]
 
 
 TRANSLATED = {  # v1alpha1 kinds, read as the kind that replaced them

@@ -21,6 +21,18 @@ log = logging.getLogger("podnet.agent.heartbeat")
 RESTARTS_ENV = "PODNET_RESTARTS"  # set by the lab's supervisor: how often it has restarted this process
 
 
+def machine_capacity() -> dict[str, str]:
+    """The machine's CPUs and memory, as kubelet reports a node's capacity."""
+    capacity = {"cpu": str(os.cpu_count() or 1)}
+    try:
+        with open("/proc/meminfo") as meminfo:
+            total = next(line for line in meminfo if line.startswith("MemTotal:"))
+        capacity["memory"] = f"{int(total.split()[1])}Ki"
+    except (OSError, StopIteration, ValueError, IndexError):
+        pass
+    return capacity
+
+
 class Heartbeat:
     def __init__(self, store: Store, node_name: str, interval: float = 1.0, duration: int = 5) -> None:
         self.store, self.node_name, self.interval, self.duration = store, node_name, interval, duration
@@ -29,9 +41,10 @@ class Heartbeat:
         resources.put(self.store, Lease.of_node(self.node_name, time.time(), self.duration))
 
     def publish_restarts(self, restarts: int) -> None:
+        """Once, at start, as kubelet registers its node: the agent's restarts, and the machine's capacity."""
         def annotate(node: Node) -> Node:
             annotations = {**node.metadata.annotations, AGENT_RESTARTS: str(restarts)}
-            return replace(node, metadata=replace(node.metadata, annotations=annotations))
+            return replace(node, metadata=replace(node.metadata, annotations=annotations), capacity=machine_capacity())
 
         writes.modify(self.store, Node, "", self.node_name, annotate)
 

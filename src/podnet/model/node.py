@@ -13,6 +13,8 @@ from podnet.model.version import GIT_VERSION
 HOSTNAME_LABEL = "kubernetes.io/hostname"  # every node carries its name under this label
 AGENT_RESTARTS = "podnet.dev/agent-restarts"  # how often the node's agent was restarted, as it last said
 
+MAX_PODS = "110"  # kubelet's default --max-pods
+
 
 @dataclass(frozen=True)
 class Node:
@@ -20,6 +22,7 @@ class Node:
     pod_cidr: str | None = None
     internal_ip: str | None = None
     ready: bool = True  # status.conditions Ready; False once its agent's heartbeats lapse
+    capacity: dict[str, str] = field(default_factory=dict, hash=False)  # cpu, memory: as its kubelet reports them
     origin: Origin | None = field(default=None, compare=False, repr=False)  # model/origin.py
 
     kind = "Node"
@@ -41,7 +44,9 @@ class Node:
                 if address.text("type") == "InternalIP":
                     internal_ip = str(address.address("address", required=True))
             ready = all(c.text("status") == "True" for c in status.records("conditions") if c.text("type") == "Ready")
-        return cls(ObjectMeta.parse(fields, namespaced=False), str(cidr) if cidr else None, internal_ip, ready)
+        capacity = status.string_map("capacity") if status else {}
+        return cls(ObjectMeta.parse(fields, namespaced=False), str(cidr) if cidr else None, internal_ip, ready,
+                   {k: v for k, v in capacity.items() if k != "pods"})
 
     def to_manifest(self) -> dict[str, Any]:
         out: dict[str, Any] = {"apiVersion": "v1", "kind": "Node", "metadata": self.metadata.to_manifest(), "spec": {}}
@@ -59,6 +64,6 @@ class Node:
                          "containerRuntimeVersion": "podnet://0.1.0", "operatingSystem": "linux",
                          "architecture": "amd64", "osImage": "podnet", "kernelVersion": "", "machineID": "",
                          "systemUUID": "", "bootID": ""},
-            "allocatable": {"pods": "110"}, "capacity": {"pods": "110"}}
+            "allocatable": {**self.capacity, "pods": MAX_PODS}, "capacity": {**self.capacity, "pods": MAX_PODS}}
         out["status"] = status
         return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 
 import pytest
@@ -229,3 +230,19 @@ def test_the_iptables_backend_is_nft_or_legacy_and_for_the_iptables_mode() -> No
         parse_lab([cluster(networking={**iptables, "iptablesBackend": "ebtables"})])
     with pytest.raises(ManifestError, match="applies to proxyMode: iptables only"):
         parse_lab([cluster(networking={"iptablesBackend": "legacy"})])
+
+
+TYPES = {
+    "no apiVersion": ({"kind": "Pod", "metadata": {"name": "p"}}, "workloads[0].apiVersion: is required"),
+    "a version that does not exist": ({"apiVersion": "apps/v2", "kind": "Deployment", "metadata": {"name": "d"}},
+                                      'workloads[0].apiVersion: no matches for kind "Deployment" in version "apps/v2"'),
+    "a kind in another group's version": ({"apiVersion": "v1", "kind": "Deployment", "metadata": {"name": "d"}},
+                                          'workloads[0].apiVersion: no matches for kind "Deployment" in version "v1"'),
+}
+
+
+@pytest.mark.parametrize("case", TYPES, ids=list(TYPES))
+def test_a_workloads_type_is_one_the_api_serves(case: str) -> None:
+    document, message = TYPES[case]
+    with pytest.raises(ManifestError, match=re.escape(message)):
+        parse_lab([cluster(workloads=[document])])

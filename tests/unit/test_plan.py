@@ -15,7 +15,7 @@ from podnet.kernel.route import Route
 
 
 def spec(pods: int = 4, nodes: int = 2, services: list | None = None, **networking: object):  # type: ignore[no-untyped-def, type-arg]
-    workloads = [{"kind": "Pod", "metadata": {"name": f"p{i}"}, "spec": {}} for i in range(pods)]
+    workloads = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i}"}, "spec": {}} for i in range(pods)]
     return parse_lab([{"kind": "Cluster", "metadata": {"name": "t"}, "networking": networking,
                        "nodes": [{"name": f"n{i}"} for i in range(nodes)], "workloads": workloads + (services or [])}])
 

@@ -21,7 +21,7 @@ from podnet.lab.topology_spec import Network, TopologySpec, parse_topology
 from podnet.model.deployment import Deployment
 from podnet.model.namespace import Namespace
 from podnet.model.fields import Fields, check_dns_label, is_dns_label
-from podnet.model.manifest import Resource, parse_resource
+from podnet.model.manifest import Resource, check_type, parse_resource
 from podnet.model.pod import Pod
 from podnet.model.service import Service
 from podnet.model.stored import ConfigMap, Secret, ServiceAccount
@@ -191,6 +191,7 @@ def _parse_workloads(documents: list[tuple[str, object]],
     workloads: list[Resource] = []
     namespaces: set[str] = set()
     for path, document in documents:
+        check_type(document, path)
         resource = parse_resource(document, path)
         workloads.append(resource)
         if isinstance(resource, Namespace):

@@ -31,6 +31,22 @@ TRANSLATED = {  # v1alpha1 kinds, read as the kind that replaced them
 }
 
 
+TRANSLATED_VERSION = "policy.networking.k8s.io/v1alpha1"  # what the translated kinds were written in
+
+
+def check_type(document: object, path: str = "") -> None:
+    """A manifest's apiVersion and kind name a served type, as kube-apiserver's
+    REST mapping requires (`no matches for kind "Deployment" in version "apps/v2"`):
+    written manifests are checked so; stored objects and requests carry theirs."""
+    fields = Fields(document, path)
+    kind = fields.text("kind", required=True) or ""
+    version = fields.text("apiVersion", required=True) or ""
+    registered = kinds.named(kind)
+    expected = TRANSLATED_VERSION if kind in TRANSLATED else registered.group_version if registered else None
+    if expected is not None and version != expected:
+        raise ManifestError(fields.at("apiVersion"), f'no matches for kind "{kind}" in version "{version}"')
+
+
 def parse_resource(document: object, path: str = "") -> Resource:
     fields = Fields(document, path)
     kind = fields.text("kind", required=True)

@@ -57,6 +57,25 @@ def test_unknown_fields(name: str, document: dict[str, Any], unknown: list[str])
     assert unknown_fields(kind(name), document) == unknown
 
 
+def test_accepted_unknown_fields_are_dropped_as_kube_apiservers_decoder_drops_them() -> None:
+    pod = {"metadata": {"name": "p", "lables": {}}, "spec": {"containers": [{"name": "c", "imagee": "x"}]}}
+    assert check("Warn", kind("Pod"), pod) == ['unknown field "metadata.lables"',
+                                                'unknown field "spec.containers[0].imagee"']
+    assert pod == {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}}
+    ignored = {"metadata": {"name": "p"}, "spec": {"x": 1}}
+    assert check("Ignore", kind("Pod"), ignored) == [] and ignored == {"metadata": {"name": "p"}, "spec": {}}
+
+
+def test_a_patch_answers_for_its_own_unknown_fields_only() -> None:
+    before = {"metadata": {"name": "p"}, "spec": {"old": 1, "containers": [{"name": "c"}]}}
+    after = {"metadata": {"name": "p", "labels": {"a": "b"}}, "spec": {"old": 1, "containers": [{"name": "c"}]}}
+    assert check("Strict", kind("Pod"), after, before) == [] and "old" not in after["spec"]
+    worse = {"metadata": {"name": "p"}, "spec": {"old": 1, "new": 2}}
+    with pytest.raises(ApiError) as refused:
+        check("Strict", kind("Pod"), worse, before)
+    assert refused.value.message.endswith('strict decoding error: unknown field "spec.new"')
+
+
 def test_each_path_is_reported_once_in_document_order() -> None:
     pod = {"metadata": {"name": "p"}, "spec": {"b": 1, "containers": [{"name": "c", "x": 1}, {"name": "d", "x": 2}],
                                                "a": 2}}

@@ -89,7 +89,10 @@ def test_kinds_carry_their_group_version_kind_and_reach_their_schemas() -> None:
     pod = schema_of("io.k8s.api.core.v1.Pod", core)
     assert pod["x-kubernetes-group-version-kind"] == [{"group": "", "version": "v1", "kind": "Pod"}]
     assert pod["properties"]["spec"]["allOf"] == [{"$ref": REF + "io.k8s.api.core.v1.PodSpec"}]
-    assert pod["properties"]["spec"]["description"]
+    assert core["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"]["patch"]["x-kubernetes-action"] == "patch"
+    pod_spec = schema_of("io.k8s.api.core.v1.PodSpec", core)
+    assert pod_spec["properties"]["containers"]["description"].startswith("List of containers belonging to the pod")
+    assert pod_spec["description"] == "PodSpec is a description of a pod."
     assert pod["properties"]["metadata"]["allOf"] == [
         {"$ref": REF + "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}]
     container = schema_of("io.k8s.api.core.v1.Container", core)

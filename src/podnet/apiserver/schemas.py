@@ -180,9 +180,7 @@ class _Builder:
             field_name = model.attribute_map[attr]
             info = fields[field_name]
             prop = self._type(text, info.annotation, field_name)
-            if "allOf" in prop:
-                prop["description"] = info.description or _description(_class_in(text) or "")
-            elif info.description:
+            if info.description:  # beside a $ref too (kubectl explain prints the type's own after it)
                 prop = {"description": info.description, **prop}
             prop.update(self.extensions.get((cls, field_name), {}))
             properties[field_name] = prop

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from podnet.api import writes
+from podnet.api import cluster, services, verbs, writes
 from podnet.api.apply import apply
 from podnet.api.delete import delete
 from podnet.errors import ManifestError, PodnetError
@@ -19,6 +19,7 @@ from podnet.model.namespace import Namespace
 from podnet.model.pod import Pod
 from podnet.model.service import Service
 from podnet.store import resources
+from podnet.store.allocator import AllocationError
 from podnet.store.sqlite import SqliteStore
 
 
@@ -55,6 +56,26 @@ def test_a_service_keeps_its_allocated_addresses_across_applies(store: SqliteSto
     (other,) = apply(store, [service("other", type="NodePort")])
     assert other.resource.cluster_ip != created.cluster_ip  # type: ignore[union-attr]
     assert other.resource.ports[0].node_port != created.ports[0].node_port  # type: ignore[union-attr]
+
+
+def test_a_refused_service_holds_no_address_or_port(store: SqliteStore) -> None:
+    """Its free clusterIP is not kept when its node port is taken: the store is as it was, revision and all."""
+    apply(store, [service("web", type="NodePort", ports=[{"port": 80, "nodePort": 30080}])])
+    before = store.revision(), store.list("")[0]
+    taken = service("other", type="NodePort", clusterIP="10.96.5.5", ports=[{"port": 80, "nodePort": 30080}])
+    for door in (lambda: verbs.create(store, taken), lambda: apply(store, [taken])):
+        with pytest.raises(AllocationError, match="node-ports 30080 is already allocated to default/web"):
+            door()
+        assert (store.revision(), store.list("")[0]) == before
+
+
+def test_addresses_taken_before_a_racing_refusal_are_given_back(store: SqliteStore) -> None:
+    """Two services asking for one address pass the check; the second's claim fails and the first's is undone."""
+    twins = [service(name, clusterIP="10.96.5.5") for name in ("a", "b")]
+    before = store.list("")[0]
+    with pytest.raises(AllocationError, match="cluster-ips 10.96.5.5 is already allocated to default/a"):
+        services.claim(store, cluster.load(store), twins)  # type: ignore[arg-type]
+    assert store.list("")[0] == before
 
 
 def test_immutable_fields_are_refused_and_nothing_is_written(store: SqliteStore) -> None:

@@ -31,14 +31,19 @@ class Allocator:
         self._candidates = candidates  # lazily: a /12 of service addresses is a million of them
         self._cursor = candidates()  # where the last allocation stopped, so n allocations are not n^2 tries
 
-    def claim(self, value: str, owner: str) -> None:
-        """Take this exact value, or fail naming who holds it."""
-        key = self.prefix + value
-        if self.store.compare_and_swap(key, {"owner": owner}, 0) is None:
-            holder = self.store.get(key)
-            if holder and holder.value.get("owner") == owner:
-                return
-            raise AllocationError(f"{self.pool} {value} is already allocated to {holder.value.get('owner') if holder else 'someone'}")
+    def check(self, value: str, owner: str) -> None:
+        """Fail, naming the holder, if someone else holds this value; writes nothing."""
+        holder = self.store.get(self.prefix + value)
+        if holder and holder.value.get("owner") != owner:
+            raise AllocationError(f"{self.pool} {value} is already allocated to {holder.value.get('owner')}")
+
+    def claim(self, value: str, owner: str) -> bool:
+        """Take this exact value, or fail naming who holds it. True if it is taken
+        now, False if the owner held it already."""
+        if self.store.compare_and_swap(self.prefix + value, {"owner": owner}, 0) is not None:
+            return True
+        self.check(value, owner)
+        return False
 
     def allocate(self, owner: str) -> str:
         """The next free value in order, wrapping round once before giving up."""

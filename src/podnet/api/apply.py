@@ -9,7 +9,7 @@ allocated addresses kept) and written by compare-and-swap, retried on conflict.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from podnet.api import cluster, services, writes
@@ -56,11 +56,22 @@ def merged(current: Resource, desired: Resource) -> Resource:
 
 
 Origin = tuple[str, int]  # a document's file (or STDIN) and its number there, for errors
+Lookup = Callable[[str, str, str], "Resource | None"]  # (kind, namespace, name) -> the object as it is, if any
 
 
-def check(store: Store, documents: list[Resource], origins: Sequence[Origin] = ()) -> None:
-    """Everything apply would refuse, before anything is written; an error names
-    the document (by its origin, when given, else its place in the list)."""
+def stored_in(store: Store) -> Lookup:
+    """Objects as the store holds them."""
+    def lookup(kind: str, namespace: str, name: str) -> Resource | None:
+        found = writes.read(store, kind, namespace, name)
+        return found[0] if found else None
+
+    return lookup
+
+
+def check(lookup: Lookup, documents: list[Resource], origins: Sequence[Origin] = ()) -> None:
+    """Everything apply would refuse, before anything is written, with the objects
+    as `lookup` finds them (in the store, or through the API); an error names the
+    document (by its origin, when given, else its place in the list)."""
     seen: set[tuple[str, str, str]] = set()
     creating = {d.metadata.name for d in documents if isinstance(d, Namespace)}
     for i, document in enumerate(documents):
@@ -72,23 +83,23 @@ def check(store: Store, documents: list[Resource], origins: Sequence[Origin] = (
         seen.add(identity)
         if kinds.of(type(document)).namespaced:
             namespace = document.metadata.namespace
-            found = writes.read(store, "Namespace", "", namespace)
+            found = lookup("Namespace", "", namespace)
             if found is None and namespace not in creating:
                 raise ManifestError(where, f'namespaces "{namespace}" not found', source)
-            if found is not None and found[0].terminating:  # type: ignore[union-attr]
+            if found is not None and found.terminating:  # type: ignore[attr-defined]
                 raise ManifestError(where, f'namespace "{namespace}" is being deleted', source)
         if isinstance(document, Pod) and document.metadata.owner:
             raise ManifestError(f"{where}: metadata.ownerReferences", "are set by controllers, not by apply", source)
-        stored = writes.read(store, document.kind, document.metadata.namespace, document.metadata.name)
+        stored = lookup(document.kind, document.metadata.namespace, document.metadata.name)
         if stored is not None:
             try:
-                merged(stored[0], document)
+                merged(stored, document)
             except ManifestError as err:
                 raise ManifestError(f"{where}: {err.field}", err.problem, source) from None
 
 
 def apply(store: Store, documents: list[Resource], origins: Sequence[Origin] = ()) -> list[Applied]:
-    check(store, documents, origins)
+    check(stored_in(store), documents, origins)
     new_services = [d for d in documents if isinstance(d, Service)
                     and writes.read(store, "Service", d.metadata.namespace, d.metadata.name) is None]
     if new_services:

@@ -14,6 +14,7 @@ from podnet.errors import PodnetError
 from podnet.model import kinds
 from podnet.model.identity import stamped
 from podnet.model.manifest import Resource, parse_resource
+from podnet.model.namespace import Namespace
 from podnet.model.origin import document_of
 from podnet.model.service import Service
 from podnet.store import resources
@@ -65,7 +66,7 @@ def create(store: Store, resource: Resource) -> Entry:
     check_namespace(store, resource)
     if store.get(resources.key_of(resource)) is not None:  # before any allocation: a refusal changes nothing
         raise AlreadyExists(resource.kind, resource.metadata.name)
-    allocated = resource
+    allocated = resource.labelled() if isinstance(resource, Namespace) else resource  # as kube-apiserver labels it
     if isinstance(resource, Service):
         (allocated,) = services.allocate(store, cluster.load(store), [resource])
     if not writes.create(store, allocated):

@@ -1,8 +1,10 @@
 """A running cluster lab, as the commands and the web view reach it: its record,
-its store, and every node's flows.
+its Kubernetes API, its store, and every node's flows.
 
 `podnet get`, `apply`, `trace`, `policy`, `observe` and `ui` all start here, so a
-lab is found, and a wrong name refused, in one way.
+lab is found, and a wrong name refused, in one way. The kubectl verbs go through
+the lab's API server, with the credentials its kubeconfig carries, so podnet's
+verbs and kubectl meet one front door.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from podnet.apiserver.client import ApiClient, Endpoint
 from podnet.errors import LabError
 from podnet.lab import state
 from podnet.lab.names import member_namespace
@@ -39,6 +42,26 @@ def cluster_record(lab_name: str | None) -> LabRecord:
     if len(clusters) > 1:
         raise LabError(f"several cluster labs are up ({', '.join(r.name for r in clusters)}); choose one with --lab")
     return clusters[0]
+
+
+def api_endpoint(record: LabRecord, user: str = "admin") -> Endpoint:
+    """The lab's API server, reached as its kubeconfig for `user` reaches it
+    (the same certificate, read from the lab's PKI directory)."""
+    if not record.apiserver:
+        raise LabError(f"lab {record.name} has no API server (an older podnet brought it up): "
+                       f"bring it down and up again")
+    pki = record.pki
+    return Endpoint(record.apiserver, str(pki / "ca.crt"), str(pki / f"{user}.crt"), str(pki / f"{user}.key"))
+
+
+@contextmanager
+def cluster_api(lab_name: str | None) -> Iterator[ApiClient]:
+    """A client of the API of the cluster lab named (or of the only one up), as its admin."""
+    client = ApiClient(api_endpoint(cluster_record(lab_name)))
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 @contextmanager

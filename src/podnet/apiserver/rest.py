@@ -9,6 +9,7 @@ import asyncio
 import json
 import random
 import time
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -109,9 +110,10 @@ class Rest:
         form = wanted(request.headers.get("Accept"))
         test = _tests(request)
         since_text = request.query.get("resourceVersion", "")
-        timeout = float(request.query.get("timeoutSeconds") or WATCH_TIMEOUT * (1 + random.random() / 5))
+        timeout = _integer(request, "timeoutSeconds") or WATCH_TIMEOUT * (1 + random.random() / 5)
         bookmarks = request.query.get("allowWatchBookmarks") in ("1", "true")
         prefix = objects.prefix(target.resource, target.namespace)
+        table = TableOptions.parse(request.query.get("includeObject"), form.table) if form.table else None
         response = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache, private"})
         response.enable_chunked_encoding()
         await response.prepare(request)
@@ -123,10 +125,8 @@ class Rest:
                 return
             if kind != "BOOKMARK" and not test(document):
                 return
-            if form.table and kind != "BOOKMARK":
-                document = to_table(document, time.time(),
-                                    TableOptions.parse(request.query.get("includeObject"), form.table,
-                                                       no_headers=not first_table))
+            if table and kind != "BOOKMARK":
+                document = to_table(document, time.time(), replace(table, no_headers=not first_table))
                 first_table = False
             await response.write(json.dumps({"type": kind, "object": document}).encode() + b"\n")
 
@@ -181,14 +181,14 @@ class Rest:
     # Writes.
 
     async def create(self, request: web.Request, target: Target) -> web.Response:
-        body = await _body(request)
+        body = _identified(await _body(request), target)
         _name_it(body)
         resource = _parsed(recorded(None, body, _manager(request)), target)
         entry = await asyncio.to_thread(verbs.create, self.store, resource)
         return _json(objects.served(target.resource, entry), status=201)
 
     async def update(self, request: web.Request, target: Target) -> web.Response:
-        body = await _body(request)
+        body = _identified(await _body(request), target)
         if target.subresource == "scale":
             raise ApiError(405, "scale is written with PATCH here")
         current = await asyncio.to_thread(objects.read, self.store, target.resource, target.namespace,
@@ -284,6 +284,8 @@ async def _delete_options(request: web.Request) -> dict[str, Any]:
         if key in request.query and key not in options:
             value = request.query[key]
             options[key] = int(value) if key == "gracePeriodSeconds" and value.lstrip("-").isdigit() else value
+    if not isinstance(options.get("preconditions") or {}, dict):
+        raise ApiError(400, "preconditions must be an object (uid, resourceVersion)")
     if options.get("propagationPolicy") not in (None, "Orphan", "Background", "Foreground"):
         raise ApiError(400, f"propagationPolicy {options['propagationPolicy']!r} is not Orphan, Background or "
                             "Foreground")
@@ -315,6 +317,17 @@ def _tests(request: web.Request) -> Any:
     return lambda document: labels(document) and fields(document)
 
 
+def _integer(request: web.Request, name: str) -> int | None:
+    """A query parameter kube-apiserver reads as a whole number: 400 if it is not one."""
+    text = request.query.get(name)
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ApiError(400, f'{name}: invalid value "{text}": must be an integer') from None
+
+
 def _json(value: dict[str, Any], status: int = 200) -> web.Response:
     return web.Response(body=json.dumps(value).encode(), status=status, content_type="application/json")
 
@@ -344,8 +357,14 @@ def _name_it(body: dict[str, Any]) -> None:
 
 
 def _parsed(body: dict[str, Any], target: Target) -> Resource:
-    """The typed resource of a request's object, which must be the target's kind,
-    in the target's namespace, with the target's name."""
+    """The typed resource of a request's object."""
+    return parse_resource(_identified(body, target))
+
+
+def _identified(body: dict[str, Any], target: Target) -> dict[str, Any]:
+    """The request's object, which must be the target's kind, in the target's
+    namespace, with the target's name; apiVersion, kind and namespace filled in
+    where left out."""
     resource = target.resource
     meta = body.setdefault("metadata", {})
     if not isinstance(meta, dict):
@@ -365,4 +384,4 @@ def _parsed(body: dict[str, Any], target: Target) -> Resource:
     if target.name and meta.get("name") != target.name:
         raise ApiError(400, f'the name of the object ({meta.get("name")}) does not match the name on the URL '
                             f"({target.name})")
-    return parse_resource(body)
+    return body

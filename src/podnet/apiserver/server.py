@@ -127,7 +127,7 @@ def make_app(store: Store, authenticate: Callable[[web.Request], User] = peer_us
         return await rest.handle(request, target, user)
 
     app = web.Application(middlewares=[errors], client_max_size=MAX_BODY)
-    app.router.add_route("*", "/{tail:.*}", route)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", route)  # every path, even one with a newline in it
     return app
 
 

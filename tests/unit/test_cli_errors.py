@@ -1,34 +1,38 @@
-"""What a user reads when a verb refuses, without a lab: apply names the file and
-the document, and an object that is not there reads as kubectl says it, whichever
-verb looked. The verbs run through click against a real SQLite store."""
+"""What a user reads when a verb refuses, on a cluster lab whose API server
+runs in the test (tests/served.py): apply names the file and the document, and
+an object that is not there reads as kubectl says it, whichever verb looked.
+The verbs run through click, against the real server and a real SQLite store."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import click
 import pytest
 from click.testing import CliRunner
 
-from podnet.cli.change import apply, delete, label, scale
+from podnet.cli.apply import apply
+from podnet.cli.change import delete, label, scale
 from podnet.cli.describe import describe
 from podnet.cli.get import get
 from podnet.errors import ManifestError, PodnetError
-from podnet.lab import client
-from podnet.store import resources
 from podnet.model.pod import Pod
+from podnet.store import resources
 from podnet.store.sqlite import SqliteStore
+from tests.served import served_lab
 
 GOOD = "kind: Pod\nmetadata: {name: p1}\nspec: {nodeName: n1}\n"
 NO_NAMESPACE = "kind: Pod\nmetadata: {name: p2, namespace: nons}\nspec: {nodeName: n1}\n"
 
 
-@pytest.fixture
-def cluster(store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SqliteStore:
-    """The verbs' cluster is the test's store."""
-    monkeypatch.setattr(client, "cluster_record", lambda lab_name: SimpleNamespace(store=str(tmp_path / "store.db")))
-    return store
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqliteStore]:
+    """The one cluster lab up, its API served; the store, to see what was written."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PODNET_RUN_DIR", str(tmp_path_factory.mktemp("run")))
+        with served_lab("errors") as (_, store):
+            yield store
 
 
 def run(command: click.Command, *args: str, stdin: str | None = None):  # type: ignore[no-untyped-def]
@@ -55,11 +59,26 @@ def test_apply_errors_name_the_file_and_document(cluster: SqliteStore, tmp_path:
     assert resources.list_kind(cluster, Pod)[0] == []  # nothing is applied if any document is wrong
 
 
+def test_an_immutable_field_changed_applies_nothing(cluster: SqliteStore, tmp_path: Path) -> None:
+    path = tmp_path / "pinned.yaml"
+    path.write_text("kind: Pod\nmetadata: {name: pinned}\nspec: {nodeName: n1}\n")
+    assert run(apply, "-f", str(path)).output == "pod/pinned created\n"
+    path.write_text("kind: Namespace\nmetadata: {name: later}\n---\n"
+                    "kind: Pod\nmetadata: {name: pinned}\nspec: {nodeName: n2}\n")
+    result = run(apply, "-f", str(path))
+    assert printed(result.exception) == \
+        f"error: {path}: document 2 (pod/pinned): spec.nodeName: field is immutable once the pod is scheduled"
+    assert resources.get(cluster, Pod, "default", "pinned").node_name == "n1"  # type: ignore[union-attr]
+    assert run(get, "namespace", "later").exit_code == 1  # the namespace before it was not made either
+    assert run(delete, "pod", "pinned").output == 'pod "pinned" deleted\n'
+
+
 NOT_FOUND = {
     "get": (get, ("pod", "x")),
-    "get in a namespace": (get, ("pods", "x", "-n", "apps")),
+    "get in a namespace": (get, ("pods", "x", "-n", "kube-system")),
+    "get KIND/NAME": (get, ("pod/x",)),
     "delete": (delete, ("pod", "x")),
-    "delete in a namespace": (delete, ("pod/x", "-n", "apps")),
+    "delete in a namespace": (delete, ("pod/x", "-n", "kube-system")),
     "describe": (describe, ("pod", "x")),
     "label": (label, ("pod", "x", "a=b")),
 }
@@ -72,7 +91,11 @@ def test_not_found_reads_as_kubectl(cluster: SqliteStore, case: str) -> None:
     assert (result.stdout, printed(result.exception)) == ("", 'Error from server (NotFound): pods "x" not found')
 
 
-def test_not_found_names_the_kind_asked_for(cluster: SqliteStore) -> None:
+def test_not_found_names_the_resource_and_its_group(cluster: SqliteStore) -> None:
     result = run(scale, "deployment/web", "--replicas", "2")
-    assert printed(result.exception) == 'Error from server (NotFound): deployments "web" not found'
+    assert printed(result.exception) == 'Error from server (NotFound): deployments.apps "web" not found'
     assert run(delete, "pod", "x", "--ignore-not-found").exit_code == 0
+
+
+def test_an_unknown_kind_reads_as_kubectl(cluster: SqliteStore) -> None:
+    assert printed(run(get, "frobnicators").exception) == 'error: the server doesn\'t have a resource type "frobnicators"'

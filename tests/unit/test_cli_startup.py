@@ -1,9 +1,10 @@
 """The CLI starts in a blink (issue 25): a command imports what it runs and no
 more. `podnet --help` lists every command from main.py's table without importing
-one; `get pods` reads a lab's store without the lab builder, pyroute2 or YAML;
-`exec` finds its namespace without them either. Each runs in a fresh interpreter,
-as a user starts it, against lab records in a directory of the test's own. The
-speed itself is measured by bench/cli_latency.py, not here."""
+one; `get pods` asks the lab's API server (tests/served.py) without the lab
+builder, pyroute2, aiohttp or YAML; `exec` finds its namespace without them
+either. Each runs in a fresh interpreter, as a user starts it, against lab
+records in a directory of the test's own. The speed itself is measured by
+bench/cli_latency.py, not here."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +25,10 @@ from podnet.lab import names
 from podnet.lab.state import LabRecord
 from podnet.model.manifest import parse_resource
 from podnet.store import resources
-from podnet.store.sqlite import SqliteStore
+from tests.served import served_lab
 
-HEAVY = ("pyroute2", "aiohttp", "scapy", "cryptography", "rich", "yaml", "prometheus_client", "ssl")
-CLUSTER = f"{names.scope_prefix()}shop"
+HEAVY = ("pyroute2", "aiohttp", "scapy", "cryptography", "rich", "yaml", "prometheus_client")
+# ssl is not among them: get speaks HTTPS to the lab's API server (exec and --help still load none of it)
 TOPOLOGY = f"{names.scope_prefix()}net"
 
 # Runs `podnet ARGS` as the console script does, with os.execvp recording its argv
@@ -48,16 +50,13 @@ with open(report, "w") as out:
 
 
 @pytest.fixture
-def labs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A cluster lab whose store holds one pod, and a topology lab with a host."""
+def labs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A cluster lab whose API serves one pod, and a topology lab with a host."""
     monkeypatch.setenv("PODNET_RUN_DIR", str(tmp_path))
-    cluster = LabRecord(CLUSTER, "Cluster", "shop.yaml")
-    cluster.save()
-    store = SqliteStore(cluster.store_path)
-    resources.put(store, parse_resource({"kind": "Pod", "metadata": {"name": "web-0"}, "spec": {"nodeName": "n1"}}))
-    store.close()
-    LabRecord(TOPOLOGY, "Topology", "net.yaml", members={"host/h1": names.member_namespace(TOPOLOGY, "h1")}).save()
-    return tmp_path
+    with served_lab("shop") as (_, store):
+        resources.put(store, parse_resource({"kind": "Pod", "metadata": {"name": "web-0"}, "spec": {"nodeName": "n1"}}))
+        LabRecord(TOPOLOGY, "Topology", "net.yaml", members={"host/h1": names.member_namespace(TOPOLOGY, "h1")}).save()
+        yield tmp_path
 
 
 def podnet(run_dir: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
@@ -74,13 +73,13 @@ def test_help_lists_every_command_and_imports_none(labs: Path) -> None:
     listed = {line.split()[0] for line in done.stdout.splitlines() if line.startswith("  ") and line.split()[0].isalpha()}
     assert set(cli_main.COMMANDS) <= listed
     assert [m for m in report["modules"] if m.startswith("podnet.cli.") and m != "podnet.cli.main"] == []
-    assert [m for m in report["modules"] if m.split(".")[0] in HEAVY] == []
+    assert [m for m in report["modules"] if m.split(".")[0] in (*HEAVY, "ssl")] == []
 
 
-def test_get_pods_reads_the_store_without_heavy_modules(labs: Path) -> None:
+def test_get_pods_asks_the_api_without_heavy_modules(labs: Path) -> None:
     done, report = podnet(labs, "get", "pods")
     assert (report["code"], done.stderr) == (0, "")
-    assert done.stdout.splitlines()[1].split()[:2] == ["default", "web-0"]
+    assert done.stdout.splitlines()[1].split()[:3] == ["web-0", "0/1", "ContainerCreating"]
     assert [m for m in report["modules"] if m.split(".")[0] in HEAVY] == []
     assert "podnet.lab.cluster" not in report["modules"]
 
@@ -89,7 +88,7 @@ def test_exec_finds_the_namespace_without_heavy_modules(labs: Path) -> None:
     done, report = podnet(labs, "exec", "h1", "--", "true")
     assert (report["code"], done.stderr) == (0, "")
     assert report["execs"] == [["ip", "netns", "exec", names.member_namespace(TOPOLOGY, "h1"), "true"]]
-    assert [m for m in report["modules"] if m.split(".")[0] in HEAVY] == []
+    assert [m for m in report["modules"] if m.split(".")[0] in (*HEAVY, "ssl")] == []
     assert "podnet.lab.cluster" not in report["modules"]
 
 

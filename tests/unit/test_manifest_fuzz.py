@@ -14,7 +14,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from podnet.cli.change import read_manifests
+from podnet.cli.manifests import read_manifests
 from podnet.errors import ManifestError
 
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 70000), st.floats(allow_nan=False),
@@ -83,7 +83,7 @@ def test_the_valid_manifests_are_valid() -> None:
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "all.yaml"
         path.write_text(yaml.safe_dump_all(VALID))
-        assert [r.kind for r in read_manifests((str(path),), None)[0]] == [d["kind"] for d in VALID]
+        assert [m.resource.kind for m in read_manifests((str(path),), None)] == [d["kind"] for d in VALID]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

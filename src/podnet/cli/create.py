@@ -1,18 +1,16 @@
 """The kubectl verbs that make one object from flags: `expose` (a Service in
-front of a Deployment's or a Pod's pods) and `run` (one pod). Both go through
-apply, so they are checked and allocated as a manifest would be."""
+front of a Deployment's or a Pod's pods) and `run` (one pod). Both create it
+through the lab's API, which checks and allocates it as it does a manifest's."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from podnet.api import writes
-from podnet.api.apply import apply
-from podnet.cli.change import kind_and_name
+from podnet.cli.words import kind_and_name, kind_of, scope
 from podnet.errors import PodnetError
-from podnet.lab.client import cluster_store
-from podnet.model.deployment import Deployment
-from podnet.model.manifest import Resource, parse_resource
+from podnet.lab.client import cluster_api
 
 
 @click.command()
@@ -31,24 +29,22 @@ def expose(target: str, name: str | None, port: int, target_port: str | None, se
     """Put a Service in front of a Deployment's pods (or one pod's labels):
     podnet expose deployment/web --port 80 [--target-port 8080] [--type NodePort]"""
     kind, name = kind_and_name(target, name)
-    if kind not in ("Deployment", "Pod"):
-        raise click.BadParameter(f"{kind.lower()}s cannot be exposed; deployments and pods can", param_hint="TARGET")
-    with cluster_store(lab_name) as store:
-        found = writes.read(store, kind, namespace, name)
-        if found is None:
-            raise writes.NotFound(kind, name)
-        exposed = found[0]
-        selector = dict(exposed.selector.match_labels) if isinstance(exposed, Deployment) else dict(exposed.metadata.labels)
+    if kind.name not in ("Deployment", "Pod"):
+        raise click.BadParameter(f"{kind.plural} cannot be exposed; deployments and pods can", param_hint="TARGET")
+    with cluster_api(lab_name) as api:
+        exposed = api.get(kind, scope(kind, namespace), name)
+        meta = exposed.get("metadata") or {}
+        selector = (((exposed.get("spec") or {}).get("selector") or {}).get("matchLabels") if kind.name == "Deployment"
+                    else meta.get("labels"))
         if not selector:
-            raise PodnetError(f"{kind.lower()} {name!r} has no matchLabels to make a Service's selector of")
+            raise PodnetError(f"{kind.name.lower()} {name!r} has no matchLabels to make a Service's selector of")
         service_name = service_name or name
-        if writes.read(store, "Service", namespace, service_name) is not None:
-            raise PodnetError(f'services "{service_name}" already exists')
         target_value: int | str = int(target_port) if target_port and target_port.isdigit() else target_port or port
-        service = parse_resource({"kind": "Service", "metadata": {"name": service_name, "namespace": namespace},
-                                  "spec": {"type": service_type, "selector": selector, "ports": [
-                                      {"port": port, "targetPort": target_value, "protocol": protocol}]}})
-        apply(store, [service])
+        api.create(kind_of("services"), namespace, {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": service_name, "namespace": namespace, "labels": meta.get("labels") or {}},
+            "spec": {"type": service_type, "selector": selector,
+                     "ports": [{"port": port, "targetPort": target_value, "protocol": protocol}]}})
     click.echo(f"service/{service_name} exposed")
 
 
@@ -66,20 +62,18 @@ def run(name: str, command: tuple[str, ...], labels: str | None, port: int | Non
     podnet run debug --labels app=debug -- sleep 3600"""
     if command and command[0] == "--":
         command = command[1:]
-    container: dict[str, object] = {"name": name}
+    container: dict[str, Any] = {"name": name}
     if command:
         container["command"] = list(command)
     if image:
         container["image"] = image
     if port:
         container["ports"] = [{"containerPort": port}]
-    pod: Resource = parse_resource({"kind": "Pod", "metadata": {"name": name, "namespace": namespace,
-                                                                 "labels": _labels(labels, name)},
-                                    "spec": {"containers": [container]}})
-    with cluster_store(lab_name) as store:
-        if writes.read(store, "Pod", namespace, name) is not None:
-            raise PodnetError(f'pods "{name}" already exists')
-        apply(store, [pod])
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace,
+                                                           "labels": _labels(labels, name)},
+           "spec": {"containers": [container]}}
+    with cluster_api(lab_name) as api:
+        api.create(kind_of("pods"), namespace, pod)
     click.echo(f"pod/{name} created")
 
 

@@ -1,30 +1,30 @@
 """`podnet describe KIND NAME`: one object in kubectl's words, with what
 surrounds it (a pod's node and owner, a service's endpoints, a deployment's
-replicas) and its recent events. The rendering is pure: text from objects."""
+replicas) and its recent events, all read through the lab's API. The rendering
+is pure: text from objects."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import click
 
 from podnet.api import events as event_log
-from podnet.api import writes
-from podnet.cli.change import kind_and_name
+from podnet.apiserver.client import ApiClient
 from podnet.cli.tables import ready_endpoints
+from podnet.cli.words import kind_and_name, kind_of, scope
 from podnet.controller.deployments import owned
-from podnet.lab.client import cluster_store
-from podnet.model import kinds
+from podnet.lab.client import cluster_api
 from podnet.model.deployment import TEMPLATE_HASH, Deployment
 from podnet.model.endpointslice import EndpointSlice, by_service
 from podnet.model.event import Event
-from podnet.model.manifest import Resource
+from podnet.model.manifest import Resource, parse_resource
 from podnet.model.node import Node
 from podnet.model.pod import Pod
 from podnet.model.probe import Probe
 from podnet.model.service import Service
-from podnet.store import resources
 
 DESCRIBED = ("Pod", "Service", "Deployment", "Node")
 KEY_WIDTH = 24  # where values start: past the longest key (RollingUpdateStrategy)
@@ -201,16 +201,16 @@ def _age(seconds: float) -> str:
 def describe(target: str, name: str | None, namespace: str, lab_name: str | None) -> None:
     """Show one pod, service, deployment or node in detail, with its recent events."""
     kind, name = kind_and_name(target, name)
-    if kind not in DESCRIBED:
-        raise click.BadParameter(f"podnet describes {', '.join(k.lower() + 's' for k in DESCRIBED)}; not {kind.lower()}s",
+    if kind.name not in DESCRIBED:
+        raise click.BadParameter(f"podnet describes {', '.join(k.lower() + 's' for k in DESCRIBED)}; not {kind.plural}",
                                  param_hint="KIND")
-    registered = kinds.named(kind)
-    assert registered is not None
-    scope = namespace if registered.namespaced else ""
-    with cluster_store(lab_name) as store:
-        found = resources.get(store, registered.cls, scope, name)
-        if found is None:
-            raise writes.NotFound(kind, name)
-        around = Surroundings(resources.list_kind(store, Pod)[0], resources.list_kind(store, EndpointSlice)[0],
-                              resources.list_kind(store, Event)[0], time.time())
+    with cluster_api(lab_name) as api:
+        found = parse_resource(api.get(kind, scope(kind, namespace), name))
+        around = Surroundings(_listed(api, "pods"), _listed(api, "endpointslices"), _listed(api, "events"),
+                              time.time())
     click.echo(describe_object(found, around), nl=False)
+
+
+def _listed(api: ApiClient, word: str) -> list[Any]:
+    """Every object of a kind, in every namespace, as typed resources."""
+    return [parse_resource(item) for item in api.list(kind_of(word), None).get("items") or []]

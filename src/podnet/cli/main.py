@@ -36,7 +36,7 @@ SECTIONS: tuple[tuple[str, tuple[Entry, ...]], ...] = (
     ("Objects, as kubectl", (
         Entry("get", "podnet.cli.get", "get", "List objects of any kind, or follow their changes (-w)."),
         Entry("describe", "podnet.cli.describe", "describe", "Show one object in detail, with its recent events."),
-        Entry("apply", "podnet.cli.change", "apply", "Create or update what manifests describe."),
+        Entry("apply", "podnet.cli.apply", "apply", "Create or update what manifests describe."),
         Entry("delete", "podnet.cli.change", "delete", "Delete objects by name, by kind, or as files describe."),
         Entry("run", "podnet.cli.create", "run", "Start one pod running a command (the echo server if none)."),
         Entry("expose", "podnet.cli.create", "expose", "Put a Service in front of a Deployment's or a pod's labels."),

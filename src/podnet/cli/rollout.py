@@ -1,26 +1,26 @@
-"""`podnet rollout restart|status deployment/NAME`, as kubectl's: a restart
-changes the pod template (its restartedAt annotation) so the Deployment rolls
-every pod within maxSurge and maxUnavailable; status follows a rollout until it
-is done."""
+"""`podnet rollout restart|status deployment/NAME`, as kubectl's, through the
+lab's API: a restart patches the pod template's restartedAt annotation so the
+Deployment rolls every pod within maxSurge and maxUnavailable; status watches
+the Deployment until its own status says the rollout is done (kubectl's test,
+on the counts and observedGeneration the controller writes)."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from collections.abc import Mapping
 from datetime import datetime, timezone
+from typing import Any
 
 import click
 
-from podnet.api import writes
-from podnet.cli.change import kind_and_name
-from podnet.controller.deployments import rollout_status
+from podnet.apiserver.client import STRATEGIC_MERGE_PATCH, ApiClient
+from podnet.cli.words import kind_and_name
 from podnet.errors import PodnetError
-from podnet.lab.client import cluster_store
-from podnet.model.deployment import RESTARTED_AT, Deployment
-from podnet.model.pod import Pod
-from podnet.store import resources
+from podnet.lab.client import cluster_api
+from podnet.model.deployment import RESTARTED_AT
+from podnet.model.kinds import Kind
 
-POLL = 0.2
+PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
 
 
 @click.group()
@@ -28,11 +28,11 @@ def rollout() -> None:
     """Restart a Deployment's pods, or follow its rollout."""
 
 
-def _deployment_name(target: str, name: str | None) -> str:
+def _deployment(target: str, name: str | None) -> tuple[Kind, str]:
     kind, name = kind_and_name(target, name)
-    if kind != "Deployment":
-        raise click.BadParameter(f"{kind.lower()}s have no rollouts; deployments do", param_hint="TARGET")
-    return name
+    if kind.name != "Deployment":
+        raise click.BadParameter(f"{kind.plural} have no rollouts; deployments do", param_hint="TARGET")
+    return kind, name
 
 
 @rollout.command()
@@ -42,16 +42,11 @@ def _deployment_name(target: str, name: str | None) -> str:
 @click.option("--lab", "lab_name", help="The lab, when several are up.")
 def restart(target: str, name: str | None, namespace: str, lab_name: str | None) -> None:
     """Replace every pod of a Deployment, a few at a time."""
-    name = _deployment_name(target, name)
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-    def restarted(deployment: Deployment) -> Deployment:
-        meta = deployment.template.metadata
-        template = replace(deployment.template, metadata=replace(meta, annotations={**meta.annotations, RESTARTED_AT: now}))
-        return replace(deployment, template=template)
-
-    with cluster_store(lab_name) as store:
-        writes.modify(store, Deployment, namespace, name, restarted)
+    kind, name = _deployment(target, name)
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with cluster_api(lab_name) as api:
+        api.patch(kind, namespace, name, {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}},
+                  STRATEGIC_MERGE_PATCH)
     click.echo(f"deployment.apps/{name} restarted")
 
 
@@ -63,20 +58,55 @@ def restart(target: str, name: str | None, namespace: str, lab_name: str | None)
 @click.option("--lab", "lab_name", help="The lab, when several are up.")
 def status(target: str, name: str | None, timeout: float, namespace: str, lab_name: str | None) -> None:
     """Wait for a Deployment's rollout to finish, saying where it stands."""
-    name = _deployment_name(target, name)
+    kind, name = _deployment(target, name)
     deadline = time.monotonic() + timeout if timeout else None
     said = ""
-    with cluster_store(lab_name) as store:
+    with cluster_api(lab_name) as api:
+        deployment = api.get(kind, namespace, name)
         while True:
-            deployment = resources.get(store, Deployment, namespace, name)
-            if deployment is None:
-                raise writes.NotFound("Deployment", name)
-            now = rollout_status(deployment, resources.list_kind(store, Pod)[0])
-            if now.message != said:
-                click.echo(now.message)
-                said = now.message
-            if now.done:
+            done, message = rollout_state(deployment)
+            if message != said:
+                click.echo(message)
+                said = message
+            if done:
                 return
-            if deadline is not None and time.monotonic() > deadline:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
                 raise PodnetError(f"timed out waiting for the rollout of deployment {name!r} after {timeout:g} s")
-            time.sleep(POLL)
+            deployment = _next_version(api, kind, namespace, name, deployment, left)
+
+
+def _next_version(api: ApiClient, kind: Kind, namespace: str, name: str, deployment: dict[str, Any],
+                  left: float | None) -> dict[str, Any]:
+    """The Deployment's next version, from a watch (as it was, when the watch
+    ends first; read again, when the watch cannot start from its version)."""
+    version = deployment["metadata"]["resourceVersion"]
+    for event in api.watch(kind, namespace, version, timeout_seconds=left,
+                           field_selector=f"metadata.name={name}"):
+        if event.get("type") == "DELETED":
+            raise PodnetError(f'deployment "{name}" was deleted')
+        if event.get("type") == "ERROR":
+            return api.get(kind, namespace, name)
+        if event.get("type") in ("ADDED", "MODIFIED"):
+            return event["object"]  # type: ignore[no-any-return]
+    return deployment
+
+
+def rollout_state(deployment: Mapping[str, Any]) -> tuple[bool, str]:
+    """Whether the rollout is done, and kubectl's words for where it stands."""
+    name = deployment["metadata"]["name"]
+    spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
+    if deployment["metadata"].get("generation", 0) > status.get("observedGeneration", 0):
+        return False, "Waiting for deployment spec update to be observed..."
+    if any(c.get("type") == "Progressing" and c.get("reason") == PROGRESS_DEADLINE
+           for c in status.get("conditions") or []):
+        raise PodnetError(f'deployment "{name}" exceeded its progress deadline')
+    wanted, updated = spec.get("replicas", 1), status.get("updatedReplicas", 0)
+    waiting = f'Waiting for deployment "{name}" rollout to finish: '
+    if updated < wanted:
+        return False, f"{waiting}{updated} out of {wanted} new replicas have been updated..."
+    if status.get("replicas", 0) > updated:
+        return False, f"{waiting}{status.get('replicas', 0) - updated} old replicas are pending termination..."
+    if status.get("availableReplicas", 0) < updated:
+        return False, f"{waiting}{status.get('availableReplicas', 0)} of {updated} updated replicas are available..."
+    return True, f'deployment "{name}" successfully rolled out'

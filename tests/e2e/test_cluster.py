@@ -25,7 +25,7 @@ def test_every_pod_is_ready_with_an_ip_from_its_node(cluster_lab: str) -> None:
     nodes = {n["metadata"]["name"]: n for n in json.loads(podnet("get", "nodes", "--lab", cluster_lab, "-o", "json").stdout)["items"]}
     assert len({p["spec"]["nodeName"] for p in listed.values()}) == 3
     for pod in listed.values():
-        assert pod["status"]["conditions"] == [{"type": "Ready", "status": "True"}]
+        assert {"type": "Ready", "status": "True"} in pod["status"]["conditions"]  # among kubelet's five
         cidr = nodes[pod["spec"]["nodeName"]]["spec"]["podCIDR"]
         assert pod["status"]["podIP"].rsplit(".", 1)[0] == cidr.rsplit(".", 1)[0]
 

@@ -133,8 +133,9 @@ def test_rejects_are_immediate(lab: dict) -> None:  # type: ignore[type-arg]
     assert udp.returncode == 0
 
 
-def test_get_svc_lists_ports_and_endpoints(lab: dict) -> None:  # type: ignore[type-arg]
+def test_get_svc_lists_types_and_ports_as_kubectl(lab: dict) -> None:  # type: ignore[type-arg]
     out = podnet("get", "svc", "--lab", LAB).stdout
+    assert out.split("\n")[0].split() == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
     assert "80:30080/TCP" in out and "<none>" in out and "NodePort" in out
 
 

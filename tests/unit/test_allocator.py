@@ -16,7 +16,7 @@ from podnet.store.sqlite import SqliteStore
 
 
 def test_services_get_addresses_and_ports(tmp_path: Path) -> None:
-    services = [{"kind": "Service", "metadata": {"name": n}, "spec": {"ports": [{"port": 80}], **extra}}
+    services = [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": n}, "spec": {"ports": [{"port": 80}], **extra}}
                 for n, extra in (("a", {}), ("b", {"clusterIP": "10.96.0.2"}), ("c", {"type": "NodePort"}),
                                  ("d", {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30000}]}),
                                  ("h", {"clusterIP": "None"}))]

@@ -151,7 +151,7 @@ def test_a_lab_file_with_a_bad_label_names_the_file_and_the_document(tmp_path: P
     lab = tmp_path / "lab.yaml"
     lab.write_text(yaml.safe_dump_all([
         {"apiVersion": "podnet.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": "t"}, "nodes": [{"name": "n1"}]},
-        {**POD, "metadata": {"name": "p", "labels": {"bad key!": "1"}}}]))
+        {**POD, "apiVersion": "v1", "metadata": {"name": "p", "labels": {"bad key!": "1"}}}]))
     with pytest.raises(ManifestError) as caught:
         load_lab_file(lab)
     assert str(caught.value).startswith(f"{lab}: document 2")

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from podnet.api import verbs
 from podnet.api.delete import delete as delete_object
-from podnet.apiserver import objects
+from podnet.apiserver import fieldvalidation, objects
 from podnet.apiserver.auth import User, authorize
 from podnet.apiserver.negotiation import wanted
 from podnet.apiserver.paths import Target
@@ -182,10 +182,11 @@ class Rest:
 
     async def create(self, request: web.Request, target: Target) -> web.Response:
         body = _identified(await _body(request), target)
+        warnings = _field_validation(request, target, body)
         _name_it(body)
         resource = _parsed(recorded(None, body, _manager(request)), target)
         entry = await asyncio.to_thread(verbs.create, self.store, resource)
-        return _json(objects.served(target.resource, entry), status=201)
+        return _warned(_json(objects.served(target.resource, entry), status=201), warnings)
 
     async def update(self, request: web.Request, target: Target) -> web.Response:
         body = _identified(await _body(request), target)
@@ -193,11 +194,12 @@ class Rest:
             raise ApiError(405, "scale is written with PATCH here")
         current = await asyncio.to_thread(objects.read, self.store, target.resource, target.namespace,
                                           target.name or "")
+        warnings = _field_validation(request, target, body, current)
         resource = _parsed(recorded(current, body, _manager(request), target.subresource or ""), target)
         version = (body.get("metadata") or {}).get("resourceVersion")
         write = verbs.replace_status if target.subresource == "status" else verbs.replace
         entry = await asyncio.to_thread(write, self.store, resource, int(version) if str(version).isdigit() else None)
-        return _json(objects.served(target.resource, entry))
+        return _warned(_json(objects.served(target.resource, entry)), warnings)
 
     async def patch(self, request: web.Request, target: Target) -> web.Response:
         body = await request.read()
@@ -210,19 +212,21 @@ class Rest:
             except ApiError as err:
                 if err.code != 404 or content_type != APPLY or sub:
                     raise
-                created = _parsed(patched(APPLY, None, body, target.resource.kind.name, request.query, manager),
-                                  target)  # an apply of what is not there yet makes it
+                document = patched(APPLY, None, body, target.resource.kind.name, request.query, manager)
+                warnings = _field_validation(request, target, document)
+                created = _parsed(document, target)  # an apply of what is not there yet makes it
                 entry = await asyncio.to_thread(verbs.create, self.store, created)
-                return _json(objects.served(target.resource, entry), status=201)
+                return _warned(_json(objects.served(target.resource, entry), status=201), warnings)
             if sub == "scale":
                 document = patched(content_type, scale_of(current), body, "Scale", request.query, manager)
                 scaled = {**current, "spec": {**current.get("spec", {}),
                                               "replicas": document.get("spec", {}).get("replicas")}}
                 resource = _parsed(recorded(current, scaled, manager, "scale"), target)
-                write = verbs.replace
+                write, warnings = verbs.replace, []
             else:
-                resource = _parsed(patched(content_type, current, body, target.resource.kind.name, request.query,
-                                           manager, sub), target)
+                document = patched(content_type, current, body, target.resource.kind.name, request.query, manager, sub)
+                warnings = _field_validation(request, target, document, current)
+                resource = _parsed(document, target)
                 write = verbs.replace_status if sub == "status" else verbs.replace
             try:
                 entry = await asyncio.to_thread(write, self.store, resource,
@@ -230,7 +234,7 @@ class Rest:
             except verbs.Conflict:
                 continue
             served = objects.served(target.resource, entry)
-            return _json(scale_of(served) if target.subresource == "scale" else served)
+            return _warned(_json(scale_of(served) if target.subresource == "scale" else served), warnings)
         raise ApiError(409, "the object kept changing while it was patched; try again", "Conflict")
 
     async def delete(self, request: web.Request, target: Target) -> web.Response:
@@ -326,6 +330,20 @@ def _integer(request: web.Request, name: str) -> int | None:
         return int(text)
     except ValueError:
         raise ApiError(400, f'{name}: invalid value "{text}": must be an integer') from None
+
+
+def _field_validation(request: web.Request, target: Target, document: dict[str, Any],
+                      before: dict[str, Any] | None = None) -> list[str]:
+    """The request's fieldValidation on the object it writes (its unknown fields
+    dropped): 400 under Strict, else the warnings to send."""
+    return fieldvalidation.check(request.query.get("fieldValidation"), target.resource.kind, document, before)
+
+
+def _warned(response: web.Response, warnings: list[str]) -> web.Response:
+    """Each warning as kube-apiserver sends it, `Warning: 299 - "text"`; kubectl prints `Warning: text`."""
+    for text in warnings:
+        response.headers.add("Warning", '299 - "{}"'.format(text.replace("\\", "\\\\").replace('"', '\\"')))
+    return response
 
 
 def _json(value: dict[str, Any], status: int = 200) -> web.Response:

@@ -181,7 +181,7 @@ def serve(store: Store, options: ServerOptions, stop: threading.Event) -> None:
 
 
 async def _serve(store: Store, options: ServerOptions, stop: threading.Event) -> None:
-    runner = web.AppRunner(make_app(store), access_log=None, handler_cancellation=True)
+    runner = web.AppRunner(make_app(store), access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
     await runner.setup()
     context = tls_context(options)
     sockets = [socket.socket(fileno=fd) for fd in options.listen_fds]
@@ -192,7 +192,7 @@ async def _serve(store: Store, options: ServerOptions, stop: threading.Event) ->
         sockets.append(sock)
     for sock in sockets:
         sock.listen(1024)
-        await web.SockSite(runner, sock, ssl_context=context, shutdown_timeout=1.0).start()
+        await web.SockSite(runner, sock, ssl_context=context).start()
     log.info("serving the Kubernetes API on %s", ", ".join(_address(s) for s in sockets))
     while not stop.is_set():
         await asyncio.sleep(0.2)

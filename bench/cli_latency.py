@@ -4,7 +4,7 @@
 Measured, each --runs times after --warmups, on a one-node cluster lab of its own
 (`clibench`, torn down at the end):
 - `podnet --help`;
-- `podnet get pods` (reads the lab's store and prints the table);
+- `podnet get pods` (asks the lab's API server for the pods' Table and prints it);
 - `podnet exec POD -- true` (finds the pod's namespace, then `ip netns exec`).
 Anchors: `python -c pass` (the interpreter's own start, podnet's floor),
 `kubectl version --client` (a CLI users know), and `ip netns exec NS true` (what

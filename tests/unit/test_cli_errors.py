@@ -98,4 +98,5 @@ def test_not_found_names_the_resource_and_its_group(cluster: SqliteStore) -> Non
 
 
 def test_an_unknown_kind_reads_as_kubectl(cluster: SqliteStore) -> None:
-    assert printed(run(get, "frobnicators").exception) == 'error: the server doesn\'t have a resource type "frobnicators"'
+    refused = run(get, "frobnicators").exception
+    assert printed(refused) == 'error: the server doesn\'t have a resource type "frobnicators"'

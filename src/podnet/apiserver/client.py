@@ -25,7 +25,7 @@ JSON = "application/json"
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"  # what kubectl get asks for
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
-USER_AGENT = "podnet"  # the field manager the server records when none is named
+USER_AGENT = "podnet"  # the field manager the server records for podnet's writes
 TIMEOUT = 30.0  # seconds a request may take; a watch waits as long as it is open
 UNAUTHORIZED = "the server has asked for the client to provide credentials"  # client-go's words for a 401
 
@@ -108,9 +108,9 @@ class ApiClient:
         return http.client.HTTPSConnection(host.strip("[]"), int(port), context=self._context, timeout=timeout)
 
     def request(self, method: str, url: str, query: Mapping[str, str] | None = None, body: Any = None,
-                content_type: str = JSON, accept: str = JSON) -> Any:
-        """The answer's JSON; a refusal raises ServerError. A kept connection the
-        server has since closed is opened again, once."""
+                content_type: str = JSON, accept: str = JSON) -> dict[str, Any]:
+        """The answer's JSON object; a refusal raises ServerError. A kept
+        connection the server has since closed is opened again, once."""
         target = url + (f"?{urlencode(query)}" if query else "")
         headers = {"Accept": accept, "User-Agent": USER_AGENT}
         payload = None
@@ -139,35 +139,30 @@ class ApiClient:
         why = "was refused" if isinstance(err, ConnectionRefusedError) else f"failed ({err or type(err).__name__})"
         return Unreachable(f"the connection to the server {self.endpoint.address} {why}; is the lab's API server up?")
 
-    def get(self, kind: Kind, namespace: str | None, name: str, subresource: str = "") -> dict[str, Any]:
-        return self.request("GET", path(kind, namespace, name, subresource))  # type: ignore[no-any-return]
+    def get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any]:
+        return self.request("GET", path(kind, namespace, name))
 
     def list(self, kind: Kind, namespace: str | None, **selectors: str) -> dict[str, Any]:
         """A List; selectors are the query's labelSelector and fieldSelector, when given."""
-        return self.request("GET", path(kind, namespace), _selectors(selectors))  # type: ignore[no-any-return]
+        return self.request("GET", path(kind, namespace), _selectors(selectors))
 
     def table(self, kind: Kind, namespace: str | None, name: str = "", **selectors: str) -> dict[str, Any]:
         """The Table of a collection, or of one object, with the server's columns."""
-        return self.request("GET", path(kind, namespace, name), _selectors(selectors),  # type: ignore[no-any-return]
-                            accept=TABLE)
+        return self.request("GET", path(kind, namespace, name), _selectors(selectors), accept=TABLE)
 
-    def create(self, kind: Kind, namespace: str | None, document: Mapping[str, Any],
-               field_manager: str = "") -> dict[str, Any]:
-        query = {"fieldManager": field_manager} if field_manager else None
-        return self.request("POST", path(kind, namespace), query, document)  # type: ignore[no-any-return]
+    def create(self, kind: Kind, namespace: str | None, document: Mapping[str, Any]) -> dict[str, Any]:
+        return self.request("POST", path(kind, namespace), body=document)
 
     def replace(self, kind: Kind, namespace: str | None, name: str, document: Mapping[str, Any]) -> dict[str, Any]:
-        return self.request("PUT", path(kind, namespace, name), body=document)  # type: ignore[no-any-return]
+        return self.request("PUT", path(kind, namespace, name), body=document)
 
     def patch(self, kind: Kind, namespace: str | None, name: str, patch: Any, content_type: str = MERGE_PATCH,
-              subresource: str = "", field_manager: str = "") -> dict[str, Any]:
-        query = {"fieldManager": field_manager} if field_manager else None
-        return self.request("PATCH", path(kind, namespace, name, subresource), query, patch,  # type: ignore[no-any-return]
-                            content_type)
+              subresource: str = "") -> dict[str, Any]:
+        return self.request("PATCH", path(kind, namespace, name, subresource), body=patch, content_type=content_type)
 
     def delete(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any]:
         """As kubectl deletes: what depends on the object goes after it, in the background."""
-        return self.request("DELETE", path(kind, namespace, name),  # type: ignore[no-any-return]
+        return self.request("DELETE", path(kind, namespace, name),
                             body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"})
 
     def watch(self, kind: Kind, namespace: str | None, resource_version: str, table: bool = False,
@@ -200,15 +195,15 @@ def _selectors(given: Mapping[str, str]) -> dict[str, str]:
     return {names[key]: value for key, value in given.items() if value}
 
 
-def _answer(code: int, data: bytes) -> Any:
+def _answer(code: int, data: bytes) -> dict[str, Any]:
     try:
         value = json.loads(data) if data else {}
     except ValueError:
         value = None
     if code < 400:
-        if value is None:
+        if not isinstance(value, dict):
             raise ServerError({"code": code, "reason": "InternalError",
-                               "message": f"the server answered with what is not JSON: {data[:80]!r}"})
+                               "message": f"the server answered with what is not a JSON object: {data[:80]!r}"})
         return value
     if isinstance(value, dict) and value.get("kind") == "Status":
         raise ServerError(value)

@@ -106,16 +106,17 @@ class TablePrinter:
                  with_kind: bool) -> None:
         self.wide, self.all_namespaces, self.with_kind = wide, all_namespaces, with_kind
         self.show_labels, self.label_columns = show_labels, label_columns
-        self.columns: Any = None  # the last table's column definitions
+        self.kind: Kind | None = None  # the last table's kind, and its column definitions
+        self.columns: Any = None
         self.layout = Layout()
 
     def print(self, kind: Kind, table: dict[str, Any]) -> None:
         columns = table.get("columnDefinitions") or self.columns
-        header = columns != self.columns
-        if header and self.columns is not None:
+        header = (kind, columns) != (self.kind, self.columns)
+        if header and self.kind is not None:
             self.layout = Layout()  # another kind: a table of its own
             click.echo()
-        self.columns = columns
+        self.kind, self.columns = kind, columns
         cells = table_cells({**table, "columnDefinitions": columns}, self.wide,
                             self.all_namespaces and kind.namespaced, self.show_labels, self.label_columns,
                             resource_word(kind) if self.with_kind else "", header)

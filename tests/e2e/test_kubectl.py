@@ -87,9 +87,9 @@ def test_services_and_their_slices(lab: Path) -> None:
 def test_apply_scale_and_the_network_follows(lab: Path) -> None:
     path = lab / "shop.yaml"
     path.write_text(SHOP)
-    first = kubectl(lab, "apply", "--validate=false", "-f", str(path)).stdout.split("\n")
+    first = kubectl(lab, "apply", "-f", str(path)).stdout.split("\n")
     assert first[:3] == ["namespace/shop created", "deployment.apps/cart created", "service/cart created"]
-    again = kubectl(lab, "apply", "--validate=false", "-f", str(path)).stdout.split("\n")
+    again = kubectl(lab, "apply", "-f", str(path)).stdout.split("\n")
     assert again[:3] == ["namespace/shop unchanged", "deployment.apps/cart unchanged", "service/cart unchanged"]
     kubectl(lab, "rollout", "status", "deployment/cart", "-n", "shop", "--timeout=60s")
     assert kubectl(lab, "scale", "deployment/cart", "-n", "shop", "--replicas", "3").stdout.strip() == \
@@ -149,3 +149,93 @@ def test_the_python_client_lists_watches_and_scales(lab: Path) -> None:
     assert first["type"] == "ADDED" and first["object"].metadata.namespace == "apps"
     apps.patch_namespaced_deployment_scale("web", "apps", {"spec": {"replicas": 2}})
     assert within(20, lambda: apps.read_namespaced_deployment("web", "apps").status.ready_replicas == 2)
+
+
+WEB = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: site, namespace: default}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: site}}
+  template:
+    metadata: {labels: {app: site}}
+    spec:
+      containers:
+      - name: echo
+        image: IMAGE
+        ports: [{containerPort: 80, name: http}, {containerPort: PORT, name: alt}]
+"""
+
+
+def test_apply_merges_a_change_strategically_and_strict_validation_names_the_field(lab: Path) -> None:
+    path = lab / "site.yaml"
+    path.write_text(WEB.replace("IMAGE", "podnet/echo:1").replace("PORT", "443"))
+    assert kubectl(lab, "apply", "-f", str(path)).stdout.strip() == "deployment.apps/site created"
+    path.write_text(WEB.replace("IMAGE", "podnet/echo:2").replace("PORT", "8443"))
+    assert kubectl(lab, "apply", "-f", str(path)).stdout.strip() == "deployment.apps/site configured"
+    container = json.loads(kubectl(lab, "get", "deploy", "site", "-o", "json").stdout)["spec"]["template"]["spec"][
+        "containers"][0]
+    assert container["image"] == "podnet/echo:2"
+    assert [p["containerPort"] for p in container["ports"]] == [80, 8443]
+    (lab / "bad.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\n"
+                                  "spec: {contianers: [{name: x}]}\n")
+    bad = kubectl(lab, "apply", "-f", str(lab / "bad.yaml"), check=False)
+    assert bad.returncode == 1 and 'strict decoding error: unknown field "spec.contianers"' in bad.stderr
+    warned = kubectl(lab, "apply", "--validate=warn", "-f", str(lab / "bad.yaml"), check=False)
+    assert 'Warning: unknown field "spec.contianers"' in warned.stderr
+
+
+def test_server_side_apply_owns_fields_and_refuses_a_conflict(lab: Path) -> None:
+    path = lab / "owned.yaml"
+    path.write_text(WEB.replace("site", "owned").replace("IMAGE", "podnet/echo:1").replace("PORT", "8080"))
+    applied = kubectl(lab, "apply", "--server-side", "--field-manager", "team", "-f", str(path))
+    assert applied.stdout.strip() == "deployment.apps/owned serverside-applied"
+    kubectl(lab, "scale", "deployment/owned", "--replicas", "2")
+    refused = kubectl(lab, "apply", "--server-side", "--field-manager", "team", "-f", str(path), check=False)
+    assert refused.returncode == 1 and "conflict" in refused.stderr and ".spec.replicas" in refused.stderr
+    forced = kubectl(lab, "apply", "--server-side", "--field-manager", "team", "--force-conflicts", "-f", str(path))
+    assert forced.returncode == 0
+    assert kubectl(lab, "get", "deploy", "owned", "-o", "jsonpath={.spec.replicas}").stdout == "1"
+
+
+def test_patches_of_every_type_labels_and_annotations(lab: Path) -> None:
+    kubectl(lab, "patch", "pod", "client", "--type", "merge", "-p", '{"metadata":{"labels":{"merge":"yes"}}}')
+    kubectl(lab, "patch", "pod", "client", "--type", "json", "-p",
+            '[{"op":"add","path":"/metadata/labels/json","value":"yes"}]')
+    kubectl(lab, "patch", "pod", "client", "-p", '{"metadata":{"labels":{"strategic":"yes"}}}')
+    kubectl(lab, "label", "pod", "client", "labelled=yes")
+    kubectl(lab, "annotate", "pod", "client", "note=hello")
+    pod = json.loads(kubectl(lab, "get", "pod", "client", "-o", "json").stdout)["metadata"]
+    assert {k: pod["labels"].get(k) for k in ("merge", "json", "strategic", "labelled")} == {
+        "merge": "yes", "json": "yes", "strategic": "yes", "labelled": "yes"}
+    assert pod["annotations"]["note"] == "hello"
+
+
+def test_describe_explain_and_delete_as_on_kubernetes(lab: Path) -> None:
+    for what in (("pod", "client"), ("svc", "web-service", "-n", "apps"), ("deploy", "web", "-n", "apps"),
+                 ("node", "worker")):
+        assert kubectl(lab, "describe", *what).stdout.startswith("Name:")
+    explained = kubectl(lab, "explain", "pod.spec.containers").stdout
+    assert "KIND:" in explained and "FIELD:" in explained and "image" in explained
+    kubectl(lab, "expose", "deployment", "web", "-n", "apps", "--port", "8080", "--target-port", "80",
+            "--name", "web-alt")
+    assert kubectl(lab, "get", "svc", "web-alt", "-n", "apps", "-o", "jsonpath={.spec.ports[0].port}").stdout == "8080"
+    deleted = kubectl(lab, "delete", "svc", "web-alt", "-n", "apps")
+    assert deleted.stdout.strip() == 'service "web-alt" deleted'
+    assert kubectl(lab, "get", "svc", "web-alt", "-n", "apps", check=False).returncode == 1
+
+
+def test_the_python_client_creates_patches_and_deletes_a_service(lab: Path) -> None:
+    from kubernetes import client, config
+
+    api_client = config.new_client_from_config(config_file=str(lab / "kubeconfig"))
+    core = client.CoreV1Api(api_client)
+    service = client.V1Service(metadata=client.V1ObjectMeta(name="made"),
+                               spec=client.V1ServiceSpec(selector={"app": "web"},
+                                                         ports=[client.V1ServicePort(port=80)]))
+    made = core.create_namespaced_service("apps", service)
+    assert made.spec.cluster_ip.startswith("10.96.")
+    patched = core.patch_namespaced_service("made", "apps", {"metadata": {"labels": {"tier": "front"}}})
+    assert patched.metadata.labels == {"tier": "front"}
+    core.delete_namespaced_service("made", "apps")
+    assert "made" not in [s.metadata.name for s in core.list_namespaced_service("apps").items]

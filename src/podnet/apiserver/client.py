@@ -27,6 +27,7 @@ MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 USER_AGENT = "podnet"  # the field manager the server records for podnet's writes
 TIMEOUT = 30.0  # seconds a request may take; a watch waits as long as it is open
+STRICT = {"fieldValidation": "Strict"}  # kubectl's default for what it creates and replaces
 UNAUTHORIZED = "the server has asked for the client to provide credentials"  # client-go's words for a 401
 
 
@@ -151,10 +152,11 @@ class ApiClient:
         return self.request("GET", path(kind, namespace, name), _selectors(selectors), accept=TABLE)
 
     def create(self, kind: Kind, namespace: str | None, document: Mapping[str, Any]) -> dict[str, Any]:
-        return self.request("POST", path(kind, namespace), body=document)
+        """An object written whole is decoded strictly, as kubectl asks: an unknown field is refused."""
+        return self.request("POST", path(kind, namespace), STRICT, document)
 
     def replace(self, kind: Kind, namespace: str | None, name: str, document: Mapping[str, Any]) -> dict[str, Any]:
-        return self.request("PUT", path(kind, namespace, name), body=document)
+        return self.request("PUT", path(kind, namespace, name), STRICT, document)
 
     def patch(self, kind: Kind, namespace: str | None, name: str, patch: Any, content_type: str = MERGE_PATCH,
               subresource: str = "") -> dict[str, Any]:

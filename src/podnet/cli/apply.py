@@ -27,7 +27,6 @@ from podnet.model import kinds
 from podnet.model.kinds import Kind
 from podnet.model.manifest import Resource, parse_resource
 from podnet.model.namespace import Namespace
-from podnet.model.origin import document_of
 
 RETRIES = 10  # replacing an object a controller keeps writing (a Deployment's status) may meet a Conflict or two
 
@@ -78,7 +77,7 @@ class LiveObjects:
 def _apply_one(api: ApiClient, live: LiveObjects, kind: Kind, manifest: Manifest) -> str:
     meta = manifest.resource.metadata
     namespace = scope(kind, meta.namespace)
-    document = document_of(manifest.resource)
+    document = manifest.document
     current = live.document(kind, meta.namespace, meta.name)
     attempts = 0
     while True:

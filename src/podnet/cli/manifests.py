@@ -7,10 +7,12 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from podnet.api.apply import Origin
 from podnet.errors import ManifestError
 from podnet.model.manifest import Resource, load_yaml_documents, parse_resource, read_text
+from podnet.model.origin import document_of
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STDIN = "STDIN"  # how errors name `-f -`, as kubectl's do
@@ -18,8 +20,16 @@ STDIN = "STDIN"  # how errors name `-f -`, as kubectl's do
 
 @dataclass(frozen=True)
 class Manifest:
-    resource: Resource  # parsed, with the namespace given filled in; sent as document_of() writes it
+    resource: Resource  # parsed, with the namespace given filled in
     origin: Origin
+
+    @property
+    def document(self) -> dict[str, Any]:
+        """What is sent: the manifest as written, as kubectl sends it (the server
+        parses and defaults it); a kind read as the one that replaced it (v1alpha1
+        AdminNetworkPolicy) as that kind's document."""
+        origin = self.resource.origin
+        return origin.document if origin is not None else document_of(self.resource)
 
 
 def read_manifests(sources: tuple[str, ...], namespace: str | None) -> list[Manifest]:

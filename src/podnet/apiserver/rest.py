@@ -27,7 +27,7 @@ from podnet.apiserver.status import ApiError, success
 from podnet.apiserver.tables.registry import to_table
 from podnet.apiserver.tables.table import TableOptions
 from podnet.apiserver.watch import Change, WatchHub
-from podnet.api.writes import NotFound
+from podnet.api.writes import MAX_CONFLICTS, NotFound
 from podnet.model.manifest import Resource, parse_resource
 from podnet.store.base import Compacted, Store
 
@@ -205,7 +205,7 @@ class Rest:
         body = await request.read()
         content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
         manager, sub = _manager(request), target.subresource or ""
-        for _ in range(10):  # read, patch, write at that version; again if someone wrote meanwhile
+        for _ in range(MAX_CONFLICTS):  # read, patch, write at that version; again if someone wrote meanwhile
             try:
                 current = await asyncio.to_thread(objects.read, self.store, target.resource, target.namespace,
                                                   target.name or "")

@@ -100,3 +100,13 @@ def test_not_found_names_the_resource_and_its_group(cluster: SqliteStore) -> Non
 def test_an_unknown_kind_reads_as_kubectl(cluster: SqliteStore) -> None:
     refused = run(get, "frobnicators").exception
     assert printed(refused) == 'error: the server doesn\'t have a resource type "frobnicators"'
+
+
+def test_a_misspelled_field_is_refused_strictly_as_kubectl_asks(cluster: SqliteStore, tmp_path: Path) -> None:
+    path = tmp_path / "typo.yaml"
+    path.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: typo}\n"
+                    "spec: {contianers: [{name: c}], containers: [{name: c}]}\n")
+    assert printed(run(apply, "-f", str(path)).exception) == (
+        f'Error from server (BadRequest): error when creating "{path}": Pod in version "v1" cannot be handled as a '
+        'Pod: strict decoding error: unknown field "spec.contianers"')
+    assert resources.get(cluster, Pod, "default", "typo") is None

@@ -23,11 +23,12 @@ from podnet.apiserver.paths import Target
 from podnet.apiserver.patching import APPLY, patched, recorded
 from podnet.apiserver.scale import scale_of
 from podnet.apiserver.selectors import field_test, label_test
-from podnet.apiserver.status import ApiError, success
+from podnet.apiserver.status import ApiError, invalid, success
 from podnet.apiserver.tables.registry import to_table
 from podnet.apiserver.tables.table import TableOptions
 from podnet.apiserver.watch import Change, WatchHub
 from podnet.api.writes import MAX_CONFLICTS, NotFound
+from podnet.errors import ManifestError
 from podnet.model.manifest import Resource, parse_resource
 from podnet.store.base import Compacted, Store
 
@@ -375,8 +376,14 @@ def _name_it(body: dict[str, Any]) -> None:
 
 
 def _parsed(body: dict[str, Any], target: Target) -> Resource:
-    """The typed resource of a request's object."""
-    return parse_resource(_identified(body, target))
+    """The typed resource of a request's object; what the model refuses is 422
+    Invalid, naming the object as kube-apiserver does (`Pod "p1" is invalid: ...`)."""
+    document = _identified(body, target)
+    try:
+        return parse_resource(document)
+    except ManifestError as err:
+        name = str((document.get("metadata") or {}).get("name") or target.name or "")
+        raise invalid(target.resource.kind.name, name, err.field, err.problem, target.resource.group) from None
 
 
 def _identified(body: dict[str, Any], target: Target) -> dict[str, Any]:

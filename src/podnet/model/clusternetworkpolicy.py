@@ -93,6 +93,7 @@ class ClusterNetworkPolicy:
     subject_pods: LabelSelector = LabelSelector()  # and, within them, these pods
     ingress: tuple[ClusterRule, ...] = ()
     egress: tuple[ClusterRule, ...] = ()
+    namespaces_form: bool = field(default=False, compare=False)  # subject written as namespaces: (not pods:)
     origin: Origin | None = field(default=None, compare=False, repr=False)  # model/origin.py
 
     kind = "ClusterNetworkPolicy"
@@ -112,8 +113,9 @@ class ClusterNetworkPolicy:
         if tier not in (ADMIN, BASELINE):
             raise ManifestError(spec.at("tier"), f"{tier!r} is not Admin or Baseline")
         priority = spec.integer("priority", required=True, minimum=0, maximum=1000) or 0
-        return cls(metadata, tier, priority, *_subject(spec),
-                   _rules(spec, "ingress", (ACCEPT, DENY, PASS)), _rules(spec, "egress", (ACCEPT, DENY, PASS)))
+        namespaces, pods = _subject(spec)
+        return cls(metadata, tier, priority, namespaces, pods, _rules(spec, "ingress", (ACCEPT, DENY, PASS)),
+                   _rules(spec, "egress", (ACCEPT, DENY, PASS)), _namespaces_form(spec))
 
     def to_manifest(self) -> dict[str, Any]:
         def rules(found: tuple[ClusterRule, ...], peers_key: str) -> list[dict[str, Any]]:
@@ -121,8 +123,9 @@ class ClusterNetworkPolicy:
                      peers_key: [p.to_manifest() for p in r.peers],
                      **({"match": [_match_manifest(p) for p in r.ports]} if r.ports else {})} for r in found]
 
-        subject = {"pods": {"namespaceSelector": self.subject_namespaces.to_manifest(),
-                            "podSelector": self.subject_pods.to_manifest()}}
+        subject = {"namespaces": self.subject_namespaces.to_manifest()} if self.namespaces_form else \
+            {"pods": {"namespaceSelector": self.subject_namespaces.to_manifest(),
+                      "podSelector": self.subject_pods.to_manifest()}}  # in the form it was written
         spec: dict[str, Any] = {"tier": self.tier, "priority": self.priority, "subject": subject}
         if self.ingress:
             spec["ingress"] = rules(self.ingress, "from")
@@ -130,6 +133,11 @@ class ClusterNetworkPolicy:
             spec["egress"] = rules(self.egress, "to")
         return {"apiVersion": "policy.networking.k8s.io/v1alpha2", "kind": self.kind,
                 "metadata": self.metadata.to_manifest(), "spec": spec}
+
+
+def _namespaces_form(spec: Fields) -> bool:
+    subject = spec.mapping("subject")
+    return bool(subject and subject.has("namespaces"))
 
 
 def _subject(spec: Fields) -> tuple[LabelSelector, LabelSelector]:

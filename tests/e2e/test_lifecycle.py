@@ -27,7 +27,7 @@ def write(directory: Path, text: str) -> Path:
 
 
 CLUSTER = "apiVersion: podnet.dev/v1alpha1\nkind: Cluster\nmetadata: {name: test_bad}\nnodes: [{name: n1}, {name: n2}]\n"
-POD = "  - {{kind: Pod, metadata: {{name: {name}}}, spec: {{nodeName: {node}}}}}\n"
+POD = "  - {{apiVersion: v1, kind: Pod, metadata: {{name: {name}}}, spec: {{nodeName: {node}}}}}\n"
 BAD_INPUT = {
     "overlapping subnets": (CLUSTER + "networking: {podSubnet: 10.0.0.0/8, serviceSubnet: 10.96.0.0/12}\n",
                             "networking.serviceSubnet: 10.96.0.0/12 overlaps networking.podSubnet 10.0.0.0/8"),

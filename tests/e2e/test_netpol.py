@@ -610,25 +610,29 @@ def test_connections_established_before_a_policy_keep_going(lab: Path) -> None:
     """Decided for podnet, as Calico and Cilium do: conntrack passes an established
     connection before any rule, so a policy judges only new connections."""
     x_a = next(p for p in _view().pods if p.metadata.key == "x/a")
+    client = f"pn-{LAB}.y.b"
 
-    def held() -> tuple[bool, bool]:
+    def connect() -> http.client.HTTPConnection:  # the socket is y/b's, whichever thread uses it next
         connection = http.client.HTTPConnection(x_a.pod_ip or "", 80, timeout=3)
+        connection.connect()
+        return connection
+
+    connection = netns.run_in(client, connect)
+    try:
         connection.request("GET", "/")
         assert connection.getresponse().read()
         before = connection.sock.getsockname()
-        path = _apply(lab, "later", CASES["deny-all-ingress"][0])
+        path = _apply(lab, "later", CASES["deny-all-ingress"][0])  # from here: the API is on this machine's loopback
         try:
-            refused = within(CONVERGE, lambda: not _probe_row([("x/a", x_a.pod_ip or "")], 80, "TCP")["x/a"],
-                             interval=0.2)
+            refused = within(CONVERGE, lambda: not netns.run_in(
+                client, _probe_row, [("x/a", x_a.pod_ip or "")], 80, "TCP")["x/a"], interval=0.2)
             connection.request("GET", "/")  # the same connection (the same local port), past the new policy
             kept = connection.getresponse().status == 200 and connection.sock.getsockname() == before
-            return refused, kept
         finally:
-            connection.close()
             podnet("delete", "--lab", LAB, "-f", str(path))
-
-    new_refused, old_kept = netns.run_in(f"pn-{LAB}.y.b", held)
-    assert new_refused and old_kept
+    finally:
+        connection.close()
+    assert refused and kept
 
 
 def test_a_new_pod_is_isolated_by_the_time_the_store_shows_its_address(lab: Path) -> None:

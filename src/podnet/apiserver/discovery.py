@@ -70,7 +70,8 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
 
 def _legacy(resource: Resource) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": resource.name, "singularName": resource.singular,
-                             "namespaced": resource.kind.namespaced, "kind": resource.kind.name, "verbs": list(resource.verbs)}
+                             "namespaced": resource.kind.namespaced, "kind": resource.kind.name,
+                             "verbs": list(resource.verbs)}
     if resource.kind.short_names:
         entry["shortNames"] = list(resource.kind.short_names)
     if resource.kind.categories:

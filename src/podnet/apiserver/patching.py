@@ -68,6 +68,7 @@ def _applied(current: dict[str, Any] | None, body: bytes, query: Any, subresourc
     return result
 
 
-def recorded(before: dict[str, Any] | None, after: dict[str, Any], manager: str, subresource: str = "") -> dict[str, Any]:
+def recorded(before: dict[str, Any] | None, after: dict[str, Any], manager: str,
+             subresource: str = "") -> dict[str, Any]:
     """An ordinary write (create or update) with its manager recorded."""
     return record_update(before, after, manager, subresource=subresource)

@@ -115,7 +115,8 @@ class Rest:
         bookmarks = request.query.get("allowWatchBookmarks") in ("1", "true")
         prefix = objects.prefix(target.resource, target.namespace)
         table = TableOptions.parse(request.query.get("includeObject"), form.table) if form.table else None
-        response = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache, private"})
+        response = web.StreamResponse(headers={"Content-Type": "application/json",
+                                               "Cache-Control": "no-cache, private"})
         response.enable_chunked_encoding()
         await response.prepare(request)
         first_table = True

@@ -122,3 +122,13 @@ def test_what_is_not_served_is_404_as_a_status(store: SqliteStore, path: str) ->
         assert (answer.status, (await answer.json())["kind"]) == (404, "Status")
 
     served(store, check)
+
+
+def test_a_warning_about_a_field_named_with_a_control_character_is_one_header_line(store: SqliteStore) -> None:
+    async def check(client: TestClient) -> None:
+        odd = {**POD, "metadata": {"name": "odd"}, "spec": {**POD["spec"], "\x1f": None}}
+        created = await client.post("/api/v1/namespaces/default/pods", json=odd)
+        assert created.status == 201  # Warn, the default: accepted, the field dropped
+        assert created.headers.getall("Warning") == ['299 - "unknown field \\"spec.\\x1f\\""']
+
+    served(store, check)

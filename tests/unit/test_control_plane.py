@@ -87,16 +87,3 @@ def test_a_relabelled_pod_is_let_go_and_replaced() -> None:
     moved = replace(pods[0], metadata=replace(pods[0].metadata, labels={"app": "other"}))
     changes = reconcile(d, [moved, pods[1]])
     assert [p.metadata.name for p in changes.create] == ["web-2"] and not changes.delete
-
-
-def test_rollout_status_says_where_a_rollout_stands() -> None:
-    from podnet.controller.deployments import rollout_status
-
-    v1, v2 = deployment(2), deployment(2, image="v2")
-    old = [replace(p, ready=True, node_name="a") for p in v1.pods()]
-    assert rollout_status(v2, old).message.endswith("0 out of 2 new replicas have been updated...")
-    new = [replace(v2.pod(f"web-{i + 2}"), ready=False, node_name="a") for i in range(2)]
-    assert rollout_status(v2, old + new).message.endswith("2 old replicas are pending termination...")
-    assert rollout_status(v2, new).message.endswith("0 of 2 updated replicas are available...")
-    done = rollout_status(v2, [replace(p, ready=True) for p in new])
-    assert done.done and done.message == 'deployment "web" successfully rolled out'

@@ -47,7 +47,7 @@ def test_zone_answers_never_crash(wire: bytes) -> None:
     started = time.monotonic()
     for size in (512, None):
         check(respond(ZONE, wire, size), wire)
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 5  # never pathological (speed itself is bench/dns_qps.py's)
 
 
 class _NoStore(ZoneFromStore):

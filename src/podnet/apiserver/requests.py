@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from typing import Any
 
 from aiohttp import web
@@ -57,7 +58,9 @@ def field_validation(request: web.Request, target: Target, document: dict[str, A
 def warned(response: web.Response, warnings: list[str]) -> web.Response:
     """Each warning as kube-apiserver sends it, `Warning: 299 - "text"`; kubectl prints `Warning: text`."""
     for text in warnings:
-        response.headers.add("Warning", '299 - "{}"'.format(text.replace("\\", "\\\\").replace('"', '\\"')))
+        quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+        printable = re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\x{ord(m.group()):02x}", quoted)  # a header is one line
+        response.headers.add("Warning", f'299 - "{printable}"')
     return response
 
 

@@ -84,26 +84,3 @@ def status_of(deployment: Deployment, pods: list[Pod]) -> DeploymentStatus:
     updated = [p for p in live if p.metadata.labels.get(TEMPLATE_HASH) == deployment.template_hash]
     ready = sum(1 for p in live if p.ready)
     return DeploymentStatus(deployment.metadata.generation, len(live), len(updated), ready, ready)
-
-
-@dataclass(frozen=True)
-class RolloutStatus:
-    done: bool
-    message: str  # kubectl rollout status's words
-
-
-def rollout_status(deployment: Deployment, pods: list[Pod]) -> RolloutStatus:
-    """Where a rollout stands, in the order kubectl checks: new pods made, old
-    ones gone, new ones available."""
-    name = deployment.metadata.name
-    live = [p for p in owned(deployment, pods) if not p.terminating]
-    updated = [p for p in live if p.metadata.labels.get(TEMPLATE_HASH) == deployment.template_hash]
-    available = sum(1 for p in updated if p.ready)
-    waiting = f'Waiting for deployment "{name}" rollout to finish: '
-    if len(updated) < deployment.replicas:
-        return RolloutStatus(False, f"{waiting}{len(updated)} out of {deployment.replicas} new replicas have been updated...")
-    if len(live) > len(updated):
-        return RolloutStatus(False, f"{waiting}{len(live) - len(updated)} old replicas are pending termination...")
-    if available < len(updated):
-        return RolloutStatus(False, f"{waiting}{available} of {len(updated)} updated replicas are available...")
-    return RolloutStatus(True, f'deployment "{name}" successfully rolled out')

@@ -64,10 +64,13 @@ def get(kind: str, *args: str) -> dict:  # type: ignore[type-arg]
     return json.loads(podnet("get", kind, "--lab", LAB, "-o", "json", *args).stdout)
 
 
+def is_ready(obj: dict) -> bool:  # type: ignore[type-arg]
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in obj["status"]["conditions"])
+
+
 def ready_pods(namespace: str) -> set[str]:
     return {p["metadata"]["name"] for p in get("pods", "-n", namespace)["items"]
-            if any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"]["conditions"])
-            and "deletionTimestamp" not in p["metadata"]}
+            if is_ready(p) and "deletionTimestamp" not in p["metadata"]}
 
 
 def answers(url: str, count: int = 12) -> set[str]:
@@ -235,7 +238,7 @@ def test_a_killed_agent_makes_its_node_not_ready_until_its_restart_and_it_catche
 
 def node_status(name: str) -> str:
     node = get("nodes", name)
-    return "Ready" if node["status"]["conditions"][0]["status"] == "True" else "NotReady"
+    return "Ready" if is_ready(node) else "NotReady"
 
 
 def test_deleting_the_namespace_takes_everything(lab: Path) -> None:
@@ -267,8 +270,16 @@ def app_pods(app: str) -> list[dict]:  # type: ignore[type-arg]
 
 
 def ready_count(app: str) -> int:
-    return sum(1 for p in app_pods(app) if p["status"]["conditions"][0]["status"] == "True"
-               and "deletionTimestamp" not in p["metadata"])
+    return sum(1 for p in app_pods(app) if is_ready(p) and "deletionTimestamp" not in p["metadata"])
+
+
+def pods_and_log(app: str, node: str) -> str:
+    """What a failed wait for an app's pods shows: each pod's state, and the node agent's last words."""
+    pods = [f'{p["metadata"]["name"]} {p["status"]["phase"]} {p["status"].get("reason", "")} '
+            f'ip={p["status"].get("podIP")} ready={is_ready(p)} deleting={"deletionTimestamp" in p["metadata"]}'
+            for p in app_pods(app)]
+    log = Path(f"/run/podnet/labs/{LAB}/logs/agent-{node}.log").read_text(errors="replace").splitlines()[-30:]
+    return "\n".join(["pods:", *pods, f"agent-{node}.log:", *log])
 
 
 def test_twenty_concurrent_applies_and_scales_of_one_deployment_lose_nothing(lab: Path) -> None:
@@ -303,7 +314,7 @@ def test_an_agent_killed_while_it_creates_twenty_pods_leaks_nothing(lab: Path) -
     pid = agent_pid(LAB, "n1")
     assert pid is not None
     os.kill(pid, signal.SIGKILL)  # mid-way: some pods have addresses, some sandboxes are half made
-    assert within(60, lambda: ready_count("many") == 20)
+    assert within(60, lambda: ready_count("many") == 20), pods_and_log("many", "n1")
     on_n1 = {p["metadata"]["name"]: p["status"]["podIP"] for p in get("pods", "-A")["items"]
              if p["spec"].get("nodeName") == "n1"}
     node = f"pn-{LAB}.n1"
@@ -396,5 +407,5 @@ def test_a_command_that_exits_is_restarted_with_back_off(lab: Path) -> None:
 
     assert within(5, lambda: client()["status"].get("reason") == "CrashLoopBackOff")
     assert within(15, lambda: client()["status"]["containerStatuses"][0]["restartCount"] == 1
-                  and client()["status"]["conditions"][0]["status"] == "True")
+                  and is_ready(client()))
     assert in_netns(sandbox, "curl", "-s", "--max-time", "2", "127.0.0.1/get").returncode == 0

@@ -30,7 +30,7 @@ class Sandboxes:
         return {path.stem for path in self.records.glob("*.json")}
 
     def is_complete(self, sandbox: str) -> bool:
-        return self._record(sandbox).exists() and netns.exists(sandbox)
+        return self._record(sandbox).exists() and netns.is_live(sandbox)
 
     def has_remains(self, sandbox: str) -> bool:
         """Something of it is left: a record, or a namespace (from a try that crashed)."""
@@ -55,8 +55,9 @@ class Sandboxes:
     def remove(self, sandbox: str, pod: Pod | None = None) -> None:
         """CNI DEL (which works without the namespace too), namespace, record: in
         this order, so a crash part-way leaves the record to retry from. Its
-        processes must be gone already."""
-        self.runtime.delete(self.network, _attachment(sandbox, pod))
+        processes must be gone already. A namespace file that holds no namespace
+        goes to DEL as no namespace, as containerd passes a closed one."""
+        self.runtime.delete(self.network, _attachment(sandbox, pod, live=netns.is_live(sandbox)))
         netns.delete(sandbox)
         self._record(sandbox).unlink(missing_ok=True)
 
@@ -64,11 +65,11 @@ class Sandboxes:
         return self.records / f"{sandbox}.json"
 
 
-def _attachment(sandbox: str, pod: Pod | None = None) -> Attachment:
+def _attachment(sandbox: str, pod: Pod | None = None, live: bool = True) -> Attachment:
     """As kubelet calls CNI: the container ID is the sandbox's name without pn-."""
     container_id = sandbox.removeprefix(netns.PREFIX)
     args = {"IgnoreUnknown": "1"}
     if pod is not None:
         args.update(K8S_POD_NAMESPACE=pod.metadata.namespace, K8S_POD_NAME=pod.metadata.name,
                     K8S_POD_INFRA_CONTAINER_ID=container_id)
-    return Attachment(container_id, str(netns.path(sandbox)), "eth0", args)
+    return Attachment(container_id, str(netns.path(sandbox)) if live else "", "eth0", args)

@@ -53,6 +53,15 @@ def exists(name: str) -> bool:
     return path(name).exists()
 
 
+def is_live(name: str) -> bool:
+    """A namespace is bound at its file: not the bare file a create cut short
+    (killed between making the file and mounting the namespace on it) leaves."""
+    try:
+        return os.stat(path(name)).st_dev == os.stat("/proc/self/ns/net").st_dev  # every namespace is on nsfs
+    except OSError:
+        return False
+
+
 def list_namespaces(prefix: str = PREFIX) -> list[str]:
     """Namespaces whose names start with prefix (which must itself be podnet's)."""
     check_name(prefix)

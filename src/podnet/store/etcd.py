@@ -96,7 +96,7 @@ class EtcdStore(Store):
         """POST to the first member that answers, starting with the one that last did."""
         start = self._preferred
         failures = []
-        hung_up = 0  # members that took the connection and closed it unanswered: a TLS listener, to plain HTTP
+        hung_up = 0  # members that took the connection and closed or reset it unanswered: a TLS listener, to plain HTTP
         for offset in range(len(self.endpoints)):
             index = (start + offset) % len(self.endpoints)
             connection = self._connection(self.endpoints[index])
@@ -116,7 +116,7 @@ class EtcdStore(Store):
                 raise tls.refused(self.endpoints[index][0], err) from None
             except (OSError, http.client.HTTPException, ValueError) as err:
                 connection.close()
-                hung_up += isinstance(err, http.client.RemoteDisconnected)
+                hung_up += isinstance(err, ConnectionResetError)  # http.client.RemoteDisconnected is one
                 failures.append(f"{self.endpoints[index][0]}:{self.endpoints[index][1]}: {err}")
                 continue
             if response.status != 200:

@@ -143,6 +143,49 @@ def _answer(seen: set[str]) -> str:
     return pod
 
 
+CREATES = (("namespace", "made"), ("configmap", "settings", "--from-literal=a=b", "--from-literal=n=1"),
+           ("secret", "generic", "token", "--from-literal=key=s3cret"), ("serviceaccount", "robot"),
+           ("deployment", "made", "--image=podnet/echo:1", "--port=80", "--replicas=2"),
+           ("service", "clusterip", "made", "--tcp=80:80"), ("service", "nodeport", "opened", "--tcp=81:80"),
+           ("service", "externalname", "away", "--external-name=www.example.org"))
+
+
+@pytest.mark.parametrize("which", ["on PATH", "1.20"])
+def test_kubectls_create_verbs_make_what_they_render(lab: Path, which: str, request: pytest.FixtureRequest) -> None:
+    """kubectl's create verbs send protobuf: each object is made as kubectl renders
+    it with --dry-run=client (plus what the server defaults), and the network follows."""
+    binary = request.getfixturevalue("kubectl_120") if which == "1.20" else "kubectl"
+    namespace = "made" if which == "on PATH" else "made-old"
+    for verb in CREATES:
+        words = [namespace if word == "made" and verb[0] == "namespace" else word for word in verb]
+        scoped = [] if verb[0] == "namespace" else ["-n", namespace]
+        rendered = json.loads(kubectl(lab, "create", *words, *scoped, "--dry-run=client", "-o", "json",
+                                      binary=binary).stdout)
+        kubectl(lab, "create", *words, *scoped, binary=binary)
+        kind, name = rendered["kind"].lower(), rendered["metadata"]["name"]
+        served = json.loads(kubectl(lab, "get", kind, name, *scoped, "-o", "json").stdout)
+        for part in ("data", "spec", "type"):
+            assert _rendered_within(rendered.get(part), served.get(part)), (verb, part, rendered, served)
+        assert rendered["metadata"].get("labels", {}).items() <= served["metadata"].get("labels", {}).items()
+    kubectl(lab, "rollout", "status", "deployment/made", "-n", namespace, "--timeout=60s", binary=binary)
+    answered = lambda: curl_json(f"pn-{LAB}.default.client", f"http://made.{namespace}/get").get("pod", "")  # noqa: E731
+    assert within(20, lambda: answered().startswith("made-"))
+    kubectl(lab, "delete", "namespace", namespace, binary=binary)
+
+
+def _rendered_within(rendered: object, served: object) -> bool:
+    """Everything kubectl rendered is in what the server holds; null and {} are what
+    Go's JSON writes for an unset struct, and say nothing."""
+    if rendered is None or rendered == {}:
+        return True
+    if isinstance(rendered, dict):
+        return isinstance(served, dict) and all(_rendered_within(v, served.get(k)) for k, v in rendered.items())
+    if isinstance(rendered, list):
+        return isinstance(served, list) and len(rendered) == len(served) and \
+            all(_rendered_within(r, s) for r, s in zip(rendered, served))
+    return rendered == served
+
+
 def test_errors_read_as_kubectl_prints_them(lab: Path) -> None:
     missing = kubectl(lab, "get", "pod", "nope", check=False)
     assert (missing.returncode, missing.stderr.strip()) == (1, 'Error from server (NotFound): pods "nope" not found')

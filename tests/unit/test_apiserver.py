@@ -132,3 +132,21 @@ def test_a_warning_about_a_field_named_with_a_control_character_is_one_header_li
         assert created.headers.getall("Warning") == ['299 - "unknown field \\"spec.\\x1f\\""']
 
     served(store, check)
+
+
+def test_a_protobuf_body_is_read_and_a_bad_one_refused_as_a_status(store: SqliteStore) -> None:
+    from tests.unit.test_protobuf import envelope, field
+
+    protobuf = {"Content-Type": "application/vnd.kubernetes.protobuf"}
+
+    async def check(client: TestClient) -> None:
+        settings = envelope("v1", "ConfigMap", field(1, field(1, "settings")) + field(2, field(1, "a") + field(2, "b")))
+        made = await client.post("/api/v1/namespaces/default/configmaps", data=settings, headers=protobuf)
+        assert (made.status, (await made.json())["data"]) == (201, {"a": "b"})
+        unknown = await client.post("/api/v1/namespaces/default/configmaps", data=envelope("v1", "Widget", b""),
+                                    headers=protobuf)
+        assert (unknown.status, (await unknown.json())["reason"]) == (415, "UnsupportedMediaType")
+        broken = await client.post("/api/v1/namespaces/default/configmaps", data=b"k8s\x00\x0f", headers=protobuf)
+        assert (broken.status, (await broken.json())["reason"]) == (400, "BadRequest")
+
+    served(store, check)

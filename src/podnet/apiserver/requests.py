@@ -64,12 +64,22 @@ def warned(response: web.Response, warnings: list[str]) -> web.Response:
     return response
 
 
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+
+
 def json_response(value: dict[str, Any], status: int = 200) -> web.Response:
     return web.Response(body=json.dumps(value).encode(), status=status, content_type="application/json")
 
 
 async def body_of(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
+    if request.content_type == PROTOBUF:  # kubectl's create verbs, and Go's typed clients
+        from podnet.apiserver.protobuf.decode import ProtobufError, decode
+
+        try:
+            return decode(raw)
+        except ProtobufError as err:
+            raise ApiError(415 if "no protobuf encoding" in str(err) else 400, str(err)) from None
     try:
         body = json.loads(raw)
     except ValueError:

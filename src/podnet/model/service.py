@@ -41,7 +41,9 @@ class ServicePort:
         name = fields.text("name")
         if name is not None:
             check_dns_label(name, fields.at("name"))
-        return cls(port, target, protocol, name, fields.integer("nodePort", minimum=30000, maximum=32767))
+        unset = type(fields.data.get("nodePort")) is int and fields.data["nodePort"] == 0  # asks for one, as in Kubernetes
+        return cls(port, target, protocol, name,
+                   None if unset else fields.integer("nodePort", minimum=30000, maximum=32767))
 
     def to_manifest(self) -> dict[str, Any]:
         out: dict[str, Any] = {"port": self.port, "targetPort": self.target_port, "protocol": self.protocol}

@@ -1,0 +1,2 @@
+"""Kubernetes' protobuf encoding, read: what typed Go clients (kubectl's `create`
+verbs among them) send as request bodies."""

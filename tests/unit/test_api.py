@@ -155,3 +155,18 @@ def test_a_deployments_selector_is_immutable_and_its_template_versioned(store: S
                             "template": {"metadata": {"labels": {"app": "web", "x": "y"}}, "spec": {}}}})
     with pytest.raises(ManifestError, match="spec.selector: field is immutable"):
         apply(store, [other])
+
+
+def test_an_object_the_model_cannot_read_is_left_out_of_lists_not_fatal(store: SqliteStore,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """As a podnet of another version may have written it: every controller's pass
+    goes on without it, and it is logged once, not on every pass."""
+    unreadable = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "odd", "namespace": "default"},
+                  "spec": {"ports": [{"port": 80, "nodePort": 5}]}}
+    store.put(resources.key("Service", "default", "odd"), unreadable)
+    apply(store, [parse_resource({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "fine"},
+                                  "spec": {"ports": [{"port": 80}]}})])
+    for _ in range(2):
+        assert [s.metadata.name for s in resources.list_kind(store, Service)[0]] == ["fine"]
+    assert [r.message for r in caplog.records].count(
+        "left out, unreadable: /registry/services/default/odd.spec.ports[0].nodePort: 5 is out of range 30000..32767") == 1

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import weakref
 from typing import TypeVar
 
+from podnet.errors import ManifestError
 from podnet.model import kinds
 from podnet.model.identity import stamped
 from podnet.model.manifest import Resource, parse_resource
@@ -42,7 +44,9 @@ def delete(store: Store, resource: Resource) -> int | None:
     return store.delete(key_of(resource))
 
 
-_parsed: weakref.WeakKeyDictionary[Store, dict[str, dict[str, tuple[int, Resource]]]] = weakref.WeakKeyDictionary()
+_parsed: weakref.WeakKeyDictionary[Store, dict[str, dict[str, tuple[int, Resource | None]]]] = \
+    weakref.WeakKeyDictionary()
+log = logging.getLogger("podnet.store")
 
 
 def list_kind(store: Store, cls: type[R]) -> tuple[list[R], int]:
@@ -50,19 +54,29 @@ def list_kind(store: Store, cls: type[R]) -> tuple[list[R], int]:
 
     Objects are immutable, so one parsed at a revision is reused until its entry
     changes: a controller that lists 1 000 pods on every pass parses only the
-    few that changed since the last."""
+    few that changed since the last. An entry this model cannot read (written by
+    a newer podnet, say) is left out and logged once, so that one object never
+    stops every controller's pass."""
     kind_prefix = prefix(kinds.of(cls).name)
     entries, revision = store.list(kind_prefix)
     by_prefix = _parsed.setdefault(store, {})
     known = by_prefix.get(kind_prefix, {})
-    current: dict[str, tuple[int, Resource]] = {}
+    current: dict[str, tuple[int, Resource | None]] = {}
     for entry in entries:
         cached = known.get(entry.key)
         if cached is None or cached[0] != entry.mod_revision:
-            cached = (entry.mod_revision, parse_resource(entry.value, entry.key))
+            cached = (entry.mod_revision, _readable(entry.value, entry.key))
         current[entry.key] = cached
     by_prefix[kind_prefix] = current
-    return [resource for _, resource in current.values()], revision  # type: ignore[misc]
+    return [resource for _, resource in current.values() if resource is not None], revision  # type: ignore[misc]
+
+
+def _readable(value: object, key: str) -> Resource | None:
+    try:
+        return parse_resource(value, key)
+    except ManifestError as err:
+        log.warning("left out, unreadable: %s", err)
+        return None
 
 
 def get(store: Store, cls: type[R], namespace: str, name: str) -> R | None:

@@ -170,6 +170,12 @@ def test_kubectls_create_verbs_make_what_they_render(lab: Path, which: str, requ
     kubectl(lab, "rollout", "status", "deployment/made", "-n", namespace, "--timeout=60s", binary=binary)
     answered = lambda: curl_json(f"pn-{LAB}.default.client", f"http://made.{namespace}/get").get("pod", "")  # noqa: E731
     assert within(20, lambda: answered().startswith("made-"))
+    kubectl(lab, "set", "image", "deployment/made", "echo=podnet/echo:2", "-n", namespace, binary=binary)
+    kubectl(lab, "rollout", "status", "deployment/made", "-n", namespace, "--timeout=60s", binary=binary)
+    (replicaset,) = rows(kubectl(lab, "get", "rs", "-n", namespace, binary=binary).stdout)  # the old one has no pods
+    assert replicaset[0].startswith("made-") and replicaset[1:4] == ["2", "2", "2"], replicaset
+    described = kubectl(lab, "describe", "deploy", "made", "-n", namespace, binary=binary).stdout
+    assert f"NewReplicaSet:   {replicaset[0]} (2/2 replicas created)" in described, described
     kubectl(lab, "delete", "namespace", namespace, binary=binary)
 
 

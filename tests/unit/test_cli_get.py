@@ -105,8 +105,9 @@ def test_several_kinds_each_with_its_table_and_kind(lab: tuple[Path, SqliteStore
     tables = out.split("\n\n")
     assert [columns(t)[1][0] for t in tables] == ["deployment.apps/cart", "service/cart"]
     all_of_them, _, _ = podnet_get("all", "-n", "shop", "--show-labels")
-    assert [columns(t)[1][0] for t in all_of_them.split("\n\n")] == [
-        "pod/a-pod-with-a-rather-long-name", "service/cart", "deployment.apps/cart"]
+    firsts = [columns(t)[1][0] for t in all_of_them.split("\n\n")]
+    assert firsts[:3] == ["pod/a-pod-with-a-rather-long-name", "service/cart", "deployment.apps/cart"]
+    assert firsts[3].startswith("replicaset.apps/cart-") and len(firsts) == 4  # kubectl's order
     assert columns(all_of_them)[1][-1] == "app=cart,tier=front"
 
 

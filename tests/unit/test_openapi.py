@@ -119,11 +119,13 @@ def test_types_are_named_by_their_go_package(name: str, where: str) -> None:
     assert name in doc(where)["components"]["schemas"]
 
 
-def test_the_apps_package_holds_the_deployment_types_only() -> None:
+def test_the_apps_package_holds_the_deployment_and_replicaset_types_only() -> None:
     apps = {n for n in doc("apis/apps/v1")["components"]["schemas"] if n.startswith("io.k8s.api.apps.")}
     assert {n.rsplit(".", 1)[1] for n in apps} == {"Deployment", "DeploymentList", "DeploymentSpec",
                                                     "DeploymentStatus", "DeploymentStrategy",
-                                                    "DeploymentCondition", "RollingUpdateDeployment"}
+                                                    "DeploymentCondition", "RollingUpdateDeployment",
+                                                    "ReplicaSet", "ReplicaSetList", "ReplicaSetSpec",
+                                                    "ReplicaSetStatus", "ReplicaSetCondition"}
 
 
 @pytest.mark.parametrize("owner, field, extensions", [

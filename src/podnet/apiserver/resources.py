@@ -42,8 +42,9 @@ class Resource:
         return self.kind.name.lower()
 
 
+DERIVATIONS: dict[str, derived.Derive] = {"Endpoints": derived.endpoints, "ReplicaSet": derived.replicasets}
 SERVED: tuple[Resource, ...] = (*(Resource(kind) for kind in kinds.KINDS),
-                                 Resource(Kind("Endpoints", "endpoints", ("ep",), None), derived.endpoints))
+                                 *(Resource(kind, DERIVATIONS[kind.name]) for kind in kinds.DERIVED))
 _BY_PATH = {(r.group, r.version, r.name): r for r in SERVED}
 
 

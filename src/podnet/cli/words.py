@@ -14,7 +14,7 @@ ALL = "all"  # the category `kubectl get all` lists
 
 
 def kind_of(word: str) -> Kind:
-    registered = kinds.from_word(word)
+    registered = kinds.readable_from_word(word)
     if registered is None:
         raise PodnetError(f'the server doesn\'t have a resource type "{word}"')
     return registered
@@ -24,7 +24,8 @@ def kinds_of(words: str) -> list[Kind]:
     """`pods,svc`, or `all`: the kinds in the order given, each once."""
     found: list[Kind] = []
     for word in words.split(","):
-        for kind in [k for k in kinds.KINDS if ALL in k.categories] if word == ALL else [kind_of(word)]:
+        for kind in [k for k in (*kinds.KINDS, *kinds.DERIVED) if ALL in k.categories] if word == ALL \
+                else [kind_of(word)]:
             if kind not in found:
                 found.append(kind)
     return found

@@ -65,8 +65,13 @@ KINDS: tuple[Kind, ...] = (
     Kind("Secret", "secrets", (), Secret),
     Kind("ServiceAccount", "serviceaccounts", ("sa",), ServiceAccount),
 )
+DERIVED: tuple[Kind, ...] = (  # served for reading only, made from other kinds when read and never stored
+    Kind("Endpoints", "endpoints", ("ep",), None),
+    Kind("ReplicaSet", "replicasets", ("rs",), None, group_version="apps/v1", categories=("all",)),
+)
 _BY_NAME = {kind.name: kind for kind in KINDS}
 _BY_WORD = {word: kind for kind in KINDS for word in kind.words}
+_READABLE_BY_WORD = {**{word: kind for kind in DERIVED for word in kind.words}, **_BY_WORD}
 
 
 def named(name: str) -> Kind | None:
@@ -81,6 +86,11 @@ def of(cls: type) -> Kind:
 def from_word(word: str) -> Kind | None:
     """A kind as a user types it on the command line: pods, pod, po, Pod."""
     return _BY_WORD.get(word.lower())
+
+
+def readable_from_word(word: str) -> Kind | None:
+    """As from_word, and the kinds only read (endpoints, replicasets): what `get` and `describe` may name."""
+    return _READABLE_BY_WORD.get(word.lower())
 
 
 def names() -> list[str]:

@@ -170,6 +170,13 @@ def test_kubectls_create_verbs_make_what_they_render(lab: Path, which: str, requ
     kubectl(lab, "rollout", "status", "deployment/made", "-n", namespace, "--timeout=60s", binary=binary)
     answered = lambda: curl_json(f"pn-{LAB}.default.client", f"http://made.{namespace}/get").get("pod", "")  # noqa: E731
     assert within(20, lambda: answered().startswith("made-"))
+    if which == "on PATH":  # 1.20 first reads OpenAPI v2 as protobuf to see that a server dry-runs
+        for dry in (("create", "configmap", "ghost", "--from-literal=a=b"), ("delete", "deployment", "made"),
+                    ("scale", "deployment/made", "--replicas=5"), ("delete", "pods", "--all")):
+            kubectl(lab, *dry, "-n", namespace, "--dry-run=server", binary=binary)
+        assert kubectl(lab, "get", "cm", "ghost", "-n", namespace, check=False).returncode == 1
+        assert kubectl(lab, "get", "deploy", "made", "-n", namespace, "-o", "jsonpath={.spec.replicas}").stdout == "2"
+        assert answered().startswith("made-")  # nothing was stopped
     kubectl(lab, "set", "image", "deployment/made", "echo=podnet/echo:2", "-n", namespace, binary=binary)
     kubectl(lab, "rollout", "status", "deployment/made", "-n", namespace, "--timeout=60s", binary=binary)
     (replicaset,) = rows(kubectl(lab, "get", "rs", "-n", namespace, binary=binary).stdout)  # the old one has no pods

@@ -150,3 +150,31 @@ def test_a_protobuf_body_is_read_and_a_bad_one_refused_as_a_status(store: Sqlite
         assert (broken.status, (await broken.json())["reason"]) == (400, "BadRequest")
 
     served(store, check)
+
+
+def test_a_dry_run_checks_everything_and_writes_nothing(store: SqliteStore) -> None:
+    async def check(client: TestClient) -> None:
+        made = await client.post("/api/v1/namespaces/default/pods?dryRun=All", json=POD)
+        assert made.status == 201 and (await made.json())["metadata"]["uid"]
+        assert (await client.get("/api/v1/namespaces/default/pods/web")).status == 404
+        before = store.revision()
+        assert (await client.post("/api/v1/namespaces/default/pods", json=POD)).status == 201
+        written = store.revision()
+        for method, path, body in (("PATCH", "/api/v1/namespaces/default/pods/web?dryRun=All",
+                                    {"metadata": {"labels": {"x": "y"}}}),
+                                   ("DELETE", "/api/v1/namespaces/default/pods/web", {"dryRun": ["All"]}),
+                                   ("DELETE", "/api/v1/namespaces/default/pods?dryRun=All", None),
+                                   ("POST", "/api/v1/namespaces/default/services?dryRun=All",
+                                    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+                                     "spec": {"ports": [{"port": 80}]}})):
+            answer = await client.request(method, path, json=body, headers={
+                "Content-Type": "application/merge-patch+json" if method == "PATCH" else "application/json"})
+            assert answer.status in (200, 201), (method, path, await answer.text())
+        assert store.revision() == written > before
+        refused = await client.post("/api/v1/namespaces/default/pods?dryRun=Some", json=POD)
+        assert (refused.status, (await refused.json())["reason"]) == (400, "BadRequest")
+        invalid = await client.post("/api/v1/namespaces/default/pods?dryRun=All",
+                                    json={**POD, "metadata": {"name": "Bad_Name"}})
+        assert invalid.status == 422  # a dry run is checked as the write would be
+
+    served(store, check)

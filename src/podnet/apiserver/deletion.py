@@ -16,7 +16,7 @@ from podnet.api.delete import delete as delete_object
 from podnet.api.writes import NotFound
 from podnet.apiserver import objects
 from podnet.apiserver.paths import Target
-from podnet.apiserver.requests import json_response, selector_tests
+from podnet.apiserver.requests import dry_run, json_response, selector_tests
 from podnet.apiserver.status import ApiError, success
 from podnet.store.base import Store
 
@@ -25,6 +25,7 @@ RETURNS_OBJECT = ("Pod", "Service", "Namespace", "ServiceAccount")  # kube-apise
 
 async def delete(request: web.Request, target: Target, store: Store) -> web.Response:
     options = await _delete_options(request)
+    store = dry_run(store, options.get("dryRun") or [])
     current = await asyncio.to_thread(objects.read, store, target.resource, target.namespace,
                                       target.name or "")
     _check_preconditions(target, current, options.get("preconditions") or {})
@@ -32,6 +33,7 @@ async def delete(request: web.Request, target: Target, store: Store) -> web.Resp
 
 async def delete_collection(request: web.Request, target: Target, store: Store) -> web.Response:
     options = await _delete_options(request)
+    store = dry_run(store, options.get("dryRun") or [])
     listing = await asyncio.to_thread(objects.listing, store, target.resource, target.namespace,
                                       selector_tests(request), None, None)
     deleted = []
@@ -74,6 +76,8 @@ async def _delete_options(request: web.Request) -> dict[str, Any]:
         if key in request.query and key not in options:
             value = request.query[key]
             options[key] = int(value) if key == "gracePeriodSeconds" and value.lstrip("-").isdigit() else value
+    if not isinstance(options.get("dryRun") or [], list):
+        raise ApiError(400, "dryRun must be a list: [All]")
     if not isinstance(options.get("preconditions") or {}, dict):
         raise ApiError(400, "preconditions must be an object (uid, resourceVersion)")
     if options.get("propagationPolicy") not in (None, "Orphan", "Background", "Foreground"):

@@ -17,6 +17,8 @@ from podnet.apiserver.selectors import field_test, label_test
 from podnet.apiserver.status import ApiError, invalid
 from podnet.errors import ManifestError
 from podnet.model.manifest import Resource, parse_resource
+from podnet.store.base import Store
+from podnet.store.dryrun import DryRun
 
 _GENERATED = "bcdfghjklmnpqrstvwxz2456789"  # what generateName's suffix is made of, as kube-apiserver's
 
@@ -65,6 +67,16 @@ def warned(response: web.Response, warnings: list[str]) -> web.Response:
 
 
 PROTOBUF = "application/vnd.kubernetes.protobuf"
+
+
+def dry_run(store: Store, asked: list[str]) -> Store:
+    """The store a write goes to: under dryRun=All (in the query, or a delete's
+    DeleteOptions), one whose writes no one else sees (store/dryrun.py)."""
+    if not asked or isinstance(store, DryRun):
+        return store
+    if asked != ["All"]:
+        raise ApiError(400, f"dryRun: Unsupported value: {asked[0]!r}: supported values: \"All\"")
+    return DryRun(store)
 
 
 def json_response(value: dict[str, Any], status: int = 200) -> web.Response:

@@ -18,8 +18,8 @@ from podnet.apiserver.auth import User, authorize
 from podnet.apiserver.negotiation import wanted
 from podnet.apiserver.paths import Target
 from podnet.apiserver.patching import APPLY, patched, recorded
-from podnet.apiserver.requests import (api_version, body_of, field_manager, field_validation, identified,
-                                       json_response, name_generated, parsed, selector_tests, warned)
+from podnet.apiserver.requests import (api_version, body_of, dry_run, field_manager, field_validation,
+                                       identified, json_response, name_generated, parsed, selector_tests, warned)
 from podnet.apiserver.scale import scale_of
 from podnet.apiserver.status import ApiError
 from podnet.apiserver.tables.registry import to_table
@@ -53,11 +53,17 @@ class Rest:
             return await self.derived(request, target, verb)
         if verb == "watch":
             return await watching.watch(request, target, self.store, self.hub)
-        handler = {"get": self.get, "list": self.list, "create": self.create, "update": self.update,
-                   "patch": self.patch, "delete": self.delete, "deletecollection": self.delete_collection}.get(verb)
+        rest = self if verb in ("get", "list") else self.dry_run(request)
+        handler = {"get": rest.get, "list": rest.list, "create": rest.create, "update": rest.update,
+                   "patch": rest.patch, "delete": rest.delete, "deletecollection": rest.delete_collection}.get(verb)
         if handler is None or (target.subresource and verb not in ("get", "update", "patch")):
             raise ApiError(405, "the server does not allow this method on the requested resource")
         return await handler(request, target)
+
+    def dry_run(self, request: web.Request) -> Rest:
+        """This Rest, or under dryRun=All one whose writes go nowhere (store/dryrun.py)."""
+        store = dry_run(self.store, request.query.getall("dryRun", []))
+        return self if store is self.store else Rest(store, self.hub)
 
     # Reads.
 

@@ -209,6 +209,17 @@ def test_errors_read_as_kubectl_prints_them(lab: Path) -> None:
     assert kubectl(lab, "get", "pods", user="view").returncode == 0  # viewers read
 
 
+def test_auth_can_i_and_whoami_answer_by_certificate(lab: Path, modern_kubectl: None) -> None:
+    assert kubectl(lab, "auth", "can-i", "delete", "pods").stdout.strip() == "yes"
+    refused = kubectl(lab, "auth", "can-i", "delete", "pods", user="view", check=False)
+    assert (refused.returncode, refused.stdout.strip()) == (1, "no - podnet:view may only get, list and watch")
+    assert kubectl(lab, "auth", "can-i", "watch", "services", "-n", "apps", user="view").stdout.strip() == "yes"
+    who = rows(kubectl(lab, "auth", "whoami", user="view").stdout)
+    assert who == [["Username", "podnet-viewer"], ["Groups", "[podnet:view", "system:authenticated]"]]
+    rules = rows(kubectl(lab, "auth", "can-i", "--list", user="view").stdout)
+    assert ["*.*", "[]", "[]", "[get", "list", "watch]"] in rules
+
+
 def test_no_one_gets_in_without_the_clusters_certificate(lab: Path) -> None:
     config = podnet("lab", "kubeconfig", LAB).stdout
     server = next(line.split("server: ")[1] for line in config.splitlines() if "server: " in line)

@@ -178,3 +178,21 @@ def test_a_dry_run_checks_everything_and_writes_nothing(store: SqliteStore) -> N
         assert invalid.status == 422  # a dry run is checked as the write would be
 
     served(store, check)
+
+
+def test_anyone_may_ask_what_they_may_do_and_who_they_are(store: SqliteStore) -> None:
+    async def check(client: TestClient) -> None:
+        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                  "spec": {"resourceAttributes": {"verb": "create", "resource": "pods", "namespace": "default"}}}
+        asked = await client.post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", json=review)
+        assert asked.status == 201 and (await asked.json())["status"] == {
+            "allowed": False, "reason": "podnet:view may only get, list and watch"}
+        who = await (await client.post("/apis/authentication.k8s.io/v1/selfsubjectreviews", json={})).json()
+        assert who["status"]["userInfo"] == {"username": "podnet-viewer",
+                                             "groups": ["podnet:view", "system:authenticated"]}
+        empty = await client.post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", json={"spec": {}})
+        assert empty.status == 422
+        listed = await client.get("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews")
+        assert listed.status == 405  # only created, never read
+
+    served(store, check, user=VIEWER)

@@ -128,7 +128,7 @@ def document(group: str, version: str) -> dict[str, Any]:
     for resource in in_group_version(group, version):
         paths |= _paths(resource, catalogue)
         name = catalogue.roots[(group, version, resource.kind.name)]
-        wanted += [name, f"{name}List"]
+        wanted += [name, f"{name}List"] if "list" in resource.verbs else [name]
         wanted += [catalogue.roots[SUBRESOURCE_KINDS[sub]] for sub in resource.kind.subresources
                    if sub in SUBRESOURCE_KINDS]
     return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": GIT_VERSION}, "paths": paths,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from podnet.apiserver import derived
+from podnet.apiserver import derived, reviews
 from podnet.model import kinds
 from podnet.model.kinds import Kind
 
@@ -20,10 +20,11 @@ SUBRESOURCE_KINDS = {"scale": ("autoscaling", "v1", "Scale")}  # what a subresou
 class Resource:
     kind: Kind
     derive: derived.Derive | None = None  # made from other objects when read, never stored
+    review: reviews.Review | None = None  # answered when created, never stored
 
     @property
     def verbs(self) -> tuple[str, ...]:
-        return READ_ONLY if self.derive else VERBS
+        return ("create",) if self.review else READ_ONLY if self.derive else VERBS
 
     @property
     def name(self) -> str:  # the URL's word: pods
@@ -43,8 +44,16 @@ class Resource:
 
 
 DERIVATIONS: dict[str, derived.Derive] = {"Endpoints": derived.endpoints, "ReplicaSet": derived.replicasets}
+REVIEWS = (
+    Resource(Kind("SelfSubjectAccessReview", "selfsubjectaccessreviews", (), None, namespaced=False,
+                  group_version="authorization.k8s.io/v1"), review=reviews.access),
+    Resource(Kind("SelfSubjectRulesReview", "selfsubjectrulesreviews", (), None, namespaced=False,
+                  group_version="authorization.k8s.io/v1"), review=reviews.rules),
+    Resource(Kind("SelfSubjectReview", "selfsubjectreviews", (), None, namespaced=False,
+                  group_version="authentication.k8s.io/v1"), review=reviews.identity),
+)
 SERVED: tuple[Resource, ...] = (*(Resource(kind) for kind in kinds.KINDS),
-                                 *(Resource(kind, DERIVATIONS[kind.name]) for kind in kinds.DERIVED))
+                                 *(Resource(kind, DERIVATIONS[kind.name]) for kind in kinds.DERIVED), *REVIEWS)
 _BY_PATH = {(r.group, r.version, r.name): r for r in SERVED}
 
 

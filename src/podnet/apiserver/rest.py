@@ -45,6 +45,8 @@ class Rest:
 
     async def handle(self, request: web.Request, target: Target, user: User) -> web.StreamResponse:
         verb = verb_of(request.method, target, request.query)
+        if target.resource.review is not None and verb == "create" and not target.name:  # anyone may ask about themself
+            return json_response(target.resource.review(await body_of(request), user), status=201)
         authorize(user, verb, target.resource.name, target.resource.group, target.namespace, target.subresource)
         if verb not in target.resource.verbs:
             raise ApiError(405, f"the server does not allow this method on the requested resource "

@@ -126,7 +126,7 @@ class _Builder:
                 self._extend(cls, merge_keys.rules_for(kind))
         components = {self.name(cls): self._schema(cls) for cls in self.packages}
         roots = {}
-        listed = {(r.group, r.version, r.kind.name) for r in SERVED}
+        listed = {(r.group, r.version, r.kind.name) for r in SERVED if "list" in r.verbs}
         for (group, version, kind), cls in classes.items():
             name = self.name(cls) if cls else f"{'.'.join(reversed(group.split('.')))}.{version}.{kind}"
             if not cls:

@@ -22,7 +22,9 @@ SCALARS = {1: "double", 2: "float", 3: "int64", 4: "uint64", 5: "int32", 6: "fix
 MESSAGE, REPEATED = 11, 3
 PACKAGES = {"": "k8s.io.api.core.v1", "apps": "k8s.io.api.apps.v1", "autoscaling": "k8s.io.api.autoscaling.v1",
             "discovery.k8s.io": "k8s.io.api.discovery.v1", "events.k8s.io": "k8s.io.api.events.v1",
-            "coordination.k8s.io": "k8s.io.api.coordination.v1", "networking.k8s.io": "k8s.io.api.networking.v1"}
+            "coordination.k8s.io": "k8s.io.api.coordination.v1", "networking.k8s.io": "k8s.io.api.networking.v1",
+            "authorization.k8s.io": "k8s.io.api.authorization.v1",
+            "authentication.k8s.io": "k8s.io.api.authentication.v1"}
 
 
 def descriptors(binary: bytes) -> list[bytes]:

@@ -196,3 +196,20 @@ def test_anyone_may_ask_what_they_may_do_and_who_they_are(store: SqliteStore) ->
         assert listed.status == 405  # only created, never read
 
     served(store, check, user=VIEWER)
+
+
+def test_core_events_read_as_events_k8s_io_v1(store: SqliteStore) -> None:
+    event = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "web.1"}, "reason": "Started",
+             "message": "Started container echo", "type": "Normal", "lastTimestamp": "2026-12-07T20:49:06Z",
+             "involvedObject": {"kind": "Pod", "name": "web", "namespace": "default"},
+             "source": {"component": "kubelet"}}
+
+    async def check(client: TestClient) -> None:
+        assert (await client.post("/api/v1/namespaces/default/events", json=event)).status == 201
+        (converted,) = (await (await client.get("/apis/events.k8s.io/v1/namespaces/default/events")).json())["items"]
+        assert converted["apiVersion"] == "events.k8s.io/v1" and converted["metadata"]["resourceVersion"]
+        assert {k: converted[k] for k in ("note", "regarding", "reportingController", "deprecatedCount")} == {
+            "note": "Started container echo", "regarding": event["involvedObject"], "reportingController": "kubelet",
+            "deprecatedCount": 1}
+
+    served(store, check)

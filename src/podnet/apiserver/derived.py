@@ -101,7 +101,7 @@ def _replicaset(entry: Any, deployment: Deployment, version: str, pods: list[Any
     selector.setdefault("matchLabels", {})[TEMPLATE_HASH] = version
     ready = sum(1 for p in pods if any(c.get("type") == "Ready" and c.get("status") == "True"
                                        for c in (p.value.get("status") or {}).get("conditions") or []))
-    stamps = [p.value["metadata"].get("creationTimestamp") for p in pods if p.value["metadata"].get("creationTimestamp")]
+    stamps = [stamp for p in pods if (stamp := p.value["metadata"].get("creationTimestamp"))]
     name = f"{deployment.metadata.name}-{version}"
     return {
         "apiVersion": "apps/v1", "kind": "ReplicaSet",
@@ -120,3 +120,24 @@ def _replicaset(entry: Any, deployment: Deployment, version: str, pods: list[Any
         "status": {"replicas": len(pods), "fullyLabeledReplicas": len(pods), "readyReplicas": ready,
                    "availableReplicas": ready, "observedGeneration": meta.get("generation", 1)},
     }
+
+
+def events(store: Store, namespace: str | None) -> tuple[list[dict[str, Any]], int]:
+    """The core Events as events.k8s.io/v1 has them: the same objects, as
+    kube-apiserver converts between the two (regarding, note, and the core
+    fields kept as deprecated*)."""
+    entries, revision = store.list(resources.prefix("Event") + (f"{namespace}/" if namespace else ""))
+    found = []
+    for entry in entries:
+        core = entry.value
+        meta = {**core.get("metadata", {}), "resourceVersion": str(entry.mod_revision)}
+        event = {"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": meta,
+                 "eventTime": core.get("eventTime"), "regarding": core.get("involvedObject", {}),
+                 "note": core.get("message", ""), "reason": core.get("reason", ""), "type": core.get("type", ""),
+                 "reportingController": core.get("reportingComponent") or (core.get("source") or {}).get("component"),
+                 "reportingInstance": core.get("reportingInstance") or (core.get("source") or {}).get("host"),
+                 "deprecatedSource": core.get("source", {}), "deprecatedCount": core.get("count"),
+                 "deprecatedFirstTimestamp": core.get("firstTimestamp"),
+                 "deprecatedLastTimestamp": core.get("lastTimestamp")}
+        found.append({key: value for key, value in event.items() if value not in (None, "")})
+    return found, revision

@@ -52,8 +52,10 @@ REVIEWS = (
     Resource(Kind("SelfSubjectReview", "selfsubjectreviews", (), None, namespaced=False,
                   group_version="authentication.k8s.io/v1"), review=reviews.identity),
 )
+EVENTS_V1 = Resource(Kind("Event", "events", ("ev",), None, group_version="events.k8s.io/v1"), derived.events)
 SERVED: tuple[Resource, ...] = (*(Resource(kind) for kind in kinds.KINDS),
-                                 *(Resource(kind, DERIVATIONS[kind.name]) for kind in kinds.DERIVED), *REVIEWS)
+                                 *(Resource(kind, DERIVATIONS[kind.name]) for kind in kinds.DERIVED), EVENTS_V1,
+                                 *REVIEWS)
 _BY_PATH = {(r.group, r.version, r.name): r for r in SERVED}
 
 

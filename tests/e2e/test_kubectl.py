@@ -168,7 +168,9 @@ def test_kubectls_create_verbs_make_what_they_render(lab: Path, which: str, requ
             assert _rendered_within(rendered.get(part), served.get(part)), (verb, part, rendered, served)
         assert rendered["metadata"].get("labels", {}).items() <= served["metadata"].get("labels", {}).items()
     kubectl(lab, "rollout", "status", "deployment/made", "-n", namespace, "--timeout=60s", binary=binary)
-    answered = lambda: curl_json(f"pn-{LAB}.default.client", f"http://made.{namespace}/get").get("pod", "")  # noqa: E731
+
+    def answered() -> str:
+        return str(curl_json(f"pn-{LAB}.default.client", f"http://made.{namespace}/get").get("pod", ""))
     assert within(20, lambda: answered().startswith("made-"))
     if which == "on PATH":  # 1.20 first reads OpenAPI v2 as protobuf to see that a server dry-runs
         for dry in (("create", "configmap", "ghost", "--from-literal=a=b"), ("delete", "deployment", "made"),

@@ -97,7 +97,7 @@ def test_delete_is_safe_twice(make_netns) -> None:  # type: ignore[no-untyped-de
     assert not netns.exists(name)
 
 
-def test_a_file_a_cut_short_create_left_is_no_live_namespace_and_goes(make_netns) -> None:  # type: ignore[no-untyped-def]
+def test_a_file_a_cut_short_create_left_is_no_live_namespace(make_netns) -> None:  # type: ignore[no-untyped-def]
     live = make_netns()
     stray = f"{live}-stray"
     netns.path(stray).touch()  # what an agent killed between making the file and mounting on it leaves

@@ -41,7 +41,7 @@ class ServicePort:
         name = fields.text("name")
         if name is not None:
             check_dns_label(name, fields.at("name"))
-        unset = type(fields.data.get("nodePort")) is int and fields.data["nodePort"] == 0  # asks for one, as in Kubernetes
+        unset = type(fields.data.get("nodePort")) is int and fields.data["nodePort"] == 0  # 0 asks for one, as in k8s
         return cls(port, target, protocol, name,
                    None if unset else fields.integer("nodePort", minimum=30000, maximum=32767))
 

@@ -64,9 +64,9 @@ def decode(body: bytes) -> dict[str, Any]:
 
 
 def _message(data: bytes, name: str) -> Any:
-    table = schema()["messages"][name]
     if name in SPECIAL:
         return _special(name, {number: value for number, _, value in fields(data)})
+    table = schema()["messages"][name]
     out: dict[str, Any] = {}
     for number, wire_type, value in fields(data):
         spec = table.get(str(number))
@@ -78,7 +78,8 @@ def _message(data: bytes, name: str) -> Any:
             out.setdefault(field, {})[_bytes(entry.get(1, b"")).decode()] = \
                 _value(entry.get(2, 0 if _is_varint(type_name) else b""), type_name)
         elif how == "repeated":
-            items = packed_varints(value) if wire_type == BYTES and _is_varint(type_name) else [value]  # type: ignore[arg-type]
+            packed = wire_type == BYTES and _is_varint(type_name)
+            items: list[int | bytes] = [*packed_varints(_bytes(value))] if packed else [value]
             out.setdefault(field, []).extend(_value(item, type_name) for item in items)
         else:
             decoded = _value(value, type_name)

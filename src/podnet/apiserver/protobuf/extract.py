@@ -77,10 +77,9 @@ def _message(data: bytes, scope: str, out: dict[str, dict[str, Any]], entries: d
 
 
 def _field(data: bytes) -> dict[str, list[str]]:
-    parts = {n: v for n, _, v in fields(data)}
-    kind = parts[5]
-    type_name = parts[6].decode().lstrip(".") if kind == MESSAGE else SCALARS[int(kind)]  # type: ignore[union-attr,call-overload]
-    return {str(parts[3]): [parts[1].decode(), type_name, "repeated" if parts[4] == REPEATED else ""]}  # type: ignore[union-attr]
+    parts: dict[int, Any] = {n: v for n, _, v in fields(data)}
+    type_name = parts[6].decode().lstrip(".") if parts[5] == MESSAGE else SCALARS[parts[5]]
+    return {str(parts[3]): [parts[1].decode(), type_name, "repeated" if parts[4] == REPEATED else ""]}
 
 
 def schema(binary: bytes, kinds: list[tuple[str, str]]) -> dict[str, Any]:

@@ -8,9 +8,9 @@ watcher whose revision the store has compacted gets 410 Gone, as from etcd."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass, field
-
 from typing import Any
 
 from podnet.store.base import Compacted, Event, Store
@@ -30,6 +30,21 @@ class Change:
     key: str
     value: dict[str, Any] | None
     revision: int
+    _served: dict[tuple[str, str], tuple[dict[str, Any], bytes]] = field(
+        default_factory=dict, compare=False, repr=False)
+
+    def served(self, api_version: str, kind: str) -> tuple[dict[str, Any], bytes]:
+        """The object as a watcher is sent it (at this revision), and its JSON line:
+        made once however many watch it, as every watcher's queue holds this Change."""
+        key = (api_version, kind)
+        if key not in self._served:
+            assert self.value is not None
+            document = dict(self.value)
+            document["metadata"] = {**(document.get("metadata") or {}), "resourceVersion": str(self.revision)}
+            document.setdefault("apiVersion", api_version)
+            document.setdefault("kind", kind)
+            self._served[key] = (document, json.dumps({"type": self.type, "object": document}).encode() + b"\n")
+        return self._served[key]
 
 
 @dataclass(eq=False)

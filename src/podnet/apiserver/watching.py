@@ -43,7 +43,9 @@ async def watch(request: web.Request, target: Target, store: Store, hub: WatchHu
     await response.prepare(request)
     first_table = True
 
-    async def send(kind: str, document: dict[str, Any]) -> None:
+    async def send(kind: str, document: dict[str, Any], line: bytes | None = None) -> None:
+        """The event, if the request's name and selectors take it; `line` is it
+        encoded already (for every watcher of the change at once)."""
         nonlocal first_table
         if target.name and document.get("metadata", {}).get("name") != target.name and kind != "BOOKMARK":
             return
@@ -52,7 +54,8 @@ async def watch(request: web.Request, target: Target, store: Store, hub: WatchHu
         if table and kind != "BOOKMARK":
             document = to_table(document, time.time(), replace(table, no_headers=not first_table))
             first_table = False
-        await response.write(json.dumps({"type": kind, "object": document}).encode() + b"\n")
+            line = None
+        await response.write(line or json.dumps({"type": kind, "object": document}).encode() + b"\n")
 
     try:
         since = int(since_text) if since_text.isdigit() and since_text != "0" else None
@@ -96,8 +99,4 @@ async def watch(request: web.Request, target: Target, store: Store, hub: WatchHu
 async def _send_change(send: Any, target: Target, change: Change) -> None:
     if change.value is None:
         return  # a deletion of what this server never saw
-    document = dict(change.value)
-    document["metadata"] = {**(document.get("metadata") or {}), "resourceVersion": str(change.revision)}
-    document.setdefault("apiVersion", api_version(target))
-    document.setdefault("kind", target.resource.kind.name)
-    await send(change.type, document)
+    await send(change.type, *change.served(api_version(target), target.resource.kind.name))

@@ -193,3 +193,36 @@ def test_leave_removes_what_join_wrote_and_releases_the_lease(joined: dict[str, 
     assert "m2" not in podnet("get", "nodes", "--lab", LAB).stdout
     # the node that stays forgets the route to the one that left
     assert within(5, lambda: record["podCIDR"] not in in_netns(joined["m1"].namespace, "ip", "route").stdout)
+
+
+def test_a_control_plane_given_the_cas_key_serves_the_kubernetes_api(joined: dict[str, Machine],
+                                                                      tmp_path: Path) -> None:
+    """Its unit run as systemd would, kubectl on the machine reaches it with the
+    admin kubeconfig join wrote, and leave takes certificates and kubeconfig back."""
+    machine, root = joined["m2"], tmp_path / "cp"
+    machine.stop_agent()  # the machine serves as a control plane only (if the leave test has not run)
+    no_key = machine.podnet("node", "join", *store_flags(), "--name", "cp1", "--control-plane", "--ca-keyfile",
+                            str(pki() / "podnet.key"), "--root", str(root), check=False)
+    assert no_key.returncode == 1 and "is not the key of the CA certificate" in no_key.stderr
+    assert not root.exists()
+    said = machine.podnet("node", "join", *store_flags(), "--name", "cp1", "--control-plane", "--ca-keyfile",
+                          str(pki() / "ca.key"), "--root", str(root)).stdout
+    assert "podnet-apiserver.service" in said and f"export KUBECONFIG={root / files.KUBECONFIG}" in said
+    argv, environment = files.exec_start((root / files.UNIT_DIR / files.APISERVER_UNIT).read_text())
+    with open(tmp_path / "apiserver.log", "wb") as log:
+        server = subprocess.Popen(["nsenter", f"--net=/run/netns/{machine.namespace}", "--", *argv],
+                                  env={"PATH": SYSTEMD_PATH, **environment}, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        def nodes() -> str:
+            return in_netns(machine.namespace, "env", f"HOME={tmp_path}", "kubectl", "--kubeconfig",
+                            str(root / files.KUBECONFIG), "get", "nodes", "-o", "name", check=False).stdout
+
+        assert within(20, lambda: "node/cp1" in nodes()), (tmp_path / "apiserver.log").read_text()
+        assert "node/m1" in nodes()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    record = json.loads((root / files.RECORD).read_text())
+    machine.podnet("node", "leave", "--root", str(root))
+    assert str(root / files.KUBECONFIG) in record["files"] and not (root / files.KUBECONFIG).exists()
+    assert not (root / files.PKI_DIR).exists() and "cp1" not in podnet("get", "nodes", "--lab", LAB).stdout

@@ -75,3 +75,15 @@ def test_missing_tls_files_are_named_before_connecting(tmp_path: Path) -> None:
         TlsFiles(str(tmp_path / "nope.crt")).check()
     with pytest.raises(StoreError, match="go together"):
         TlsFiles(str(tmp_path / "ca.crt"), certfile="x").check()
+
+
+def test_a_control_plane_with_the_cas_key_serves_the_api_on_its_address_with_join_s_certificates() -> None:
+    serving = Joining(**{**joining(control_plane=True).__dict__, "apiserver": True})
+    units = files.units(serving)
+    assert set(units) == {"podnet-agent.service", "podnet-controller.service", "podnet-apiserver.service"}
+    argv, environment = files.exec_start(units["podnet-apiserver.service"])
+    assert argv[1:4] == ["-m", "podnet", "apiserver"] and environment == {}  # it changes no network
+    assert [argv[i + 1] for i, word in enumerate(argv) if word == "--listen"] == ["192.0.2.10:6443", "127.0.0.1:6443"]
+    assert argv[argv.index("--tls-cert-file") + 1] == "/scratch/etc/podnet/pki/apiserver.crt"
+    assert argv[argv.index("--client-ca-file") + 1] == argv[argv.index("--etcd-cafile") + 1] == "/pki/ca.crt"
+    assert files.unit_names(True, True)[-1] == "podnet-apiserver.service"

@@ -27,6 +27,9 @@ def node() -> None:
                    f"match it), {backends.ACROSS_SUBNETS} when this node starts the cluster.")
 @click.option("--address", help="This node's address on the underlay [the one it reaches etcd from].")
 @click.option("--control-plane", is_flag=True, help="Also run the control plane here (its unit is written too).")
+@click.option("--ca-keyfile", type=click.Path(dir_okay=False),
+              help="The key of the CA --etcd-cafile names (with --control-plane): also serve the Kubernetes API "
+                   "here, with a certificate issued for this node and an admin kubeconfig.")
 @click.option("--pod-subnet", default="10.244.0.0/16", show_default=True,
               help="The pod network, when this node starts the cluster.")
 @click.option("--service-subnet", default="10.96.0.0/12", show_default=True,
@@ -34,9 +37,9 @@ def node() -> None:
 @click.option("--root", "root", type=ROOT, default=Path("/"), show_default=True,
               help="Write under this directory instead of / (every path the files name too).")
 @etcd_tls_options
-def join(store: str, name: str, backend: str | None, address: str | None, control_plane: bool, pod_subnet: str,
-         service_subnet: str, root: Path, etcd_cafile: str | None, etcd_certfile: str | None,
-         etcd_keyfile: str | None) -> None:
+def join(store: str, name: str, backend: str | None, address: str | None, control_plane: bool,
+         ca_keyfile: str | None, pod_subnet: str, service_subnet: str, root: Path, etcd_cafile: str | None,
+         etcd_certfile: str | None, etcd_keyfile: str | None) -> None:
     """Lease a pod subnet, register the node, and write the CNI conflist, the
     plugins and the systemd units. Starts nothing: it prints the systemctl line."""
     from podnet.cni.install import FALLBACK_DIR
@@ -44,7 +47,7 @@ def join(store: str, name: str, backend: str | None, address: str | None, contro
     from podnet.machine.membership import Request, join as join_cluster
 
     request = Request(store, name, root.resolve(), backend, address, tls_files(etcd_cafile, etcd_certfile, etcd_keyfile),
-                      control_plane, pod_subnet, service_subnet)
+                      control_plane, pod_subnet, service_subnet, ca_keyfile)
     if request.tls is None:
         click.echo("warning: etcd without TLS: anyone who reaches it can rewrite the cluster "
                    "(give --etcd-cafile, --etcd-certfile and --etcd-keyfile)", err=True)
@@ -54,8 +57,10 @@ def join(store: str, name: str, backend: str | None, address: str | None, contro
     for path in written:
         if FALLBACK_DIR not in path.parts:  # the plugins' fallback launchers: one line for the plugins is enough
             click.echo(f"  wrote {path}")
-    units = " ".join(files.unit_names(joining.control_plane))
+    units = " ".join(files.unit_names(joining.control_plane, joining.apiserver))
     click.echo(f"start it with:\n  systemctl daemon-reload && systemctl enable --now {units}")
+    if joining.apiserver:
+        click.echo(f"then kubectl reaches it with:\n  export KUBECONFIG={joining.path(files.KUBECONFIG)}")
 
 
 @node.command()
@@ -66,7 +71,7 @@ def leave(root: Path) -> None:
     from podnet.machine.membership import leave as leave_cluster
 
     node_left = leave_cluster(root.resolve())
-    units = " ".join(files.unit_names(node_left.control_plane))
+    units = " ".join(files.unit_names(node_left.control_plane, node_left.apiserver))
     click.echo(f"node {node_left.name} left: its lease of {node_left.pod_cidr} is released, "
                f"{len(node_left.files) + 1} files removed")
     click.echo(f"if its units still run, stop them:\n  systemctl disable --now {units}")

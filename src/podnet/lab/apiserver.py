@@ -103,18 +103,20 @@ def kubeconfig(record: LabRecord, user: str = "admin") -> str:
     context podnet-<lab>."""
     if not record.apiserver:
         raise LabError(f"lab {record.name} has no API server")
-    name = f"podnet-{record.name}"
-    who = USERS[user][0]
+    return kubeconfig_text(f"podnet-{record.name}", f"https://{record.apiserver}", record.pki / "ca.crt",
+                           record.pki / f"{user}.crt", record.pki / f"{user}.key", USERS[user][0])
 
+
+def kubeconfig_text(name: str, server: str, cafile: Path, certfile: Path, keyfile: Path, who: str) -> str:
+    """One cluster, one user, one context, all named `name`, the files' contents inline."""
     def data(path: Path) -> str:
         return base64.b64encode(path.read_bytes()).decode()
 
     config = {
         "apiVersion": "v1", "kind": "Config", "preferences": {}, "current-context": name,
-        "clusters": [{"name": name, "cluster": {"server": f"https://{record.apiserver}",
-                                                 "certificate-authority-data": data(record.pki / "ca.crt")}}],
-        "users": [{"name": f"{who}@{name}", "user": {"client-certificate-data": data(record.pki / f"{user}.crt"),
-                                                    "client-key-data": data(record.pki / f"{user}.key")}}],
+        "clusters": [{"name": name, "cluster": {"server": server, "certificate-authority-data": data(cafile)}}],
+        "users": [{"name": f"{who}@{name}", "user": {"client-certificate-data": data(certfile),
+                                                    "client-key-data": data(keyfile)}}],
         "contexts": [{"name": name, "context": {"cluster": name, "user": f"{who}@{name}"}}],
     }
     return yaml.safe_dump(config, sort_keys=False)

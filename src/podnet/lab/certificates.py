@@ -66,6 +66,18 @@ def authority(directory: Path, common_name: str) -> Authority:
     return Authority(cert, key, cert_path)
 
 
+def load_authority(cert_path: Path, key_path: Path) -> Authority:
+    """The cluster's CA from its files, the key checked against the certificate."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as err:
+        raise ValueError(f"cannot read the CA from {cert_path} and {key_path}: {err}") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.public_key() != cert.public_key():
+        raise ValueError(f"{key_path} is not the key of the CA certificate {cert_path}")
+    return Authority(cert, key, cert_path)
+
+
 def issue(ca: Authority, directory: Path, stem: str, common_name: str, addresses: tuple[str, ...] = (),
           organizations: tuple[str, ...] = (), dns_names: tuple[str, ...] = ()) -> TlsFiles:
     """A certificate signed by the CA, for clients and (given addresses or names)

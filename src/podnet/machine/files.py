@@ -20,6 +20,10 @@ PLUGIN_DIR = "opt/cni/bin"
 UNIT_DIR = "etc/systemd/system"
 AGENT_UNIT = "podnet-agent.service"
 CONTROLLER_UNIT = "podnet-controller.service"
+APISERVER_UNIT = "podnet-apiserver.service"
+API_PORT = 6443
+PKI_DIR = "etc/podnet/pki"  # the API server's certificate, and the admin's
+KUBECONFIG = "etc/podnet/admin.kubeconfig"
 RECORD = "var/lib/podnet/node.json"
 IPAM_DIR = "var/lib/cni/networks"  # host-local's own default, as the reference plugin keeps it
 PORTMAP_DIR = "var/lib/podnet/portmap"
@@ -39,6 +43,7 @@ class Joining:
     cluster: ClusterConfig
     pod_cidr: str
     control_plane: bool = False
+    apiserver: bool = False  # a control plane given the CA's key serves the Kubernetes API (machine/apiserver.py)
 
     def path(self, relative: str) -> Path:
         return self.root / relative
@@ -80,6 +85,17 @@ def controller_argv(joining: Joining) -> list[str]:
     return [sys.executable, "-m", "podnet", "controller", *store_flags(joining)]
 
 
+def apiserver_argv(joining: Joining) -> list[str]:
+    """On the node's address and its own 127.0.0.1, with the certificates join
+    issued (machine/apiserver.py); users are the cluster CA's certificates."""
+    assert joining.tls is not None
+    pki = joining.path(PKI_DIR)
+    return [sys.executable, "-m", "podnet", "apiserver", *store_flags(joining),
+            "--listen", f"{joining.address}:{API_PORT}", "--listen", f"127.0.0.1:{API_PORT}",
+            "--tls-cert-file", str(pki / "apiserver.crt"), "--tls-private-key-file", str(pki / "apiserver.key"),
+            "--client-ca-file", joining.tls.cafile]
+
+
 def unit(description: str, argv: list[str], environment: tuple[str, ...] = ()) -> str:
     lines = ["[Unit]", f"Description={description}", "Wants=network-online.target",
              "After=network-online.target", "", "[Service]"]
@@ -89,8 +105,8 @@ def unit(description: str, argv: list[str], environment: tuple[str, ...] = ()) -
     return "\n".join(lines)
 
 
-def unit_names(control_plane: bool) -> list[str]:
-    return [AGENT_UNIT, *([CONTROLLER_UNIT] if control_plane else [])]
+def unit_names(control_plane: bool, apiserver: bool = False) -> list[str]:
+    return [AGENT_UNIT, *([CONTROLLER_UNIT] if control_plane else []), *([APISERVER_UNIT] if apiserver else [])]
 
 
 def units(joining: Joining) -> dict[str, str]:
@@ -99,6 +115,8 @@ def units(joining: Joining) -> dict[str, str]:
     written = {AGENT_UNIT: unit(f"podnet node agent (node {joining.name})", agent_argv(joining), (ALLOW_ROOT,))}
     if joining.control_plane:
         written[CONTROLLER_UNIT] = unit("podnet control plane", controller_argv(joining))
+    if joining.apiserver:
+        written[APISERVER_UNIT] = unit("podnet Kubernetes API server", apiserver_argv(joining))
     return written
 
 
@@ -114,7 +132,8 @@ def record(joining: Joining, written: list[Path], directories: list[Path]) -> st
     """What leave and status read back: the node, its store, and what was written."""
     tls = joining.tls
     return json.dumps({"name": joining.name, "address": joining.address, "store": joining.store,
-                       "tls": [tls.cafile, tls.certfile, tls.keyfile] if tls else None, "podCIDR": joining.pod_cidr, "controlPlane": joining.control_plane,
+                       "tls": [tls.cafile, tls.certfile, tls.keyfile] if tls else None, "podCIDR": joining.pod_cidr,
+                       "controlPlane": joining.control_plane, "apiServer": joining.apiserver,
                        "files": [str(p) for p in written], "directories": [str(d) for d in directories]},
                       indent=2) + "\n"
 

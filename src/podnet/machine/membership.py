@@ -21,7 +21,7 @@ from podnet.api import cluster
 from podnet.cni.install import FALLBACK_DIR, install
 from podnet.errors import ManifestError, PodnetError
 from podnet.kernel import iptables
-from podnet.machine import files
+from podnet.machine import apiserver, files
 from podnet.machine.files import Joining
 from podnet.model.fields import check_dns_label
 from podnet.model.meta import ObjectMeta
@@ -55,6 +55,7 @@ class Request:
     control_plane: bool = False
     pod_subnet: str = DEFAULT_POD_SUBNET
     service_subnet: str = DEFAULT_SERVICE_SUBNET
+    ca_keyfile: str | None = None  # the cluster CA's key: a control plane with it serves the Kubernetes API
 
 
 def open_cluster_store(location: str, tls: TlsFiles | None) -> Store:
@@ -105,6 +106,16 @@ def _check(request: Request) -> str:
         raise JoinError(f"--address {address!r} is not an IPv4 address") from None
     if request.tls is not None:
         request.tls.check()
+    if request.ca_keyfile is not None:
+        if not request.control_plane or request.tls is None:
+            raise JoinError("--ca-keyfile is for a control plane (--control-plane) over etcd with TLS "
+                            "(--etcd-cafile, the CA it signs for)")
+        from podnet.lab.certificates import load_authority
+
+        try:
+            load_authority(Path(request.tls.cafile), Path(request.ca_keyfile))
+        except ValueError as err:
+            raise JoinError(str(err)) from None
     if not os.access(_existing_parent(request.root), os.W_OK):
         raise JoinError(f"cannot write under {request.root}")
     return address
@@ -130,11 +141,12 @@ def join(request: Request) -> tuple[Joining, list[Path]]:
         leases = SubnetLeases(store, ipaddress.ip_network(settings.pod_subnet), settings.node_cidr_mask)
         pod_cidr = leases.acquire(request.name, address)
         joining = Joining(request.root, request.name, address, request.store, request.tls, settings, pod_cidr,
-                          request.control_plane)
+                          request.control_plane, apiserver=request.ca_keyfile is not None)
         rendered = files.rendered(joining)
         plugins = joining.path(files.PLUGIN_DIR)
         record = joining.path(files.RECORD)
-        made = sorted({d for path in (*rendered, plugins / FALLBACK_DIR / "x", record)
+        issued = apiserver.paths(joining) if joining.apiserver else []
+        made = sorted({d for path in (*rendered, *issued, plugins / FALLBACK_DIR / "x", record)
                        for d in _missing(request.root, path)})  # directories join makes, for leave to take back
         written: list[Path] = []
         try:
@@ -145,6 +157,9 @@ def join(request: Request) -> tuple[Joining, list[Path]]:
             for path, text in rendered.items():
                 _write(path, text)
                 written.append(path)
+            if request.ca_keyfile is not None:
+                written += issued
+                apiserver.issue(joining, request.ca_keyfile)
             _write(record, files.record(joining, written, made))
         except BaseException:
             _remove(written + [record], made)
@@ -169,6 +184,7 @@ class Joined:
     tls: TlsFiles | None
     pod_cidr: str
     control_plane: bool
+    apiserver: bool
     files: tuple[Path, ...]
     directories: tuple[Path, ...]  # the ones join made
 
@@ -184,7 +200,8 @@ def joined(root: Path) -> Joined:
         raise JoinError(f"{path}: {err}") from None
     tls = TlsFiles(*data["tls"]) if data.get("tls") else None
     return Joined(data["name"], data["address"], data["store"], tls, data["podCIDR"], data.get("controlPlane", False),
-                  tuple(Path(p) for p in data["files"]), tuple(Path(p) for p in data.get("directories", ())))
+                  data.get("apiServer", False), tuple(Path(p) for p in data["files"]),
+                  tuple(Path(p) for p in data.get("directories", ())))
 
 
 def leave(root: Path) -> Joined:

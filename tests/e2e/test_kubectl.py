@@ -9,6 +9,8 @@ import json
 import os
 import ssl
 import subprocess
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -248,6 +250,35 @@ def test_the_python_client_lists_watches_and_scales(lab: Path) -> None:
     assert within(20, lambda: apps.read_namespaced_deployment("web", "apps").status.ready_replicas == 2)
 
 
+def test_views_made_from_other_objects_are_watched_too(lab: Path) -> None:
+    """ReplicaSets and Endpoints are made from Deployments, pods and slices; a
+    watch of them sees a scale as it lands."""
+    env = {**os.environ, "KUBECONFIG": str(lab / "kubeconfig"), "HOME": str(lab / "kubectl")}
+    watches = {
+        "rs": subprocess.Popen(["kubectl", "get", "rs", "-n", "apps", "-w", "--no-headers"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True),
+        "ep": subprocess.Popen(["kubectl", "get", "endpoints", "web-service", "-n", "apps", "-w", "--no-headers"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)}
+    seen: dict[str, list[str]] = {name: [] for name in watches}
+
+    def read(name: str) -> None:
+        for line in watches[name].stdout:  # type: ignore[union-attr]
+            seen[name].append(line.split())
+
+    readers = [threading.Thread(target=read, args=(name,), daemon=True) for name in watches]
+    for reader in readers:
+        reader.start()
+    try:
+        time.sleep(1.0)  # both watching
+        kubectl(lab, "scale", "deployment/web", "-n", "apps", "--replicas", "3")
+        assert within(30, lambda: any(row[1:4] == ["3", "3", "3"] for row in seen["rs"])), seen["rs"]
+        assert within(30, lambda: any(row[1].count(":80") == 3 for row in seen["ep"])), seen["ep"]
+    finally:
+        for proc in watches.values():
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
 WEB = """apiVersion: apps/v1
 kind: Deployment
 metadata: {name: site, namespace: default}
@@ -376,7 +407,6 @@ def test_concurrent_writers_lose_nothing(lab: Path) -> None:
 def test_a_killed_api_server_is_back_and_a_watch_across_it_is_not_stalled(lab: Path) -> None:
     """kubectl get -w across the restart either ends (the stream closed with the
     server) or, if it watched again, goes on showing changes: never silently stalled."""
-    import threading
 
     watch = subprocess.Popen(["kubectl", "get", "pods", "-w"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True, env={**os.environ, "KUBECONFIG": str(lab / "kubeconfig"),

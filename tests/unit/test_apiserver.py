@@ -213,3 +213,22 @@ def test_core_events_read_as_events_k8s_io_v1(store: SqliteStore) -> None:
             "deprecatedCount": 1}
 
     served(store, check)
+
+
+def test_a_view_made_from_other_objects_is_watched_through_them(store: SqliteStore) -> None:
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                  "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
+                      "metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "e", "image": "x"}]}}}}
+
+    async def check(client: TestClient) -> None:
+        watch = await client.get("/apis/apps/v1/namespaces/default/replicasets?watch=1&timeoutSeconds=2")
+        assert (await client.post("/apis/apps/v1/namespaces/default/deployments", json=deployment)).status == 201
+        events = [json.loads(await watch.content.readline())]
+        scaled = {"spec": {"replicas": 3}}
+        assert (await client.patch("/apis/apps/v1/namespaces/default/deployments/web", json=scaled,
+                                   headers={"Content-Type": "application/merge-patch+json"})).status == 200
+        events += [json.loads(line) for line in (await watch.text()).splitlines()]
+        assert [(e["type"], e["object"]["kind"], e["object"]["spec"]["replicas"]) for e in events] == [
+            ("ADDED", "ReplicaSet", 1), ("MODIFIED", "ReplicaSet", 3)]
+
+    served(store, check)

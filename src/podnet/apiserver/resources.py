@@ -11,7 +11,7 @@ from podnet.model import kinds
 from podnet.model.kinds import Kind
 
 VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
-READ_ONLY = ("get", "list")
+READ_ONLY = ("get", "list", "watch")
 SUBRESOURCE_VERBS = ("get", "patch", "update")
 SUBRESOURCE_KINDS = {"scale": ("autoscaling", "v1", "Scale")}  # what a subresource answers with, if not its kind
 
@@ -21,6 +21,7 @@ class Resource:
     kind: Kind
     derive: derived.Derive | None = None  # made from other objects when read, never stored
     review: reviews.Review | None = None  # answered when created, never stored
+    sources: tuple[str, ...] = ()  # the stored kinds a derived one is made from: its watch follows them
 
     @property
     def verbs(self) -> tuple[str, ...]:
@@ -43,7 +44,12 @@ class Resource:
         return self.kind.name.lower()
 
 
-DERIVATIONS: dict[str, derived.Derive] = {"Endpoints": derived.endpoints, "ReplicaSet": derived.replicasets}
+DERIVED = {  # how each kind only read is made, and from what
+    "Endpoints": Resource(kinds.readable_from_word("endpoints"), derived.endpoints,  # type: ignore[arg-type]
+                          sources=("EndpointSlice",)),
+    "ReplicaSet": Resource(kinds.readable_from_word("replicasets"), derived.replicasets,  # type: ignore[arg-type]
+                           sources=("Deployment", "Pod")),
+}
 REVIEWS = (
     Resource(Kind("SelfSubjectAccessReview", "selfsubjectaccessreviews", (), None, namespaced=False,
                   group_version="authorization.k8s.io/v1"), review=reviews.access),
@@ -52,10 +58,10 @@ REVIEWS = (
     Resource(Kind("SelfSubjectReview", "selfsubjectreviews", (), None, namespaced=False,
                   group_version="authentication.k8s.io/v1"), review=reviews.identity),
 )
-EVENTS_V1 = Resource(Kind("Event", "events", ("ev",), None, group_version="events.k8s.io/v1"), derived.events)
+EVENTS_V1 = Resource(Kind("Event", "events", ("ev",), None, group_version="events.k8s.io/v1"), derived.events,
+                     sources=("Event",))
 SERVED: tuple[Resource, ...] = (*(Resource(kind) for kind in kinds.KINDS),
-                                 *(Resource(kind, DERIVATIONS[kind.name]) for kind in kinds.DERIVED), EVENTS_V1,
-                                 *REVIEWS)
+                                 *(DERIVED[kind.name] for kind in kinds.DERIVED), EVENTS_V1, *REVIEWS)
 _BY_PATH = {(r.group, r.version, r.name): r for r in SERVED}
 
 

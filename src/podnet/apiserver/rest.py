@@ -52,6 +52,8 @@ class Rest:
             raise ApiError(405, f"the server does not allow this method on the requested resource "
                                 f"({target.resource.name} are {' and '.join(target.resource.verbs)} only)")
         if target.resource.derive is not None:
+            if verb == "watch":
+                return await watching.watch_derived(request, target, self.store, self.hub)
             return await self.derived(request, target, verb)
         if verb == "watch":
             return await watching.watch(request, target, self.store, self.hub)

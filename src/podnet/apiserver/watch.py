@@ -1,6 +1,6 @@
 """Watches: one reader follows the store for every watcher, and hands each the
-events under its prefix, so a thousand watchers cost one poll of the store, not
-a thousand.
+events under its prefix, so a thousand watchers cost one watch of the store,
+not a thousand.
 
 An event carries the whole object (a deletion, the object as it was last), and a
 watcher whose revision the store has compacted gets 410 Gone, as from etcd."""
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,28 +83,59 @@ class WatchHub:
         self.watchers.discard(watcher)
 
     async def _follow(self) -> None:
+        """The store's own watch (a held stream on etcd, looks every POLL on SQLite),
+        in a thread of its own, until no one watches."""
+        loop = asyncio.get_running_loop()
         while self.watchers:
+            events: asyncio.Queue[Event | BaseException | None] = asyncio.Queue()
+            stop = threading.Event()
+
+            def hand(item: Event | BaseException | None) -> None:
+                try:
+                    loop.call_soon_threadsafe(events.put_nowait, item)
+                except RuntimeError:  # the loop has closed (the server stopped): no one is left to tell
+                    stop.set()
+
+            def read(since: int) -> None:
+                try:
+                    for event in self.store.watch(REGISTRY, since, stop, POLL):
+                        hand(event)
+                except BaseException as err:  # noqa: BLE001 - handed to the loop, which decides
+                    hand(err)
+                else:
+                    hand(None)
+
+            threading.Thread(target=read, args=(self.revision,), name="watch-hub", daemon=True).start()
             try:
-                events = await asyncio.to_thread(self.store.events_since, REGISTRY, self.revision)
-            except Compacted:
-                self.revision = await asyncio.to_thread(self.store.revision)
-                for watcher in list(self.watchers):
-                    self._cut(watcher)
-                continue
-            except Exception:  # the store is away for a moment: the watchers wait
-                log.exception("watch: reading the store failed")
-                await asyncio.sleep(1.0)
-                continue
-            for event in events:
-                self.revision = event.revision
-                change = self._change(event)
-                for watcher in list(self.watchers):
-                    if event.key.startswith(watcher.prefix):
-                        try:
-                            watcher.queue.put_nowait(change)
-                        except asyncio.QueueFull:
+                while self.watchers:
+                    try:
+                        item = await asyncio.wait_for(events.get(), 1.0)
+                    except asyncio.TimeoutError:
+                        continue
+                    if item is None:
+                        break
+                    if isinstance(item, Compacted):
+                        self.revision = await asyncio.to_thread(self.store.revision)
+                        for watcher in list(self.watchers):
                             self._cut(watcher)
-            await asyncio.sleep(POLL)
+                        break
+                    if isinstance(item, BaseException):  # the store is away for a moment: the watchers wait
+                        log.warning("watch: reading the store failed: %s", item)
+                        await asyncio.sleep(1.0)
+                        break
+                    self._dispatch(item)
+            finally:
+                stop.set()
+
+    def _dispatch(self, event: Event) -> None:
+        self.revision = event.revision
+        change = self._change(event)
+        for watcher in list(self.watchers):
+            if event.key.startswith(watcher.prefix):
+                try:
+                    watcher.queue.put_nowait(change)
+                except asyncio.QueueFull:
+                    self._cut(watcher)
 
     def _change(self, event: Event) -> Change:
         if event.value is None:

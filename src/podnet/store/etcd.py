@@ -16,6 +16,7 @@ import json
 import socket
 import ssl
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from podnet.kernel import netns
@@ -24,6 +25,7 @@ from podnet.store.base import Compacted, Entry, Event, Store, StoreError
 from podnet.store.tls import TlsFiles
 
 WATCH_QUIET = 0.2  # seconds without a watch message after which the history sent so far is all there is
+WATCH_IDLE = 5.0  # a held watch stream quiet this long is opened again (and stop looked at)
 
 
 def _b64(text: str) -> str:
@@ -43,6 +45,19 @@ def _prefix_end(prefix: str) -> str:
 def _entry(kv: dict[str, Any]) -> Entry:
     return Entry(_text(kv["key"]), json.loads(_text(kv.get("value", ""))),
                  int(kv.get("create_revision", 0)), int(kv.get("mod_revision", 0)))
+
+
+def _watched(result: dict[str, Any], revision: int) -> list[Event]:
+    """The events of one message of a watch stream that started after `revision`."""
+    if int(result.get("compact_revision", 0)):
+        raise Compacted(revision, int(result["compact_revision"]) - 1)
+    events = []
+    for event in result.get("events", []):
+        kv = event["kv"]
+        deleted = event.get("type") == "DELETE"
+        events.append(Event("DELETE" if deleted else "PUT", _text(kv["key"]),
+                            None if deleted else json.loads(_text(kv.get("value", ""))), int(kv["mod_revision"])))
+    return events
 
 
 class _Connection(http.client.HTTPConnection):
@@ -162,6 +177,34 @@ class EtcdStore(Store):
     def compact(self, revision: int) -> None:
         self._call("kv/compaction", {"revision": str(revision), "physical": True})
 
+    def watch(self, prefix: str, revision: int, stop: threading.Event, poll: float = 0.05) -> Iterator[Event]:
+        """One held watch stream, as etcd's own clients watch: each event comes as
+        it is written, not at a next look. A stream that breaks, or stays quiet
+        for WATCH_IDLE, is opened again after the last revision seen, on the
+        next member if this one is away."""
+        index = self._preferred
+        while not stop.is_set():
+            connection = _Connection(*self.endpoints[index], self.timeout, self.ns_path, self.context)
+            try:
+                connection.request("POST", "/v3/watch", json.dumps({"create_request": {
+                    "key": _b64(prefix), "range_end": _prefix_end(prefix), "start_revision": str(revision + 1)}}))
+                response = connection.getresponse()
+                connection.sock.settimeout(WATCH_IDLE)  # type: ignore[union-attr]
+                while not stop.is_set():
+                    line = response.readline()
+                    if not line:
+                        break
+                    for event in _watched(json.loads(line).get("result", {}), revision):
+                        revision = event.revision
+                        yield event
+            except (TimeoutError, socket.timeout):
+                pass  # quiet: open it again
+            except (OSError, http.client.HTTPException, ValueError):
+                index = (index + 1) % len(self.endpoints)
+                stop.wait(poll)
+            finally:
+                connection.close()
+
     def events_since(self, prefix: str, revision: int) -> list[Event]:
         """From a watch that starts after `revision`: etcd sends the history at once,
         then waits; WATCH_QUIET of silence (or reaching the store's revision) ends it."""
@@ -182,15 +225,7 @@ class EtcdStore(Store):
                     break
                 if not line:
                     break
-                result = json.loads(line).get("result", {})
-                if int(result.get("compact_revision", 0)):
-                    raise Compacted(revision, int(result["compact_revision"]) - 1)
-                for event in result.get("events", []):
-                    kv = event["kv"]
-                    deleted = event.get("type") == "DELETE"
-                    events.append(Event("DELETE" if deleted else "PUT", _text(kv["key"]),
-                                        None if deleted else json.loads(_text(kv.get("value", ""))),
-                                        int(kv["mod_revision"])))
+                events += _watched(json.loads(line).get("result", {}), revision)
                 if events and events[-1].revision >= current:
                     break
         except (OSError, http.client.HTTPException) as err:

@@ -10,6 +10,7 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ class SqliteStore(Store):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._lock = threading.Lock()
+        self._written = threading.Condition()  # told of each write made through this store: its watches look at once
         self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
         _use_wal(self._db)
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -116,10 +118,26 @@ class SqliteStore(Store):
                     )
                     self._db.execute("INSERT INTO log VALUES (?, ?, 'PUT', ?)", (revision, key, text))
                 self._db.execute("COMMIT")
-                return revision
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+        with self._written:
+            self._written.notify_all()
+        return revision
+
+    def watch(self, prefix: str, revision: int, stop: threading.Event, poll: float = 0.05) -> Iterator[Event]:
+        """As every store's, looking every `poll` for other processes' writes, and
+        at once after a write made through this store (an API server's own)."""
+        while not stop.is_set():
+            looked = self.revision()
+            events = self.events_since(prefix, revision)
+            for event in events:
+                yield event
+                revision = event.revision
+            if not events:
+                with self._written:
+                    if self.revision() == looked:  # nothing written since the look (a write after it wakes this)
+                        self._written.wait(poll)
 
     def put(self, key: str, value: dict[str, Any]) -> int:
         revision = self._write(key, value, None)

@@ -174,13 +174,12 @@ def test_kubectls_create_verbs_make_what_they_render(lab: Path, which: str, requ
     def answered() -> str:
         return str(curl_json(f"pn-{LAB}.default.client", f"http://made.{namespace}/get").get("pod", ""))
     assert within(20, lambda: answered().startswith("made-"))
-    if which == "on PATH":  # 1.20 first reads OpenAPI v2 as protobuf to see that a server dry-runs
-        for dry in (("create", "configmap", "ghost", "--from-literal=a=b"), ("delete", "deployment", "made"),
-                    ("scale", "deployment/made", "--replicas=5"), ("delete", "pods", "--all")):
-            kubectl(lab, *dry, "-n", namespace, "--dry-run=server", binary=binary)
-        assert kubectl(lab, "get", "cm", "ghost", "-n", namespace, check=False).returncode == 1
-        assert kubectl(lab, "get", "deploy", "made", "-n", namespace, "-o", "jsonpath={.spec.replicas}").stdout == "2"
-        assert answered().startswith("made-")  # nothing was stopped
+    for dry in (("create", "configmap", "ghost", "--from-literal=a=b"), ("delete", "deployment", "made"),
+                ("scale", "deployment/made", "--replicas=5"), ("delete", "pods", "--all")):
+        kubectl(lab, *dry, "-n", namespace, "--dry-run=server", binary=binary)  # 1.20 asks OpenAPI v2 first
+    assert kubectl(lab, "get", "cm", "ghost", "-n", namespace, check=False).returncode == 1
+    assert kubectl(lab, "get", "deploy", "made", "-n", namespace, "-o", "jsonpath={.spec.replicas}").stdout == "2"
+    assert answered().startswith("made-")  # nothing was stopped
     kubectl(lab, "set", "image", "deployment/made", "echo=podnet/echo:2", "-n", namespace, binary=binary)
     kubectl(lab, "rollout", "status", "deployment/made", "-n", namespace, "--timeout=60s", binary=binary)
     (replicaset,) = rows(kubectl(lab, "get", "rs", "-n", namespace, binary=binary).stdout)  # the old one has no pods
@@ -373,16 +372,22 @@ def test_the_python_client_creates_patches_and_deletes_a_service(lab: Path) -> N
 
 
 def test_kubectl_120_gets_applies_scales_and_deletes(lab: Path, kubectl_120: str) -> None:
-    """Debian's kubectl 1.20 reads the same tables and writes through the same API
-    (with --validate=false: its client-side validation reads OpenAPI v2 as protobuf,
-    which podnet does not serve)."""
+    """Debian's kubectl 1.20 reads the same tables and writes through the same API,
+    validating and explaining by OpenAPI v2 in gnostic's protobuf form."""
     nodes = kubectl(lab, "get", "nodes", binary=kubectl_120).stdout
     assert {row[0] for row in rows(nodes)} == {"control-plane", "worker", "worker2"}
     pods = rows(kubectl(lab, "get", "pods", "-A", "-o", "wide", binary=kubectl_120).stdout)
     assert any(row[1] == "client" and row[2] == "1/1" for row in pods)
     path = lab / "old.yaml"
     path.write_text(WEB.replace("site", "old").replace("IMAGE", "podnet/echo:1").replace("PORT", "8081"))
-    assert kubectl(lab, "apply", "--validate=false", "-f", str(path), binary=kubectl_120).stdout.strip() == \
+    misspelled = lab / "misspelled.yaml"
+    misspelled.write_text(path.read_text().replace("  replicas: 1\n", "  replicas: 1\n  contianers: []\n"))
+    refused = kubectl(lab, "apply", "-f", str(misspelled), binary=kubectl_120, check=False)
+    assert refused.returncode == 1 and 'unknown field "contianers" in io.k8s.api.apps.v1.DeploymentSpec' in \
+        refused.stderr, refused.stderr
+    explained = kubectl(lab, "explain", "deployment.spec.replicas", binary=kubectl_120).stdout
+    assert "FIELD:    replicas <integer>" in explained, explained
+    assert kubectl(lab, "apply", "-f", str(path), binary=kubectl_120).stdout.strip() == \
         "deployment.apps/old created"
     kubectl(lab, "scale", "deployment/old", "--replicas", "2", binary=kubectl_120)
     kubectl(lab, "rollout", "status", "deployment/old", "--timeout=60s", binary=kubectl_120)

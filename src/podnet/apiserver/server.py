@@ -18,7 +18,7 @@ from aiohttp import web
 
 from podnet.api.verbs import AlreadyExists, Conflict, NamespaceTerminating
 from podnet.api.writes import NotFound
-from podnet.apiserver import discovery, openapi, paths
+from podnet.apiserver import discovery, openapi, paths, swagger
 from podnet.apiserver.auth import User, user_of
 from podnet.apiserver.rest import Rest
 from podnet.apiserver.status import ApiError, already_exists, not_found
@@ -117,6 +117,9 @@ def make_app(store: Store, authenticate: Callable[[web.Request], User] = peer_us
         user = authenticate(request)
         if request.method == "GET" and request.path.rstrip("/").startswith(openapi.ROOT):  # built once, off the loop
             return await asyncio.to_thread(openapi.respond, request.path, request.query.get("hash"),
+                                           request.headers.get("If-None-Match"))
+        if request.method == "GET" and request.path.rstrip("/") == swagger.ROOT:
+            return await asyncio.to_thread(swagger.respond, request.headers.get("Accept"),
                                            request.headers.get("If-None-Match"))
         answered = _discovery(request)
         if answered is not None:

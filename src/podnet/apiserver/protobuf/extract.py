@@ -1,10 +1,13 @@
-"""schema.json, remade from the protobuf descriptors a Go Kubernetes client
-carries: kubectl registers each API group's `generated.proto` as a gzipped
-FileDescriptorProto, so the field numbers come from the client that sends them.
+"""schema.json and openapi_v2.json, remade from the protobuf descriptors a Go
+Kubernetes client carries: kubectl registers each API group's `generated.proto`,
+and gnostic's OpenAPIv2.proto (the form kubectl reads OpenAPI v2 in), as gzipped
+FileDescriptorProtos, so the field numbers come from the client that uses them.
 
     python -m podnet.apiserver.protobuf.extract /path/to/kubectl > schema.json
+    python -m podnet.apiserver.protobuf.extract --openapi-v2 /path/to/kubectl-1.20 > openapi_v2.json
 
-Only the messages the served kinds reach are kept."""
+Only the messages the served kinds (or an OpenAPI v2 Document) reach are kept.
+kubectl 1.20 (Debian's) carries gnostic's descriptor gzipped; later ones do not."""
 
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ def descriptors(binary: bytes) -> list[bytes]:
             data = zlib.decompressobj(31).decompress(binary[match.start():match.start() + (1 << 20)])
         except zlib.error:
             continue
-        if b"generated.proto" in data[:100]:
+        if b"generated.proto" in data[:100] or b"OpenAPIv2.proto" in data[:100]:
             found.append(data)
     return found
 
@@ -84,25 +87,40 @@ def _field(data: bytes) -> dict[str, list[str]]:
 
 def schema(binary: bytes, kinds: list[tuple[str, str]]) -> dict[str, Any]:
     """The kinds' messages and all they reach; kinds are (apiVersion, kind)."""
+    roots = {f"{api_version}/{kind}": f"{PACKAGES[api_version.rpartition('/')[0]]}.{kind}"
+             for api_version, kind in kinds}
+    return {"kinds": roots, "messages": _reached(binary, list(roots.values()))}
+
+
+def openapi_v2(binary: bytes) -> dict[str, Any]:
+    """gnostic's OpenAPI v2 Document and all it reaches."""
+    return {"messages": _reached(binary, [GNOSTIC_DOCUMENT])}
+
+
+GNOSTIC_DOCUMENT = "openapi.v2.Document"
+
+
+def _reached(binary: bytes, roots: list[str]) -> dict[str, dict[str, Any]]:
     everything: dict[str, dict[str, Any]] = {}
     for descriptor in descriptors(binary):
         everything.update(messages(descriptor))
-    roots = {f"{api_version}/{kind}": f"{PACKAGES[api_version.rpartition('/')[0]]}.{kind}"
-             for api_version, kind in kinds}
     kept: dict[str, dict[str, Any]] = {}
-    todo = list(roots.values())
+    todo = list(roots)
     while todo:
         name = todo.pop()
         if name in kept:
             continue
         kept[name] = everything[name]
         todo += [spec[1] for spec in kept[name].values() if spec[1] in everything]
-    return {"kinds": roots, "messages": dict(sorted(kept.items()))}
+    return dict(sorted(kept.items()))
 
 
 def main() -> None:
     from podnet.apiserver.resources import SERVED
 
+    if sys.argv[1] == "--openapi-v2":
+        print(json.dumps(openapi_v2(open(sys.argv[2], "rb").read()), indent=None, separators=(",", ":")))
+        return
     kinds = sorted({(r.kind.group_version, r.kind.name) for r in SERVED if r.derive is None
                     and r.group in PACKAGES} | {("autoscaling/v1", "Scale"), ("events.k8s.io/v1", "Event")})
     print(json.dumps(schema(open(sys.argv[1], "rb").read(), kinds), indent=None, separators=(",", ":")))

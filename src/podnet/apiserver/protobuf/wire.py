@@ -65,3 +65,26 @@ def packed_varints(data: bytes) -> list[int]:
         value, at = varint(data, at)
         values.append(value)
     return values
+
+
+def encode_varint(value: int) -> bytes:
+    out = bytearray()
+    value &= (1 << 64) - 1  # a negative int64 as ten bytes, as protobuf writes it
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def encode_field(number: int, value: int | bytes) -> bytes:
+    """A varint field for an int, a length-delimited one for bytes."""
+    if isinstance(value, int):
+        return encode_varint(number << 3 | VARINT) + encode_varint(value)
+    return encode_varint(number << 3 | BYTES) + encode_varint(len(value)) + value
+
+
+def encode_double(number: int, value: float) -> bytes:
+    import struct
+
+    return encode_varint(number << 3 | FIXED64) + struct.pack("<d", value)

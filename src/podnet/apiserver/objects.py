@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import Any, Protocol
 
 from podnet.apiserver.resources import Resource
 from podnet.apiserver.selectors import Test
 from podnet.apiserver.status import ApiError
 from podnet.store import resources as stored
 from podnet.store.base import Entry, Store
+
+
+class Cached(Protocol):
+    def listed(self, prefix: str) -> tuple[list[Entry], int] | None: ...
 
 
 def served(resource: Resource, entry: Entry) -> dict[str, Any]:
@@ -43,9 +47,10 @@ def read(store: Store, resource: Resource, namespace: str | None, name: str) -> 
 
 
 def listing(store: Store, resource: Resource, namespace: str | None, test: Test, limit: int | None,
-            token: str | None) -> dict[str, Any]:
-    """A List of what passes the test, a page at a time: `continue` names where the next starts."""
-    entries, revision = store.list(prefix(resource, namespace))
+            token: str | None, cache: Cached | None = None) -> dict[str, Any]:
+    """A List of what passes the test, a page at a time: `continue` names where the next starts.
+    From the watch cache when there is one and it has caught up with the store."""
+    entries, revision = (cache and cache.listed(prefix(resource, namespace))) or store.list(prefix(resource, namespace))
     start = ""
     if token:
         start, revision = _decode(token)

@@ -82,7 +82,7 @@ class Rest:
         test = selector_tests(request)
         limit = int(request.query["limit"]) if request.query.get("limit", "").isdigit() else None
         listing = await asyncio.to_thread(objects.listing, self.store, target.resource, target.namespace, test,
-                                          limit or None, request.query.get("continue") or None)
+                                          limit or None, request.query.get("continue") or None, self.hub)
         return self._answer(request, listing)
 
     async def derived(self, request: web.Request, target: Target, verb: str) -> web.Response:

@@ -130,6 +130,13 @@ def make_app(store: Store, authenticate: Callable[[web.Request], User] = peer_us
         return await rest.handle(request, target, user)
 
     app = web.Application(middlewares=[errors], client_max_size=MAX_BODY)
+
+    async def cache(_: web.Application) -> Any:
+        await hub.start()
+        yield
+        await hub.stop()
+
+    app.cleanup_ctx.append(cache)
     app.router.add_route("*", r"/{tail:[\s\S]*}", route)  # every path, even one with a newline in it
     return app
 

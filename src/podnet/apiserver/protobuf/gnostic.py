@@ -20,7 +20,7 @@ import yaml
 from podnet.apiserver.protobuf.wire import encode_double, encode_field
 
 PREFIX = "openapi.v2."
-NAMED = {  # message -> (its list field, the Named* message's value type) for JSON objects keyed by name
+NAMED = {  # message -> the number of its list of Named* messages: a JSON object keyed by name
     "Definitions": 1, "Properties": 1, "Paths": 2, "Responses": 1, "ParameterDefinitions": 1,
     "ResponseDefinitions": 1, "SecurityDefinitions": 1, "Headers": 1, "Examples": 1,
 }
@@ -29,7 +29,8 @@ NON_BODY = {"header": 1, "formData": 2, "query": 3, "path": 4}  # NonBodyParamet
 
 @functools.cache
 def _messages() -> dict[str, dict[str, list[str]]]:
-    return json.loads(resources.files(__package__).joinpath("openapi_v2.json").read_text())["messages"]  # type: ignore[no-any-return]
+    text = resources.files(__package__).joinpath("openapi_v2.json").read_text()
+    return json.loads(text)["messages"]  # type: ignore[no-any-return]
 
 
 def document(value: dict[str, Any]) -> bytes:
@@ -93,7 +94,8 @@ def _named(value: dict[str, Any], table: dict[str, list[str]], number: int) -> b
             out.append(encode_field(extension, encode_field(1, key.encode()) +
                                     encode_field(2, _message(item, PREFIX + "Any"))))
         else:
-            out.append(encode_field(number, encode_field(1, key.encode()) + encode_field(2, _message(item, value_type))))
+            out.append(encode_field(number, encode_field(1, key.encode()) +
+                                    encode_field(2, _message(item, value_type))))
     return b"".join(out)
 
 

@@ -278,6 +278,24 @@ def test_views_made_from_other_objects_are_watched_too(lab: Path) -> None:
             proc.wait(timeout=10)
 
 
+def test_drain_empties_a_node_and_cordon_keeps_new_pods_off_it(lab: Path) -> None:
+    """kubectl drain deletes with protobuf DeleteOptions; the Deployment's new pods
+    go to the other nodes, and none to the cordoned one until uncordon."""
+    def web_nodes() -> list[str]:
+        pods = json.loads(kubectl(lab, "get", "pods", "-n", "apps", "-l", "app=web", "-o", "json").stdout)["items"]
+        return [p["spec"].get("nodeName", "") for p in pods if "deletionTimestamp" not in p["metadata"]]
+
+    try:
+        drained = kubectl(lab, "drain", "worker2", "--ignore-daemonsets", "--pod-selector=app=web",
+                          "--grace-period=1", "--timeout=60s")
+        assert "node/worker2 drained" in drained.stdout, drained.stdout
+        assert "SchedulingDisabled" in kubectl(lab, "get", "node", "worker2").stdout
+        kubectl(lab, "scale", "deployment/web", "-n", "apps", "--replicas", "4")
+        assert within(30, lambda: len(web_nodes()) == 4 and "worker2" not in web_nodes()), web_nodes()
+    finally:
+        kubectl(lab, "uncordon", "worker2")
+
+
 WEB = """apiVersion: apps/v1
 kind: Deployment
 metadata: {name: site, namespace: default}

@@ -40,6 +40,15 @@ def test_pods_go_to_the_ready_node_with_fewest_pods_that_matches_their_selector(
     assert nowhere.reason == "0/4 nodes are available: 1 node(s) were not ready, 3 node(s) didn't match Pod's node affinity/selector"
 
 
+def test_a_cordoned_node_gets_no_new_pods_and_says_so() -> None:
+    cordoned = parse_resource({"kind": "Node", "metadata": {"name": "a"}, "spec": {"unschedulable": True}})
+    assert isinstance(cordoned, Node) and cordoned.to_manifest()["spec"]["unschedulable"] is True
+    nodes = [cordoned, node("b")]
+    assert [b.node for b in schedule([pod("p1"), pod("p2")], nodes, [])] == ["b", "b"]
+    (nowhere,) = schedule([pod("p3")], [cordoned], [])
+    assert (nowhere.node, nowhere.reason) == (None, "0/1 nodes are available: 1 node(s) were unschedulable")
+
+
 def converge(d: Deployment, pods: list[Pod], ready: bool = True, rounds: int = 20) -> tuple[list[Pod], list[int]]:
     """Apply the controller's changes round after round (new pods turning ready at
     once), recording how many pods were live after each round."""

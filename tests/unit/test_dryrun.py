@@ -14,7 +14,8 @@ def test_writes_are_seen_by_the_dry_run_only(store: SqliteStore) -> None:
     kept = dry.get("/registry/x/kept")
     assert kept is not None
     assert dry.compare_and_swap("/registry/x/kept", {"v": 2}, kept.mod_revision) == before + 1
-    assert dry.compare_and_swap("/registry/x/kept", {"v": 3}, kept.mod_revision) is None  # stale, as for real
+    assert dry.compare_and_swap("/registry/x/kept", {"v": 3}, kept.mod_revision - 1) is None  # stale, as for real
+    assert dry.get("/registry/x/kept").mod_revision == kept.mod_revision  # type: ignore[union-attr]  # kept, as kube's
     assert dry.compare_and_swap("/registry/x/new", {"v": 1}, 0) == before + 2
     assert dry.delete("/registry/x/gone") == before + 3 and dry.delete("/registry/x/gone") is None
     entries, revision = dry.list("/registry/x/")

@@ -23,6 +23,7 @@ class Node:
     internal_ip: str | None = None
     ready: bool = True  # status.conditions Ready; False once its agent's heartbeats lapse
     capacity: dict[str, str] = field(default_factory=dict, hash=False)  # cpu, memory: as its kubelet reports them
+    unschedulable: bool = False  # cordoned (kubectl cordon, drain): no new pods are bound to it
     origin: Origin | None = field(default=None, compare=False, repr=False)  # model/origin.py
 
     kind = "Node"
@@ -46,12 +47,14 @@ class Node:
             ready = all(c.text("status") == "True" for c in status.records("conditions") if c.text("type") == "Ready")
         capacity = status.string_map("capacity") if status else {}
         return cls(ObjectMeta.parse(fields, namespaced=False), str(cidr) if cidr else None, internal_ip, ready,
-                   {k: v for k, v in capacity.items() if k != "pods"})
+                   {k: v for k, v in capacity.items() if k != "pods"}, spec.boolean("unschedulable"))
 
     def to_manifest(self) -> dict[str, Any]:
         out: dict[str, Any] = {"apiVersion": "v1", "kind": "Node", "metadata": self.metadata.to_manifest(), "spec": {}}
         if self.pod_cidr:
             out["spec"]["podCIDR"] = self.pod_cidr
+        if self.unschedulable:
+            out["spec"]["unschedulable"] = True
         condition = {"type": "Ready", "status": "True", "reason": "KubeletReady",
                      "message": "podnet's agent is posting ready status"} if self.ready else \
             {"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown",

@@ -26,9 +26,12 @@ class DryRun(Store):
         return sorted(kept, key=lambda e: e.key), max(revision, self._revision or 0)
 
     def put(self, key: str, value: dict[str, Any]) -> int:
+        """An object changed keeps its resourceVersion, as kube-apiserver answers a
+        dry run (`kubectl diff` shows the change, not a new version)."""
         existing = self.get(key)
         revision = self._next()
-        self.written[key] = Entry(key, value, existing.create_revision if existing else revision, revision)
+        self.written[key] = Entry(key, value, existing.create_revision if existing else revision,
+                                  existing.mod_revision if existing else revision)
         return revision
 
     def delete(self, key: str) -> int | None:

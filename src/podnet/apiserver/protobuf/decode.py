@@ -34,7 +34,8 @@ POINTERS = frozenset({
     "shareProcessNamespace", "setHostnameAsFQDN", "hostUsers", "immutable", "optional", "defaultMode", "mode",
     "runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup", "privileged", "allowPrivilegeEscalation",
     "readOnlyRootFilesystem", "ready", "serving", "terminating", "allocateLoadBalancerNodePorts",
-    "leaseDurationSeconds", "leaseTransitions", "expirationSeconds", "priority", "endPort"})
+    "leaseDurationSeconds", "leaseTransitions", "expirationSeconds", "priority", "endPort", "gracePeriodSeconds",
+    "orphanDependents"})
 
 
 class ProtobufError(ValueError):

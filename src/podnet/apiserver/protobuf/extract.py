@@ -88,8 +88,11 @@ def _field(data: bytes) -> dict[str, list[str]]:
 def schema(binary: bytes, kinds: list[tuple[str, str]]) -> dict[str, Any]:
     """The kinds' messages and all they reach; kinds are (apiVersion, kind)."""
     roots = {f"{api_version}/{kind}": f"{PACKAGES[api_version.rpartition('/')[0]]}.{kind}"
-             for api_version, kind in kinds}
-    return {"kinds": roots, "messages": _reached(binary, list(roots.values()))}
+             for api_version, kind in kinds} | OPTIONS
+    return {"kinds": dict(sorted(roots.items())), "messages": _reached(binary, list(roots.values()))}
+
+
+OPTIONS = {"v1/DeleteOptions": "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions"}  # a typed client's delete body
 
 
 def openapi_v2(binary: bytes) -> dict[str, Any]:

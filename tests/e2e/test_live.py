@@ -113,8 +113,9 @@ def test_a_relabelled_pod_leaves_the_service_and_is_replaced(lab: Path) -> None:
 
 def test_a_bad_manifest_applies_nothing_and_says_where(lab: Path) -> None:
     bad = lab / "bad.yaml"
-    bad.write_text("kind: Pod\nmetadata: {name: ok, namespace: shop}\nspec: {}\n---\n"
-                   "kind: Service\nmetadata: {name: broken, namespace: shop}\nspec: {ports: [{port: 99999}]}\n")
+    bad.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: ok, namespace: shop}\nspec: {}\n---\n"
+                   "apiVersion: v1\nkind: Service\nmetadata: {name: broken, namespace: shop}\n"
+                   "spec: {ports: [{port: 99999}]}\n")
     out = podnet("apply", "-f", str(bad), "--lab", LAB, check=False)
     assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
     assert f"{bad}: document 2: Service spec.ports[0].port: 99999 is out of range" in out.stderr and "Traceback" not in out.stderr
@@ -214,7 +215,7 @@ spec: {{selector: {{app: gated}}, ports: [{{port: 80}}]}}
 
 def test_a_killed_agent_makes_its_node_not_ready_until_its_restart_and_it_catches_up(lab: Path) -> None:
     pinned = lab / "pinned.yaml"
-    pinned.write_text("kind: Pod\nmetadata: {name: pinned, namespace: shop}\nspec: {nodeName: n2}\n")
+    pinned.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: pinned, namespace: shop}\nspec: {nodeName: n2}\n")
     podnet("apply", "-f", str(pinned), "--lab", LAB)
     assert within(10, lambda: "pinned" in ready_pods("shop"))
     on_n2 = {p["metadata"]["name"] for p in get("pods", "-n", "shop")["items"] if p["spec"].get("nodeName") == "n2"}

@@ -52,6 +52,7 @@ def _model() -> str:
         documents.append(f"apiVersion: v1\nkind: Service\nmetadata: {{name: s-{pod}, namespace: {namespace}}}\n"
                          f"spec: {{selector: {{pod: {pod}}}, ports: [{service_ports}]}}\n")
         documents.append(f"""apiVersion: v1
+apiVersion: v1
 kind: Pod
 metadata: {{name: {pod}, namespace: {namespace}, labels: {{pod: {pod}}}}}
 spec:
@@ -181,16 +182,19 @@ def converges(port: int, protocol: str, through_services: bool = False) -> None:
 CASES: dict[str, tuple[str, list[tuple[int, str]]]] = {
     "no-policy": ("", [(80, "TCP"), (81, "UDP")]),
     "deny-all-ingress": ("""
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: deny-all, namespace: x}
 spec: {podSelector: {}}
 """, [(80, "TCP"), (80, "UDP")]),
     "deny-all-both-ways": ("""
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: deny-all, namespace: y}
 spec: {podSelector: {}, policyTypes: [Ingress, Egress]}
 """, [(80, "TCP")]),
     "allow-from-b-only": ("""
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: from-b, namespace: x}
 spec:
@@ -198,6 +202,7 @@ spec:
   ingress: [{from: [{podSelector: {matchLabels: {pod: b}}}]}]
 """, [(80, "TCP")]),
     "namespace-and-pod-in-one-peer": ("""
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: and, namespace: x}
 spec:
@@ -205,6 +210,7 @@ spec:
   ingress: [{from: [{namespaceSelector: {matchLabels: {ns: y}}, podSelector: {matchLabels: {pod: c}}}]}]
 """, [(80, "TCP")]),
     "namespace-or-pod-in-two-peers": ("""
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: or, namespace: x}
 spec:
@@ -212,6 +218,7 @@ spec:
   ingress: [{from: [{namespaceSelector: {matchLabels: {ns: y}}}, {podSelector: {matchLabels: {pod: c}}}]}]
 """, [(80, "TCP")]),
     "namespace-on-81-only": ("""
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: on-81, namespace: x}
 spec:
@@ -219,6 +226,7 @@ spec:
   ingress: [{from: [{namespaceSelector: {matchLabels: {ns: z}}}], ports: [{port: 81}]}]
 """, [(80, "TCP"), (81, "TCP"), (81, "UDP")]),
     "named-ingress-port": ("""
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: named, namespace: z}
 spec:
@@ -226,6 +234,7 @@ spec:
   ingress: [{ports: [{port: serve-81-udp, protocol: UDP}]}]
 """, [(81, "UDP"), (80, "UDP"), (81, "TCP")]),
     "egress-to-named-port": ("""
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: out, namespace: y}
 spec:
@@ -234,6 +243,7 @@ spec:
   egress: [{ports: [{port: serve-80-tcp}]}]
 """, [(80, "TCP"), (81, "TCP")]),
     "end-port": ("""
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: range, namespace: x}
 spec:
@@ -241,10 +251,12 @@ spec:
   ingress: [{ports: [{port: 81, endPort: 90, protocol: UDP}]}]
 """, [(80, "UDP"), (81, "UDP")]),
     "client-egress-wins-over-server-ingress": ("""
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: no-out, namespace: z}
 spec: {podSelector: {matchLabels: {pod: b}}, policyTypes: [Egress]}
 ---
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: all-in, namespace: x}
 spec: {podSelector: {}, ingress: [{}]}
@@ -263,6 +275,7 @@ spec:
      match: [{tcp: {port: {number: 80}}}]}
   - {action: Deny, from: [{namespaces: {matchLabels: {ns: x}}}], match: [{tcp: {port: {number: 81}}}]}
 ---
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: only-b, namespace: x}
 spec: {podSelector: {matchLabels: {pod: a}}, ingress: [{from: [{namespaceSelector: {}, podSelector: {matchLabels: {pod: b}}}]}]}
@@ -275,20 +288,24 @@ spec:
   ingress: [{action: Deny, from: [{namespaces: {matchLabels: {ns: y}}}]}]
 """, [(80, "TCP"), (81, "TCP")]),
     "deny-all-egress": ("""
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: no-egress, namespace: x}
 spec: {podSelector: {}, policyTypes: [Egress]}
 """, [(80, "TCP")]),
     "deny-then-allow-all-is-the-union": ("""
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: deny, namespace: y}
 spec: {podSelector: {}}
 ---
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: allow-all, namespace: y}
 spec: {podSelector: {matchLabels: {pod: b}}, ingress: [{}]}
 """, [(80, "TCP")]),
     "namespaces-by-expression": ("""
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: not-x, namespace: x}
 spec:
@@ -296,11 +313,13 @@ spec:
   ingress: [{from: [{namespaceSelector: {matchExpressions: [{key: ns, operator: NotIn, values: [x]}]}}]}]
 """, [(80, "TCP")]),
     "targets-by-expression": ("""
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: a-and-b, namespace: z}
 spec: {podSelector: {matchExpressions: [{key: pod, operator: In, values: [a, b]}]}}
 """, [(81, "TCP")]),
     "egress-to-one-namespace": ("""
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: only-y, namespace: x}
 spec:
@@ -309,6 +328,7 @@ spec:
   egress: [{to: [{namespaceSelector: {matchLabels: {ns: y}}}]}]
 """, [(80, "TCP"), (80, "UDP")]),
     "egress-to-pod-b-anywhere": ("""
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: to-b, namespace: y}
 spec:
@@ -317,11 +337,13 @@ spec:
   egress: [{to: [{namespaceSelector: {}, podSelector: {matchLabels: {pod: b}}}]}]
 """, [(81, "UDP")]),
     "protocol-only-port": ("""
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: udp-only, namespace: x}
 spec: {podSelector: {}, ingress: [{ports: [{protocol: UDP}]}]}
 """, [(80, "TCP"), (80, "UDP")]),
     "egress-ip-block": ("""
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: to-block, namespace: z}
 spec:
@@ -330,15 +352,18 @@ spec:
   egress: [{to: [{ipBlock: {cidr: 10.244.1.0/24}}]}]
 """, [(80, "TCP")]),
     "two-policies-one-pod": ("""
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: from-b, namespace: x}
 spec: {podSelector: {matchLabels: {pod: a}}, ingress: [{from: [{podSelector: {matchLabels: {pod: b}}}]}]}
 ---
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: from-y, namespace: x}
 spec: {podSelector: {matchLabels: {pod: a}}, ingress: [{from: [{namespaceSelector: {matchLabels: {ns: y}}}]}]}
 """, [(80, "TCP")]),
     "ingress-and-egress-in-one-policy": ("""
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: both, namespace: y}
 spec:
@@ -347,24 +372,29 @@ spec:
   egress: [{to: [{podSelector: {matchLabels: {pod: c}}}]}]
 """, [(80, "TCP")]),
     "every-namespace-allowed": ("""
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: all-namespaces, namespace: z}
 spec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {}}]}]}
 """, [(80, "TCP")]),
     "pod-a-isolated-everywhere": ("""
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: deny-a, namespace: x}
 spec: {podSelector: {matchLabels: {pod: a}}}
 ---
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: deny-a, namespace: y}
 spec: {podSelector: {matchLabels: {pod: a}}}
 ---
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: deny-a, namespace: z}
 spec: {podSelector: {matchLabels: {pod: a}}}
 """, [(80, "UDP")]),
     "namespace-on-a-named-port": ("""
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: z-on-http, namespace: y}
 spec:
@@ -372,6 +402,7 @@ spec:
   ingress: [{from: [{namespaceSelector: {matchLabels: {ns: z}}}], ports: [{port: serve-80-tcp}]}]
 """, [(80, "TCP"), (81, "TCP")]),
     "egress-only-a-named-udp-port": ("""
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: dns-like, namespace: z}
 spec:
@@ -380,6 +411,7 @@ spec:
   egress: [{ports: [{port: serve-81-udp, protocol: UDP}]}]
 """, [(81, "UDP"), (80, "UDP")]),
     "end-port-over-both-tcp-ports": ("""
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: both-ports, namespace: z}
 spec:
@@ -387,6 +419,7 @@ spec:
   ingress: [{from: [{podSelector: {}}], ports: [{port: 80, endPort: 81}]}]
 """, [(81, "TCP")]),
     "ingress-ip-block-with-except": ("""
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: from-block, namespace: y}
 spec:
@@ -403,6 +436,7 @@ spec:
   subject: {namespaces: {matchLabels: {ns: x}}}
   ingress: [{action: Deny, from: [{namespaces: {matchLabels: {ns: z}}}]}]
 ---
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: allow-all, namespace: x}
 spec: {podSelector: {}, ingress: [{}]}
@@ -417,11 +451,13 @@ spec:
   subject: {namespaces: {}}
   ingress: [{action: Deny, from: [{namespaces: {}}]}]
 ---
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: from-x, namespace: y}
 spec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {matchLabels: {ns: x}}}]}]}
 """, [(80, "TCP")]),
     "udp-only-from-one-namespace": ("""
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: udp-from-z, namespace: x}
 spec:
@@ -473,6 +509,7 @@ def test_policies_hold_through_services(lab: Path) -> None:
 
 def test_label_changes_move_pods_and_namespaces_in_and_out(lab: Path) -> None:
     path = _apply(lab, "labels", """
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: from-team, namespace: x}
 spec:
@@ -497,6 +534,7 @@ def test_an_ip_block_and_its_update(lab: Path) -> None:
     view = _view()
     y_a = next(p for p in view.pods if p.metadata.key == "y/a")
     text = """
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {{name: block, namespace: x}}
 spec:
@@ -565,8 +603,8 @@ def _policy(draw: st.DrawFn, index: int) -> str:
     types = draw(st.sampled_from([None, "[Ingress]", "[Egress]", "[Ingress, Egress]"]))
     if types:
         spec.append(f"policyTypes: {types}")
-    return (f"kind: NetworkPolicy\nmetadata: {{name: drawn-{index}, namespace: {namespace}}}\n"
-            f"spec: {{{', '.join(spec)}}}\n")
+    return (f"apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+            f"metadata: {{name: drawn-{index}, namespace: {namespace}}}\nspec: {{{', '.join(spec)}}}\n")
 
 
 @pytest.mark.slow
@@ -585,6 +623,7 @@ def test_drawn_policies_equal_the_evaluator(lab: Path, policies: tuple[str, ...]
 
 def test_drops_and_audits_are_seen_with_their_policies(lab: Path) -> None:
     path = _apply(lab, "watched", CASES["deny-all-ingress"][0] + """---
+apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: watch, namespace: z, annotations: {podnet.dev/enforcement: audit}}
 spec: {podSelector: {}}

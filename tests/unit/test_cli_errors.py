@@ -22,8 +22,8 @@ from podnet.store import resources
 from podnet.store.sqlite import SqliteStore
 from tests.served import served_lab
 
-GOOD = "kind: Pod\nmetadata: {name: p1}\nspec: {nodeName: n1}\n"
-NO_NAMESPACE = "kind: Pod\nmetadata: {name: p2, namespace: nons}\nspec: {nodeName: n1}\n"
+GOOD = "apiVersion: v1\nkind: Pod\nmetadata: {name: p1}\nspec: {nodeName: n1}\n"
+NO_NAMESPACE = "apiVersion: v1\nkind: Pod\nmetadata: {name: p2, namespace: nons}\nspec: {nodeName: n1}\n"
 
 
 @pytest.fixture(scope="module")
@@ -59,12 +59,23 @@ def test_apply_errors_name_the_file_and_document(cluster: SqliteStore, tmp_path:
     assert resources.list_kind(cluster, Pod)[0] == []  # nothing is applied if any document is wrong
 
 
+@pytest.mark.parametrize(("text", "said"), [
+    ("kind: Pod\nmetadata: {name: p3}\n", "STDIN: document 1: apiVersion: is required"),
+    ("apiVersion: apps/v2\nkind: Pod\nmetadata: {name: p3}\n",
+     'STDIN: document 1: apiVersion: no matches for kind "Pod" in version "apps/v2"'),
+])
+def test_apply_refuses_a_document_that_names_no_served_type(cluster: SqliteStore, text: str, said: str) -> None:
+    result = run(apply, "-f", "-", stdin=text)
+    assert str(result.exception) == said
+    assert resources.list_kind(cluster, Pod)[0] == []
+
+
 def test_an_immutable_field_changed_applies_nothing(cluster: SqliteStore, tmp_path: Path) -> None:
     path = tmp_path / "pinned.yaml"
-    path.write_text("kind: Pod\nmetadata: {name: pinned}\nspec: {nodeName: n1}\n")
+    path.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: pinned}\nspec: {nodeName: n1}\n")
     assert run(apply, "-f", str(path)).output == "pod/pinned created\n"
-    path.write_text("kind: Namespace\nmetadata: {name: later}\n---\n"
-                    "kind: Pod\nmetadata: {name: pinned}\nspec: {nodeName: n2}\n")
+    path.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: later}\n---\n"
+                    "apiVersion: v1\nkind: Pod\nmetadata: {name: pinned}\nspec: {nodeName: n2}\n")
     result = run(apply, "-f", str(path))
     assert printed(result.exception) == \
         f"error: {path}: document 2 (pod/pinned): spec.nodeName: field is immutable once the pod is scheduled"

@@ -116,6 +116,8 @@ def test_objects_in_kubectls_forms(lab: tuple[Path, SqliteStore]) -> None:
     document = yaml.safe_load(one)
     assert not one.startswith("---") and document["kind"] == "Deployment"
     assert document["metadata"]["uid"] and document["metadata"]["creationTimestamp"]
+    assert f'creationTimestamp: "{document["metadata"]["creationTimestamp"]}"' in one  # quoted as kubectl quotes
+    assert "managedFields" not in one  # hidden, as kubectl hides them
     several, _, _ = podnet_get("svc,deploy", "-n", "shop", "-o", "json")
     listing = json.loads(several)
     assert (listing["kind"], [item["kind"] for item in listing["items"]]) == ("List", ["Service", "Deployment"])

@@ -183,14 +183,15 @@ class DocumentPrinter:
         self.printed = 0
 
     def print(self, kind: Kind, document: dict[str, Any]) -> None:
+        document = _without_managed_fields(document)
         if self.output == "name":
             text = f"{resource_word(kind)}/{(document.get('metadata') or {}).get('name', '')}\n"
         elif self.output == "json":
             text = json.dumps(document, indent=4) + "\n"
         elif self.output == "yaml":
-            import yaml
+            from podnet.cli.kubeyaml import dump
 
-            text = ("---\n" if self.printed else "") + yaml.safe_dump(document, sort_keys=True)
+            text = ("---\n" if self.printed else "") + dump(document)
         else:
             from podnet.cli.jsonpath import jsonpath
 
@@ -198,6 +199,16 @@ class DocumentPrinter:
         self.printed += 1
         click.echo(text, nl=False)
         sys.stdout.flush()
+
+
+def _without_managed_fields(document: dict[str, Any]) -> dict[str, Any]:
+    """As kubectl prints objects unless --show-managed-fields: a list's items too."""
+    out = dict(document)
+    if isinstance(out.get("metadata"), dict):
+        out["metadata"] = {k: v for k, v in out["metadata"].items() if k != "managedFields"}
+    if isinstance(out.get("items"), list):
+        out["items"] = [_without_managed_fields(i) if isinstance(i, dict) else i for i in out["items"]]
+    return out
 
 
 def _print_documents(api: ApiClient, request: Request, printer: DocumentPrinter, whole: bool) -> str:

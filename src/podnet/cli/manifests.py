@@ -11,7 +11,7 @@ from typing import Any
 
 from podnet.api.apply import Origin
 from podnet.errors import ManifestError
-from podnet.model.manifest import Resource, load_yaml_documents, parse_resource, read_text
+from podnet.model.manifest import Resource, check_type, load_yaml_documents, parse_resource, read_text
 from podnet.model.origin import document_of
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -44,6 +44,7 @@ def read_manifests(sources: tuple[str, ...], namespace: str | None) -> list[Mani
                 if namespace and isinstance(document, dict) and isinstance(document.get("metadata"), dict):
                     document["metadata"].setdefault("namespace", namespace)
                 try:
+                    check_type(document)  # apiVersion and kind name a served type, as kubectl's REST mapping asks
                     resource = parse_resource(document)
                 except ManifestError as err:
                     raise ManifestError(f"document {i + 1}: {err.field}", err.problem, name) from None

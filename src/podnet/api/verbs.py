@@ -69,11 +69,12 @@ def create(store: Store, resource: Resource) -> Entry:
     allocated = resource.labelled() if isinstance(resource, Namespace) else resource  # as kube-apiserver labels it
     if isinstance(resource, Service):
         (allocated,) = services.allocate(store, cluster.load(store), [resource])
-    if not writes.create(store, allocated):
+    entry = writes.create(store, allocated)
+    if entry is None:
         if isinstance(allocated, Service):
             services.release(store, cluster.load(store), allocated)
         raise AlreadyExists(resource.kind, resource.metadata.name)
-    return _entry(store, allocated)
+    return entry
 
 
 def replace(store: Store, desired: Resource, resource_version: int | None) -> Entry:
@@ -117,10 +118,3 @@ def _write(store: Store, key: str, document: dict[str, Any], entry: Entry, desir
     if revision is None:
         raise Conflict(desired.kind, desired.metadata.name)
     return Entry(key, document, entry.create_revision, revision)
-
-
-def _entry(store: Store, resource: Resource) -> Entry:
-    entry = store.get(resources.key_of(resource))
-    if entry is None:  # deleted the moment it was made
-        raise writes.NotFound(resource.kind, resource.metadata.name)
-    return entry

@@ -13,7 +13,7 @@ from podnet.model.identity import stamped
 from podnet.model.manifest import Resource, parse_resource
 from podnet.model.origin import document_of
 from podnet.store import resources
-from podnet.store.base import Store, StoreError
+from podnet.store.base import Entry, Store, StoreError
 
 R = TypeVar("R", bound=Resource)
 MAX_CONFLICTS = 200  # far beyond any real contention; a bound, so a bug cannot spin for ever
@@ -84,9 +84,11 @@ def _check_metadata(kind: str, name: str, current: Resource, changed: Resource) 
         raise err.in_source(f'The {kind} "{name}" is invalid') from None
 
 
-def create(store: Store, resource: Resource) -> bool:
-    """Write a new object; False when one of that name exists already."""
-    return store.compare_and_swap(resources.key_of(resource), stamped(document_of(resource)), 0) is not None
+def create(store: Store, resource: Resource) -> Entry | None:
+    """Write a new object, and return it as stored; None when one of that name exists already."""
+    key, document = resources.key_of(resource), stamped(document_of(resource))
+    revision = store.compare_and_swap(key, document, 0)
+    return Entry(key, document, revision, revision) if revision is not None else None
 
 
 def modify(store: Store, cls: type[R], namespace: str, name: str, change: Callable[[R], R | None]) -> tuple[R, bool]:

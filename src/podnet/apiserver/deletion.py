@@ -16,7 +16,7 @@ from podnet.api.delete import delete as delete_object
 from podnet.api.writes import NotFound
 from podnet.apiserver import objects
 from podnet.apiserver.paths import Target
-from podnet.apiserver.requests import PROTOBUF, dry_run, json_response, selector_tests
+from podnet.apiserver.requests import PROTOBUF, dry_run, json_response, protobuf_object, selector_tests
 from podnet.apiserver.status import ApiError, success
 from podnet.store.base import Store
 
@@ -66,12 +66,7 @@ async def _delete_options(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     options: dict[str, Any] = {}
     if raw.strip() and request.content_type == PROTOBUF:  # kubectl drain's, and Go's typed clients'
-        from podnet.apiserver.protobuf.decode import ProtobufError, decode
-
-        try:
-            options = decode(raw)
-        except ProtobufError as err:
-            raise ApiError(400, str(err)) from None
+        options = protobuf_object(raw)
     elif raw.strip():
         try:
             options = json.loads(raw)

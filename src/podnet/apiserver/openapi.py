@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from podnet.apiserver import schemas
-from podnet.apiserver.resources import SUBRESOURCE_KINDS, Resource, group_versions, in_group_version
+from podnet.apiserver.resources import SUBRESOURCE_KINDS, Resource, in_group_version, served_group_versions
 from podnet.apiserver.schemas import REF
 from podnet.apiserver.status import ApiError
 from podnet.model.version import GIT_VERSION
@@ -82,9 +82,7 @@ def gv_path(group: str, version: str) -> str:
 @functools.cache
 def documents() -> dict[str, Document]:
     """Every group-version's document, by its index name."""
-    served = [("", "v1")] if in_group_version("", "v1") else []
-    served += [(group, version) for group, versions in group_versions().items() for version in versions]
-    return {gv_path(*gv): _encoded(document(*gv)) for gv in served}
+    return {gv_path(*gv): _encoded(document(*gv)) for gv in served_group_versions()}
 
 
 @functools.cache

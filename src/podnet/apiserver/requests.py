@@ -83,15 +83,21 @@ def json_response(value: dict[str, Any], status: int = 200) -> web.Response:
     return web.Response(body=json.dumps(value).encode(), status=status, content_type="application/json")
 
 
+def protobuf_object(raw: bytes) -> dict[str, Any]:
+    """A Kubernetes protobuf body as its JSON object: 415 for a type podnet has no
+    schema of, 400 for bytes that are not one."""
+    from podnet.apiserver.protobuf.decode import ProtobufError, UnknownType, decode
+
+    try:
+        return decode(raw)
+    except ProtobufError as err:
+        raise ApiError(415 if isinstance(err, UnknownType) else 400, str(err)) from None
+
+
 async def body_of(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     if request.content_type == PROTOBUF:  # kubectl's create verbs, and Go's typed clients
-        from podnet.apiserver.protobuf.decode import ProtobufError, decode
-
-        try:
-            return decode(raw)
-        except ProtobufError as err:
-            raise ApiError(415 if "no protobuf encoding" in str(err) else 400, str(err)) from None
+        return protobuf_object(raw)
     try:
         body = json.loads(raw)
     except ValueError:

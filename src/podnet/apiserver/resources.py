@@ -78,5 +78,11 @@ def group_versions() -> dict[str, list[str]]:
     return found
 
 
+def served_group_versions() -> list[tuple[str, str]]:
+    """Every (group, version) served, the core v1 first: what the OpenAPI documents cover."""
+    core = [("", "v1")] if in_group_version("", "v1") else []
+    return core + [(group, version) for group, versions in group_versions().items() for version in versions]
+
+
 def in_group_version(group: str, version: str) -> list[Resource]:
     return [r for r in SERVED if (r.group, r.version) == (group, version)]

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from podnet.apiserver import openapi
-from podnet.apiserver.resources import group_versions, in_group_version
+from podnet.apiserver.resources import served_group_versions
 from podnet.apiserver.schemas import REF
 from podnet.model.version import GIT_VERSION
 
@@ -27,11 +27,9 @@ METHODS = ("get", "put", "post", "delete", "patch")
 
 @functools.cache
 def swagger() -> dict[str, Any]:
-    served = [("", "v1")] if in_group_version("", "v1") else []
-    served += [(group, version) for group, versions in group_versions().items() for version in versions]
     paths: dict[str, Any] = {}
     definitions: dict[str, Any] = {}
-    for group, version in served:
+    for group, version in served_group_versions():
         v3 = openapi.document(group, version)
         for path, item in v3["paths"].items():
             paths[path] = _path_item(item)

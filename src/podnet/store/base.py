@@ -83,9 +83,15 @@ class Store(abc.ABC):
     def watch(self, prefix: str, revision: int, stop: threading.Event, poll: float = 0.05) -> Iterator[Event]:
         """Events under prefix after revision, as they happen, until stop is set."""
         while not stop.is_set():
+            looked = self.revision()
             events = self.events_since(prefix, revision)
             for event in events:
                 yield event
                 revision = event.revision
             if not events:
-                stop.wait(poll)
+                self.wait_for_writes(looked, stop, poll)
+
+    def wait_for_writes(self, looked: int, stop: threading.Event, poll: float) -> None:
+        """Between a watch's looks at the store (at revision `looked`): `poll`, unless
+        the store can tell sooner that it was written."""
+        stop.wait(poll)

@@ -10,7 +10,6 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,19 +124,12 @@ class SqliteStore(Store):
             self._written.notify_all()
         return revision
 
-    def watch(self, prefix: str, revision: int, stop: threading.Event, poll: float = 0.05) -> Iterator[Event]:
-        """As every store's, looking every `poll` for other processes' writes, and
-        at once after a write made through this store (an API server's own)."""
-        while not stop.is_set():
-            looked = self.revision()
-            events = self.events_since(prefix, revision)
-            for event in events:
-                yield event
-                revision = event.revision
-            if not events:
-                with self._written:
-                    if self.revision() == looked:  # nothing written since the look (a write after it wakes this)
-                        self._written.wait(poll)
+    def wait_for_writes(self, looked: int, stop: threading.Event, poll: float) -> None:
+        """`poll` for other processes' writes, but over at once after a write made
+        through this store (an API server's own)."""
+        with self._written:
+            if self.revision() == looked:  # nothing written since the look (a write after it wakes this)
+                self._written.wait(poll)
 
     def put(self, key: str, value: dict[str, Any]) -> int:
         revision = self._write(key, value, None)

@@ -39,7 +39,11 @@ POINTERS = frozenset({
 
 
 class ProtobufError(ValueError):
-    """A body that is not a Kubernetes protobuf object podnet knows: one line for a 400 or 415."""
+    """A body that is not a Kubernetes protobuf object: one line for a 400."""
+
+
+class UnknownType(ProtobufError):
+    """Well-formed, but of a type (or an encoding) podnet has no schema for: a 415."""
 
 
 @functools.cache
@@ -55,10 +59,10 @@ def decode(body: bytes) -> dict[str, Any]:
         type_meta = {number: value for number, _, value in fields(_bytes(envelope.get(1, b"")))}
         api_version, kind = _bytes(type_meta.get(1, b"")).decode(), _bytes(type_meta.get(2, b"")).decode()
         if envelope.get(3):
-            raise ProtobufError(f"protobuf content encoding {_bytes(envelope[3]).decode()!r} is not supported")
+            raise UnknownType(f"protobuf content encoding {_bytes(envelope[3]).decode()!r} is not supported")
         message = schema()["kinds"].get(f"{api_version}/{kind}")
         if message is None:
-            raise ProtobufError(f"no protobuf encoding is known for {kind or '?'} in {api_version or '?'}")
+            raise UnknownType(f"no protobuf encoding is known for {kind or '?'} in {api_version or '?'}")
         return {"apiVersion": api_version, "kind": kind, **_message(_bytes(envelope.get(2, b"")), message)}
     except (WireError, UnicodeDecodeError, struct.error) as err:
         raise ProtobufError(f"the protobuf body is malformed: {err}") from None

@@ -110,8 +110,11 @@ def serve(ports: Sequence[int], lame_duck: float = LAME_DUCK) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     servers = []
     for port in ports:
+        try:
+            server = DualStackServer(("::", port), EchoHandler)
+        except OSError as err:  # another container of the pod has it: its log says so, in one line
+            raise SystemExit(f"podnet echo: port {port}: {err.strerror}") from None
         threading.Thread(target=answer_datagrams, args=(port,), daemon=True).start()
-        server = DualStackServer(("::", port), EchoHandler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
     while not stop.wait(0.5):

@@ -16,7 +16,7 @@ import podnet
 FLOORS = (
     ("cli", "ui", "lab", "machine", "__main__", "echo", "supervise"),  # what people run
     ("agent", "controller", "apiserver"),  # the long-running processes
-    ("network", "proxy", "policy", "dns", "observe", "trace", "cni", "ipam"),  # the subsystems
+    ("network", "proxy", "policy", "dns", "observe", "trace", "cni", "ipam", "streaming"),  # the subsystems
     ("api",),  # the API's semantics
     ("store",),
     ("model",),

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from podnet.agent.containers import BACKOFF_FIRST, BACKOFF_MAX, Backoff, ContainerKey, Step
-from podnet.agent.pod_status import StatusWriter
+from podnet.agent.pod_status import PodStatus, StatusWriter
 from podnet.agent.pod_workers import PodWorkers
 from podnet.agent.sandboxes import Sandboxes
 from podnet.api import delete
 from podnet.cni.runtime import NetworkConfigList
 from podnet.errors import PodnetError
+from podnet.model.container_status import ContainerState, ContainerStatus
 from podnet.model.event import Event
 from podnet.model.manifest import parse_resource
 from podnet.model.meta import ObjectMeta
@@ -60,31 +61,43 @@ def bound(store: SqliteStore) -> Pod:
     return pod  # type: ignore[return-value]
 
 
-def test_status_says_running_on_this_node(store: SqliteStore, bound: Pod) -> None:
-    written = StatusWriter(store, "n1").running(bound, "10.244.0.5", ready=True, restarts=2)
-    assert written == resources.get(store, Pod, "default", "web")
-    assert (written.pod_ip, written.host_ip, written.ready, written.phase, written.restarts) == \
-        ("10.244.0.5", "172.18.0.2", True, "Running", 2)  # type: ignore[union-attr]
+RUNNING = ContainerStatus("echo", ContainerState("running", started_at="2026-12-07T10:00:00Z"), ready=True,
+                          restart_count=2, started=True, image="podnet/echo")
+
+
+def _running(ready: bool = True) -> PodStatus:
+    return PodStatus("Running", ready, "10.244.0.5", (RUNNING,), ())
+
+
+def test_status_says_running_on_this_node_with_each_container(store: SqliteStore, bound: Pod) -> None:
+    writer = StatusWriter(store, "n1")
+    written = writer.write(bound, _running())
+    stored = resources.get(store, Pod, "default", "web")
+    assert written == stored and stored is not None
+    assert (stored.pod_ip, stored.host_ip, stored.ready, stored.phase, stored.restarts) == \
+        ("10.244.0.5", "172.18.0.2", True, "Running", 2)
+    assert stored.container_statuses == (RUNNING,)  # read back as written: no write next pass
+    assert writer.reported(stored, _running()) and not writer.reported(stored, _running(ready=False))
+    document = stored.to_manifest()["status"]
+    assert document["containerStatuses"][0]["state"] == {"running": {"startedAt": "2026-12-07T10:00:00Z"}}
+    assert [c["status"] for c in document["conditions"] if c["type"] in ("Ready", "Initialized")] == ["True", "True"]
 
 
 def test_status_keeps_a_deletion_marked_meanwhile(store: SqliteStore, bound: Pod) -> None:
     delete.delete(store, "Pod", "default", "web")
-    StatusWriter(store, "n1").running(bound, "10.244.0.5", ready=True)
+    StatusWriter(store, "n1").write(bound, _running())
     current = resources.get(store, Pod, "default", "web")
     assert current is not None and current.terminating and not current.pod_ip
 
 
 def test_status_of_a_pod_gone_is_not_written(store: SqliteStore, bound: Pod) -> None:
     resources.delete(store, bound)
-    assert StatusWriter(store, "n1").running(bound, "10.244.0.5", ready=True) is None
+    assert StatusWriter(store, "n1").write(bound, _running()) is None
     assert resources.get(store, Pod, "default", "web") is None
 
 
-def test_a_failed_readiness_probe_is_an_unhealthy_warning(store: SqliteStore, bound: Pod) -> None:
-    status = StatusWriter(store, "n1")
-    running = status.running(bound, "10.244.0.5", ready=True)
-    assert status.readiness(running, False)  # type: ignore[arg-type]
-    assert not resources.get(store, Pod, "default", "web").ready  # type: ignore[union-attr]
+def test_events_come_from_the_kubelet_of_the_node(store: SqliteStore, bound: Pod) -> None:
+    StatusWriter(store, "n1").event(bound, "Unhealthy", "Readiness probe failed", warning=True)
     (event,) = resources.list_kind(store, Event)[0]
     assert (event.involved, event.reason, event.type, event.source) == \
         (("Pod", "web"), "Unhealthy", "Warning", "kubelet n1")

@@ -1,36 +1,68 @@
-"""The containers of this node's pods, each a process in its pod's sandbox:
-started with the pod's environment and a log file, stopped with a grace period,
-reaped when it exits, and restarted with kubelet's CrashLoopBackOff.
+"""The containers of this node's pods: each instance of each container runs
+under a shim of its own (agent/shim.py) inside its pod's sandbox, and what the
+kubelet knows of it is read back from the instance's files, so an agent
+restarted at any point finds its containers as they are. Beside them, kubelet's
+CrashLoopBackOff.
 
-A container is known by its sandbox and its name. The commands this agent
-started are its children, so their exits are seen at once; those an earlier
-agent started are found by a look through /proc once a scan period, which sees
-which sandboxes have processes left, not which container each one is.
+A container's directory is `<state>/containers/<sandbox>/<name>`; instance N is
+its Nth restart, and its log is `<logs>/<namespace>_<pod>_<uid>/<name>/N.log`,
+as kubelet lays out /var/log/pods.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import shutil
 import signal
+import sys
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
-from podnet.api import cluster
+from podnet.agent import logs
 from podnet.kernel import netns
-from podnet.model.commands import resolve_command
-from podnet.model.pod import Pod
+from podnet.model.container_status import ContainerState
 
 BACKOFF_FIRST, BACKOFF_MAX = 10.0, 300.0  # kubelet's restart back-off: 10 s doubling to 5 min
-SCAN_PERIOD = 1.0  # seconds between looks through /proc for commands that stopped
 
 
 @dataclass(frozen=True)
 class ContainerKey:
     sandbox: str
     name: str
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What one instance runs, as its shim reads it."""
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    working_dir: str | None
+    log_dir: Path  # the container's log directory; the instance's file is in it
+    stdin: bool = False
+    stdin_once: bool = False
+    tty: bool = False
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A container's latest run as its files tell it."""
+    number: int  # its restart count
+    state: ContainerState  # running, or terminated
+    last: ContainerState | None  # how the one before it ended
+    spec: dict[str, Any]
+
+    @property
+    def running(self) -> bool:
+        return self.state.kind == "running"
+
+    @property
+    def log(self) -> Path:
+        return Path(self.spec["log"])
 
 
 class Step(Enum):
@@ -48,7 +80,7 @@ class _Delay:
 
 class Backoff:
     """Kubelet's CrashLoopBackOff: the first restart waits 10 s, each next one
-    twice as long, up to 5 min, until the pod is reset (Ready again, or gone)."""
+    twice as long, up to 5 min, until the container is reset (Ready again, or gone)."""
 
     def __init__(self) -> None:
         self._delays: dict[str, dict[str, _Delay]] = {}  # sandbox -> container name -> its delay
@@ -64,49 +96,71 @@ class Backoff:
         delay.not_before = now + delay.delay
         return Step.RESTART
 
-    def reset(self, sandbox: str) -> None:
-        self._delays.pop(sandbox, None)  # one call: the prober's and the pod workers' threads reset too
+    def waiting(self, container: ContainerKey) -> float:
+        """The delay it is waiting out, 0 when none."""
+        return self._delays.get(container.sandbox, {}).get(container.name, _Delay()).delay
+
+    def reset(self, sandbox: str, name: str | None = None) -> None:
+        if name is None:
+            self._delays.pop(sandbox, None)  # one call: the prober's and the pod workers' threads reset too
+        else:
+            self._delays.get(sandbox, {}).pop(name, None)
 
 
 class Containers:
-    def __init__(self, node_name: str, store_location: str, log_dir: Path) -> None:
-        self.node_name = node_name
-        self.store_location = store_location  # the store as pods reach it ($PODNET_STORE)
-        self.log_dir = log_dir
+    def __init__(self, state_dir: Path) -> None:
+        self.root = state_dir / "containers"
         self.backoff = Backoff()
-        self._children: dict[int, ContainerKey] = {}  # pid -> container, of the commands this agent started
-        self._exited: set[ContainerKey] = set()  # containers whose process (a child of ours) has exited
-        self._next_scan = 0.0
+        self._children: dict[int, ContainerKey] = {}  # pid -> container, of the shims this agent started
 
-    def start(self, container: ContainerKey, pod: Pod, pod_ip: str, settings: cluster.ClusterConfig) -> None:
-        """The pod's command (one container per pod, for now), in its sandbox."""
-        env = {"POD_NAME": pod.metadata.name, "POD_NAMESPACE": pod.metadata.namespace, "POD_IP": pod_ip,
-               "NODE_NAME": self.node_name, "PODNET_STORE": self.store_location,
-               "PODNET_DNS_DOMAIN": settings.dns_domain, "PODNET_DNS_UPSTREAMS": ",".join(settings.upstreams)}
-        log_path = self.log_dir / f"pod-{pod.metadata.namespace}.{pod.metadata.name}.log"
-        self._exited.discard(container)
-        pid = netns.spawn(container.sandbox, resolve_command(pod.command), log_path=log_path, env=env)
-        self._children[pid] = container
+    def directory(self, key: ContainerKey) -> Path:
+        return self.root / key.sandbox / key.name
 
-    def running(self, sandbox: str) -> bool:
-        return bool(netns.processes_by_namespace([sandbox]).get(sandbox))
-
-    def stopped(self, containers: Iterable[ContainerKey]) -> set[ContainerKey]:
-        """Those not running: our children's exits at once, and, once a scan
-        period, a look through /proc (which also sees the commands an earlier
-        agent started)."""
-        wanted = set(containers)
+    def start(self, key: ContainerKey, launch: Launch) -> int:
+        """The next instance, under a shim of its own in the sandbox; its number."""
         self._reap()
-        if time.monotonic() < self._next_scan:
-            return self._exited & wanted
-        self._next_scan = time.monotonic() + SCAN_PERIOD
-        running = netns.processes_by_namespace(list({c.sandbox for c in wanted}))
-        ours = set(self._children.values())  # a child just spawned may not have entered its namespace yet
-        return {c for c in wanted if not running.get(c.sandbox) and c not in ours}
+        directory = self.directory(key)
+        directory.mkdir(parents=True, exist_ok=True)
+        current = _latest(directory)
+        number = 0 if current is None else current + 1
+        launch.log_dir.mkdir(parents=True, exist_ok=True)
+        spec = {"argv": list(launch.argv), "env": launch.env, "workingDir": launch.working_dir,
+                "log": str(logs.instance_log(launch.log_dir, number)), "stdin": launch.stdin,
+                "stdinOnce": launch.stdin_once, "tty": launch.tty}
+        _write(directory / f"{number}.spec.json", spec)
+        pid = netns.spawn(key.sandbox, [sys.executable, "-m", "podnet.agent.shim", str(directory), str(number)],
+                          log_path=directory / "shim.log")
+        self._children[pid] = key
+        return number
+
+    def inspect(self, key: ContainerKey) -> Instance | None:
+        """Its latest instance; None when none was started."""
+        self._reap()
+        directory = self.directory(key)
+        number = _latest(directory)
+        if number is None:
+            return None
+        try:
+            spec = json.loads((directory / f"{number}.spec.json").read_text())
+        except (OSError, ValueError):
+            return None
+        last = _ended(directory, number - 1) if number else None
+        state = _ended(directory, number)
+        if state is None:
+            if self._alive(key, directory, number):
+                started = _read(directory / f"{number}.state.json").get("startedAt")
+                state = ContainerState("running", started_at=started)
+            else:
+                state = _ended(directory, number) or ContainerState(  # it may have ended just now
+                    "terminated", "ContainerStatusUnknown", "The container could not be located", exit_code=137)
+        return Instance(number, state, last, spec)
+
+    def attach_socket(self, key: ContainerKey, number: int) -> Path:
+        return self.directory(key) / f"{number}.sock"
 
     def stop(self, sandbox: str, grace: float) -> None:
         """SIGTERM to every process in the sandbox, SIGKILL after the grace period.
-        Our own children go by pid too: one just spawned may not have entered the
+        Our own shims go by pid too: one just spawned may not have entered the
         namespace yet, and would live on in it once it has no name."""
         netns.kill_processes_in([sandbox], grace=grace)
         for pid, owner in list(self._children.items()):
@@ -115,14 +169,75 @@ class Containers:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+        self._reap()
+
+    def forget(self, sandbox: str) -> None:
+        """Its containers' files, once they have all stopped."""
+        shutil.rmtree(self.root / sandbox, ignore_errors=True)
+
+    def _alive(self, key: ContainerKey, directory: Path, number: int) -> bool:
+        """Its shim holds the instance's lock, or is a child of ours that has not
+        taken it yet."""
+        if any(owner == key for owner in self._children.values()) and not (directory / f"{number}.lock").exists():
+            return True
+        try:
+            fd = os.open(directory / f"{number}.lock", os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
 
     def _reap(self) -> None:
-        """Commands this agent started are its children: collect those that exited."""
-        for pid, container in list(self._children.items()):
+        """Shims this agent started are its children: collect those that exited."""
+        for pid in list(self._children):
             try:
                 done, _ = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 done = pid
             if done:
                 del self._children[pid]
-                self._exited.add(container)
+
+
+def _latest(directory: Path) -> int | None:
+    try:
+        numbers = [int(name.split(".", 1)[0]) for name in os.listdir(directory) if name.endswith(".spec.json")]
+    except FileNotFoundError:
+        return None
+    return max(numbers) if numbers else None
+
+
+def _ended(directory: Path, number: int) -> ContainerState | None:
+    ended = _read(directory / f"{number}.exit.json")
+    if not ended:
+        return None
+    return ContainerState("terminated", ended.get("reason"), ended.get("message"), ended.get("exitCode"),
+                          ended.get("signal"), ended.get("startedAt") or None, ended.get("finishedAt"))
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _write(path: Path, value: dict[str, Any]) -> None:
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps(value))
+    os.replace(partial, path)
+
+
+def wait_until_stopped(containers: Containers, key: ContainerKey, timeout: float) -> Instance | None:
+    """Its latest instance once it has ended, or as it is after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        instance = containers.inspect(key)
+        if instance is None or not instance.running or time.monotonic() > deadline:
+            return instance
+        time.sleep(0.02)

@@ -5,11 +5,24 @@ their history, from "kubelet <node>".
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from podnet.api import events, writes
+from podnet.model.container_status import ContainerStatus
 from podnet.model.node import Node
 from podnet.model.pod import Pod
 from podnet.store import resources
 from podnet.store.base import Store
+
+
+@dataclass(frozen=True)
+class PodStatus:
+    """What the kubelet found of a pod's containers."""
+    phase: str
+    ready: bool
+    pod_ip: str | None
+    containers: tuple[ContainerStatus, ...]
+    init_containers: tuple[ContainerStatus, ...]
 
 
 class StatusWriter:
@@ -18,29 +31,28 @@ class StatusWriter:
         self.node_name = node_name
         self._node_address: str | None = None
 
-    def running(self, pod: Pod, pod_ip: str, *, ready: bool, reason: str | None = None,
-                restarts: int | None = None) -> Pod | None:
+    def write(self, pod: Pod, status: PodStatus) -> Pod | None:
         """The pod as written, or None when it is gone. A pod marked for deletion,
         or bound elsewhere meanwhile, is left as it is."""
         node_ip = self._node_ip()
 
-        def status(current: Pod) -> Pod:
+        def change(current: Pod) -> Pod:
             if current.terminating or current.node_name != self.node_name:
                 return current
-            return current.with_status(pod_ip=pod_ip, host_ip=node_ip, ready=ready, phase="Running",
-                                       reason=reason, restarts=restarts)
+            return current.with_containers(status.containers, status.init_containers, pod_ip=status.pod_ip,
+                                           host_ip=node_ip, phase=status.phase, ready=status.ready)
 
         try:
-            written, _ = writes.modify(self.store, Pod, pod.metadata.namespace, pod.metadata.name, status)
+            written, _ = writes.modify(self.store, Pod, pod.metadata.namespace, pod.metadata.name, change)
         except writes.NotFound:
             return None
         return written
 
-    def readiness(self, pod: Pod, ready: bool) -> bool:
-        """The prober's verdict; whether the store took it."""
-        if not ready:
-            self.event(pod, "Unhealthy", "Readiness probe failed", warning=True)
-        return self.running(pod, pod.pod_ip or "", ready=ready) is not None
+    def reported(self, pod: Pod, status: PodStatus) -> bool:
+        """The store says this already."""
+        return (pod.phase, pod.ready, pod.pod_ip, pod.container_statuses, pod.init_container_statuses) == \
+            (status.phase, status.ready, status.pod_ip, status.containers, status.init_containers) and \
+            (pod.host_ip is not None or self._node_ip() is None)
 
     def remove(self, pod: Pod) -> None:
         """The object of a pod marked for deletion goes (its sandbox has gone)."""

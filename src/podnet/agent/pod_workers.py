@@ -21,6 +21,9 @@ class PodWorkers:
         self._lock = threading.Lock()
         self._busy: set[str] = set()  # sandboxes with work in flight
 
+    def busy(self, sandbox: str) -> bool:
+        return sandbox in self._busy
+
     def submit(self, sandbox: str, work: Callable[..., object], *args: object) -> None:
         """work(*args), unless the sandbox has work in flight already: a later
         pass asks again if it is still needed. Its errors are logged."""

@@ -1,4 +1,4 @@
-"""The kubelet's readiness prober: each pod's probe run on its own period, from
+"""The kubelet's readiness prober: each container's probe run on its own period, from
 the node (as kubelet probes a pod's IP), its answers counted against the
 probe's thresholds, and a change reported once.
 
@@ -19,6 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from podnet.agent.containers import ContainerKey
 from podnet.errors import PodnetError
 from podnet.kernel import netns
 from podnet.model.pod import Pod
@@ -31,11 +32,10 @@ PROMPT = 0.05  # the period of a default probe, and the prober's tick
 
 @dataclass
 class Target:
-    sandbox: str
+    key: ContainerKey
     pod: Pod
     probe: Probe
     once: bool  # a default probe: stop after the first success
-    reported: bool  # what the store says
     ready: bool = False  # what the answers say
     successes: int = 0
     failures: int = 0
@@ -43,44 +43,49 @@ class Target:
     running: bool = False
 
 
-Report = Callable[[Pod, bool], bool]  # (pod, ready) -> whether the store took it
+Changed = Callable[[ContainerKey], None]  # told when a container's verdict turns
 
 
 class Prober:
-    def __init__(self, report: Report, workers: int = 4) -> None:
-        self._report = report
-        self._targets: dict[str, Target] = {}
+    """Probes containers and keeps their verdicts; the kubelet reads them when it
+    writes a pod's status, and is told when one turns."""
+
+    def __init__(self, changed: Changed, workers: int = 4) -> None:
+        self._changed = changed
+        self._targets: dict[ContainerKey, Target] = {}
+        self._verdicts: dict[ContainerKey, bool] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="probe")
         threading.Thread(target=self._loop, name="prober", daemon=True).start()
 
-    def __contains__(self, sandbox: str) -> bool:
-        return sandbox in self._targets
+    def __contains__(self, key: ContainerKey) -> bool:
+        return key in self._targets or key in self._verdicts
 
-    def watch(self, sandbox: str, pod: Pod, probe: Probe | None, default_port: int | None) -> bool:
-        """Start probing; False when there is nothing to probe (no probe, no port):
-        such a pod is Ready once started."""
+    def ready(self, key: ContainerKey) -> bool:
+        return self._verdicts.get(key, False)
+
+    def watch(self, key: ContainerKey, pod: Pod, probe: Probe | None, default_port: int | None) -> None:
+        """Start probing; with nothing to probe (no probe, no port) the container
+        is Ready at once."""
         once = probe is None
         if probe is None:
             if default_port is None:
-                return False
+                self._verdicts[key] = True
+                return
             probe = Probe("tcpSocket", default_port, period=PROMPT, timeout=0.2, failure_threshold=1)
-        target = Target(sandbox, pod, probe, once, reported=pod.ready)
+        target = Target(key, pod, probe, once)
         target.due = time.monotonic() + probe.initial_delay
         with self._lock:
-            self._targets[sandbox] = target
-        return True
+            self._targets[key] = target
+            self._verdicts[key] = False
 
-    def observe(self, sandbox: str, reported: bool) -> None:
-        """What the store says now (the node lifecycle controller may have taken
-        Ready away): a difference from the answers is written again."""
-        target = self._targets.get(sandbox)
-        if target is not None:
-            target.reported = reported
-
-    def forget(self, sandbox: str) -> None:
+    def forget(self, sandbox: str, name: str | None = None) -> None:
+        """A container's probing and verdict (all of a sandbox's, without a name)."""
         with self._lock:
-            self._targets.pop(sandbox, None)
+            for found in [*self._targets, *self._verdicts]:
+                if found.sandbox == sandbox and name in (None, found.name):
+                    self._targets.pop(found, None)
+                    self._verdicts.pop(found, None)
 
     def _loop(self) -> None:
         while True:
@@ -95,9 +100,9 @@ class Prober:
 
     def _probe(self, target: Target) -> None:
         try:
-            ok = answers(target.pod, target.probe, target.sandbox)
+            ok = answers(target.pod, target.probe, target.key.sandbox)
         except Exception:  # a bug here must not end the probing of the others
-            log.exception("%s: probe failed", target.sandbox)
+            log.exception("%s: probe failed", target.key.sandbox)
             ok = False
         if ok:
             target.successes, target.failures = target.successes + 1, 0
@@ -107,15 +112,17 @@ class Prober:
             target.successes, target.failures = 0, target.failures + 1
             if target.failures >= target.probe.failure_threshold:
                 target.ready = False
-        if target.ready != target.reported and self._targets.get(target.sandbox) is target:
-            if self._report(target.pod, target.ready):
-                target.reported = target.ready
         target.due = time.monotonic() + target.probe.period
         target.running = False
-        if target.once and target.ready and target.reported:
-            with self._lock:
-                if self._targets.get(target.sandbox) is target:
-                    del self._targets[target.sandbox]
+        with self._lock:
+            if self._targets.get(target.key) is not target:
+                return  # forgotten meanwhile
+            turned = self._verdicts.get(target.key) != target.ready
+            self._verdicts[target.key] = target.ready
+            if target.once and target.ready:
+                del self._targets[target.key]
+        if turned:
+            self._changed(target.key)
 
 
 def answers(pod: Pod, probe: Probe, sandbox: str) -> bool:

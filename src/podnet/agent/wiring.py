@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from podnet.agent.heartbeat import Heartbeat
 from podnet.agent.node_agent import NodeAgent
@@ -26,6 +27,25 @@ from podnet.proxy import modes as proxy_modes
 from podnet.store.base import Store
 from podnet.store.snapshot import Controller
 
+if TYPE_CHECKING:
+    from podnet.streaming.server import KubeletServer
+
+
+APISERVER_CLIENTS = frozenset({"kube-apiserver-kubelet-client"})  # who may exec, attach, forward and read logs
+KUBELET_PORT = 10250
+
+
+@dataclass(frozen=True)
+class KubeletServing:
+    """The kubelet's own endpoint (exec, attach, port-forward, logs): its address,
+    its serving certificate, and the CA the API server's client certificate is
+    checked against."""
+    address: str
+    cert_file: str
+    key_file: str
+    client_ca_file: str
+    port: int = KUBELET_PORT
+
 
 @dataclass(frozen=True)
 class AgentOptions:
@@ -38,6 +58,7 @@ class AgentOptions:
     proxy_mode: str = proxy_modes.DEFAULT
     iptables_backend: str = iptables.DEFAULT_BACKEND
     kubelet: KubeletConfig | None = None  # with it, the node's pods
+    serving: KubeletServing | None = None  # with it (and the pods), the kubelet's endpoint
 
 
 @dataclass(frozen=True)
@@ -77,14 +98,28 @@ def run_agent(options: AgentOptions, store: Store, stop: threading.Event) -> Non
 
     cni = CniServer().start()
     observer: ObserveServer | None = None
+    kubelet_server = None
     try:
         controllers = node_controllers(NamespaceKernel(options.namespace), store, options)
+        if controllers.pods is not None and options.serving is not None:
+            kubelet_server = _serve_kubelet(controllers.pods, options.serving)
         if controllers.recorder is not None:
             AGENT.read_when_scraped(controllers.recorder.tally, lambda: conntrack_tally(options.namespace))
             observer = ObserveServer(options.node_name, controllers.recorder, AGENT.exposition).start()
         Heartbeat(store, options.node_name).start(stop)
         NodeAgent(store, options.node_name, controllers.in_order(), options.resync).run(stop)
     finally:
+        if kubelet_server is not None:
+            kubelet_server.stop()
         if observer is not None:
             observer.stop()
         cni.stop()
+
+
+def _serve_kubelet(pods: PodController, serving: KubeletServing) -> KubeletServer:
+    from podnet.agent.streams import KubeletRuntime
+    from podnet.streaming.server import KubeletServer
+
+    runtime = KubeletRuntime(pods.config, pods.containers)
+    return KubeletServer(runtime, (serving.address, serving.port), serving.cert_file, serving.key_file,
+                         serving.client_ca_file, APISERVER_CLIENTS).start()

@@ -44,6 +44,13 @@ def run_as_daemon() -> threading.Event:
 @click.option("--state-dir", type=click.Path(file_okay=False), help="Where the agent records its pods (with --cni-conf).")
 @click.option("--logs", "log_dir", type=click.Path(file_okay=False), help="Where pods' output goes (with --cni-conf).")
 @click.option("--pods-store", help="The store as pods reach it, if not as the agent does.")
+@click.option("--address", help="Where the kubelet's endpoint (exec, attach, port-forward, logs) listens, port 10250 "
+                                 "(with --cni-conf and the three TLS files).")
+@click.option("--tls-cert-file", type=click.Path(exists=True, dir_okay=False),
+              help="The kubelet endpoint's serving certificate.")
+@click.option("--tls-private-key-file", type=click.Path(exists=True, dir_okay=False), help="Its key.")
+@click.option("--client-ca-file", type=click.Path(exists=True, dir_okay=False),
+              help="The CA the API server's client certificate is checked against.")
 @click.option("--proxy-mode", type=click.Choice(list(proxy_modes.MODES)), default=proxy_modes.DEFAULT,
               show_default=True, help=f"How Services are programmed: {proxy_modes.help_text()}.")
 @click.option("--iptables-backend", type=click.Choice(list(iptables.BACKENDS)), default=iptables.DEFAULT_BACKEND,
@@ -51,11 +58,12 @@ def run_as_daemon() -> threading.Event:
 def agent(node_name: str, namespace: str | None, store_path: str, etcd_cafile: str | None, etcd_certfile: str | None,
           etcd_keyfile: str | None, resync: float, cluster_cidr: str | None, backend: str, cni_conf: str | None,
           cni_bin: str | None, pods_prefix: str | None, state_dir: str | None, log_dir: str | None,
-          pods_store: str | None, proxy_mode: str, iptables_backend: str) -> None:
+          pods_store: str | None, address: str | None, tls_cert_file: str | None, tls_private_key_file: str | None,
+          client_ca_file: str | None, proxy_mode: str, iptables_backend: str) -> None:
     """Run the node agent: keep the node's bridge, routes and forwarding right,
     serve this node's CNI plugin invocations, and run the pods bound to it."""
     from podnet.agent.pods import KubeletConfig
-    from podnet.agent.wiring import AgentOptions, run_agent
+    from podnet.agent.wiring import AgentOptions, KubeletServing, run_agent
     from podnet.cni.runtime import NetworkConfigList
     from podnet.kernel import netns
     from podnet.store.location import open_store, with_tls
@@ -72,8 +80,17 @@ def agent(node_name: str, namespace: str | None, store_path: str, etcd_cafile: s
         kubelet = KubeletConfig(node_name, pods_prefix or "", Path(state_dir or ""), Path(log_dir or ""),
                                 NetworkConfigList.load(cni_conf), cni_bin or "", str(netns.path(namespace)),
                                 pods_store or store_path)
+    serving = None
+    served = (address, tls_cert_file, tls_private_key_file, client_ca_file)
+    if any(served):
+        if not all(served):
+            raise click.UsageError("--address, --tls-cert-file, --tls-private-key-file and --client-ca-file go "
+                                   "together")
+        if kubelet is None:
+            raise click.UsageError("--address needs --cni-conf: the kubelet's endpoint serves its pods")
+        serving = KubeletServing(address or "", tls_cert_file or "", tls_private_key_file or "", client_ca_file or "")
     options = AgentOptions(node_name, namespace, store_path, resync, cluster_cidr, backend, proxy_mode,
-                           iptables_backend, kubelet)
+                           iptables_backend, kubelet, serving)
     stop = run_as_daemon()
     store = open_store(store_path)
     try:

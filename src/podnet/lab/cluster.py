@@ -203,6 +203,7 @@ def start_agent(node: NodePlan, record: LabRecord, spec: ClusterSpec) -> None:
     conflist.write_text(json.dumps(node_network_config(node, record, spec.backend, spec.ipam), indent=2))
     if spec.ipam == "dhcp":
         dhcp.start_server(node, record)
+    issue_kubelet_certificate(node, record)
     processes.start(node.namespace, agent_argv(node, record, spec), record.log_path(f"agent-{node.name}"),
                     own_etc=False, supervised=True)
 
@@ -312,11 +313,24 @@ def wait_for_agent(node: NodePlan) -> None:
         time.sleep(0.02)
 
 
+def issue_kubelet_certificate(node: NodePlan, record: LabRecord) -> None:
+    """The node's kubelet endpoint serves at its address with a certificate from
+    the lab's CA, as a kubelet's serving certificate is signed by the cluster's."""
+    from podnet.lab import certificates
+
+    ca = certificates.load_authority(record.pki / "ca.crt", record.pki / "ca.key")
+    certificates.issue(ca, record.pki, f"kubelet-{node.name}", f"system:node:{node.name}", (node.ip,),
+                       organizations=("system:nodes",))
+
+
 def agent_argv(node: NodePlan, record: LabRecord, spec: ClusterSpec) -> list[str]:
     cni = record.directory / "cni"
+    pki = record.pki
     return [sys.executable, "-m", "podnet", "agent", "--node", node.name, "--netns", node.namespace,
             "--store", record.store_inside, "--cluster-cidr", str(spec.pod_subnet), "--backend", spec.backend,
             "--proxy-mode", spec.proxy_mode, "--iptables-backend", spec.iptables_backend,
             "--cni-conf", str(cni / node.name / "net.conflist"), "--cni-bin", str(cni / "bin"),
             "--pods-prefix", names.lab_prefix(record.name), "--state-dir", str(cni / node.name / "kubelet"),
-            "--logs", str(record.log_path("x").parent)]
+            "--logs", str(record.log_path("x").parent), "--address", node.ip,
+            "--tls-cert-file", str(pki / f"kubelet-{node.name}.crt"),
+            "--tls-private-key-file", str(pki / f"kubelet-{node.name}.key"), "--client-ca-file", str(pki / "ca.crt")]

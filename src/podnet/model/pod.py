@@ -6,6 +6,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from podnet.errors import ManifestError
+from podnet.model.container_status import ContainerStatus
+from podnet.model.env import EnvVar
 from podnet.model.fields import Fields, check_dns_label
 from podnet.model.meta import ObjectMeta
 from podnet.model.origin import Origin
@@ -13,6 +15,7 @@ from podnet.model.probe import Probe
 
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
+RESTART_POLICIES = ("Always", "OnFailure", "Never")
 ECHO_IMAGE = "podnet/echo"  # what a container that names no command runs (model/commands.py)
 
 
@@ -31,6 +34,11 @@ class Container:
     args: tuple[str, ...] = ()
     ports: tuple[ContainerPort, ...] = ()
     readiness: Probe | None = None  # readinessProbe; without one, Ready once its port opens
+    env: tuple[EnvVar, ...] = ()
+    working_dir: str | None = None
+    stdin: bool = False  # its stdin is kept open for attach
+    stdin_once: bool = False  # ...and closed for good when the first attached client closes it
+    tty: bool = False
 
     @classmethod
     def parse(cls, fields: Fields) -> Container:
@@ -48,7 +56,15 @@ class Container:
             args=fields.strings("args"),
             ports=tuple(ports),
             readiness=Probe.parse(probe) if (probe := fields.mapping("readinessProbe")) else None,
+            env=tuple(EnvVar.parse(e) for e in fields.records("env")),
+            working_dir=fields.text("workingDir"),
+            stdin=fields.boolean("stdin"), stdin_once=fields.boolean("stdinOnce"), tty=fields.boolean("tty"),
         )
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        """Its command line (command, then args); empty means podnet's echo server."""
+        return self.command + self.args
 
     def to_manifest(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name}
@@ -65,6 +81,13 @@ class Container:
             ]
         if self.readiness:
             out["readinessProbe"] = self.readiness.to_manifest()
+        if self.env:
+            out["env"] = [e.to_manifest() for e in self.env]
+        if self.working_dir:
+            out["workingDir"] = self.working_dir
+        for key, value in (("stdin", self.stdin), ("stdinOnce", self.stdin_once), ("tty", self.tty)):
+            if value:
+                out[key] = True
         return out
 
 
@@ -84,6 +107,10 @@ class Pod:
     phase: str = "Pending"
     reason: str | None = None  # why it is Pending (Unschedulable) or not running (CrashLoopBackOff)
     restarts: int = 0
+    init_containers: tuple[Container, ...] = ()
+    restart_policy: str = "Always"
+    container_statuses: tuple[ContainerStatus, ...] = ()  # as the kubelet reported them; empty before it did
+    init_container_statuses: tuple[ContainerStatus, ...] = ()
     origin: Origin | None = field(default=None, compare=False, repr=False)  # model/origin.py
 
     kind = "Pod"
@@ -102,11 +129,22 @@ class Pod:
         containers = tuple(Container.parse(c) for c in spec.records("containers"))
         if not containers:
             containers = (Container(name="echo"),)
+        init_containers = tuple(Container.parse(c) for c in spec.records("initContainers"))
+        names = [c.name for c in (*init_containers, *containers)]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise ManifestError(spec.at("containers"), f"Duplicate value: {name!r}: container names must be "
+                                    "unique in a pod")
+        restart_policy = spec.text("restartPolicy", "Always") or "Always"
+        if restart_policy not in RESTART_POLICIES:
+            raise ManifestError(spec.at("restartPolicy"), f"Unsupported value: {restart_policy!r}: supported "
+                                f"values: {', '.join(repr(p) for p in RESTART_POLICIES)}")
         hostname, subdomain = spec.text("hostname"), spec.text("subdomain")
         for key, value in (("hostname", hostname), ("subdomain", subdomain)):
             if value is not None:
                 check_dns_label(value, spec.at(key))
-        return {"containers": containers, "node_name": spec.text("nodeName"), "hostname": hostname,
+        return {"containers": containers, "init_containers": init_containers, "restart_policy": restart_policy,
+                "node_name": spec.text("nodeName"), "hostname": hostname,
                 "subdomain": subdomain, "node_selector": spec.labels("nodeSelector"),
                 "grace_seconds": spec.integer("terminationGracePeriodSeconds", 30, minimum=0, maximum=3600)}
 
@@ -119,15 +157,26 @@ class Pod:
         phase = status.text("phase", "Pending") or "Pending"
         if phase not in PHASES:
             raise ManifestError(status.at("phase"), f"{phase!r} is not one of {', '.join(PHASES)}")
-        restarts = sum(c.integer("restartCount", 0, minimum=0) or 0 for c in status.records("containerStatuses"))
+        statuses = tuple(ContainerStatus.parse(c) for c in status.records("containerStatuses"))
+        init_statuses = tuple(ContainerStatus.parse(c) for c in status.records("initContainerStatuses"))
         return {"pod_ip": str(pod_ip) if pod_ip else None, "host_ip": str(host_ip) if host_ip else None,
-                "ready": ready, "phase": phase, "reason": status.text("reason"), "restarts": restarts}
+                "ready": ready, "phase": phase, "reason": status.text("reason"),
+                "restarts": sum(c.restart_count for c in statuses), "container_statuses": statuses,
+                "init_container_statuses": init_statuses}
 
     @property
     def command(self) -> tuple[str, ...]:
         """The first container's command line; empty means podnet's echo server."""
-        first = self.containers[0]
-        return first.command + first.args
+        return self.containers[0].argv
+
+    @property
+    def uid(self) -> str:
+        """metadata.uid, as the store stamped it (the model keeps it in the origin)."""
+        document = self.origin.document if self.origin else {}
+        return str((document.get("metadata") or {}).get("uid") or "")
+
+    def container(self, name: str) -> Container | None:
+        return next((c for c in (*self.containers, *self.init_containers) if c.name == name), None)
 
     @property
     def readiness(self) -> Probe | None:
@@ -154,8 +203,25 @@ class Pod:
                        phase=phase or ("Running" if pod_ip else self.phase), reason=reason,
                        restarts=self.restarts if restarts is None else restarts)
 
+    def with_containers(self, statuses: tuple[ContainerStatus, ...], init_statuses: tuple[ContainerStatus, ...],
+                        *, pod_ip: str | None, host_ip: str | None, phase: str, ready: bool) -> Pod:
+        """As the kubelet found its containers."""
+        return replace(self, pod_ip=pod_ip, host_ip=host_ip, phase=phase, ready=ready, reason=None,
+                       restarts=sum(s.restart_count for s in statuses), container_statuses=statuses,
+                       init_container_statuses=init_statuses)
+
+    @property
+    def initialized(self) -> bool:
+        """Every init container has run to completion."""
+        done = {s.name for s in self.init_container_statuses if s.state.succeeded}
+        return all(c.name in done for c in self.init_containers)
+
     def spec_manifest(self) -> dict[str, Any]:
         spec: dict[str, Any] = {"containers": [c.to_manifest() for c in self.containers]}
+        if self.init_containers:
+            spec["initContainers"] = [c.to_manifest() for c in self.init_containers]
+        if self.restart_policy != "Always":
+            spec["restartPolicy"] = self.restart_policy
         for key, value in (("nodeName", self.node_name), ("hostname", self.hostname), ("subdomain", self.subdomain)):
             if value:
                 spec[key] = value
@@ -171,10 +237,9 @@ class Pod:
         if self.terminating:
             out["metadata"]["deletionTimestamp"] = "1970-01-01T00:00:00Z"
         ready = "True" if self.ready else "False"
-        started = bool(self.pod_ip) and self.phase == "Running"
         status: dict[str, Any] = {"phase": self.phase, "conditions": [  # in kubelet's order
             {"type": "PodReadyToStartContainers", "status": "True" if self.pod_ip else "False"},
-            {"type": "Initialized", "status": "True"},
+            {"type": "Initialized", "status": "True" if self.initialized else "False"},
             {"type": "Ready", "status": ready},
             {"type": "ContainersReady", "status": ready},
             {"type": "PodScheduled", "status": "True" if self.node_name else "False"}]}
@@ -184,11 +249,9 @@ class Pod:
             status["podIP"] = self.pod_ip
         if self.host_ip:
             status["hostIP"] = self.host_ip
-        status["containerStatuses"] = [
-            {"name": c.name, "ready": self.ready, "restartCount": self.restarts if i == 0 else 0, "started": started,
-             "image": c.image or ECHO_IMAGE, "imageID": "",
-             "state": {"running": {}} if started and not self.reason else
-             {"waiting": {"reason": self.reason or "ContainerCreating"}}}
-            for i, c in enumerate(self.containers)]
+        if self.container_statuses:  # none before a kubelet reported, as in Kubernetes
+            status["containerStatuses"] = [s.to_manifest() for s in self.container_statuses]
+        if self.init_container_statuses:
+            status["initContainerStatuses"] = [s.to_manifest() for s in self.init_container_statuses]
         out["status"] = status
         return out

@@ -406,7 +406,12 @@ def test_a_command_that_exits_is_restarted_with_back_off(lab: Path) -> None:
     def client() -> dict:  # type: ignore[type-arg]
         return get("pods", "client")
 
-    assert within(5, lambda: client()["status"].get("reason") == "CrashLoopBackOff")
+    def waiting() -> str | None:
+        return (client()["status"]["containerStatuses"][0]["state"].get("waiting") or {}).get("reason")
+
+    assert within(5, lambda: waiting() == "CrashLoopBackOff")
+    last = client()["status"]["containerStatuses"][0]["lastState"]["terminated"]
+    assert isinstance(last["exitCode"], int) and last["finishedAt"]  # how it ended is kept
     assert within(15, lambda: client()["status"]["containerStatuses"][0]["restartCount"] == 1
                   and is_ready(client()))
     assert in_netns(sandbox, "curl", "-s", "--max-time", "2", "127.0.0.1/get").returncode == 0

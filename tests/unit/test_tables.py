@@ -18,7 +18,9 @@ from podnet.model.manifest import parse_resource
 
 def pod(name: str, ip: str, ready: bool = True):  # type: ignore[no-untyped-def]
     return parse_resource({"kind": "Pod", "metadata": {"name": name, "labels": {"app": "w"}}, "spec": {"nodeName": "n1"},
-                           "status": {"phase": "Running", "podIP": ip, "conditions": [{"type": "Ready", "status": str(ready)}]}})
+                           "status": {"phase": "Running", "podIP": ip, "conditions": [{"type": "Ready", "status": str(ready)}],
+                                      "containerStatuses": [{"name": "echo", "ready": ready, "restartCount": 0,
+                                                             "state": {"running": {}}}]}})
 
 
 def test_rows() -> None:

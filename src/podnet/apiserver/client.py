@@ -28,6 +28,7 @@ STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 USER_AGENT = "podnet"  # the field manager the server records for podnet's writes
 TIMEOUT = 30.0  # seconds a request may take; a watch waits as long as it is open
 STRICT = {"fieldValidation": "Strict"}  # kubectl's default for what it creates and replaces
+STREAM_PIECE = 64 * 1024  # the most of a streamed body handed on at once
 UNAUTHORIZED = "the server has asked for the client to provide credentials"  # client-go's words for a 401
 
 
@@ -188,6 +189,27 @@ class ApiClient:
             while line := response.readline():
                 if line.strip():
                     yield json.loads(line)
+        finally:
+            connection.close()
+
+    def stream(self, url: str, query: Mapping[str, str] | None = None, timeout: float | None = TIMEOUT,
+               accept: str = "*/*") -> Iterator[bytes]:
+        """The answer's body in pieces as they arrive (a pod's log, followed for
+        as long as the server sends it), over a connection of its own; timeout
+        (None: none) bounds each wait for the next piece. A refusal raises
+        ServerError before any piece."""
+        connection = self._connect(timeout)
+        try:
+            try:
+                connection.request("GET", url + (f"?{urlencode(query)}" if query else ""),
+                                   headers={"Accept": accept, "User-Agent": USER_AGENT})
+                response = connection.getresponse()
+                if response.status >= 400:
+                    _answer(response.status, response.read())
+                while piece := response.read1(STREAM_PIECE):
+                    yield piece
+            except (OSError, http.client.HTTPException) as err:
+                raise self._unreachable(err) from None
         finally:
             connection.close()
 

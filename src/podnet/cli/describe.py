@@ -95,7 +95,8 @@ def _pod(text: Text, pod: Pod) -> None:
     if pod.metadata.owner:
         text.field("Controlled By", "/".join(pod.metadata.owner))
     text.line("Containers:")
-    for i, container in enumerate(pod.containers):
+    statuses = {s.name: s for s in pod.container_statuses}
+    for container in pod.containers:
         text.line(f"  {container.name}:")
         text.field("Image", container.image or "<none>", 4)
         text.field("Command", " ".join(container.command + container.args) or "podnet echo server", 4)
@@ -103,8 +104,14 @@ def _pod(text: Text, pod: Pod) -> None:
         text.field("Port", ports or "<none>", 4)
         if container.readiness:
             text.field("Readiness", _probe(container.readiness), 4)
-        text.field("Ready", str(pod.ready), 4)
-        text.field("Restart Count", pod.restarts if i == 0 else 0, 4)
+        status = statuses.get(container.name)
+        if status is not None:
+            text.field("State", status.state.kind.capitalize() + (f" ({status.state.reason})"
+                                                                  if status.state.reason else ""), 4)
+            if status.state.exit_code is not None:
+                text.field("Exit Code", status.state.exit_code, 4)
+        text.field("Ready", str(bool(status and status.ready)), 4)
+        text.field("Restart Count", status.restart_count if status else 0, 4)
     text.line("Conditions:")
     text.table([("Type", "Status"), ("PodScheduled", str(bool(pod.node_name))), ("Ready", str(pod.ready))])
 
@@ -151,7 +158,7 @@ def _deployment(text: Text, deployment: Deployment, around: Surroundings) -> Non
     text.field("  Command", " ".join(deployment.template.command) or "podnet echo server")
     text.line("Pods:")
     rows = [("NAME", "READY", "NODE", "IP")] + [
-        (p.metadata.name, "1/1" if p.ready else "0/1", p.node_name or "<none>", p.pod_ip or "<none>") for p in live]
+        (p.metadata.name, f"{sum(s.ready for s in p.container_statuses)}/{len(p.containers)}", p.node_name or "<none>", p.pod_ip or "<none>") for p in live]
     text.table(rows)
 
 

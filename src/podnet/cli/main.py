@@ -36,6 +36,7 @@ SECTIONS: tuple[tuple[str, tuple[Entry, ...]], ...] = (
     ("Objects, as kubectl", (
         Entry("get", "podnet.cli.get", "get", "List objects of any kind, or follow their changes (-w)."),
         Entry("describe", "podnet.cli.describe", "describe", "Show one object in detail, with its recent events."),
+        Entry("logs", "podnet.cli.logs", "logs", "Print a container's log, or follow it (-f)."),
         Entry("apply", "podnet.cli.apply", "apply", "Create or update what manifests describe."),
         Entry("delete", "podnet.cli.change", "delete", "Delete objects by name, by kind, or as files describe."),
         Entry("run", "podnet.cli.create", "run", "Start one pod running a command (the echo server if none)."),

@@ -18,19 +18,20 @@ def node_rows(nodes: list[Node]) -> list[tuple[str, ...]]:
              str(n.agent_restarts)) for n in nodes]
 
 
-def pod_status(pod: Pod) -> str:
-    """kubectl's STATUS: Terminating, a reason (CrashLoopBackOff), or the phase."""
-    if pod.terminating:
-        return "Terminating"
-    return (pod.reason or pod.phase).split(":")[0]
-
-
 def pod_rows(pods: list[Pod]) -> list[tuple[str, ...]]:
-    return [
-        (p.metadata.namespace, p.metadata.name, "1/1" if p.ready else "0/1", pod_status(p), str(p.restarts),
-         p.pod_ip or "<none>", p.node_name or "<none>")
-        for p in pods
-    ]
+    """READY, STATUS and RESTARTS as kube-apiserver's Table says them."""
+    import time
+
+    from podnet.apiserver.tables.age import Clock
+    from podnet.apiserver.tables.pods import pod_cells
+
+    clock = Clock.at(time.time())
+    rows = []
+    for p in pods:
+        _, ready, status, restarts, *_ = pod_cells(p.to_manifest(), clock)
+        rows.append((p.metadata.namespace, p.metadata.name, str(ready), str(status), str(restarts),
+                     p.pod_ip or "<none>", p.node_name or "<none>"))
+    return rows
 
 
 def format_ports(service: Service) -> str:

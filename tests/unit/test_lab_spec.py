@@ -11,6 +11,7 @@ import yaml
 
 from podnet.errors import ManifestError
 from podnet.lab.spec import ClusterSpec, TopologySpec, load_lab_file, parse_lab
+from podnet.model.manifest import parse_resource
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -31,7 +32,12 @@ def pod(name: str, node: str | None = None, namespace: str = "default") -> dict:
 
 @pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
 def test_every_example_is_valid(example: str) -> None:
-    assert load_lab_file(EXAMPLES / example).name
+    """A lab file loads; a Kubernetes manifest (for kubectl apply) parses whole."""
+    documents = list(yaml.safe_load_all((EXAMPLES / example).read_text()))
+    if str(documents[0].get("apiVersion", "")).startswith("podnet.dev/"):
+        assert load_lab_file(EXAMPLES / example).name
+    else:
+        assert all(parse_resource(document).metadata.name for document in documents)
 
 
 def test_cluster_defaults_follow_kind() -> None:

@@ -39,12 +39,14 @@ def allowed(user: User, verb: str) -> bool:
 
 
 def authorize(user: User, verb: str, resource: str, group: str, namespace: str | None,
-              subresource: str | None = None) -> None:
-    """403, in kube-apiserver's words, unless the user's groups allow the verb."""
+              subresource: str | None = None, name: str | None = None) -> None:
+    """403, in kube-apiserver's words, unless the user's groups allow the verb:
+    `pods "web" is forbidden: User "u" cannot create resource "pods/exec" ...`."""
     if allowed(user, verb):
         return
     what = f"{resource}/{subresource}" if subresource else resource
     where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
-    raise ApiError(403, f'{what}{"." + group if group else ""} is forbidden: User "{user.name}" cannot {verb} '
+    named = f'{resource}{"." + group if group else ""}' + (f' "{name}"' if name else "")
+    raise ApiError(403, f'{named} is forbidden: User "{user.name}" cannot {verb} '
                         f'resource "{what}" in API group "{group}"{where}',
-                   details={"group": group, "kind": resource})
+                   details={"group": group, "kind": resource, **({"name": name} if name else {})})

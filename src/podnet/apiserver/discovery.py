@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from podnet.apiserver.pod_streams import SUBRESOURCES as POD_STREAMS
 from podnet.apiserver.resources import SUBRESOURCE_KINDS, SUBRESOURCE_VERBS, Resource, group_versions, in_group_version
 
 AGGREGATED = "apidiscovery.k8s.io"
@@ -58,14 +59,23 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
     for resource in served:
         resources.append(_legacy(resource))
         for sub in resource.kind.subresources:
-            group_, version_, kind = SUBRESOURCE_KINDS.get(sub, (resource.group, resource.version, resource.kind.name))
+            (group_, version_, kind), verbs = _subresource(resource, sub)
             entry = {"name": f"{resource.name}/{sub}", "singularName": "", "namespaced": resource.kind.namespaced,
-                     "kind": kind, "verbs": list(SUBRESOURCE_VERBS)}
+                     "kind": kind, "verbs": verbs}
             if sub in SUBRESOURCE_KINDS:
                 entry.update(group=group_, version=version_)
             resources.append(entry)
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}" if group else version,
             "resources": resources}
+
+
+def _subresource(resource: Resource, sub: str) -> tuple[tuple[str, str, str], list[str]]:
+    """What a subresource answers with (group, version, kind), and its verbs: a
+    pod's exec is PodExecOptions, created (or got, by a WebSocket); its log, got."""
+    stream = POD_STREAMS.get(sub) if resource.kind.name == "Pod" else None
+    if stream is not None:
+        return (resource.group, resource.version, stream.kind), list(stream.verbs)
+    return SUBRESOURCE_KINDS.get(sub, (resource.group, resource.version, resource.kind.name)), list(SUBRESOURCE_VERBS)
 
 
 def _legacy(resource: Resource) -> dict[str, Any]:
@@ -99,9 +109,10 @@ def _aggregated(resource: Resource) -> dict[str, Any]:
     if resource.kind.categories:
         entry["categories"] = list(resource.kind.categories)
     if resource.kind.subresources:
-        entry["subresources"] = [
-            {"subresource": sub, "verbs": list(SUBRESOURCE_VERBS),
-             "responseKind": dict(zip(("group", "version", "kind"), SUBRESOURCE_KINDS.get(
-                 sub, (resource.group, resource.version, resource.kind.name))))}
-            for sub in resource.kind.subresources]
+        entry["subresources"] = [_aggregated_subresource(resource, sub) for sub in resource.kind.subresources]
     return entry
+
+
+def _aggregated_subresource(resource: Resource, sub: str) -> dict[str, Any]:
+    answers, verbs = _subresource(resource, sub)
+    return {"subresource": sub, "verbs": verbs, "responseKind": dict(zip(("group", "version", "kind"), answers))}

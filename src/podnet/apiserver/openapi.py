@@ -29,6 +29,7 @@ from podnet.apiserver.status import ApiError
 from podnet.model.version import GIT_VERSION
 
 ROOT = "/openapi/v3"
+CONNECT_SUBRESOURCES = frozenset({"exec", "attach", "portforward", "log"})  # streams, relayed to the kubelet
 IMMUTABLE = "public, immutable"  # kube-apiserver's answer to a URL with the document's hash
 A_YEAR = 365 * 24 * 3600
 
@@ -157,6 +158,8 @@ def _paths(resource: Resource, catalogue: schemas.Catalogue) -> dict[str, Any]:
                        if m != "parameters" and _VERB_OF[op["x-kubernetes-action"]] not in resource.verbs]:
             del operations[method]
     for sub in kind.subresources:
+        if sub in CONNECT_SUBRESOURCES:
+            continue  # kube-apiserver describes these as connect operations on strings; podnet leaves them out
         answers = SUBRESOURCE_KINDS.get(sub)
         sub_schema = catalogue.roots[answers] if answers else schema
         found[f"{item}/{sub}"] = {

@@ -1,7 +1,8 @@
 """The resource verbs over HTTP: get, list and watch; create, update, patch and
 delete; the status and scale subresources. Reads come from the store as it is;
 writes go through api/ (api/verbs.py, api/delete.py), as `podnet apply` does,
-so both doors have one semantics."""
+so both doors have one semantics. A pod's exec, attach, port-forward and log are
+the kubelet's, proxied (kubelet_proxy.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from aiohttp import web
 
 from podnet.api import verbs
 from podnet.api.writes import MAX_CONFLICTS
-from podnet.apiserver import deletion, objects, watching
+from podnet.apiserver import deletion, objects, pod_streams, watching
 from podnet.apiserver.auth import User, authorize
+from podnet.apiserver.kubelet_client import Kubelets
+from podnet.apiserver.kubelet_proxy import KubeletProxy
 from podnet.apiserver.negotiation import wanted
 from podnet.apiserver.paths import Target
 from podnet.apiserver.patching import APPLY, patched, recorded
@@ -39,15 +42,20 @@ def verb_of(method: str, target: Target, query: Any) -> str:
 
 
 class Rest:
-    def __init__(self, store: Store, hub: WatchHub) -> None:
+    def __init__(self, store: Store, hub: WatchHub, kubelets: Kubelets) -> None:
         self.store = store
         self.hub = hub
+        self.kubelets = kubelets
+        self.kubelet_proxy = KubeletProxy(store, kubelets)
 
     async def handle(self, request: web.Request, target: Target, user: User) -> web.StreamResponse:
         verb = verb_of(request.method, target, request.query)
         if target.resource.review is not None and verb == "create" and not target.name:  # anyone may ask about themself
             return json_response(target.resource.review(await body_of(request), user), status=201)
-        authorize(user, verb, target.resource.name, target.resource.group, target.namespace, target.subresource)
+        if target.subresource in pod_streams.SUBRESOURCES:
+            return await self.kubelet_proxy.handle(request, target, user)
+        authorize(user, verb, target.resource.name, target.resource.group, target.namespace, target.subresource,
+                  target.name)
         if verb not in target.resource.verbs:
             raise ApiError(405, f"the server does not allow this method on the requested resource "
                                 f"({target.resource.name} are {' and '.join(target.resource.verbs)} only)")
@@ -67,7 +75,7 @@ class Rest:
     def dry_run(self, request: web.Request) -> Rest:
         """This Rest, or under dryRun=All one whose writes go nowhere (store/dryrun.py)."""
         store = dry_run(self.store, request.query.getall("dryRun", []))
-        return self if store is self.store else Rest(store, self.hub)
+        return self if store is self.store else Rest(store, self.hub, self.kubelets)
 
     # Reads.
 

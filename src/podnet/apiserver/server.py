@@ -20,6 +20,7 @@ from podnet.api.verbs import AlreadyExists, Conflict, NamespaceTerminating
 from podnet.api.writes import NotFound
 from podnet.apiserver import discovery, openapi, paths, swagger
 from podnet.apiserver.auth import User, user_of
+from podnet.apiserver.kubelet_client import Kubelets, client_context
 from podnet.apiserver.rest import Rest
 from podnet.apiserver.status import ApiError, already_exists, not_found
 from podnet.apiserver.watch import WatchHub
@@ -41,6 +42,9 @@ class ServerOptions:
     client_ca_file: str
     listen: tuple[tuple[str, int], ...] = ()  # addresses to bind
     listen_fds: tuple[int, ...] = ()  # sockets already bound, inherited
+    kubelet_client_certificate: str | None = None  # what it presents to kubelets (exec, logs); none: it cannot
+    kubelet_client_key: str | None = None
+    kubelet_certificate_authority: str | None = None  # what kubelets' serving certificates are checked against
 
 
 def version() -> dict[str, str]:
@@ -66,11 +70,24 @@ def peer_user(request: web.Request) -> User:
     return user_of(transport.get_extra_info("peercert") if transport else None)
 
 
-def make_app(store: Store, authenticate: Callable[[web.Request], User] = peer_user) -> web.Application:
+def kubelet_tls(options: ServerOptions) -> ssl.SSLContext | None:
+    """TLS to kubelets, if the server was given its kubelet-client credentials."""
+    files = (options.kubelet_client_certificate, options.kubelet_client_key, options.kubelet_certificate_authority)
+    if not all(files):
+        return None
+    try:
+        return client_context(*files)  # type: ignore[arg-type]
+    except (OSError, ValueError) as err:  # ssl.SSLError is an OSError
+        raise PodnetError(f"cannot use the kubelet client credentials {', '.join(map(str, files))}: {err}") from None
+
+
+def make_app(store: Store, authenticate: Callable[[web.Request], User] = peer_user,
+             kubelet_context: ssl.SSLContext | None = None) -> web.Application:
     """The API over the store; `authenticate` names the request's user (a test's
-    app, with no TLS underneath, names its own)."""
+    app, with no TLS underneath, names its own); `kubelet_context` is how it
+    reaches kubelets, for a pod's exec, attach, port-forward and log."""
     hub = WatchHub(store)
-    rest = Rest(store, hub)
+    rest = Rest(store, hub, Kubelets(kubelet_context))
 
     @web.middleware
     async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -191,7 +208,8 @@ def serve(store: Store, options: ServerOptions, stop: threading.Event) -> None:
 
 
 async def _serve(store: Store, options: ServerOptions, stop: threading.Event) -> None:
-    runner = web.AppRunner(make_app(store), access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
+    runner = web.AppRunner(make_app(store, kubelet_context=kubelet_tls(options)), access_log=None,
+                           handler_cancellation=True, shutdown_timeout=1.0)
     await runner.setup()
     context = tls_context(options)
     sockets = [socket.socket(fileno=fd) for fd in options.listen_fds]

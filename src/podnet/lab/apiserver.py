@@ -5,8 +5,10 @@ the fabric's address, port 6443, for what runs in the lab.
 
 Its certificates come from the lab's CA: the server's names its addresses; the
 admin's (group system:masters) and the viewer's (podnet:view) are what the lab's
-kubeconfigs carry. `lab up` writes the admin's kubeconfig into the lab's
-directory; `podnet lab kubeconfig` prints either."""
+kubeconfigs carry; with its kubelet-client one (apiserver-kubelet-client, as
+kubeadm names it) it reaches the nodes' kubelets for exec, port-forward and
+logs. `lab up` writes the admin's kubeconfig into the lab's directory; `podnet
+lab kubeconfig` prints either."""
 
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ USERS = {  # who a kubeconfig can be: its certificate's CN and Os
     "admin": ("kubernetes-admin", ("system:masters",)),
     "view": ("podnet-viewer", ("podnet:view",)),
 }
+KUBELET_CLIENT = "apiserver-kubelet-client"  # the certificate it reaches kubelets with, as kubeadm names it
+KUBELET_CLIENT_USER = ("kube-apiserver-kubelet-client", ("system:masters",))
 START_TIMEOUT = 15.0
 
 
@@ -44,6 +48,8 @@ def issue_certificates(ca: object, record: LabRecord, plan: ClusterPlan, spec: C
                        ("127.0.0.1", _fabric_ip(plan), kubernetes_ip), dns_names=names)
     for stem, (user, groups) in USERS.items():
         certificates.issue(ca, record.pki, stem, user, organizations=groups)  # type: ignore[arg-type]
+    user, groups = KUBELET_CLIENT_USER
+    certificates.issue(ca, record.pki, KUBELET_CLIENT, user, organizations=groups)  # type: ignore[arg-type]
 
 
 def start(record: LabRecord, plan: ClusterPlan) -> None:
@@ -59,13 +65,20 @@ def start(record: LabRecord, plan: ClusterPlan) -> None:
         processes.start(plan.fabric_namespace, [
             "podnet", "apiserver", "--store", record.store_inside, "--listen", f"{_fabric_ip(plan)}:{PORT}",
             "--listen-fd", str(sock.fileno()), "--tls-cert-file", str(pki / "apiserver.crt"),
-            "--tls-private-key-file", str(pki / "apiserver.key"), "--client-ca-file", str(pki / "ca.crt")],
+            "--tls-private-key-file", str(pki / "apiserver.key"), "--client-ca-file", str(pki / "ca.crt"),
+            *kubelet_client_flags(pki, pki / "ca.crt")],
             record.log_path("apiserver"), supervised=True, pass_fds=(sock.fileno(),))
     finally:
         sock.close()  # the server's copy serves on
     wait_ready(record)
     kubeconfig_path(record).write_text(kubeconfig(record))
     kubeconfig_path(record).chmod(0o600)
+
+
+def kubelet_client_flags(pki: Path, cafile: Path) -> list[str]:
+    """`podnet apiserver`'s flags for reaching kubelets, with the certificate issued here."""
+    return ["--kubelet-client-certificate", str(pki / f"{KUBELET_CLIENT}.crt"),
+            "--kubelet-client-key", str(pki / f"{KUBELET_CLIENT}.key"), "--kubelet-certificate-authority", str(cafile)]
 
 
 def wait_ready(record: LabRecord, timeout: float = START_TIMEOUT) -> None:

@@ -88,12 +88,14 @@ def controller_argv(joining: Joining) -> list[str]:
 def apiserver_argv(joining: Joining) -> list[str]:
     """On the node's address and its own 127.0.0.1, with the certificates join
     issued (machine/apiserver.py); users are the cluster CA's certificates."""
+    from podnet.lab.apiserver import kubelet_client_flags
+
     assert joining.tls is not None
     pki = joining.path(PKI_DIR)
     return [sys.executable, "-m", "podnet", "apiserver", *store_flags(joining),
             "--listen", f"{joining.address}:{API_PORT}", "--listen", f"127.0.0.1:{API_PORT}",
             "--tls-cert-file", str(pki / "apiserver.crt"), "--tls-private-key-file", str(pki / "apiserver.key"),
-            "--client-ca-file", joining.tls.cafile]
+            "--client-ca-file", joining.tls.cafile, *kubelet_client_flags(pki, Path(joining.tls.cafile))]
 
 
 def unit(description: str, argv: list[str], environment: tuple[str, ...] = ()) -> str:

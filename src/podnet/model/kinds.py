@@ -51,7 +51,8 @@ class Kind:
 KINDS: tuple[Kind, ...] = (
     Kind("Namespace", "namespaces", ("ns",), Namespace, namespaced=False, subresources=("status",)),
     Kind("Node", "nodes", ("no",), Node, namespaced=False, subresources=("status",)),
-    Kind("Pod", "pods", ("po",), Pod, categories=("all",), subresources=("status",)),
+    Kind("Pod", "pods", ("po",), Pod, categories=("all",),
+         subresources=("attach", "exec", "log", "portforward", "status")),  # the first four are its kubelet's
     Kind("Service", "services", ("svc",), Service, categories=("all",), subresources=("status",)),
     Kind("Deployment", "deployments", ("deploy",), Deployment, group_version="apps/v1", categories=("all",),
          subresources=("status", "scale")),

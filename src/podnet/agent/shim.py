@@ -118,8 +118,7 @@ class Shim:
                 os.setsid()
                 for target, fd in enumerate(ends):
                     os.dup2(fd, target)
-            if self.spec.get("workingDir"):
-                os.chdir(self.spec["workingDir"])
+            os.chdir(self.spec.get("workingDir") or "/")  # an image's default WORKDIR
             argv = self.spec["argv"]
             os.execvpe(argv[0], argv, self.spec["env"])
         except OSError as err:

@@ -30,7 +30,7 @@ class KubeletRuntime:
     def exec_target(self, namespace: str, pod: str, container: str) -> ExecTarget:
         key, instance = self._running(namespace, pod, container)
         return ExecTarget(tuple(netns.exec_argv(key.sandbox, [])), dict(instance.spec["env"]),
-                          instance.spec.get("workingDir"), str(netns.path(key.sandbox)))
+                          instance.spec.get("workingDir") or "/", str(netns.path(key.sandbox)))
 
     def attach(self, namespace: str, pod: str, container: str) -> ShimAttachment:
         key, instance = self._running(namespace, pod, container)
@@ -104,6 +104,10 @@ class ShimAttachment:
             pass
 
     def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # a read blocked on another thread returns
+        except OSError:
+            pass
         self.sock.close()
 
     def _exactly(self, size: int) -> bytes | None:

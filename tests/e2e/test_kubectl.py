@@ -52,23 +52,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     podnet("lab", "down", LAB)
 
 
-KUBECTL_120 = Path(__file__).parents[1] / "artifacts" / "kubectl-1.20"  # Debian's kubernetes-client, unpacked
-
-
-@pytest.fixture(scope="session")
-def kubectl_120() -> str:
-    """Debian's kubectl 1.20, downloaded and unpacked once (never installed: it
-    would clash with the kubectl on PATH)."""
-    binary = KUBECTL_120 / "usr" / "bin" / "kubectl"
-    if not binary.exists():
-        KUBECTL_120.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["apt-get", "download", "kubernetes-client"], cwd=KUBECTL_120, check=True,
-                       capture_output=True, timeout=300)
-        package = next(KUBECTL_120.glob("kubernetes-client_*.deb"))
-        subprocess.run(["dpkg-deb", "-x", str(package), str(KUBECTL_120)], check=True, timeout=60)
-    return str(binary)
-
-
 @pytest.fixture(scope="session")
 def modern_kubectl() -> None:
     """The kubectl on PATH is one with strict validation and server-side apply's

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_kubectl import kubectl, kubectl_120  # noqa: F401  (a fixture)
+from tests.e2e.test_kubectl import kubectl
 from tests.helpers import EXAMPLES, podnet, within
 
 LAB = "test_streams"

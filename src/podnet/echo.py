@@ -106,8 +106,8 @@ def serve(ports: Sequence[int], lame_duck: float = LAME_DUCK) -> None:
     endpoints drain, so none is refused in between), and the process ends once
     the connections it holds close, or when the kubelet's SIGKILL comes at the
     end of the grace period."""
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stopping: list[int] = []  # a plain flag: a handler that took a lock (Event.set) could interrupt its own
+    signal.signal(signal.SIGTERM, lambda signum, _: stopping.append(signum))  # holder, and wait for itself for ever
     servers = []
     for port in ports:
         try:
@@ -117,8 +117,8 @@ def serve(ports: Sequence[int], lame_duck: float = LAME_DUCK) -> None:
         threading.Thread(target=answer_datagrams, args=(port,), daemon=True).start()
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
-    while not stop.wait(0.5):
-        pass
+    while not stopping:
+        time.sleep(0.05)
     time.sleep(lame_duck)
     for server in servers:
         server.shutdown()

@@ -56,7 +56,8 @@ def main() -> None:
         sys.exit("usage: python -m podnet.supervise [--pass-fd=N ...] -- COMMAND...")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda *_: threading.Thread(target=stop.set).start())  # not set() here: the
+        # handler may run while this thread holds stop's lock, inside stop.wait, and would wait for itself
     sys.exit(supervise(argv, stop, pass_fds))
 
 

@@ -327,7 +327,8 @@ def test_an_agent_killed_while_it_creates_twenty_pods_leaks_nothing(lab: Path) -
     leased = {f.name for f in ipam.rglob("*") if f.is_file() and f.name[0].isdigit()}
     assert leased == set(on_n1.values())
     podnet("delete", "deployment", "many", "--lab", LAB)
-    assert within(30, lambda: not app_pods("many"))
+    assert within(30, lambda: not app_pods("many")), pods_and_log("many", "n1") + "\nleft in their sandboxes:\n" + \
+        "\n".join(f"{n}: {netns.processes_in([n])}" for n in netns.list_namespaces(f"pn-{LAB}.default.many-"))
     assert {f.name for f in ipam.rglob("*") if f.is_file() and f.name[0].isdigit()} == \
         {ip for name, ip in on_n1.items() if not name.startswith("many-")}
 

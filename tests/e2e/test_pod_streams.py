@@ -151,7 +151,7 @@ def test_logs_follow_and_choose_a_container(lab: Path, binary: str) -> None:
         follow.wait()
     stamped = kubectl(lab, "logs", "talker", "-c", "talk", "--tail", "1", "--timestamps", binary=binary).stdout
     assert stamped.split()[0].endswith("Z") and stamped.split()[1] == "line"
-    assert "line" in kubectl(lab, "logs", "deploy/web", binary=binary).stdout + "line"  # resolves to its pod
+    kubectl(lab, "logs", "deploy/web", binary=binary)  # resolved to its pod and served (it logs nothing: exit 0)
 
 
 @pytest.mark.slow

@@ -25,8 +25,14 @@ from podnet.agent.logs import (
 )
 
 RECORD_LINE = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) (F|P) .*\n")
-NOW = time.time_ns()
+NOW = time.time_ns()  # set again before each test: a suite may reach these long after it imported them
 HOUR = 3600 * 1_000_000_000
+
+
+@pytest.fixture(autouse=True)
+def _now() -> None:
+    global NOW
+    NOW = time.time_ns()
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ import os
 import shutil
 import signal
 import sys
-import time
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -112,6 +111,7 @@ class Containers:
         self.root = state_dir / "containers"
         self.backoff = Backoff()
         self._children: dict[int, ContainerKey] = {}  # pid -> container, of the shims this agent started
+        self._files: dict[Path, dict[str, Any]] = {}  # instances' files read, which never change once written
 
     def directory(self, key: ContainerKey) -> Path:
         return self.root / key.sandbox / key.name
@@ -134,26 +134,41 @@ class Containers:
         return number
 
     def inspect(self, key: ContainerKey) -> Instance | None:
-        """Its latest instance; None when none was started."""
+        """Its latest instance; None when none was started. An instance's files
+        never change once written, so each is read once."""
         self._reap()
         directory = self.directory(key)
         number = _latest(directory)
         if number is None:
             return None
-        try:
-            spec = json.loads((directory / f"{number}.spec.json").read_text())
-        except (OSError, ValueError):
+        spec = self._once(directory / f"{number}.spec.json")
+        if not spec:
             return None
-        last = _ended(directory, number - 1) if number else None
-        state = _ended(directory, number)
+        last = self._ended(directory, number - 1) if number else None
+        state = self._ended(directory, number)
         if state is None:
             if self._alive(key, directory, number):
-                started = _read(directory / f"{number}.state.json").get("startedAt")
-                state = ContainerState("running", started_at=started)
+                state = ContainerState("running", started_at=self._once(directory / f"{number}.state.json")
+                                       .get("startedAt"))
             else:
-                state = _ended(directory, number) or ContainerState(  # it may have ended just now
+                state = self._ended(directory, number) or ContainerState(  # it may have ended just now
                     "terminated", "ContainerStatusUnknown", "The container could not be located", exit_code=137)
         return Instance(number, state, last, spec)
+
+    def _once(self, path: Path) -> dict[str, Any]:
+        found = self._files.get(path)
+        if found is None:
+            found = _read(path)
+            if found:
+                self._files[path] = found
+        return found
+
+    def _ended(self, directory: Path, number: int) -> ContainerState | None:
+        ended = self._once(directory / f"{number}.exit.json")
+        if not ended:
+            return None
+        return ContainerState("terminated", ended.get("reason"), ended.get("message"), ended.get("exitCode"),
+                              ended.get("signal"), ended.get("startedAt") or None, ended.get("finishedAt"))
 
     def attach_socket(self, key: ContainerKey, number: int) -> Path:
         return self.directory(key) / f"{number}.sock"
@@ -174,6 +189,9 @@ class Containers:
     def forget(self, sandbox: str) -> None:
         """Its containers' files, once they have all stopped."""
         shutil.rmtree(self.root / sandbox, ignore_errors=True)
+        gone = self.root / sandbox
+        for path in [p for p in self._files if p.is_relative_to(gone)]:
+            del self._files[path]
 
     def _alive(self, key: ContainerKey, directory: Path, number: int) -> bool:
         """Its shim holds the instance's lock, or is a child of ours that has not
@@ -200,7 +218,7 @@ class Containers:
             except ChildProcessError:
                 done = pid
             if done:
-                del self._children[pid]
+                self._children.pop(pid, None)  # the pass's thread and the pod workers' reap alike
 
 
 def _latest(directory: Path) -> int | None:
@@ -209,14 +227,6 @@ def _latest(directory: Path) -> int | None:
     except FileNotFoundError:
         return None
     return max(numbers) if numbers else None
-
-
-def _ended(directory: Path, number: int) -> ContainerState | None:
-    ended = _read(directory / f"{number}.exit.json")
-    if not ended:
-        return None
-    return ContainerState("terminated", ended.get("reason"), ended.get("message"), ended.get("exitCode"),
-                          ended.get("signal"), ended.get("startedAt") or None, ended.get("finishedAt"))
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -231,13 +241,3 @@ def _write(path: Path, value: dict[str, Any]) -> None:
     partial = path.with_suffix(".tmp")
     partial.write_text(json.dumps(value))
     os.replace(partial, path)
-
-
-def wait_until_stopped(containers: Containers, key: ContainerKey, timeout: float) -> Instance | None:
-    """Its latest instance once it has ended, or as it is after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        instance = containers.inspect(key)
-        if instance is None or not instance.running or time.monotonic() > deadline:
-            return instance
-        time.sleep(0.02)

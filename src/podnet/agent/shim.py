@@ -94,9 +94,12 @@ class Shim:
             self.outputs = {out_r: STDOUT, err_r: STDERR}
             if stdin:
                 self.stdin_fd = in_w
+        stops = {signal.SIGTERM, signal.SIGINT}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stops)  # none may land between fork and the child's own handlers
         self.pid = os.fork()
         if self.pid == 0:
             self._become_container(ends, tty, failed_w)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
         os.close(failed_w)
         for fd in set(ends):
             os.close(fd)
@@ -111,7 +114,9 @@ class Shim:
     def _become_container(self, ends: tuple[int, int, int], tty: bool, failed: int) -> None:
         """In the child: its own session, its stdio, its directory, its command."""
         try:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            for stop in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(stop, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})  # a stop sent meanwhile lands
             if tty:
                 os.login_tty(ends[0])  # a session led by it, the terminal its controlling one
             else:

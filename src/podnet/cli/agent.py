@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
 import threading
@@ -19,9 +20,11 @@ def run_as_daemon() -> threading.Event:
     """Log to stderr and turn SIGTERM and SIGINT into a stop request, as every
     long-running podnet process does."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: every thread's stack, into the log
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda *_: threading.Thread(target=stop.set).start())  # not set() here: the
+        # handler may run while this thread holds stop's lock, inside stop.wait, and would wait for itself
     return stop
 
 

@@ -11,7 +11,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from podnet.agent.log_reader import parse_record, read_log, timestamp_nanosecond
 from podnet.agent.logs import (
     MAX_LINE, LogWriter, container_log_dir, files_of, instance_log, record,
 )
+from podnet.streaming.runtime import LogOptions
 
 RECORD_LINE = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) (F|P) .*\n")
 NOW = time.time_ns()  # set again before each test: a suite may reach these long after it imported them
@@ -35,17 +35,7 @@ def _now() -> None:
     NOW = time.time_ns()
 
 
-@dataclass(frozen=True)
-class Options:
-    """The shape of streaming.runtime's LogOptions."""
-
-    follow: bool = False
-    tail_lines: int | None = None
-    since_seconds: int | None = None
-    timestamps: bool = False
-    previous: bool = False
-    limit_bytes: int | None = None
-    since_time: datetime | None = None
+Options = LogOptions  # what the kubelet's containerLogs passes the reader
 
 
 def lines_of(data: bytes) -> list[bytes]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import unquote
 
 from podnet.streaming import channels, portforward, remotecommand
@@ -185,8 +186,18 @@ def _log_options(request: Request) -> LogOptions:
             raise Refusal(400, f'invalid {name} "{text}": must be an integer of at least {least}')
         return int(text)
 
+    def moment(name: str) -> datetime | None:
+        text = request.param(name)
+        if not text:
+            return None
+        try:
+            return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise Refusal(400, f'invalid {name} "{text}": must be an RFC 3339 time') from None
+
     return LogOptions(follow=flag("follow"), tail_lines=number("tailLines", 0), since_seconds=number("sinceSeconds", 1),
-                      timestamps=flag("timestamps"), previous=flag("previous"), limit_bytes=number("limitBytes", 1))
+                      timestamps=flag("timestamps"), previous=flag("previous"), limit_bytes=number("limitBytes", 1),
+                      since_time=moment("sinceTime"))
 
 
 _BOOLEANS = {text: value for value, texts in ((True, ("1", "t", "T", "true", "TRUE", "True")),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 
@@ -42,6 +43,7 @@ class LogOptions:
     timestamps: bool = False
     previous: bool = False
     limit_bytes: int | None = None
+    since_time: datetime | None = None  # sinceTime, as the API server passes it on (UTC, to the second)
 
 
 class Attachment(Protocol):

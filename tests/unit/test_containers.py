@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from podnet.agent.containers import ContainerKey, Containers, Instance
-from podnet.agent.environment import ConfigError, container_env, field_value
+from podnet.agent.environment import ConfigError, container_env, expand, field_value
 from podnet.agent.pods import PodController
 from podnet.agent.streams import ShimAttachment
 from podnet.model.container_status import ContainerState
@@ -162,3 +162,19 @@ def test_env_resolves_fields_configmaps_and_secrets(store: SqliteStore) -> None:
                                   "spec": {"containers": [{"name": "c", "env": missing}]}})
     with pytest.raises(ConfigError, match="couldn't find key nope in ConfigMap default/cfg"):
         container_env(store, broken, broken.containers[0], {})
+
+
+@pytest.mark.parametrize(("text", "expanded"), [
+    ("$(A)", "1"), ("x-$(A)-$(B)", "x-1-two"), ("$(MISSING)", "$(MISSING)"), ("$$(A)", "$(A)"), ("$$", "$"),
+    ("$(A", "$(A"), ("cost: $5", "cost: $5"), ("", ""),
+])
+def test_var_references_expand_as_kubelet_expands_them(text: str, expanded: str) -> None:
+    assert expand(text, {"A": "1", "B": "two"}) == expanded
+
+
+def test_env_values_refer_to_those_declared_before_them(store: SqliteStore) -> None:
+    env = [{"name": "HOST", "value": "db"}, {"name": "URL", "value": "http://$(HOST):$(PORT)/"},
+           {"name": "PORT", "value": "5432"}]
+    web: Pod = parse_resource({"kind": "Pod", "metadata": {"name": "web"},  # type: ignore[assignment]
+                               "spec": {"containers": [{"name": "c", "env": env}]}})
+    assert container_env(store, web, web.containers[0], {})["URL"] == "http://db:$(PORT)/"  # PORT comes later

@@ -31,9 +31,30 @@ def container_env(store: Store, pod: Pod, container: Container, base: dict[str, 
     """The whole environment: ours, the pod's, then the container's own."""
     env = {**os.environ, "POD_NAME": pod.metadata.name, "POD_NAMESPACE": pod.metadata.namespace,
            "POD_IP": pod.pod_ip or "", "NODE_NAME": pod.node_name or "", **base}
-    for variable in container.env:
-        env[variable.name] = _value(store, pod, variable)
-    return env
+    declared: dict[str, str] = {}
+    for variable in container.env:  # each may refer to those declared before it, as kubelet expands them
+        declared[variable.name] = expand(_value(store, pod, variable), declared)
+    return {**env, **declared}
+
+
+def expand(text: str, variables: dict[str, str]) -> str:
+    """Kubernetes' `$(VAR)` references: replaced by the variable's value when it
+    is defined, kept as written when not; `$$` is a literal `$` (so `$$(VAR)`
+    stays `$(VAR)`). Used for env values, and a container's command and args."""
+    out = []
+    i = 0
+    while i < len(text):
+        if text.startswith("$$", i):
+            out.append("$")
+            i += 2
+        elif text.startswith("$(", i) and (end := text.find(")", i + 2)) != -1:
+            name = text[i + 2:end]
+            out.append(variables[name] if name in variables else text[i:end + 1])
+            i = end + 1
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
 
 
 def _value(store: Store, pod: Pod, variable: EnvVar) -> str:

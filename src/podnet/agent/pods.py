@@ -32,7 +32,7 @@ from pathlib import Path
 
 from podnet.agent import logs
 from podnet.agent.containers import ContainerKey, Containers, Instance, Launch, Step
-from podnet.agent.environment import ConfigError, container_env
+from podnet.agent.environment import ConfigError, container_env, expand
 from podnet.agent.pod_status import PodStatus, StatusWriter
 from podnet.agent.pod_workers import PodWorkers
 from podnet.agent.prober import Prober
@@ -266,7 +266,9 @@ class PodController:
         self.prober.forget(sandbox, container.name)
         log_dir = logs.container_log_dir(self.config.log_dir / "pods", pod.metadata.namespace, pod.metadata.name,
                                          pod.uid, container.name)
-        self.containers.start(key, Launch(tuple(container_command(container)), env, container.working_dir, log_dir,
+        declared = {variable.name: env[variable.name] for variable in container.env}
+        argv = tuple(expand(word, declared) for word in container_command(container))
+        self.containers.start(key, Launch(argv, env, container.working_dir, log_dir,
                                           container.stdin, container.stdin_once, container.tty))
         self.status.event(pod, "Started", f"Started container {container.name}")
 

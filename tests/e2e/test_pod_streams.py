@@ -156,7 +156,8 @@ def test_logs_follow_and_choose_a_container(lab: Path, binary: str) -> None:
 
 @pytest.mark.slow
 def test_logs_of_the_previous_instance_after_a_crash(lab: Path) -> None:
-    kubectl(lab, "run", "crasher", "--image=podnet/echo", "--command", "--", "sh", "-c", "echo run $$; sleep 0.5; exit 1")
+    kubectl(lab, "run", "crasher", "--image=podnet/echo", "--command", "--",  # $$$$: the shell's $$, once the
+            "sh", "-c", "echo run $$$$; sleep 0.5; exit 1")                      # kubelet has expanded $$ to $
     assert within(30, lambda: statuses(lab, "crasher").get("crasher", {}).get("restartCount", 0) >= 1
                   and "running" in statuses(lab, "crasher")["crasher"]["state"])
     previous = kubectl(lab, "logs", "crasher", "--previous").stdout

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from podnet.model.pod import Container, Pod
+from podnet.model.pod import Container
 
 ECHO_PORT = 80  # the echo server every lab pod runs by default
 DNS_PORT = 53
@@ -49,14 +49,3 @@ def container_readiness_port(container: Container) -> int | None:
     if argv[:2] == _DNS_COMMAND_HEAD:
         return DNS_PORT
     return None
-
-
-def readiness_port(pod: Pod) -> int | None:
-    """The port whose opening makes the pod Ready: the echo server's, the DNS
-    server's, or the first declared container port; None: ready once started."""
-    if not pod.command:
-        return ECHO_PORT
-    if pod.command[:2] == _DNS_COMMAND_HEAD:
-        return DNS_PORT
-    ports = [p.container_port for c in pod.containers for p in c.ports if p.protocol == "TCP"]
-    return ports[0] if ports else None

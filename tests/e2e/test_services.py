@@ -17,7 +17,8 @@ from tests.helpers import in_netns, podnet, renamed_example, within
 
 MODES = {"test_services": "nftables", "test_svc-ipt": "iptables", "test_svc-us": "userspace"}  # lab -> proxyMode
 LAB = "test_services"  # the lab of the mode being tested
-RESET = (7, 56)  # curl's "refused" and "reset once accepted" (the userspace proxy accepts, then resets)
+RESET = (7, 55, 56)  # curl's "refused", and "reset once accepted" while sending or receiving (the userspace
+# proxy accepts, then resets)
 
 
 @pytest.fixture(scope="module", params=list(MODES))

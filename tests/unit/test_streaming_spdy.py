@@ -304,4 +304,5 @@ def test_a_session_fed_garbage_ends_cleanly(wire: bytes) -> None:
     transport.incoming.put(b"")
     session.serve()  # returns: no exception escapes, whatever the bytes
     assert session.closed.is_set() and transport.closed
-    assert all(stream.read() == b"" for stream in streams)  # the end of the session ends its streams
+    for stream in streams:  # the end of the session ends its streams: what they hold, then their end
+        assert any(stream.read() == b"" for _ in range(len(wire) + 1))

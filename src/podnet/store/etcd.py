@@ -112,6 +112,8 @@ class EtcdStore(Store):
         start = self._preferred
         failures = []
         hung_up = 0  # members that took the connection and closed or reset it unanswered: a TLS listener, to plain HTTP
+        tls_ended: ssl.SSLError | None = None  # the last member that ended TLS unanswered
+        tls_hung_up = 0  # ...and how many did: all of them is a refusal of this client (no certificate), not an outage
         for offset in range(len(self.endpoints)):
             index = (start + offset) % len(self.endpoints)
             connection = self._connection(self.endpoints[index])
@@ -125,6 +127,7 @@ class EtcdStore(Store):
             except ssl.SSLError as err:
                 if isinstance(err, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):  # a member gone: try the next
                     connection.close()
+                    tls_ended, tls_hung_up = err, tls_hung_up + 1
                     failures.append(f"{self.endpoints[index][0]}:{self.endpoints[index][1]}: {err}")
                     continue
                 connection.close()
@@ -143,6 +146,8 @@ class EtcdStore(Store):
             return data  # type: ignore[no-any-return]
         if self.context is None and hung_up == len(self.endpoints):
             raise tls.speaks_tls(", ".join(host for host, _ in self.endpoints))
+        if tls_ended is not None and tls_hung_up == len(self.endpoints):
+            raise tls.refused(", ".join(host for host, _ in self.endpoints), tls_ended)
         raise StoreError(f"etcd: {'; '.join(failures)}")
 
     def revision(self) -> int:

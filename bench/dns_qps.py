@@ -71,7 +71,7 @@ def main() -> None:
             hosts, queries, outside_hosts, outside = [], [], [], []
             for i in range(NAMES):
                 ip = f"10.{96 + i // 65536}.{i // 256 % 256}.{i % 256}"
-                resources.put(store, Service(ObjectMeta(f"svc{i}", "bench"), "ClusterIP", {}, (ServicePort(80, 80),), ip))
+                resources.put(store, Service(ObjectMeta(f"svc{i}", "bench"), "ClusterIP", {}, (ServicePort(80, 80),), (ip,)))
                 name = f"svc{i}.bench.svc.cluster.local"
                 hosts.append(f"{ip} {name}")
                 queries.append(f"{name} A")

@@ -75,7 +75,7 @@ def cluster(pods: int) -> tuple[list[Pod], list[Namespace], list[NetworkPolicy]]
         ports = (ContainerPort(PORT, "http", "TCP"),)
         pod_list.append(Pod(ObjectMeta(f"p-{j}", f"ns-{j % NAMESPACES}", labels={"app": f"a-{j // NAMESPACES}",
                                                                              "tier": f"t-{j % 3}"}),
-                            (Container("serve", ports=ports),), node_name="node", pod_ip=pod_ip(j), ready=True))
+                            (Container("serve", ports=ports),), node_name="node", pod_ips=(pod_ip(j),), ready=True))
     policies = []
     for i in range(pods):
         peers = [Peer(LabelSelector.of({"tier": f"t-{i % 3}"})),

@@ -62,14 +62,14 @@ def cluster(services: int, endpoints: int, moved: int | None = None) -> tuple[li
     svcs, pods = [], []
     for i in range(services):
         svcs.append(Service(ObjectMeta(f"s{i}", "default"), "ClusterIP", {"app": f"a{i}"}, (ServicePort(80, 8080),),
-                            str(SERVICE_BASE + i)))
+                            (str(SERVICE_BASE + i),)))
         for j in range(endpoints):
             ip = SERVER_IP if i == services - 1 else str(POD_BASE + i * endpoints + j)
             if moved is not None and i == moved and j == 0:
                 ip = str(POD_BASE + services * endpoints + 7)
             node = f"n{(i * endpoints + j) // PODS_PER_NODE + 1}"
             pods.append(Pod(ObjectMeta(f"p{i}-{j}", "default", {"app": f"a{i}"}), (Container("c"),), node,
-                            pod_ip=ip, ready=True))
+                            pod_ips=(ip,), ready=True))
     return svcs, desired(svcs, pods)
 
 

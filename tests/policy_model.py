@@ -35,7 +35,7 @@ def model_pods(ips: dict[str, str] | None = None, node: str = "node1") -> list[P
         ports = tuple(ContainerPort(port, port_name(port, protocol), protocol) for port, protocol in PORTS)
         key = f"{namespace}/{name}"
         pods.append(Pod(ObjectMeta(name, namespace, labels={"pod": name}), (Container("serve", ports=ports),),
-                        node_name=node, pod_ip=(ips or {}).get(key, f"10.244.0.{10 + i}"), ready=True,
+                        node_name=node, pod_ips=((ips or {}).get(key, f"10.244.0.{10 + i}"),), ready=True,
                         phase="Running"))
     return pods
 

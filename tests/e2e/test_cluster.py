@@ -114,7 +114,7 @@ def test_agents_follow_node_changes_in_the_store(cluster_lab: str) -> None:
     record = load(cluster_lab)
     assert record is not None
     store = open_store(record.store)
-    ghost = Node(ObjectMeta("ghost", namespace=""), "10.244.200.0/24", "172.18.0.200")
+    ghost = Node(ObjectMeta("ghost", namespace=""), ("10.244.200.0/24",), ("172.18.0.200",))
     nodes = [f"pn-{cluster_lab}.{name}" for name in ("control-plane", "worker", "worker2")]
 
     def routed() -> bool:

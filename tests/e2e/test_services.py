@@ -181,7 +181,7 @@ def test_endpoint_changes_take_effect_within_a_second(lab: dict, store) -> None:
         resources.put(store, dataclasses.replace(removed, metadata=dataclasses.replace(
             removed.metadata, labels={"app": "gone"})))
         relabelled = Pod(type(solo.metadata)(solo.metadata.name, "default", {"app": "web"}), solo.containers,
-                         solo.node_name, pod_ip=solo.pod_ip, host_ip=solo.host_ip, ready=True)
+                         solo.node_name, pod_ips=solo.pod_ips, host_ip=solo.host_ip, ready=True)
         resources.put(store, relabelled)
         time.sleep(1.0)
         got = collections.Counter(a["pod"] for a in answers(pod_ns("client"), f"http://{ip}/", 60))

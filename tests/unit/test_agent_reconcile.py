@@ -32,7 +32,7 @@ CLUSTER = "10.244.0.0/16"
 def store(tmp_path: Path):  # type: ignore[no-untyped-def]
     store = SqliteStore(tmp_path / "store.db")
     for i, name in enumerate(("n1", "n2", "n3")):
-        resources.put(store, Node(ObjectMeta(name, namespace=""), f"10.244.{i}.0/24", f"172.18.0.{i + 2}"))
+        resources.put(store, Node(ObjectMeta(name, namespace=""), (f"10.244.{i}.0/24",), (f"172.18.0.{i + 2}",)))
     resources.put(store, parse_resource({"kind": "Service", "metadata": {"name": "web"}, "spec": {
         "selector": {"app": "web"}, "clusterIP": "10.96.0.2", "ports": [{"port": 80, "targetPort": 8080}]}}))
     for i, node in enumerate(("n2", "n3")):

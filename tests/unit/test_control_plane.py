@@ -59,7 +59,7 @@ def converge(d: Deployment, pods: list[Pod], ready: bool = True, rounds: int = 2
             break
         doomed = {p.metadata.name for p in changes.delete}
         pods = [p for p in pods if p.metadata.name not in doomed]
-        pods += [replace(p, node_name="n", pod_ip="10.0.0.1", ready=ready) for p in changes.create]
+        pods += [replace(p, node_name="n", pod_ips=("10.0.0.1",), ready=ready) for p in changes.create]
         sizes.append(len(pods))
     return pods, sizes
 

@@ -21,12 +21,12 @@ CLIENT, WEB, NODE = "10.244.0.2", "10.244.1.3", "172.18.0.2"
 
 def directory() -> Directory:
     pods = [Pod(ObjectMeta("client", "default", labels={"app": "client"}), (Container("c"),), node_name="n1",
-                pod_ip=CLIENT, ready=True),
-            Pod(ObjectMeta("web-1", "apps", labels={"app": "web"}), (Container("c"),), node_name="n2", pod_ip=WEB,
+                pod_ips=(CLIENT,), ready=True),
+            Pod(ObjectMeta("web-1", "apps", labels={"app": "web"}), (Container("c"),), node_name="n2", pod_ips=(WEB,),
                 ready=True)]
     services = [Service(ObjectMeta("web", "apps"), "NodePort", {"app": "web"},
-                        (ServicePort(80, 8080, name="http", node_port=30080),), "10.96.0.20")]
-    nodes = [Node(ObjectMeta("n1", namespace=""), "10.244.0.0/24", NODE)]
+                        (ServicePort(80, 8080, name="http", node_port=30080),), ("10.96.0.20",))]
+    nodes = [Node(ObjectMeta("n1", namespace=""), ("10.244.0.0/24",), (NODE,))]
     deny = policy("kind: NetworkPolicy\nmetadata: {name: deny, namespace: apps}\nspec: {podSelector: {}}\n")
     namespaces = [Namespace(ObjectMeta(n, namespace="")).labelled() for n in ("default", "apps")]
     return Directory(Snapshot(1, nodes, pods, services, [], namespaces, [deny]))

@@ -55,7 +55,7 @@ def test_a_reset_pod_backs_off_from_the_start_and_others_keep_theirs() -> None:
 
 @pytest.fixture
 def bound(store: SqliteStore) -> Pod:
-    resources.put(store, Node(ObjectMeta("n1", ""), internal_ip="172.18.0.2"))
+    resources.put(store, Node(ObjectMeta("n1", ""), internal_ips=("172.18.0.2",)))
     pod = parse_resource({"kind": "Pod", "metadata": {"name": "web"}, "spec": {"nodeName": "n1"}})
     resources.put(store, pod)
     return pod  # type: ignore[return-value]
@@ -66,7 +66,7 @@ RUNNING = ContainerStatus("echo", ContainerState("running", started_at="2026-12-
 
 
 def _running(ready: bool = True) -> PodStatus:
-    return PodStatus("Running", ready, "10.244.0.5", (RUNNING,), ())
+    return PodStatus("Running", ready, ("10.244.0.5",), (RUNNING,), ())
 
 
 def test_status_says_running_on_this_node_with_each_container(store: SqliteStore, bound: Pod) -> None:

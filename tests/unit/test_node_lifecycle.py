@@ -26,7 +26,7 @@ def store(store: SqliteStore) -> Iterator[SqliteStore]:
     """Two nodes, a service, and a ready pod on each node."""
     backend = store
     for name in ("n1", "n2"):
-        resources.put(backend, Node(ObjectMeta(name, ""), internal_ip="172.18.0.2"))
+        resources.put(backend, Node(ObjectMeta(name, ""), internal_ips=("172.18.0.2",)))
     resources.put(backend, parse_resource({"kind": "Service", "metadata": {"name": "web"}, "spec": {
         "selector": {"app": "web"}, "clusterIP": "10.96.0.2", "ports": [{"port": 80}]}}))
     for name, node in (("a", "n1"), ("b", "n2")):

@@ -31,7 +31,7 @@ DEPLOYMENT = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name"
 def test_a_status_write_keeps_what_the_model_never_read() -> None:
     pod = parse_resource(POD)
     assert isinstance(pod, Pod)
-    document = document_of(pod.with_status(pod_ip="10.244.1.5", host_ip="172.18.0.3", ready=True))
+    document = document_of(pod.with_status(pod_ips=("10.244.1.5",), host_ip="172.18.0.3", ready=True))
     container = document["spec"]["containers"][0]
     assert (container["image"], container["env"], container["ports"][0]["appProtocol"]) == (
         "nginx:1.27", [{"name": "A", "value": "1"}], "http")
@@ -86,7 +86,7 @@ def test_identity_is_made_once_and_generation_follows_the_spec() -> None:
 
 def test_the_store_keeps_the_whole_object_across_writes(store: SqliteStore) -> None:
     assert writes.create(store, parse_resource(POD))
-    writes.modify(store, Pod, "default", "web", lambda p: p.with_status(pod_ip="10.244.1.5", host_ip=None, ready=True))
+    writes.modify(store, Pod, "default", "web", lambda p: p.with_status(pod_ips=("10.244.1.5",), host_ip=None, ready=True))
     entry = store.get("/registry/pods/default/web")
     assert entry is not None
     assert entry.value["spec"]["containers"][0]["image"] == "nginx:1.27"

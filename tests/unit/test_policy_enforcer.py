@@ -40,10 +40,10 @@ def test_a_new_pod_is_isolated_from_its_cni_add_until_the_store_shows_it() -> No
     kernel = FakeNodeKernel()
     enforcer = PolicyEnforcer(kernel, "node1")
     pods = model_pods()
-    new = replace(pods[0], metadata=replace(pods[0].metadata, name="new"), pod_ip=None, ready=False)
+    new = replace(pods[0], metadata=replace(pods[0].metadata, name="new"), pod_ips=(), ready=False)
     enforcer.sync(snapshot([*pods, new], [DENY_X]))
     assert "10.244.0.99" not in isolated(kernel)
-    enforcer.admit(replace(new, pod_ip="10.244.0.99"))  # between CNI ADD and its start
+    enforcer.admit(replace(new, pod_ips=("10.244.0.99",)))  # between CNI ADD and its start
     assert "10.244.0.99" in isolated(kernel)
     enforcer.sync(snapshot([*pods, new], [DENY_X]))  # a pass before the kubelet wrote the address
     assert "10.244.0.99" in isolated(kernel)

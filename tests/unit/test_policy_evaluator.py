@@ -200,8 +200,8 @@ def test_the_union_of_policies_selecting_a_pod() -> None:
 
 
 def test_a_pod_s_own_node_always_reaches_it() -> None:
-    node = Node(ObjectMeta("node1", namespace=""), pod_cidr="10.244.0.0/24", internal_ip="192.168.56.11")
-    other = Node(ObjectMeta("node2", namespace=""), pod_cidr="10.244.1.0/24", internal_ip="192.168.56.12")
+    node = Node(ObjectMeta("node1", namespace=""), pod_cidrs=("10.244.0.0/24",), internal_ips=("192.168.56.11",))
+    other = Node(ObjectMeta("node2", namespace=""), pod_cidrs=("10.244.1.0/24",), internal_ips=("192.168.56.12",))
     v = PolicyView(model_pods(), model_namespaces(), [policy(DENY_INGRESS_X)], [node, other])
     x_a = v.of_pod(v.pods[0])
     assert evaluate(v, v.party("10.244.0.1"), x_a, 80).allowed  # the bridge, as probes come

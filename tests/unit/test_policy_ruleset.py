@@ -135,7 +135,7 @@ def _cluster(texts: list[str]) -> tuple[PolicyView, dict[str, Tracer]]:
     """The model spread over two nodes (x/a, x/c, y/b, ... alternate), a Fake per node."""
     pods = model_pods()
     pods = [p.scheduled(NODES[i % 2]) for i, p in enumerate(pods)]
-    nodes = [Node(ObjectMeta(n, namespace=""), pod_cidr=f"10.250.{i}.0/24", internal_ip=f"192.168.56.{11 + i}")
+    nodes = [Node(ObjectMeta(n, namespace=""), pod_cidrs=(f"10.250.{i}.0/24",), internal_ips=(f"192.168.56.{11 + i}",))
              for i, n in enumerate(NODES)]
     namespaced, cluster_wide = policies(texts)
     view = PolicyView(pods, model_namespaces(), namespaced, nodes, cluster_wide)

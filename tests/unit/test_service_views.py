@@ -11,9 +11,9 @@ from podnet.proxy.endpoints import ViewMemo, service_ports
 
 def _cluster(ip: str) -> tuple[list[Service], list[Pod]]:
     services = [Service(ObjectMeta(f"s{i}", "default"), "ClusterIP", {"app": f"a{i}"}, (ServicePort(80, 8080),),
-                        f"10.96.0.{i + 2}") for i in range(2)]
-    pods = [Pod(ObjectMeta(f"p{i}", "default", {"app": f"a{i}"}), (Container("c"),), "n1", pod_ip=ip if i else
-                f"10.244.0.{i + 2}", ready=True) for i in range(2)]
+                        (f"10.96.0.{i + 2}",)) for i in range(2)]
+    pods = [Pod(ObjectMeta(f"p{i}", "default", {"app": f"a{i}"}), (Container("c"),), "n1", pod_ips=(ip if i else
+                f"10.244.0.{i + 2}",), ready=True) for i in range(2)]
     return services, pods
 
 

@@ -84,7 +84,7 @@ def test_the_node_agent_renews_its_lease(tmp_path: Path) -> None:
     clock = Clock()
     cidr = SubnetLeases(store, POD_SUBNET, 24, clock, lease_seconds=60).acquire("n1", "172.18.0.2")
     before = store.get("/registry/subnets/10.244.0.0-24")
-    NetworkController(FakeNodeKernel(), store, "n1").renew_lease(Node(ObjectMeta("n1", namespace=""), cidr, "172.18.0.2"))
+    NetworkController(FakeNodeKernel(), store, "n1").renew_lease(Node(ObjectMeta("n1", namespace=""), (cidr,), ("172.18.0.2",)))
     after = store.get("/registry/subnets/10.244.0.0-24")
     assert before is not None and after is not None and after.mod_revision > before.mod_revision
     assert after.value["expires"] > before.value["expires"] + lease_module.LEASE_SECONDS / 2

@@ -19,21 +19,21 @@ from podnet.model.service import Service, ServicePort
 from podnet.trace.path import End, PathTracer, Trace
 from tests.policy_model import policy
 
-NODES = [Node(ObjectMeta("n1", namespace=""), "10.244.0.0/24", "172.18.0.2"),
-         Node(ObjectMeta("n2", namespace=""), "10.244.1.0/24", "172.18.0.3")]
+NODES = [Node(ObjectMeta("n1", namespace=""), ("10.244.0.0/24",), ("172.18.0.2",)),
+         Node(ObjectMeta("n2", namespace=""), ("10.244.1.0/24",), ("172.18.0.3",))]
 
 
 def pod(name: str, namespace: str, node: str, ip: str, **labels: str) -> Pod:
     return Pod(ObjectMeta(name, namespace, labels=labels),
-               (Container("serve", ports=(ContainerPort(8080, "http", "TCP"),)),), node_name=node, pod_ip=ip,
+               (Container("serve", ports=(ContainerPort(8080, "http", "TCP"),)),), node_name=node, pod_ips=(ip,),
                ready=True)
 
 
 PODS = [pod("client", "default", "n1", "10.244.0.2"), pod("web-1", "apps", "n1", "10.244.0.3", app="web"),
         pod("web-2", "apps", "n2", "10.244.1.2", app="web"), pod("db", "apps", "n2", "10.244.1.3", app="db")]
 SERVICES = [Service(ObjectMeta("web", "apps"), "NodePort", {"app": "web"}, (ServicePort(80, 8080, node_port=30080),),
-                    "10.96.0.20"),
-            Service(ObjectMeta("empty", "apps"), "ClusterIP", {"app": "none"}, (ServicePort(80, 8080),), "10.96.0.21")]
+                    ("10.96.0.20",)),
+            Service(ObjectMeta("empty", "apps"), "ClusterIP", {"app": "none"}, (ServicePort(80, 8080),), ("10.96.0.21",))]
 DENY_DB = policy("kind: NetworkPolicy\nmetadata: {name: db-from-web, namespace: apps}\n"
                  "spec: {podSelector: {matchLabels: {app: db}}, ingress: [{from: [{podSelector: {matchLabels: "
                  "{app: web}}}]}]}\n")

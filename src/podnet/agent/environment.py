@@ -75,7 +75,7 @@ def field_value(pod: Pod, path: str) -> str:
         return found.get(matched.group(2), "")
     return {"metadata.name": pod.metadata.name, "metadata.namespace": pod.metadata.namespace,
             "metadata.uid": pod.uid, "spec.nodeName": pod.node_name or "", "spec.serviceAccountName": "default",
-            "status.podIP": pod.pod_ip or "", "status.hostIP": pod.host_ip or ""}.get(path, "")
+            "status.podIP": pod.pod_ip or "", "status.podIPs": ",".join(pod.pod_ips), "status.hostIP": pod.host_ip or ""}.get(path, "")
 
 
 def _key(store: Store, namespace: str, ref: KeyRef, what: str, kind: type[Any]) -> str:

@@ -20,7 +20,7 @@ class PodStatus:
     """What the kubelet found of a pod's containers."""
     phase: str
     ready: bool
-    pod_ip: str | None
+    pod_ips: tuple[str, ...]
     containers: tuple[ContainerStatus, ...]
     init_containers: tuple[ContainerStatus, ...]
 
@@ -39,7 +39,7 @@ class StatusWriter:
         def change(current: Pod) -> Pod:
             if current.terminating or current.node_name != self.node_name:
                 return current
-            return current.with_containers(status.containers, status.init_containers, pod_ip=status.pod_ip,
+            return current.with_containers(status.containers, status.init_containers, pod_ips=status.pod_ips,
                                            host_ip=node_ip, phase=status.phase, ready=status.ready)
 
         try:
@@ -50,8 +50,8 @@ class StatusWriter:
 
     def reported(self, pod: Pod, status: PodStatus) -> bool:
         """The store says this already."""
-        return (pod.phase, pod.ready, pod.pod_ip, pod.container_statuses, pod.init_container_statuses) == \
-            (status.phase, status.ready, status.pod_ip, status.containers, status.init_containers) and \
+        return (pod.phase, pod.ready, pod.pod_ips, pod.container_statuses, pod.init_container_statuses) == \
+            (status.phase, status.ready, status.pod_ips, status.containers, status.init_containers) and \
             (pod.host_ip is not None or self._node_ip() is None)
 
     def remove(self, pod: Pod) -> None:

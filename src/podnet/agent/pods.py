@@ -162,7 +162,7 @@ class PodController:
                 for c in (*pod.init_containers, *pod.containers)}
 
     def _status(self, sandbox: str, pod: Pod, instances: dict[str, Instance | None],
-                pod_ip: str | None = None) -> PodStatus:
+                pod_ips: tuple[str, ...] = ()) -> PodStatus:
         phase = self._phase(pod, instances)
         initialized = _initialized(pod, instances)
         init = tuple(self._container_status(sandbox, pod, c, instances[c.name], phase, True, init=True)
@@ -170,7 +170,7 @@ class PodController:
         regular = tuple(self._container_status(sandbox, pod, c, instances[c.name], phase, initialized)
                         for c in pod.containers)
         ready = phase == "Running" and all(s.ready for s in regular)
-        return PodStatus(phase, ready, pod_ip or pod.pod_ip, regular, init)
+        return PodStatus(phase, ready, pod_ips or pod.pod_ips, regular, init)
 
     def _container_status(self, sandbox: str, pod: Pod, container: Container, instance: Instance | None,
                           phase: str, initialized: bool, init: bool = False) -> ContainerStatus:
@@ -234,8 +234,8 @@ class PodController:
         if self.sandboxes.has_remains(sandbox):
             self._teardown(sandbox)
         settings = self._cluster_settings()
-        pod_ip = self.sandboxes.create(sandbox, current, settings.resolv_conf(current.metadata.namespace))
-        running = current.with_status(pod_ip=pod_ip, host_ip=current.host_ip, ready=False, phase="Pending")
+        pod_ips = self.sandboxes.create(sandbox, current, settings.resolv_conf(current.metadata.namespace))
+        running = current.with_status(pod_ips=pod_ips, host_ip=current.host_ip, ready=False, phase="Pending")
         if self.addressed is not None:
             self.addressed(running)
         self._act(sandbox, running, self._due(sandbox, running, self._instances(sandbox, running)))

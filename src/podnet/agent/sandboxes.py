@@ -44,13 +44,14 @@ class Sandboxes:
             return None
         return (namespace, name) if name else None
 
-    def create(self, sandbox: str, pod: Pod, resolv_conf: str) -> str:
-        """Record, namespace, CNI ADD, resolv.conf; the pod's IP."""
+    def create(self, sandbox: str, pod: Pod, resolv_conf: str) -> tuple[str, ...]:
+        """Record, namespace, CNI ADD, resolv.conf; the pod's IPs, in the order
+        of the conflist's ranges (the primary family's first)."""
         self._record(sandbox).write_text(json.dumps({"pod": f"{pod.metadata.namespace}/{pod.metadata.name}"}))
         netns.create(sandbox)
         result = Result.parse(self.runtime.add(self.network, _attachment(sandbox, pod)))
         netns.write_etc(sandbox, "resolv.conf", resolv_conf)
-        return result.ips[0].address.split("/")[0]
+        return tuple(dict.fromkeys(ip.address.split("/")[0] for ip in result.ips))
 
     def remove(self, sandbox: str, pod: Pod | None = None) -> None:
         """CNI DEL (which works without the namespace too), namespace, record: in

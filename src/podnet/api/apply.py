@@ -45,7 +45,7 @@ def merged(current: Resource, desired: Resource) -> Resource:
     if isinstance(current, Service) and isinstance(desired, Service):
         if desired.cluster_ip and current.cluster_ip and desired.cluster_ip != current.cluster_ip:
             raise ManifestError("spec.clusterIP", f"field is immutable (it is {current.cluster_ip})")
-        return replace(desired, cluster_ip=desired.cluster_ip or current.cluster_ip)
+        return replace(desired, cluster_ips=desired.cluster_ips or current.cluster_ips)
     if isinstance(current, Deployment) and isinstance(desired, Deployment):
         if desired.selector != current.selector:
             raise ManifestError("spec.selector", "field is immutable")

@@ -8,6 +8,7 @@ import ipaddress
 from dataclasses import KW_ONLY, asdict, dataclass, field
 
 from podnet.errors import PodnetError
+from podnet.model.families import IPV6, family_of, first_of
 from podnet.model.identity import stamped
 from podnet.model.namespace import BUILT_IN, Namespace
 from podnet.store import resources
@@ -23,21 +24,51 @@ def dns_ip(service_subnet: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str
     return str(service_subnet.network_address + RESERVED_SERVICE_OFFSETS[1])
 
 
+def split_cidrs(text: str) -> tuple[str, ...]:
+    """A flag's comma-separated CIDRs ("10.244.0.0/16,fd00:10:244::/56"), primary first."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
-    pod_subnet: str
-    service_subnet: str
+    pod_subnet: str  # as kube-controller-manager's --cluster-cidr: one CIDR per family, comma-separated
+    service_subnet: str  # as kube-apiserver's --service-cluster-ip-range, the same way
     dns_domain: str = "cluster.local"
     upstreams: list[str] = field(default_factory=list)  # where the cluster DNS forwards other names
-    node_cidr_mask: int = 24  # each node's lease of the pod subnet, as flannel's SubnetLen
+    node_cidr_mask: int = 24  # each node's IPv4 lease of the pod subnet, as flannel's SubnetLen
+    node_cidr_mask_v6: int = 64  # and its IPv6 one (--node-cidr-mask-size-ipv6)
     _: KW_ONLY  # the choices, by their registries' names (network/backends.py, proxy/modes.py, kernel/iptables.py)
     backend: str  # how pod traffic crosses nodes, as flannel keeps its Backend in etcd
     proxy_mode: str  # how Services are programmed, as kube-proxy's --proxy-mode
     iptables_backend: str  # with the iptables proxy mode: iptables' nf_tables or x_tables backend
 
     @property
+    def pod_subnets(self) -> tuple[str, ...]:
+        return split_cidrs(self.pod_subnet)
+
+    @property
+    def service_subnets(self) -> tuple[str, ...]:
+        return split_cidrs(self.service_subnet)
+
+    @property
+    def ip_families(self) -> tuple[str, ...]:
+        """The cluster's families, the primary first (the service subnets' order, as kube-apiserver's)."""
+        return tuple(family_of(cidr) for cidr in self.service_subnets)
+
+    def service_subnet_of(self, family: str) -> str | None:
+        return first_of(self.service_subnets, family)
+
+    def node_mask(self, family: str) -> int:
+        return self.node_cidr_mask_v6 if family == IPV6 else self.node_cidr_mask
+
+    @property
     def dns_ip(self) -> str:
-        return dns_ip(ipaddress.ip_network(self.service_subnet))
+        """The cluster DNS's primary address: what a pod's resolv.conf names."""
+        return self.dns_ips[0]
+
+    @property
+    def dns_ips(self) -> tuple[str, ...]:
+        return tuple(dns_ip(ipaddress.ip_network(subnet)) for subnet in self.service_subnets)
 
     def resolv_conf(self, namespace: str) -> str:
         """As kubelet writes it for a pod with the ClusterFirst DNS policy."""

@@ -171,7 +171,7 @@ class ControlPlane:
                 if current.node_name or current.terminating:
                     return current  # bound or deleted meanwhile
                 if node is None:
-                    return current.with_status(pod_ip=None, host_ip=None, ready=False, phase="Pending",
+                    return current.with_status(pod_ips=(), host_ip=None, ready=False, phase="Pending",
                                                reason=f"Unschedulable: {reason}")
                 return current.scheduled(node)
 

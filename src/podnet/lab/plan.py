@@ -47,7 +47,7 @@ class NodePlan:
 
     def node(self) -> Node:
         """Labelled as kubelet labels its node, so a nodeSelector can name it."""
-        return Node(ObjectMeta(self.name, namespace="", labels={HOSTNAME_LABEL: self.name}), self.pod_cidr, self.ip)
+        return Node(ObjectMeta(self.name, namespace="", labels={HOSTNAME_LABEL: self.name}), (self.pod_cidr,), (self.ip,))
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def cluster_dns(spec: ClusterSpec, node: str) -> tuple[Pod, Service]:
     labels = {"k8s-app": "kube-dns"}
     pod = Pod(ObjectMeta("coredns", "kube-system", labels), (Container("dns", command=DNS_COMMAND),), node)
     ports = (ServicePort(53, 53, "UDP", "dns"), ServicePort(53, 53, "TCP", "dns-tcp"))
-    return pod, Service(ObjectMeta("kube-dns", "kube-system", labels), "ClusterIP", labels, ports, dns_ip(spec.service_subnet))
+    return pod, Service(ObjectMeta("kube-dns", "kube-system", labels), "ClusterIP", labels, ports, (dns_ip(spec.service_subnet),))
 
 
 def _check_capacity(nodes: tuple[NodePlan, ...], pods: tuple[Pod, ...]) -> None:

@@ -151,7 +151,7 @@ def join(request: Request) -> tuple[Joining, list[Path]]:
         written: list[Path] = []
         try:
             resources.put(store, Node(ObjectMeta(request.name, namespace="", labels={HOSTNAME_LABEL: request.name}),
-                                      pod_cidr, address))
+                                      (pod_cidr,), (address,)))
             written += install(plugins)
             written += [plugins / FALLBACK_DIR / p.name for p in written]
             for path, text in rendered.items():

@@ -11,7 +11,7 @@ from podnet.errors import ManifestError
 from podnet.model.fields import Fields
 
 FIELD_PATHS = ("metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName", "spec.serviceAccountName",
-               "status.podIP", "status.hostIP")  # what a fieldRef may name, of what podnet's pods have
+               "status.podIP", "status.podIPs", "status.hostIP")  # what a fieldRef may name, of what podnet's pods have
 SOURCES = ("fieldRef", "configMapKeyRef", "secretKeyRef")
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from podnet.errors import ManifestError
 from podnet.model.container_status import ContainerStatus
 from podnet.model.env import EnvVar
+from podnet.model.families import families_of
 from podnet.model.fields import Fields, check_dns_label
 from podnet.model.meta import ObjectMeta
 from podnet.model.origin import Origin
@@ -98,7 +99,7 @@ class Pod:
     node_name: str | None = None
     hostname: str | None = None
     subdomain: str | None = None
-    pod_ip: str | None = None
+    pod_ips: tuple[str, ...] = ()  # status.podIPs: one per family, the primary first
     host_ip: str | None = None
     ready: bool = False
     terminating: bool = False  # metadata.deletionTimestamp is set
@@ -153,16 +154,26 @@ class Pod:
         if status is None:
             return {}
         pod_ip, host_ip = status.address("podIP"), status.address("hostIP")
+        pod_ips = [str(record.address("ip", required=True)) for record in status.records("podIPs")]
+        if pod_ip and str(pod_ip) not in pod_ips:
+            pod_ips.insert(0, str(pod_ip))
+        if len(pod_ips) > 2 or len(families_of(pod_ips)) != len(pod_ips):
+            raise ManifestError(status.at("podIPs"), "may hold at most one IP of each family")
         ready = any(c.text("type") == "Ready" and c.text("status") == "True" for c in status.records("conditions"))
         phase = status.text("phase", "Pending") or "Pending"
         if phase not in PHASES:
             raise ManifestError(status.at("phase"), f"{phase!r} is not one of {', '.join(PHASES)}")
         statuses = tuple(ContainerStatus.parse(c) for c in status.records("containerStatuses"))
         init_statuses = tuple(ContainerStatus.parse(c) for c in status.records("initContainerStatuses"))
-        return {"pod_ip": str(pod_ip) if pod_ip else None, "host_ip": str(host_ip) if host_ip else None,
+        return {"pod_ips": tuple(pod_ips), "host_ip": str(host_ip) if host_ip else None,
                 "ready": ready, "phase": phase, "reason": status.text("reason"),
                 "restarts": sum(c.restart_count for c in statuses), "container_statuses": statuses,
                 "init_container_statuses": init_statuses}
+
+    @property
+    def pod_ip(self) -> str | None:
+        """status.podIP: the primary family's address."""
+        return self.pod_ips[0] if self.pod_ips else None
 
     @property
     def command(self) -> tuple[str, ...]:
@@ -197,16 +208,16 @@ class Pod:
     def scheduled(self, node_name: str) -> Pod:
         return replace(self, node_name=node_name)
 
-    def with_status(self, *, pod_ip: str | None, host_ip: str | None, ready: bool, phase: str | None = None,
+    def with_status(self, *, pod_ips: tuple[str, ...], host_ip: str | None, ready: bool, phase: str | None = None,
                     reason: str | None = None, restarts: int | None = None) -> Pod:
-        return replace(self, pod_ip=pod_ip, host_ip=host_ip, ready=ready,
-                       phase=phase or ("Running" if pod_ip else self.phase), reason=reason,
+        return replace(self, pod_ips=pod_ips, host_ip=host_ip, ready=ready,
+                       phase=phase or ("Running" if pod_ips else self.phase), reason=reason,
                        restarts=self.restarts if restarts is None else restarts)
 
     def with_containers(self, statuses: tuple[ContainerStatus, ...], init_statuses: tuple[ContainerStatus, ...],
-                        *, pod_ip: str | None, host_ip: str | None, phase: str, ready: bool) -> Pod:
+                        *, pod_ips: tuple[str, ...], host_ip: str | None, phase: str, ready: bool) -> Pod:
         """As the kubelet found its containers."""
-        return replace(self, pod_ip=pod_ip, host_ip=host_ip, phase=phase, ready=ready, reason=None,
+        return replace(self, pod_ips=pod_ips, host_ip=host_ip, phase=phase, ready=ready, reason=None,
                        restarts=sum(s.restart_count for s in statuses), container_statuses=statuses,
                        init_container_statuses=init_statuses)
 
@@ -245,8 +256,9 @@ class Pod:
             {"type": "PodScheduled", "status": "True" if self.node_name else "False"}]}
         if self.reason:
             status["reason"] = self.reason
-        if self.pod_ip:
-            status["podIP"] = self.pod_ip
+        if self.pod_ips:
+            status["podIP"] = self.pod_ips[0]
+            status["podIPs"] = [{"ip": ip} for ip in self.pod_ips]
         if self.host_ip:
             status["hostIP"] = self.host_ip
         if self.container_statuses:  # none before a kubelet reported, as in Kubernetes

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from podnet.errors import ManifestError
+from podnet.model.families import FAMILIES, family_of, is_address
 from podnet.model.fields import Fields, check_dns_label
 from podnet.model.meta import ObjectMeta
 from podnet.model.origin import Origin
@@ -16,6 +18,8 @@ HEADLESS = "None"
 PROXY_MODE = "podnet.dev/proxy-mode"  # "nftables" (the default) or "userspace"
 SCHEDULER = "podnet.dev/scheduler"  # userspace mode: rr, wrr, lc, wlc, sed, nq, dh, sh, lblc, lblcr, mh
 WEIGHT = "podnet.dev/weight"  # on a pod: its weight as an endpoint (0: quiescent)
+IP_FAMILY_POLICIES = ("SingleStack", "PreferDualStack", "RequireDualStack")
+SINGLE_STACK, PREFER_DUAL_STACK, REQUIRE_DUAL_STACK = IP_FAMILY_POLICIES
 SCHEDULER_NAMES = ("rr", "wrr", "lc", "wlc", "sed", "nq", "dh", "sh", "lblc", "lblcr", "mh")
 
 
@@ -60,7 +64,7 @@ class Service:
     type: str = "ClusterIP"
     selector: dict[str, str] = field(default_factory=dict, hash=False)
     ports: tuple[ServicePort, ...] = ()
-    cluster_ip: str | None = None
+    cluster_ips: tuple[str, ...] = ()  # spec.clusterIPs, one per family (the primary first), or ("None",)
     external_name: str | None = None
     session_affinity_seconds: int | None = None  # sessionAffinity: ClientIP, with its timeout
     external_traffic_local: bool = False  # externalTrafficPolicy: Local
@@ -69,6 +73,8 @@ class Service:
     load_balancer_ips: tuple[str, ...] = ()  # spec.loadBalancerIP and status.loadBalancer.ingress
     source_ranges: tuple[str, ...] = ()  # spec.loadBalancerSourceRanges
     publish_not_ready: bool = False  # spec.publishNotReadyAddresses: DNS lists endpoints before they are ready
+    ip_families: tuple[str, ...] = ()  # spec.ipFamilies: as written, then as the API server defaulted them
+    ip_family_policy: str | None = None  # spec.ipFamilyPolicy: one of IP_FAMILY_POLICIES, or not yet defaulted
     origin: Origin | None = field(default=None, compare=False, repr=False)  # model/origin.py
 
     kind = "Service"
@@ -95,9 +101,7 @@ class Service:
             seen.add((port.protocol, port.port))
             if len(ports) > 1 and not port.name:
                 raise ManifestError(f"{spec.at('ports')}[{i}].name", "is required when a service has several ports")
-        cluster_ip = spec.text("clusterIP")
-        if cluster_ip not in (None, "", HEADLESS):
-            cluster_ip = str(spec.address("clusterIP"))
+        cluster_ips = _parse_cluster_ips(spec)
         external_name = spec.text("externalName", required=kind == "ExternalName")
         external_ips = tuple(str(spec.interface(path, value).ip) for path, value in spec.items("externalIPs"))
         lb_ips = [str(spec.address("loadBalancerIP"))] if spec.has("loadBalancerIP") else []
@@ -109,9 +113,21 @@ class Service:
         if lb_ips and kind != "LoadBalancer":
             raise ManifestError(spec.at("loadBalancerIP"), "only a LoadBalancer service has load balancer IPs")
         ranges = tuple(str(spec.interface(path, value).network) for path, value in spec.items("loadBalancerSourceRanges"))
-        return cls(metadata, kind, spec.labels("selector"), ports, cluster_ip or None, external_name,
+        families = []
+        for path, value in spec.items("ipFamilies"):
+            if value not in FAMILIES:
+                raise ManifestError(path, f"Unsupported value: {value!r}: supported values: \"IPv4\", \"IPv6\"")
+            if value in families:
+                raise ManifestError(path, f"Duplicate value: {value!r}")
+            families.append(str(value))
+        policy = spec.text("ipFamilyPolicy")
+        if policy is not None and policy not in IP_FAMILY_POLICIES:
+            raise ManifestError(spec.at("ipFamilyPolicy"), f"Unsupported value: {policy!r}: supported values: "
+                                + ", ".join(f'"{p}"' for p in IP_FAMILY_POLICIES))
+        return cls(metadata, kind, spec.labels("selector"), ports, cluster_ips, external_name,
                    _parse_affinity(spec), _policy(spec, "externalTrafficPolicy"), _policy(spec, "internalTrafficPolicy"),
-                   external_ips, tuple(lb_ips), ranges, spec.boolean("publishNotReadyAddresses"))
+                   external_ips, tuple(lb_ips), ranges, spec.boolean("publishNotReadyAddresses"), tuple(families),
+                   policy)
 
     @property
     def userspace(self) -> bool:
@@ -123,11 +139,21 @@ class Service:
         return self.metadata.annotations.get(SCHEDULER, "rr")
 
     @property
+    def cluster_ip(self) -> str | None:
+        """spec.clusterIP: the primary family's address, "None" when headless."""
+        return self.cluster_ips[0] if self.cluster_ips else None
+
+    @property
     def headless(self) -> bool:
         return self.cluster_ip == HEADLESS
 
-    def with_cluster_ip(self, cluster_ip: str) -> Service:
-        return replace(self, cluster_ip=cluster_ip)
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """Its ClusterIPs, none when headless."""
+        return () if self.headless else self.cluster_ips
+
+    def with_cluster_ips(self, cluster_ips: tuple[str, ...], families: tuple[str, ...], policy: str | None) -> Service:
+        return replace(self, cluster_ips=cluster_ips, ip_families=families, ip_family_policy=policy)
 
     def with_node_ports(self, node_ports: list[int | None]) -> Service:
         return replace(self, ports=tuple(replace(p, node_port=n) for p, n in zip(self.ports, node_ports)))
@@ -140,8 +166,13 @@ class Service:
         spec: dict[str, Any] = {"type": self.type, "ports": [p.to_manifest() for p in self.ports]}
         if self.selector:
             spec["selector"] = dict(self.selector)
-        if self.cluster_ip:
-            spec["clusterIP"] = self.cluster_ip
+        if self.cluster_ips:
+            spec["clusterIP"] = self.cluster_ips[0]
+            spec["clusterIPs"] = list(self.cluster_ips)
+        if self.ip_families:
+            spec["ipFamilies"] = list(self.ip_families)
+        if self.ip_family_policy:
+            spec["ipFamilyPolicy"] = self.ip_family_policy
         if self.external_name:
             spec["externalName"] = self.external_name
         if self.session_affinity_seconds is not None:
@@ -162,6 +193,31 @@ class Service:
         if self.load_balancer_ips:
             manifest["status"] = {"loadBalancer": {"ingress": [{"ip": ip} for ip in self.load_balancer_ips]}}
         return manifest
+
+
+def _parse_cluster_ips(spec: Fields) -> tuple[str, ...]:
+    """spec.clusterIP and spec.clusterIPs, kept in step as kube-apiserver's
+    strategy keeps them: either may be given, and when both are, the first
+    ClusterIP must be the clusterIP."""
+    single = spec.text("clusterIP") or ""
+    if single not in ("", HEADLESS):
+        single = str(spec.address("clusterIP"))
+    listed = [str(value) for _, value in spec.items("clusterIPs")]
+    if single and listed and listed[0] != single:
+        raise ManifestError(spec.at("clusterIPs"), f"Invalid value: {listed}: first value must match `clusterIP`")
+    ips = listed or ([single] if single else [])
+    if len(ips) > 2:
+        raise ManifestError(spec.at("clusterIPs"), f"Invalid value: {ips}: may only hold up to 2 values")
+    for i, ip in enumerate(ips):
+        if ip == HEADLESS:
+            if i or len(ips) > 1:
+                raise ManifestError(spec.at("clusterIPs"), f"Invalid value: {ips}: 'None' must be the first and only value")
+        elif not is_address(ip):
+            raise ManifestError(f"{spec.at('clusterIPs')}[{i}]", f"Invalid value: {ip!r}: must be a valid IP address")
+    if len(ips) == 2 and family_of(ips[0]) == family_of(ips[1]):
+        raise ManifestError(spec.at("clusterIPs"), f"Invalid value: {ips}: may specify no more than one IP for each "
+                                                   "IP family")
+    return tuple(str(ipaddress.ip_address(ip)) if ip != HEADLESS else ip for ip in ips)
 
 
 def pod_weight(pod: Pod) -> int:

@@ -13,6 +13,7 @@ from podnet.kernel.links import Links
 from podnet.kernel.rtnl import CREATE, NetlinkFailure, family, message
 
 _RTM_NEWADDR, _RTM_DELADDR, _RTM_GETADDR = 20, 21, 22
+IFA_F_NODAD = 0x02
 
 
 class Addresses(Links):
@@ -31,8 +32,10 @@ class Addresses(Links):
             attrs.append(("IFA_LOCAL", address))
             if iface.network.prefixlen < 31:
                 attrs.append(("IFA_BROADCAST", str(iface.network.broadcast_address)))
+        # IPv6 addresses skip duplicate address detection: podnet plans every
+        # address it adds, and a tentative one would not answer for a second or two.
         return message(ifaddrmsg, attrs, family=family(address), prefixlen=iface.network.prefixlen,
-                       index=self.require_index(ifname))
+                       index=self.require_index(ifname), flags=IFA_F_NODAD if iface.version == 6 else 0)
 
     def ensure_address(self, ifname: str, cidr: str) -> None:
         """Add the address; one that is already there is fine."""

@@ -50,8 +50,8 @@ class NodeTables:
                 fake.run(policies)
             me = self.nodes[node]
             network = render_node_network(me, self.snapshot.nodes, self.config.pod_subnet, self.config.backend)
-            if network.egress is not None:
-                fake.run(egress_transaction(network.egress))
+            for family, egress in network.egress:
+                fake.run(egress_transaction(egress, family))
             self._fakes[node] = fake
         return self._fakes[node]
 

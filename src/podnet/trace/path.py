@@ -145,7 +145,8 @@ class PathTracer:
         return self.tables.local_addresses(node)
 
     def in_cluster(self, address: str) -> bool:
-        return ipaddress.ip_address(address) in ipaddress.ip_network(self.config.pod_subnet)
+        ip = ipaddress.ip_address(address)
+        return any(ip in ipaddress.ip_network(subnet) for subnet in self.config.pod_subnets)
 
     # --- the walk ---------------------------------------------------------------------------------
 

@@ -168,8 +168,9 @@ class PolicyView:
 
 
 def _canonical(address: str) -> str:
-    """One spelling per address (`fd00:0::5` is `fd00::5`), so lookups by text agree."""
-    return str(ipaddress.ip_address(address))
+    """One spelling per address (`fd00:0::5` is `fd00::5`), so lookups by text
+    agree; an IPv4 address has only one (and a thousand pods' are not parsed)."""
+    return str(ipaddress.ip_address(address)) if ":" in address else address
 
 
 def port_matches(rule_port: PolicyPort, port: int | None, protocol: str, destination: Pod | None) -> bool:

@@ -28,7 +28,7 @@ ACCEPT, DENY, PASS = "Accept", "Deny", "Pass"
 @dataclass(frozen=True)
 class ClusterPeer:
     """Pods (of namespaces, and with a pod selector those only), or for egress
-    nodes (their addresses) or networks."""
+    nodes (their addresses, of every family) or networks (CIDRs of either family)."""
 
     namespaces: LabelSelector | None = None
     pods: LabelSelector | None = None  # with `namespaces`: pods.namespaceSelector and pods.podSelector

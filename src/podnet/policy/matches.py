@@ -9,7 +9,8 @@ of ipv4_addr or of ipv6_addr: nftables mixes neither), so a selector's pods
 give a set per family their addresses cover, and an ipBlock a match in its
 CIDR's family. Port sets keyed by protocol and port alone serve both families.
 Each alternative says its family (None: either), and a rule joins a peer with
-a port only where their families agree.
+a port only where their families agree and the node has pods of that family
+(a node of IPv4 pods alone gets a table with nothing of IPv6 in it).
 
 The table's layout (policy/ruleset.py) asks here for each rule's alternatives.
 """

@@ -691,7 +691,7 @@ def test_a_new_pod_is_isolated_by_the_time_the_store_shows_its_address(lab: Path
 
         assert within(30, lambda: stored_address() is not None, interval=0.01)
         address = stored_address()
-        listed = in_netns(f"pn-{LAB}.n1", "nft", "list", "map", "ip", "podnet-policy", "ingress_pods").stdout
+        listed = in_netns(f"pn-{LAB}.n1", "nft", "list", "map", "inet", "podnet-policy", "ingress_pods").stdout
         assert f"{address} : goto" in listed, listed
     finally:
         podnet("delete", "--lab", LAB, "-f", str(pod_path))

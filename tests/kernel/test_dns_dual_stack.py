@@ -4,12 +4,19 @@ IPv6 only (the fast path's socket and the slow path's alike)."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import dns.message
+import dns.rrset
 from prometheus_client.parser import text_string_to_metric_families
 
+from podnet.dns.datagrams import Datagrams
+from podnet.dns.fastforward import FastForward, plain_question
+from podnet.dns.forward import Forwarder
 from podnet.kernel import netns
 from podnet.model.manifest import parse_resource
 from podnet.store import resources
@@ -86,3 +93,58 @@ def test_answers_over_both_families_and_forwards_over_ipv6(make_veth_pair, tmp_p
 
     assert requests("udp", "2", "AAAA") == 3 and requests("tcp", "2", "AAAA") == 2
     assert requests("udp", "1", "A") == 2 and requests("tcp", "1", "A") == 2
+
+
+UPSTREAM_LOOP, SERVER_LOOP = ("::1", 5399), ("::1", 5398)
+
+
+def _fast_path_over_ipv6() -> tuple[bytes, list[tuple[bytes, tuple, tuple[str, int]]]]:  # type: ignore[type-arg]
+    """A client and an upstream on ::1: the query goes out on an IPv6 socket, its
+    reply comes back to the client's IPv6 address; one never answered goes the
+    slow way with the client's IPv6 address for the reply."""
+    upstream, server, client = (socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) for _ in range(3))
+    upstream.bind(UPSTREAM_LOOP)
+    server.bind(SERVER_LOOP)
+    client.bind(("::1", 0))
+    for sock in (upstream, client):
+        sock.settimeout(2)
+    slow: list[tuple[bytes, tuple, tuple[str, int]]] = []  # type: ignore[type-arg]
+    fast = FastForward(Forwarder([UPSTREAM_LOOP], timeout=0.3), socket.AF_INET6, lambda q, k, r: None,
+                       lambda q, c, u: slow.append((q, c, u)))
+    incoming = Datagrams(server)
+    (fd,) = fast.sockets
+    assert fast.sockets[fd][1].sock.family == socket.AF_INET6
+
+    def ask(name: str) -> bytes:
+        client.sendto(dns.message.make_query(name, "AAAA").to_wire(), SERVER_LOOP)
+        (data,) = incoming.receive()
+        fast.send(data, plain_question(data).key, incoming.name_of(0), time.monotonic())  # type: ignore[union-attr]
+        fast.flush()
+        sent, _ = upstream.recvfrom(512)
+        return sent
+
+    sent = ask("one.example.org")
+    reply = dns.message.make_response(dns.message.from_wire(sent))
+    reply.answer.append(dns.rrset.from_text("one.example.org.", 60, "IN", "AAAA", "2001:db8::10"))
+    upstream.sendto(reply.to_wire(), fast.sockets[fd][1].sock.getsockname())
+    time.sleep(0.05)
+    fast.read(fd, incoming)
+    incoming.send()
+    answer = client.recv(512)
+    ask("two.example.org")  # never answered
+    time.sleep(0.45)
+    fast.sweep()
+    fast.close()
+    client_address = client.getsockname()
+    for sock in (upstream, server, client):
+        sock.close()
+    return answer, [(q, c, u) for q, c, u in slow if c[:2] == client_address[:2]]
+
+
+def test_the_fast_path_forwards_over_ipv6(make_netns) -> None:  # type: ignore[no-untyped-def]
+    name = make_netns()
+    in_netns(name, "ip", "link", "set", "lo", "up")
+    answer, slow = netns.run_in(name, _fast_path_over_ipv6)
+    assert [r.to_text() for rrset in dns.message.from_wire(answer).answer for r in rrset] == ["2001:db8::10"]
+    assert [(dns.message.from_wire(q).question[0].name.to_text(), u) for q, _, u in slow] == [
+        ("two.example.org.", UPSTREAM_LOOP)]

@@ -170,7 +170,8 @@ def build_zone(services: list[Service], slices: list[EndpointSlice], pods: list[
                domain: str | None = "cluster.local", ttl: int = 5, hosts: list[tuple[str, str]] | None = None,
                pod_records: str = "verified") -> Zone:
     """Services' names from the Services and their slices (as CoreDNS's kubernetes
-    plugin), pods' dashed names from the pods."""
+    plugin), pods' dashed names from the pods; on a dual-stack cluster, a record
+    of each family (A, AAAA) wherever there is an address of it."""
     zone = Zone(domain, ttl, pod_records)
     add_hosts(zone, hosts or [])
     if zone.domain is None:
@@ -183,19 +184,18 @@ def build_zone(services: list[Service], slices: list[EndpointSlice], pods: list[
             zone.add(fqdn, dns.rdatatype.CNAME, service.external_name.rstrip(".") + ".")
             continue
         if service.headless:
-            targets: list[str] = []
+            targets: dict[str, None] = {}  # in order, each once: a hostname names an address of each family
             for ip, hostname in _ready_addresses(grouped.get((namespace, name), [])):
                 target = f"{hostname or _dashed(ip)}.{fqdn}"
                 for record in (fqdn, target):
                     zone.add(record, _address_type(ip), ip)
                 zone.add(_pointer(ip), dns.rdatatype.PTR, target)
-                if target not in targets:  # a hostname names the endpoint's address of each family
-                    targets.append(target)
+                targets[target] = None
         elif service.addresses:
             for ip in service.addresses:  # an A and an AAAA for a dual-stack Service
                 zone.add(fqdn, _address_type(ip), ip)
                 zone.add(_pointer(ip), dns.rdatatype.PTR, fqdn)
-            targets = [fqdn]
+            targets = {fqdn: None}
         else:
             continue
         for port in service.ports:

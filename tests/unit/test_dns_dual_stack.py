@@ -8,6 +8,7 @@ import dns.message
 import dns.name
 import dns.rcode
 import dns.rdatatype
+import dns.reversename
 import pytest
 
 from podnet.dns.query import respond
@@ -164,3 +165,12 @@ def test_pod_ipv6_names_by_mode(mode: str, compressed: tuple[int, list[str]], ex
     if mode == "insecure":
         assert names(zone, EXPANDED, "A") == (dns.rcode.NOERROR, [])  # the name exists, as an IPv6 address
         assert names(zone, "fd00-10-244-1-5.apps.pod.cluster.local.", "AAAA")[0] == dns.rcode.NXDOMAIN  # no "::"
+
+
+def test_a_pod_behind_a_cluster_ip_service_has_one_ptr_in_each_family_as_coredns_answers_dig_x() -> None:
+    web = [PODS[1]]
+    zone = build_zone([SERVICES[0]], slices("web", web), web)
+    for ip, name in (("10.244.2.6", "10-244-2-6.web.apps.svc.cluster.local."),
+                     ("fd00:10:244:2::6", "fd00-10-244-2--6.web.apps.svc.cluster.local.")):
+        answer = zone.query(dns.name.from_text(dns.reversename.from_address(ip).to_text()), dns.rdatatype.PTR)
+        assert [r.to_text() for rrset in answer.answer for r in rrset] == [name]

@@ -56,6 +56,9 @@ class Zone:
         if value not in records:
             records.append(value)
 
+    def has(self, name: str, rdtype: int) -> bool:
+        return bool(self._records.get(dns.name.from_text(name).canonicalize(), {}).get(rdtype))
+
     def soa(self) -> dns.rrset.RRset:
         """MINIMUM is the zone's ttl, so negative answers are cached as long as positive ones."""
         primary, mailbox = (dns.name.from_text(label, self.origin).to_text() for label in ("ns.dns", "hostmaster"))
@@ -177,6 +180,7 @@ def build_zone(services: list[Service], slices: list[EndpointSlice], pods: list[
     if zone.domain is None:
         return zone
     grouped = by_service(slices)
+    endpoint_pointers: dict[str, str] = {}  # a ClusterIP Service's endpoint address -> its name there
     for service in services:
         name, namespace = service.metadata.name, service.metadata.namespace
         fqdn = f"{name}.{namespace}.svc.{domain}."
@@ -195,6 +199,8 @@ def build_zone(services: list[Service], slices: list[EndpointSlice], pods: list[
             for ip in service.addresses:  # an A and an AAAA for a dual-stack Service
                 zone.add(fqdn, _address_type(ip), ip)
                 zone.add(_pointer(ip), dns.rdatatype.PTR, fqdn)
+            for ip, hostname in _ready_addresses(grouped.get((namespace, name), [])):
+                endpoint_pointers.setdefault(ip, f"{hostname or _dashed(ip)}.{fqdn}")
             targets = {fqdn: None}
         else:
             continue
@@ -203,6 +209,10 @@ def build_zone(services: list[Service], slices: list[EndpointSlice], pods: list[
                 srv = f"_{port.name}._{port.protocol.lower()}.{fqdn}"
                 for target in targets:
                     zone.add(srv, dns.rdatatype.SRV, f"0 {100 // len(targets)} {port.port} {target}")
+    for ip, target in endpoint_pointers.items():
+        # `dig -x` of a pod's address names it as an endpoint, one name as CoreDNS gives (a headless one first)
+        if not zone.has(_pointer(ip), dns.rdatatype.PTR):
+            zone.add(_pointer(ip), dns.rdatatype.PTR, target)
     for pod in pods if pod_records != "disabled" else ():
         for ip in pod.pod_ips:  # each family's, where CoreDNS's `verified` knows the primary (status.podIP) only
             zone.add(f"{_dashed(ip)}.{pod.metadata.namespace}.pod.{domain}.", _address_type(ip), ip)

@@ -1,5 +1,7 @@
 """Addresses on the links of one namespace, as "ip/prefix" strings; IPv4 ones
-get their broadcast address as `ip address add ... brd +` gives it."""
+get their broadcast address as `ip address add ... brd +` gives it. An IPv6
+address may be added without Duplicate Address Detection (`ip address add ...
+nodad`), so it answers at once instead of staying "tentative" for a second or two."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from podnet.kernel.links import Links
 from podnet.kernel.rtnl import CREATE, NetlinkFailure, family, message
 
 _RTM_NEWADDR, _RTM_DELADDR, _RTM_GETADDR = 20, 21, 22
+_IFA_F_NODAD = 0x02
 
 
 class Addresses(Links):
@@ -23,7 +26,7 @@ class Addresses(Links):
                 for msg in self._nl.dump(_RTM_GETADDR, message(ifaddrmsg))
                 if msg["index"] == index}
 
-    def _address(self, ifname: str, cidr: str) -> Any:
+    def _address(self, ifname: str, cidr: str, nodad: bool = False) -> Any:
         iface = ipaddress.ip_interface(cidr)
         address = str(iface.ip)
         attrs: list[tuple[str, Any]] = [("IFA_ADDRESS", address)]
@@ -31,17 +34,19 @@ class Addresses(Links):
             attrs.append(("IFA_LOCAL", address))
             if iface.network.prefixlen < 31:
                 attrs.append(("IFA_BROADCAST", str(iface.network.broadcast_address)))
+        flags = _IFA_F_NODAD if nodad and iface.version == 6 else 0
         return message(ifaddrmsg, attrs, family=family(address), prefixlen=iface.network.prefixlen,
-                       index=self.require_index(ifname))
+                       flags=flags, index=self.require_index(ifname))
 
-    def ensure_address(self, ifname: str, cidr: str) -> None:
+    def ensure_address(self, ifname: str, cidr: str, *, nodad: bool = False) -> None:
         """Add the address; one that is already there is fine."""
-        self.add_address(ifname, cidr)
+        self.add_address(ifname, cidr, nodad=nodad)
 
-    def add_address(self, ifname: str, cidr: str) -> bool:
-        """Add the address; False when it was there already (one request either way)."""
+    def add_address(self, ifname: str, cidr: str, *, nodad: bool = False) -> bool:
+        """Add the address; False when it was there already (one request either way).
+        nodad: an IPv6 address skips Duplicate Address Detection (IPv4 has none)."""
         try:
-            self._nl.request(_RTM_NEWADDR, self._address(ifname, cidr), CREATE)
+            self._nl.request(_RTM_NEWADDR, self._address(ifname, cidr, nodad), CREATE)
         except NetlinkFailure as err:
             if err.code == errno.EEXIST:
                 return False

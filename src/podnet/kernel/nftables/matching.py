@@ -18,6 +18,11 @@ from podnet.kernel.nftables.rules import (AnonSet, Concat, Dnat, Expr, Field, Lo
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 
 
+def endpoint(address: str, port: int | str) -> str:
+    """As "10.0.0.5:80", or "[fd00::5]:80": an IPv6 address's own colons need brackets."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
 @dataclass(frozen=True)
 class Packet:
     source: str
@@ -102,7 +107,7 @@ class Matcher:
         if element is None or not isinstance(element.value, tuple):
             return None
         address, *port = element.value
-        return f"{address}:{port[0]}" if port else address
+        return endpoint(address, port[0]) if port else address
 
     def keys(self, expr: Expr, state: State) -> list[tuple[str, ...]]:
         """Every value the expression can take (a random pick takes each)."""

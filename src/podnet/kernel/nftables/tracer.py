@@ -15,12 +15,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from podnet.kernel.nftables.fake import Fake
-from podnet.kernel.nftables.matching import Matcher, Packet, State
+from podnet.kernel.nftables.matching import Matcher, Packet, State, endpoint
 from podnet.kernel.nftables.objects import Table
 from podnet.kernel.nftables.rules import (Dnat, Limit, Log, Masquerade, Match, Reject, Rule, SetMark, SetTrace,
                                           Statement, UpdateSet, Verdict, VerdictMap)
 
-__all__ = ["Outcome", "Packet", "Tracer", "targets", "verdicts"]
+__all__ = ["Outcome", "Packet", "Tracer", "endpoint", "targets", "verdicts"]
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Outcome:
 
     @property
     def target(self) -> str:
-        return f"{self.destination}:{self.port}"
+        return endpoint(self.destination, self.port)
 
 
 # What a rule's walk can end in: None (on to the next rule), RETURN, or a final verdict.
@@ -201,7 +201,10 @@ class Tracer:
 
     @staticmethod
     def _dnat(state: State, target: str) -> State:
-        address, _, port = target.rpartition(":") if target.count(":") == 1 else (target, "", "")
+        if target.startswith("["):  # "[fd00::5]:80"
+            address, _, port = target[1:].partition("]:")
+        else:
+            address, _, port = target.rpartition(":") if target.count(":") == 1 else (target, "", "")
         return replace(state, destination=address, port=int(port) if port else state.port, dnat=True)
 
 

@@ -1,7 +1,7 @@
 """Addresses on the links of one namespace, as "ip/prefix" strings; IPv4 ones
-get their broadcast address as `ip address add ... brd +` gives it. An IPv6
-address may be added without Duplicate Address Detection (`ip address add ...
-nodad`), so it answers at once instead of staying "tentative" for a second or two."""
+get their broadcast address as `ip address add ... brd +` gives it. IPv6 ones
+are added without Duplicate Address Detection (`ip address add ... nodad`), so
+they answer at once instead of staying "tentative" for a second or two."""
 
 from __future__ import annotations
 

@@ -162,6 +162,13 @@ def test_a_dual_stack_page_shows_both_addresses_and_draws_an_ipv6_trace(dual_pag
     page.wait_for_selector("#details dl", timeout=5_000)
     details = page.locator("#details").inner_text()
     assert "fd00:10:244:" in details and "10.244." in details  # both pod subnets, both bridge addresses
+    page.fill("#filters input[name=ip]", "fd00::zz")
+    page.dispatch_event("#filters input[name=ip]", "change")
+    page.wait_for_function("document.getElementById('flows-error').textContent.includes('not an IP address')",
+                           timeout=5_000)
+    page.fill("#filters input[name=ip]", "fd00:10:244::/56")  # a CIDR of either family is a filter
+    page.dispatch_event("#filters input[name=ip]", "change")
+    page.wait_for_function("document.getElementById('flows-error').textContent === ''", timeout=5_000)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "ui-dual.png"), full_page=True)
     assert (ARTIFACTS / "ui-dual.png").stat().st_size > 10_000

@@ -170,7 +170,10 @@ async function followFlows() {
   if (stream) stream.close();
   const query = filterQuery();
   document.querySelector("#flows tbody").innerHTML = "";
-  for (const flow of await (await fetch(`/api/flows?${query}`)).json()) {
+  const answer = await (await fetch(`/api/flows?${query}`)).json();
+  document.getElementById("flows-error").textContent = answer.error || "";
+  if (answer.error) return;  // a filter that means nothing (an IP that is none): no stream either
+  for (const flow of answer) {
     addRow(flow);
     drawFlow(flow);
   }

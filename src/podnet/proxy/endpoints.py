@@ -2,6 +2,11 @@
 their EndpointSlices: the endpoints a port may send to, chosen as kube-proxy
 chooses them (ready ones; terminating ones only when none is ready), and which of
 them are on this node (for the Local traffic policies).
+
+A port has a view per IP family of its Service, as kube-proxy has a proxier per
+family: the ClusterIP of family F is served by the Service's EndpointSlices of
+addressType F, and its external and load balancer IPs and source ranges are
+those of F. A single-stack Service has views of its one family only.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from podnet.model.endpointslice import EndpointSlice, by_service
+from podnet.model.families import IPV4, family_of, of_family
 from podnet.model.pod import Pod
 from podnet.model.service import Service, ServicePort, pod_weight
 
@@ -43,6 +49,7 @@ class ServicePortView:
     external_ips: tuple[str, ...] = ()  # externalIPs and load balancer IPs
     source_ranges: tuple[str, ...] = ()  # who may use the load balancer IPs
     load_balancer_ips: tuple[str, ...] = ()
+    family: str = IPV4  # of every address above
 
     @property
     def cluster_endpoints(self) -> tuple[Endpoint, ...]:
@@ -131,24 +138,34 @@ def service_ports(services: list[Service], slices: list[EndpointSlice], node_nam
     return views
 
 
+def of_address_type(slices: list[EndpointSlice], family: str) -> list[EndpointSlice]:
+    """The slices that serve a ClusterIP of this family."""
+    return [piece for piece in slices if piece.address_type == family]
+
+
 def _views_of(service: Service, own: list[EndpointSlice], node_name: str,
               weights: Mapping[tuple[str, str], int]) -> list[ServicePortView]:
     views = []
-    for port in service.ports:
-        chosen = usable(endpoints_of(port, own, weights))
-        views.append(ServicePortView(
-            name=port_name(service, port),
-            cluster_ip=service.cluster_ip,
-            protocol=port.protocol.lower(),
-            port=port.port,
-            node_port=port.node_port if service.exposes_node_ports else None,
-            endpoints=chosen,
-            local_endpoints=tuple(e for e in chosen if e.node == node_name),
-            affinity_seconds=service.session_affinity_seconds,
-            external_local=service.external_traffic_local,
-            internal_local=service.internal_traffic_local,
-            external_ips=service.external_ips,
-            source_ranges=service.source_ranges,
-            load_balancer_ips=service.load_balancer_ips if service.type == "LoadBalancer" else (),
-        ))
+    balancer_ips = service.load_balancer_ips if service.type == "LoadBalancer" else ()
+    for cluster_ip in service.addresses:
+        family = family_of(cluster_ip)
+        slices = of_address_type(own, family)
+        for port in service.ports:
+            chosen = usable(endpoints_of(port, slices, weights))
+            views.append(ServicePortView(
+                name=port_name(service, port),
+                cluster_ip=cluster_ip,
+                protocol=port.protocol.lower(),
+                port=port.port,
+                node_port=port.node_port if service.exposes_node_ports else None,
+                endpoints=chosen,
+                local_endpoints=tuple(e for e in chosen if e.node == node_name),
+                affinity_seconds=service.session_affinity_seconds,
+                external_local=service.external_traffic_local,
+                internal_local=service.internal_traffic_local,
+                external_ips=tuple(of_family(service.external_ips, family)),
+                source_ranges=tuple(of_family(service.source_ranges, family)),
+                load_balancer_ips=tuple(of_family(balancer_ips, family)),
+                family=family,
+            ))
     return views

@@ -1,6 +1,11 @@
-"""Keeping a node's service table in step with the store: render, and write only
+"""Keeping a node's service tables in step with the store: render, and write only
 what changed (or, to repair drift, the whole table when it has not been written
-for a while)."""
+for a while).
+
+One table per IP family of the pod network (kube-proxy's --cluster-cidr, one
+CIDR per family), all rendered from the one snapshot's views, each diffed and
+written on its own: a change to an IPv6 endpoint is an element update of the
+IPv6 table only, and an IPv4-only node has no IPv6 table at all."""
 
 from __future__ import annotations
 
@@ -10,10 +15,11 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from podnet.store.snapshot import Snapshot
-from podnet.errors import KernelError
+from podnet.errors import KernelError, PodnetError
 from podnet.gcpause import collector_paused
 from podnet.kernel.node import NodeKernel
 from podnet.model.endpointslice import TRIGGER_TIME, EndpointSlice
+from podnet.model.families import families_of
 from podnet.observe.metrics import AGENT
 from podnet.model.service import Service
 from podnet.proxy.endpoints import ServicePortView, ViewMemo, pod_weights, service_ports
@@ -23,18 +29,19 @@ log = logging.getLogger("podnet.proxy")
 
 
 class Proxier:
-    """The proxy controller: Services and their endpoints as the node's service table."""
+    """The proxy controller: Services and their endpoints as the node's service tables."""
 
     name = "proxy"
 
     def __init__(self, kernel: NodeKernel, node_name: str, cluster_cidr: str, resync_seconds: float = 10.0) -> None:
         self.kernel = kernel
         self.node_name = node_name
-        self.cluster_cidr = cluster_cidr
+        self.cluster_cidr = cluster_cidr  # one CIDR per family the node serves, comma-separated
+        self.families = pod_network_families(cluster_cidr)
         self.resync_seconds = resync_seconds
-        self._applied: Ruleset | None = None
-        self._applied_at = 0.0
-        self._udp_endpoints: dict[str, set[str]] = {}  # cluster IP:port -> endpoint IPs last written
+        self._applied: dict[str, Ruleset] = {}  # by family
+        self._applied_at: dict[str, float] = {}
+        self._udp_endpoints: dict[tuple[str, int], set[str]] = {}  # (cluster IP, port) -> endpoint IPs last written
         self._triggers: dict[str, str] | None = None  # slice -> the change time it carried when last programmed
         self._views = ViewMemo()
 
@@ -60,14 +67,22 @@ class Proxier:
                       weights: Mapping[tuple[str, str], int] | None = None) -> str:
         """Write what changed: "none", "elements" (one small transaction of the
         changed map elements) or "table" (the whole table, atomically: at the
-        start, when chains change, and every resync period to repair drift)."""
+        start, when chains change, and every resync period to repair drift);
+        with several families, the most any of their tables needed."""
         with collector_paused():
             views = service_ports(services, slices, self.node_name, weights, self._views)
-            ruleset = build(views, self.cluster_cidr)
-            stale = time.monotonic() - self._applied_at > self.resync_seconds
-            if ruleset == self._applied and not stale:
+        done = [self._sync_family(family, views) for family in self.families]
+        self._forget_stale_udp_flows(views)
+        return max(done, key=_WRITES.index)
+
+    def _sync_family(self, family: str, views: list[ServicePortView]) -> str:
+        with collector_paused():
+            ruleset = build(views, self.cluster_cidr, family)
+            applied = self._applied.get(family)
+            stale = time.monotonic() - self._applied_at.get(family, 0.0) > self.resync_seconds
+            if ruleset == applied and not stale:
                 return "none"
-            changes = ruleset.changes_from(self._applied) if self._applied and not stale else None
+            changes = ruleset.changes_from(applied) if applied and not stale else None
         if changes is not None:
             try:
                 self.kernel.nft.run(changes)
@@ -78,18 +93,19 @@ class Proxier:
             with collector_paused():
                 whole = ruleset.transaction()
             self.kernel.nft.run(whole)
-            self._applied_at = time.monotonic()
-        if ruleset != self._applied:
-            log.info("service table: %d ports, %d endpoints (%s)", len(views), sum(len(v.endpoints) for v in views),
+            self._applied_at[family] = time.monotonic()
+        if ruleset != applied:
+            mine = [v for v in views if v.family == family]
+            log.info("service table %s: %d ports, %d endpoints (%s)", ruleset.table.text(), len(mine),
+                     sum(len(v.endpoints) for v in mine),
                      "whole table" if changes is None else f"{len(changes)} element changes")
-        self._applied = ruleset
-        self._forget_stale_udp_flows(views)
+        self._applied[family] = ruleset
         return "table" if changes is None else "elements"
 
     def _forget_stale_udp_flows(self, views: list[ServicePortView]) -> None:
         """As kube-proxy does: flows to a removed UDP endpoint are dropped, and so are
         flows a service without endpoints was rejecting once it gets some."""
-        current = {f"{v.cluster_ip}:{v.port}": {e.ip for e in v.endpoints} for v in views if v.protocol == "udp"}
+        current = {(v.cluster_ip, v.port): {e.ip for e in v.endpoints} for v in views if v.protocol == "udp"}
         for key, endpoints in current.items():
             before = self._udp_endpoints.get(key)
             if before is None:
@@ -97,5 +113,17 @@ class Proxier:
             for gone in before - endpoints:
                 self.kernel.forget_udp(reply_source=gone)
             if not before and endpoints:
-                self.kernel.forget_udp(original_destination=key.split(":")[0])
+                self.kernel.forget_udp(original_destination=key[0])
         self._udp_endpoints = current
+
+
+_WRITES = ("none", "elements", "table")  # what a sync wrote, least first
+
+
+def pod_network_families(cluster_cidr: str) -> tuple[str, ...]:
+    """The families a node programs: those of its pod network, kube-proxy's
+    --cluster-cidr (one CIDR per family, comma-separated)."""
+    families = families_of(cidr.strip() for cidr in cluster_cidr.split(",") if cidr.strip())
+    if not families:
+        raise PodnetError(f"the pod network (--cluster-cidr) {cluster_cidr!r} names no CIDR")
+    return families

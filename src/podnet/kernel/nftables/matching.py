@@ -13,10 +13,7 @@ from dataclasses import dataclass, replace
 from podnet.kernel.nftables.fake import Fake
 from podnet.kernel.nftables.objects import Table
 from podnet.kernel.nftables.rules import (AnonSet, Concat, Dnat, Expr, Field, Lookup, Masked, Match, Numgen, Rule,
-                                          SetRef, Statement, Verdict, VerdictMap)
-
-LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
-
+                                          SetRef, Statement, Verdict, VerdictMap, target)
 
 @dataclass(frozen=True)
 class Packet:
@@ -55,7 +52,7 @@ class Matcher:
     local: frozenset[str]
 
     def is_local(self, address: str) -> bool:
-        return address in self.local or ipaddress.ip_address(address) in LOOPBACK
+        return address in self.local or ipaddress.ip_address(address).is_loopback  # 127.0.0.0/8, ::1
 
     def matches(self, table: Table, match: Match, state: State) -> bool:
         keys = self.keys(match.left, state)
@@ -102,7 +99,7 @@ class Matcher:
         if element is None or not isinstance(element.value, tuple):
             return None
         address, *port = element.value
-        return f"{address}:{port[0]}" if port else address
+        return target(address, port[0]) if port else address
 
     def keys(self, expr: Expr, state: State) -> list[tuple[str, ...]]:
         """Every value the expression can take (a random pick takes each)."""

@@ -198,6 +198,23 @@ class Dnat:
         return f"dnat {self.family} to {self.to if isinstance(self.to, str) else self.to.text()}"
 
 
+def split_target(to: str) -> tuple[str, str]:
+    """A DNAT target's address and port ("" when none): `10.244.0.2:80`,
+    `[fd00::2]:80` (IPv6 in brackets, as nft writes it), or a bare address."""
+    if to.startswith("["):
+        address, _, rest = to[1:].partition("]")
+        return address, rest[1:]
+    if to.count(":") > 1:
+        return to, ""
+    address, _, port = to.partition(":")
+    return address, port
+
+
+def target(address: str, port: int | str) -> str:
+    """`address:port`, the IPv6 address in brackets."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
 @dataclass(frozen=True)
 class Masquerade:
     fully_random: bool = False

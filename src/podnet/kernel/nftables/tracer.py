@@ -18,7 +18,7 @@ from podnet.kernel.nftables.fake import Fake
 from podnet.kernel.nftables.matching import Matcher, Packet, State
 from podnet.kernel.nftables.objects import Table
 from podnet.kernel.nftables.rules import (Dnat, Limit, Log, Masquerade, Match, Reject, Rule, SetMark, SetTrace,
-                                          Statement, UpdateSet, Verdict, VerdictMap)
+                                          Statement, UpdateSet, Verdict, VerdictMap, split_target, target)
 
 __all__ = ["Outcome", "Packet", "Tracer", "targets", "verdicts"]
 
@@ -39,7 +39,8 @@ class Outcome:
 
     @property
     def target(self) -> str:
-        return f"{self.destination}:{self.port}"
+        """`address:port`, an IPv6 address in brackets."""
+        return target(self.destination, self.port)
 
 
 # What a rule's walk can end in: None (on to the next rule), RETURN, or a final verdict.
@@ -81,10 +82,11 @@ class Tracer:
         finished.extend(Outcome.of(state, "accept") for state in states)
         return finished
 
-    def _base_chains(self, hook: str) -> list[tuple[int, str, Table, str]]:
+    def _base_chains(self, hook: str, family: str) -> list[tuple[int, str, Table, str]]:
+        """The hook's base chains in the tables that see the packet: its own family's and inet's."""
         found = []
         for table, state in self.nft.tables.items():
-            if table.family not in ("ip", "inet"):
+            if table.family not in (family, "inet"):
                 continue
             for chain in state.chains.values():
                 if chain.hook and chain.hook.hook == hook:
@@ -92,7 +94,10 @@ class Tracer:
         return sorted(found, key=lambda item: item[:2])
 
     def _hook(self, hook: str, states: list[State], finished: list[Outcome]) -> list[State]:
-        for _, _, table, name in self._base_chains(hook):
+        if not states:
+            return states
+        family = "ip6" if ":" in states[0].packet.destination else "ip"
+        for _, _, table, name in self._base_chains(hook, family):
             chain = self.nft.chain(table, name)
             assert chain.hook is not None
             passing = []
@@ -200,8 +205,8 @@ class Tracer:
         return [(state, verdict.kind)]
 
     @staticmethod
-    def _dnat(state: State, target: str) -> State:
-        address, _, port = target.rpartition(":") if target.count(":") == 1 else (target, "", "")
+    def _dnat(state: State, to: str) -> State:
+        address, port = split_target(to)
         return replace(state, destination=address, port=int(port) if port else state.port, dnat=True)
 
 

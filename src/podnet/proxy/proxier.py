@@ -1,6 +1,6 @@
-"""Keeping a node's service tables in step with the store: render, and write only
-what changed (or, to repair drift, the whole table when it has not been written
-for a while).
+"""Keeping a node's service tables in step with the store: take in the views that
+changed (tracker.py), and write only the elements that changed (or, to repair
+drift, the whole table when it has not been written for a while).
 
 One table per IP family of the pod network (kube-proxy's --cluster-cidr, one
 CIDR per family), all rendered from the one snapshot's views, each diffed and
@@ -23,7 +23,8 @@ from podnet.model.families import families_of
 from podnet.observe.metrics import AGENT
 from podnet.model.service import Service
 from podnet.proxy.endpoints import ServicePortView, ViewMemo, pod_weights, service_ports
-from podnet.proxy.ruleset import Ruleset, build
+from podnet.proxy.ruleset import pod_network_of
+from podnet.proxy.tracker import Change, ChangeTracker
 
 log = logging.getLogger("podnet.proxy")
 
@@ -39,8 +40,9 @@ class Proxier:
         self.cluster_cidr = cluster_cidr  # one CIDR per family the node serves, comma-separated
         self.families = pod_network_families(cluster_cidr)
         self.resync_seconds = resync_seconds
-        self._applied: dict[str, Ruleset] = {}  # by family
-        self._applied_at: dict[str, float] = {}
+        self._trackers = {family: ChangeTracker(family, pod_network_of(cluster_cidr, family))
+                          for family in self.families}
+        self._applied_at: dict[str, float] = {}  # by family: when its table was last written whole
         self._udp_endpoints: dict[tuple[str, int], set[str]] = {}  # (cluster IP, port) -> endpoint IPs last written
         self._triggers: dict[str, str] | None = None  # slice -> the change time it carried when last programmed
         self._views = ViewMemo()
@@ -69,38 +71,38 @@ class Proxier:
         changed map elements) or "table" (the whole table, atomically: at the
         start, when chains change, and every resync period to repair drift);
         with several families, the most any of their tables needed."""
-        with collector_paused():
+        with collector_paused():  # one pause for the whole render: a collection between families would walk it all
             views = service_ports(services, slices, self.node_name, weights, self._views)
-        done = [self._sync_family(family, views) for family in self.families]
+            changes = [(family, self._trackers[family].update(views)) for family in self.families]
+        done = [self._write(family, change) for family, change in changes]
         self._forget_stale_udp_flows(views)
         return max(done, key=_WRITES.index)
 
-    def _sync_family(self, family: str, views: list[ServicePortView]) -> str:
-        with collector_paused():
-            ruleset = build(views, self.cluster_cidr, family)
-            applied = self._applied.get(family)
-            stale = time.monotonic() - self._applied_at.get(family, 0.0) > self.resync_seconds
-            if ruleset == applied and not stale:
-                return "none"
-            changes = ruleset.changes_from(applied) if applied and not stale else None
-        if changes is not None:
+    def _write(self, family: str, change: Change) -> str:
+        tracker = self._trackers[family]
+        whole = change.whole
+        if whole is None and time.monotonic() - self._applied_at.get(family, 0.0) > self.resync_seconds:
+            with collector_paused():
+                whole = tracker.whole()  # a resync: drift is repaired
+        if whole is None and change.elements:
             try:
-                self.kernel.nft.run(changes)
+                self.kernel.nft.run(change.elements)
+                log.info("service table %s: %d element changes", change.elements.table.text(), len(change.elements))
+                return "elements"
             except KernelError as err:  # the table drifted from what we wrote: write it whole
                 log.warning("element update failed (%s); replacing the table", err)
-                changes = None
-        if changes is None:
-            with collector_paused():
-                whole = ruleset.transaction()
-            self.kernel.nft.run(whole)
-            self._applied_at[family] = time.monotonic()
-        if ruleset != applied:
-            mine = [v for v in views if v.family == family]
-            log.info("service table %s: %d ports, %d endpoints (%s)", ruleset.table.text(), len(mine),
-                     sum(len(v.endpoints) for v in mine),
-                     "whole table" if changes is None else f"{len(changes)} element changes")
-        self._applied[family] = ruleset
-        return "table" if changes is None else "elements"
+                with collector_paused():
+                    whole = tracker.whole()
+        if whole is None:
+            return "none"
+        with collector_paused():
+            transaction = whole.transaction()
+        self.kernel.nft.run(transaction)
+        self._applied_at[family] = time.monotonic()
+        if not change.empty:
+            log.info("service table %s: %d ports, %d endpoints (whole table)", whole.table.text(),
+                     len(tracker.views), sum(len(v.endpoints) for v in tracker.views.values()))
+        return "table"
 
     def _forget_stale_udp_flows(self, views: list[ServicePortView]) -> None:
         """As kube-proxy does: flows to a removed UDP endpoint are dropped, and so are

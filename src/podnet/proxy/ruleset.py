@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections import Counter
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import reduce
 
@@ -204,25 +206,74 @@ class Ruleset:
         differ and the table must be replaced whole."""
         if before.blocks != self.blocks or before.pod_network != self.pod_network or before.family != self.family:
             return None
-        tx = Transaction(self.table)
-        for name in _NAMES:  # deletes first: a key that changed value is deleted, then added
-            tx.delete_elements(sorted(before.elements[name] - self.elements[name]))
-        for name in _NAMES:
-            tx.add_elements(sorted(self.elements[name] - before.elements[name]))
-        return tx
+        return element_changes(self.table, {name: before.elements[name] - self.elements[name] for name in _NAMES},
+                               {name: self.elements[name] - before.elements[name] for name in _NAMES})
 
 
-class _Builder:
-    """Collects elements and chains while the views are walked."""
+def element_changes(table: Table, gone: dict[str, AbstractSet[Element]],
+                    new: dict[str, AbstractSet[Element]]) -> Transaction:
+    """Elements out, then elements in: a key that changed value is deleted, then added."""
+    tx = Transaction(table)
+    for name in _NAMES:
+        tx.delete_elements(sorted(gone.get(name, ())))
+    for name in _NAMES:
+        tx.add_elements(sorted(new.get(name, ())))
+    return tx
+
+
+class Contents:
+    """The elements and chains that views make, each counted by the views that
+    make it (a ClusterIP's element by each of its ports, a pod's hairpin pair by
+    each service it serves, a pick chain by each port of its size), so that a
+    view can be taken out again: what the change tracker (tracker.py) keeps."""
 
     def __init__(self, family: Family) -> None:
         self.family = family
-        self.elements: dict[str, set[Element]] = {name: set() for name in _NAMES}
-        self.picks: set[tuple[int, bool, bool]] = set()
+        self.elements: dict[str, Counter[Element]] = {name: Counter() for name in _NAMES}
+        self.picks: Counter[tuple[int, bool, bool]] = Counter()
         self.blocks: dict[str, Block] = {}
+        self.block_counts: Counter[str] = Counter()
 
     def add(self, set_name: str, key: tuple[str, ...], value: tuple[str, ...] | Verdict | None = None) -> None:
-        self.elements[set_name].add(Element(set_name, key, value))
+        self.elements[set_name][Element(set_name, key, value)] += 1
+
+    def add_block(self, block: Block) -> None:
+        self.blocks[block.chain.name] = block
+        self.block_counts[block.chain.name] += 1
+
+    def add_view(self, view: ServicePortView) -> None:
+        if view.affinity_seconds is not None:
+            for block in _affinity_endpoints(view, self.family):
+                self.add_block(block)
+        self.add("cluster_ips", (view.cluster_ip,))
+        key = (view.cluster_ip, view.protocol, str(view.port))
+        # a pod reaching itself through the service: only this node's pods can, on this node
+        self.elements["hairpin"].update(Element("hairpin", (e.ip, e.ip)) for e in view.local_endpoints)
+        inside = serving(view.cluster_endpoints)
+        if inside:
+            self.add("services", key, self.dispatch(view, key, inside, node_port=False, masquerade=False))
+        else:
+            self.add("no_endpoints", key, REJECT)
+        outside = serving(view.external_endpoints)
+        for address in (*view.external_ips, *view.load_balancer_ips):
+            external_key = (address, view.protocol, str(view.port))
+            self.add("external_ips", (address,))  # undefined ports on it are rejected too
+            if not outside:
+                self.add("no_endpoints", external_key, REJECT)
+                continue
+            entry = self.dispatch(view, external_key, outside, node_port=False, masquerade=not view.external_local)
+            if address in view.load_balancer_ips and view.source_ranges:
+                entry = self.firewall(view, address, entry)
+            self.add("services", external_key, entry)
+        if not view.node_port:
+            return
+        node_key = (view.protocol, str(view.node_port))
+        if outside:  # Local keeps the client's address; Cluster masquerades it
+            self.add("node_ports", node_key,
+                     self.dispatch(view, node_key, outside, node_port=True, masquerade=not view.external_local))
+        else:
+            no_local = view.external_local and view.endpoints
+            self.add("no_endpoint_node_ports", node_key, DROP_NO_LOCAL if no_local else REJECT)
 
     def dispatch(self, view: ServicePortView, key: tuple[str, ...], endpoints: tuple[Endpoint, ...], *,
                  node_port: bool, masquerade: bool) -> Verdict:
@@ -231,10 +282,10 @@ class _Builder:
         if view.affinity_seconds is not None:
             name = affinity_chain(view, node_port or masquerade)
             if name not in self.blocks:
-                self.blocks[name] = _affinity_entry(view, endpoints, node_port or masquerade, self.family)
+                self.add_block(_affinity_entry(view, endpoints, node_port or masquerade, self.family))
             return goto(name)
         slots = weighted(endpoints)
-        self.picks.add((len(slots), node_port, masquerade))
+        self.picks[(len(slots), node_port, masquerade)] += 1
         backends = "node_port_backends" if node_port else "backends"
         self.elements[backends].update(Element(backends, (*key, str(i)), (endpoint.ip, str(endpoint.port)))
                                        for i, endpoint in enumerate(slots))
@@ -244,9 +295,18 @@ class _Builder:
         """loadBalancerSourceRanges: only those sources reach the load balancer IP."""
         name = f"fw_{_id(view.name, address)}"
         ranges = AnonSet(view.source_ranges)
-        self.blocks[name] = Block(Chain(name, comment=f"{view.name} from {', '.join(view.source_ranges)}"),
-                                  (rule(name, match(self.family.saddr, ranges), entry), rule(name, DROP)))
+        self.add_block(Block(Chain(name, comment=f"{view.name} from {', '.join(view.source_ranges)}"),
+                             (rule(name, match(self.family.saddr, ranges), entry), rule(name, DROP))))
         return goto(name)
+
+    def chains(self) -> tuple[Block, ...]:
+        """The chains the views need: a pick chain per size in use, then the views' own."""
+        picks = tuple(_pick(*pick, self.family) for pick in sorted(self.picks))
+        return picks + tuple(self.blocks[name] for name in sorted(self.blocks))
+
+    def ruleset(self, pod_network: str) -> Ruleset:
+        return Ruleset({name: frozenset(items) for name, items in self.elements.items()}, self.chains(),
+                       pod_network, self.family.name)
 
 
 def pod_network_of(pod_networks: str, family: str) -> str:
@@ -261,47 +321,11 @@ def pod_network_of(pod_networks: str, family: str) -> str:
 def build(views: list[ServicePortView], pod_network: str, family: str = IPV4) -> Ruleset:
     """The family's table, from the views of that family (the others are left out).
     pod_network may name a CIDR per family."""
-    vocabulary = FAMILIES[family]
-    out = _Builder(vocabulary)
+    out = Contents(FAMILIES[family])
     for view in views:
-        if view.family != family:
-            continue
-        if view.affinity_seconds is not None:
-            for block in _affinity_endpoints(view, vocabulary):
-                out.blocks[block.chain.name] = block
-        out.add("cluster_ips", (view.cluster_ip,))
-        key = (view.cluster_ip, view.protocol, str(view.port))
-        # a pod reaching itself through the service: only this node's pods can, on this node
-        out.elements["hairpin"].update(Element("hairpin", (e.ip, e.ip)) for e in view.local_endpoints)
-        inside = serving(view.cluster_endpoints)
-        if inside:
-            out.add("services", key, out.dispatch(view, key, inside, node_port=False, masquerade=False))
-        else:
-            out.add("no_endpoints", key, REJECT)
-        outside = serving(view.external_endpoints)
-        for address in (*view.external_ips, *view.load_balancer_ips):
-            external_key = (address, view.protocol, str(view.port))
-            out.add("external_ips", (address,))  # undefined ports on it are rejected too
-            if not outside:
-                out.add("no_endpoints", external_key, REJECT)
-                continue
-            entry = out.dispatch(view, external_key, outside, node_port=False, masquerade=not view.external_local)
-            if address in view.load_balancer_ips and view.source_ranges:
-                entry = out.firewall(view, address, entry)
-            out.add("services", external_key, entry)
-        if not view.node_port:
-            continue
-        node_key = (view.protocol, str(view.node_port))
-        if outside:  # Local keeps the client's address; Cluster masquerades it
-            out.add("node_ports", node_key,
-                    out.dispatch(view, node_key, outside, node_port=True, masquerade=not view.external_local))
-        else:
-            no_local = view.external_local and view.endpoints
-            out.add("no_endpoint_node_ports", node_key, DROP_NO_LOCAL if no_local else REJECT)
-    picks = tuple(_pick(*pick, vocabulary) for pick in sorted(out.picks))
-    blocks = picks + tuple(out.blocks[name] for name in sorted(out.blocks))
-    return Ruleset({name: frozenset(items) for name, items in out.elements.items()}, blocks,
-                   pod_network_of(pod_network, family), family)
+        if view.family == family:
+            out.add_view(view)
+    return out.ruleset(pod_network_of(pod_network, family))
 
 
 def serving(endpoints: tuple[Endpoint, ...]) -> tuple[Endpoint, ...]:

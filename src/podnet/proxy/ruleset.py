@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections import Counter
+from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import reduce
@@ -222,24 +222,22 @@ def element_changes(table: Table, gone: dict[str, AbstractSet[Element]],
 
 
 class Contents:
-    """The elements and chains that views make, each counted by the views that
-    make it (a ClusterIP's element by each of its ports, a pod's hairpin pair by
-    each service it serves, a pick chain by each port of its size), so that a
-    view can be taken out again: what the change tracker (tracker.py) keeps."""
+    """The elements and chains that views make, listed as each view makes them
+    (a ClusterIP's element once for each of its ports, a pod's hairpin pair for
+    each service it serves, a pick chain for each port of its size), so that the
+    change tracker (tracker.py) can count them and take a view out again."""
 
     def __init__(self, family: Family) -> None:
         self.family = family
-        self.elements: dict[str, Counter[Element]] = {name: Counter() for name in _NAMES}
-        self.picks: Counter[tuple[int, bool, bool]] = Counter()
-        self.blocks: dict[str, Block] = {}
-        self.block_counts: Counter[str] = Counter()
+        self.elements: dict[str, list[Element]] = {name: [] for name in _NAMES}
+        self.picks: list[Pick] = []
+        self.blocks: dict[str, Block] = {}  # a view's own chains: its name is in theirs
 
     def add(self, set_name: str, key: tuple[str, ...], value: tuple[str, ...] | Verdict | None = None) -> None:
-        self.elements[set_name][Element(set_name, key, value)] += 1
+        self.elements[set_name].append(Element(set_name, key, value))
 
     def add_block(self, block: Block) -> None:
         self.blocks[block.chain.name] = block
-        self.block_counts[block.chain.name] += 1
 
     def add_view(self, view: ServicePortView) -> None:
         if view.affinity_seconds is not None:
@@ -248,7 +246,7 @@ class Contents:
         self.add("cluster_ips", (view.cluster_ip,))
         key = (view.cluster_ip, view.protocol, str(view.port))
         # a pod reaching itself through the service: only this node's pods can, on this node
-        self.elements["hairpin"].update(Element("hairpin", (e.ip, e.ip)) for e in view.local_endpoints)
+        self.elements["hairpin"].extend(Element("hairpin", (e.ip, e.ip)) for e in view.local_endpoints)
         inside = serving(view.cluster_endpoints)
         if inside:
             self.add("services", key, self.dispatch(view, key, inside, node_port=False, masquerade=False))
@@ -285,9 +283,9 @@ class Contents:
                 self.add_block(_affinity_entry(view, endpoints, node_port or masquerade, self.family))
             return goto(name)
         slots = weighted(endpoints)
-        self.picks[(len(slots), node_port, masquerade)] += 1
+        self.picks.append((len(slots), node_port, masquerade))
         backends = "node_port_backends" if node_port else "backends"
-        self.elements[backends].update(Element(backends, (*key, str(i)), (endpoint.ip, str(endpoint.port)))
+        self.elements[backends].extend(Element(backends, (*key, str(i)), (endpoint.ip, str(endpoint.port)))
                                        for i, endpoint in enumerate(slots))
         return goto(_pick_chain(len(slots), node_port, masquerade))
 
@@ -299,14 +297,17 @@ class Contents:
                              (rule(name, match(self.family.saddr, ranges), entry), rule(name, DROP))))
         return goto(name)
 
-    def chains(self) -> tuple[Block, ...]:
-        """The chains the views need: a pick chain per size in use, then the views' own."""
-        picks = tuple(_pick(*pick, self.family) for pick in sorted(self.picks))
-        return picks + tuple(self.blocks[name] for name in sorted(self.blocks))
-
     def ruleset(self, pod_network: str) -> Ruleset:
-        return Ruleset({name: frozenset(items) for name, items in self.elements.items()}, self.chains(),
-                       pod_network, self.family.name)
+        return Ruleset({name: frozenset(items) for name, items in self.elements.items()},
+                       chains(self.family, set(self.picks), self.blocks), pod_network, self.family.name)
+
+
+Pick = tuple[int, bool, bool]  # a pick chain: endpoint count, node port, masquerade
+
+
+def chains(family: Family, picks: Iterable[Pick], blocks: Mapping[str, Block]) -> tuple[Block, ...]:
+    """The chains the views need: a pick chain per size in use, then the views' own."""
+    return tuple(_pick(*pick, family) for pick in sorted(picks)) + tuple(blocks[name] for name in sorted(blocks))
 
 
 def pod_network_of(pod_networks: str, family: str) -> str:

@@ -14,10 +14,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from podnet.kernel.nftables import Element, Transaction
 from podnet.proxy.endpoints import ServicePortView
-from podnet.proxy.ruleset import FAMILIES, Contents, Ruleset, element_changes
+from podnet.proxy.ruleset import FAMILIES, Block, Contents, Pick, Ruleset, chains, element_changes
+
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -34,56 +37,57 @@ class Change:
 
 class ChangeTracker:
     def __init__(self, family: str, pod_network: str) -> None:
-        self.family = family
+        self.family = FAMILIES[family]
         self.pod_network = pod_network  # of this family
-        self.contents = Contents(FAMILIES[family])
         self.views: dict[int, ServicePortView] = {}  # by identity: the same object is the same view
-        self.started = False
+        self.elements: dict[str, Counter[Element]] | None = None  # by how many views make each; None: not yet
+        self.picks: Counter[Pick] = Counter()
+        self.block_counts: Counter[str] = Counter()
+        self.blocks: dict[str, Block] = {}
 
     def update(self, views: Iterable[ServicePortView]) -> Change:
         """Takes in the family's views of this sync; the first one writes the whole table."""
-        mine = {id(view): view for view in views if view.family == self.family}
+        mine = {id(view): view for view in views if view.family == self.family.name}
         gone = [view for key, view in self.views.items() if key not in mine]
         new = [view for key, view in mine.items() if key not in self.views]
         self.views = mine
-        if not self.started:
-            self.started = True
-            for view in new:
-                self.contents.add_view(view)
-            return Change(whole=self.whole())
-        if not gone and not new:
+        if self.elements is not None and not gone and not new:
             return Change()
-        before, after = Contents(self.contents.family), Contents(self.contents.family)
+        before, after = Contents(self.family), Contents(self.family)
         for view in gone:
             before.add_view(view)
         for view in new:
             after.add_view(view)
-        chains = self._chains_change(before, after)
+        if self.elements is None:  # counted at C speed: a full sync counts a few hundred thousand
+            self.elements = {name: Counter(made) for name, made in after.elements.items()}
+            self.picks, self.block_counts, self.blocks = Counter(after.picks), Counter(after.blocks.keys()), after.blocks
+            return Change(whole=self.whole())
         out: dict[str, set[Element]] = {}
         into: dict[str, set[Element]] = {}
-        for name, counted in self.contents.elements.items():
-            out[name], into[name] = _move(counted, before.elements[name], after.elements[name])
-        if chains:
+        for name, counted in self.elements.items():
+            out[name], into[name] = _move(counted, Counter(before.elements[name]), Counter(after.elements[name]))
+        if self._chains_change(before, after):
             return Change(whole=self.whole())
-        return Change(elements=element_changes(self.contents.family.table, out, into))
+        return Change(elements=element_changes(self.family.table, out, into))
 
     def whole(self) -> Ruleset:
         """The table as the views now make it (for a first write, a chain change or a resync)."""
-        return self.contents.ruleset(self.pod_network)
+        assert self.elements is not None, "a table is written whole once its views are in"
+        return Ruleset({name: frozenset(counted) for name, counted in self.elements.items()},
+                       chains(self.family, self.picks, self.blocks), self.pod_network, self.family.name)
 
     def _chains_change(self, before: Contents, after: Contents) -> bool:
         """Moves the chains' counts; whether the table's chains are no longer what they were."""
-        picks_moved = _move(self.contents.picks, before.picks, after.picks)
-        replaced = any(self.contents.blocks.get(name) != block for name, block in after.blocks.items()
-                       if name in before.block_counts)
-        blocks_out, blocks_in = _move(self.contents.block_counts, before.block_counts, after.block_counts)
+        picks_out, picks_in = _move(self.picks, Counter(before.picks), Counter(after.picks))
+        replaced = any(self.blocks.get(name) != block for name, block in after.blocks.items() if name in before.blocks)
+        blocks_out, blocks_in = _move(self.block_counts, Counter(before.blocks.keys()), Counter(after.blocks.keys()))
         for name in blocks_out:
-            del self.contents.blocks[name]
-        self.contents.blocks.update((name, block) for name, block in after.blocks.items())
-        return any(picks_moved) or bool(blocks_out or blocks_in) or replaced
+            del self.blocks[name]
+        self.blocks.update(after.blocks)
+        return bool(picks_out or picks_in or blocks_out or blocks_in or replaced)
 
 
-def _move(counted: Counter, out: Counter, into: Counter) -> tuple[set[Hashable], set[Hashable]]:  # type: ignore[type-arg]
+def _move(counted: Counter[K], out: Counter[K], into: Counter[K]) -> tuple[set[K], set[K]]:
     """Takes `out`'s counts from `counted` and adds `into`'s; returns the keys that
     left (counted no more) and those that came (counted now, not before)."""
     left, came = set(), set()

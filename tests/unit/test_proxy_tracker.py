@@ -96,3 +96,24 @@ def test_a_sync_renders_only_the_views_that_changed(monkeypatch: pytest.MonkeyPa
     renewed = [one[0] if s.service == "s7" and s.address_type == IPV6 else s for s in slices]
     assert node.sync(svcs, everyone, renewed, check=False) == {IPV4: "none", IPV6: "elements"}
     assert rendered == ["default/s7:80"] * 2  # its old IPv6 view out, the new one in; nothing of the other 119
+
+
+def test_a_failed_whole_write_is_tried_again_at_the_next_sync() -> None:
+    from podnet.errors import KernelError
+    from podnet.proxy.proxier import Proxier
+    from tests.fakes import FakeNodeKernel
+
+    kernel = FakeNodeKernel()
+    proxier = Proxier(kernel, "n1", POD_NETWORKS)
+    svcs, everyone = services(3), pods()
+    real_run = kernel.nft.run
+
+    def refuse(tx):  # type: ignore[no-untyped-def]
+        raise KernelError("nft: refused")
+
+    kernel.nft.run = refuse  # type: ignore[method-assign]
+    with pytest.raises(KernelError):
+        proxier.sync_services(svcs, family_slices(svcs, everyone))
+    kernel.nft.run = real_run  # type: ignore[method-assign]
+    assert proxier.sync_services(svcs, family_slices(svcs, everyone)) == "table"
+    assert set(kernel.nft.tables) == set(ruleset.TABLES.values())

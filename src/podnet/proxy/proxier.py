@@ -97,6 +97,7 @@ class Proxier:
             return "none"
         with collector_paused():
             transaction = whole.transaction()
+        self._applied_at.pop(family, None)  # should the write fail, the next sync writes it whole again
         self.kernel.nft.run(transaction)
         self._applied_at[family] = time.monotonic()
         if not change.empty:

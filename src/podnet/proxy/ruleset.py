@@ -14,16 +14,7 @@ state, and get chains of their own (as in kube-proxy's nftables mode).
 Traffic from outside the pod network to a ClusterIP, to node ports and external
 IPs with the Cluster policy, and from a pod to itself (hairpin) is masqueraded on
 the way out; the Local policy keeps the client's address.
-
-IPv6 gets a table of its own (`ip6 podnet-proxy`) beside IPv4's (`ip
-podnet-proxy`), rendered by the same function from the views of its family, as
-kube-proxy's nftables mode runs one proxier per family over `ip kube-proxy` and
-`ip6 kube-proxy`. Rather than one `inet` table because: the maps are typed by
-address (ipv4_addr or ipv6_addr), so an inet table would still need every map
-twice plus a `meta nfproto` split in front of each lookup, and DNAT names its
-family anyway; a sync of one family then rewrites (or, on a chain change,
-replaces) only that family's table; and the IPv4 table stays byte for byte what
-it was, so IPv4-only clusters load exactly the same rules.
+Each IP family has a table of its own (tables.py says why).
 """
 
 from __future__ import annotations
@@ -36,36 +27,20 @@ from dataclasses import dataclass
 from functools import reduce
 
 from podnet.kernel.nflog import OBSERVED_GROUP
-from podnet.kernel.nftables import Chain, Element, Map, Set, Table, Transaction, base_chain, hooks
+from podnet.kernel.nftables import Chain, Element, Set, Table, Transaction, base_chain
 from podnet.kernel.nftables.rules import (
-    CT_STATUS, DROP, FIB_DADDR_TYPE, IP6_DADDR, IP6_SADDR, IP_DADDR, IP_SADDR, L4PROTO, META_MARK, TH_DPORT, AnonSet,
-    Dnat, Field, Limit, Log, Lookup, Masked, Masquerade, Reject, Rule, SetMark, SetRef, UpdateSet, Verdict, VerdictMap,
-    concat, differs, goto, jump, match, rule, target, Numgen,
+    CT_STATUS, DROP, FIB_DADDR_TYPE, L4PROTO, META_MARK, TH_DPORT, AnonSet, Dnat, Limit, Log, Lookup, Masked,
+    Masquerade, Reject, Rule, SetMark, SetRef, UpdateSet, Verdict, VerdictMap, concat, differs, goto, jump, match, rule,
+    target, Numgen,
 )
-from podnet.model.families import IPV4, IPV6, of_family
+from podnet.model.families import IPV4, of_family
 from podnet.proxy.endpoints import Endpoint
 from podnet.proxy.endpoints import ServicePortView
+from podnet.proxy.tables import FAMILIES, TABLE, TABLES, Family, collections
+
+__all__ = ["COLLECTIONS", "FAMILIES", "TABLE", "TABLES", "Contents", "Ruleset", "build", "element_changes"]
 
 
-@dataclass(frozen=True)
-class Family:
-    """What differs between the IPv4 and the IPv6 table: the rest is one render."""
-
-    name: str  # IPv4, IPv6
-    table: Table
-    nft: str  # nft's name of the family: dnat ip, dnat ip6
-    saddr: Field
-    daddr: Field
-    address_type: str  # a set's type of address
-    loopback: str  # node ports do not answer on it (kube-proxy's --nodeport-addresses leave it out)
-
-
-FAMILIES = {f.name: f for f in (
-    Family(IPV4, Table("ip", hooks.PROXY), "ip", IP_SADDR, IP_DADDR, "ipv4_addr", "127.0.0.0/8"),
-    Family(IPV6, Table("ip6", hooks.PROXY), "ip6", IP6_SADDR, IP6_DADDR, "ipv6_addr", "::1"),
-)}
-TABLE = FAMILIES[IPV4].table
-TABLES = {name: f.table for name, f in FAMILIES.items()}
 MASQ_MARK = 0x4000
 PROTOCOLS = ("tcp", "udp", "sctp")
 REJECT = goto("reject_service")  # a service port without endpoints
@@ -73,23 +48,6 @@ REJECT_PORT = goto("reject_port")  # a service address asked on a port it does n
 DROP_NO_LOCAL = goto("drop_no_local")  # a node port with the Local policy and no endpoint on this node
 LOGGED_PER_SECOND = 50  # refusals logged for `podnet observe`, per chain: floods are sampled
 _NODE_PORT_KEY = concat(L4PROTO, TH_DPORT)
-
-
-def collections(family: Family) -> tuple[Set, ...]:
-    """The table's maps and sets; their elements are what a sync changes."""
-    address, daddr = family.address_type, family.daddr.text()
-    return (
-        Set("cluster_ips", address),
-        Set("external_ips", address),
-        Map("services", f"{address} . inet_proto . inet_service", "verdict"),
-        Map("backends", f"{daddr} . meta l4proto . th dport . numgen random mod 1", f"{daddr} . th dport", typeof=True),
-        Map("node_ports", "inet_proto . inet_service", "verdict"),
-        Map("node_port_backends", "meta l4proto . th dport . numgen random mod 1", f"{daddr} . th dport",
-            typeof=True),
-        Map("no_endpoints", f"{address} . inet_proto . inet_service", "verdict"),
-        Map("no_endpoint_node_ports", "inet_proto . inet_service", "verdict"),
-        Set("hairpin", f"{address} . {address}"),
-    )
 
 
 COLLECTIONS = collections(FAMILIES[IPV4])

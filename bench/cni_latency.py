@@ -2,7 +2,8 @@
 lease lookup among 5 000 leases (host-local).
 
 Both sides run the same way: exec'd with nsenter in one host namespace, for 100
-pods with the same network config, each pod in its own namespace. podnet's side
+pods with the same network config, each pod in its own namespace; IPv4 networks,
+and dual-stack ones (an IPv4 /24 and an IPv6 /64 range set). podnet's side
 has its agent (`podnet cni serve`) running in the host namespace, as on a node,
 and is exec'd as the C relay (built by ./run) and as the Python entry. The
 relay's own share is timed against an agent that answers at once.
@@ -30,9 +31,12 @@ from podnet.kernel import netns
 REFERENCE = Path("/usr/lib/cni")
 
 
-def netconf(bridge: str, ipam: str, data_dir: Path, masq: bool, subnet: str, tag: str = "") -> dict:  # type: ignore[type-arg]
+def netconf(bridge: str, ipam: str, data_dir: Path, masq: bool, subnets: tuple[str, ...],
+            tag: str = "") -> dict:  # type: ignore[type-arg]
+    """One range set per subnet: two (an IPv4 and an IPv6 one) make the network dual-stack."""
+    ranges = [[{"subnet": subnet}] for subnet in subnets]
     return {"cniVersion": "1.0.0", "name": "bench", "type": bridge, "bridge": f"bench{int(masq)}{tag}", "isGateway": True,
-            "ipMasq": masq, "ipam": {"type": ipam, "ranges": [[{"subnet": subnet}]], "dataDir": str(data_dir)}}
+            "ipMasq": masq, "ipam": {"type": ipam, "ranges": ranges, "dataDir": str(data_dir)}}
 
 
 def call(host: str, plugin_dir: Path, plugin: str, command: str, config: dict, container_id: str,  # type: ignore[type-arg]
@@ -51,8 +55,8 @@ def call(host: str, plugin_dir: Path, plugin: str, command: str, config: dict, c
 
 
 def add_del_round(host: str, plugin_dir: Path, bridge: str, ipam: str, pods: int, masq: bool, work: Path,
-                  subnet: str, tag: str = "") -> tuple[float, float]:
-    config = netconf(bridge, ipam, work / "ipam", masq, subnet, tag)
+                  subnets: tuple[str, ...], tag: str = "") -> tuple[float, float]:
+    config = netconf(bridge, ipam, work / "ipam", masq, subnets, tag)
     containers = [f"pn-bench.{bridge}.{i}" for i in range(pods)]
     for name in containers:
         netns.create(name)
@@ -112,7 +116,7 @@ def relay_share(plugin_dir: Path, work: Path, samples: int = 50) -> float:
 
     threading.Thread(target=answer, daemon=True).start()
     env = {**os.environ, "CNI_COMMAND": "ADD", "PODNET_AGENT_SOCKET": path}
-    config = json.dumps(netconf("podnet-bridge", "podnet-host-local", work, False, "10.212.0.0/16")).encode()
+    config = json.dumps(netconf("podnet-bridge", "podnet-host-local", work, False, ("10.212.0.0/16",))).encode()
     timings = []
     for _ in range(samples):
         started = time.perf_counter()
@@ -149,15 +153,17 @@ def main() -> None:
                   f"C {relay_share(ours, work):.2f}, Python {relay_share(python_relay, work):.2f}")
             print(f"\nCNI ADD/DEL, {options.pods} pods, median ms (lower is better); ratio = podnet / reference")
             print(f"{'netconf':<36}{'':>5}{'reference':>11}{'podnet':>9}{'ratio':>8}")
-            for label, masq, relay_dir in (("bridge+host-local", False, ours),
-                                           ("bridge+host-local, Python relay", False, python_relay),
-                                           ("+ ipMasq (seed's 10-bridge)", True, ours)):
-                tag = "" if relay_dir == ours else "p"
-                subnet = f"10.{210 + masq}.{0 if relay_dir == ours else 128}.0/17"
+            # (label, ipMasq, relay, tag, subnets): each row's network has a bridge and subnets of its own
+            rows = (("bridge+host-local", False, ours, "", ("10.210.0.0/17",)),
+                    ("bridge+host-local, Python relay", False, python_relay, "p", ("10.210.128.0/17",)),
+                    ("+ ipMasq (seed's 10-bridge)", True, ours, "", ("10.211.0.0/17",)),
+                    ("dual-stack (10.x/24 + fd00::/64)", False, ours, "d", ("10.213.0.0/24", "fd00:213::/64")),
+                    ("dual-stack + ipMasq", True, ours, "d", ("10.214.0.0/24", "fd00:214::/64")))
+            for label, masq, relay_dir, tag, subnets in rows:
                 ref = add_del_round(host, REFERENCE, "bridge", "host-local", options.pods, masq,
-                                    work / f"ref{masq}{relay_dir.name}", subnet, tag)
+                                    work / f"ref{masq}{relay_dir.name}{tag}", subnets, tag)
                 pod = add_del_round(host, relay_dir, "podnet-bridge", "podnet-host-local", options.pods, masq,
-                                    work / f"pod{masq}{relay_dir.name}", subnet, tag)
+                                    work / f"pod{masq}{relay_dir.name}{tag}", subnets, tag)
                 for name, r, p in (("ADD", ref[0], pod[0]), ("DEL", ref[1], pod[1])):
                     print(f"{label:<36}{name:>5}{r:>11.1f}{p:>9.1f}{p / r:>8.2f}")
             print(f"\nhost-local DEL among {options.leases} leases (finding the container's lease), median ms")

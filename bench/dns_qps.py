@@ -9,6 +9,8 @@ answers from the caches. podnet runs once as one
 process and once with --workers 2. It prints queries per second and average
 latency, and the ratios.
 Run as root: .venv/bin/python bench/dns_qps.py  (needs dnsperf and dnsmasq)
+With --ipv6, every server listens on ::1 and is asked there (podnet's IPv6
+sockets and its fast path's IPv6 upstream socket), with the same names.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from podnet.store.sqlite import SqliteStore
 NAMESPACE = "pn-bench.dns"
 NAMES = 10000
 ROUNDS, ROUND_SECONDS = 5, 4  # interleaved, medians: this machine's noise is larger than 10 %
+LOOPBACK = "::1" if "--ipv6" in sys.argv[1:] else "127.0.0.1"
+UPSTREAM = f"[{LOOPBACK}]:5302" if ":" in LOOPBACK else f"{LOOPBACK}:5302"
 COLD_ROUNDS, COLD_NAMES = 5, 40000  # passes over names no server has seen: 10 000 took 0.3 s, too short to measure
 
 
@@ -41,7 +45,7 @@ def median_of(runs: tuple[tuple[float, float], ...]) -> tuple[float, float]:
 def dnsperf(port: int, queries: Path, seconds: int | None = None) -> tuple[float, float]:
     """Queries per second and average latency (ms): for `seconds`, or else one pass over the names."""
     length = ["-l", str(seconds)] if seconds else ["-n", "1"]
-    out = netns.run(NAMESPACE, ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(queries), *length,
+    out = netns.run(NAMESPACE, ["dnsperf", "-s", LOOPBACK, "-p", str(port), "-d", str(queries), *length,
                                 "-c", "4", "-Q", "200000"], timeout=(seconds or 60) + 30).stdout
     qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     latency = float(re.search(r"Average Latency \(s\):\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -50,7 +54,7 @@ def dnsperf(port: int, queries: Path, seconds: int | None = None) -> tuple[float
 
 def wait_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 10
-    while netns.run(NAMESPACE, ["sh", "-c", f"nc -z 127.0.0.1 {port}"], check=False).returncode != 0:
+    while netns.run(NAMESPACE, ["sh", "-c", f"nc -z {LOOPBACK} {port}"], check=False).returncode != 0:
         if process.poll() is not None or time.monotonic() > deadline:
             said = log.read_text().strip().splitlines()[-1:] or ["nothing on stderr"]
             raise SystemExit(f"nothing listens on {port} (exit status {process.returncode}): {said[0]}")
@@ -95,14 +99,14 @@ def main() -> None:
 
             def podnet(port: int, workers: int) -> None:
                 start(port, [sys.executable, "-m", "podnet", "dns", "--store", str(work / "store.db"), "--listen",
-                             "127.0.0.1", "--port", str(port), "--forward", "127.0.0.1:5302", "--workers", str(workers)])
+                             LOOPBACK, "--port", str(port), "--forward", UPSTREAM, "--workers", str(workers)])
 
             def dnsmasq(port: int, *options: str) -> None:
                 start(port, ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--pid-file=",
-                             "--listen-address=127.0.0.1", "--bind-interfaces", f"--port={port}", "--user=root", *options])
+                             f"--listen-address={LOOPBACK}", "--bind-interfaces", f"--port={port}", "--user=root", *options])
 
             dnsmasq(5302, f"--addn-hosts={work / 'outside-hosts'}", "--local-ttl=3600")  # the upstream
-            dnsmasq(5301, f"--addn-hosts={work / 'hosts'}", f"--cache-size={COLD_NAMES * COLD_ROUNDS + NAMES}", "--server=127.0.0.1#5302")
+            dnsmasq(5301, f"--addn-hosts={work / 'hosts'}", f"--cache-size={COLD_NAMES * COLD_ROUNDS + NAMES}", f"--server={LOOPBACK}#5302")
             podnet(5300, 1)
             podnet(5303, 2)
             time.sleep(1)
@@ -116,7 +120,7 @@ def main() -> None:
                 theirs, ours, ours2 = (median_of(runs) for runs in zip(*(
                     [dnsperf(port, work / file, ROUND_SECONDS) for port in (5301, 5300, 5303)] for _ in range(ROUNDS))))
                 rows.append((label, theirs, ours, ours2))
-        print(f"{NAMES} names, dnsperf on loopback; medians of {ROUNDS} interleaved {ROUND_SECONDS} s runs;"
+        print(f"{NAMES} names, dnsperf on loopback ({LOOPBACK}); medians of {ROUNDS} interleaved {ROUND_SECONDS} s runs;"
               " ratio = podnet / dnsmasq")
         print(f"{'':<24}{'':<13}{'dnsmasq':>10}{'podnet':>10}{'ratio':>7}{'podnet x2':>11}{'ratio':>7}")
         for label, theirs, ours, ours2 in rows:

@@ -3,6 +3,7 @@ calls them: exec'd with CNI_* variables and the config on stdin."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -24,6 +25,37 @@ from tests import scope
 REFERENCE_DIR = Path("/usr/lib/cni")
 
 
+@dataclass(frozen=True)
+class Stack:
+    """A network's address families: one host-local range set per subnet, as a
+    dual-stack network has one for IPv4 and one for IPv6."""
+
+    subnets: tuple[str, ...]
+
+    def ranges(self) -> list[list[dict[str, str]]]:
+        return [[{"subnet": subnet}] for subnet in self.subnets]
+
+    def addresses(self, host: int) -> list[str]:
+        """The host'th address of each subnet, as "ip/prefix"."""
+        networks = [ipaddress.ip_network(subnet) for subnet in self.subnets]
+        return [f"{network.network_address + host}/{network.prefixlen}" for network in networks]
+
+    def ips(self, host: int) -> list[str]:
+        return [address.split("/")[0] for address in self.addresses(host)]
+
+    @property
+    def gateways(self) -> list[str]:
+        return self.ips(1)
+
+    @property
+    def defaults(self) -> list[str]:
+        return ["0.0.0.0/0" if ":" not in gateway else "::/0" for gateway in self.gateways]
+
+
+STACKS = {"ipv4": Stack(("10.123.0.0/24",)), "ipv6": Stack(("fd00:123::/64",)),
+          "dual-stack": Stack(("10.123.0.0/24", "fd00:123::/64"))}
+
+
 @dataclass
 class Plugins:
     """One implementation of bridge + host-local, set up in its own host namespace."""
@@ -34,11 +66,11 @@ class Plugins:
     plugin_dir: Path
     host: str  # the host namespace the plugins run in
     data_dir: Path
-    subnet: str = "10.123.0.0/24"
+    stack: Stack = STACKS["ipv4"]
     made: list[str] = field(default_factory=list)
 
     def netconf(self, cni_version: str = "1.0.0", **overrides: Any) -> dict[str, Any]:
-        ipam = {"type": self.host_local, "ranges": [[{"subnet": self.subnet}]], "dataDir": str(self.data_dir)}
+        ipam = {"type": self.host_local, "ranges": self.stack.ranges(), "dataDir": str(self.data_dir)}
         ipam.update(overrides.pop("ipam", {}))
         return {"cniVersion": cni_version, "name": "conformance", "type": self.bridge, "bridge": "cnitest0",
                 "isGateway": True, "isDefaultGateway": True, "ipam": ipam, **overrides}
@@ -77,7 +109,15 @@ class Plugins:
         if not directory.is_dir():
             return {}
         return {entry.name: entry.read_bytes().decode() for entry in directory.iterdir()
-                if entry.is_file() and entry.name[0].isdigit() and not entry.name.startswith("last")}
+                if entry.is_file() and _is_address(entry.name)}
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _host(name: str) -> str:
@@ -136,6 +176,13 @@ def plugins(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Plugins]
     yield impl
     for name in impl.made:
         netns.delete(name)
+
+
+@pytest.fixture(params=list(STACKS))
+def stacked(request: pytest.FixtureRequest, plugins: Plugins) -> Plugins:
+    """The same implementations, on an IPv4, an IPv6 and a dual-stack network."""
+    plugins.stack = STACKS[request.param]
+    return plugins
 
 
 @pytest.fixture

@@ -231,18 +231,6 @@ def test_status_51_when_attached_containers_lost_their_bridge(ours: Plugins) -> 
     assert code != 0 and out and out["code"] == 51
 
 
-def test_dual_stack_ranges(ours: Plugins) -> None:
-    container = ours.container()
-    config = ours.netconf(ipam={"ranges": [[{"subnet": "10.127.0.0/24"}], [{"subnet": "fd00:127::/64"}]]},
-                          bridge="cnitest6")
-    result = ours.add(container, "dual", config=config)
-    assert [ip["address"] for ip in result["ips"]] == ["10.127.0.2/24", "fd00:127::2/64"]
-    assert {r["dst"] for r in result["routes"]} == {"0.0.0.0/0", "::/0"}
-    addresses = in_netns(container, "ip", "-o", "addr", "show", "eth0").stdout
-    assert "10.127.0.2/24" in addresses and "fd00:127::2/64" in addresses
-    assert "default via fd00:127::1" in in_netns(container, "ip", "-6", "route").stdout
-
-
 def test_gc_honours_the_legacy_attachments_key(ours: Plugins) -> None:
     ours.add(ours.container(), "legacy-keep")
     ours.add(ours.container(), "legacy-drop")

@@ -1,7 +1,12 @@
 """NetworkPolicy conformance as Kubernetes tests it: the upstream netpol model
 (namespaces x, y, z; pods a, b, c in each, over two nodes, serving TCP and UDP
 on 80 and 81), and for every case all 9 x 9 pairs probed with real packets and
-compared with the evaluator's truth table. A mismatch prints both tables."""
+compared with the evaluator's truth table. A mismatch prints both tables.
+
+The lab is dual-stack and every case is probed in both families: selector cases
+must give the same table over IPv4 and IPv6, and ipBlock cases differ exactly
+where the block's family says (the evaluator's table for each family is the
+expectation)."""
 
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from hypothesis import strategies as st
 from podnet.lab.client import cluster_store
 from podnet.kernel import netns
 from podnet.model.clusternetworkpolicy import ClusterNetworkPolicy
+from podnet.model.families import IPV4, IPV6, first_of
 from podnet.model.namespace import Namespace
 from podnet.model.networkpolicy import NetworkPolicy
 from podnet.model.node import Node
@@ -33,9 +39,11 @@ from podnet.policy.evaluator import PolicyView
 from podnet.store import resources
 from tests.helpers import in_netns, podnet, within
 from tests.policy_model import NAMESPACES, PODS, PORTS, port_name, truth_table
+from tests.policy_model import addresses as model_addresses
 
 LAB = "test_netpol"
 NODES = ("n1", "n2")
+FAMILIES = (IPV4, IPV6)
 PROBE_TIMEOUT = 0.6  # seconds: answers in a lab take well under a millisecond; a dropped probe waits this long
 CONVERGE = 15.0  # seconds for every node to program a change
 
@@ -50,7 +58,8 @@ def _model() -> str:
                               for port, protocol in PORTS)
     for i, (namespace, pod) in enumerate((n, p) for n in NAMESPACES for p in PODS):
         documents.append(f"apiVersion: v1\nkind: Service\nmetadata: {{name: s-{pod}, namespace: {namespace}}}\n"
-                         f"spec: {{selector: {{pod: {pod}}}, ports: [{service_ports}]}}\n")
+                         f"spec: {{ipFamilyPolicy: PreferDualStack, selector: {{pod: {pod}}}, "
+                         f"ports: [{service_ports}]}}\n")
         documents.append(f"""apiVersion: v1
 apiVersion: v1
 kind: Pod
@@ -70,7 +79,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     directory = tmp_path_factory.mktemp("netpol")
     nodes = ", ".join(f"{{name: {n}}}" for n in NODES)
     (directory / "lab.yaml").write_text(f"apiVersion: podnet.dev/v1alpha1\nkind: Cluster\nmetadata: {{name: {LAB}}}\n"
-                                        f"nodes: [{nodes}]\n")
+                                        f"networking: {{ipFamilies: [IPv4, IPv6]}}\nnodes: [{nodes}]\n")
     (directory / "model.yaml").write_text(_model())
     podnet("lab", "up", str(directory / "lab.yaml"))
     try:
@@ -98,7 +107,7 @@ def _probe_row(targets: list[tuple[str, str]], port: int, protocol: str) -> dict
     answered = {key: False for key, _ in targets}
     poller = select.poll()
     for key, address in targets:
-        sock = socket.socket(socket.AF_INET, kind)
+        sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, kind)
         sock.setblocking(False)
         if protocol == "TCP":
             if sock.connect_ex((address, port)) not in (0, errno.EINPROGRESS):
@@ -128,17 +137,18 @@ def _probe_row(targets: list[tuple[str, str]], port: int, protocol: str) -> dict
     return answered
 
 
-def _service_ips() -> dict[str, str]:
-    """Each model pod's Service's ClusterIP, by the pod's key."""
+def _service_ips(family: str) -> dict[str, str]:
+    """Each model pod's Service's ClusterIP of the family, by the pod's key."""
     with cluster_store(LAB) as store:
-        return {f"{s.metadata.namespace}/{s.metadata.name.removeprefix('s-')}": s.cluster_ip or ""
+        return {f"{s.metadata.namespace}/{s.metadata.name.removeprefix('s-')}": first_of(s.cluster_ips, family) or ""
                 for s in resources.list_kind(store, Service)[0] if s.metadata.name.startswith("s-")}
 
 
-def probe(view: PolicyView, port: int, protocol: str, through_services: bool = False) -> dict[tuple[str, str], bool]:
+def probe(view: PolicyView, port: int, protocol: str, through_services: bool = False,
+          family: str = IPV4) -> dict[tuple[str, str], bool]:
     """Every pair, with real packets: each source probes every pod from its own
-    namespace, at the pod's IP or at its Service's ClusterIP."""
-    addresses = _service_ips() if through_services else {p.metadata.key: p.pod_ip or "" for p in view.pods}
+    namespace, at the pod's IP of the family or at its Service's ClusterIP of it."""
+    addresses = _service_ips(family) if through_services else model_addresses(view.pods, family)
     targets = [(p.metadata.key, addresses[p.metadata.key]) for p in view.pods]
     table: dict[tuple[str, str], bool] = {}
 
@@ -164,19 +174,21 @@ def _render(table: dict[tuple[str, str], bool]) -> str:
 
 
 def converges(port: int, protocol: str, through_services: bool = False) -> None:
-    """Until the kernel's reachability equals the evaluator's, or CONVERGE passes."""
-    expected: dict[tuple[str, str], bool] = {}
-    got: dict[tuple[str, str], bool] = {}
+    """Until the kernel's reachability equals the evaluator's in each family, or CONVERGE passes."""
+    for family in FAMILIES:
+        expected: dict[tuple[str, str], bool] = {}
+        got: dict[tuple[str, str], bool] = {}
 
-    def same() -> bool:
-        nonlocal expected, got
-        view = _view()
-        expected, got = truth_table(view, port, protocol), probe(view, port, protocol, through_services)
-        return got == expected
+        def same() -> bool:
+            nonlocal expected, got
+            view = _view()
+            expected = truth_table(view, port, protocol, family)
+            got = probe(view, port, protocol, through_services, family)
+            return got == expected
 
-    if not within(CONVERGE, same, interval=0.2):
-        pytest.fail(f"{port}/{protocol}{' through services' if through_services else ''}: the kernel differs from the evaluator\nexpected:\n{_render(expected)}\n"
-                    f"probed:\n{_render(got)}")
+        if not within(CONVERGE, same, interval=0.2):
+            pytest.fail(f"{port}/{protocol} over {family}{' through services' if through_services else ''}: the kernel "
+                        f"differs from the evaluator\nexpected:\n{_render(expected)}\nprobed:\n{_render(got)}")
 
 
 CASES: dict[str, tuple[str, list[tuple[int, str]]]] = {
@@ -418,6 +430,14 @@ spec:
   podSelector: {matchLabels: {pod: c}}
   ingress: [{from: [{podSelector: {}}], ports: [{port: 80, endPort: 81}]}]
 """, [(81, "TCP")]),
+    "ingress-ipv6-block-with-except": ("""
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: from-block6, namespace: x}
+spec:
+  podSelector: {}
+  ingress: [{from: [{ipBlock: {cidr: "fd00:10:244::/56", except: ["fd00:10:244:1::/64"]}}]}]
+""", [(80, "TCP")]),
     "ingress-ip-block-with-except": ("""
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -691,7 +711,7 @@ def test_a_new_pod_is_isolated_by_the_time_the_store_shows_its_address(lab: Path
 
         assert within(30, lambda: stored_address() is not None, interval=0.01)
         address = stored_address()
-        listed = in_netns(f"pn-{LAB}.n1", "nft", "list", "map", "ip", "podnet-policy", "ingress_pods").stdout
+        listed = in_netns(f"pn-{LAB}.n1", "nft", "list", "map", "inet", "podnet-policy", "ingress_pods").stdout
         assert f"{address} : goto" in listed, listed
     finally:
         podnet("delete", "--lab", LAB, "-f", str(pod_path))

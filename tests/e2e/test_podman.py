@@ -19,6 +19,7 @@ from tests.podman import IMAGE, PAGE, Podman, busybox_image, remove_all, require
 
 NODE = "pn-test_podman.node"
 SUBNET_PREFIX = "10.89.0."
+SUBNET6 = "fd00:89::/64"  # the conflist is dual-stack: a range set per family, as in a dual-stack cluster
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,8 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
     (conf_dir / "podnet.conflist").write_text(f"""{{"cniVersion": "1.0.0", "name": "podnet", "plugins": [
  {{"type": "podnet-bridge", "bridge": "pn-podman0", "isGateway": true, "isDefaultGateway": true,
    "ipMasq": true, "hairpinMode": true,
-   "ipam": {{"type": "podnet-host-local", "ranges": [[{{"subnet": "{SUBNET_PREFIX}0/24"}}]], "dataDir": "{work / 'ipam'}"}}}},
+   "ipam": {{"type": "podnet-host-local", "ranges": [[{{"subnet": "{SUBNET_PREFIX}0/24"}}], [{{"subnet": "{SUBNET6}"}}]],
+             "dataDir": "{work / 'ipam'}"}}}},
  {{"type": "podnet-portmap", "capabilities": {{"portMappings": true}}, "stateDir": "{work / 'portmap'}"}}]}}""")
     engine = Podman.configured(work, NODE, plugin_dir, conf_dir)
     netns.create(NODE)
@@ -64,6 +66,18 @@ def test_containers_get_addresses_and_reach_each_other(podman: Podman) -> None:
     page = podman("exec", "client", "wget", "-qO-", f"http://{web}/").stdout
     assert page == PAGE
     podman("rm", "--force", "--time", "0", "web", "client")
+
+
+@pytest.mark.slow
+def test_a_dual_stack_conflist_gives_containers_an_ipv6_address_too(podman: Podman) -> None:
+    podman.run("web6", "httpd", "-f", "-p", "80", "-h", "/www")
+    podman.run("client6", "sleep", "3600")
+    web6 = podman("inspect", "web6", "--format", "{{.NetworkSettings.Networks.podnet.GlobalIPv6Address}}").stdout.strip()
+    assert web6.startswith("fd00:89::"), web6
+    assert podman("exec", "client6", "wget", "-qO-", f"http://[{web6}]/").stdout == PAGE
+    routes = podman("exec", "client6", "ip", "-6", "route").stdout
+    assert "default via fd00:89::1" in routes, routes  # isDefaultGateway in each family
+    podman("rm", "--force", "--time", "0", "web6", "client6")
 
 
 @pytest.mark.slow

@@ -1,7 +1,9 @@
 """The web view in a real browser (Debian's chromium, driven by playwright): the
 page shows the lab's nodes and pods, a curl between two pods appears in the
 flows table and on the map, and a trace lists its steps and draws its path.
-The test saves a screenshot of the page (tests/artifacts/ui.png)."""
+On a dual-stack lab the map and the details show both addresses of every pod
+and node, and an IPv6 trace is drawn. The tests save screenshots of the page
+(tests/artifacts/ui.png, ui-dual.png)."""
 
 from __future__ import annotations
 
@@ -11,9 +13,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.helpers import podnet
 
@@ -27,10 +31,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def ui(cluster_lab: str) -> Iterator[str]:
+@contextmanager
+def serving(lab: str) -> Iterator[str]:
+    """`podnet ui` for the lab, on a free port of loopback: its URL."""
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "podnet", "ui", "--lab", cluster_lab, "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "podnet", "ui", "--lab", lab, "--port", str(port)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 20
     while True:
@@ -42,23 +47,40 @@ def ui(cluster_lab: str) -> Iterator[str]:
                 server.kill()
                 pytest.fail(f"podnet ui did not start: {server.communicate()[0]}")
             time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}/"
-    server.terminate()
-    server.wait(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def page(ui: str):  # type: ignore[no-untyped-def]
+@contextmanager
+def browsing(url: str):  # type: ignore[no-untyped-def]
+    """The page in chromium, once it has drawn the cluster."""
     playwright = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium is not installed")
     with playwright.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         opened = browser.new_page(viewport={"width": 1500, "height": 900})
-        opened.goto(ui)
+        opened.goto(url)
         opened.wait_for_selector("body[data-ready=true]", timeout=15_000)
+        try:
+            yield opened
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def ui(cluster_lab: str) -> Iterator[str]:
+    with serving(cluster_lab) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def page(ui: str):  # type: ignore[no-untyped-def]
+    with browsing(ui) as opened:
         yield opened
-        browser.close()
 
 
 def test_the_page_shows_the_nodes_and_pods(page) -> None:  # type: ignore[no-untyped-def]
@@ -96,3 +118,57 @@ def test_a_trace_lists_its_steps_and_draws_its_path(page) -> None:  # type: igno
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "ui.png"), full_page=True)
     assert (ARTIFACTS / "ui.png").stat().st_size > 10_000
+
+
+DUAL = "test_obsdual-ui"
+
+
+@pytest.fixture(scope="module")
+def dual_page(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A dual-stack lab (IPv4 primary, host-gw) and the page of it."""
+    pods = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod}, "spec": {"nodeName": node, "containers": [
+        {"name": "echo", "image": "podnet/echo", "ports": [{"containerPort": 80}]}]}} for pod, node in
+        (("a", "n1"), ("b", "n2"))]
+    document = {"apiVersion": "podnet.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": DUAL},
+                "networking": {"ipFamilies": ["IPv4", "IPv6"]}, "nodes": [{"name": "n1"}, {"name": "n2"}],
+                "workloads": pods}
+    path = tmp_path_factory.mktemp("uidual") / f"{DUAL}.yaml"
+    path.write_text(yaml.safe_dump(document))
+    podnet("lab", "up", str(path))
+    try:
+        with serving(DUAL) as url, browsing(url) as opened:
+            yield opened
+    finally:
+        podnet("lab", "down", DUAL)
+
+
+def test_a_dual_stack_page_shows_both_addresses_and_draws_an_ipv6_trace(dual_page) -> None:  # type: ignore[no-untyped-def]
+    page = dual_page
+    label = page.evaluate("cy.getElementById('pod:default/b').data('label')")
+    ips = page.evaluate("cy.getElementById('pod:default/b').data('ips')")
+    assert len(ips) == 2 and ":" not in ips[0] and ips[1].startswith("fd00:10:244:")
+    assert label.splitlines() == ["default/b", *ips]
+    node_label = page.evaluate("cy.getElementById('node:n1').data('label')")
+    assert node_label.startswith("n1 172.18.") and " fd00:" in node_label  # the node's address in each family
+    page.fill("#trace-form input[name=from]", "a")
+    page.fill("#trace-form input[name=to]", "b:80")
+    page.select_option("#trace-form select[name=family]", "IPv6")
+    page.click("#trace-form button")
+    page.wait_for_selector("#trace-steps li.deliver", timeout=10_000)
+    steps = page.locator("#trace-steps li").all_inner_texts()
+    assert ips[1] in steps[-1] and "route fd00:10:244:" in steps[1]  # routed per family, via n2's IPv6 address
+    assert page.evaluate("cy.edges('.trace').length") >= 1
+    page.evaluate("cy.getElementById('node:n2').emit('tap')")
+    page.wait_for_selector("#details dl", timeout=5_000)
+    details = page.locator("#details").inner_text()
+    assert "fd00:10:244:" in details and "10.244." in details  # both pod subnets, both bridge addresses
+    page.fill("#filters input[name=ip]", "fd00::zz")
+    page.dispatch_event("#filters input[name=ip]", "change")
+    page.wait_for_function("document.getElementById('flows-error').textContent.includes('not an IP address')",
+                           timeout=5_000)
+    page.fill("#filters input[name=ip]", "fd00:10:244::/56")  # a CIDR of either family is a filter
+    page.dispatch_event("#filters input[name=ip]", "change")
+    page.wait_for_function("document.getElementById('flows-error').textContent === ''", timeout=5_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui-dual.png"), full_page=True)
+    assert (ARTIFACTS / "ui-dual.png").stat().st_size > 10_000

@@ -108,3 +108,31 @@ def test_a_file_a_cut_short_create_left_is_no_live_namespace(make_netns) -> None
         assert not netns.exists(stray)
     finally:
         netns.path(stray).unlink(missing_ok=True)
+
+
+def test_ipv6_address_without_dad_answers_at_once(make_netns) -> None:  # type: ignore[no-untyped-def]
+    """nodad: no second or two "tentative", in which the address neither answers nor is a source."""
+    near, far = make_netns(), make_netns()
+    with open_namespace(near) as ns:
+        ns.ensure_bridge("br0")
+        ns.create_veth("v0", "eth0", far, master="br0", up=True)
+        ns.ensure_address("br0", "fd00:77::1/64", nodad=True)
+        assert ns.add_address("br0", "fd00:77::1/64", nodad=True) is False  # there already
+    with open_namespace(far) as ns:
+        ns.ensure_address("eth0", "fd00:77::2/64", nodad=True)
+        ns.set_up("eth0")
+    assert "tentative" not in in_netns(near, "ip", "-6", "addr", "show", "br0", "scope", "global").stdout
+    assert "1 received" in in_netns(far, "ping", "-c1", "-W1", "fd00:77::1").stdout
+
+
+def test_sysctls_of_an_interface_with_a_dot_in_its_name(make_netns) -> None:  # type: ignore[no-untyped-def]
+    name = make_netns()
+    with open_namespace(name) as ns:
+        ns.ensure_bridge("br0.5", up=False)
+    ns_path = str(netns.path(name))
+    keys = {"net/ipv6/conf/br0.5/accept_dad": "0", "net/ipv4/conf/br0.5/arp_notify": "1"}
+    assert sysctl.ensure_all_path(ns_path, keys) == list(keys)
+    assert sysctl.ensure_all_path(ns_path, keys) == []
+    assert sysctl.read_path(ns_path, "net/ipv6/conf/br0.5/accept_dad") == "0"
+    assert sysctl.read_path(ns_path, "net/ipv6/conf/nosuchlink/accept_dad") is None
+    assert "state DOWN" in in_netns(name, "ip", "link", "show", "br0.5").stdout

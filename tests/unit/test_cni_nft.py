@@ -90,3 +90,35 @@ def test_portmap_elements() -> None:
     assert render_elements(mappings, ["fd00::5"], snat=False, masq_all=False) == [
         Element("any6", ("tcp", "8080"), ("fd00::5", "80"))]
     assert PORTMAP.family == "inet"
+
+
+def test_ipv6_masquerade_keeps_subnet_and_multicast_traffic_alone() -> None:
+    nft = Fake()
+    nat.add_masquerade(nft, "podnet", ["10.244.1.5/24", "fd00:244::5/64"])  # a dual-stack pod
+    tracer = Tracer(nft, frozenset({HOST, "fd00:18::2"}))
+    (outside,) = tracer.trace(Packet("fd00:244::5", "2001:db8::10"))
+    assert outside.masqueraded
+    assert not masqueraded(nft, "fd00:244::5", "fd00:244::9")  # its own subnet
+    assert not masqueraded(nft, "fd00:244::5", "ff02::fb")  # multicast
+    assert not masqueraded(nft, "fd00:244::6", "2001:db8::10")  # not a container of this network
+    nat.remove_masquerade(nft, "podnet", ["fd00:244::5/128"])
+    assert not masqueraded(nft, "fd00:244::5", "2001:db8::10")
+    assert masqueraded(nft, "10.244.1.5", "203.0.113.10")  # the pod's IPv4 address is still masqueraded
+
+
+def test_published_ports_reach_a_dual_stack_container_over_each_family() -> None:
+    host6 = "fd00:18::2"
+    nft = Fake()
+    elements = render_elements((PortMapping(8080, 80, "tcp", None), PortMapping(5353, 53, "udp", host6)),
+                               ["10.244.1.5", "fd00:244::5"], snat=True, masq_all=False)
+    nft.run(_skeleton().add(*_rules()).add(*elements))
+    tracer = Tracer(nft, frozenset({HOST, host6, "fd00:18::3", "::1"}))
+    assert targets(tracer.trace(Packet("172.18.0.9", HOST, "tcp", 8080))) == {"10.244.1.5:80"}
+    assert targets(tracer.trace(Packet("fd00:18::9", host6, "tcp", 8080))) == {"[fd00:244::5]:80"}
+    assert targets(tracer.trace(Packet("fd00:18::9", host6, "udp", 5353))) == {"[fd00:244::5]:53"}  # hostIP
+    assert targets(tracer.trace(Packet("fd00:18::9", "fd00:18::3", "udp", 5353))) == {"[fd00:18::3]:5353"}
+    assert targets(tracer.trace(Packet("172.18.0.9", HOST, "udp", 5353))) == {f"{HOST}:5353"}  # an IPv6 hostIP only
+    (hairpin,) = tracer.trace(Packet("fd00:244::5", host6, "tcp", 8080))
+    assert hairpin.target == "[fd00:244::5]:80" and hairpin.masqueraded
+    (loopback,) = tracer.trace(Packet("::1", "::1", "tcp", 8080), origin="local")
+    assert loopback.target == "[::1]:8080"  # IPv6 loopback never leaves the host: not DNAT'd into a black hole

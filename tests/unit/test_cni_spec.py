@@ -125,3 +125,52 @@ def test_round_robin_wraps_across_ranges() -> None:
     assert [str(a) for a, _ in ranges.iterate_after(None)][:2] == ["10.0.0.5", "10.0.0.6"]
     with pytest.raises(RangeError, match="overlap"):
         RangeSet((Range.build("10.0.0.0/24"), Range.build("10.0.0.0/25")))
+
+
+def test_ipv6_ranges_have_no_broadcast_address() -> None:
+    """As the reference's host-local: an IPv6 subnet's last address is handed out."""
+    r = Range.build("fd00::/126")
+    assert (str(r.start), str(r.end), str(r.gateway)) == ("fd00::1", "fd00::3", "fd00::1")
+    assert [str(a) for a in r.addresses()] == ["fd00::2", "fd00::3"]
+    assert Range.build("fd00:1::/64").size == 2**64 - 2  # all but the network address and the gateway
+    with pytest.raises(RangeError, match="too small"):
+        Range.build("fd00::/127")
+    with pytest.raises(RangeError, match="mixes IPv4 and IPv6"):
+        RangeSet((Range.build("10.0.0.0/24"), Range.build("fd00::/64")))
+
+
+DUAL = {"type": "podnet-host-local", "ranges": [[{"subnet": "10.1.0.0/24"}], [{"subnet": "fd00:1::/64"}]]}
+
+
+@pytest.mark.parametrize(("ipam", "families"), [
+    ({"type": "podnet-host-local", "subnet": "10.1.0.0/24"}, {4}),
+    ({"type": "podnet-host-local", "ranges": [[{"subnet": "fd00:1::/64"}]]}, {6}),
+    (DUAL, {4, 6}),
+    ({"type": "podnet-dhcp"}, {4}),
+    ({"type": "some-other-ipam"}, set()),  # cannot be known before ADD
+], ids=["ipv4", "ipv6", "dual-stack", "dhcp", "delegated"])
+def test_families_a_network_hands_out(ipam: dict, families: set[int]) -> None:  # type: ignore[type-arg]
+    from podnet.cni.plugins import ipam as ipams
+
+    assert ipams.families(ipam) == families
+
+
+@pytest.mark.parametrize(("env", "ipam", "ips", "where"), [
+    ({}, {"type": "podnet-dhcp"}, [], None),
+    ({"CNI_ARGS": "IgnoreUnknown=1;IP=fd00::5"}, {"type": "podnet-dhcp"}, [], "CNI_ARGS IP asks for fd00::5"),
+    ({}, {"type": "podnet-dhcp"}, ["fd00::7/64"], "runtimeConfig.ips asks for fd00::7/64"),
+    ({}, {"type": "podnet-dhcp", "ranges": [[{"subnet": "fd00::/64"}]]}, [],
+     "ipam.ranges[0][0].subnet asks for fd00::/64"),
+    ({}, {"type": "podnet-dhcp", "subnet": "10.0.0.0/24"}, ["10.0.0.7"], None),
+], ids=["ipv4", "requested-ipv6", "runtime-ipv6", "ipv6-range", "ipv4-subnet"])
+def test_dhcp_refuses_ipv6_naming_where_it_was_asked(env: dict, ipam: dict, ips: list[str],  # type: ignore[type-arg]
+                                                     where: str | None) -> None:
+    from podnet.cni.plugins import dhcp
+
+    config = {"cniVersion": "1.0.0", "name": "net", "type": "podnet-bridge", "ipam": ipam, "runtimeConfig": {"ips": ips}}
+    request = parse_request({**ENV, **env}, json.dumps(config).encode())
+    assert dhcp.ipv6_asked(request, ipam) == where
+    if where:
+        with pytest.raises(CniError, match="DHCP IPAM is IPv4 only") as raised:
+            dhcp.add(request, ipam)
+        assert raised.value.code == 7 and where in raised.value.details

@@ -3,6 +3,7 @@ conditions and ports, and the control plane writing exactly those slices."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from podnet.controller.endpointslices import desired
@@ -104,3 +105,16 @@ def test_the_control_plane_writes_changes_and_deletes_the_slices(store: SqliteSt
     resources.delete(store, service())
     plane.reconcile()
     assert written() == {}
+
+
+def test_a_dual_stack_service_gets_a_slice_per_family_and_a_single_stack_one_only_its_own() -> None:
+    both = replace(service(), cluster_ips=("10.96.0.2", "fd00:10:96::2"), ip_families=("IPv4", "IPv6"),
+                   ip_family_policy="PreferDualStack")
+    v6_only = replace(service("web6"), cluster_ips=("fd00:10:96::3",), ip_families=("IPv6",),
+                      ip_family_policy="SingleStack")
+    pods = [replace(pod("a", "10.244.0.2"), pod_ips=("10.244.0.2", "fd00:10:244::2")),
+            pod("b", "10.244.0.3")]  # a pod with no IPv6 address is in no IPv6 slice
+    slices = desired([both, v6_only], pods)
+    found = {(s.service, s.address_type): sorted(e.address for e in s.endpoints) for s in slices}
+    assert found == {("web", "IPv4"): ["10.244.0.2", "10.244.0.3"], ("web", "IPv6"): ["fd00:10:244::2"],
+                     ("web6", "IPv6"): ["fd00:10:244::2"]}

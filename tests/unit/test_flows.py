@@ -1,32 +1,48 @@
 """Flow records from logged packets and conntrack entries: what each prefix means,
 how a packet is joined to its entry (and recorded without one when it does not
-come), what the numbering says was lost, and observe's filters."""
+come), what the numbering says was lost, and observe's filters; and IPv6: a
+logged IPv6 packet and an IPv6 conntrack event as the kernel sends them, a
+connection to a Service's IPv6 ClusterIP named and joined as IPv4's are, and
+filters on IPv6 addresses and CIDRs."""
 
 from __future__ import annotations
 
+import socket
+import struct
+
+import pytest
+
 from podnet.store.snapshot import Snapshot
-from podnet.observe.filter import flow_filter
-from podnet.kernel.conntrack import Event, Tuple
-from podnet.kernel.nflog import Logged
+from podnet.observe.filter import FilterError, flow_filter
+from podnet.kernel.conntrack import Event, Tuple, parse_event
+from podnet.kernel.nflog import Logged, parse_packet
+from podnet.kernel.nlmsg import attr, be32, nest
 from podnet.model.meta import ObjectMeta
 from podnet.model.namespace import Namespace
 from podnet.model.node import Node
 from podnet.model.pod import Container, Pod
 from podnet.model.service import Service, ServicePort
-from podnet.observe.flows import DROPPED, FORWARDED, REJECTED, TRANSLATED, Correlator, Directory, FlowLog, flow_of
+from podnet.observe.flows import (DROPPED, FORWARDED, REJECTED, TRANSLATED, Correlator, Directory, Flow, FlowLog,
+                                  flow_of)
 from tests.policy_model import policy
 
 CLIENT, WEB, NODE = "10.244.0.2", "10.244.1.3", "172.18.0.2"
+CLIENT6, WEB6, NODE6, SERVICE6 = "fd00:10:244::2", "fd00:10:244:1::3", "fc00:f853::2", "fd00:10:96::20"
+
+
+def directory_nodes() -> list[Node]:
+    return [Node(ObjectMeta("n1", namespace=""), ("10.244.0.0/24", "fd00:10:244::/64"), (NODE, NODE6))]
 
 
 def directory() -> Directory:
     pods = [Pod(ObjectMeta("client", "default", labels={"app": "client"}), (Container("c"),), node_name="n1",
-                pod_ips=(CLIENT,), ready=True),
-            Pod(ObjectMeta("web-1", "apps", labels={"app": "web"}), (Container("c"),), node_name="n2", pod_ips=(WEB,),
-                ready=True)]
+                pod_ips=(CLIENT, CLIENT6), ready=True),
+            Pod(ObjectMeta("web-1", "apps", labels={"app": "web"}), (Container("c"),), node_name="n2",
+                pod_ips=(WEB, WEB6), ready=True)]
     services = [Service(ObjectMeta("web", "apps"), "NodePort", {"app": "web"},
-                        (ServicePort(80, 8080, name="http", node_port=30080),), ("10.96.0.20",))]
-    nodes = [Node(ObjectMeta("n1", namespace=""), ("10.244.0.0/24",), (NODE,))]
+                        (ServicePort(80, 8080, name="http", node_port=30080),), ("10.96.0.20", SERVICE6),
+                        ip_families=("IPv4", "IPv6"), ip_family_policy="PreferDualStack")]
+    nodes = directory_nodes()
     deny = policy("kind: NetworkPolicy\nmetadata: {name: deny, namespace: apps}\nspec: {podSelector: {}}\n")
     namespaces = [Namespace(ObjectMeta(n, namespace="")).labelled() for n in ("default", "apps")]
     return Directory(Snapshot(1, nodes, pods, services, [], namespaces, [deny]))
@@ -172,3 +188,85 @@ def test_observe_names_the_nodes_that_are_not_recording_or_do_not_answer() -> No
     assert merger.losses().splitlines() == [
         "node b: its agent is not recording flows (OSError: bad file descriptor; 2 restarts so far)",
         "node c: the agent in ns-c does not answer"]
+
+
+def _ipv6_tcp_syn(source: str, destination: str, source_port: int, port: int) -> bytes:
+    """The first 64 bytes of an IPv6 TCP SYN, as NFLOG copies them."""
+    tcp = struct.pack(">HHIIBBHHH", source_port, port, 1, 0, 0x50, 0x02, 64240, 0, 0)
+    header = struct.pack(">IHBB", 6 << 28, len(tcp), 6, 64) + socket.inet_pton(socket.AF_INET6, source) + \
+        socket.inet_pton(socket.AF_INET6, destination)
+    return (header + tcp)[:64]
+
+
+def _ipv6_tuple(kind: int, source: str, destination: str, source_port: int, port: int) -> bytes:
+    """CTA_TUPLE_ORIG or _REPLY as ctnetlink nests it: { IP { V6_SRC, V6_DST }, PROTO { NUM, SPORT, DPORT } }."""
+    return nest(kind, nest(1, attr(3, socket.inet_pton(socket.AF_INET6, source)),
+                           attr(4, socket.inet_pton(socket.AF_INET6, destination))),
+                nest(2, attr(1, bytes([6])), attr(2, struct.pack(">H", source_port)),
+                     attr(3, struct.pack(">H", port))))
+
+
+def test_a_logged_ipv6_packet_is_read_with_its_addresses_ports_and_flags() -> None:
+    packet = parse_packet("flow", _ipv6_tcp_syn(CLIENT6, WEB6, 40000, 8080), 1.0, 5)
+    assert packet == Logged(1.0, "flow", CLIENT6, WEB6, "TCP", 8080, 40000, "SYN", 5)
+    assert parse_packet("flow", b"\x60" + bytes(30), 1.0) is None  # cut short: no header to read
+
+
+def test_an_ipv6_conntrack_event_gives_both_tuples() -> None:
+    body = _ipv6_tuple(1, CLIENT6, SERVICE6, 40000, 80) + _ipv6_tuple(2, WEB6, CLIENT6, 8080, 40000) + be32(12, 9)
+    event = parse_event(0x100, body)  # IPCTNL_MSG_CT_NEW
+    assert event == Event("new", 9, Tuple(6, CLIENT6, SERVICE6, 40000, 80), Tuple(6, WEB6, CLIENT6, 8080, 40000))
+
+
+def test_a_connection_to_an_ipv6_cluster_ip_is_joined_and_named() -> None:
+    correlator = Correlator()
+    packet = Logged(1.0, "flow", CLIENT6, WEB6, "TCP", 8080, 40000, "SYN", 1)  # logged as it leaves: DNAT done
+    through = Event("new", 9, Tuple(6, CLIENT6, SERVICE6, 40000, 80), Tuple(6, WEB6, CLIENT6, 8080, 40000))
+    correlator.packet(packet, now=0.0)
+    correlator.entry(through, now=0.01)
+    ((_, logged_packet, joined),) = correlator.ready(0.02)
+    flow = flow_of(logged_packet, "n1", directory(), joined)
+    assert (flow.verdict, flow.source, flow.source_pod, flow.destination, flow.service) == \
+        (TRANSLATED, CLIENT6, "default/client", SERVICE6, "apps/web:http")
+    assert (flow.endpoint, flow.endpoint_pod, flow.masqueraded_to) == (f"[{WEB6}]:8080", "apps/web-1", "")
+    direct = flow_of(Logged(1.0, "flow", CLIENT6, WEB6, "TCP", 8080, 40000), "n2", directory())
+    assert (direct.verdict, direct.destination_pod) == (FORWARDED, "apps/web-1")
+    probe = flow_of(Logged(1.0, "flow", "fd00:10:244::1", CLIENT6, "TCP", 8080, 40000), "n1", directory())
+    assert probe.source_node == "n1"  # the node's IPv6 bridge address: its probes come from there
+
+
+def test_observe_filters_ipv6_addresses_and_cidrs() -> None:
+    through = Event("new", 9, Tuple(6, CLIENT6, SERVICE6, 40000, 80), Tuple(6, WEB6, CLIENT6, 8080, 40000))
+    flow = flow_of(Logged(1.0, "flow", CLIENT6, WEB6, "TCP", 8080, 40000), "n1", directory(), through)
+    icmp = flow_of(Logged(1.0, "flow", CLIENT6, WEB6, "ICMPv6", None), "n1", directory())
+
+    def keeps(ip: str | None = None, protocol: str | None = None, port: int | None = None,
+              of: Flow = flow) -> bool:
+        return flow_filter(None, None, None, None, None, None, None, (), protocol, port, ip, None)(of)
+
+    assert keeps("fd00:10:244:1:0:0:0:3") and keeps(WEB6) and keeps(SERVICE6)  # however the address is written
+    assert keeps("fd00:10:244:1::/64") and keeps("fd00:10:244::/56") and not keeps("fd00:10:244:2::/64")
+    assert not keeps("10.244.1.3") and not keeps("10.0.0.0/8") and keeps(port=8080)
+    assert keeps(protocol="icmpv6", of=icmp) and not keeps(protocol="icmp", of=icmp)
+    with pytest.raises(FilterError, match="not an IP address or CIDR"):
+        keeps("fd00::zz")
+
+
+def test_flows_print_ipv6_addresses_with_their_ports_in_brackets() -> None:
+    from podnet.cli.observe import row
+
+    flow = flow_of(Logged(1.0, "flow", "2001:db8::10", NODE6, "TCP", 30080, 5000), "n1", directory())
+    assert row(flow)[2:4] == ("[2001:db8::10]:5000", "apps/web:30080")  # a node port at its IPv6 address
+
+
+def test_a_flow_table_per_family_of_the_node() -> None:
+    from podnet.kernel.nftables.fake import Fake
+    from podnet.observe.recorder import flow_table, node_families
+
+    fake = Fake()
+    for family in node_families(Snapshot(1, directory_nodes(), [], [], []), "n1"):
+        fake.run(flow_table(family))
+    assert {t.text() for t in fake.tables} == {"ip podnet-flows", "ip6 podnet-flows"}
+    listed = fake.dump()
+    assert "ip6 saddr != ::1 log prefix \"flow\" group 7170" in listed and "ip saddr != 127.0.0.0/8 log" in listed
+    assert node_families(Snapshot(1, [], [], [], []), "n1") == ("IPv4",)  # until the store has the node

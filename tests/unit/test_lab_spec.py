@@ -216,11 +216,11 @@ def test_the_ipam_is_host_local_or_dhcp() -> None:
 
 def test_a_dhcp_lab_serves_each_node_its_own_subnet() -> None:
     from podnet.lab.dhcp import dnsmasq_argv, ipam_config
-    from podnet.lab.plan import NodePlan
+    from podnet.lab.plan import NodePlan, UnderlaySlot
     from podnet.lab.state import LabRecord
 
     record = LabRecord("l", "Cluster", "/x.yaml")
-    node = NodePlan("n1", "pn-l.n1", "172.18.0.2/16", "10.244.3.0/24", "n1", "172.18.0.1")
+    node = NodePlan("n1", "pn-l.n1", (UnderlaySlot("172.18.0.2/16", "172.18.0.1"),), ("10.244.3.0/24",), "n1")
     argv = dnsmasq_argv(node, record)
     assert "--dhcp-range=10.244.3.10,10.244.3.254,255.255.255.0,1h" in argv
     assert "--dhcp-option=option:router,10.244.3.1" in argv and "--interface=cni0" in argv and "--port=0" in argv

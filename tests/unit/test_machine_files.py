@@ -19,10 +19,10 @@ TLS = TlsFiles("/pki/ca.crt", "/pki/node.crt", "/pki/node.key")
 
 
 def joining(control_plane: bool = False, tls: TlsFiles | None = TLS) -> Joining:
-    return Joining(Path("/scratch"), "m1", "192.0.2.10", "etcd://192.0.2.1:2379,192.0.2.2:2379", tls,
+    return Joining(Path("/scratch"), "m1", ("192.0.2.10",), "etcd://192.0.2.1:2379,192.0.2.2:2379", tls,
                    ClusterConfig("10.244.0.0/16", "10.96.0.0/12", backend="vxlan", proxy_mode="iptables",
                                  iptables_backend="nft"),
-                   "10.244.3.0/24", control_plane)
+                   ("10.244.3.0/24",), control_plane)
 
 
 def test_the_conflist_hands_out_the_leased_subnet_under_the_root() -> None:
@@ -87,3 +87,17 @@ def test_a_control_plane_with_the_cas_key_serves_the_api_on_its_address_with_joi
     assert argv[argv.index("--tls-cert-file") + 1] == "/scratch/etc/podnet/pki/apiserver.crt"
     assert argv[argv.index("--client-ca-file") + 1] == argv[argv.index("--etcd-cafile") + 1] == "/pki/ca.crt"
     assert files.unit_names(True, True)[-1] == "podnet-apiserver.service"
+
+
+def test_a_dual_stack_node_gets_a_range_set_per_family_and_the_agent_both_pod_networks() -> None:
+    dual = Joining(Path("/scratch"), "m1", ("192.0.2.10", "2001:db8:1::10"), "etcd://192.0.2.1:2379", TLS,
+                   ClusterConfig("10.244.0.0/16,fd00:10:244::/56", "10.96.0.0/12,fd00:10:96::/112",
+                                 backend="host-gw", proxy_mode="nftables", iptables_backend="nft"),
+                   ("10.244.3.0/24", "fd00:10:244:3::/64"), apiserver=True)
+    bridge, _ = files.conflist(dual)["plugins"]  # type: ignore[misc]
+    assert bridge["ipam"]["ranges"] == [[{"subnet": "10.244.3.0/24"}], [{"subnet": "fd00:10:244:3::/64"}]]
+    argv = files.agent_argv(dual)
+    assert argv[argv.index("--cluster-cidr") + 1] == "10.244.0.0/16,fd00:10:244::/56"
+    listen = files.apiserver_argv(dual)
+    assert [listen[i + 1] for i, flag in enumerate(listen) if flag == "--listen"] == [
+        "192.0.2.10:6443", "[2001:db8:1::10]:6443", "127.0.0.1:6443"]

@@ -1,5 +1,6 @@
 """NetworkPolicy semantics on the upstream netpol model, by the pure evaluator:
-the oracle the conformance suite compares the kernel with."""
+the oracle the conformance suite compares the kernel with. On dual-stack pods,
+selectors answer alike over IPv4 and IPv6, and an ipBlock only over its CIDR's family."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import pytest
 
 from podnet.errors import ManifestError
 from podnet.model.manifest import parse_resource
+from podnet.model.clusternetworkpolicy import ClusterNetworkPolicy
+from podnet.model.families import IPV4, IPV6
 from podnet.model.meta import ObjectMeta
 from podnet.model.node import Node
 from podnet.model.pod import Container, ContainerPort
 from podnet.policy.evaluator import PolicyView, evaluate
-from tests.policy_model import NAMESPACES, PODS, model_namespaces, model_pods, only, policy, truth_table
+from tests.policy_model import NAMESPACES, PODS, model_namespaces, model_pods, only, policies, policy, truth_table
 
 ALL = [f"{n}/{p}" for n in NAMESPACES for p in PODS]
 
@@ -215,6 +218,16 @@ def test_a_pod_s_own_node_always_reaches_it() -> None:
     ("podSelector: {}\n  ingress: [{ports: [{port: http, endPort: 90}]}]", "needs a numeric port"),
     ("podSelector: {}\n  ingress: [{ports: [{port: 90, endPort: 80}]}]", "below port 90"),
     ("podSelector: {}\n  ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8, except: [11.0.0.0/8]}}]}]", "strict subset"),
+    ("podSelector: {}\n  ingress: [{from: [{ipBlock: {cidr: '2001:db8::/64', except: ['2001:db8:1::/80']}}]}]",
+     r"except\[0\]: Invalid value: '2001:db8:1::/80': must be a strict subset of `cidr`"),
+    ("podSelector: {}\n  ingress: [{from: [{ipBlock: {cidr: '2001:db8::/64', except: ['2001:db8::/64']}}]}]",
+     "must be a strict subset of `cidr`"),
+    ("podSelector: {}\n  ingress: [{from: [{ipBlock: {cidr: '::/0', except: [10.0.0.0/8]}}]}]",
+     r"except\[0\]: Invalid value: '10.0.0.0/8': must be a strict subset of `cidr`"),
+    ("podSelector: {}\n  ingress: [{from: [{ipBlock: {cidr: 0.0.0.0/0, except: ['::ffff:0:0/96']}}]}]",
+     "must be a strict subset of `cidr`"),
+    ("podSelector: {}\n  ingress: [{from: [{ipBlock: {cidr: '2001:db8::/129'}}]}]",
+     r"ipBlock.cidr: Invalid value: '2001:db8::/129': must be a valid CIDR value, \(e.g. 10.9.8.0/24 or 2001:db8::/64\)"),
     ("podSelector: {}\n  policyTypes: [Inbound]", "not Ingress or Egress"),
     ("podSelector: {}\n  ingress: [{ports: [{protocol: ICMP}]}]", "not TCP, UDP or SCTP"),
     ("podSelector: {}\n  ingress: [{ports: [{port: Not_A_Name}]}]", "not a valid port name"),
@@ -232,7 +245,8 @@ metadata: {name: p, namespace: x, annotations: {podnet.dev/enforcement: audit}}
 spec:
   podSelector: {matchExpressions: [{key: pod, operator: In, values: [a, b]}]}
   ingress:
-  - from: [{namespaceSelector: {matchLabels: {ns: y}}, podSelector: {}}, {ipBlock: {cidr: 10.0.0.0/8, except: [10.1.0.0/16]}}]
+  - from: [{namespaceSelector: {matchLabels: {ns: y}}, podSelector: {}}, {ipBlock: {cidr: 10.0.0.0/8, except: [10.1.0.0/16]}},
+           {ipBlock: {cidr: "2001:db8::/32", except: ["2001:db8:1::/48", "2001:db8:2::5/128"]}}]
     ports: [{port: serve-80-tcp}, {protocol: UDP, port: 81, endPort: 90}, {protocol: SCTP}]
   egress: [{to: [{namespaceSelector: {}}]}]
 """
@@ -265,3 +279,101 @@ def test_cluster_network_policy_tiers() -> None:
     assert allowed("z/b", "x/a", 81, "UDP")  # ... which x/a's NetworkPolicy lets in from any pod b
     assert evaluate(v, pods["z/b"], pods["y/a"], 81, "UDP").allowed  # egress to a pod a on 81/UDP: Allow
     assert not evaluate(v, pods["z/b"], pods["y/b"], 81, "UDP").allowed  # the networks Deny
+
+
+DUAL = (IPV4, IPV6)
+PROBES = [(80, "TCP"), (81, "TCP"), (80, "UDP"), (81, "UDP"), (80, "SCTP")]
+
+
+def _addresses_of_one_family(texts: list[str]) -> bool:
+    """Whether any ipBlock or network of the policies names addresses (of one family)."""
+    namespaced, cluster_wide = policies(texts)
+    blocks = [peer.ip_block for p in namespaced for r in (*p.ingress, *p.egress) for peer in r.peers if peer.ip_block]
+    networks = [peer.networks for c in cluster_wide for r in (*c.ingress, *c.egress) for peer in r.peers
+                if peer.networks]
+    return bool(blocks or networks)
+
+
+def _selector_cases() -> list[str]:
+    from tests.unit.test_policy_ruleset import CASES
+
+    return [name for name, texts in sorted(CASES.items()) if not _addresses_of_one_family(texts)]
+
+
+@pytest.mark.parametrize("case", _selector_cases())
+def test_selectors_answer_alike_over_ipv4_and_ipv6(case: str) -> None:
+    from tests.unit.test_policy_ruleset import CASES
+
+    namespaced, cluster_wide = policies(CASES[case])
+    dual = PolicyView(model_pods(families=DUAL), model_namespaces(), namespaced, (), cluster_wide)
+    single = PolicyView(model_pods(), model_namespaces(), namespaced, (), cluster_wide)
+    for port, protocol in PROBES:
+        over_ipv4 = truth_table(dual, port, protocol, IPV4)
+        assert over_ipv4 == truth_table(dual, port, protocol, IPV6) == truth_table(single, port, protocol)
+
+
+BLOCK = """
+kind: NetworkPolicy
+metadata: {{name: block-{name}, namespace: x}}
+spec:
+  podSelector: {{matchLabels: {{pod: a}}}}
+  ingress:
+  - from: [{blocks}]
+"""
+V4_BLOCK = "{ipBlock: {cidr: 10.244.0.0/24, except: [10.244.0.13/32]}}"  # y/a is 10.244.0.13
+V6_BLOCK = "{ipBlock: {cidr: 'fd00:10:244::/64', except: ['fd00:10:244::13/128']}}"  # and fd00:10:244::13
+
+
+@pytest.mark.parametrize(("blocks", "over_ipv4", "over_ipv6"), [
+    ([V4_BLOCK], {("y/a", "x/a")}, denied_into(["x/a"])),
+    ([V6_BLOCK], denied_into(["x/a"]), {("y/a", "x/a")}),
+    ([V4_BLOCK, V6_BLOCK], {("y/a", "x/a")}, {("y/a", "x/a")}),
+    (["{ipBlock: {cidr: 0.0.0.0/0}}"], set(), denied_into(["x/a"])),
+    (["{ipBlock: {cidr: '::/0'}}"], denied_into(["x/a"]), set()),
+], ids=["ipv4-block", "ipv6-block", "a-block-of-each", "all-of-ipv4", "all-of-ipv6"])
+def test_an_ip_block_answers_only_for_its_own_family(blocks: list[str], over_ipv4: set[tuple[str, str]],
+                                                      over_ipv6: set[tuple[str, str]]) -> None:
+    v = PolicyView(model_pods(families=DUAL), model_namespaces(),
+                   [policy(BLOCK, name=len(blocks), blocks=", ".join(blocks))])
+    assert only(truth_table(v, 80, family=IPV4)) == over_ipv4
+    assert only(truth_table(v, 80, family=IPV6)) == over_ipv6
+
+
+def test_a_dual_stack_pod_is_known_by_each_of_its_addresses() -> None:
+    v = PolicyView(model_pods(families=DUAL), model_namespaces(), [])
+    x_b = v.pods[1]
+    assert v.party("10.244.0.11").pod == x_b and v.party("fd00:10:244::11").pod == x_b
+    assert v.party("fd00:10:244:0:0::11").pod == x_b  # however the address is spelled
+    assert str(v.of_pod(x_b).address) == "10.244.0.11" and str(v.of_pod(x_b, IPV6).address) == "fd00:10:244::11"
+
+
+def test_a_pod_s_own_node_reaches_it_over_either_family() -> None:
+    node = Node(ObjectMeta("node1", namespace=""), pod_cidrs=("10.244.0.0/24", "fd00:10:244::/64"),
+                internal_ips=("192.168.56.11", "fd00:56::11"))
+    other = Node(ObjectMeta("node2", namespace=""), pod_cidrs=("10.244.1.0/24", "fd00:10:244:1::/64"),
+                 internal_ips=("192.168.56.12", "fd00:56::12"))
+    v = PolicyView(model_pods(families=DUAL), model_namespaces(), [policy(DENY_INGRESS_X)], [node, other])
+    x_a = v.of_pod(v.pods[0], IPV6)
+    assert evaluate(v, v.party("fd00:10:244::1"), x_a, 80).allowed  # the bridge's IPv6 address
+    assert evaluate(v, v.party("fd00:56::11"), x_a, 80).allowed
+    assert not evaluate(v, v.party("fd00:56::12"), x_a, 80).allowed
+
+
+def test_a_node_peer_holds_the_node_s_addresses_of_both_families() -> None:
+    text = """
+kind: ClusterNetworkPolicy
+metadata: {name: to-nodes}
+spec:
+  tier: Admin
+  priority: 1
+  subject: {namespaces: {}}
+  egress: [{action: Deny, to: [{nodes: {matchLabels: {role: infra}}}]}]
+"""
+    (found,) = policies([text])[1]
+    assert isinstance(found, ClusterNetworkPolicy)
+    infra = Node(ObjectMeta("infra", namespace="", labels={"role": "infra"}), internal_ips=("192.168.56.9", "fd00:56::9"))
+    v = PolicyView(model_pods(families=DUAL), model_namespaces(), [], [infra], [found])
+    x_a = v.of_pod(v.pods[0])
+    for address in ("192.168.56.9", "fd00:56::9", "fd00:56:0::9"):
+        assert not evaluate(v, x_a, v.party(address), 80).allowed
+    assert evaluate(v, x_a, v.party("fd00:56::10"), 80).allowed

@@ -45,7 +45,6 @@ def default_families(service: Service, cluster_families: tuple[str, ...], old: S
     if policy is None:
         policy = REQUIRE_DUAL_STACK if selectorless_headless else SINGLE_STACK
     ips, families = list(service.cluster_ips), list(service.ip_families)
-    _check_agreement(service, policy, ips, families)
     if old is not None:
         if policy == SINGLE_STACK:
             if ips == list(old.cluster_ips) and len(ips) > 1:
@@ -53,10 +52,11 @@ def default_families(service: Service, cluster_families: tuple[str, ...], old: S
             if families == list(old.ip_families) and len(families) > 1:
                 families = families[:1]
         else:
-            if len(ips) < len(old.cluster_ips) and not old.headless:
+            if 0 < len(ips) < len(old.cluster_ips) and not old.headless:
                 raise _invalid("spec.ipFamilyPolicy", policy, "must be 'SingleStack' to release the secondary cluster IP")
-            if len(families) < len(old.ip_families):
+            if 0 < len(families) < len(old.ip_families):
                 raise _invalid("spec.ipFamilyPolicy", policy, "must be 'SingleStack' to release the secondary IP family")
+    _check_agreement(service, policy, ips, families)
     for i, ip in enumerate(ips):
         if ip == HEADLESS:
             break

@@ -20,6 +20,7 @@ from typing import Any
 import h11
 
 from podnet.apiserver.status import ApiError
+from podnet.model.families import host_port
 
 KUBELET_PORT = 10250  # kubelet's default --port, when the node does not say
 DIAL_TIMEOUT = 10.0
@@ -58,10 +59,6 @@ def kubelet_address(node: dict[str, Any]) -> tuple[str, int]:
         raise ApiError(500, f"no preferred addresses found; known addresses: [{known}]", "Unknown")
     port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
     return internal, port if isinstance(port, int) and 0 < port < 65536 else KUBELET_PORT
-
-
-def host_port(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,11 @@ from aiohttp import web
 from podnet.apiserver import objects, pod_streams, resources
 from podnet.apiserver.auth import User, authorize
 from podnet.apiserver.kubelet_client import (Head, KubeletError, KubeletExchange, Kubelets, KubeletUnreachable,
-                                             host_port, kubelet_address)
+                                             kubelet_address)
 from podnet.apiserver.paths import Target
 from podnet.apiserver.splice import Splice
 from podnet.apiserver.status import ApiError
+from podnet.model.families import host_port
 from podnet.store.base import Store
 
 NODES = resources.find("", "v1", "nodes")

@@ -37,7 +37,8 @@ def run_as_daemon() -> threading.Event:
               help="The cluster's store: a SQLite file, or etcd://IP:PORT[,IP:PORT...].")
 @etcd_tls_options
 @click.option("--resync", default=1.0, show_default=True, help="Seconds between drift checks.")
-@click.option("--cluster-cidr", help="The pod network; with it the agent also runs the service proxy.")
+@click.option("--cluster-cidr", help="The pod network, a CIDR per family comma-separated for dual-stack (as "
+                                     "kube-proxy's --cluster-cidr); with it the agent also runs the service proxy.")
 @click.option("--backend", type=click.Choice(list(backends.BACKENDS)), default=backends.DEFAULT, show_default=True,
               help=f"How pod traffic reaches other nodes: {backends.help_text()}.")
 @click.option("--cni-conf", type=click.Path(exists=True, dir_okay=False),
@@ -71,6 +72,8 @@ def agent(node_name: str, namespace: str | None, store_path: str, etcd_cafile: s
     from podnet.kernel import netns
     from podnet.store.location import open_store, with_tls
 
+    if cluster_cidr:
+        _check_cluster_cidr(cluster_cidr)
     namespace = namespace or netns.OWN
     netns.path(namespace)  # the root namespace is refused here, once, unless allowed
     store_path = with_tls(store_path, tls_files(etcd_cafile, etcd_certfile, etcd_keyfile))
@@ -196,3 +199,18 @@ def dns_server(store_path: str | None, corefile: str | None, listen: str, port: 
         if store is not None:
             store.close()
         stop_workers(children)
+
+
+def _check_cluster_cidr(text: str) -> None:
+    """A CIDR per family, as kube-proxy's --cluster-cidr takes them."""
+    import ipaddress
+
+    versions = []
+    for part in text.split(","):
+        try:
+            versions.append(ipaddress.ip_network(part.strip()).version)
+        except ValueError as err:
+            raise click.BadParameter(f"{part.strip()!r} is not a network in CIDR form ({err})",
+                                     param_hint="--cluster-cidr") from None
+    if len(set(versions)) != len(versions):
+        raise click.BadParameter(f"{text!r}: give one CIDR per family", param_hint="--cluster-cidr")

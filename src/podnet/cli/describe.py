@@ -92,6 +92,12 @@ def _pod(text: Text, pod: Pod) -> None:
     if pod.reason:
         text.field("Reason", pod.reason)
     text.field("IP", pod.pod_ip or "<none>")
+    if pod.pod_ips:
+        text.line("IPs:")
+        for ip in pod.pod_ips:  # as kubectl lists them
+            text.field("IP", ip, indent=2)
+    else:
+        text.field("IPs", "<none>")
     if pod.metadata.owner:
         text.field("Controlled By", "/".join(pod.metadata.owner))
     text.line("Containers:")
@@ -127,7 +133,12 @@ def _service(text: Text, service: Service, around: Surroundings) -> None:
     text.mapping("Labels", service.metadata.labels)
     text.mapping("Selector", service.selector)
     text.field("Type", service.type)
+    if service.ip_family_policy:
+        text.field("IP Family Policy", service.ip_family_policy)
+    if service.ip_families:
+        text.field("IP Families", ",".join(service.ip_families))
     text.field("IP", service.cluster_ip or "<none>")
+    text.field("IPs", ",".join(service.cluster_ips) or "<none>")
     if service.external_name:
         text.field("External Name", service.external_name)
     mine = by_service(around.slices).get((service.metadata.namespace, service.metadata.name), [])
@@ -167,8 +178,10 @@ def _node(text: Text, node: Node, around: Surroundings) -> None:
     text.line("Conditions:")
     text.table([("Type", "Status"), ("Ready", str(node.ready))])
     text.line("Addresses:")
-    text.line(f"  InternalIP:  {node.internal_ip or '<none>'}")
+    for ip in node.internal_ips or ("<none>",):
+        text.line(f"  InternalIP:  {ip}")
     text.field("PodCIDR", node.pod_cidr or "<none>")
+    text.field("PodCIDRs", ",".join(node.pod_cidrs) or "<none>")
     text.field("Agent Restarts", node.agent_restarts)
     here = [p for p in around.pods if p.node_name == node.metadata.name]
     text.line(f"Non-terminated Pods:  ({len(here)} in total)")

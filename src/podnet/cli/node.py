@@ -25,15 +25,18 @@ def node() -> None:
 @click.option("--backend", type=click.Choice(list(backends.BACKENDS)),
               help=f"How pod traffic crosses nodes ({backends.help_text()}); the cluster's if omitted (must "
                    f"match it), {backends.ACROSS_SUBNETS} when this node starts the cluster.")
-@click.option("--address", help="This node's address on the underlay [the one it reaches etcd from].")
+@click.option("--address", help="This node's address on the underlay, or one per family comma-separated, as "
+                                "kubelet's --node-ip [the one it reaches etcd from].")
 @click.option("--control-plane", is_flag=True, help="Also run the control plane here (its unit is written too).")
 @click.option("--ca-keyfile", type=click.Path(dir_okay=False),
               help="The key of the CA --etcd-cafile names (with --control-plane): also serve the Kubernetes API "
                    "here, with a certificate issued for this node and an admin kubeconfig.")
 @click.option("--pod-subnet", default="10.244.0.0/16", show_default=True,
-              help="The pod network, when this node starts the cluster.")
+              help="The pod network, when this node starts the cluster; dual-stack: a CIDR per family, "
+                   "comma-separated (10.244.0.0/16,fd00:10:244::/56), the primary first.")
 @click.option("--service-subnet", default="10.96.0.0/12", show_default=True,
-              help="The Service network, when this node starts the cluster.")
+              help="The Service network, when this node starts the cluster; dual-stack as --pod-subnet "
+                   "(10.96.0.0/12,fd00:10:96::/112).")
 @click.option("--root", "root", type=ROOT, default=Path("/"), show_default=True,
               help="Write under this directory instead of / (every path the files name too).")
 @etcd_tls_options
@@ -52,7 +55,8 @@ def join(store: str, name: str, backend: str | None, address: str | None, contro
         click.echo("warning: etcd without TLS: anyone who reaches it can rewrite the cluster "
                    "(give --etcd-cafile, --etcd-certfile and --etcd-keyfile)", err=True)
     joining, written = join_cluster(request)
-    click.echo(f"node {joining.name} joined at {joining.address}: pod subnet {joining.pod_cidr}, "
+    click.echo(f"node {joining.name} joined at {', '.join(joining.addresses)}: pod subnet{'s' * (len(joining.pod_cidrs) > 1)} "
+               f"{', '.join(joining.pod_cidrs)}, "
                f"backend {joining.cluster.backend}")
     for path in written:
         if FALLBACK_DIR not in path.parts:  # the plugins' fallback launchers: one line for the plugins is enough
@@ -72,7 +76,7 @@ def leave(root: Path) -> None:
 
     node_left = leave_cluster(root.resolve())
     units = " ".join(files.unit_names(node_left.control_plane, node_left.apiserver))
-    click.echo(f"node {node_left.name} left: its lease of {node_left.pod_cidr} is released, "
+    click.echo(f"node {node_left.name} left: its lease of {', '.join(node_left.pod_cidrs)} is released, "
                f"{len(node_left.files) + 1} files removed")
     click.echo(f"if its units still run, stop them:\n  systemctl disable --now {units}")
 

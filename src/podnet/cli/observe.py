@@ -11,6 +11,7 @@ from collections.abc import Iterable
 import click
 
 from podnet.cli.columns import echo_row, print_table
+from podnet.kernel.nftables.rules import target
 from podnet.lab.client import flow_merger
 from podnet.observe.filter import flow_filter
 from podnet.observe.flows import VERDICTS, Flow
@@ -31,7 +32,7 @@ def _since(text: str | None) -> float | None:
 
 def _end(address: str, port: int | None, pod: str, node: str = "") -> str:
     where = pod or (f"node/{node}" if node else address)
-    return f"{where}:{port}" if port else where
+    return target(where, port) if port else where  # an IPv6 address in brackets
 
 
 def summary(flow: Flow) -> str:
@@ -77,9 +78,10 @@ def compact(flow: Flow) -> str:
 @click.option("--service", help="Flows through this service (`name` or `ns/name`).")
 @click.option("--verdict", "verdicts", multiple=True, type=click.Choice(VERDICTS, case_sensitive=False),
               help="Repeat for several.")
-@click.option("--protocol", type=click.Choice(["tcp", "udp", "icmp", "sctp"], case_sensitive=False))
+@click.option("--protocol", type=click.Choice(["tcp", "udp", "icmp", "icmpv6", "sctp"], case_sensitive=False))
 @click.option("--port", type=int, help="Source, destination or endpoint port.")
-@click.option("--ip", help="Source, destination, endpoint or masquerade address.")
+@click.option("--ip", help="Source, destination, endpoint or masquerade address, of either family, or a CIDR "
+                           "holding it.")
 @click.option("--since", "since_text", help="Only flows of the last 30s, 5m, 1h, ...")
 @click.option("--last", type=int, help="Only the last N flows the filters keep.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new flows until interrupted.")

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from podnet.model.endpointslice import EndpointSlice, by_service
 from podnet.model.node import Node
 from podnet.model.pod import Pod
@@ -49,14 +51,12 @@ def format_endpoints(found: list[str], limit: int = 3) -> str:
 
 
 def ready_endpoints(slices: list[EndpointSlice]) -> list[str]:
-    """ip:port of every ready endpoint, in address order (ip alone for a slice without ports)."""
-    found = {f"{e.address}:{p.port}" if p else e.address
+    """ip:port of every ready endpoint, as kubectl joins them ([ip]:port for IPv6),
+    IPv4 before IPv6 and each in address order (ip alone for a slice without ports)."""
+    found = {(ipaddress.ip_address(e.address), p.port if p else 0)
              for piece in slices for e in piece.endpoints if e.ready for p in (piece.ports or (None,))}
-    return sorted(found, key=_address_order)
-
-
-def _address_order(text: str) -> tuple[int, ...]:
-    return tuple(int(part) if part.isdigit() else 0 for part in text.replace(":", ".").split("."))
+    ordered = sorted(found, key=lambda item: (item[0].version, int(item[0]), item[1]))
+    return [(f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}") if port else str(ip) for ip, port in ordered]
 
 
 def service_rows(services: list[Service], slices: list[EndpointSlice]) -> list[tuple[str, ...]]:

@@ -14,13 +14,15 @@ from podnet.store.snapshot import Snapshot
 from podnet.api import cluster
 from podnet.lab.client import cluster_record, cluster_store
 from podnet.lab.names import member_namespace, pod_namespace
-from podnet.lab.plan import INTERNET_IP
+from podnet.lab.plan import INTERNET_IP, INTERNET_IP6
+from podnet.model.families import IPV4, IPV6, family_of
 from podnet.trace.ends import EndError, source_end, target
 from podnet.trace.path import End, PathTracer, Trace
 
 if TYPE_CHECKING:  # the live trace (and pyroute2 under it) is imported only for --live
     from podnet.trace.live import LiveTrace
 
+INTERNET = (INTERNET_IP, INTERNET_IP6)  # the lab's outside host, in each family
 _COLOURS = {"deliver": "green", "leave": "green", "accept": "green", "drop": "red", "reject": "red"}
 
 
@@ -31,16 +33,21 @@ _COLOURS = {"deliver": "green", "leave": "green", "accept": "green", "drop": "re
 @click.option("-n", "--namespace", default="default", show_default=True, help="The namespace of names without one.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--lab", "lab_name", help="The lab to read, when several are up.")
+@click.option("-4", "family", flag_value=IPV4, help="To TO's IPv4 address (a dual-stack pod, node or Service).")
+@click.option("-6", "family", flag_value=IPV6, help="To TO's IPv6 address (by default, TO's primary family's).")
 @click.option("--live", is_flag=True, help="Also send one real packet, marked for the kernel's trace on every node, "
                                            "and show the chains and rules it hit beside the computed path.")
 def trace_command(source: str, destination: str, protocol: str, namespace: str, output: str,
-                  lab_name: str | None, live: bool) -> None:
+                  lab_name: str | None, family: str | None, live: bool) -> None:
     """Where a new connection from FROM to TO goes, one numbered step per decision:
     the route and bridge it leaves by, host-gw or VXLAN, a Service's DNAT (every
     endpoint it may pick, each a path of its own), masquerade, NetworkPolicy,
     and the delivery or the drop, each naming the object that decided. FROM and
     TO are pods (`name`, `ns/name`), `node/NAME`, an IP address or `internet`;
-    TO may be a Service (`svc/NAME`, `ns/svc/NAME`). Nothing is sent, unless
+    TO may be a Service (`svc/NAME`, `ns/svc/NAME`); an IPv6 address with a port
+    is `[ADDRESS]:PORT`. On a dual-stack cluster the packet is of TO's primary
+    family, or of the one -4 or -6 asks for, and FROM sends it from its address
+    of that family. Nothing is sent, unless
     --live. Exit status 0 when every path delivers (with --live: when the
     packet was delivered and the kernel's trace agrees with a computed path; 2
     when they disagree)."""
@@ -49,8 +56,8 @@ def trace_command(source: str, destination: str, protocol: str, namespace: str, 
         snapshot = Snapshot.read(store)
         config = cluster.load(store)
     tracer = PathTracer(snapshot, config)
-    start = source_end(tracer, source, namespace, INTERNET_IP)
-    end = target(tracer, snapshot.services, destination, namespace, protocol, INTERNET_IP)
+    end = target(tracer, snapshot.services, destination, namespace, protocol, INTERNET, family)
+    start = source_end(tracer, source, namespace, INTERNET, family_of(end.end.address))
     result = tracer.trace(start, end.end, end.port, protocol)
     if not live:
         if output == "json":
@@ -79,7 +86,7 @@ def _namespace_of(lab: str, start: End) -> str:
         return pod_namespace(lab, start.pod.metadata.namespace, start.pod.metadata.name)
     if start.node is not None:
         return member_namespace(lab, start.node)
-    if start.address == INTERNET_IP:
+    if start.address in INTERNET:
         return member_namespace(lab, "internet")
     raise EndError(f"--live sends from a pod, a node or the internet, not from {start.address}")
 

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 
 from podnet.model.endpointslice import (CONTROLLER, MANAGED_BY, MAX_ENDPOINTS, SERVICE_NAME, ZONE, EndpointSlice,
                                         SliceEndpoint, SlicePort)
+from podnet.model.families import families_of, first_of
 from podnet.model.meta import ObjectMeta
 from podnet.model.node import Node
 from podnet.model.pod import Pod
@@ -56,13 +57,18 @@ def desired(services: Iterable[Service], pods: Iterable[Pod], nodes: Iterable[No
 
 
 def service_slices(service: Service, selected: list[Pod], zones: dict[str, str | None]) -> list[EndpointSlice]:
+    """Slices per family of the Service (as kube's controller: one address type
+    each), holding each pod's address of that family, grouped by the ports."""
     groups: dict[tuple[str, tuple[SlicePort, ...]], list[SliceEndpoint]] = defaultdict(list)
     for pod in selected:
         ports = tuple(SlicePort(p.name, target, p.protocol) for p in service.ports
                       if (target := resolve_target_port(p, pod)) is not None)
         if service.ports and not ports:
             continue  # none of the service's ports is open on this pod
-        groups[(_address_type(pod.pod_ip or ""), ports)].append(_endpoint(service, pod, zones))
+        for family in address_types(service, pod):
+            address = first_of(pod.pod_ips, family)
+            if address is not None:
+                groups[(family, ports)].append(_endpoint(service, pod, address, zones))
     slices = []
     for (address_type, ports), endpoints in sorted(groups.items(), key=lambda g: repr(g[0])):
         endpoints.sort(key=lambda e: ipaddress.ip_address(e.address))
@@ -72,11 +78,17 @@ def service_slices(service: Service, selected: list[Pod], zones: dict[str, str |
     return slices
 
 
-def _endpoint(service: Service, pod: Pod, zones: dict[str, str | None]) -> SliceEndpoint:
+def address_types(service: Service, pod: Pod) -> tuple[str, ...]:
+    """The Service's families, as the API server defaulted them; for one written
+    before it did, its ClusterIP's family or else the pod's primary one."""
+    return service.ip_families or families_of(service.addresses) or families_of(pod.pod_ips[:1])
+
+
+def _endpoint(service: Service, pod: Pod, address: str, zones: dict[str, str | None]) -> SliceEndpoint:
     serving = pod.ready
     ready = service.publish_not_ready or (serving and not pod.terminating)
     named = pod.hostname if pod.hostname and pod.subdomain == service.metadata.name else None
-    return SliceEndpoint(pod.pod_ip or "", ready, serving, pod.terminating, pod.node_name,
+    return SliceEndpoint(address, ready, serving, pod.terminating, pod.node_name,
                          zones.get(pod.node_name or ""), named, pod.metadata.name)
 
 
@@ -87,10 +99,6 @@ def _meta(service: Service, address_type: str, ports: tuple[SlicePort, ...], chu
     name = service.metadata.name
     return ObjectMeta(f"{name}-{digest}", service.metadata.namespace, {SERVICE_NAME: name, MANAGED_BY: CONTROLLER},
                       owner=("Service", name))
-
-
-def _address_type(address: str) -> str:
-    return "IPv6" if ":" in address else "IPv4"
 
 
 def managed(slices: Iterable[EndpointSlice]) -> list[EndpointSlice]:

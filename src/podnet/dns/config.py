@@ -29,6 +29,7 @@ from podnet.errors import PodnetError
 IGNORED_PLUGINS = ("errors", "log", "reload", "loadbalance", "debug")
 DEFAULT_ADDRESSES = {"health": ("0.0.0.0", 8080), "ready": ("0.0.0.0", 8181), "prometheus": ("0.0.0.0", 9153)}
 Address = tuple[str, int]
+EVERY_ADDRESS = ("0.0.0.0", "::")  # IPv4's socket first: the one most queries come to
 
 
 class ConfigError(PodnetError):
@@ -53,6 +54,14 @@ class DnsConfig:
     loop_check: bool = False
     http: dict[str, Address] = field(default_factory=dict)  # "health", "ready", "prometheus" -> address
     workers: int = 1  # processes sharing the port (SO_REUSEPORT)
+
+    @property
+    def listen_hosts(self) -> tuple[str, ...]:
+        """Where the sockets are bound: every address ("0.0.0.0" or "::", as
+        CoreDNS's `.:53`) is every address of both families, a socket each, since
+        a pod of a dual-stack cluster asks the DNS Service's IPv6 ClusterIP too."""
+        host = self.listen[0]
+        return EVERY_ADDRESS if host in ("", *EVERY_ADDRESS) else (host,)
 
 
 def parse_address(text: str, default_port: int) -> Address:

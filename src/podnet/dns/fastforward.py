@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 from podnet.dns.datagrams import Datagrams, address
 from podnet.dns.forward import Forwarder, Upstream
-from podnet.dns.metrics import FORWARD, UDP, Counts, section_type
+from podnet.dns.metrics import FORWARD, Counts, section_type, transport_of
 from podnet.dns.zone import Zone
 
 log = logging.getLogger("podnet.dns")
@@ -89,6 +89,7 @@ class FastForward:
                  slow: Callable[[bytes, tuple[str, int], Upstream], None]) -> None:
         self.forwarder = forwarder
         self.family = family  # the clients'
+        self.transport = transport_of(False, family)
         self.keep = keep  # (query, its question, reply): into the cache and the memo
         self.slow = slow  # (query, client, the upstream that failed it): the slow path takes it over
         self.pending: dict[bytes, tuple[bytes, bytes, float, Upstream, bytes]] = {}  # our ID -> query, client, ...
@@ -175,7 +176,7 @@ class FastForward:
         end = 12 + len(key)  # the client's ID, and its question as it spelled it (0x20 clients check the case)
         answer = query[:2] + reply[2:12] + query[12:end] + reply[end:]
         to_clients.queue(answer, client)
-        self.counts.answered(UDP, FORWARD, section_type(key), answer)
+        self.counts.answered(self.transport, FORWARD, section_type(key), answer)
         self.counts.cache_misses += 1  # a question the slow path takes over counts its own miss
         self.keep(query, key, answer)
 

@@ -19,6 +19,7 @@ workers, each publishes its tally and the first one's /metrics adds them up
 
 from __future__ import annotations
 
+import socket
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -36,6 +37,11 @@ if TYPE_CHECKING:
 
 UDP, TCP = 0, 1
 TRANSPORTS = ("udp", "tcp")
+# A query is counted by transport and by the family of the socket it came in on
+# (CoreDNS's `family` label: 1 for IPv4, 2 for IPv6): UDP6 and TCP6 are udp and
+# tcp over an IPv6 socket, as a server listening on every address has one of each.
+UDP6, TCP6 = UDP + len(TRANSPORTS), TCP + len(TRANSPORTS)
+_CHANNELS = 2 * len(TRANSPORTS)
 # What wrote a reply, as CoreDNS's `plugin` label names it ("": the server itself, for errors).
 PLUGINS = ("", "kubernetes", "hosts", "cache", "forward")
 SERVER, ZONE, HOSTS, CACHE, FORWARD = range(len(PLUGINS))
@@ -46,8 +52,13 @@ TYPES = ("A", "AAAA", "CNAME", "DNSKEY", "DS", "MX", "NSEC3", "NSEC", "NS", "PTR
 _TYPE_INDEX = {dns.rdatatype.from_text(name): i for i, name in enumerate(TYPES[:-1])}
 NO_REPLY = 16  # a request that got no reply: after the 16 rcodes a header holds
 _RCODES = 17
-SLOTS = len(TRANSPORTS) * _SOURCES * len(TYPES) * _RCODES
+SLOTS = _CHANNELS * _SOURCES * len(TYPES) * _RCODES
 CACHE_TYPES = ("success", "denial")  # CoreDNS's cache kinds: denial is NXDOMAIN or no answer (NODATA)
+
+
+def transport_of(tcp: bool, family: int) -> int:
+    """UDP, TCP, UDP6 or TCP6, for a socket of that address family (socket.AF_INET or AF_INET6)."""
+    return (TCP if tcp else UDP) + (len(TRANSPORTS) if family == socket.AF_INET6 else 0)
 
 
 def slot(transport: int, source: int, qtype: int, reply: bytes | None) -> int:
@@ -86,7 +97,7 @@ class Server:
     """The `server` and `family` labels of a server listening on an address."""
 
     label: str
-    family: str  # 1: IPv4, 2: IPv6 (clients of a socket on "::" count as 2)
+    family: str  # of the address it names: 1 for IPv4, 2 for IPv6 (a query's own label is its socket's family)
 
     @classmethod
     def listening_on(cls, host: str, port: int) -> Server:
@@ -123,7 +134,7 @@ def tally(resolver: Resolver, server: Server) -> Tally:
         hits = [mine + theirs for mine, theirs in zip(hits, counts.cache_hits)]
         misses += counts.cache_misses
     block = f"{server.label}|.|"  # server, zone (or the cache's zones) and view
-    values: Tally = {("coredns_dns_requests", f"{block}|{TRANSPORTS[transport]}|{server.family}|{TYPES[qtype]}"): n
+    values: Tally = {("coredns_dns_requests", f"{block}|{_proto(transport)}|{_family(transport)}|{TYPES[qtype]}"): n
                      for (transport, qtype), n in requests.items()}
     values.update({("coredns_dns_responses", f"{block}|{dns.rcode.to_text(rcode)}|{plugin}"): n
                    for (rcode, plugin), n in responses.items()})
@@ -141,6 +152,14 @@ def tally(resolver: Resolver, server: Server) -> Tally:
             values["podnet_dns_forward_requests", to] = forwarder.sent[upstream]
             values["podnet_dns_forward_failures", to] = forwarder.failed[upstream]
     return values
+
+
+def _proto(transport: int) -> str:
+    return TRANSPORTS[transport % len(TRANSPORTS)]
+
+
+def _family(transport: int) -> str:
+    return "2" if transport >= len(TRANSPORTS) else "1"
 
 
 def _answers(resolver: Resolver) -> tuple[Counter[tuple[int, int]], Counter[tuple[int, str]]]:

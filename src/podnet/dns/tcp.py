@@ -6,17 +6,19 @@ from __future__ import annotations
 import asyncio
 import struct
 
-from podnet.dns.metrics import TCP, question_type
+from podnet.dns.metrics import question_type, transport_of
 from podnet.dns.resolver import Resolver
 
 
 async def serve_connection(resolver: Resolver, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    transport = transport_of(True, sock.family if sock is not None else 0)  # counted by the family it came over
     try:
         while True:
             (length,) = struct.unpack("!H", await reader.readexactly(2))
             query = await reader.readexactly(length)
             reply = await resolver.answer(query, udp=False)
-            resolver.counts.answered(TCP, reply.source, question_type(query), reply.wire)
+            resolver.counts.answered(transport, reply.source, question_type(query), reply.wire)
             if reply.wire is None:
                 break
             writer.write(struct.pack("!H", len(reply.wire)) + reply.wire)

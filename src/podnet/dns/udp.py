@@ -17,7 +17,7 @@ from podnet.dns.aging import AgingReply
 from podnet.dns.datagrams import Datagrams
 from podnet.dns.fastforward import SWEEP_EVERY, FastForward, ZoneNames, plain_question
 from podnet.dns.forward import Upstream
-from podnet.dns.metrics import CACHE, SERVER, UDP, Counts, question_type, section_type, slot
+from podnet.dns.metrics import CACHE, SERVER, Counts, question_type, section_type, slot, transport_of
 from podnet.dns.query import ZoneAnswer, fit, parse_query, zone_answer
 from podnet.dns.replywire import is_denial, keepable, question_section, ttl_offsets
 from podnet.dns.resolver import Reply, Resolver, zone_source
@@ -49,6 +49,7 @@ class UdpServer:
         self.resolver = resolver
         self.sock = sock
         self.loop = loop
+        self.transport = transport_of(False, sock.family)  # counted as udp, of the socket's family
         self.counts = Counts()  # the receiving thread's own: no two threads bump one counter
         resolver.counters.append(self.counts)
         self._memo: OrderedDict[bytes, tuple[bytes | AgingReply, int]] = OrderedDict()  # answer, metrics slot
@@ -166,7 +167,7 @@ class UdpServer:
             return
         reply = fit(answer.reply, query, udp=True)
         if zone is self._memo_zone:
-            self._remember(data[2:], reply[2:], slot(UDP, source, question_type(data), reply))
+            self._remember(data[2:], reply[2:], slot(self.transport, source, question_type(data), reply))
         self._send(data, Reply(reply, source), peer)
 
     async def _complete(self, data: bytes, answer: ZoneAnswer, source: int, peer: tuple[str, int]) -> None:
@@ -188,7 +189,7 @@ class UdpServer:
         found = ttl_offsets(reply)
         if found is not None:
             aging = AgingReply(reply[2:], found[0], found[1], *lifetime, is_denial(reply))
-            self._remember(data[2:], aging, slot(UDP, CACHE, question_type(data), reply))
+            self._remember(data[2:], aging, slot(self.transport, CACHE, question_type(data), reply))
 
     def _keep_forwarded(self, data: bytes, key: bytes, reply: bytes) -> None:
         """The fast path's reply: into the cache, and remembered as the slow path's,
@@ -200,7 +201,7 @@ class UdpServer:
         lifetime = self.resolver.cache.keep(key, reply, ttl)
         if lifetime is not None:  # the fast path gets no truncated reply
             aging = AgingReply(reply[2:], offsets, ttls, *lifetime, is_denial(reply))
-            self._remember(data[2:], aging, slot(UDP, CACHE, section_type(key), reply))
+            self._remember(data[2:], aging, slot(self.transport, CACHE, section_type(key), reply))
 
     def _remember(self, query: bytes, answer: bytes | AgingReply, counted_at: int) -> None:
         """The oldest answer makes room. Forwarded names have no bound, and a memo
@@ -213,7 +214,7 @@ class UdpServer:
             memo.popitem(last=False)
 
     def _send(self, query: bytes, reply: Reply, peer: tuple[str, int]) -> None:
-        self.resolver.counts.answered(UDP, reply.source, question_type(query), reply.wire)
+        self.resolver.counts.answered(self.transport, reply.source, question_type(query), reply.wire)
         if reply.wire:
             try:
                 self.sock.sendto(reply.wire, peer)
@@ -222,7 +223,10 @@ class UdpServer:
 
 
 def bound_udp_socket(host: str, port: int, shared: bool) -> socket.socket:
+    """An IPv6 socket takes IPv6 only: IPv4 has a socket of its own (config.listen_hosts)."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+    if sock.family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)  # bursts wait here, not on the floor
     if shared:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)

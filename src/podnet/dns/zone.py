@@ -56,6 +56,9 @@ class Zone:
         if value not in records:
             records.append(value)
 
+    def has(self, name: str, rdtype: int) -> bool:
+        return bool(self._records.get(dns.name.from_text(name).canonicalize(), {}).get(rdtype))
+
     def soa(self) -> dns.rrset.RRset:
         """MINIMUM is the zone's ttl, so negative answers are cached as long as positive ones."""
         primary, mailbox = (dns.name.from_text(label, self.origin).to_text() for label in ("ns.dns", "hostmaster"))
@@ -127,7 +130,7 @@ def add_hosts(zone: Zone, pairs: list[tuple[str, str]]) -> None:
     """Hosts entries answer authoritatively for their names, with PTRs for their addresses."""
     for name, ip in pairs:
         zone.add(name, _address_type(ip), ip)
-        pointer = ipaddress.ip_address(ip).reverse_pointer + "."
+        pointer = _pointer(ip)
         zone.add(pointer, dns.rdatatype.PTR, name)
         zone.extra_names.update(dns.name.from_text(n).canonicalize() for n in (name, pointer))
 
@@ -143,6 +146,11 @@ def _address_type(ip: str) -> int:
     return dns.rdatatype.A if ipaddress.ip_address(ip).version == 4 else dns.rdatatype.AAAA
 
 
+def _pointer(ip: str) -> str:
+    """The reverse name of an address: in-addr.arpa for IPv4, ip6.arpa nibbles for IPv6."""
+    return ipaddress.ip_address(ip).reverse_pointer + "."
+
+
 def _dashed(ip: str) -> str:
     """An address as a label, as CoreDNS writes it: 10-244-1-5, and fd00-244--5
     for fd00:244::5 (the compressed form)."""
@@ -151,7 +159,8 @@ def _dashed(ip: str) -> str:
 
 def _undashed(label: str) -> str | None:
     """The address a dashed label stands for, or None; three single dashes make an
-    IPv4 address, anything else is read as IPv6 (CoreDNS's rule)."""
+    IPv4 address, anything else is read as IPv6 (CoreDNS's rule), compressed
+    (fd00-10-244--5) or written out (fd00-0010-0244-0000-0000-0000-0000-0005)."""
     ipv4 = label.count("-") == 3 and "--" not in label
     text = label.replace("-", "." if ipv4 else ":")
     try:
@@ -164,12 +173,14 @@ def build_zone(services: list[Service], slices: list[EndpointSlice], pods: list[
                domain: str | None = "cluster.local", ttl: int = 5, hosts: list[tuple[str, str]] | None = None,
                pod_records: str = "verified") -> Zone:
     """Services' names from the Services and their slices (as CoreDNS's kubernetes
-    plugin), pods' dashed names from the pods."""
+    plugin), pods' dashed names from the pods; on a dual-stack cluster, a record
+    of each family (A, AAAA) wherever there is an address of it."""
     zone = Zone(domain, ttl, pod_records)
     add_hosts(zone, hosts or [])
     if zone.domain is None:
         return zone
     grouped = by_service(slices)
+    endpoint_pointers: dict[str, str] = {}  # a ClusterIP Service's endpoint address -> its name there
     for service in services:
         name, namespace = service.metadata.name, service.metadata.namespace
         fqdn = f"{name}.{namespace}.svc.{domain}."
@@ -177,17 +188,20 @@ def build_zone(services: list[Service], slices: list[EndpointSlice], pods: list[
             zone.add(fqdn, dns.rdatatype.CNAME, service.external_name.rstrip(".") + ".")
             continue
         if service.headless:
-            targets = []
+            targets: dict[str, None] = {}  # in order, each once: a hostname names an address of each family
             for ip, hostname in _ready_addresses(grouped.get((namespace, name), [])):
                 target = f"{hostname or _dashed(ip)}.{fqdn}"
                 for record in (fqdn, target):
                     zone.add(record, _address_type(ip), ip)
-                zone.add(ipaddress.ip_address(ip).reverse_pointer + ".", dns.rdatatype.PTR, target)
-                targets.append(target)
-        elif service.cluster_ip:
-            zone.add(fqdn, _address_type(service.cluster_ip), service.cluster_ip)
-            zone.add(ipaddress.ip_address(service.cluster_ip).reverse_pointer + ".", dns.rdatatype.PTR, fqdn)
-            targets = [fqdn]
+                zone.add(_pointer(ip), dns.rdatatype.PTR, target)
+                targets[target] = None
+        elif service.addresses:
+            for ip in service.addresses:  # an A and an AAAA for a dual-stack Service
+                zone.add(fqdn, _address_type(ip), ip)
+                zone.add(_pointer(ip), dns.rdatatype.PTR, fqdn)
+            for ip, hostname in _ready_addresses(grouped.get((namespace, name), [])):
+                endpoint_pointers.setdefault(ip, f"{hostname or _dashed(ip)}.{fqdn}")
+            targets = {fqdn: None}
         else:
             continue
         for port in service.ports:
@@ -195,9 +209,13 @@ def build_zone(services: list[Service], slices: list[EndpointSlice], pods: list[
                 srv = f"_{port.name}._{port.protocol.lower()}.{fqdn}"
                 for target in targets:
                     zone.add(srv, dns.rdatatype.SRV, f"0 {100 // len(targets)} {port.port} {target}")
+    for ip, target in endpoint_pointers.items():
+        # `dig -x` of a pod's address names it as an endpoint, one name as CoreDNS gives (a headless one first)
+        if not zone.has(_pointer(ip), dns.rdatatype.PTR):
+            zone.add(_pointer(ip), dns.rdatatype.PTR, target)
     for pod in pods if pod_records != "disabled" else ():
-        if pod.pod_ip:
-            zone.add(f"{_dashed(pod.pod_ip)}.{pod.metadata.namespace}.pod.{domain}.", _address_type(pod.pod_ip), pod.pod_ip)
+        for ip in pod.pod_ips:  # each family's, where CoreDNS's `verified` knows the primary (status.podIP) only
+            zone.add(f"{_dashed(ip)}.{pod.metadata.namespace}.pod.{domain}.", _address_type(ip), ip)
     return zone
 
 

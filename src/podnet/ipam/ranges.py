@@ -1,5 +1,6 @@
 """Range sets as host-local defines them: each set yields one address, its ranges
-are tried in order, and the network, broadcast and gateway are never handed out."""
+are tried in order, and the network address, the gateway and (IPv4 only, since
+IPv6 has no broadcast) the broadcast address are never handed out."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ class Range:
         if network.prefixlen > network.max_prefixlen - 2:
             raise RangeError(f"Network {network} too small to allocate from")
         first = network.network_address + 1
-        last = network.broadcast_address - 1
+        last = network.broadcast_address - (1 if network.version == 4 else 0)
         start = _address_in(range_start, network, "rangeStart") or first
         end = _address_in(range_end, network, "rangeEnd") or last
         if start < first or end > last or start > end:

@@ -1,5 +1,7 @@
 """Addresses on the links of one namespace, as "ip/prefix" strings; IPv4 ones
-get their broadcast address as `ip address add ... brd +` gives it."""
+get their broadcast address as `ip address add ... brd +` gives it. IPv6 ones
+are added without Duplicate Address Detection (`ip address add ... nodad`), so
+they answer at once instead of staying "tentative" for a second or two."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from podnet.kernel.links import Links
 from podnet.kernel.rtnl import CREATE, NetlinkFailure, family, message
 
 _RTM_NEWADDR, _RTM_DELADDR, _RTM_GETADDR = 20, 21, 22
+_IFA_F_NODAD = 0x02
 
 
 class Addresses(Links):
@@ -31,15 +34,19 @@ class Addresses(Links):
             attrs.append(("IFA_LOCAL", address))
             if iface.network.prefixlen < 31:
                 attrs.append(("IFA_BROADCAST", str(iface.network.broadcast_address)))
+        flags = _IFA_F_NODAD if iface.version == 6 else 0
         return message(ifaddrmsg, attrs, family=family(address), prefixlen=iface.network.prefixlen,
-                       index=self.require_index(ifname))
+                       flags=flags, index=self.require_index(ifname))
 
     def ensure_address(self, ifname: str, cidr: str) -> None:
         """Add the address; one that is already there is fine."""
         self.add_address(ifname, cidr)
 
     def add_address(self, ifname: str, cidr: str) -> bool:
-        """Add the address; False when it was there already (one request either way)."""
+        """Add the address; False when it was there already (one request either way).
+        An IPv6 address skips Duplicate Address Detection (IPv4 has none): podnet
+        plans every address it adds, and a tentative one would not answer for a
+        second or two."""
         try:
             self._nl.request(_RTM_NEWADDR, self._address(ifname, cidr), CREATE)
         except NetlinkFailure as err:

@@ -12,6 +12,7 @@ which endpoint answered and whether the source was masqueraded.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
 import select
 import socket
@@ -27,15 +28,26 @@ from podnet.kernel.nlmsg import (
 
 _GET, _DELETE, _GET_STATS = 0x100 | 1, 0x100 | 2, 0x100 | 5  # subsystem 1 (ctnetlink) << 8 | IPCTNL_MSG_CT_*
 _REQUEST, _ACK, _DUMP = 0x1, 0x4, 0x300
-# attributes: CTA_TUPLE_ORIG/REPLY { CTA_TUPLE_IP { V4_SRC, V4_DST }, CTA_TUPLE_PROTO { NUM, ... } }
+# attributes: CTA_TUPLE_ORIG/REPLY { CTA_TUPLE_IP { V4_SRC, V4_DST | V6_SRC, V6_DST }, CTA_TUPLE_PROTO { NUM, ... } }
 _ORIG, _REPLY, _IP, _PROTO, _SRC, _DST, _NUM = 1, 2, 1, 2, 1, 2, 1
+_V6 = 2  # CTA_IP_V6_SRC, _DST are V4's plus 2
 UDP = 17
+
+
+def _address_of(ip: dict[int, bytes], which: int) -> str | None:
+    """An address of a tuple's CTA_TUPLE_IP, in whichever family the entry is."""
+    if len(ip.get(which, b"")) == 4:
+        return socket.inet_ntop(socket.AF_INET, ip[which])
+    if len(ip.get(which + _V6, b"")) == 16:
+        return socket.inet_ntop(socket.AF_INET6, ip[which + _V6])
+    return None
 
 
 class _Entry:
     """An entry's original tuple (as the kernel sent it, to delete by) and what a match needs."""
 
-    def __init__(self, body: bytes) -> None:
+    def __init__(self, family: int, body: bytes) -> None:
+        self.family = family  # a deletion names the entry's family, as its tuple is of that family
         tuples = dict(attributes(body))
         self.original = tuples.get(_ORIG, b"")
         self.protocol = self._proto(self.original)
@@ -44,8 +56,7 @@ class _Entry:
 
     @staticmethod
     def _address(tuple_: bytes, which: int) -> str | None:
-        ip = dict(attributes(dict(attributes(tuple_)).get(_IP, b"")))
-        return socket.inet_ntoa(ip[which]) if len(ip.get(which, b"")) == 4 else None
+        return _address_of(dict(attributes(dict(attributes(tuple_)).get(_IP, b""))), which)
 
     @staticmethod
     def _proto(tuple_: bytes) -> int | None:
@@ -58,10 +69,12 @@ class _Ctnetlink:
         self.sock = sock
         self.sequence = 0
 
-    def send(self, kind: int, flags: int, body: bytes = b"") -> Iterator[bytes]:
-        """The answer's messages' bodies (after nfgenmsg); raises on an error but ENOENT."""
+    def send(self, kind: int, flags: int, body: bytes = b"",
+             family: int = socket.AF_UNSPEC) -> Iterator[tuple[int, bytes]]:
+        """The answer's messages: each one's family and body (after nfgenmsg); raises
+        on an error but ENOENT. AF_UNSPEC asks of both families."""
         self.sequence += 1
-        self.sock.send(NFNL_HEADER.pack(NFNL_HEADER.size + len(body), kind, flags, self.sequence, 0, socket.AF_INET,
+        self.sock.send(NFNL_HEADER.pack(NFNL_HEADER.size + len(body), kind, flags, self.sequence, 0, family,
                                         0, 0) + body)
         while True:
             for kind, _, sequence, message in messages(self.sock.recv(1 << 20)):
@@ -72,29 +85,43 @@ class _Ctnetlink:
                     if code and code != errno.ENOENT:
                         raise KernelError(f"conntrack: {errno.errorcode.get(code, code)}: {os.strerror(code)}")
                     return
-                yield message[NFNL_HEADER.size:]
+                yield NFNL_HEADER.unpack_from(message)[5], message[NFNL_HEADER.size:]
+
+
+def _canonical(address: str | None) -> str | None:
+    """As the kernel's addresses read back (an IPv6 address may be written several
+    ways); what is no address stays as given, and matches nothing."""
+    if not address:
+        return None
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return address
 
 
 def forget_udp(namespace: str, *, reply_source: str | None = None, original_destination: str | None = None) -> int:
     """Drop UDP flows, so the next datagram of a client with a fixed source port is
     load-balanced afresh (UDP has no connection end to let the entry expire).
-    Returns how many were dropped."""
+    Returns how many were dropped. Either family: the addresses say which."""
+    wanted_source = _canonical(reply_source)
+    wanted_destination = _canonical(original_destination)
+
     def forget() -> int:
         with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER) as sock:
             sock.bind((0, 0))
             ctnetlink = _Ctnetlink(sock)
             doomed = []
-            for body in ctnetlink.send(_GET, _REQUEST | _DUMP):
-                entry = _Entry(body)
+            for family, body in ctnetlink.send(_GET, _REQUEST | _DUMP):
+                entry = _Entry(family, body)
                 if entry.protocol != UDP:
                     continue
-                if reply_source and entry.reply_source != reply_source:
+                if wanted_source and entry.reply_source != wanted_source:
                     continue
-                if original_destination and entry.original_destination != original_destination:
+                if wanted_destination and entry.original_destination != wanted_destination:
                     continue
-                doomed.append(entry.original)
-            for original in doomed:  # the tuple goes back as the kernel gave it
-                for _ in ctnetlink.send(_DELETE, _REQUEST | _ACK, nest(_ORIG, original)):
+                doomed.append(entry)
+            for entry in doomed:  # the tuple goes back as the kernel gave it
+                for _ in ctnetlink.send(_DELETE, _REQUEST | _ACK, nest(_ORIG, entry.original), entry.family):
                     pass
             return len(doomed)
 
@@ -106,7 +133,7 @@ def table_fill() -> tuple[int, int]:
     loads ctnetlink, which NFLOG needs to attach conntrack entries to packets."""
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER) as sock:
         sock.bind((0, 0))
-        for body in _Ctnetlink(sock).send(_GET_STATS, _REQUEST):
+        for _, body in _Ctnetlink(sock).send(_GET_STATS, _REQUEST):
             fields = dict(attributes(body))
             entries, maximum = fields.get(1, b""), fields.get(2, b"")  # CTA_STATS_GLOBAL_ENTRIES, _MAX_ENTRIES
             return (int.from_bytes(entries, "big") if len(entries) == 4 else 0,
@@ -161,12 +188,8 @@ def _tuple(body: bytes) -> Tuple:
         value = proto.get(kind, b"")
         return struct.unpack(">H", value)[0] if len(value) == 2 else None
 
-    def address(kind: int) -> str:
-        value = ip.get(kind, b"")
-        return socket.inet_ntoa(value) if len(value) == 4 else ""
-
     number = proto.get(_NUM, b"\0")
-    return Tuple(number[0], address(_SRC), address(_DST), port(2), port(3))
+    return Tuple(number[0], _address_of(ip, _SRC) or "", _address_of(ip, _DST) or "", port(2), port(3))
 
 
 def parse_event(kind: int, body: bytes) -> Event | None:

@@ -99,14 +99,17 @@ class Links(RtnlHandle):
     def set_mtu(self, ifname: str, mtu: int) -> None:
         self._set_link(ifname, [("IFLA_MTU", mtu)])
 
-    def ensure_bridge(self, ifname: str, mtu: int | None = None) -> int:
+    def ensure_bridge(self, ifname: str, mtu: int | None = None, *, up: bool = True) -> int:
+        """up=False leaves it down, for settings that must come before its first
+        address (a link-local address is made, and checked for duplicates, on up)."""
         if self.index(ifname) is None:
             # A MAC of its own keeps the bridge's from following whichever port joins first.
             self._create_link(f"bridge {ifname}", [("IFLA_IFNAME", ifname), ("IFLA_ADDRESS", random_mac()),
                                                    ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "bridge")]})])
         if mtu:
             self.set_mtu(ifname, mtu)
-        self.set_up(ifname)
+        if up:
+            self.set_up(ifname)
         return self.require_index(ifname)
 
     def ensure_veth(self, ifname: str, peer: str, peer_namespace: Links | str, mtu: int | None = None) -> None:

@@ -1,4 +1,4 @@
-"""Permanent neighbours (ARP entries) and a device's own forwarding entries
+"""Permanent neighbours (ARP and NDP entries) and a device's own forwarding entries
 (FDB) in one namespace: what the vxlan backend programs for each peer node.
 Each set is synced whole, so a reconcile both adds and removes."""
 
@@ -13,7 +13,7 @@ from pyroute2.netlink.rtnl.ndmsg import ndmsg
 
 from podnet.kernel.links import Links
 from podnet.kernel.route import ForwardingEntry, Neighbour
-from podnet.kernel.rtnl import AF_BRIDGE, AF_INET, message
+from podnet.kernel.rtnl import AF_BRIDGE, AF_INET, AF_INET6, family, message
 
 _RTM_NEWNEIGH, _RTM_DELNEIGH, _RTM_GETNEIGH = 28, 29, 30
 _NUD_PERMANENT = 0x80
@@ -24,14 +24,15 @@ Entry = TypeVar("Entry", Neighbour, ForwardingEntry)
 
 class Neighbours(Links):
     def neighbours(self, ifname: str) -> set[Neighbour]:
-        """Permanent IPv4 neighbours on the link."""
+        """Permanent neighbours on the link, IPv4 (ARP) and IPv6 (NDP) alike."""
         index = self.require_index(ifname)
         return {Neighbour(msg.get("NDA_DST"), msg.get("NDA_LLADDR"), ifname)
-                for msg in self._nl.dump(_RTM_GETNEIGH, message(ndmsg, family=AF_INET))
+                for af in (AF_INET, AF_INET6)
+                for msg in self._nl.dump(_RTM_GETNEIGH, message(ndmsg, family=af))
                 if msg["ifindex"] == index and msg["state"] & _NUD_PERMANENT and msg.get("NDA_LLADDR")}
 
     def _neighbour(self, entry: Neighbour) -> Any:
-        return message(ndmsg, [("NDA_DST", entry.ip), ("NDA_LLADDR", entry.mac)], family=AF_INET,
+        return message(ndmsg, [("NDA_DST", entry.ip), ("NDA_LLADDR", entry.mac)], family=family(entry.ip),
                        ifindex=self.require_index(entry.dev), state=_NUD_PERMANENT)
 
     def forwarding_entries(self, ifname: str) -> set[ForwardingEntry]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from podnet.errors import KernelError
 from podnet.kernel import netns
+from podnet.kernel.ipheader import network_header
 from podnet.kernel.nlmsg import NETLINK_NETFILTER, NFNL_HEADER, NLMSG_ERROR, attr, attributes, error_code, messages
 
 _PACKET, _CONFIG = 4 << 8 | 0, 4 << 8 | 1  # NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_*
@@ -25,10 +26,10 @@ _REQUEST, _ACK = 0x1, 0x4
 _CFG_CMD, _CFG_MODE, _CFG_TIMEOUT, _CFG_QTHRESH, _CFG_FLAGS = 1, 2, 4, 5, 6  # NFULA_CFG_*
 _CMD_BIND, _CMD_UNBIND = 1, 2
 _COPY_PACKET = 2
-_COPY_RANGE = 64  # bytes of each packet: the IP header and the ports are enough
+_COPY_RANGE = 64  # bytes of each packet: the IP header (IPv6's is 40) and the TCP flags are enough
 _FLAG_SEQ = 0x1
 _PAYLOAD, _PREFIX, _SEQ = 9, 10, 12  # NFULA_*
-PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP", 132: "SCTP"}
+PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6", 132: "SCTP"}
 NUMBERS = {name: number for number, name in PROTOCOLS.items()}
 OBSERVED_GROUP = 7170
 _TCP_FLAGS = ((0x01, "FIN"), (0x02, "SYN"), (0x04, "RST"), (0x08, "PSH"), (0x10, "ACK"))
@@ -50,18 +51,18 @@ class Logged:
 
 
 def parse_packet(prefix: str, payload: bytes, at: float, sequence: int | None = None) -> Logged | None:
-    """An IPv4 packet's header; None for anything else."""
-    if len(payload) < 20 or payload[0] >> 4 != 4:
+    """An IPv4 or IPv6 packet's header; None for anything else."""
+    found = network_header(payload)
+    if found is None:
         return None
-    header = (payload[0] & 0x0F) * 4
-    number = payload[9]
+    source, destination, number, header = found
     ports = struct.unpack_from(">HH", payload, header) if number in (6, 17, 132) and len(payload) >= header + 4 \
         else (None, None)
     flags = ""
     if number == 6 and len(payload) >= header + 14:
         flags = ",".join(name for bit, name in _TCP_FLAGS if payload[header + 13] & bit)
-    return Logged(at, prefix, socket.inet_ntoa(payload[12:16]), socket.inet_ntoa(payload[16:20]),
-                  PROTOCOLS.get(number, str(number)), ports[1], ports[0], flags, sequence)
+    return Logged(at, prefix, source, destination, PROTOCOLS.get(number, str(number)), ports[1], ports[0], flags,
+                  sequence)
 
 
 class NflogReader:

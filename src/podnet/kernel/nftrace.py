@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from podnet.kernel import netns
+from podnet.kernel.ipheader import network_header
 from podnet.kernel.nftables.wire import NFNL_SUBSYS_NFTABLES
 from podnet.kernel.nlmsg import NETLINK_NETFILTER, NFNL_HEADER, attributes, messages
 
@@ -27,7 +28,8 @@ _TABLE, _CHAIN, _HANDLE, _TYPE, _VERDICT, _ID, _NETWORK_HEADER, _TRANSPORT_HEADE
 _TYPES = {1: "policy", 2: "return", 3: "rule"}
 _VERDICTS = {0: "drop", 1: "accept", 2: "stolen", 3: "queue", 4: "repeat", -1: "continue", -2: "break",
              -3: "jump", -4: "goto", -5: "return"}
-PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 132: "sctp"}
+PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6", 132: "sctp"}
+FAMILIES = {1: "inet", 2: "ip", 10: "ip6"}  # NFPROTO_*: the family of the table that reported
 
 
 @dataclass(frozen=True)
@@ -45,9 +47,16 @@ class TraceEvent:
     protocol: str | None
     source_port: int | None
     destination_port: int | None
+    family: str = "ip"  # the reporting table's: ip, ip6 or inet (tables of two families may share a name)
+
+    @property
+    def where(self) -> tuple[str, str]:
+        """(family, table): which table reported, as rule handles are numbered per table."""
+        return self.family, self.table
 
 
-def parse_event(body: bytes) -> TraceEvent | None:
+def parse_event(body: bytes, family: int = 2) -> TraceEvent | None:
+    """One report; `family` is the message's (its nfgenmsg's), the reporting table's."""
     fields = dict(attributes(body))
     if _TABLE not in fields or _CHAIN not in fields:
         return None
@@ -62,17 +71,18 @@ def parse_event(body: bytes) -> TraceEvent | None:
         verdict = _VERDICTS.get(struct.unpack(">I", fields[_POLICY])[0], "?")
     source = destination = protocol = None
     sport = dport = None
-    header = fields.get(_NETWORK_HEADER, b"")
-    if len(header) >= 20 and header[0] >> 4 == 4:
-        source, destination = socket.inet_ntoa(header[12:16]), socket.inet_ntoa(header[16:20])
-        protocol = PROTOCOLS.get(header[9], str(header[9]))
+    header = network_header(fields.get(_NETWORK_HEADER, b""))
+    if header is not None:
+        source, destination = header.source, header.destination
+        protocol = PROTOCOLS.get(header.protocol, str(header.protocol))
         transport = fields.get(_TRANSPORT_HEADER, b"")
         if protocol in ("tcp", "udp", "sctp") and len(transport) >= 4:
             sport, dport = struct.unpack_from(">HH", transport)
     handle = struct.unpack(">Q", fields[_HANDLE])[0] if _HANDLE in fields else None
     kind = _TYPES.get(struct.unpack(">I", fields.get(_TYPE, b"\0\0\0\0"))[0], "?")
     return TraceEvent(struct.unpack(">I", fields.get(_ID, b"\0\0\0\0"))[0], _text(fields[_TABLE]),
-                      _text(fields[_CHAIN]), kind, handle, verdict, source, destination, protocol, sport, dport)
+                      _text(fields[_CHAIN]), kind, handle, verdict, source, destination, protocol, sport, dport,
+                      FAMILIES.get(family, str(family)))
 
 
 def _text(value: bytes) -> str:
@@ -100,7 +110,7 @@ class TraceReader:
                 raise
             for kind, _, _, message in messages(data):
                 if kind == _MSG_TRACE:
-                    event = parse_event(message[NFNL_HEADER.size:])
+                    event = parse_event(message[NFNL_HEADER.size:], NFNL_HEADER.unpack_from(message)[5])
                     if event is not None:
                         found.append(event)
             timeout = 0
@@ -118,11 +128,11 @@ _CHAIN_LINE = re.compile(r"^\s*chain (\S+) \{")
 _HANDLE_LINE = re.compile(r"^\s*(.*?) # handle (\d+)$")
 
 
-def rule_texts(namespace: str, tables: Iterable[str]) -> dict[tuple[str, int], str]:
-    """(table, handle) -> the rule as nft lists it, for the ip tables named."""
-    texts: dict[tuple[str, int], str] = {}
-    for table in tables:
-        listed = netns.run(namespace, ["nft", "-a", "list", "table", "ip", table], check=False)
+def rule_texts(namespace: str, tables: Iterable[tuple[str, str]]) -> dict[tuple[str, str, int], str]:
+    """(family, table, handle) -> the rule as nft lists it, for the (family, table)s named."""
+    texts: dict[tuple[str, str, int], str] = {}
+    for family, table in tables:
+        listed = netns.run(namespace, ["nft", "-a", "list", "table", family, table], check=False)
         in_chain = False
         for line in listed.stdout.splitlines():
             if _CHAIN_LINE.match(line):
@@ -130,27 +140,32 @@ def rule_texts(namespace: str, tables: Iterable[str]) -> dict[tuple[str, int], s
                 continue
             found = _HANDLE_LINE.match(line)
             if in_chain and found and not line.strip().startswith(("chain ", "table ")):
-                texts[(table, int(found.group(2)))] = found.group(1).strip()
+                texts[(family, table, int(found.group(2)))] = found.group(1).strip()
     return texts
 
 
 def send_one(namespace: str, destination: str, port: int | None, protocol: str, source_port: int) -> str:
     """One real packet from the namespace: a TCP SYN (a connect, given a second),
-    a UDP datagram or an ICMP echo request. Returns what came of it, in words."""
+    a UDP datagram or an ICMP echo request, IPv4 or IPv6 as the destination is.
+    Returns what came of it, in words."""
+    family = socket.AF_INET6 if ":" in destination else socket.AF_INET
+
     def send() -> str:
         if protocol == "icmp":
-            with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as sock:
+            number, echo = (socket.IPPROTO_ICMPV6, _ECHO_V6) if family == socket.AF_INET6 else \
+                (socket.IPPROTO_ICMP, _ECHO_V4)
+            with socket.socket(family, socket.SOCK_RAW, number) as sock:
                 sock.settimeout(1.0)
-                sock.sendto(_echo_request(source_port), (destination, 0))
+                sock.sendto(_echo_request(source_port, echo), (destination, 0))
                 try:
                     sock.recv(1024)
                     return "answered"
                 except OSError:
                     return "no answer"
         kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
-        with socket.socket(socket.AF_INET, kind) as sock:
+        with socket.socket(family, kind) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("0.0.0.0", source_port))
+            sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", source_port))
             sock.settimeout(1.0)
             try:
                 if protocol == "tcp":
@@ -166,8 +181,13 @@ def send_one(namespace: str, destination: str, port: int | None, protocol: str, 
     return netns.run_in(namespace, send)
 
 
-def _echo_request(identifier: int) -> bytes:
-    header = struct.pack(">BBHHH", 8, 0, 0, identifier & 0xFFFF, 1) + b"podnet trace"
+_ECHO_V4, _ECHO_V6 = 8, 128  # ICMP's and ICMPv6's echo request
+
+
+def _echo_request(identifier: int, kind: int = _ECHO_V4) -> bytes:
+    """An echo request; the checksum is ICMP's (for ICMPv6 the kernel writes its own
+    over the pseudo-header, as RFC 3542 has raw ICMPv6 sockets do)."""
+    header = struct.pack(">BBHHH", kind, 0, 0, identifier & 0xFFFF, 1) + b"podnet trace"
     total = sum(struct.unpack(f">{len(header) // 2}H", header))
     total = (total >> 16) + (total & 0xFFFF)
     checksum = ~(total + (total >> 16)) & 0xFFFF

@@ -10,9 +10,11 @@ class Vxlan(Links):
     def ensure_vxlan(self, ifname: str, vni: int, local: str, port: int, mac: str, mtu: int,
                      uplink: str | None = None) -> None:
         """A VXLAN device as flannel makes it: no learning (peers are programmed),
-        its own MAC (peers' FDB entries point at it), the underlay MTU less 50."""
+        its own MAC (peers' FDB entries point at it), the underlay MTU less the
+        tunnel's headers. local is an IPv4 or an IPv6 address: the underlay's family."""
         if self.index(ifname) is None:
-            data = [("IFLA_VXLAN_ID", vni), ("IFLA_VXLAN_LOCAL", local), ("IFLA_VXLAN_PORT", port),
+            local_attr = "IFLA_VXLAN_LOCAL6" if ":" in local else "IFLA_VXLAN_LOCAL"
+            data = [("IFLA_VXLAN_ID", vni), (local_attr, local), ("IFLA_VXLAN_PORT", port),
                     ("IFLA_VXLAN_LEARNING", 0)]
             if uplink:
                 data.append(("IFLA_VXLAN_LINK", self.require_index(uplink)))

@@ -25,16 +25,17 @@ from podnet.kernel.route import RTPROT_STATIC, Route
 from podnet.kernel.netlink import Netns, open_namespace
 from podnet.kernel.node import NamespaceKernel
 from podnet.lab import apiserver, dhcp, names, processes
-from podnet.lab.plan import (FABRIC_BRIDGE, INTERNET, INTERNET_ADDRESS, INTERNET_GATEWAY, INTERNET_HOSTS, INTERNET_IP,
-                             NODE_UPLINK, ClusterPlan, NodePlan, plan_cluster)
+from podnet.lab.plan import (FABRIC_BRIDGE, INTERNET, INTERNET_ADDRESSES, NODE_UPLINK, ClusterPlan, NodePlan,
+                             internet_hosts, plan_cluster)
 from podnet.lab.progress import Progress
-from podnet.lab.spec import ClusterSpec
+from podnet.lab.spec import ClusterSpec, Network
 from podnet.lab.state import LabRecord
-from podnet.network.apply import apply_node_network
-from podnet.network.leases import SubnetLeases
+from podnet.network.apply import FORWARDING, apply_node_network
+from podnet.network.leases import NodeLeases
 from podnet.network.node import POD_BRIDGE, pod_mtu, render_node_network
 from podnet.controller.endpointslices import desired as desired_slices
 from podnet.model.endpointslice import EndpointSlice, by_service
+from podnet.model.families import family_of
 from podnet.model.manifest import Resource
 from podnet.model.namespace import BUILT_IN, Namespace
 from podnet.model.pod import Pod
@@ -60,9 +61,9 @@ def members(plan: ClusterPlan) -> dict[str, str]:
 
 def node_network_config(node: NodePlan, record: LabRecord, backend: str, ipam: str) -> dict[str, Any]:
     """The conflist a node's runtime would find in /etc/cni/net.d: bridge with
-    host-local IPAM over the node's pod subnet (or DHCP, whose lease brings the
-    default route), then portmap. Over VXLAN, pod interfaces get the underlay MTU
-    less the tunnel's 50 bytes."""
+    host-local IPAM over the node's pod subnets, a range set per family with the
+    primary first (or DHCP, whose lease brings the default route), then portmap.
+    Over VXLAN, pod interfaces get the underlay MTU less the tunnel's headers."""
     state = record.directory / "cni" / node.name
     by_dhcp = ipam == "dhcp"
     return {
@@ -70,18 +71,25 @@ def node_network_config(node: NodePlan, record: LabRecord, backend: str, ipam: s
         "name": NETWORK_NAME,
         "plugins": [
             {"type": "podnet-bridge", "bridge": POD_BRIDGE, "isGateway": True, "isDefaultGateway": not by_dhcp,
-             "hairpinMode": True, "mtu": pod_mtu(backend),
+             "hairpinMode": True, "mtu": pod_mtu(backend, underlay_family=family_of(node.ip)),
              "ipam": dhcp.ipam_config(record) if by_dhcp else
-             {"type": "podnet-host-local", "ranges": [[{"subnet": node.pod_cidr}]], "dataDir": str(state / "ipam")}},
+             {"type": "podnet-host-local", "ranges": [[{"subnet": cidr}] for cidr in node.pod_cidrs],
+              "dataDir": str(state / "ipam")}},
             {"type": "podnet-portmap", "capabilities": {"portMappings": True}, "stateDir": str(state / "portmap")},
         ],
     }
 
 
 def cluster_config(spec: ClusterSpec) -> ClusterConfig:
-    return ClusterConfig(str(spec.pod_subnet), str(spec.service_subnet), spec.dns_domain, [INTERNET_IP],
-                         spec.node_cidr_mask, backend=spec.backend, proxy_mode=spec.proxy_mode,
-                         iptables_backend=spec.iptables_backend)
+    upstream = INTERNET_ADDRESSES[spec.ip_families[0]][0].split("/")[0]  # the internet's DNS, in the primary family
+    return ClusterConfig(cidr_list(spec.pod_subnets), cidr_list(spec.service_subnets), spec.dns_domain, [upstream],
+                         spec.node_cidr_mask, spec.node_cidr_mask_v6, backend=spec.backend,
+                         proxy_mode=spec.proxy_mode, iptables_backend=spec.iptables_backend)
+
+
+def cidr_list(subnets: tuple[Network, ...]) -> str:
+    """As kube's flags take them: "10.244.0.0/16,fd00:10:244::/56"."""
+    return ",".join(str(subnet) for subnet in subnets)
 
 
 def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> None:
@@ -98,9 +106,10 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
     netns.create(plan.fabric_namespace)
     with open_namespace(plan.fabric_namespace) as fabric:
         fabric.ensure_bridge(FABRIC_BRIDGE)
-        fabric.ensure_address(FABRIC_BRIDGE, plan.fabric_address)
+        for address in plan.fabric_addresses:
+            fabric.ensure_address(FABRIC_BRIDGE, address)
         progress.advance()
-        _build_internet(fabric, plan, record)
+        _build_internet(fabric, plan, record, spec.ip_families)
         progress.advance()
         for node in plan.nodes:
             build_node(fabric, node)
@@ -114,11 +123,12 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
         cluster.save(store, cluster_config(spec))
         cluster.bootstrap(store)
         cluster_nodes = [n.node() for n in plan.nodes]
-        leases = SubnetLeases(store, spec.pod_subnet, spec.node_cidr_mask)
+        leases = NodeLeases(store, spec.pod_subnets, spec.node_mask)
         for node in cluster_nodes:
             leased = leases.acquire(node.metadata.name, node.internal_ip or "")  # the plan predicts; the store decides
-            if leased != node.pod_cidr:
-                raise LabError(f"node {node.metadata.name} was planned {node.pod_cidr} but its lease is {leased}")
+            if leased != node.pod_cidrs:
+                raise LabError(f"node {node.metadata.name} was planned {', '.join(node.pod_cidrs)} but its leases are "
+                               f"{', '.join(leased)}")
             resources.put(store, node)
         install_plugins(record.directory / "cni" / "bin")
         if spec.ipam == "dhcp":
@@ -129,7 +139,7 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
         progress.advance()
         for node, node_plan in zip(cluster_nodes, plan.nodes):
             apply_node_network(NamespaceKernel(node_plan.namespace),
-                               render_node_network(node, cluster_nodes, str(spec.pod_subnet), spec.backend))
+                               render_node_network(node, cluster_nodes, cidr_list(spec.pod_subnets), spec.backend))
             start_agent(node_plan, record, spec)
         for node_plan in plan.nodes:
             wait_for_agent(node_plan)
@@ -222,7 +232,8 @@ def _build_etcd(fabric: Netns, plan: ClusterPlan, spec: ClusterSpec, record: Lab
     base = spec.node_subnet.network_address + ETCD_HOST_OFFSET
     gateway = plan.fabric_address.split("/")[0]
     members = [(f"etcd-{i}", str(base + i)) for i in range(ETCD_MEMBERS)]
-    cluster = ",".join(f"{name}=https://{ip}:2380" for name, ip in members)
+    prefix = 24 if spec.node_subnet.version == 4 else spec.node_subnet.prefixlen
+    cluster = ",".join(f"{name}=https://{url_host(ip)}:2380" for name, ip in members)
     certificates.issue(ca, record.pki, "podnet", "podnet")  # the client certificate every podnet process shows
     for name, ip in members:
         namespace = names.member_namespace(plan.lab, name)
@@ -231,15 +242,16 @@ def _build_etcd(fabric: Netns, plan: ClusterPlan, spec: ClusterSpec, record: Lab
         fabric.set_master(name, FABRIC_BRIDGE)
         fabric.set_up(name)
         with open_namespace(namespace) as ns:
-            ns.ensure_address(NODE_UPLINK, f"{ip}/24")
+            ns.ensure_address(NODE_UPLINK, f"{ip}/{prefix}")
             ns.set_up(NODE_UPLINK)
             ns.set_up("lo")
             ns.add_route(Route("default", via=gateway), protocol=RTPROT_STATIC)
         own = certificates.issue(ca, record.pki, name, name, (ip,))
+        host = url_host(ip)
         processes.start(namespace, [
             "etcd", "--name", name, "--data-dir", str(record.directory / name),
-            "--listen-client-urls", f"https://{ip}:2379", "--advertise-client-urls", f"https://{ip}:2379",
-            "--listen-peer-urls", f"https://{ip}:2380", "--initial-advertise-peer-urls", f"https://{ip}:2380",
+            "--listen-client-urls", f"https://{host}:2379", "--advertise-client-urls", f"https://{host}:2379",
+            "--listen-peer-urls", f"https://{host}:2380", "--initial-advertise-peer-urls", f"https://{host}:2380",
             # clients and peers alike need a certificate from the lab's CA, as kubeadm sets up etcd
             "--client-cert-auth", "--trusted-ca-file", own.cafile, "--cert-file", own.certfile,
             "--key-file", own.keyfile,
@@ -249,7 +261,7 @@ def _build_etcd(fabric: Netns, plan: ClusterPlan, spec: ClusterSpec, record: Lab
             "--initial-cluster-token", plan.lab],
             record.log_path(name))
         record.members[f"host/{name}"] = namespace
-    record.etcd = [f"{ip}:2379" for _, ip in members]
+    record.etcd = [f"{url_host(ip)}:2379" for _, ip in members]
     record.etcd_namespace = plan.fabric_namespace
     record.etcd_tls = True
     record.save()
@@ -268,20 +280,27 @@ def _build_etcd(fabric: Netns, plan: ClusterPlan, spec: ClusterSpec, record: Lab
         store.close()
 
 
-def _build_internet(fabric: Netns, plan: ClusterPlan, record: LabRecord) -> None:
+def url_host(ip: str) -> str:
+    return f"[{ip}]" if ":" in ip else ip
+
+
+def _build_internet(fabric: Netns, plan: ClusterPlan, record: LabRecord, families: tuple[str, ...]) -> None:
     """The outside world: the fabric routes to it (its default route, in the
-    nodes' eyes), and it serves HTTP and DNS for example.org."""
+    nodes' eyes), and it serves HTTP and DNS for example.org, in each of the
+    lab's families."""
     netns.create(plan.internet_namespace)
     fabric.ensure_veth(INTERNET, NODE_UPLINK, plan.internet_namespace)
-    fabric.ensure_address(INTERNET, INTERNET_GATEWAY)
     fabric.set_up(INTERNET)
-    sysctl.ensure(plan.fabric_namespace, "net.ipv4.ip_forward", "1")
     with open_namespace(plan.internet_namespace) as internet:
-        internet.ensure_address(NODE_UPLINK, INTERNET_ADDRESS)
         internet.set_up(NODE_UPLINK)
-        internet.add_route(Route("default", via=INTERNET_GATEWAY.split("/")[0]))
+        for family in families:
+            address, gateway = INTERNET_ADDRESSES[family]
+            fabric.ensure_address(INTERNET, gateway)
+            sysctl.ensure(plan.fabric_namespace, FORWARDING[family], "1")
+            internet.ensure_address(NODE_UPLINK, address)
+            internet.add_route(Route("default", via=gateway.split("/")[0]))
     hosts = record.directory / "internet-hosts"
-    hosts.write_text(INTERNET_HOSTS)
+    hosts.write_text(internet_hosts(families))
     processes.start(plan.internet_namespace, [], record.log_path("internet-http"), env={"POD_NAME": INTERNET},
                     supervised=True)
     processes.start(plan.internet_namespace, ["podnet", "dns", "--store", str(record.directory / "internet.db"),
@@ -293,15 +312,18 @@ def build_node(fabric: Netns, node: NodePlan) -> None:
     netns.create(node.namespace)
     fabric.ensure_veth(node.fabric_ifname, NODE_UPLINK, node.namespace)
     if node.router_port:  # a routed underlay: the fabric is this node's router, not its switch
-        fabric.ensure_address(node.fabric_ifname, node.router_port)
+        for slot in node.slots:
+            fabric.ensure_address(node.fabric_ifname, slot.router_port)  # type: ignore[arg-type]
     else:
         fabric.set_master(node.fabric_ifname, FABRIC_BRIDGE)
     fabric.set_up(node.fabric_ifname)
     with open_namespace(node.namespace) as ns:
-        ns.ensure_address(NODE_UPLINK, node.address)
+        for slot in node.slots:
+            ns.ensure_address(NODE_UPLINK, slot.address)
         ns.set_up(NODE_UPLINK)
         # Everything beyond the cluster goes to the fabric, which leads to the lab's internet only.
-        ns.add_route(Route("default", via=node.gateway), protocol=RTPROT_STATIC)
+        for slot in node.slots:
+            ns.add_route(Route("default", via=slot.gateway), protocol=RTPROT_STATIC)
 
 
 def wait_for_agent(node: NodePlan) -> None:
@@ -319,7 +341,7 @@ def issue_kubelet_certificate(node: NodePlan, record: LabRecord) -> None:
     from podnet.lab import certificates
 
     ca = certificates.load_authority(record.pki / "ca.crt", record.pki / "ca.key")
-    certificates.issue(ca, record.pki, f"kubelet-{node.name}", f"system:node:{node.name}", (node.ip,),
+    certificates.issue(ca, record.pki, f"kubelet-{node.name}", f"system:node:{node.name}", node.ips,
                        organizations=("system:nodes",))
 
 
@@ -327,7 +349,7 @@ def agent_argv(node: NodePlan, record: LabRecord, spec: ClusterSpec) -> list[str
     cni = record.directory / "cni"
     pki = record.pki
     return [sys.executable, "-m", "podnet", "agent", "--node", node.name, "--netns", node.namespace,
-            "--store", record.store_inside, "--cluster-cidr", str(spec.pod_subnet), "--backend", spec.backend,
+            "--store", record.store_inside, "--cluster-cidr", cidr_list(spec.pod_subnets), "--backend", spec.backend,
             "--proxy-mode", spec.proxy_mode, "--iptables-backend", spec.iptables_backend,
             "--cni-conf", str(cni / node.name / "net.conflist"), "--cni-bin", str(cni / "bin"),
             "--pods-prefix", names.lab_prefix(record.name), "--state-dir", str(cni / node.name / "kubelet"),

@@ -17,7 +17,7 @@ from podnet.kernel import netns
 from podnet.kernel.netlink import open_namespace
 from podnet.kernel.node import NamespaceKernel
 from podnet.lab import names
-from podnet.lab.cluster import build_node, start_agent, wait_for_agent
+from podnet.lab.cluster import build_node, cidr_list, start_agent, wait_for_agent
 from podnet.lab.lifecycle import forget_agent_socket
 from podnet.lab.plan import NODE_UPLINK, NodePlan, node_plan, underlay_slots
 from podnet.lab.spec import ClusterSpec, load_lab_file
@@ -26,7 +26,7 @@ from podnet.model.fields import check_dns_label
 from podnet.model.node import Node
 from podnet.model.pod import Pod
 from podnet.network.apply import apply_node_network
-from podnet.network.leases import SubnetLeases
+from podnet.network.leases import NodeLeases
 from podnet.network.node import render_node_network
 from podnet.store import resources
 from podnet.store.base import Store
@@ -67,23 +67,23 @@ def add_node(lab: str, name: str) -> NodePlan:
             raise LabError(f"{name!r} is already taken in lab {lab} ({names.member_namespace(lab, name)}); "
                            "choose another node name")
         taken = {n.internal_ip for n in nodes}
-        slot = next((s for s in underlay_slots(spec) if s[0].split("/")[0] not in taken), None)
-        if slot is None:
+        slots = next((s for s in underlay_slots(spec) if s[0].ip not in taken), None)
+        if slots is None:
             raise LabError(f"the node subnet {spec.node_subnet} has no room for another node")
-        leases = SubnetLeases(store, spec.pod_subnet, spec.node_cidr_mask)
-        pod_cidr = leases.acquire(name, slot[0].split("/")[0])
-        plan = node_plan(lab, name, slot, pod_cidr)
+        leases = NodeLeases(store, spec.pod_subnets, spec.node_mask)
+        pod_cidrs = leases.acquire(name, slots[0].ip)
+        plan = node_plan(lab, name, slots, pod_cidrs)
         try:
             with open_namespace(names.lab_namespace(lab)) as fabric:
                 build_node(fabric, plan)
             node = plan.node()
             resources.put(store, node)
-            apply_node_network(NamespaceKernel(plan.namespace), render_node_network(node, _nodes(store), str(spec.pod_subnet),
-                                                                   spec.backend))
+            apply_node_network(NamespaceKernel(plan.namespace),
+                               render_node_network(node, _nodes(store), cidr_list(spec.pod_subnets), spec.backend))
             start_agent(plan, record, spec)
             wait_for_agent(plan)
         except BaseException:
-            _remove(store, record, name, plan.namespace, pod_cidr, leases)
+            _remove(store, record, name, plan.namespace, pod_cidrs, leases)
             raise
         record.members[f"node/{name}"] = plan.namespace
         record.save()
@@ -110,10 +110,10 @@ def add_machine(lab: str, name: str) -> NodePlan:
             with open_namespace(member) as ns:
                 if ns.index(NODE_UPLINK) is not None:
                     taken |= {a.split("/")[0] for a in ns.addresses(NODE_UPLINK)}
-    slot = next((s for s in underlay_slots(spec) if s[0].split("/")[0] not in taken), None)
-    if slot is None:
+    slots = next((s for s in underlay_slots(spec) if s[0].ip not in taken), None)
+    if slots is None:
         raise LabError(f"the node subnet {spec.node_subnet} has no room for another machine")
-    plan = node_plan(lab, name, slot, "")
+    plan = node_plan(lab, name, slots, ())
     try:
         with open_namespace(names.lab_namespace(lab)) as fabric:
             build_node(fabric, plan)
@@ -149,23 +149,22 @@ def remove_node(lab: str, name: str) -> list[str]:
                 resources.delete(store, pod)
                 gone.append(pod.metadata.key)
         shutil.rmtree(record.directory / "cni" / name, ignore_errors=True)
-        _remove(store, record, name, names.member_namespace(lab, name), node.pod_cidr,
-                SubnetLeases(store, spec.pod_subnet, spec.node_cidr_mask))
+        _remove(store, record, name, names.member_namespace(lab, name), node.pod_cidrs,
+                NodeLeases(store, spec.pod_subnets, spec.node_mask))
         record.save()
         return gone
     finally:
         store.close()
 
 
-def _remove(store: Store, record: LabRecord, name: str, namespace: str, pod_cidr: str | None,
-            leases: SubnetLeases) -> None:
+def _remove(store: Store, record: LabRecord, name: str, namespace: str, pod_cidrs: tuple[str, ...],
+            leases: NodeLeases) -> None:
     netns.kill_processes_in([namespace])
     forget_agent_socket(namespace)
     netns.delete(namespace)  # its uplink's fabric end goes with it
     for node in _nodes(store):
         if node.metadata.name == name:
             resources.delete(store, node)
-    if pod_cidr:
-        leases.release(name, pod_cidr)
+    leases.release(name, pod_cidrs)
     record.members.pop(f"node/{name}", None)
     record.members.pop(f"host/{name}", None)

@@ -19,6 +19,7 @@ from podnet.kernel import iptables
 from podnet.lab import names
 from podnet.lab.topology_spec import Network, TopologySpec, parse_topology
 from podnet.model.deployment import Deployment
+from podnet.model.families import FAMILIES, IPV4, IPV6, families_of, family_of
 from podnet.model.namespace import Namespace
 from podnet.model.fields import Fields, check_dns_label, is_dns_label
 from podnet.model.manifest import Resource, check_type, parse_resource
@@ -33,6 +34,14 @@ _LAB_NAME_MAX = 24
 
 
 IPAM_TYPES = ("host-local", "dhcp")  # the seed's two IPAM types
+DEFAULT_SUBNETS: dict[str, dict[object, str]] = {  # per family (and, for the nodes, per underlay)
+    "podSubnet": {IPV4: "10.244.0.0/16", IPV6: "fd00:10:244::/56"},
+    "serviceSubnet": {IPV4: "10.96.0.0/12", IPV6: "fd00:10:96::/112"},
+    "nodeSubnet": {IPV4: "172.18.0.0/16", IPV6: "fd00:172:18::/64", (IPV6, "routed"): "fd00:172:18::/56"},
+}
+NODE_MASK_KEYS = {IPV4: "nodeCIDRMaskSize", IPV6: "nodeCIDRMaskSizeIPv6"}
+NODE_MASK_DEFAULTS = {IPV4: 24, IPV6: 64}  # kube-controller-manager's
+ROUTED_SEGMENT = {4: 24, 6: 64}  # a routed underlay's segment per node
 UNDERLAYS = {  # how the lab's nodes reach each other
     "bridged": "the nodes on one segment, the fabric's bridge",
     "routed": "each node on a subnet of its own, behind the fabric as a router",
@@ -44,10 +53,10 @@ BRIDGED, ROUTED = UNDERLAYS
 class ClusterSpec:
     name: str
     nodes: tuple[str, ...]
-    pod_subnet: Network
-    service_subnet: Network
-    node_subnet: Network
-    node_cidr_mask: int
+    pod_subnets: tuple[Network, ...]  # one per family, in ip_families' order
+    service_subnets: tuple[Network, ...]
+    node_subnets: tuple[Network, ...]
+    node_cidr_mask: int  # each node's IPv4 share of the pod subnet
     pods: tuple[Pod, ...] = ()
     services: tuple[Service, ...] = ()
     dns_domain: str = "cluster.local"
@@ -58,8 +67,29 @@ class ClusterSpec:
     proxy_mode: str = proxy_modes.DEFAULT  # one of proxy/modes.py's, as kube-proxy's --proxy-mode
     ipam: str = "host-local"  # or "dhcp": pods lease addresses from a DHCP server on their node's bridge
     iptables_backend: str = iptables.DEFAULT_BACKEND  # with the iptables mode: iptables' nf_tables or x_tables
+    ip_families: tuple[str, ...] = (IPV4,)  # networking.ipFamilies, the primary first
+    node_cidr_mask_v6: int = 64
 
     kind = "Cluster"
+
+    @property
+    def pod_subnet(self) -> Network:
+        return self.pod_subnets[0]
+
+    @property
+    def service_subnet(self) -> Network:
+        return self.service_subnets[0]
+
+    @property
+    def node_subnet(self) -> Network:
+        return self.node_subnets[0]
+
+    def node_mask(self, family: str) -> int:
+        return self.node_cidr_mask_v6 if family == IPV6 else self.node_cidr_mask
+
+    @property
+    def dual_stack(self) -> bool:
+        return len(self.ip_families) == 2
 
 
 LabSpec = Union[ClusterSpec, TopologySpec]
@@ -109,21 +139,25 @@ def _parse_cluster(head: Fields, name: str, extra: list[tuple[str, object]]) -> 
     if store not in ("sqlite", "etcd"):
         raise ManifestError("store", f"{store!r} is not sqlite or etcd")
     networking = head.mapping("networking") or Fields({}, "networking")
-    networking.reject_unknown("podSubnet", "serviceSubnet", "nodeSubnet", "nodeCIDRMaskSize", "dnsDomain", "backend",
-                              "underlay", "proxyMode", "ipam", "iptablesBackend")
-    subnets = {
-        "podSubnet": networking.network("podSubnet", "10.244.0.0/16"),
-        "serviceSubnet": networking.network("serviceSubnet", "10.96.0.0/12"),
-        "nodeSubnet": networking.network("nodeSubnet", "172.18.0.0/16"),
-    }
+    networking.reject_unknown("ipFamilies", "podSubnet", "serviceSubnet", "nodeSubnet", "nodeCIDRMaskSize",
+                              "nodeCIDRMaskSizeIPv6", "dnsDomain", "backend", "underlay", "proxyMode", "ipam",
+                              "iptablesBackend")
+    underlay = _choice(networking, "underlay", UNDERLAYS, BRIDGED)
+    families = _ip_families(networking)
+    subnets = {key: _subnets(networking, key, families, underlay) for key in DEFAULT_SUBNETS}
     keys = list(subnets)
     for i, first in enumerate(keys):
         for second in keys[i + 1:]:
-            if subnets[first].version == subnets[second].version and subnets[first].overlaps(subnets[second]):
-                raise ManifestError(
-                    f"networking.{second}", f"{subnets[second]} overlaps networking.{first} {subnets[first]}")
-    pod_subnet = subnets["podSubnet"]
-    mask = networking.integer("nodeCIDRMaskSize", 24, minimum=pod_subnet.prefixlen, maximum=pod_subnet.max_prefixlen - 2)
+            for a in subnets[first]:
+                for b in subnets[second]:
+                    if a.version == b.version and a.overlaps(b):
+                        raise ManifestError(f"networking.{second}", f"{b} overlaps networking.{first} {a}")
+    pod_subnets = subnets["podSubnet"]
+    masks = {}
+    for family, subnet in zip(families, pod_subnets):
+        key = NODE_MASK_KEYS[family]
+        masks[family] = networking.integer(key, NODE_MASK_DEFAULTS[family], minimum=subnet.prefixlen,
+                                           maximum=subnet.max_prefixlen - 2)
 
     nodes: list[str] = []
     for node in head.records("nodes", required=True):
@@ -136,41 +170,102 @@ def _parse_cluster(head: Fields, name: str, extra: list[tuple[str, object]]) -> 
         nodes.append(node_name)
     if not nodes:
         raise ManifestError("nodes", "a cluster needs at least one node")
-    if pod_subnet.prefixlen > mask:
-        raise ManifestError("networking.podSubnet", f"{pod_subnet} is smaller than one node's /{mask}; "
-                                                    f"give a /{mask} or larger")
-    capacity = 2 ** (mask - pod_subnet.prefixlen)
-    if len(nodes) > capacity:
-        held = f"{capacity} /{mask} node subnet{'s' if capacity != 1 else ''}"
-        raise ManifestError("nodes", f"{len(nodes)} nodes do not fit: podSubnet {pod_subnet} holds only {held}")
-    if len(nodes) > subnets["nodeSubnet"].num_addresses - 3:
-        raise ManifestError("nodes", f"{len(nodes)} nodes do not fit in nodeSubnet {subnets['nodeSubnet']}")
+    for family, pod_subnet in zip(families, pod_subnets):
+        mask = masks[family]
+        if pod_subnet.prefixlen > mask:
+            raise ManifestError("networking.podSubnet", f"{pod_subnet} is smaller than one node's /{mask}; "
+                                                        f"give a /{mask} or larger")
+        capacity = 2 ** (mask - pod_subnet.prefixlen)
+        if len(nodes) > capacity:
+            held = f"{capacity} /{mask} node subnet{'s' if capacity != 1 else ''}"
+            raise ManifestError("nodes", f"{len(nodes)} nodes do not fit: podSubnet {pod_subnet} holds only {held}")
+    for node_subnet in subnets["nodeSubnet"]:
+        if len(nodes) > node_subnet.num_addresses - 3:
+            raise ManifestError("nodes", f"{len(nodes)} nodes do not fit in nodeSubnet {node_subnet}")
 
     documents = [(path, doc) for path, doc in head.items("workloads")] + extra
     workloads, pods, services = _parse_workloads(documents, nodes)
     _check_cluster_ips(services, subnets["serviceSubnet"])
     domain = networking.text("dnsDomain", "cluster.local") or "cluster.local"
     backend = _choice(networking, "backend", backends.BACKENDS, backends.DEFAULT)
-    underlay = _choice(networking, "underlay", UNDERLAYS, BRIDGED)
     if underlay == ROUTED and backends.BACKENDS[backend].one_segment:
         crossing = " or ".join(b.name for b in backends.BACKENDS.values() if not b.one_segment)
         raise ManifestError("networking.backend", f"{backend} routes pod subnets via node IPs, so it needs the nodes "
                                                   f"on one L2 segment; a routed underlay needs backend: {crossing}")
-    if underlay == ROUTED and subnets["nodeSubnet"].prefixlen > 24 - max(1, len(nodes) - 1).bit_length():
-        raise ManifestError("networking.nodeSubnet", f"a routed underlay gives each node a /24: "
-                                                     f"{subnets['nodeSubnet']} is too small for {len(nodes)} nodes")
+    for node_subnet in subnets["nodeSubnet"]:
+        segment = ROUTED_SEGMENT[node_subnet.version]
+        if underlay == ROUTED and node_subnet.prefixlen > segment - max(1, len(nodes) - 1).bit_length():
+            raise ManifestError("networking.nodeSubnet", f"a routed underlay gives each node a /{segment}: "
+                                                         f"{node_subnet} is too small for {len(nodes)} nodes")
     proxy_mode = _choice(networking, "proxyMode", proxy_modes.MODES, proxy_modes.DEFAULT)
     ipam = networking.text("ipam", "host-local")
     if ipam not in IPAM_TYPES:
         raise ManifestError("networking.ipam", f"{ipam!r} is not {' or '.join(IPAM_TYPES)}")
-    if ipam == "dhcp" and pod_subnet.version != 4:
-        raise ManifestError("networking.ipam", "dhcp leases IPv4 addresses; the pod subnet is IPv6")
+    if ipam == "dhcp" and families != (IPV4,):
+        raise ManifestError("networking.ipam", "dhcp leases IPv4 addresses only (as the reference dhcp plugin); "
+                                               "use host-local for ipFamilies with IPv6")
     iptables_backend = _choice(networking, "iptablesBackend", iptables.BACKENDS, iptables.DEFAULT_BACKEND)
     if networking.has("iptablesBackend") and proxy_mode != proxy_modes.IPTABLES.name:
         raise ManifestError("networking.iptablesBackend", f"applies to proxyMode: {proxy_modes.IPTABLES.name} only")
-    return ClusterSpec(name, tuple(nodes), pod_subnet, subnets["serviceSubnet"], subnets["nodeSubnet"], mask,
+    return ClusterSpec(name, tuple(nodes), pod_subnets, subnets["serviceSubnet"], subnets["nodeSubnet"],
+                       masks.get(IPV4, NODE_MASK_DEFAULTS[IPV4]),
                        tuple(pods), tuple(services), domain.rstrip("."), backend, underlay, store, tuple(workloads),
-                       proxy_mode, ipam, iptables_backend)
+                       proxy_mode, ipam, iptables_backend, families, masks.get(IPV6, NODE_MASK_DEFAULTS[IPV6]))
+
+
+def _ip_families(networking: Fields) -> tuple[str, ...]:
+    """networking.ipFamilies, or the families of the podSubnet written, or IPv4."""
+    if not networking.has("ipFamilies"):
+        written = networking.data.get("podSubnet")
+        if isinstance(written, (str, list)) and written:
+            return families_of(_cidr_texts(networking, "podSubnet"))
+        return (IPV4,)
+    families = []
+    for path, value in networking.items("ipFamilies"):
+        if value not in FAMILIES:
+            raise ManifestError(path, f"{value!r} is not IPv4 or IPv6")
+        if value in families:
+            raise ManifestError(path, f"{value} is listed twice")
+        families.append(str(value))
+    if not families:
+        raise ManifestError("networking.ipFamilies", "names no family: give [IPv4], [IPv6] or both")
+    return tuple(families)
+
+
+def _cidr_texts(networking: Fields, key: str) -> list[str]:
+    """A subnet field as written: one CIDR, CIDRs separated by commas (as kubeadm's), or a list."""
+    value = networking.data.get(key)
+    if isinstance(value, list):
+        return [str(v).strip() for v in value]
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",")]
+    networking.text(key)  # names the wrong type
+    return []
+
+
+def _subnets(networking: Fields, key: str, families: tuple[str, ...], underlay: str) -> tuple[Network, ...]:
+    """One subnet per family, in the families' order: as written, or the defaults."""
+    if not networking.has(key):
+        defaults = DEFAULT_SUBNETS[key]
+        return tuple(ipaddress.ip_network(defaults.get((family, underlay), defaults.get(family))) for family in families)
+    found: dict[str, Network] = {}
+    for text in _cidr_texts(networking, key):
+        try:
+            subnet = ipaddress.ip_network(text)
+        except ValueError as err:
+            raise ManifestError(f"networking.{key}", f"{text!r} is not a network in CIDR form ({err})") from None
+        family = family_of(str(subnet))
+        if family in found:
+            raise ManifestError(f"networking.{key}", f"gives two {family} subnets; give one per family")
+        if family not in families:
+            raise ManifestError(f"networking.{key}", f"{subnet} is {family}, which is not in ipFamilies "
+                                                     f"[{', '.join(families)}]")
+        found[family] = subnet
+    missing = [family for family in families if family not in found]
+    if missing:
+        raise ManifestError(f"networking.{key}", f"gives no {missing[0]} subnet; ipFamilies [{', '.join(families)}] "
+                                                 "needs one per family")
+    return tuple(found[family] for family in families)
 
 
 def _choice(networking: Fields, key: str, registry: Iterable[str], default: str) -> str:
@@ -226,7 +321,7 @@ def _parse_workloads(documents: list[tuple[str, object]],
     return workloads, [pod for _, pod in pods.values()], list(services.values())
 
 
-def _check_cluster_ips(services: list[Service], subnet: Network) -> None:
+def _check_cluster_ips(services: list[Service], subnets: tuple[Network, ...]) -> None:
     """Addresses and node ports a manifest asks for must be free; the store's
     allocators would refuse them too, but only once the lab is half built."""
     taken: dict[str, str] = {}
@@ -238,12 +333,13 @@ def _check_cluster_ips(services: list[Service], subnet: Network) -> None:
                                     f"{port.node_port} is already the node port of {ports[port.node_port]}")
             if port.node_port:
                 ports[port.node_port] = service.metadata.key
-        ip = service.cluster_ip
-        if ip is None or service.headless:
-            continue
-        where = f"Service {service.metadata.key} spec.clusterIP"
-        if ipaddress.ip_address(ip) not in subnet:
-            raise ManifestError(where, f"{ip} is outside serviceSubnet {subnet}")
-        if ip in taken:
-            raise ManifestError(where, f"{ip} is already the clusterIP of {taken[ip]}")
-        taken[ip] = service.metadata.key
+        for ip in service.addresses:
+            where = f"Service {service.metadata.key} spec.clusterIP"
+            subnet = next((s for s in subnets if s.version == ipaddress.ip_address(ip).version), None)
+            if subnet is None:
+                raise ManifestError(where, f"{ip} is {family_of(ip)}, which is not one of the lab's ipFamilies")
+            if ipaddress.ip_address(ip) not in subnet:
+                raise ManifestError(where, f"{ip} is outside serviceSubnet {subnet}")
+            if ip in taken:
+                raise ManifestError(where, f"{ip} is already the clusterIP of {taken[ip]}")
+            taken[ip] = service.metadata.key

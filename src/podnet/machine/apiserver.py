@@ -12,6 +12,7 @@ from pathlib import Path
 from podnet.lab import certificates
 from podnet.lab.apiserver import KUBELET_CLIENT, KUBELET_CLIENT_USER, USERS, kubeconfig_text
 from podnet.machine import files
+from podnet.model.families import host_port
 
 ADMIN = USERS["admin"]
 
@@ -28,7 +29,7 @@ def issue(joining: files.Joining, ca_keyfile: str) -> list[Path]:
     assert joining.tls is not None
     authority = certificates.load_authority(Path(joining.tls.cafile), Path(ca_keyfile))
     pki = joining.path(files.PKI_DIR)
-    certificates.issue(authority, pki, "apiserver", "kube-apiserver", (joining.address, "127.0.0.1"),
+    certificates.issue(authority, pki, "apiserver", "kube-apiserver", (*joining.addresses, "127.0.0.1"),
                        dns_names=(joining.name, "localhost"))
     admin = certificates.issue(authority, pki, "admin", ADMIN[0], organizations=ADMIN[1])
     kubelet_client, groups = KUBELET_CLIENT_USER
@@ -36,7 +37,7 @@ def issue(joining: files.Joining, ca_keyfile: str) -> list[Path]:
     kubeconfig = joining.path(files.KUBECONFIG)
     kubeconfig.parent.mkdir(parents=True, exist_ok=True)
     kubeconfig.touch(mode=0o600)
-    kubeconfig.write_text(kubeconfig_text(f"podnet-{joining.name}", f"https://{joining.address}:{files.API_PORT}",
+    kubeconfig.write_text(kubeconfig_text(f"podnet-{joining.name}", f"https://{host_port(joining.address, files.API_PORT)}",
                                           Path(joining.tls.cafile), Path(admin.certfile), Path(admin.keyfile),
                                           ADMIN[0]))
     return paths(joining)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from podnet.api.cluster import ClusterConfig
+from podnet.model.families import family_of, host_port
 from podnet.network.node import POD_BRIDGE, pod_mtu
 from podnet.store.tls import TlsFiles
 
@@ -37,20 +38,29 @@ class Joining:
 
     root: Path
     name: str
-    address: str
+    addresses: tuple[str, ...]  # on the underlay, one per family, the primary first
     store: str  # etcd://HOST:PORT[,HOST:PORT...]
     tls: TlsFiles | None
     cluster: ClusterConfig
-    pod_cidr: str
+    pod_cidrs: tuple[str, ...]  # a leased subnet per family of the cluster
     control_plane: bool = False
     apiserver: bool = False  # a control plane given the CA's key serves the Kubernetes API (machine/apiserver.py)
+
+    @property
+    def address(self) -> str:
+        return self.addresses[0]
+
+    @property
+    def pod_cidr(self) -> str:
+        return self.pod_cidrs[0]
 
     def path(self, relative: str) -> Path:
         return self.root / relative
 
 
 def conflist(joining: Joining) -> dict[str, object]:
-    """bridge with host-local over the node's leased subnet, then portmap: the
+    """bridge with host-local over the node's leased subnets (a range set per
+    family, the primary first), then portmap: the
     same chain a lab node's runtime gets. CNI 1.0.0, since runtimes' libcni
     (Debian's podman's among them) does not all take 1.1.0 results yet."""
     return {
@@ -58,8 +68,8 @@ def conflist(joining: Joining) -> dict[str, object]:
         "name": NETWORK_NAME,
         "plugins": [
             {"type": "podnet-bridge", "bridge": POD_BRIDGE, "isGateway": True, "isDefaultGateway": True,
-             "hairpinMode": True, "mtu": pod_mtu(joining.cluster.backend),
-             "ipam": {"type": "podnet-host-local", "ranges": [[{"subnet": joining.pod_cidr}]],
+             "hairpinMode": True, "mtu": pod_mtu(joining.cluster.backend, underlay_family=family_of(joining.address)),
+             "ipam": {"type": "podnet-host-local", "ranges": [[{"subnet": cidr}] for cidr in joining.pod_cidrs],
                       "dataDir": str(joining.path(IPAM_DIR))}},
             {"type": "podnet-portmap", "capabilities": {"portMappings": True},
              "stateDir": str(joining.path(PORTMAP_DIR))},
@@ -93,7 +103,8 @@ def apiserver_argv(joining: Joining) -> list[str]:
     assert joining.tls is not None
     pki = joining.path(PKI_DIR)
     return [sys.executable, "-m", "podnet", "apiserver", *store_flags(joining),
-            "--listen", f"{joining.address}:{API_PORT}", "--listen", f"127.0.0.1:{API_PORT}",
+            *(flag for address in joining.addresses for flag in ("--listen", host_port(address, API_PORT))),
+            "--listen", f"127.0.0.1:{API_PORT}",
             "--tls-cert-file", str(pki / "apiserver.crt"), "--tls-private-key-file", str(pki / "apiserver.key"),
             "--client-ca-file", joining.tls.cafile, *kubelet_client_flags(pki, Path(joining.tls.cafile))]
 
@@ -133,8 +144,10 @@ def rendered(joining: Joining) -> dict[Path, str]:
 def record(joining: Joining, written: list[Path], directories: list[Path]) -> str:
     """What leave and status read back: the node, its store, and what was written."""
     tls = joining.tls
-    return json.dumps({"name": joining.name, "address": joining.address, "store": joining.store,
+    return json.dumps({"name": joining.name, "address": joining.address, "addresses": list(joining.addresses),
+                       "store": joining.store,
                        "tls": [tls.cafile, tls.certfile, tls.keyfile] if tls else None, "podCIDR": joining.pod_cidr,
+                       "podCIDRs": list(joining.pod_cidrs),
                        "controlPlane": joining.control_plane, "apiServer": joining.apiserver,
                        "files": [str(p) for p in written], "directories": [str(d) for d in directories]},
                       indent=2) + "\n"

@@ -27,7 +27,8 @@ from podnet.model.fields import check_dns_label
 from podnet.model.meta import ObjectMeta
 from podnet.model.node import HOSTNAME_LABEL, Node
 from podnet.network import backends
-from podnet.network.leases import SubnetLeases
+from podnet.model.families import families_of, family_of
+from podnet.network.leases import NodeLeases
 from podnet.proxy import modes as proxy_modes
 from podnet.store import resources
 from podnet.store.base import Store
@@ -50,10 +51,10 @@ class Request:
     name: str
     root: Path = Path("/")
     backend: str | None = None
-    address: str | None = None
+    address: str | None = None  # one per family, comma-separated, as kubelet's --node-ip
     tls: TlsFiles | None = None
     control_plane: bool = False
-    pod_subnet: str = DEFAULT_POD_SUBNET
+    pod_subnet: str = DEFAULT_POD_SUBNET  # one CIDR per family, comma-separated, the primary first
     service_subnet: str = DEFAULT_SERVICE_SUBNET
     ca_keyfile: str | None = None  # the cluster CA's key: a control plane with it serves the Kubernetes API
 
@@ -67,8 +68,8 @@ def open_cluster_store(location: str, tls: TlsFiles | None) -> Store:
 def source_address(location: str) -> str:
     """This machine's address towards the store's first member, as flannel picks
     its public IP from the route it would use. A UDP connect sends nothing."""
-    host = urlsplit(location).netloc.split(",")[0].rpartition(":")[0]
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+    host = urlsplit(location).netloc.split(",")[0].rpartition(":")[0].strip("[]")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM) as probe:
         try:
             probe.connect((host, 9))
         except OSError as err:
@@ -81,6 +82,7 @@ def _settings(store: Store, request: Request, founding: bool) -> cluster.Cluster
     if founding:
         if not request.control_plane:
             raise JoinError("the store holds no cluster yet: join the first node with --control-plane")
+        _check_subnets(request)
         settings = cluster.ClusterConfig(request.pod_subnet, request.service_subnet,
                                          backend=request.backend or backends.ACROSS_SUBNETS,
                                          proxy_mode=proxy_modes.DEFAULT, iptables_backend=iptables.DEFAULT_BACKEND)
@@ -94,16 +96,38 @@ def _settings(store: Store, request: Request, founding: bool) -> cluster.Cluster
     return settings
 
 
-def _check(request: Request) -> str:
+def _check_subnets(request: Request) -> None:
+    """A CIDR per family in each, the same families in the same order (the first is the primary)."""
+    families = []
+    for flag, text in (("--pod-subnet", request.pod_subnet), ("--service-subnet", request.service_subnet)):
+        found = []
+        for cidr in cluster.split_cidrs(text):
+            try:
+                ipaddress.ip_network(cidr)
+            except ValueError as err:
+                raise JoinError(f"{flag} {cidr!r} is not a network in CIDR form ({err})") from None
+            found.append(family_of(cidr))
+        if not found or len(set(found)) != len(found):
+            raise JoinError(f"{flag} {text!r}: give one CIDR per family, comma-separated")
+        families.append(found)
+    if families[0] != families[1]:
+        raise JoinError(f"--pod-subnet is {'/'.join(families[0])} and --service-subnet is {'/'.join(families[1])}: "
+                        "give both the same families in the same order")
+
+
+def _check(request: Request) -> tuple[str, ...]:
     try:
         check_dns_label(request.name, "--name")
     except ManifestError as err:
         raise JoinError(str(err)) from None
-    address = request.address or source_address(request.store)
-    try:
-        ipaddress.IPv4Address(address)
-    except ValueError:
-        raise JoinError(f"--address {address!r} is not an IPv4 address") from None
+    addresses = cluster.split_cidrs(request.address) if request.address else (source_address(request.store),)
+    for address in addresses:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise JoinError(f"--address {address!r} is not an IP address") from None
+    if len(addresses) > 2 or len(families_of(addresses)) != len(addresses):
+        raise JoinError(f"--address {request.address!r}: give at most one address per family, comma-separated")
     if request.tls is not None:
         request.tls.check()
     if request.ca_keyfile is not None:
@@ -118,7 +142,7 @@ def _check(request: Request) -> str:
             raise JoinError(str(err)) from None
     if not os.access(_existing_parent(request.root), os.W_OK):
         raise JoinError(f"cannot write under {request.root}")
-    return address
+    return addresses
 
 
 def _existing_parent(path: Path) -> Path:
@@ -129,7 +153,8 @@ def _existing_parent(path: Path) -> Path:
 
 def join(request: Request) -> tuple[Joining, list[Path]]:
     """Lease, register, write. Returns what was written."""
-    address = _check(request)
+    addresses = _check(request)
+    address = addresses[0]
     store = open_cluster_store(request.store, request.tls)
     try:
         founding = store.get(cluster.KEY) is None  # this join writes the cluster's settings
@@ -138,9 +163,9 @@ def join(request: Request) -> tuple[Joining, list[Path]]:
         if isinstance(existing, Node) and existing.internal_ip != address:
             raise JoinError(f"node {request.name} is already in the cluster at {existing.internal_ip}: "
                             f"choose another --name, or run `podnet node leave` there first")
-        leases = SubnetLeases(store, ipaddress.ip_network(settings.pod_subnet), settings.node_cidr_mask)
-        pod_cidr = leases.acquire(request.name, address)
-        joining = Joining(request.root, request.name, address, request.store, request.tls, settings, pod_cidr,
+        leases = NodeLeases(store, [ipaddress.ip_network(s) for s in settings.pod_subnets], settings.node_mask)
+        pod_cidrs = leases.acquire(request.name, address)
+        joining = Joining(request.root, request.name, addresses, request.store, request.tls, settings, pod_cidrs,
                           request.control_plane, apiserver=request.ca_keyfile is not None)
         rendered = files.rendered(joining)
         plugins = joining.path(files.PLUGIN_DIR)
@@ -151,7 +176,7 @@ def join(request: Request) -> tuple[Joining, list[Path]]:
         written: list[Path] = []
         try:
             resources.put(store, Node(ObjectMeta(request.name, namespace="", labels={HOSTNAME_LABEL: request.name}),
-                                      (pod_cidr,), (address,)))
+                                      pod_cidrs, addresses))
             written += install(plugins)
             written += [plugins / FALLBACK_DIR / p.name for p in written]
             for path, text in rendered.items():
@@ -165,7 +190,7 @@ def join(request: Request) -> tuple[Joining, list[Path]]:
             _remove(written + [record], made)
             if existing is None:
                 resources.delete(store, Node(ObjectMeta(request.name, namespace="")))
-            leases.release(request.name, pod_cidr)
+            leases.release(request.name, pod_cidrs)
             if founding:
                 store.delete(cluster.KEY)
             raise
@@ -182,11 +207,16 @@ class Joined:
     address: str
     store: str
     tls: TlsFiles | None
-    pod_cidr: str
+    pod_cidrs: tuple[str, ...]
     control_plane: bool
     apiserver: bool
     files: tuple[Path, ...]
     directories: tuple[Path, ...]  # the ones join made
+    addresses: tuple[str, ...] = ()
+
+    @property
+    def pod_cidr(self) -> str:
+        return self.pod_cidrs[0]
 
 
 def joined(root: Path) -> Joined:
@@ -199,9 +229,9 @@ def joined(root: Path) -> Joined:
     except (OSError, ValueError) as err:
         raise JoinError(f"{path}: {err}") from None
     tls = TlsFiles(*data["tls"]) if data.get("tls") else None
-    return Joined(data["name"], data["address"], data["store"], tls, data["podCIDR"], data.get("controlPlane", False),
-                  data.get("apiServer", False), tuple(Path(p) for p in data["files"]),
-                  tuple(Path(p) for p in data.get("directories", ())))
+    return Joined(data["name"], data["address"], data["store"], tls, tuple(data.get("podCIDRs") or [data["podCIDR"]]),
+                  data.get("controlPlane", False), data.get("apiServer", False), tuple(Path(p) for p in data["files"]),
+                  tuple(Path(p) for p in data.get("directories", ())), tuple(data.get("addresses") or [data["address"]]))
 
 
 def leave(root: Path) -> Joined:
@@ -213,8 +243,8 @@ def leave(root: Path) -> Joined:
     try:
         settings = cluster.load(store)
         resources.delete(store, Node(ObjectMeta(node.name, namespace="")))
-        SubnetLeases(store, ipaddress.ip_network(settings.pod_subnet), settings.node_cidr_mask).release(
-            node.name, node.pod_cidr)
+        NodeLeases(store, [ipaddress.ip_network(s) for s in settings.pod_subnets], settings.node_mask).release(
+            node.name, node.pod_cidrs)
     finally:
         store.close()
     _remove([*node.files, root / files.RECORD], list(node.directories))

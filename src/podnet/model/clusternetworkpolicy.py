@@ -28,7 +28,7 @@ ACCEPT, DENY, PASS = "Accept", "Deny", "Pass"
 @dataclass(frozen=True)
 class ClusterPeer:
     """Pods (of namespaces, and with a pod selector those only), or for egress
-    nodes (their addresses) or networks."""
+    nodes (their addresses, of every family) or networks (CIDRs of either family)."""
 
     namespaces: LabelSelector | None = None
     pods: LabelSelector | None = None  # with `namespaces`: pods.namespaceSelector and pods.podSelector
@@ -53,7 +53,8 @@ class ClusterPeer:
                 try:
                     networks.append(ipaddress.ip_network(str(value), strict=False))
                 except ValueError:
-                    raise ManifestError(path, f"{value!r} is not a network in CIDR form") from None
+                    raise ManifestError(path, f"Invalid value: {str(value)!r}: must be a valid CIDR value, "
+                                              "(e.g. 10.9.8.0/24 or 2001:db8::/64)") from None
             return cls(networks=tuple(networks))
         return cls(*_namespaced_pods(fields.mapping(key)))  # type: ignore[arg-type]
 

@@ -39,3 +39,8 @@ def is_address(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def host_port(host: str, port: int) -> str:
+    """HOST:PORT as URLs and flags write it: an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

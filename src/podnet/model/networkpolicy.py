@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from podnet.errors import ManifestError
+from podnet.model.families import family_of
 from podnet.model.fields import Fields
 from podnet.model.meta import ObjectMeta
 from podnet.model.origin import Origin
@@ -25,21 +26,30 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 @dataclass(frozen=True)
 class IPBlock:
+    """A CIDR of either family minus its holes; an address of the other family
+    is simply not in it (a dual-stack pod matches by the address of the block's family)."""
+
     cidr: Network
     excepted: tuple[Network, ...] = ()
+
+    @property
+    def family(self) -> str:
+        return family_of(str(self.cidr))
 
     def holds(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         return address in self.cidr and not any(address in hole for hole in self.excepted)
 
     @classmethod
     def parse(cls, fields: Fields) -> IPBlock:
+        """As the API server validates: each hole must lie strictly inside the cidr,
+        which a hole of the other family never does."""
         fields.reject_unknown("cidr", "except")
         cidr = _network(fields.at("cidr"), fields.text("cidr", required=True))
         excepted = []
         for path, value in fields.items("except"):
             hole = _network(path, value)
             if hole.version != cidr.version or not hole.subnet_of(cidr) or hole == cidr:  # type: ignore[arg-type]
-                raise ManifestError(path, f"{hole} is not a strict subset of {cidr}")
+                raise ManifestError(path, f"Invalid value: {str(value)!r}: must be a strict subset of `cidr`")
             excepted.append(hole)
         return cls(cidr, tuple(excepted))
 
@@ -55,7 +65,8 @@ def _network(path: str, value: object) -> Network:
     try:
         return ipaddress.ip_network(str(value), strict=False)
     except ValueError:
-        raise ManifestError(path, f"{value!r} is not a network in CIDR form, like 10.0.0.0/16") from None
+        raise ManifestError(path, f"Invalid value: {str(value)!r}: must be a valid CIDR value, "
+                                  "(e.g. 10.9.8.0/24 or 2001:db8::/64)") from None
 
 
 @dataclass(frozen=True)

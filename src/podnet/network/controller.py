@@ -55,5 +55,6 @@ class NetworkController:
         if not me.pod_cidr or (self._lease_checked is not None and now - self._lease_checked < leases.RENEW_EVERY):
             return
         self._lease_checked = now
-        if not leases.renew(self.store, self.node_name, me.internal_ip or "", me.pod_cidr):
-            log.error("node %s does not hold the lease on %s any more", self.node_name, me.pod_cidr)
+        for cidr in me.pod_cidrs:
+            if not leases.renew(self.store, self.node_name, me.internal_ip or "", cidr):
+                log.error("node %s does not hold the lease on %s any more", self.node_name, cidr)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Union
 
 from podnet.errors import PodnetError
@@ -47,16 +47,20 @@ class SubnetLeases:
     def _value(self, node: str, node_ip: str) -> dict[str, object]:
         return _lease(node, node_ip, self.clock() + self.lease_seconds)
 
+    def _entries(self) -> list[Entry]:
+        """The leases of this pod network (a dual-stack cluster keeps another's beside them)."""
+        entries, _ = self.store.list(PREFIX)
+        return [e for e in entries if _within(_cidr(e.key), self.pod_subnet)]
+
     def held(self) -> dict[str, str]:
         """subnet -> node, for every lease that has not expired."""
-        entries, _ = self.store.list(PREFIX)
         now = self.clock()
-        return {_cidr(e.key): str(e.value["node"]) for e in entries if float(e.value.get("expires", 0)) > now}
+        return {_cidr(e.key): str(e.value["node"]) for e in self._entries() if float(e.value.get("expires", 0)) > now}
 
     def acquire(self, node: str, node_ip: str) -> str:
         """The node's subnet: the one it already holds (renewed), or the first free
         or expired one, claimed with compare-and-swap."""
-        entries, _ = self.store.list(PREFIX)
+        entries = self._entries()
         for entry in entries:
             if entry.value.get("node") == node and self._swap(entry, node, node_ip):
                 return _cidr(entry.key)
@@ -83,6 +87,39 @@ class SubnetLeases:
 
     def _swap(self, entry: Entry, node: str, node_ip: str) -> bool:
         return self.store.compare_and_swap(entry.key, self._value(node, node_ip), entry.mod_revision) is not None
+
+
+def _within(cidr: str, network: Network) -> bool:
+    try:
+        subnet = ipaddress.ip_network(cidr)
+    except ValueError:
+        return False
+    return subnet.version == network.version and subnet.subnet_of(network)  # type: ignore[arg-type]
+
+
+class NodeLeases:
+    """A node's subnet in each family of the pod network, leased family by
+    family in the order given (the primary first), all or none."""
+
+    def __init__(self, store: Store, pod_subnets: Iterable[Network], masks: Callable[[str], int]) -> None:
+        self.families = [SubnetLeases(store, subnet, masks("IPv6" if subnet.version == 6 else "IPv4"))
+                         for subnet in pod_subnets]
+
+    def acquire(self, node: str, node_ip: str) -> tuple[str, ...]:
+        leased: list[str] = []
+        try:
+            for leases in self.families:
+                leased.append(leases.acquire(node, node_ip))
+        except BaseException:
+            self.release(node, leased)
+            raise
+        return tuple(leased)
+
+    def release(self, node: str, cidrs: Iterable[str]) -> None:
+        for leases in self.families:
+            for cidr in cidrs:
+                if _within(cidr, leases.pod_subnet):
+                    leases.release(node, cidr)
 
 
 def expiry(store: Store, node: str, cidr: str) -> float | None:

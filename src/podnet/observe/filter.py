@@ -2,14 +2,21 @@
 verdict, protocol, port, address, age), all of which must hold.
 
 `podnet observe`, `podnet policy drops` and the web view's flow stream filter
-alike, so their flags and query parameters mean the same.
+alike, so their flags and query parameters mean the same. An address filter
+takes either family, as an address or a CIDR, however it is written.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 
-from podnet.observe.flows import Flow
+from podnet.errors import PodnetError
+from podnet.observe.flows import Flow, endpoint_address_of
+
+
+class FilterError(PodnetError):
+    """A filter that cannot mean anything (an address that is none)."""
 
 
 def _pod_matches(wanted: str, pod: str, namespace: str) -> bool:
@@ -45,12 +52,30 @@ def flow_filter(from_pod: str | None, to_pod: str | None, pod: str | None, names
         wanted = {v.upper() for v in verdicts}
         tests.append(lambda f: f.verdict in wanted)
     if protocol:
-        tests.append(lambda f: f.protocol == protocol.upper())
+        tests.append(lambda f: f.protocol.upper() == protocol.upper())  # ICMPv6 is written so
     if port is not None:
         tests.append(lambda f: port in (f.destination_port, f.source_port)
                      or f.endpoint.endswith(f":{port}"))
     if ip:
-        tests.append(lambda f: ip in (f.source, f.destination, f.endpoint.rsplit(":", 1)[0], f.masqueraded_to))
+        tests.append(_address_test(ip))
     if since is not None:
         tests.append(lambda f: f.time >= since)
     return lambda f: all(test(f) for test in tests)
+
+
+def _address_test(ip: str) -> Callable[[Flow], bool]:
+    """A flow whose source, destination, endpoint or masquerade address is `ip`
+    (an address, or within it as a CIDR)."""
+    try:
+        network = ipaddress.ip_network(ip, strict=False)
+    except ValueError:
+        raise FilterError(f"--ip {ip!r}: not an IP address or CIDR (10.244.1.5, fd00:10:244::/56, ...)") from None
+
+    def within(address: str) -> bool:
+        try:
+            return ipaddress.ip_address(address) in network
+        except ValueError:  # "" where a flow has no such address
+            return False
+
+    return lambda f: any(within(a) for a in (f.source, f.destination, endpoint_address_of(f.endpoint),
+                                             f.masqueraded_to))

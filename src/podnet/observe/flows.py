@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 from podnet.store.snapshot import Snapshot
 from podnet.kernel.conntrack import Event
 from podnet.kernel.nflog import NUMBERS, Logged
+from podnet.kernel.nftables.rules import split_target, target
+from podnet.network.node import gateway_for
 from podnet.policy.evaluator import PolicyView
 
 if TYPE_CHECKING:  # a type only: prometheus_client stays out of `podnet observe` and `policy`
@@ -53,7 +55,7 @@ class Flow:
     destination_pod: str = ""
     destination_labels: Mapping[str, str] = field(default_factory=dict)
     service: str = ""  # namespace/name:port, when the destination is a service
-    endpoint: str = ""  # ip:port it was translated to
+    endpoint: str = ""  # ip:port it was translated to ([ip]:port for IPv6)
     endpoint_pod: str = ""
     source_node: str = ""  # when the source is a node's own address (its probes, say)
     destination_node: str = ""
@@ -83,23 +85,27 @@ class Flow:
 
 
 class Directory:
-    """Addresses as the store names them: pods, services and their ports, nodes."""
+    """Addresses as the store names them, in every family: pods, services and their
+    ports, nodes."""
 
     def __init__(self, snapshot: Snapshot) -> None:
         self.view = PolicyView(snapshot.pods, snapshot.namespaces, snapshot.policies, snapshot.nodes,
                                snapshot.cluster_policies)
-        self.pods = {p.pod_ip: p for p in self.view.pods}
+        self.pods = {ip: p for p in self.view.pods for ip in p.pod_ips}
         self.services: dict[tuple[str, str, int], str] = {}  # (address, protocol, port) -> ns/name:port
         self.node_ports: dict[tuple[str, int], str] = {}
         for service in snapshot.services:
             for port in service.ports:
                 name = f"{service.metadata.key}:{port.name or port.port}"
-                for address in (service.cluster_ip, *service.external_ips, *service.load_balancer_ips):
+                for address in (*service.cluster_ips, *service.external_ips, *service.load_balancer_ips):
                     if address and address != "None":
                         self.services[(address, port.protocol, port.port)] = name
                 if port.node_port:
                     self.node_ports[(port.protocol, port.node_port)] = name
-        self.node_addresses = dict(self.view.node_addresses)  # address -> node
+        self.node_addresses = dict(self.view.node_addresses)  # address -> node: its own, and its pod bridges'
+        for node in snapshot.nodes:
+            for address in (*node.internal_ips, *(str(gateway_for(cidr).ip) for cidr in node.pod_cidrs)):
+                self.node_addresses.setdefault(address, node.metadata.name)
 
     def pod(self, address: str) -> tuple[str, Mapping[str, str]]:
         pod = self.pods.get(address)
@@ -133,7 +139,7 @@ def flow_of(logged: Logged, node: str, directory: Directory, entry: Event | None
         source, source_port = original.source, original.source_port
         destination, destination_port = original.destination, original.destination_port
         if (reply.source, reply.source_port) != (destination, destination_port):
-            endpoint = f"{reply.source}:{reply.source_port}" if reply.source_port else reply.source
+            endpoint = target(reply.source, reply.source_port) if reply.source_port else reply.source
         if reply.destination != source:
             masqueraded = reply.destination
     if words[0] == FLOW_PREFIX:
@@ -147,13 +153,18 @@ def flow_of(logged: Logged, node: str, directory: Directory, entry: Event | None
         policy = f"{' '.join(words[2:]) or directory.isolating(isolated, direction) or '?'} ({direction})"
     source_pod, source_labels = directory.pod(source)
     destination_pod, destination_labels = directory.pod(destination)
-    endpoint_address = endpoint.rsplit(":", 1)[0] if endpoint else ""
+    endpoint_address = endpoint_address_of(endpoint)
     return Flow(logged.at, node, verdict, reason, logged.protocol, source, source_port, destination,
                 destination_port, source_pod, source_labels, destination_pod, destination_labels,
                 directory.service(destination, logged.protocol, destination_port), endpoint,
                 directory.pod(endpoint_address)[0] if endpoint_address else "",
                 directory.node_addresses.get(source, ""), directory.node_addresses.get(destination, ""),
                 masqueraded, logged.tcp_flags, policy)
+
+
+def endpoint_address_of(endpoint: str) -> str:
+    """The address of a flow's endpoint (`10.244.1.3:8080`, `[fd00::3]:8080`, or an address alone)."""
+    return split_target(endpoint)[0] if endpoint else ""
 
 
 class Correlator:

@@ -7,6 +7,15 @@ node's FlowLog: one empties the sockets, the other makes flows of what it read.
 Logging a new connection costs one conntrack-state test per packet and one
 message per connection; the kernel sends the messages in batches.
 
+The table is one per IP family the node has (`ip podnet-flows`, `ip6
+podnet-flows`), as the egress and proxy tables are, rather than one inet table:
+an IPv4 packet never meets a rule of IPv6's (in an inet table `ip saddr` would
+silently match IPv4 only, so each chain would need a rule per family anyway,
+and every packet would walk both), the IPv4 table stays exactly what an
+IPv4-only node has, and each table's hook is where hooks.py puts the name.
+NFLOG groups and conntrack events carry both families: one reader of each
+serves both tables.
+
 A receiving thread that dies (a socket error, a bug) is started again at the
 next pass, counted in the agent's metrics; until then, and while starting
 fails, the node's /flows says it is not recording, and `podnet observe` shows it.
@@ -24,31 +33,44 @@ from podnet.store.snapshot import Snapshot
 from podnet.kernel.conntrack import EventReader, open_events
 from podnet.kernel.nflog import OBSERVED_GROUP, NflogReader, open_reader
 from podnet.kernel.nftables import Table, Transaction, base_chain, hooks
-from podnet.kernel.nftables.rules import CT_STATE, CT_STATUS, IP_SADDR, Log, Masked, differs, match, rule
+from podnet.kernel.nftables.rules import CT_STATE, CT_STATUS, IP6_SADDR, IP_SADDR, Log, Masked, differs, match, rule
 from podnet.kernel.node import NodeKernel
+from podnet.model.families import IPV4, IPV6, families_of
 from podnet.observe.flows import FLOW_PREFIX, Correlator, Directory, FlowLog, flow_of
 from podnet.observe.tally import Tally
 
 log = logging.getLogger("podnet.observe")
-TABLE = Table("ip", hooks.FLOWS)
+TABLES = {IPV4: Table("ip", hooks.FLOWS), IPV6: Table("ip6", hooks.FLOWS)}
+TABLE = TABLES[IPV4]
+LOOPBACK = {IPV4: (IP_SADDR, "127.0.0.0/8"), IPV6: (IP6_SADDR, "::1")}  # a node's talk to itself is no flow
 BATCH, BATCH_MS = 64, 20  # the kernel sends logged packets 64 at a time, or what came within 20 ms
 CONFIRMED, SEEN_REPLY = 0x8, 0x2  # IPS_*: in the table (its first packet went past every hook); answered
 ACCOUNTING = "net.netfilter.nf_conntrack_acct"  # counters in each entry, for a flow's bytes and packets
 Inbox = SimpleQueue[tuple[bool, bytes, float]]  # (from NFLOG, not conntrack; a datagram; when it was read)
 
 
-def flow_table() -> Transaction:
-    """Each new connection's first packet to NFLOG, once: where it leaves the node
-    (postrouting) or where it reaches the node itself (input), loopback aside.
+def flow_table(family: str = IPV4) -> Transaction:
+    """Each new connection's first packet of the family to NFLOG, once: where it
+    leaves the node (postrouting) or where it reaches the node itself (input),
+    loopback aside.
     Once: a packet whose entry is confirmed (the first packet's last hook
     confirms it) and never answered is a SYN sent again, or the second pass of
     a packet DNATed to a pod on its own bridge (routed, then bridged). A client
     that reuses a port reopens an answered entry: that is a new connection."""
-    tx = Transaction(TABLE).replace().add(base_chain(TABLE, "postrouting"), base_chain(TABLE, "input"))
+    table = TABLES[family]
+    source, loopback = LOOPBACK[family]
+    tx = Transaction(table).replace().add(base_chain(table, "postrouting"), base_chain(table, "input"))
     for chain in ("postrouting", "input"):
         tx.add(rule(chain, match(CT_STATE, "new"), differs(Masked(CT_STATUS, CONFIRMED | SEEN_REPLY), CONFIRMED),
-                    differs(IP_SADDR, "127.0.0.0/8"), Log(OBSERVED_GROUP, FLOW_PREFIX)))
+                    differs(source, loopback), Log(OBSERVED_GROUP, FLOW_PREFIX)))
     return tx
+
+
+def node_families(snapshot: Snapshot, node_name: str) -> tuple[str, ...]:
+    """The families of the node's pod subnets and addresses (IPv4 until the store says)."""
+    node = next((n for n in snapshot.nodes if n.metadata.name == node_name), None)
+    found = families_of((*node.pod_cidrs, *node.internal_ips)) if node is not None else ()
+    return tuple(family for family in (IPV4, IPV6) if family in found) or (IPV4,)
 
 
 class FlowRecorder:
@@ -66,6 +88,7 @@ class FlowRecorder:
         self._directory: Directory | None = None
         self._revision = -1
         self._written_at = 0.0
+        self._families: tuple[str, ...] = ()  # those whose table was written
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._worker: threading.Thread | None = None
@@ -75,10 +98,12 @@ class FlowRecorder:
     def sync(self, snapshot: Snapshot) -> None:
         if snapshot.revision != self._revision:  # names change with the store only
             self._directory, self._revision = Directory(snapshot), snapshot.revision
-        if time.monotonic() - self._written_at > self.resync_seconds:
+        families = node_families(snapshot, self.node_name)
+        if time.monotonic() - self._written_at > self.resync_seconds or families != self._families:
             self.kernel.ensure_sysctl(ACCOUNTING, "1")
-            self.kernel.nft.run(flow_table())
-            self._written_at = time.monotonic()
+            for family in families:
+                self.kernel.nft.run(flow_table(family))
+            self._written_at, self._families = time.monotonic(), families
         if self._thread is not None and not self._thread.is_alive():
             self._reap()
         if self._thread is None:

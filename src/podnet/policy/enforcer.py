@@ -1,7 +1,11 @@
 """Keeping a node's policy table in step with the store: render it, and write it
 whole when it changed (or, to repair drift, when it has not been written for a
 while). Without a policy isolating any of the node's pods there is no table,
-so a cluster without policies pays nothing per packet."""
+so a cluster without policies pays nothing per packet.
+
+The first write also removes the `ip` table that held IPv4 policies before
+dual stack (policy/ruleset.py keeps both families in one `inet` table), so an
+upgraded agent leaves no stale rules behind."""
 
 from __future__ import annotations
 
@@ -14,10 +18,12 @@ from podnet.kernel.nftables import Transaction
 from podnet.kernel.node import NodeKernel
 from podnet.model.pod import Pod
 from podnet.policy.evaluator import PolicyView
-from podnet.policy.ruleset import TABLE, render
+from podnet.policy.ruleset import LEGACY_TABLE, TABLE, render
 
 log = logging.getLogger("podnet.policy")
-BRIDGED_TRAFFIC = "net.bridge.bridge-nf-call-iptables"  # pods of one node talk across its bridge
+# pods of one node talk across its bridge: the policy hooks see that traffic only with these, per family
+BRIDGED_TRAFFIC = "net.bridge.bridge-nf-call-iptables"
+BRIDGED_TRAFFIC_V6 = "net.bridge.bridge-nf-call-ip6tables"
 
 
 class PolicyEnforcer:
@@ -29,6 +35,7 @@ class PolicyEnforcer:
         self.resync_seconds = resync_seconds
         self._applied: Transaction | None = None
         self._applied_at = 0.0
+        self._legacy_removed = False
         self._bridge_checked = False
         self._snapshot: Snapshot | None = None
         self._admitted: dict[str, Pod] = {}  # new pods by key, until the store shows their address
@@ -75,12 +82,16 @@ class PolicyEnforcer:
         stale = time.monotonic() - self._applied_at > self.resync_seconds
         if wanted == self._applied and not stale:
             return "none"
+        if not self._legacy_removed:
+            self.kernel.nft.run(Transaction(LEGACY_TABLE).destroy(LEGACY_TABLE))
+            self._legacy_removed = True
         if wanted is None:
             self.kernel.nft.run(Transaction(TABLE).destroy(TABLE))
             outcome = "removed"
         else:
             if not self._bridge_checked:  # a new namespace's default; without it, policies hold only across nodes
                 self.kernel.ensure_sysctl(BRIDGED_TRAFFIC, "1")
+                self.kernel.ensure_sysctl(BRIDGED_TRAFFIC_V6, "1")
                 self._bridge_checked = True
             self.kernel.nft.run(wanted)
             outcome = "table"

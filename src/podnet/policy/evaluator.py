@@ -11,6 +11,12 @@ traffic to itself and its node's traffic to it are always allowed.
 Pod IPs inside an ipBlock: an ipBlock matches by address, pods included, as
 the upstream e2e suite expects (and as Calico and Cilium do). A pod matched by
 an ipBlock is matched whatever its labels.
+
+Dual stack: a connection is of one family, and each end is known by its
+address of that family. Selectors match a pod whichever of its addresses it
+uses, so every selector case answers alike in IPv4 and IPv6; an ipBlock holds
+addresses of its CIDR's family only, so a v4 block says nothing of a pod's v6
+traffic (which, where the pod is isolated, stays denied unless another rule allows it).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from dataclasses import dataclass
 from podnet.model.clusternetworkpolicy import (
     ACCEPT, ADMIN, BASELINE, PASS, ClusterNetworkPolicy, ClusterPeer, ClusterRule,
 )
+from podnet.model.families import first_of
 from podnet.model.namespace import Namespace
 from podnet.model.networkpolicy import EGRESS, INGRESS, NetworkPolicy, Peer, PolicyPort, PolicyRule
 from podnet.model.node import Node
@@ -77,7 +84,7 @@ class PolicyView:
         self.namespace_labels: dict[str, Mapping[str, str]] = {n.metadata.name: n.labelled().metadata.labels
                                                                for n in namespaces}
         self.policies = sorted(policies, key=lambda p: p.metadata.key)
-        self._pods_by_ip = {p.pod_ip: p for p in self.pods}
+        self._pods_by_ip = {_canonical(ip): p for p in self.pods for ip in p.pod_ips}
         self._pods_in: dict[str, list[Pod]] = {}
         for pod in self.pods:
             self._pods_in.setdefault(pod.metadata.namespace, []).append(pod)
@@ -88,19 +95,21 @@ class PolicyView:
         self._selected: dict[tuple[object, ...], list[Pod]] = {}
         self.node_addresses: dict[str, str] = {}  # address -> node: its own, and its pod bridge's (probes come from it)
         for node in nodes:
-            if node.internal_ip:
-                self.node_addresses[node.internal_ip] = node.metadata.name
-            if node.pod_cidr:
-                self.node_addresses[str(gateway_for(node.pod_cidr).ip)] = node.metadata.name
+            for address in node.internal_ips:
+                self.node_addresses[_canonical(address)] = node.metadata.name
+            for cidr in node.pod_cidrs:
+                self.node_addresses[str(gateway_for(cidr).ip)] = node.metadata.name
 
     def party(self, address: str) -> Party:
         """Whoever holds an address: a pod, a node, or someone outside the cluster."""
         ip = ipaddress.ip_address(address)
-        return Party(ip, self._pods_by_ip.get(address), self.node_addresses.get(address))
+        return Party(ip, self._pods_by_ip.get(str(ip)), self.node_addresses.get(str(ip)))
 
-    def of_pod(self, pod: Pod) -> Party:
-        assert pod.pod_ip, f"{pod.metadata.key} has no IP"
-        return Party(ipaddress.ip_address(pod.pod_ip), pod)
+    def of_pod(self, pod: Pod, family: str | None = None) -> Party:
+        """The pod as one end of a connection of `family` (by default its primary one)."""
+        address = first_of(pod.pod_ips, family) if family else pod.pod_ip
+        assert address, f"{pod.metadata.key} has no {family or 'IP'} address"
+        return Party(ipaddress.ip_address(address), pod)
 
     def selecting(self, pod: Pod, direction: str, audit: bool = False) -> list[NetworkPolicy]:
         """The policies that isolate `pod` for `direction`; with `audit`, the ones
@@ -134,13 +143,14 @@ class PolicyView:
         return found
 
     def node_addresses_of(self, selector: LabelSelector) -> list[str]:
-        return [n.internal_ip for n in self.nodes if n.internal_ip and selector.matches(n.metadata.labels)]
+        """The InternalIPs, of every family, of the nodes `selector` matches."""
+        return [address for n in self.nodes if selector.matches(n.metadata.labels) for address in n.internal_ips]
 
     def cluster_peer_matches(self, peer: ClusterPeer, other: Party) -> bool:
         if peer.networks:
             return any(other.address in network for network in peer.networks)
         if peer.nodes is not None:
-            return str(other.address) in self.node_addresses_of(peer.nodes)
+            return str(other.address) in map(_canonical, self.node_addresses_of(peer.nodes))
         return other.pod is not None and other.pod in self.cluster_peer_pods(peer)
 
     def selected_by(self, peer: Peer, policy: NetworkPolicy) -> list[Pod]:
@@ -155,6 +165,12 @@ class PolicyView:
         if peer.ip_block is not None:
             return peer.ip_block.holds(other.address)
         return other.pod is not None and other.pod in self.selected_by(peer, policy)
+
+
+def _canonical(address: str) -> str:
+    """One spelling per address (`fd00:0::5` is `fd00::5`), so lookups by text
+    agree; an IPv4 address has only one (and a thousand pods' are not parsed)."""
+    return str(ipaddress.ip_address(address)) if ":" in address else address
 
 
 def port_matches(rule_port: PolicyPort, port: int | None, protocol: str, destination: Pod | None) -> bool:

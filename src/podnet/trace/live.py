@@ -2,8 +2,8 @@
 node it may cross, and what each node's chains report of it, set beside the
 computed path.
 
-Each node gets a table (`ip podnet-trace`, ahead of every other chain) whose
-rules mark the packet: by its source address and port as sent, and, where the
+Each node gets a table of the packet's family (`ip podnet-trace` or `ip6
+podnet-trace`, ahead of every other chain) whose rules mark the packet: by its source address and port as sent, and, where the
 computed path masquerades it, by the node addresses it may come from and the
 destinations it may go to. The kernel clears the mark when a packet changes
 namespace, so each node marks it again. The tables go when the trace is read.
@@ -15,14 +15,18 @@ import random
 from dataclasses import dataclass
 
 from podnet.kernel.nftables import Table, Transaction, base_chain, hooks
-from podnet.kernel.nftables.rules import IP_DADDR, IP_SADDR, L4PROTO, TH_DPORT, TH_SPORT, AnonSet, SetTrace, match, rule
+from podnet.kernel.nftables.rules import (L4PROTO, TH_DPORT, TH_SPORT, AnonSet, SetTrace, daddr, match, rule, saddr,
+                                          target)
 from podnet.kernel.nftrace import TraceEvent, TraceReader, open_trace_reader, rule_texts, send_one
 from podnet.kernel.node import NamespaceKernel
+from podnet.model.families import IPV4, IPV6, family_of, of_family, version
 from podnet.network.node import EGRESS_TABLE
 from podnet.trace.path import NodePass, Trace
 
-TABLE = Table("ip", hooks.TRACE)
-MODELLED = (hooks.PROXY, hooks.POLICY, EGRESS_TABLE.name)  # the tables the computed path walks
+TABLES = {IPV4: Table("ip", hooks.TRACE), IPV6: Table("ip6", hooks.TRACE)}  # a packet is marked in its family
+TABLE = TABLES[IPV4]
+MODELLED = (hooks.PROXY, hooks.POLICY, EGRESS_TABLE.name)  # the tables the computed path walks (either family's)
+ICMPV6 = "58"  # `meta l4proto` of ICMP over IPv6, by number as the netlink packer takes it
 SETTLE = 0.3  # seconds to wait for the last node's report once the packet is sent
 
 
@@ -32,7 +36,7 @@ class NodeReport:
 
     node: str
     events: tuple[TraceEvent, ...]
-    texts: dict[tuple[str, int], str]  # (table, handle) -> the rule as nft lists it
+    texts: dict[tuple[str, str, int], str]  # (family, table, handle) -> the rule as nft lists it
 
     @property
     def verdict(self) -> str:
@@ -50,7 +54,7 @@ class NodeReport:
 
     def text(self, event: TraceEvent) -> str:
         if event.kind == "rule" and event.handle is not None:
-            return self.texts.get((event.table, event.handle), f"rule handle {event.handle}")
+            return self.texts.get((*event.where, event.handle), f"rule handle {event.handle}")
         return {"rule": "(end of chain)", "return": "(return)", "policy": "(the chain's policy)"}.get(event.kind, "")
 
 
@@ -64,6 +68,7 @@ def run_live(computed: Trace, node_namespaces: dict[str, str], source_namespace:
              node_addresses: set[str]) -> LiveTrace:
     """Send the computed trace's packet for real and read every node's trace of it."""
     protocol, port = computed.protocol, computed.port
+    table = TABLES[family_of(computed.source.address)]
     source_port = random.randint(40000, 59999)
     marks = _marking(computed, source_port, node_addresses)
     readers: dict[str, TraceReader] = {}
@@ -77,16 +82,16 @@ def run_live(computed: Trace, node_namespaces: dict[str, str], source_namespace:
         for reader in readers.values():
             reader.close()
         for namespace in node_namespaces.values():
-            NamespaceKernel(namespace).nft.run(Transaction(TABLE).destroy(TABLE))
+            NamespaceKernel(namespace).nft.run(Transaction(table).destroy(table))
     reports = []
     for node, found in events.items():
         first = _first_packet(found)
         if first:
-            tables = {e.table for e in first}
+            tables = {e.where for e in first}
             reports.append(NodeReport(node, tuple(first), rule_texts(node_namespaces[node], tables)))
-    ports = f":{source_port} -> {computed.destination.address}:{port}" if port else \
-        f" -> {computed.destination.address}"
-    return LiveTrace(f"one {protocol.upper()} packet {computed.source.address}{ports}: {outcome}", tuple(reports))
+    source, destination = computed.source.address, computed.destination.address
+    ends = f"{target(source, source_port)} -> {target(destination, port)}" if port else f"{source} -> {destination}"
+    return LiveTrace(f"one {protocol.upper()} packet {ends}: {outcome}", tuple(reports))
 
 
 def _first_packet(events: list[TraceEvent]) -> list[TraceEvent]:
@@ -103,17 +108,22 @@ def _first_packet(events: list[TraceEvent]) -> list[TraceEvent]:
 
 
 def _marking(computed: Trace, source_port: int, node_addresses: set[str]) -> Transaction:
-    protocol = computed.protocol
+    """The packet's family's marking table: its rules name addresses of that family only."""
+    family = family_of(computed.source.address)
+    table, number = TABLES[family], version(family)
+    protocol = ICMPV6 if computed.protocol == "icmp" and family == IPV6 else computed.protocol
+    node_addresses = set(of_family(node_addresses, family))
     ports = (match(TH_SPORT, str(source_port)),) if protocol in ("tcp", "udp") else ()
-    tx = Transaction(TABLE).replace().add(base_chain(TABLE, "prerouting"), base_chain(TABLE, "output"))
+    tx = Transaction(table).replace().add(base_chain(table, "prerouting"), base_chain(table, "output"))
     for chain in ("prerouting", "output"):
-        tx.add(rule(chain, match(IP_SADDR, computed.source.address), match(L4PROTO, protocol), *ports, SetTrace()))
+        tx.add(rule(chain, match(saddr(number), computed.source.address), match(L4PROTO, protocol), *ports,
+                    SetTrace()))
     if any(step.action == "masquerade" for step in computed.steps) and node_addresses:
         destinations = sorted({p.destination for p in computed.passes})
         to_ports = sorted({str(p.port) for p in computed.passes if p.port})
         dports = (match(TH_DPORT, AnonSet(tuple(to_ports))),) if protocol in ("tcp", "udp") and to_ports else ()
-        tx.add(rule("prerouting", match(IP_SADDR, AnonSet(tuple(sorted(node_addresses)))),
-                    match(IP_DADDR, AnonSet(tuple(destinations))), match(L4PROTO, protocol), *dports, SetTrace()))
+        tx.add(rule("prerouting", match(saddr(number), AnonSet(tuple(sorted(node_addresses)))),
+                    match(daddr(number), AnonSet(tuple(destinations))), match(L4PROTO, protocol), *dports, SetTrace()))
     return tx
 
 

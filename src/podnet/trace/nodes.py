@@ -7,15 +7,16 @@ from __future__ import annotations
 import ipaddress
 
 from podnet.api.cluster import ClusterConfig
+from podnet.kernel.nftables import Table, hooks
 from podnet.kernel.nftables.fake import Fake
 from podnet.kernel.nftables.tracer import Outcome, Packet
 from podnet.kernel.route import Route
 from podnet.network import backends
+from podnet.model.families import IPV6, family_of
 from podnet.network.node import egress_transaction, gateway_for, render_node_network
 from podnet.policy.evaluator import PolicyView
 from podnet.policy.ruleset import render as render_policies
 from podnet.proxy.endpoints import ServicePortView, pod_weights, service_ports
-from podnet.proxy.ruleset import TABLE as PROXY_TABLE
 from podnet.proxy.ruleset import build as build_services
 from podnet.store.snapshot import Snapshot
 
@@ -50,8 +51,8 @@ class NodeTables:
                 fake.run(policies)
             me = self.nodes[node]
             network = render_node_network(me, self.snapshot.nodes, self.config.pod_subnet, self.config.backend)
-            if network.egress is not None:
-                fake.run(egress_transaction(network.egress))
+            for family, egress in network.egress:
+                fake.run(egress_transaction(egress, family))
             self._fakes[node] = fake
         return self._fakes[node]
 
@@ -74,13 +75,12 @@ class NodeTables:
         return None
 
     def local_addresses(self, node: str) -> set[str]:
-        """The node's own addresses: on the node network, on its pod bridge, and its VTEP's."""
+        """The node's own addresses, in every family: on the node network, on its pod
+        bridge, and its VTEP's."""
         me = self.nodes.get(node)
         if me is None:
             return set()
-        found = {str(gateway_for(me.pod_cidr or "").ip)}
-        if me.internal_ip:
-            found.add(me.internal_ip)
+        found = {str(gateway_for(cidr).ip) for cidr in me.pod_cidrs} | set(me.internal_ips)
         found |= backends.named(self.config.backend).own_addresses(me)
         return found
 
@@ -94,26 +94,29 @@ class NodeTables:
             if address in ipaddress.ip_network(route.dst):
                 return route
         holder = self.node_holding(destination)
-        if holder is not None and self.nodes[holder].internal_ip == destination:
-            return Route(f"{destination}/32", None, UPLINK)
+        if holder is not None and destination in self.nodes[holder].internal_ips:
+            return Route(f"{destination}/{address.max_prefixlen}", None, UPLINK)
         return None
 
     def node_of(self, destination: str) -> str | None:
+        """The node that holds the address, or whose pod subnet (of either family) holds it."""
         address = ipaddress.ip_address(destination)
         for name, node in self.nodes.items():
-            if node.internal_ip == destination or address in ipaddress.ip_network(node.pod_cidr or ""):
+            if destination in node.internal_ips or any(address in ipaddress.ip_network(c) for c in node.pod_cidrs):
                 return name
         return None
 
     def backend_element(self, node: str, packet: Packet, outcome: Outcome) -> str:
-        """The map element that sends the packet to this endpoint: `backends[10.96.0.2 . tcp . 80 . 1]`."""
+        """The map element that sends the packet to this endpoint: `backends[10.96.0.2 . tcp . 80 . 1]`,
+        in the proxy's table of the packet's family."""
         tables = self.fake(node).tables
-        if PROXY_TABLE not in tables:
+        proxy = Table("ip6" if family_of(packet.destination) == IPV6 else "ip", hooks.PROXY)
+        if proxy not in tables:
             return ""
         prefixes = {"backends": (packet.destination, packet.protocol, str(packet.port)),
                     "node_port_backends": (packet.protocol, str(packet.port))}
         for name, prefix in prefixes.items():
-            for key, element in tables[PROXY_TABLE].elements.get(name, {}).items():
+            for key, element in tables[proxy].elements.get(name, {}).items():
                 if key[:len(prefix)] == prefix and element.value == (outcome.destination, str(outcome.port)):
                     return f"{name}[{' . '.join(key)}] = {' . '.join(element.value)}"
         return ""

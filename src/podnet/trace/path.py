@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from podnet.store.snapshot import Snapshot
 from podnet.api.cluster import ClusterConfig
 from podnet.kernel.nftables import hooks
+from podnet.kernel.nftables.rules import target
 from podnet.kernel.nftables.tracer import Outcome, Packet, Tracer
+from podnet.model.families import IPV6, family_of, first_of
 from podnet.model.pod import Pod
 from podnet.network.backends import VXLAN_DEVICE, VXLAN_PORT, VXLAN_VNI, vtep_address
 from podnet.network.node import POD_BRIDGE, gateway_for
@@ -122,7 +124,7 @@ class PathTracer:
         self.tables = NodeTables(snapshot, config)
         self.nodes = self.tables.nodes
         self.view = self.tables.view
-        self.pods_by_ip = {p.pod_ip: p for p in self.view.pods}
+        self.pods_by_ip = {ip: p for p in self.view.pods for ip in p.pod_ips}
         self._passes: list[NodePass] = []
 
     # --- the ends --------------------------------------------------------------------------------
@@ -145,18 +147,42 @@ class PathTracer:
         return self.tables.local_addresses(node)
 
     def in_cluster(self, address: str) -> bool:
-        return ipaddress.ip_address(address) in ipaddress.ip_network(self.config.pod_subnet)
+        ip = ipaddress.ip_address(address)
+        return any(ip in ipaddress.ip_network(subnet) for subnet in self.config.pod_subnets)
 
     # --- the walk ---------------------------------------------------------------------------------
+
+    def in_family(self, end: End, family: str) -> End | None:
+        """The end as it sends packets of a family: a pod or a node from its address
+        of that family (as the kernel picks the source address by the destination);
+        None when it has none."""
+        if family_of(end.address) == family:
+            return end
+        if end.pod is not None:
+            address = first_of(end.pod.pod_ips, family)
+        elif end.node is not None and end.node in self.nodes:
+            address = self.nodes[end.node].internal_ip_of(family)
+        else:
+            address = None
+        return replace(end, address=address) if address else None
 
     def trace(self, source: End, target: End, port: int | None, protocol: str = "tcp") -> Trace:
         destination = target.address
         protocol = protocol.lower()
-        packet = Packet(source.address, destination, protocol, port or 0)
-        sent = f"sends {protocol.upper()} to {destination}{f':{port}' if port else ''}"
+        family = family_of(destination)
+        sent = f"sends {protocol.upper()} to {_address_port(destination, port)}"
+        sender = self.in_family(source, family)
+        if sender is None:
+            return Trace(source, target, port, protocol, (
+                Step("", "send", f"{source.label} {sent}", "the packet's family"),
+                Step("", "drop", f"{source.label} has no {family} address to send it from",
+                     f"{family} to {destination}")))
+        source = sender
+        packet = Packet(source.address, destination, _l4(protocol, family), port or 0)
         if source.pod is not None:
             node = source.pod.node_name or ""
-            gateway = gateway_for(self.nodes[node].pod_cidr or "").ip if node in self.nodes else "?"
+            cidr = self.nodes[node].pod_cidr_of(family) if node in self.nodes else None
+            gateway = gateway_for(cidr).ip if cidr else "?"
             first = Step("", "send", f"{source.label} ({source.address}) on node {node} {sent}",
                          f"route default via {gateway} dev eth0 (the pod's): to {POD_BRIDGE} of node {node}")
             walk = _Walk(node, Packet(**{**asdict(packet), "iifname": POD_BRIDGE}), "arriving", 0, source)
@@ -220,20 +246,23 @@ class PathTracer:
     def _route(self, walk: _Walk, outcome: Outcome, path: int) -> Iterator[Step]:
         node, destination, port = walk.node, outcome.destination, outcome.port
         me = self.nodes[node]
-        to = f"{destination}:{port}" if port else destination
+        family = family_of(destination)
+        pod_cidr = me.pod_cidr_of(family)
+        to = _address_port(destination, port)
         if destination in self.local_addresses(node) or ipaddress.ip_address(destination).is_loopback:
             yield Step(node, "deliver", f"delivered to node {node} itself ({to})", "a local address of the node",
                        path)
             return
-        if ipaddress.ip_address(destination) in ipaddress.ip_network(me.pod_cidr or ""):
-            yield from self._masquerade(walk, outcome, path, str(gateway_for(me.pod_cidr or "").ip))[1]
+        if pod_cidr and ipaddress.ip_address(destination) in ipaddress.ip_network(pod_cidr):
+            yield from self._masquerade(walk, outcome, path, str(gateway_for(pod_cidr).ip))[1]
             pod = self.pods_by_ip.get(destination)
             if pod is None:
-                yield Step(node, "drop", f"no pod on node {node} holds {destination}: nobody answers ARP on "
-                                         f"{POD_BRIDGE}", f"{me.pod_cidr} dev {POD_BRIDGE}", path)
+                asking = "neighbour solicitation" if family == IPV6 else "ARP"
+                yield Step(node, "drop", f"no pod on node {node} holds {destination}: nobody answers {asking} on "
+                                         f"{POD_BRIDGE}", f"{pod_cidr} dev {POD_BRIDGE}", path)
                 return
             yield Step(node, "deliver", f"across bridge {POD_BRIDGE} to pod {pod.metadata.key}: delivered to {to}",
-                       f"{me.pod_cidr} dev {POD_BRIDGE} (the node's pod subnet)", path)
+                       f"{pod_cidr} dev {POD_BRIDGE} (the node's pod subnet)", path)
             return
         if walk.nodes_seen >= MAX_NODES:
             yield Step(node, "drop", "the path crosses too many nodes: a routing loop", "the routes", path)
@@ -243,20 +272,22 @@ class PathTracer:
         if route is None or next_node is None:
             yield Step(node, "route", f"default route: out of {UPLINK}, leaving the cluster",
                        "route default (the node's uplink)", path)
-            yield from self._masquerade(walk, outcome, path, me.internal_ip or "?")[1]
+            yield from self._masquerade(walk, outcome, path, me.internal_ip_of(family) or "?")[1]
             yield Step(node, "leave", f"leaves the cluster for {self.end_of(destination).label}", "", path)
             return
         way = "the node network" if route.dev == UPLINK else self.config.backend
         yield Step(node, "route", f"to node {next_node} ({way})", f"route {route}", path)
-        out_address = vtep_address(me.pod_cidr or "") if route.dev == VXLAN_DEVICE else me.internal_ip or "?"
+        out_address = (vtep_address(pod_cidr) if pod_cidr else "?") if route.dev == VXLAN_DEVICE else \
+            me.internal_ip_of(family) or "?"
         source_address, masquerade = self._masquerade(walk, outcome, path, out_address)
         yield from masquerade
         arriving_on = UPLINK
         if route.dev == VXLAN_DEVICE:
-            peer = self.nodes[next_node]
+            # either pod family rides one tunnel, over the node's primary family (its underlay)
+            underlay = self.nodes[next_node].internal_ip_of(family_of(me.internal_ip or "")) or "?"
             yield Step(node, "tunnel", f"encapsulated in VXLAN (VNI {VXLAN_VNI}, UDP {VXLAN_PORT}) to "
-                                       f"{peer.internal_ip}, node {next_node}",
-                       f"neighbour {route.via} and fdb entry on {route.dev} -> {peer.internal_ip}", path)
+                                       f"{underlay}, node {next_node}",
+                       f"neighbour {route.via} and fdb entry on {route.dev} -> {underlay}", path)
             arriving_on = route.dev
         packet = Packet(source_address, destination, walk.packet.protocol, port, iifname=arriving_on)
         yield from self._walk(_Walk(next_node, packet, "arriving", path, walk.source, walk.nodes_seen + 1))
@@ -274,7 +305,7 @@ class PathTracer:
         among = f", one of {choices} endpoints" if choices > 1 else ""
         rule = next((hit for hit in outcome.hits if "dnat" in hit), outcome.hits[-1] if outcome.hits else "")
         element = self.tables.backend_element(node, packet, outcome)
-        return Step(node, "service", f"service {view.name} ({packet.destination}:{packet.port}/"
+        return Step(node, "service", f"service {view.name} ({_address_port(packet.destination, packet.port)}/"
                                      f"{packet.protocol.upper()}): DNAT to {outcome.target}{who}{among}",
                     f"{rule}; element {element}" if element else rule, path)
 
@@ -305,3 +336,12 @@ class PathTracer:
             return Step(walk.node, "reject", f"rejected ({outcome.verdict}): {why}", last, path)
         why = "by NetworkPolicy" if last.startswith(f"{hooks.POLICY}/") else "by the node's rules"
         return Step(walk.node, "drop", f"dropped {why}", last, path)
+
+
+def _address_port(address: str, port: int | None) -> str:
+    return target(address, port) if port else address
+
+
+def _l4(protocol: str, family: str) -> str:
+    """The protocol as `meta l4proto` names it: ICMP over IPv6 is ICMPv6."""
+    return "icmpv6" if protocol == "icmp" and family == IPV6 else protocol

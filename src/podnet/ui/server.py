@@ -21,7 +21,8 @@ from podnet.store.snapshot import Snapshot
 from podnet.api import cluster
 from podnet.errors import PodnetError
 from podnet.lab.client import flow_merger
-from podnet.lab.plan import INTERNET_IP
+from podnet.lab.plan import INTERNET_IP, INTERNET_IP6
+from podnet.model.families import FAMILIES, family_of
 from podnet.lab.state import LabRecord
 from podnet.network.node import render_node_network
 from podnet.observe.client import Merger
@@ -57,19 +58,27 @@ class ClusterView:
         snapshot, config = self.snapshot()
         return {
             "lab": self.record.name, "backend": config.backend, "podSubnet": config.pod_subnet,
-            "nodes": [{"name": n.metadata.name, "ip": n.internal_ip, "podCIDR": n.pod_cidr} for n in snapshot.nodes],
+            "nodes": [{"name": n.metadata.name, "ip": n.internal_ip, "ips": list(n.internal_ips),
+                       "podCIDR": n.pod_cidr, "podCIDRs": list(n.pod_cidrs)} for n in snapshot.nodes],
             "pods": [{"name": p.metadata.name, "namespace": p.metadata.namespace, "node": p.node_name, "ip": p.pod_ip,
-                      "labels": dict(p.metadata.labels), "ready": p.ready} for p in snapshot.pods if p.pod_ip],
+                      "ips": list(p.pod_ips), "labels": dict(p.metadata.labels), "ready": p.ready}
+                     for p in snapshot.pods if p.pod_ip],
             "services": [{"name": s.metadata.name, "namespace": s.metadata.namespace, "type": s.type,
-                          "clusterIP": s.cluster_ip, "ports": [p.port for p in s.ports]}
+                          "clusterIP": s.cluster_ip, "clusterIPs": list(s.cluster_ips),
+                          "ports": [p.port for p in s.ports]}
                          for s in snapshot.services if s.cluster_ip and not s.headless],
         }
 
-    def trace_json(self, source: str, destination: str, protocol: str, namespace: str) -> dict[str, object]:
+    def trace_json(self, source: str, destination: str, protocol: str, namespace: str,
+                   family: str | None = None) -> dict[str, object]:
+        """As `podnet trace`; `family` (IPv4, IPv6) as its -4 and -6."""
+        if family is not None and family not in FAMILIES:
+            raise PodnetError(f"family {family!r}: IPv4 or IPv6")
         snapshot, config = self.snapshot()
         tracer = PathTracer(snapshot, config)
-        start = source_end(tracer, source, namespace, INTERNET_IP)
-        end = target(tracer, snapshot.services, destination, namespace, protocol, INTERNET_IP)
+        internet = (INTERNET_IP, INTERNET_IP6)
+        end = target(tracer, snapshot.services, destination, namespace, protocol, internet, family)
+        start = source_end(tracer, source, namespace, internet, family_of(end.end.address))
         return tracer.trace(start, end.end, end.port, protocol).to_json()
 
     def pod_json(self, namespace: str, name: str) -> dict[str, object]:
@@ -78,7 +87,8 @@ class ClusterView:
         if pod is None:
             raise web.HTTPNotFound(text=f"no pod {namespace}/{name}")
         policies = PolicyView(snapshot.pods, snapshot.namespaces, snapshot.policies)
-        return {"kind": "pod", "name": pod.metadata.key, "ip": pod.pod_ip, "node": pod.node_name,
+        return {"kind": "pod", "name": pod.metadata.key, "ip": pod.pod_ip, "ips": list(pod.pod_ips),
+                "node": pod.node_name,
                 "labels": dict(pod.metadata.labels), "ready": pod.ready,
                 "ports": [f"{p.name or ''} {p.container_port}/{p.protocol}".strip()
                           for c in pod.containers for p in c.ports],
@@ -91,8 +101,9 @@ class ClusterView:
         if node is None or not node.pod_cidr:
             raise web.HTTPNotFound(text=f"no node {name} with a pod subnet")
         network = render_node_network(node, snapshot.nodes, config.pod_subnet, config.backend)
-        return {"kind": "node", "name": name, "ip": node.internal_ip, "podCIDR": node.pod_cidr,
-                "gateway": network.gateway, "backend": config.backend,
+        return {"kind": "node", "name": name, "ip": node.internal_ip, "ips": list(node.internal_ips),
+                "podCIDR": node.pod_cidr, "podCIDRs": list(node.pod_cidrs), "gateway": network.gateway,
+                "gateways": list(network.gateways), "backend": config.backend,
                 "routes": sorted(str(route) for route in network.routes),
                 "pods": sorted(p.metadata.key for p in snapshot.pods if p.node_name == name and p.pod_ip)}
 
@@ -130,12 +141,18 @@ def make_app(view: ClusterView) -> web.Application:
 
     @routes.get("/api/flows")
     async def flows_api(request: web.Request) -> web.Response:
-        wanted = _filter(request)
+        try:
+            wanted = _filter(request)
+        except PodnetError as err:
+            return web.json_response({"error": str(err)}, status=400)
         return web.json_response([f.to_json() for f in view.recent if wanted(f)])
 
     @routes.get("/api/flows/stream")
     async def flows_stream(request: web.Request) -> web.StreamResponse:
-        wanted = _filter(request)
+        try:
+            wanted = _filter(request)
+        except PodnetError as err:
+            return web.json_response({"error": str(err)}, status=400)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
         async for flow in _flows_of(view):
@@ -148,7 +165,8 @@ def make_app(view: ClusterView) -> web.Application:
         query = request.query
         try:
             found = await asyncio.to_thread(view.trace_json, query.get("from", ""), query.get("to", ""),
-                                            query.get("proto", "tcp"), query.get("namespace", "default"))
+                                            query.get("proto", "tcp"), query.get("namespace", "default"),
+                                            query.get("family") or None)
         except PodnetError as err:
             return web.json_response({"error": str(err)}, status=400)
         return web.json_response(found)

@@ -11,6 +11,7 @@ from typing import Any
 from podnet.apiserver.tables.age import Clock
 from podnet.apiserver.tables.cells import NONE, format_labels, list_with_more
 from podnet.apiserver.tables.table import AGE, NAME, Cells, Column, Printer, name_and_age
+from podnet.model.families import host_port
 
 
 def external_ip(service: Mapping[str, Any]) -> str:
@@ -64,10 +65,6 @@ SERVICE = Printer((
 ), _service)
 
 
-def _host_port(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
 def _endpoint_addresses(subsets: list[Mapping[str, Any]]) -> Iterator[str]:
     """Each ready address with each port of its subset; bare addresses where there are no ports."""
     for subset in subsets:
@@ -76,7 +73,7 @@ def _endpoint_addresses(subsets: list[Mapping[str, Any]]) -> Iterator[str]:
         if not ports:
             yield from ips
         for port in ports:
-            yield from (_host_port(ip, port.get("port", 0)) for ip in ips)
+            yield from (host_port(ip, port.get("port", 0)) for ip in ips)
 
 
 def _endpoints(obj: Mapping[str, Any], clock: Clock) -> Cells:

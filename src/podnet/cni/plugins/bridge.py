@@ -17,7 +17,8 @@ from typing import Any
 from podnet.cni import cleanup, result
 from podnet.cni.hostns import HOST_NETNS, host_namespace, host_nft
 from podnet.cni.config import config_errors, fields, runtime_or_args
-from podnet.cni.errors import INVALID_CONFIG, NOT_AVAILABLE_LIMITED, CniError
+from podnet.cni.errors import INVALID_CONFIG, NOT_AVAILABLE, NOT_AVAILABLE_LIMITED, CniError
+from podnet.cni.ipv6 import container_ipv6_problem, require_host_ipv6
 from podnet.cni.plugins import ipam, nat
 from podnet.cni.request import CniRequest
 from podnet.ipam.ranges import Address
@@ -82,16 +83,22 @@ def requested_mac(request: CniRequest) -> str | None:
 
 
 def add(request: CniRequest) -> result.Result:
+    """A network that hands out IPv6 addresses on a node without IPv6 fails
+    before anything is made, when its IPAM config tells the families (ours do);
+    otherwise as soon as IPAM answers, giving back what was taken."""
     conf = BridgeConfig.parse(request.config)
     request.check_args({"MAC"})
     if conf.vlan:
         raise CniError(INVALID_CONFIG, "vlan is not supported",
                        "this kernel has no bridge VLAN filtering (802.1Q), so 'vlan' cannot be honoured")
     mac = requested_mac(request)
+    expects_ipv6 = 6 in ipam.families(conf.ipam)
+    if expects_ipv6:
+        require_host_ipv6(conf.bridge, "IPv6 addresses")
     undo: list[Any] = []
     try:
         with host_namespace("bridge plugin host side") as host, open_path(request.netns, "container") as container:
-            bridge = _ensure_bridge(host, conf)
+            bridge = _ensure_bridge(host, conf, expects_ipv6)
             if request.janitor is not None:
                 request.janitor.wait_for(request.netns, request.ifname)
             if container.index(request.ifname) is not None:
@@ -105,6 +112,8 @@ def add(request: CniRequest) -> result.Result:
                 raise CniError(INVALID_CONFIG, "IPAM plugin returned missing IP config")
             ips = tuple(result.IPConfig(ip.address, ip.gateway or (_first_address(ip.address) if conf.is_gateway else None), 2)
                         for ip in ipam_result.ips)
+            if not expects_ipv6 and (ipv6_address := next((ip.address for ip in ips if ip.family == 6), None)):
+                require_host_ipv6(conf.bridge, ipv6_address)
             routes = _with_default_routes(ipam_result.routes, ips, conf.is_default_gateway)
             _configure_container(container, request.ifname, ips, routes)
             if conf.is_gateway:
@@ -149,11 +158,20 @@ def _with_default_routes(routes: tuple[result.Route, ...], ips: tuple[result.IPC
     return tuple(added)
 
 
-def _ensure_bridge(host: Netns, conf: BridgeConfig) -> dict[str, Any]:
-    """One lookup when the bridge is already there and up, as it is after the first pod."""
+def _ensure_bridge(host: Netns, conf: BridgeConfig, ipv6: bool) -> dict[str, Any]:
+    """One lookup when the bridge is already there and up, as it is after the first pod.
+
+    A new bridge for IPv6 gets accept_dad=0 before it comes up: while its
+    link-local address is "tentative" the host cannot ask for a neighbour's MAC
+    (a neighbour solicitation needs a usable link-local source), so for the first
+    second or two nothing could be forwarded to a pod: not a published port, not
+    another node's traffic."""
     info = host.link_info(conf.bridge)
     if info is not None and info["kind"] != "bridge":
         raise CniError(INVALID_CONFIG, f"{conf.bridge} already exists but is not a bridge")
+    if info is None and ipv6:
+        host.ensure_bridge(conf.bridge, mtu=conf.mtu, up=False)
+        sysctl.ensure_path(HOST_NETNS, f"net/ipv6/conf/{conf.bridge}/accept_dad", "0")
     if info is None or not info["up"] or (conf.mtu and info["mtu"] != conf.mtu):
         host.ensure_bridge(conf.bridge, mtu=conf.mtu)
         info = host.link_info(conf.bridge)
@@ -181,10 +199,39 @@ def _create_veth(host: Netns, container: Netns, ifname: str, conf: BridgeConfig,
     return host_ifname, host_mac
 
 
+def _container_sysctls(ifname: str, families: set[int]) -> dict[str, str]:
+    """Set while the interface is still down, before its first address.
+
+    accept_dad=0: IPv6 addresses are usable the moment ADD answers, not a second
+    or two later (the reference turns DAD off too, then waits for its addresses
+    to settle; nothing here waits). It spares the link-local address DAD as well:
+    with hairpinMode the bridge echoes a solicitation back, which DAD would take
+    for a duplicate, the reference's reason for it.
+    arp_notify / ndisc_notify: the interface announces its addresses as it comes
+    up, so a neighbour that still holds the MAC of a deleted pod that had the
+    same address (the host, say, forwarding to a published port) learns the new
+    one at once rather than after seconds of lost packets."""
+    settings = {}
+    if 4 in families:
+        settings[f"net/ipv4/conf/{ifname}/arp_notify"] = "1"
+    if 6 in families:
+        settings[f"net/ipv6/conf/{ifname}/accept_dad"] = "0"
+        settings[f"net/ipv6/conf/{ifname}/ndisc_notify"] = "1"
+    return settings
+
+
 def _configure_container(container: Netns, ifname: str, ips: tuple[result.IPConfig, ...],
                          routes: tuple[result.Route, ...]) -> None:
+    """IPv6 addresses go on without Duplicate Address Detection (see _container_sysctls)."""
+    sysctl.ensure_all_path(container.path, _container_sysctls(ifname, {ip.family for ip in ips}))
     for ip in ips:
-        container.ensure_address(ifname, ip.address)
+        try:
+            container.ensure_address(ifname, ip.address)
+        except KernelError:
+            if ip.family == 6 and (problem := container_ipv6_problem(container.path, ifname)):
+                raise CniError(INVALID_CONFIG, "IPv6 is disabled in the container",
+                               f"cannot add {ip.address} to {ifname}: {problem}") from None
+            raise
     container.set_up(ifname)
     gateways = {ip.family: ip.gateway for ip in ips if ip.gateway}
     for route in routes:
@@ -199,9 +246,9 @@ def _gateway_cidr(ip: result.IPConfig) -> str:
 
 
 def _ensure_gateway_addresses(host: Netns, conf: BridgeConfig, ips: tuple[result.IPConfig, ...]) -> None:
-    """The bridge carries each subnet's gateway, checked on every ADD so that one
-    deleted by hand comes back. Adding it is one request that also tells whether
-    it was there; only when it was not (the first pod) are the bridge's other
+    """The bridge carries each subnet's gateway (an IPv6 one without DAD, so pods
+    reach it at once), checked on every ADD so that one deleted by hand comes
+    back. Adding it is one request that also tells whether it was there; only when it was not (the first pod) are the bridge's other
     addresses read: another one in the subnet is an error unless forceAddress
     says to replace it."""
     for ip in ips:
@@ -294,12 +341,15 @@ def gc(request: CniRequest) -> None:
 
 
 def status(request: CniRequest) -> None:
-    """50 when no ADD can succeed (the range is exhausted); 51 when, in addition,
-    containers already attached have lost connectivity (their bridge is gone)."""
+    """50 when no ADD can succeed (the range is exhausted, or it is IPv6 on a node
+    without IPv6); 51 when, in addition, containers already attached have lost
+    connectivity (their bridge is gone)."""
     conf = BridgeConfig.parse(request.config)
     with host_namespace("bridge plugin host side") as host:
         bridge = host.link_info(conf.bridge)
     if bridge is None and ipam.has_leases(request, conf.ipam):
         raise CniError(NOT_AVAILABLE_LIMITED, f"bridge {conf.bridge} is missing",
                        "containers attached to this network have no connectivity")
+    if 6 in ipam.families(conf.ipam):
+        require_host_ipv6(conf.bridge, "IPv6 addresses", NOT_AVAILABLE)
     ipam.status(request, conf.ipam)

@@ -1,17 +1,19 @@
 """podnet-dhcp: IPAM by the DHCP server on the container's segment. The lease is
 the DHCP daemon's to get, keep and give back (`podnet cni dhcp-daemon`); this
 plugin asks it, over the socket ipam.daemonSocketPath names, as the reference
-dhcp plugin asks its daemon."""
+dhcp plugin asks its daemon. It is IPv4 only, as the reference's is (DHCPv6 is
+not spoken): a request that asks it for IPv6 is refused, naming where it asks."""
 
 from __future__ import annotations
 
 import json
 import os
 import socket
-from ipaddress import ip_address
+from ipaddress import ip_address, ip_network
 from typing import Any
 
 from podnet.cni import result
+from podnet.cni.config import runtime_or_args
 from podnet.cni.errors import INTERNAL, INVALID_CONFIG, NOT_AVAILABLE, TRY_AGAIN_LATER, CniError
 from podnet.cni.request import CniRequest
 from podnet.ipam.ranges import Address
@@ -55,8 +57,37 @@ def _call(request: CniRequest, ipam: dict[str, Any], method: str, **extra: Any) 
     return answer  # type: ignore[no-any-return]
 
 
+def _is_ipv6(text: str) -> bool:
+    try:
+        return ip_network(text, strict=False).version == 6
+    except ValueError:
+        return False
+
+
+def ipv6_asked(request: CniRequest, ipam: dict[str, Any]) -> str | None:
+    """Where the request asks for an IPv6 address (a requested IP, or a subnet
+    written into the IPAM config as for host-local), or None."""
+    asked = [("CNI_ARGS IP", text) for text in request.args.get("IP", "").split(",") if text]
+    asked += [("runtimeConfig.ips", str(text)) for text in runtime_or_args(request.config, "ips") or ()]
+    if "subnet" in ipam:
+        asked.append(("ipam.subnet", str(ipam["subnet"])))
+    ranges = ipam.get("ranges")
+    for i, range_set in enumerate(ranges if isinstance(ranges, list) else ()):
+        for j, item in enumerate(range_set if isinstance(range_set, list) else ()):
+            if isinstance(item, dict) and "subnet" in item:
+                asked.append((f"ipam.ranges[{i}][{j}].subnet", str(item["subnet"])))
+    return next((f"{where} asks for {text}" for where, text in asked if _is_ipv6(text)), None)
+
+
 def add(request: CniRequest, ipam: dict[str, Any]) -> result.Result:
+    if where := ipv6_asked(request, ipam):
+        raise CniError(INVALID_CONFIG, "DHCP IPAM is IPv4 only",
+                       f"{where}; DHCPv6 is not spoken, so give IPv6 addresses from podnet-host-local")
     return result.Result.parse(_call(request, ipam, "allocate"))
+
+
+def families(ipam: dict[str, Any]) -> set[int]:
+    return {4}
 
 
 def delete(request: CniRequest, ipam: dict[str, Any]) -> list[Address]:

@@ -145,6 +145,17 @@ def leased(request: CniRequest, ipam: Any) -> list[Address]:
         return store.find(request.container_id, request.ifname)
 
 
+def families(ipam: Any) -> set[int]:
+    """4, 6 or both (one range set per family is how a network is dual-stack),
+    read from the subnets as written: a cheap look before ADD parses them."""
+    if not isinstance(ipam, dict):
+        return set()
+    ranges = ipam.get("ranges") if isinstance(ipam.get("ranges"), list) else []
+    subnets = [ipam.get("subnet")] + [item.get("subnet") for range_set in ranges if isinstance(range_set, list)
+                                      for item in range_set if isinstance(item, dict)]
+    return {6 if ":" in subnet else 4 for subnet in subnets if isinstance(subnet, str)}
+
+
 def check(request: CniRequest, ipam: Any) -> None:
     if not leased(request, ipam):
         raise CniError(INVALID_CONFIG, f"host-local: Failed to find address added by container {request.container_id}")

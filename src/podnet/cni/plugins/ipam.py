@@ -45,6 +45,14 @@ def has_leases(request: CniRequest, ipam_conf: dict[str, Any]) -> bool:
     return ipam_conf.get("type") == host_local.TYPE and bool(host_local.all_leases(request, ipam_conf))
 
 
+def families(ipam_conf: dict[str, Any]) -> set[int]:
+    """The IP versions the network hands out, where its IPAM config says so
+    before any ADD (ours can tell); empty when it cannot be known."""
+    if ours := _ours(ipam_conf):
+        return ours.families(ipam_conf)  # type: ignore[no-any-return]
+    return set()
+
+
 def check(request: CniRequest, ipam_conf: dict[str, Any]) -> None:
     if ours := _ours(ipam_conf):
         ours.check(request, ipam_conf)

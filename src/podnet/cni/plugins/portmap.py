@@ -2,7 +2,9 @@
 
 runtimeConfig.portMappings [{hostPort, containerPort, protocol, hostIP}] become
 elements of nftables maps in one shared table, so a packet costs one lookup
-however many ports are mapped. snat (default on) masquerades hairpin and
+however many ports are mapped. Each family is published to the container's
+address of that family (a dual-stack pod is reached over both); a hostIP
+publishes to its family only. snat (default on) masquerades hairpin and
 localhost traffic; masqAll masquerades every mapped connection. With no
 mappings the plugin changes nothing. What ADD created is recorded per
 attachment, so DEL and GC remove it even without the netns or a prevResult.
@@ -26,8 +28,8 @@ from podnet.errors import KernelError
 from podnet.cni.hostns import HOST_NETNS, host_nft
 from podnet.kernel import sysctl
 from podnet.kernel.nftables import Chain, Element, Map, Set, Table, Transaction, base_chain, hooks
-from podnet.kernel.nftables.rules import (CT_STATUS, FIB_DADDR_TYPE, IP_SADDR, L4PROTO, NFPROTO, TH_DPORT, Dnat,
-                                          Lookup, Masquerade, Rule, SetRef, concat, daddr, jump, match, rule, saddr)
+from podnet.kernel.nftables.rules import (CT_STATUS, FIB_DADDR_TYPE, IP_SADDR, L4PROTO, NFPROTO, RETURN, TH_DPORT,
+                                          Dnat, Lookup, Masquerade, Rule, SetRef, concat, daddr, jump, match, rule, saddr)
 
 TYPE = "podnet-portmap"
 TABLE = Table("inet", hooks.PORTMAP)
@@ -48,8 +50,12 @@ _NAT_FAMILY = {4: "ip", 6: "ip6"}
 
 
 def _rules() -> list[Rule]:
+    """IPv6's loopback is left alone: the kernel never lets ::1 leave the host
+    (there is no route_localnet for IPv6), so a DNAT'd connection to [::1] would
+    hang where, unmapped, it is refused at once."""
     local = match(FIB_DADDR_TYPE, "local")
-    rules = [rule("prerouting", local, jump("published")), rule("output", local, jump("published"))]
+    rules = [rule("prerouting", local, jump("published")), rule("output", match(daddr(6), "::1"), RETURN),
+             rule("output", local, jump("published"))]
     for v in (4, 6):
         family = match(NFPROTO, f"ipv{v}")
         rules += [rule("published", family, Dnat(_NAT_FAMILY[v], Lookup(concat(daddr(v), L4PROTO, TH_DPORT), f"host{v}"))),

@@ -27,7 +27,12 @@ const cy = cytoscape({
 });
 window.cy = cy;  // for the browser test and for curious people at the console
 
-const byAddress = {};  // IP -> map element id
+const byAddress = {};  // IP (of either family) -> map element id
+
+function addressesOf(thing) {
+  // a dual-stack pod, node or Service has an address per family, the primary first
+  return thing.ips || thing.clusterIPs || (thing.ip ? [thing.ip] : []);
+}
 
 function namespaceColour(namespace) {
   let hash = 0;
@@ -41,23 +46,26 @@ async function loadCluster() {
   const elements = [];
   cluster.nodes.forEach((node, i) => {
     elements.push({group: "nodes", classes: "machine", data: {id: `node:${node.name}`, kind: "node", name: node.name,
-                   label: `${node.name} ${node.ip || ""}`}});
-    byAddress[node.ip] = `node:${node.name}`;
+                   label: `${node.name} ${addressesOf(node).join(" ")}`}});
+    addressesOf(node).forEach(address => { byAddress[address] = `node:${node.name}`; });
     const pods = cluster.pods.filter(p => p.node === node.name);
     pods.forEach((pod, j) => {
       const id = `pod:${pod.namespace}/${pod.name}`;
-      byAddress[pod.ip] = id;
+      const addresses = addressesOf(pod);
+      addresses.forEach(address => { byAddress[address] = id; });
       elements.push({group: "nodes", data: {id, parent: `node:${node.name}`, kind: "pod", namespace: pod.namespace,
-                     name: pod.name, ip: pod.ip, ready: pod.ready, label: `${pod.namespace}/${pod.name}\n${pod.ip}`,
+                     name: pod.name, ip: pod.ip, ips: addresses, ready: pod.ready,
+                     label: `${pod.namespace}/${pod.name}\n${addresses.join("\n")}`,
                      colour: namespaceColour(pod.namespace)},
                      position: {x: i * 330 + (j % 2) * 150, y: Math.floor(j / 2) * 70}});
     });
   });
   cluster.services.forEach((service, k) => {
     const id = `svc:${service.namespace}/${service.name}`;
-    byAddress[service.clusterIP] = id;
+    const addresses = addressesOf(service);
+    addresses.forEach(address => { byAddress[address] = id; });
     elements.push({group: "nodes", classes: "service", data: {id, kind: "service",
-                   label: `svc ${service.namespace}/${service.name}\n${service.clusterIP}`},
+                   label: `svc ${service.namespace}/${service.name}\n${addresses.join("\n")}`},
                    position: {x: k * 170, y: -170}});
   });
   cy.add(elements);
@@ -115,7 +123,7 @@ function drawFlowEdges(flow) {
 
 function end(address, port, pod, node) {
   const where = pod || (node ? `node/${node}` : address);
-  return port ? `${where}:${port}` : where;
+  return port ? `${where.includes(":") ? `[${where}]` : where}:${port}` : where;  // an IPv6 address in brackets
 }
 
 function summary(flow) {
@@ -162,7 +170,10 @@ async function followFlows() {
   if (stream) stream.close();
   const query = filterQuery();
   document.querySelector("#flows tbody").innerHTML = "";
-  for (const flow of await (await fetch(`/api/flows?${query}`)).json()) {
+  const answer = await (await fetch(`/api/flows?${query}`)).json();
+  document.getElementById("flows-error").textContent = answer.error || "";
+  if (answer.error) return;  // a filter that means nothing (an IP that is none): no stream either
+  for (const flow of answer) {
     addRow(flow);
     drawFlow(flow);
   }
@@ -239,12 +250,13 @@ function showDetails(details) {
   };
   add(details.kind, details.name);
   if (details.kind === "pod") {
-    add("IP", details.ip); add("node", details.node); add("ready", String(details.ready));
+    add("IPs", addressesOf(details)); add("node", details.node); add("ready", String(details.ready));
     add("labels", Object.entries(details.labels).map(([k, v]) => `${k}=${v}`));
     add("ports", details.ports);
     add("ingress policies", details.policies.Ingress); add("egress policies", details.policies.Egress);
   } else {
-    add("IP", details.ip); add("pod subnet", details.podCIDR); add("bridge", details.gateway);
+    add("IPs", addressesOf(details)); add("pod subnets", details.podCIDRs || [details.podCIDR]);
+    add("bridge", details.gateways || [details.gateway]);
     add("backend", details.backend); add("routes", details.routes); add("pods", details.pods);
   }
   box.appendChild(list);

@@ -12,7 +12,11 @@ Then podnet's iptables mode: kube-proxy's own layout by iptables-restore, on
 each of iptables' backends, nft and legacy (full sync, an endpoint change
 restoring only the chains it touched as kube-proxy's minimal sync does, first
 packet), with the nftables table gone.
-Run as root: .venv/bin/python bench/proxy_sync.py [--services 10000] [--endpoints 10]
+With --dual-stack, instead: podnet's own IPv4-only table against dual-stack
+(every Service with an IPv6 ClusterIP too, each endpoint pod an IPv6 address too,
+so twice the elements, in a table per family): full sync, one IPv6 endpoint's
+change, and first packet of each family.
+Run as root: .venv/bin/python bench/proxy_sync.py [--services 10000] [--endpoints 10] [--dual-stack]
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 from podnet.errors import KernelError
 from podnet.kernel import netns
@@ -36,6 +41,7 @@ from podnet.kernel.netlink import open_namespace
 from podnet.kernel.route import Route
 from podnet.controller.endpointslices import desired
 from podnet.model.endpointslice import EndpointSlice
+from podnet.model.families import FAMILIES, IPV4, IPV6, of_family
 from podnet.model.meta import ObjectMeta
 from podnet.model.pod import Container, Pod
 from podnet.model.service import Service, ServicePort
@@ -43,13 +49,17 @@ from podnet.kernel.iptables import BACKENDS, IptablesWriter
 from podnet.proxy.endpoints import service_ports
 from podnet.proxy.iptables import JUMPS, IptablesProxier, build_iptables
 from podnet.proxy.proxier import Proxier
-from podnet.proxy.ruleset import TABLE, build
+from podnet.proxy.ruleset import TABLE, TABLES, build
 
 CLIENT, SERVER = "pn-bench.proxy-client", "pn-bench.proxy-server"
 CLIENT_IP, SERVER_IP = "10.250.0.1", "10.250.0.2"  # both in the pod network, 10.240.0.0/12
 SERVICE_BASE = ipaddress.ip_address("10.96.0.2")
 POD_BASE = ipaddress.ip_address("10.240.0.2")
 FULL_SYNCS = 3  # one full sync is noisy: nft's parse alone varies by a tenth
+CLIENT_IP6, SERVER_IP6 = "fd00:10:24a::1", "fd00:10:24a::2"  # in the IPv6 pod network, fd00:10:240::/44
+SERVICE_BASE6 = ipaddress.ip_address("fd00:10:96::2")
+POD_BASE6 = ipaddress.ip_address("fd00:10:240::2")
+POD_NETWORK, POD_NETWORK6 = "10.240.0.0/12", "fd00:10:240::/44"
 
 
 PODS_PER_NODE = 100  # kubelet's default limit is 110: a node has a hundred or so local endpoints, not all of them
@@ -71,6 +81,30 @@ def cluster(services: int, endpoints: int, moved: int | None = None) -> tuple[li
             pods.append(Pod(ObjectMeta(f"p{i}-{j}", "default", {"app": f"a{i}"}), (Container("c"),), node,
                             pod_ips=(ip,), ready=True))
     return svcs, desired(svcs, pods)
+
+
+def dual_stack_cluster(services: int, endpoints: int,
+                       moved: int | None = None) -> tuple[list[Service], list[EndpointSlice]]:
+    """The same cluster with a ClusterIP and pod IPs of both families, the slices a
+    set per family (as the EndpointSlice controller writes them); `moved` moves an
+    IPv6 endpoint only."""
+    svcs, pods = [], []
+    for i in range(services):
+        svcs.append(Service(ObjectMeta(f"s{i}", "default"), "ClusterIP", {"app": f"a{i}"}, (ServicePort(80, 8080),),
+                            (str(SERVICE_BASE + i), str(SERVICE_BASE6 + i))))
+        for j in range(endpoints):
+            ip = SERVER_IP if i == services - 1 else str(POD_BASE + i * endpoints + j)
+            ip6 = SERVER_IP6 if i == services - 1 else str(POD_BASE6 + i * endpoints + j)
+            if moved is not None and i == moved and j == 0:
+                ip6 = str(POD_BASE6 + services * endpoints + 7)
+            node = f"n{(i * endpoints + j) // PODS_PER_NODE + 1}"
+            pods.append(Pod(ObjectMeta(f"p{i}-{j}", "default", {"app": f"a{i}"}), (Container("c"),), node,
+                            pod_ips=(ip, ip6), ready=True))
+    slices = []
+    for family in FAMILIES:
+        alone = [replace(p, pod_ips=tuple(of_family(p.pod_ips, family))) for p in pods]
+        slices += [s for s in desired(svcs, alone) if s.address_type == family]
+    return svcs, slices
 
 
 def _endpoint_ip(services: int, endpoints: int, i: int, j: int, moved: int | None) -> str:
@@ -131,14 +165,18 @@ def nft_text(tx: Transaction) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def first_packet(services: int) -> float:
-    """Median TCP connect time to the last service, which the server behind it answers."""
-    target = (str(SERVICE_BASE + services - 1), 80)
+def first_packet(services: int, family: str = IPV4, direct: bool = False) -> float:
+    """Median TCP connect time to the last service, which the server behind it
+    answers (or, direct, to the server itself: no service, no NAT)."""
+    base, af = (SERVICE_BASE, socket.AF_INET) if family == IPV4 else (SERVICE_BASE6, socket.AF_INET6)
+    target = (str(base + services - 1), 80)
+    if direct:
+        target = (SERVER_IP if family == IPV4 else SERVER_IP6, 8080)
 
     def connects() -> list[float]:
         samples = []
         for _ in range(300):
-            with socket.socket() as sock:
+            with socket.socket(af) as sock:
                 started = time.perf_counter()
                 sock.connect(target)
                 samples.append((time.perf_counter() - started) * 1e6)
@@ -163,17 +201,23 @@ def first_packets_at_100(nft: NetlinkNft, script_nft: Nft, endpoints: int, round
 def setup() -> subprocess.Popen:  # type: ignore[type-arg]
     for name in (CLIENT, SERVER):
         netns.create(name)
+    for name in (CLIENT, SERVER):  # IPv6 addresses usable at once (no duplicate address detection on a veth of ours)
+        netns.run(name, ["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0"])
     with open_namespace(CLIENT) as client:
         client.ensure_veth("eth0", "eth0", SERVER)
         client.ensure_address("eth0", f"{CLIENT_IP}/16")
+        client.ensure_address("eth0", f"{CLIENT_IP6}/64")
         client.set_up("eth0")
         client.add_route(Route("10.96.0.0/12", dev="eth0"))  # as a node routes its service range
+        client.add_route(Route("fd00:10:96::/108", dev="eth0"))
     with open_namespace(SERVER) as server:
         server.ensure_address("eth0", f"{SERVER_IP}/16")
+        server.ensure_address("eth0", f"{SERVER_IP6}/64")
         server.set_up("eth0")
     listener = subprocess.Popen(netns.exec_argv(SERVER, [sys.executable, "-c", (
-        "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-        "s.bind(('0.0.0.0', 8080))\ns.listen(4096)\nwhile True:\n    s.accept()[0].close()")]))
+        "import socket\ns=socket.socket(socket.AF_INET6)\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        "s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n"
+        "s.bind(('::', 8080))\ns.listen(4096)\nwhile True:\n    s.accept()[0].close()")]))
     time.sleep(0.5)
     return listener
 
@@ -213,16 +257,68 @@ def iptables_mode(kernel: NamespaceKernel, backend: str, svcs: list[Service], sl
         _clear_iptables(writer)
 
 
+def dual_stack(S: int, E: int) -> None:
+    """IPv4-only against dual-stack, podnet's nftables mode both sides."""
+    kernel = NamespaceKernel(CLIENT)
+    both = f"{POD_NETWORK},{POD_NETWORK6}"
+    v4_services, v4_slices = cluster(S, E)
+    Proxier(kernel, "n1", POD_NETWORK).sync_services(v4_services, v4_slices)
+    v4_latency = first_packet(S)
+    services, slices = dual_stack_cluster(S, E)
+    alone, dual = [], []
+    for _ in range(FULL_SYNCS + 2):  # interleaved: the machine's noise is shared
+        alone.append(timed(Proxier(kernel, "n1", POD_NETWORK).sync_services, v4_services, v4_slices))
+        dual.append(timed(Proxier(kernel, "n1", both).sync_services, services, slices))
+    v4_full, dual_full = statistics.median(alone), statistics.median(dual)
+    proxier = Proxier(kernel, "n1", both)
+    proxier.sync_services(services, slices)
+    renewed = {s.metadata.key: s for s in dual_stack_cluster(S, E, moved=S // 2)[1]
+               if s.address_type == IPV6 and s.service == f"s{S // 2}"}
+    # as the store hands them out: the unchanged slices are the same objects, the changed one is new
+    moved = (services, [renewed.get(s.metadata.key, s) for s in slices])
+    taken = sorted(timed(proxier.sync_services, *(moved if i % 2 == 0 else (services, slices))) for i in range(100))
+    table6, moved6 = (build(service_ports(*state, "n1"), both, IPV6) for state in ((services, slices), moved))
+    forth, back = moved6.changes_from(table6), table6.changes_from(moved6)
+    assert forth is not None and back is not None
+    kernel.nft.run(table6.transaction())
+    transaction_p50, transaction_p99 = changes(forth, back, kernel.nft)
+    rounds = [(first_packet(S), first_packet(S, IPV6), first_packet(S, IPV4, direct=True),
+               first_packet(S, IPV6, direct=True)) for _ in range(9)]  # interleaved: the machine's noise is shared
+    dual_v4_latency, dual_v6_latency, direct_v4, direct_v6 = (statistics.median(r[i] for r in rounds)
+                                                              for i in range(4))
+    for family in FAMILIES:
+        kernel.nft.run(Transaction(TABLES[family]).destroy(TABLES[family]))
+    print(f"{'':<58}{'IPv4 only':>10}{'dual-stack':>12}{'ratio':>8}")
+    for label, alone, dual in (
+            (f"full sync, {S} x {E} (per family), median of {FULL_SYNCS + 2} (ms)", v4_full, dual_full),
+            (f"first packet at {S} services, IPv4 (us)", v4_latency, dual_v4_latency),
+            (f"first packet at {S} services, IPv6 against IPv4 (us)", v4_latency, dual_v6_latency)):
+        print(f"{label:<58}{alone:>10.1f}{dual:>12.1f}{dual / alone:>8.2f}")
+    print(f"dual-stack, 9 interleaved rounds: first packet IPv6 {dual_v6_latency:.1f} us against IPv4 "
+          f"{dual_v4_latency:.1f} us: {dual_v6_latency / dual_v4_latency:.2f}x; the kernel's own, straight to the "
+          f"server with no Service: IPv6 {direct_v6:.1f} us against IPv4 {direct_v4:.1f} us, "
+          f"{direct_v6 / direct_v4:.2f}x")
+    print(f"dual-stack: one IPv6 endpoint's change, the element transaction alone p50 {transaction_p50:.2f} ms, "
+          f"p99 {transaction_p99:.2f} ms; the proxier's whole sync (views, change tracker, transaction; every "
+          f"{proxier.resync_seconds:.0f} s a whole rewrite) p50 of 100 {statistics.median(taken):.2f} ms, "
+          f"p99 {taken[98]:.2f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--services", type=int, default=10000)
     parser.add_argument("--endpoints", type=int, default=10)
     parser.add_argument("--skip-kube-proxy-full", action="store_true", help="its full sync can take minutes")
     parser.add_argument("--iptables-changes", type=int, default=20, help="endpoint changes timed in the iptables mode")
+    parser.add_argument("--dual-stack", action="store_true",
+                        help="IPv4-only against dual-stack (a ClusterIP and endpoints of each family), podnet's tables")
     options = parser.parse_args()
     S, E = options.services, options.endpoints
     listener = setup()
     try:
+        if options.dual_stack:
+            dual_stack(S, E)
+            return
         rows = []
         # podnet
         kernel = NamespaceKernel(CLIENT)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from podnet.proxy.endpoints import service_ports
 from podnet.proxy.iptables import build_iptables, ext_chain, svc_chain
 from tests.unit.test_proxy_ruleset import PODS, POD_NETWORK, pod, service, views
 
@@ -143,3 +144,63 @@ def test_load_balancer_source_ranges_mark_the_others_for_the_firewall() -> None:
     assert [line.split("-j ")[-1] for line in rules(text, firewall)] == [ext_chain(view), "KUBE-MARK-DROP"]
     assert rules(text, "KUBE-FIREWALL") == ['-A KUBE-FIREWALL -m comment --comment "kubernetes firewall for dropping '
                                             'marked packets" -m mark --mark 0x8000/0x8000 -j DROP']
+
+
+# Dual-stack: ip6tables gets the same layout from the IPv6 views.
+
+def test_ipv6_views_become_ip6tables_rules_of_the_same_layout() -> None:
+    from podnet.model.families import IPV4, IPV6
+    from tests.unit.test_proxy_ruleset import DUAL_PODS, POD_NETWORKS, dual_service, family_slices
+
+    services = [dual_service(type="NodePort", ports=[{"port": 80, "nodePort": 30080}]),
+                dual_service("empty", ("10.96.0.4", "fd00:10:96::4"), selector={"app": "none"})]
+    both = service_ports(services, family_slices(services, DUAL_PODS), "n1")
+    v6 = build_iptables(both, POD_NETWORKS, IPV6).restore_text()
+    v4 = build_iptables(both, POD_NETWORKS, IPV4).restore_text()
+    assert v4 == build_iptables([v for v in both if v.family == IPV4], "10.244.0.0/16").restore_text()
+    assert "fd00" not in v4 and "10.96." not in v6 and "10.244." not in v6
+    (web,) = [v for v in both if v.family == IPV6 and v.name == "default/web:80"]
+    nat6, filter6 = v6[v6.index("*nat"):], v6[:v6.index("*nat")]
+    assert rules(nat6, "KUBE-SERVICES")[0].endswith(f"-d fd00:10:96::2/128 -p tcp -m tcp --dport 80 -j {svc_chain(web)}")
+    assert "! -s fd00:10:244::/56" in rules(v6, svc_chain(web))[0]
+    seps = [line.split("-j ")[-1] for line in rules(v6, svc_chain(web))[1:]]
+    assert len(seps) == 3
+    for sep in seps:
+        hairpin, dnat = rules(v6, sep)
+        assert "-s fd00:10:244:" in hairpin and "/128 -j KUBE-MARK-MASQ" in hairpin
+        assert "-j DNAT --to-destination [fd00:10:244:" in dnat and dnat.endswith("]:80")
+    assert any(line.endswith("-d fd00:10:96::4/128 -p tcp -m tcp --dport 80 -j REJECT --reject-with "
+                             "icmp6-port-unreachable") for line in rules(filter6, "KUBE-SERVICES"))
+    assert rules(nat6, "KUBE-SERVICES")[-1].endswith("! -d ::1/128 -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS")
+    assert rules(v6, "KUBE-NODEPORTS")[0].endswith(f"--dport 30080 -j {ext_chain(web)}")
+
+
+class FamilyWriter(Writer):
+    """A writer per family, each recording what it was asked."""
+
+    def __init__(self, family: str = "IPv4", others: dict[str, FamilyWriter] | None = None) -> None:
+        super().__init__()
+        self.family = family
+        self.others = others if others is not None else {family: self}
+
+    def for_family(self, family: str) -> FamilyWriter:
+        return self.others.setdefault(family, FamilyWriter(family, self.others))
+
+
+def test_the_iptables_proxier_restores_each_family_on_its_own() -> None:
+    from podnet.proxy.iptables import IptablesProxier
+    from tests.fakes import FakeNodeKernel
+    from tests.unit.test_proxy_ruleset import DUAL_PODS, POD_NETWORKS, dual_pod, dual_service, family_slices
+
+    writer = FamilyWriter()
+    proxier = IptablesProxier(FakeNodeKernel(), writer, "n1", POD_NETWORKS)
+    services = [dual_service(), dual_service("db", ("10.96.0.3",), selector={"app": "db"})]
+    assert proxier.sync_services(services, family_slices(services, DUAL_PODS)) == "table"
+    v4, v6 = writer.others["IPv4"], writer.others["IPv6"]
+    assert [kind for kind, _ in v4.calls] == [kind for kind, _ in v6.calls] == ["restore", "jumps"]
+    assert "10.96.0.3" in str(v4.calls[0][1]) and "fd00:10:96::2/128" in str(v6.calls[0][1])
+    moved = [*DUAL_PODS[:2], dual_pod("c", "10.244.2.2", "fd00:10:244:2::99", "n3")]  # c's IPv6 address only
+    assert proxier.sync_services(services, family_slices(services, moved)) == "chains"
+    assert len(v4.calls) == 2  # IPv4's tables did not change: not restored
+    (_, text), (deleted, gone) = v6.calls[-2:]
+    assert "fd00:10:244:2::99" in str(text) and deleted == "delete" and len(gone) == 1  # the old endpoint's chain

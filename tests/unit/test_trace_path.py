@@ -205,21 +205,17 @@ def test_a_node_reaches_a_pod_on_another_node_over_ipv6(backend: str) -> None:
 
 
 def test_an_ipv6_service_is_walked_through_the_ip6_proxy_table() -> None:
-    """The walk asks each family's table of its own packets: a DNAT in an ip6
-    table (as the proxy writes one per family) takes an IPv6 packet, and never
-    an IPv4 one, which the ip table serves as before."""
-    from podnet.kernel.nftables import Table, Transaction, base_chain, hooks
-    from podnet.kernel.nftables.rules import IP6_DADDR, TH_DPORT, Dnat, match, rule
-
+    """The walk asks each family's table of its own packets: the proxy's ip6 table
+    (it writes one per family) takes an IPv6 packet to the Service's IPv6
+    ClusterIP to its IPv6 endpoints, and never an IPv4 one, which the ip table
+    serves as before."""
     t = dual_tracer()
-    table = Table("ip6", hooks.PROXY)
-    t.tables.fake("n1").run(Transaction(table).add(table, base_chain(table, "nat_prerouting")).add(
-        rule("nat_prerouting", match(IP6_DADDR, "fd00:10:96::20"), match(TH_DPORT, "80"),
-             Dnat("ip6", f"[{WEB2_6}]:8080"))))
     trace = t.trace(t.end_of(CLIENT6), End("fd00:10:96::20", "service apps/web"), 80)
-    assert trace.passes[0].hits[0].startswith("podnet-proxy/nat_prerouting: ip6 daddr fd00:10:96::20")
-    assert (trace.passes[0].destination, trace.passes[0].port) == (WEB2_6, 8080)
-    assert actions(trace) == ["send", "route", "deliver"] and trace.steps[-1].node == "n2"
+    services = [s for s in trace.steps if s.action == "service"]
+    assert services and all(s.decided_by.startswith("podnet-proxy/") for s in services)
+    assert all("element backends[fd00:10:96::20 . tcp . 80 . " in s.decided_by for s in services)
+    assert {p.port for p in trace.passes} == {8080} and WEB2_6 in {p.destination for p in trace.passes}
+    assert all(":" in p.destination for p in trace.passes) and trace.delivered
     ipv4 = t.trace(t.end_of("10.244.0.2"), End("10.96.0.20", "service apps/web"), 80)
     assert ipv4.passes and not any("ip6" in hit for p in ipv4.passes for hit in p.hits)
 

@@ -68,3 +68,22 @@ def test_client_ip_affinity_and_source_ranges_in_the_proxy() -> None:
     assert sticky.pick("192.0.2.7") is not first  # its server left: a new one, kept from now on
     ranged = PortProxy(PortSpec("r", "203.0.113.9", 80, "tcp", "rr", endpoints, sources=("192.0.2.0/24",)))
     assert ranged.pick("192.0.2.7") is not None and ranged.pick("198.51.100.1") is None
+
+
+def test_each_family_of_a_dual_stack_service_gets_its_listeners_and_its_endpoints() -> None:
+    from tests.unit.test_proxy_ruleset import DUAL_PODS, dual_service, family_slices
+
+    service = dual_service(type="LoadBalancer", externalIPs=["203.0.113.5", "2001:db8::5"],
+                           ports=[{"port": 80, "nodePort": 30080}])
+    single = dual_service("v6", ("fd00:10:96::7",))
+    slices = family_slices([service, single], DUAL_PODS)
+    specs = desired_ports([service, single], slices, {}, "n1", every_service=True)
+    by_address = {(s.address, s.port): s for s in specs.values()}
+    assert set(by_address) == {("10.96.0.2", 80), ("fd00:10:96::2", 80), ("203.0.113.5", 80), ("2001:db8::5", 80),
+                               ("0.0.0.0", 30080), ("::", 30080), ("fd00:10:96::7", 80)}
+    assert specs["default/web:80"].address == "10.96.0.2"  # the primary family's keep their names
+    for address in ("fd00:10:96::2", "2001:db8::5", "::", "fd00:10:96::7"):
+        assert {e.ip for e in by_address[address, 80 if address != "::" else 30080].endpoints} == \
+            {"fd00:10:244::2", "fd00:10:244:1::2", "fd00:10:244:2::2"}
+    for address in ("10.96.0.2", "203.0.113.5", "0.0.0.0"):
+        assert all(":" not in e.ip for e in by_address[address, 80 if address != "0.0.0.0" else 30080].endpoints)

@@ -24,8 +24,6 @@ from podnet.observe.metrics import AGENT, conntrack_tally
 from podnet.observe.recorder import FlowRecorder
 from podnet.policy.enforcer import PolicyEnforcer
 from podnet.proxy import modes as proxy_modes
-from podnet.api.cluster import split_cidrs
-from podnet.model.families import IPV4, first_of
 from podnet.store.base import Store
 from podnet.store.snapshot import Controller
 
@@ -85,8 +83,8 @@ def node_controllers(kernel: NodeKernel, store: Store, options: AgentOptions) ->
     if not options.cluster_cidr:
         pods = PodController(store, options.kubelet) if options.kubelet else None
         return NodeControllers(network, pods=pods)
-    ipv4 = first_of(split_cidrs(options.cluster_cidr), IPV4)  # until the proxy programs IPv6 too
-    node = proxy_modes.NodeProxy(kernel, options.namespace, options.node_name, ipv4 or options.cluster_cidr,
+    # the proxy programs a table per family of the pod network (kube-proxy's --cluster-cidr, comma-separated)
+    node = proxy_modes.NodeProxy(kernel, options.namespace, options.node_name, options.cluster_cidr,
                                  options.iptables_backend)
     policy = PolicyEnforcer(kernel, options.node_name)
     recorder = FlowRecorder(kernel, options.node_name, options.namespace)

@@ -24,6 +24,11 @@ values, turned into restore text at the end.
          KUBE-FIREWALL drops what KUBE-MARK-DROP marked
 Every rule's comment names the Service port (`namespace/name:port`), as
 kube-proxy writes it.
+
+IPv6 is the same layout in ip6tables, rendered from the views of that family,
+as kube-proxy's dual-stack runs one iptables proxier per family: addresses are
+/128, rejects are ICMPv6's port unreachable, and node ports leave ::1 out (IPv6
+has no route_localnet), as kube-proxy writes them.
 """
 
 from __future__ import annotations
@@ -37,12 +42,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from podnet.kernel.nftables.rules import target
 from podnet.kernel.node import NodeKernel
 from podnet.model.endpointslice import EndpointSlice
+from podnet.model.families import IPV4, IPV6
 from podnet.model.service import Service
 from podnet.proxy.endpoints import Endpoint, ServicePortView, ViewMemo, service_ports
 from podnet.proxy.proxier import Proxier
-from podnet.proxy.ruleset import MASQ_MARK, serving
+from podnet.proxy.ruleset import MASQ_MARK, pod_network_of, serving
 
 log = logging.getLogger("podnet.proxy")
 
@@ -65,6 +72,8 @@ JUMPS = (
 )
 _MASQ = f"{MASQ_MARK:#x}/{MASQ_MARK:#x}"
 REJECT = ("-j", "REJECT", "--reject-with", "icmp-port-unreachable")
+REJECT6 = ("-j", "REJECT", "--reject-with", "icmp6-port-unreachable")
+_HOST = {IPV4: "/32", IPV6: "/128"}
 
 
 @functools.lru_cache(maxsize=1 << 17)
@@ -136,8 +145,10 @@ def sep_chain(view: ServicePortView, endpoint: Endpoint) -> str:
 
 
 class _Builder:
-    def __init__(self, pod_network: str) -> None:
+    def __init__(self, pod_network: str, family: str) -> None:
         self.pod_network = pod_network
+        self.host = _HOST[family]
+        self.reject = REJECT6 if family == IPV6 else REJECT
         self.chains: dict[str, None] = dict.fromkeys(NAT_CHAINS)
         self.nat: list[IptRule] = []
         self.filter: list[IptRule] = []
@@ -154,7 +165,7 @@ class _Builder:
         what = view.name
         port = self.port(view)
         inside = serving(view.cluster_endpoints)
-        address = ("-d", f"{view.cluster_ip}/32", *port, "--dport", str(view.port))
+        address = ("-d", f"{view.cluster_ip}{self.host}", *port, "--dport", str(view.port))
         if inside:
             if not view.internal_local:  # first in its chain: clients outside the pod network are masqueraded
                 self.nat.append(IptRule(self.chain(svc_chain(view)), ("!", "-s", self.pod_network, *address),
@@ -163,7 +174,7 @@ class _Builder:
                             view.local_endpoints if view.internal_local else view.endpoints)
             self.nat.append(IptRule("KUBE-SERVICES", address, ("-j", to), f"{what} cluster IP"))
         else:
-            self.filter.append(IptRule("KUBE-SERVICES", address, REJECT, f"{what} has no endpoints"))
+            self.filter.append(IptRule("KUBE-SERVICES", address, self.reject, f"{what} has no endpoints"))
         outside = serving(view.external_endpoints)
         external = [*view.external_ips, *view.load_balancer_ips]
         if (external or view.node_port) and outside:
@@ -172,11 +183,11 @@ class _Builder:
             if outside:
                 balancer = outer in view.load_balancer_ips
                 entry = self._firewall(view, outer) if balancer and view.source_ranges else ext_chain(view)
-                self.nat.append(IptRule("KUBE-SERVICES", ("-d", f"{outer}/32", *port, "--dport", str(view.port)),
+                self.nat.append(IptRule("KUBE-SERVICES", ("-d", f"{outer}{self.host}", *port, "--dport", str(view.port)),
                                         ("-j", entry), f"{what} {'loadbalancer' if balancer else 'external'} IP"))
             else:
                 self.filter.append(IptRule("KUBE-EXTERNAL-SERVICES",
-                                           ("-d", f"{outer}/32", *port, "--dport", str(view.port)), REJECT,
+                                           ("-d", f"{outer}{self.host}", *port, "--dport", str(view.port)), self.reject,
                                            f"{what} has no endpoints"))
         if view.node_port:
             if outside:
@@ -186,7 +197,7 @@ class _Builder:
                 no_local = view.external_local and view.endpoints
                 self.filter.append(IptRule("KUBE-EXTERNAL-SERVICES", ("-m", "addrtype", "--dst-type", "LOCAL", *port,
                                                                       "--dport", str(view.node_port)),
-                                           ("-j", "DROP") if no_local else REJECT,
+                                           ("-j", "DROP") if no_local else self.reject,
                                            f"{what} has no {'local ' if no_local else ''}endpoints"))
 
     def _external(self, view: ServicePortView) -> None:
@@ -236,17 +247,22 @@ class _Builder:
             return sep
         self.chain(sep)
         remember = ("-m", "recent", "--name", sep, "--set") if view.affinity_seconds is not None else ()
-        self.nat.append(IptRule(sep, ("-s", f"{endpoint.ip}/32"), ("-j", "KUBE-MARK-MASQ"), view.name))
+        self.nat.append(IptRule(sep, ("-s", f"{endpoint.ip}{self.host}"), ("-j", "KUBE-MARK-MASQ"), view.name))
         self.nat.append(IptRule(sep, (*remember, *self.port(view)),
-                                ("-j", "DNAT", "--to-destination", f"{endpoint.ip}:{endpoint.port}"), view.name))
+                                ("-j", "DNAT", "--to-destination", target(endpoint.ip, endpoint.port)), view.name))
         return sep
 
 
-def build_iptables(views: list[ServicePortView], pod_network: str) -> IptablesRules:
-    out = _Builder(pod_network)
+def build_iptables(views: list[ServicePortView], pod_network: str, family: str = IPV4) -> IptablesRules:
+    """One family's tables (iptables' or ip6tables'), from the views of that family;
+    pod_network may name a CIDR per family."""
+    out = _Builder(pod_network_of(pod_network, family), family)
     for view in views:
-        out.service(view)
-    out.nat.append(IptRule("KUBE-SERVICES", ("-m", "addrtype", "--dst-type", "LOCAL"), ("-j", "KUBE-NODEPORTS"),
+        if view.family == family:
+            out.service(view)
+    not_loopback = ("!", "-d", "::1/128") if family == IPV6 else ()
+    out.nat.append(IptRule("KUBE-SERVICES", (*not_loopback, "-m", "addrtype", "--dst-type", "LOCAL"),
+                           ("-j", "KUBE-NODEPORTS"),
                            "kubernetes service nodeports; NOTE: this must be the last rule in this chain"))
     out.filter.append(IptRule("KUBE-FIREWALL", ("-m", "mark", "--mark", f"{DROP_MARK:#x}/{DROP_MARK:#x}"),
                               ("-j", "DROP"), "kubernetes firewall for dropping marked packets"))
@@ -266,11 +282,17 @@ class IptablesWriting(Protocol):
 
     def delete_chains(self, table: str, chains: Iterable[str]) -> None: ...
 
+    def for_family(self, family: str) -> IptablesWriting:
+        """The same writer for another family's tables (ip6tables)."""
+        ...
+
 
 class IptablesProxier(Proxier):
     """The proxy controller in kube-proxy's iptables mode: a change restores the
     chains it touched (kube-proxy's minimal sync), every resync period all of them
-    (repairing drift), and chains no longer wanted go."""
+    (repairing drift), and chains no longer wanted go. Each family of the pod
+    network has its own tables (iptables, ip6tables), written on their own; the
+    writer given writes IPv4's, and its `for_family` the others'."""
 
     name = "proxy"
 
@@ -278,29 +300,40 @@ class IptablesProxier(Proxier):
                  resync_seconds: float = 60.0) -> None:  # a whole restore costs seconds in a large cluster
         super().__init__(kernel, node_name, cluster_cidr, resync_seconds)
         self.writer = writer
-        self._written: IptablesRules | None = None
-        self._whole_at = 0.0  # when every chain was last restored
+        self.writers = {family: writer if family == IPV4 else writer.for_family(family) for family in self.families}
+        self._written: dict[str, IptablesRules] = {}  # by family
+        self._whole_at: dict[str, float] = {}  # when every chain was last restored
         self._views = ViewMemo()
 
     def sync_services(self, services: list[Service], slices: list[EndpointSlice],
                       weights: Mapping[tuple[str, str], int] | None = None) -> str:
         """"none", "chains" (the ones that changed) or "table" (every chain: at the
-        start, and each resync period, to repair drift)."""
+        start, and each resync period, to repair drift); with several families, the
+        most any of them needed."""
         views = service_ports(services, slices, self.node_name, weights, self._views)
-        wanted = build_iptables(views, self.cluster_cidr)
-        whole = time.monotonic() - self._whole_at >= self.resync_seconds
-        if wanted == self._written and not whole:
-            return "none"
-        self.writer.restore(wanted.restore_text(None if whole else self._written))
-        if self._written is None:  # our chains exist now: the built-in chains' jumps into them
-            self.writer.ensure_jumps(JUMPS)
-        if self._written is not None:
-            kept = set(wanted.nat_chains)
-            self.writer.delete_chains("nat", [c for c in self._written.nat_chains if c not in kept])
-        if wanted != self._written:
-            log.info("iptables: %d ports, %d endpoints", len(views), sum(len(v.endpoints) for v in views))
-        self._written = wanted
-        if whole:
-            self._whole_at = time.monotonic()
+        done = [self._restore_family(family, views) for family in self.families]
         self._forget_stale_udp_flows(views)
+        return max(done, key=_RESTORES.index)
+
+    def _restore_family(self, family: str, views: list[ServicePortView]) -> str:
+        writer, written = self.writers[family], self._written.get(family)
+        wanted = build_iptables(views, self.cluster_cidr, family)
+        whole = time.monotonic() - self._whole_at.get(family, 0.0) >= self.resync_seconds
+        if wanted == written and not whole:
+            return "none"
+        writer.restore(wanted.restore_text(None if whole else written))
+        if written is None:  # our chains exist now: the built-in chains' jumps into them
+            writer.ensure_jumps(JUMPS)
+        else:
+            kept = set(wanted.nat_chains)
+            writer.delete_chains("nat", [c for c in written.nat_chains if c not in kept])
+        if wanted != written:
+            mine = [v for v in views if v.family == family]
+            log.info("iptables (%s): %d ports, %d endpoints", family, len(mine), sum(len(v.endpoints) for v in mine))
+        self._written[family] = wanted
+        if whole:
+            self._whole_at[family] = time.monotonic()
         return "table" if whole else "chains"
+
+
+_RESTORES = ("none", "chains", "table")  # what a sync restored, least first

@@ -35,7 +35,7 @@ class NodeProxy:
     kernel: NodeKernel
     namespace: str  # the node's network namespace
     node_name: str
-    cluster_cidr: str
+    cluster_cidr: str  # the pod network, a CIDR per family (comma-separated): a table per family
     iptables_backend: str
 
 

@@ -111,7 +111,8 @@ class Relay:
     def __init__(self, hub: Hub, client: socket.socket, server: tuple[str, int],
                  client_closed: Callable[[], None]) -> None:
         self.hub, self.client, self.client_closed = hub, client, client_closed
-        self.upstream = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        family = socket.AF_INET6 if ":" in server[0] else socket.AF_INET  # the endpoint's, whatever the client's
+        self.upstream = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
         client.setblocking(False)
         self.outward: _Way | None = None  # client -> server, once connected
         self.inward: _Way | None = None  # server -> client

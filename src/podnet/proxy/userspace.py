@@ -7,6 +7,10 @@ connects, and relays (relay.py: splice(2), on an epoll set the loop watches as
 one file descriptor, with no task per connection); UDP is relayed per client with an idle
 timeout. Connection counts feed the schedulers, and a closed connection counts
 as inactive for TIME_WAIT seconds, as in IPVS.
+
+A proxy listens on one address of one family (an IPv6 one only for IPv6, so
+that `::` and `0.0.0.0` can both hold a node port) and connects to endpoints of
+that family.
 """
 
 from __future__ import annotations
@@ -74,13 +78,10 @@ class PortProxy:
         loop = self._loop = asyncio.get_running_loop()
         if self.spec.protocol == "udp":
             self._udp, _ = await loop.create_datagram_endpoint(
-                lambda: _UdpFrontend(self), local_addr=(self.spec.address, self.spec.port))
+                lambda: _UdpFrontend(self), sock=bound(self.spec.address, self.spec.port, socket.SOCK_DGRAM))
             return
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((self.spec.address, self.spec.port))
+        listener = bound(self.spec.address, self.spec.port, socket.SOCK_STREAM)
         listener.listen(1024)
-        listener.setblocking(False)
         self._listener = listener
         loop.add_reader(listener.fileno(), self._accept, Hub.of(loop))
 
@@ -161,6 +162,23 @@ class PortProxy:
 
         host, port = server.address.rsplit(":", 1)
         Relay(hub, client, (host, int(port)), release)
+
+
+def bound(address: str, port: int, kind: int) -> socket.socket:
+    """A socket of the address's family bound to it; an IPv6 one takes IPv6 only."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, kind)
+    try:
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((address, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
 
 
 class _UdpFrontend(asyncio.DatagramProtocol):

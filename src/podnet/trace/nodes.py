@@ -45,7 +45,8 @@ class NodeTables:
         """The node's tables, as its agent renders them."""
         if node not in self._fakes:
             fake = Fake()
-            fake.run(build_services(self.views(node), self.config.pod_subnet).transaction())
+            for family in self.config.ip_families:  # the proxy's table of each family, as the agent writes them
+                fake.run(build_services(self.views(node), self.config.pod_subnet, family).transaction())
             policies = render_policies(self.view, node)
             if policies is not None:
                 fake.run(policies)

@@ -5,6 +5,7 @@ here raises Unsupported."""
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import struct
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from podnet.kernel.nftables.objects import Element, Set
 from podnet.kernel.nftables.registers import Expressions, host_order
 from podnet.kernel.nftables.rules import (
     AnonSet, Concat, Dnat, Field, Limit, Log, Lookup, Masked, Masquerade, Match, Reject, SetMark, SetRef, SetTrace,
-    UpdateSet, Verdict, VerdictMap,
+    UpdateSet, Verdict, VerdictMap, split_target,
 )
 from podnet.kernel.nftables.wire import (
     ADDRESS_TYPES, FAMILIES, FLAG_VALUES, REG32, REG_VERDICT, TYPES, DataType, Unsupported, port_bytes, value_data,
@@ -24,6 +25,9 @@ from podnet.kernel.nlmsg import attr, be32, be64, string
 
 if TYPE_CHECKING:
     from podnet.kernel.nftables.batch import Encoder
+
+_PORT_UNREACHABLE = {"ip": 3, "ip6": 4}  # ICMP's code, ICMPv6's code: what nft's plain `reject` sends
+_ADDRESS_FAMILIES = {"ip": socket.AF_INET, "ip6": socket.AF_INET6}
 
 
 class RuleCompiler(Expressions):
@@ -79,9 +83,10 @@ class RuleCompiler(Expressions):
         elif isinstance(s, Masquerade):
             self.expr("masq", *([be32(1, 0x10)] if s.fully_random else []))  # NF_NAT_RANGE_PROTO_RANDOM_FULLY
         elif isinstance(s, Reject):
-            if self.encoder.table.family != "ip":
-                raise Unsupported("reject outside the ip family")
-            self.expr("reject", be32(1, 1) if s.tcp_reset else be32(1, 0) + attr(2, bytes([3])))  # port unreachable
+            family = self.encoder.table.family
+            if family not in _PORT_UNREACHABLE:
+                raise Unsupported(f"reject in the {family} family")
+            self.expr("reject", be32(1, 1) if s.tcp_reset else be32(1, 0) + attr(2, bytes([_PORT_UNREACHABLE[family]])))
         elif isinstance(s, SetMark):
             self.load(Field("meta mark"))
             if s.op not in ("|", "^"):
@@ -146,13 +151,12 @@ class RuleCompiler(Expressions):
             self.expr("range", be32(1, REG32), be32(2, 0), value_data(3, t.encode(low)), value_data(4, t.encode(high)))
             return
         if isinstance(right, str) and "/" in right:
-            if t.id != TYPES["ipv4_addr"].id:
+            if t.id not in (TYPES["ipv4_addr"].id, TYPES["ipv6_addr"].id):
                 raise Unsupported(f"a prefix of {m.left.text()}")
-            address, length = right.split("/")
-            mask = (0xFFFFFFFF << (32 - int(length))) & 0xFFFFFFFF
-            self.bitwise(REG32, struct.pack(">I", mask), b"\0" * 4)
-            network = struct.unpack(">I", socket.inet_aton(address))[0] & mask
-            self.cmp(REG32, struct.pack(">I", network), m.negate)
+            network = ipaddress.ip_network(right, strict=False)
+            mask = network.netmask.packed
+            self.bitwise(REG32, mask, bytes(len(mask)))
+            self.cmp(REG32, network.network_address.packed, m.negate)
             return
         if isinstance(right, str):
             self.cmp(REG32, t.encode(right), m.negate)
@@ -160,19 +164,22 @@ class RuleCompiler(Expressions):
         raise Unsupported(f"matching {right!r}")
 
     def dnat(self, d: Dnat) -> None:
-        if d.family != "ip":
+        if d.family not in _ADDRESS_FAMILIES:
             raise Unsupported(f"dnat {d.family}")
+        af = _ADDRESS_FAMILIES[d.family]
+        port_register = REG32 + (4 if af == socket.AF_INET else 16) // 4  # the port follows the address
+        port = ""
         if isinstance(d.to, Lookup):
             self.load(d.to.key)
             self.lookup(d.to.map, REG32, out=REG32)
         else:
-            address, _, port = d.to.partition(":")
-            self.expr("immediate", be32(1, REG32), value_data(2, socket.inet_aton(address)))
+            address, port = split_target(d.to)
+            self.expr("immediate", be32(1, REG32), value_data(2, socket.inet_pton(af, address)))
             if port:
-                self.expr("immediate", be32(1, REG32 + 1), value_data(2, port_bytes(port)))
-        attrs = [be32(1, 1), be32(2, FAMILIES["ip"]), be32(3, REG32)]  # type dnat, ipv4, address register
-        if isinstance(d.to, Lookup) or ":" in d.to:
-            attrs.append(be32(5, REG32 + 1))
+                self.expr("immediate", be32(1, port_register), value_data(2, port_bytes(port)))
+        attrs = [be32(1, 1), be32(2, FAMILIES[d.family]), be32(3, REG32)]  # type dnat, family, address register
+        if isinstance(d.to, Lookup) or port:
+            attrs.append(be32(5, port_register))
         self.expr("nat", *attrs)
 
 

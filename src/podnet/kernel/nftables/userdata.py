@@ -18,6 +18,8 @@ _EXPR_CONCAT, _EXPR_PAYLOAD, _EXPR_META, _EXPR_NUMGEN = 13, 7, 9, 23
 _TYPEOF_EXPRS = {
     "ip saddr": (_EXPR_PAYLOAD, ((0, 12), (1, 11))),  # PROTO_DESC_IP, IPHDR_SADDR
     "ip daddr": (_EXPR_PAYLOAD, ((0, 12), (1, 12))),
+    "ip6 saddr": (_EXPR_PAYLOAD, ((0, 13), (1, 8))),  # PROTO_DESC_IP6, IP6HDR_SADDR
+    "ip6 daddr": (_EXPR_PAYLOAD, ((0, 13), (1, 9))),
     "th dport": (_EXPR_PAYLOAD, ((0, 11), (1, 2))),  # PROTO_DESC_TH, THDR_DPORT
     "meta l4proto": (_EXPR_META, ((0, 16),)),
     "meta mark": (_EXPR_META, ((0, 3),)),

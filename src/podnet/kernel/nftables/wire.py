@@ -73,6 +73,10 @@ def port_bytes(text: str) -> bytes:
     return struct.pack(">H", int(text))
 
 
+def _ipv6(text: str) -> bytes:
+    return socket.inet_pton(socket.AF_INET6, text)
+
+
 def _host32(text: str) -> bytes:
     return struct.pack("=I", int(text, 0))
 
@@ -91,6 +95,7 @@ class DataType:
 
 TYPES = {t.name: t for t in (
     DataType("ipv4_addr", 7, 4, socket.inet_aton),
+    DataType("ipv6_addr", 8, 16, _ipv6),
     DataType("inet_proto", 12, 1, _protocol),
     DataType("inet_service", 13, 2, port_bytes),
     DataType("mark", 19, 4, _host32, HOST_ORDER),
@@ -102,6 +107,8 @@ PAYLOAD_NETWORK, PAYLOAD_TRANSPORT = 1, 2
 FIELDS: dict[str, tuple[str, tuple[tuple[int, int], ...], str]] = {
     "ip saddr": ("payload", ((2, PAYLOAD_NETWORK), (3, 12), (4, 4)), "ipv4_addr"),
     "ip daddr": ("payload", ((2, PAYLOAD_NETWORK), (3, 16), (4, 4)), "ipv4_addr"),
+    "ip6 saddr": ("payload", ((2, PAYLOAD_NETWORK), (3, 8), (4, 16)), "ipv6_addr"),
+    "ip6 daddr": ("payload", ((2, PAYLOAD_NETWORK), (3, 24), (4, 16)), "ipv6_addr"),
     "th dport": ("payload", ((2, PAYLOAD_TRANSPORT), (3, 2), (4, 2)), "inet_service"),
     "th sport": ("payload", ((2, PAYLOAD_TRANSPORT), (3, 0), (4, 2)), "inet_service"),
     "meta l4proto": ("meta", ((2, 16),), "inet_proto"),

@@ -16,15 +16,15 @@ from podnet.errors import KernelError
 from podnet.kernel import netns
 
 BACKENDS = {"nft": ("iptables-nft-restore", "iptables-nft"), "legacy": ("iptables-legacy-restore", "iptables-legacy")}
+IP6_BACKENDS = {"nft": ("ip6tables-nft-restore", "ip6tables-nft"),
+                "legacy": ("ip6tables-legacy-restore", "ip6tables-legacy")}
 DEFAULT_BACKEND = next(iter(BACKENDS))
 IPV4, IPV6 = "IPv4", "IPv6"  # model/families.py's names, which this floor cannot import
 
 
 def commands(backend: str, family: str = IPV4) -> tuple[str, str]:
     """(restore, iptables) of the backend, for IPv4 or (ip6tables) IPv6."""
-    restore_command, iptables = BACKENDS[backend]
-    return (restore_command.replace("iptables", "ip6tables"), iptables.replace("iptables", "ip6tables")) \
-        if family == IPV6 else (restore_command, iptables)
+    return (IP6_BACKENDS if family == IPV6 else BACKENDS)[backend]
 
 
 def restore(namespace: str, text: str, backend: str = "nft", family: str = IPV4) -> None:

@@ -31,7 +31,8 @@ def lab_file(name: str, families: list[str], backend: str) -> dict:  # type: ign
                                                         "ports": [{"containerPort": 80}]}]}}
             for pod, node in zip("abc", NODES)]
     services = [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
-                 "spec": {"ipFamilyPolicy": "PreferDualStack", "selector": {"app": "web"}, "ports": [{"port": 80}]}}]
+                 "spec": {"ipFamilyPolicy": "PreferDualStack", "type": "NodePort", "selector": {"app": "web"},
+                          "ports": [{"port": 80, "nodePort": 30080}]}}]
     return {"apiVersion": "podnet.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": name},
             "networking": {"ipFamilies": families, "backend": backend},
             "nodes": [{"name": node} for node in NODES[:3 if len(families) == 2 else 2]],
@@ -141,3 +142,24 @@ def test_require_dual_stack_is_refused_on_a_single_stack_cluster_in_kube_apiserv
     assert refused.returncode != 0
     assert 'spec.ipFamilyPolicy: Invalid value: "RequireDualStack": this cluster is not configured for dual-stack ' \
            'services' in refused.stderr
+
+
+def cluster_ips(lab: str) -> list[str]:
+    return json.loads(podnet("get", "service", "web", "--lab", lab, "-o", "json").stdout)["spec"]["clusterIPs"]
+
+
+def test_the_service_answers_on_its_ipv6_cluster_ip_and_node_port(lab: str) -> None:
+    v6 = ip_of(cluster_ips(lab), "IPv6")
+    assert curl(lab, "a", v6)["pod"] in "abc"
+    node_ip = ip_of([a["address"] for a in node(lab, "n2")["status"]["addresses"] if a["type"] == "InternalIP"], "IPv6")
+    answer = json.loads(in_netns(f"pn-{lab}.internet", "curl", "-s", "-m", "5", f"http://[{node_ip}]:30080/get").stdout)
+    assert answer["pod"] in "abc"
+
+
+def test_dns_answers_aaaa_for_the_service_and_a_ptr_for_a_pods_ipv6_address(lab: str) -> None:
+    v6 = ip_of(cluster_ips(lab), "IPv6")
+    aaaa = in_netns(f"pn-{lab}.default.a", "dig", "+short", "AAAA", "web.default.svc.cluster.local").stdout.split()
+    assert aaaa == [v6]
+    b6 = ip_of([e["ip"] for e in pod(lab, "b")["status"]["podIPs"]], "IPv6")
+    ptr = in_netns(f"pn-{lab}.default.a", "dig", "+short", "-x", b6).stdout.split()
+    assert ptr == [f"{b6.replace(':', '-')}.web.default.svc.cluster.local."]

@@ -65,8 +65,20 @@ def verdict_data(kind: int, verdict: Verdict) -> bytes:
 
 # Data types: how a value of each is laid out, and the id nft lists it by.
 
+PROTOCOL_NUMBERS = {"tcp": 6, "udp": 17, "sctp": 132, "icmp": 1, "ipv6-icmp": 58, "icmpv6": 58}
+ICMPV6_TYPES = {"mld-listener-query": 130, "mld-listener-report": 131, "mld-listener-done": 132,
+                "mld-listener-reduction": 132, "nd-router-solicit": 133, "nd-router-advert": 134,
+                "nd-neighbor-solicit": 135, "nd-neighbor-advert": 136, "nd-redirect": 137, "mld2-listener-report": 143,
+                "echo-request": 128, "echo-reply": 129, "destination-unreachable": 1, "packet-too-big": 2,
+                "time-exceeded": 3, "parameter-problem": 4}
+
+
 def _protocol(text: str) -> bytes:
-    return bytes([{"tcp": 6, "udp": 17, "sctp": 132, "icmp": 1}.get(text) or int(text)])
+    return bytes([PROTOCOL_NUMBERS.get(text) or int(text)])
+
+
+def _icmpv6_type(text: str) -> bytes:
+    return bytes([ICMPV6_TYPES[text] if text in ICMPV6_TYPES else int(text)])
 
 
 def port_bytes(text: str) -> bytes:
@@ -98,6 +110,7 @@ TYPES = {t.name: t for t in (
     DataType("ipv6_addr", 8, 16, _ipv6),
     DataType("inet_proto", 12, 1, _protocol),
     DataType("inet_service", 13, 2, port_bytes),
+    DataType("icmpv6_type", 29, 1, _icmpv6_type),
     DataType("mark", 19, 4, _host32, HOST_ORDER),
     DataType("integer", 4, 4, _host32, HOST_ORDER),  # what numgen gives: 32 bits, host order
 )}
@@ -111,6 +124,7 @@ FIELDS: dict[str, tuple[str, tuple[tuple[int, int], ...], str]] = {
     "ip6 daddr": ("payload", ((2, PAYLOAD_NETWORK), (3, 24), (4, 16)), "ipv6_addr"),
     "th dport": ("payload", ((2, PAYLOAD_TRANSPORT), (3, 2), (4, 2)), "inet_service"),
     "th sport": ("payload", ((2, PAYLOAD_TRANSPORT), (3, 0), (4, 2)), "inet_service"),
+    "icmpv6 type": ("payload", ((2, PAYLOAD_TRANSPORT), (3, 0), (4, 1)), "icmpv6_type"),
     "meta l4proto": ("meta", ((2, 16),), "inet_proto"),
     "meta mark": ("meta", ((2, 3),), "mark"),
     "ct status": ("ct", ((2, 2),), "ct_status"),

@@ -54,21 +54,30 @@ def serving(lab: str) -> Iterator[str]:
         server.wait(timeout=10)
 
 
-@contextmanager
-def browsing(url: str):  # type: ignore[no-untyped-def]
-    """The page in chromium, once it has drawn the cluster."""
+@pytest.fixture(scope="module")
+def chromium():  # type: ignore[no-untyped-def]
+    """One browser for the module's pages: Playwright's sync API drives one at a time in a thread."""
     playwright = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium is not installed")
     with playwright.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        opened = browser.new_page(viewport={"width": 1500, "height": 900})
-        opened.goto(url)
-        opened.wait_for_selector("body[data-ready=true]", timeout=15_000)
         try:
-            yield opened
+            yield browser
         finally:
             browser.close()
+
+
+@contextmanager
+def browsing(browser, url: str):  # type: ignore[no-untyped-def]
+    """The page in chromium, once it has drawn the cluster."""
+    opened = browser.new_page(viewport={"width": 1500, "height": 900})
+    opened.goto(url)
+    opened.wait_for_selector("body[data-ready=true]", timeout=15_000)
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +87,8 @@ def ui(cluster_lab: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def page(ui: str):  # type: ignore[no-untyped-def]
-    with browsing(ui) as opened:
+def page(chromium, ui: str):  # type: ignore[no-untyped-def]
+    with browsing(chromium, ui) as opened:
         yield opened
 
 
@@ -124,7 +133,7 @@ DUAL = "test_obsdual-ui"
 
 
 @pytest.fixture(scope="module")
-def dual_page(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def dual_page(chromium, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """A dual-stack lab (IPv4 primary, host-gw) and the page of it."""
     pods = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod}, "spec": {"nodeName": node, "containers": [
         {"name": "echo", "image": "podnet/echo", "ports": [{"containerPort": 80}]}]}} for pod, node in
@@ -136,7 +145,7 @@ def dual_page(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unty
     path.write_text(yaml.safe_dump(document))
     podnet("lab", "up", str(path))
     try:
-        with serving(DUAL) as url, browsing(url) as opened:
+        with serving(DUAL) as url, browsing(chromium, url) as opened:
             yield opened
     finally:
         podnet("lab", "down", DUAL)

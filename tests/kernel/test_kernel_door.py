@@ -116,10 +116,10 @@ def test_ipv6_address_without_dad_answers_at_once(make_netns) -> None:  # type: 
     with open_namespace(near) as ns:
         ns.ensure_bridge("br0")
         ns.create_veth("v0", "eth0", far, master="br0", up=True)
-        ns.ensure_address("br0", "fd00:77::1/64", nodad=True)
-        assert ns.add_address("br0", "fd00:77::1/64", nodad=True) is False  # there already
+        ns.ensure_address("br0", "fd00:77::1/64")
+        assert ns.add_address("br0", "fd00:77::1/64") is False  # there already
     with open_namespace(far) as ns:
-        ns.ensure_address("eth0", "fd00:77::2/64", nodad=True)
+        ns.ensure_address("eth0", "fd00:77::2/64")
         ns.set_up("eth0")
     assert "tentative" not in in_netns(near, "ip", "-6", "addr", "show", "br0", "scope", "global").stdout
     assert "1 received" in in_netns(far, "ping", "-c1", "-W1", "fd00:77::1").stdout

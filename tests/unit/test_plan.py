@@ -129,8 +129,8 @@ def test_ipv6_first_and_ipv6_only_labs() -> None:
      "networking.podSubnet: gives no IPv6 subnet; ipFamilies [IPv4, IPv6] needs one per family"),
     ({"ipFamilies": ["IPv4"], "serviceSubnet": "10.96.0.0/12,fd00:10:96::/112"},
      "networking.serviceSubnet: fd00:10:96::/112 is IPv6, which is not in ipFamilies [IPv4]"),
-    ({"ipFamilies": ["IPv4", "IPv4"]}, "networking.ipFamilies[1]: IPv4 is listed twice"),
-    ({"ipFamilies": ["IPv5"]}, "networking.ipFamilies[0]: 'IPv5' is not IPv4 or IPv6"),
+    ({"ipFamilies": ["IPv4", "IPv4"]}, "networking.ipFamilies[1]: Duplicate value: 'IPv4'"),
+    ({"ipFamilies": ["IPv5"]}, "networking.ipFamilies[0]: Unsupported value: 'IPv5': supported values"),
     ({"ipFamilies": ["IPv4", "IPv6"], "ipam": "dhcp"}, "networking.ipam: dhcp leases IPv4 addresses only"),
 ])
 def test_dual_stack_lab_files_are_checked(networking: dict, message: str) -> None:  # type: ignore[type-arg]

@@ -19,7 +19,7 @@ from podnet.kernel import iptables
 from podnet.lab import names
 from podnet.lab.topology_spec import Network, TopologySpec, parse_topology
 from podnet.model.deployment import Deployment
-from podnet.model.families import FAMILIES, IPV4, IPV6, families_of, family_of
+from podnet.model.families import IPV4, IPV6, families_of, family_of, parse_families
 from podnet.model.namespace import Namespace
 from podnet.model.fields import Fields, check_dns_label, is_dns_label
 from podnet.model.manifest import Resource, check_type, parse_resource
@@ -220,13 +220,7 @@ def _ip_families(networking: Fields) -> tuple[str, ...]:
         if isinstance(written, (str, list)) and written:
             return families_of(_cidr_texts(networking, "podSubnet"))
         return (IPV4,)
-    families = []
-    for path, value in networking.items("ipFamilies"):
-        if value not in FAMILIES:
-            raise ManifestError(path, f"{value!r} is not IPv4 or IPv6")
-        if value in families:
-            raise ManifestError(path, f"{value} is listed twice")
-        families.append(str(value))
+    families = parse_families(networking, "ipFamilies")
     if not families:
         raise ManifestError("networking.ipFamilies", "names no family: give [IPv4], [IPv6] or both")
     return tuple(families)

@@ -6,6 +6,9 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
+from podnet.errors import ManifestError
+from podnet.model.fields import Fields
+
 IPV4, IPV6 = "IPv4", "IPv6"
 FAMILIES = (IPV4, IPV6)
 VERSIONS = {IPV4: 4, IPV6: 6}
@@ -39,6 +42,18 @@ def is_address(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def parse_families(fields: Fields, key: str) -> tuple[str, ...]:
+    """A list of families, as a Service's spec.ipFamilies is checked (in the API's words)."""
+    families: list[str] = []
+    for path, value in fields.items(key):
+        if value not in FAMILIES:
+            raise ManifestError(path, f"Unsupported value: {value!r}: supported values: \"IPv4\", \"IPv6\"")
+        if value in families:
+            raise ManifestError(path, f"Duplicate value: {value!r}")
+        families.append(str(value))
+    return tuple(families)
 
 
 def host_port(host: str, port: int) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from podnet.errors import ManifestError
-from podnet.model.families import FAMILIES, family_of, is_address
+from podnet.model.families import family_of, is_address, parse_families
 from podnet.model.fields import Fields, check_dns_label
 from podnet.model.meta import ObjectMeta
 from podnet.model.origin import Origin
@@ -113,13 +113,7 @@ class Service:
         if lb_ips and kind != "LoadBalancer":
             raise ManifestError(spec.at("loadBalancerIP"), "only a LoadBalancer service has load balancer IPs")
         ranges = tuple(str(spec.interface(path, value).network) for path, value in spec.items("loadBalancerSourceRanges"))
-        families = []
-        for path, value in spec.items("ipFamilies"):
-            if value not in FAMILIES:
-                raise ManifestError(path, f"Unsupported value: {value!r}: supported values: \"IPv4\", \"IPv6\"")
-            if value in families:
-                raise ManifestError(path, f"Duplicate value: {value!r}")
-            families.append(str(value))
+        families = parse_families(spec, "ipFamilies")
         policy = spec.text("ipFamilyPolicy")
         if policy is not None and policy not in IP_FAMILY_POLICIES:
             raise ManifestError(spec.at("ipFamilyPolicy"), f"Unsupported value: {policy!r}: supported values: "

@@ -232,3 +232,20 @@ def test_a_view_made_from_other_objects_is_watched_through_them(store: SqliteSto
             ("ADDED", "ReplicaSet", 1), ("MODIFIED", "ReplicaSet", 3)]
 
     served(store, check)
+
+
+def test_a_services_ip_families_are_refused_in_kube_apiservers_words_naming_the_service(store: SqliteStore) -> None:
+    async def check(client: TestClient) -> None:
+        service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "both"},
+                   "spec": {"ipFamilyPolicy": "RequireDualStack", "ports": [{"port": 80}]}}
+        refused = await client.post("/api/v1/namespaces/default/services", json=service)
+        body = await refused.json()
+        assert (refused.status, body["details"]["name"], body["message"]) == (
+            422, "both", 'Service "both" is invalid: spec.ipFamilyPolicy: Invalid value: "RequireDualStack": '
+                         'this cluster is not configured for dual-stack services')
+        preferred = await client.post("/api/v1/namespaces/default/services", json={
+            **service, "spec": {"ipFamilyPolicy": "PreferDualStack", "ports": [{"port": 80}]}})
+        spec = (await preferred.json())["spec"]  # an IPv4 cluster: one family, as kube-apiserver gives it
+        assert (preferred.status, spec["ipFamilies"], len(spec["clusterIPs"])) == (201, ["IPv4"], 1)
+
+    served(store, check)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from aiohttp import web
@@ -24,10 +26,11 @@ from podnet.apiserver.patching import APPLY, patched, recorded
 from podnet.apiserver.requests import (api_version, body_of, dry_run, field_manager, field_validation,
                                        identified, json_response, name_generated, parsed, selector_tests, warned)
 from podnet.apiserver.scale import scale_of
-from podnet.apiserver.status import ApiError
+from podnet.apiserver.status import ApiError, invalid
 from podnet.apiserver.tables.registry import to_table
 from podnet.apiserver.tables.table import TableOptions
 from podnet.apiserver.watch import WatchHub
+from podnet.errors import ManifestError
 from podnet.store.base import Store
 
 
@@ -128,7 +131,8 @@ class Rest:
         warnings = field_validation(request, target, body)
         name_generated(body)
         resource = parsed(recorded(None, body, field_manager(request)), target)
-        entry = await asyncio.to_thread(verbs.create, self.store, resource)
+        with named_invalid(target, resource.metadata.name):
+            entry = await asyncio.to_thread(verbs.create, self.store, resource)
         return warned(json_response(objects.served(target.resource, entry), status=201), warnings)
 
     async def update(self, request: web.Request, target: Target) -> web.Response:
@@ -141,7 +145,8 @@ class Rest:
         resource = parsed(recorded(current, body, field_manager(request), target.subresource or ""), target)
         version = (body.get("metadata") or {}).get("resourceVersion")
         write = verbs.replace_status if target.subresource == "status" else verbs.replace
-        entry = await asyncio.to_thread(write, self.store, resource, int(version) if str(version).isdigit() else None)
+        with named_invalid(target, resource.metadata.name):
+            entry = await asyncio.to_thread(write, self.store, resource, int(version) if str(version).isdigit() else None)
         return warned(json_response(objects.served(target.resource, entry)), warnings)
 
     async def patch(self, request: web.Request, target: Target) -> web.Response:
@@ -158,7 +163,8 @@ class Rest:
                 document = patched(APPLY, None, body, target.resource.kind.name, request.query, manager)
                 warnings = field_validation(request, target, document)
                 created = parsed(document, target)  # an apply of what is not there yet makes it
-                entry = await asyncio.to_thread(verbs.create, self.store, created)
+                with named_invalid(target, created.metadata.name):
+                    entry = await asyncio.to_thread(verbs.create, self.store, created)
                 return warned(json_response(objects.served(target.resource, entry), status=201), warnings)
             if sub == "scale":
                 document = patched(content_type, scale_of(current), body, "Scale", request.query, manager)
@@ -172,11 +178,21 @@ class Rest:
                 resource = parsed(document, target)
                 write = verbs.replace_status if sub == "status" else verbs.replace
             try:
-                entry = await asyncio.to_thread(write, self.store, resource,
-                                                int(current["metadata"]["resourceVersion"]))
+                with named_invalid(target, resource.metadata.name):
+                    entry = await asyncio.to_thread(write, self.store, resource,
+                                                    int(current["metadata"]["resourceVersion"]))
             except verbs.Conflict:
                 continue
             served = objects.served(target.resource, entry)
             return warned(json_response(scale_of(served) if target.subresource == "scale" else served), warnings)
         raise ApiError(409, "the object kept changing while it was patched; try again", "Conflict")
 
+
+@contextmanager
+def named_invalid(target: Target, name: str) -> Iterator[None]:
+    """What a write refuses past parsing (a Service's IP families against the
+    cluster's, say) is 422 naming the object, as kube-apiserver names it."""
+    try:
+        yield
+    except ManifestError as err:
+        raise invalid(target.resource.kind.name, name, err.field, err.problem, target.resource.group) from None

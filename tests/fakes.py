@@ -21,9 +21,12 @@ class FakeNetlink:
     neighbours: dict[str, set[Neighbour]] = field(default_factory=dict)
     forwarding: dict[str, set[ForwardingEntry]] = field(default_factory=dict)
 
-    def ensure_bridge(self, ifname: str, mtu: int | None = None) -> int:
+    def ensure_bridge(self, ifname: str, mtu: int | None = None, *, up: bool = True) -> int:
         self.links.setdefault(ifname, "bridge")
         return list(self.links).index(ifname) + 1
+
+    def index(self, ifname: str) -> int | None:
+        return list(self.links).index(ifname) + 1 if ifname in self.links else None
 
     def ensure_vxlan(self, ifname: str, vni: int, local: str, port: int, mac: str, mtu: int,
                      uplink: str | None = None) -> None:

@@ -2,7 +2,9 @@
 cluster, pods reach pods on other nodes in both families without NAT (host-gw
 routes each family via the peer's address of that family; VXLAN carries both in
 one device), egress is masqueraded behind the node in both families, and an
-IPv6-only lab runs VXLAN over an IPv6 underlay."""
+IPv6-only lab runs VXLAN over an IPv6 underlay. Each lab is probed the moment
+it is up: no address, the nodes' and bridges' link-local ones included, may
+still be checking for duplicates then."""
 
 from __future__ import annotations
 
@@ -17,15 +19,15 @@ import yaml
 from podnet.kernel import netns
 from tests.helpers import in_netns, podnet
 
-LABS = {  # lab name: (ipFamilies, backend)
-    "test_dualhgw": (["IPv4", "IPv6"], "host-gw"),
-    "test_dualvx": (["IPv4", "IPv6"], "vxlan"),
-    "test_v6only": (["IPv6"], "vxlan"),
+LABS = {  # lab name: (ipFamilies, backend, underlay)
+    "test_dualhgw": (["IPv4", "IPv6"], "host-gw", "bridged"),
+    "test_dualvx": (["IPv4", "IPv6"], "vxlan", "routed"),  # each node on a segment of its own, behind a router
+    "test_v6only": (["IPv6"], "vxlan", "bridged"),
 }
 NODES = ("n1", "n2", "n3")
 
 
-def lab_file(name: str, families: list[str], backend: str) -> dict:  # type: ignore[type-arg]
+def lab_file(name: str, families: list[str], backend: str, underlay: str) -> dict:  # type: ignore[type-arg]
     pods = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "labels": {"app": "web"}},
              "spec": {"nodeName": node, "containers": [{"name": "echo", "image": "podnet/echo",
                                                         "ports": [{"containerPort": 80}]}]}}
@@ -34,7 +36,7 @@ def lab_file(name: str, families: list[str], backend: str) -> dict:  # type: ign
                  "spec": {"ipFamilyPolicy": "PreferDualStack", "type": "NodePort", "selector": {"app": "web"},
                           "ports": [{"port": 80, "nodePort": 30080}]}}]
     return {"apiVersion": "podnet.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": name},
-            "networking": {"ipFamilies": families, "backend": backend},
+            "networking": {"ipFamilies": families, "backend": backend, "underlay": underlay},
             "nodes": [{"name": node} for node in NODES[:3 if len(families) == 2 else 2]],
             "workloads": pods[:3 if len(families) == 2 else 2] + services}
 
@@ -119,7 +121,7 @@ def test_vxlan_carries_ipv6_pod_packets_in_udp_8472_over_the_primary_underlay(la
     in_netns(f"pn-{lab}.default.a", "ping", "-c", "3", "-i", "0.2", target)
     out, _ = capture.communicate(timeout=10)
     outer = [line for line in out.splitlines() if ".8472: " in line]
-    underlay = " IP6 fd00:172:18::" if families(lab) == ["IPv6"] else " IP 172.18.0."
+    underlay = " IP6 fd00:172:18:" if families(lab) == ["IPv6"] else " IP 172.18."
     assert len(outer) == 3 and all(underlay in line for line in outer) and "ICMP6, echo request" in out, out
 
 

@@ -135,3 +135,21 @@ def test_readiness_probes_ask_as_kubelet_does() -> None:
         server.shutdown()
         server.server_close()
     assert not answers(pod, Probe("tcpSocket", port), "pn-unused")  # type: ignore[arg-type]  # nothing listens now
+
+
+def test_a_dual_stack_node_gets_both_gateways_forwarding_and_egress_tables_and_a_bridge_without_dad(
+        tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "dual.db")
+    for i, name in enumerate(("n1", "n2")):
+        resources.put(store, Node(ObjectMeta(name, namespace=""), (f"10.244.{i}.0/24", f"fd00:10:244:{i}::/64"),
+                                  (f"172.18.0.{i + 2}", f"fd00:172:18::{i + 2}")))
+    kernel = FakeNodeKernel()
+    NodeAgent(store, "n1", [NetworkController(kernel, store, "n1", "10.244.0.0/16,fd00:10:244::/56")]).reconcile()
+    assert kernel.links.addresses["cni0"] == {"10.244.0.1/24", "fd00:10:244::1/64"}
+    assert kernel.links.routes == {Route("10.244.1.0/24", "172.18.0.3"), Route("fd00:10:244:1::/64", "fd00:172:18::3")}
+    assert kernel.sysctls == {"net/ipv6/conf/cni0/accept_dad": "0", "net.ipv4.ip_forward": "1",
+                              "net.ipv6.conf.all.forwarding": "1"}
+    assert {(t.family, t.name) for t in kernel.nft.tables} == {("ip", EGRESS_TABLE.name), ("ip6", EGRESS_TABLE.name)}
+    (leaving,) = Tracer(kernel.nft, frozenset({"fd00:172:18::2"})).trace(Packet("fd00:10:244::5", "2001:db8::10", "tcp", 80))
+    assert leaving.masqueraded
+    store.close()

@@ -103,7 +103,7 @@ def build_cluster(spec: ClusterSpec, record: LabRecord, progress: Progress) -> N
     from podnet.lab import certificates  # cryptography takes 80 ms to import: lab up alone pays it
     ca = certificates.authority(record.pki, f"podnet lab {plan.lab} CA")
     apiserver.issue_certificates(ca, record, plan, spec)
-    netns.create(plan.fabric_namespace)
+    create_namespace(plan.fabric_namespace)
     with open_namespace(plan.fabric_namespace) as fabric:
         fabric.ensure_bridge(FABRIC_BRIDGE)
         for address in plan.fabric_addresses:
@@ -237,7 +237,7 @@ def _build_etcd(fabric: Netns, plan: ClusterPlan, spec: ClusterSpec, record: Lab
     certificates.issue(ca, record.pki, "podnet", "podnet")  # the client certificate every podnet process shows
     for name, ip in members:
         namespace = names.member_namespace(plan.lab, name)
-        netns.create(namespace)
+        create_namespace(namespace)
         fabric.ensure_veth(name, NODE_UPLINK, namespace)
         fabric.set_master(name, FABRIC_BRIDGE)
         fabric.set_up(name)
@@ -280,6 +280,17 @@ def _build_etcd(fabric: Netns, plan: ClusterPlan, spec: ClusterSpec, record: Lab
         store.close()
 
 
+def create_namespace(name: str) -> None:
+    """A namespace of the lab's, where no link checks its IPv6 addresses for
+    duplicates (the default for the links made in it): every address is
+    planned, and a link-local address held "tentative" for a second or two
+    would leave its link unable to ask for a neighbour's MAC, so nothing could
+    be sent over IPv6 for the first moments of a lab."""
+    netns.create(name)
+    sysctl.ensure_all_path(str(netns.path(name)), {"net/ipv6/conf/default/accept_dad": "0",
+                                                   "net/ipv6/conf/all/accept_dad": "0"})
+
+
 def url_host(ip: str) -> str:
     return f"[{ip}]" if ":" in ip else ip
 
@@ -288,7 +299,7 @@ def _build_internet(fabric: Netns, plan: ClusterPlan, record: LabRecord, familie
     """The outside world: the fabric routes to it (its default route, in the
     nodes' eyes), and it serves HTTP and DNS for example.org, in each of the
     lab's families."""
-    netns.create(plan.internet_namespace)
+    create_namespace(plan.internet_namespace)
     fabric.ensure_veth(INTERNET, NODE_UPLINK, plan.internet_namespace)
     fabric.set_up(INTERNET)
     with open_namespace(plan.internet_namespace) as internet:
@@ -309,7 +320,7 @@ def _build_internet(fabric: Netns, plan: ClusterPlan, record: LabRecord, familie
 
 
 def build_node(fabric: Netns, node: NodePlan) -> None:
-    netns.create(node.namespace)
+    create_namespace(node.namespace)
     fabric.ensure_veth(node.fabric_ifname, NODE_UPLINK, node.namespace)
     if node.router_port:  # a routed underlay: the fabric is this node's router, not its switch
         for slot in node.slots:

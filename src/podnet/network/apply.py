@@ -13,6 +13,11 @@ FORWARDING = {IPV4: "net.ipv4.ip_forward", IPV6: "net.ipv6.conf.all.forwarding"}
 def apply_node_network(kernel: NodeKernel, network: NodeNetwork) -> tuple[set[Route], set[Route]]:
     """Make the node match; returns the routes (added, removed) to report drift."""
     with kernel.netlink() as ns:
+        if IPV6 in network.families and ns.index(network.bridge) is None:
+            # a new bridge checks no IPv6 address for duplicates, not even its link-local
+            # one, which the node's neighbour solicitations to pods need at once (as CNI's bridge)
+            ns.ensure_bridge(network.bridge, up=False)
+            kernel.ensure_sysctl(f"net/ipv6/conf/{network.bridge}/accept_dad", "0")
         ns.ensure_bridge(network.bridge)
         for gateway in network.gateways:
             ns.ensure_address(network.bridge, gateway)

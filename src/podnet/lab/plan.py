@@ -42,8 +42,6 @@ def internet_hosts(families: tuple[str, ...]) -> str:
     return "".join(f"{INTERNET_ADDRESSES[f][0].split('/')[0]} {INTERNET_NAMES}\n" for f in families)
 
 
-INTERNET_HOSTS = internet_hosts((IPV4,))
-
 
 @dataclass(frozen=True)
 class UnderlaySlot:

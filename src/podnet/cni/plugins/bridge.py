@@ -105,7 +105,7 @@ def add(request: CniRequest) -> result.Result:
                 raise CniError(INVALID_CONFIG, f"container veth name provided ({request.ifname}) already exists")
             container_mac = mac or random_mac()
             host_ifname, host_mac = _create_veth(host, container, request.ifname, conf, container_mac)
-            undo.append(lambda: _delete_container_link(request))
+            undo.append(lambda: _delete_container_link(request, at_once=True))
             ipam_result = ipam.add(request, conf.ipam)
             undo.append(lambda: ipam.delete(request, conf.ipam))
             if not ipam_result.ips:
@@ -269,9 +269,10 @@ def _ensure_gateway_addresses(host: Netns, conf: BridgeConfig, ips: tuple[result
             host.ensure_address(conf.bridge, wanted)
 
 
-def _delete_container_link(request: CniRequest) -> list[str]:
+def _delete_container_link(request: CniRequest, at_once: bool = False) -> list[str]:
     """Take the container's interface down at once and delete it (its veth peer goes
-    with it), in the background when an agent runs; returns its addresses."""
+    with it), in the background when an agent runs, unless at_once (a failed ADD
+    gives back everything it took before it answers); returns its addresses."""
     if not request.netns or not os.path.exists(request.netns):
         return []
     with open_path(request.netns, "container") as container:
@@ -279,7 +280,7 @@ def _delete_container_link(request: CniRequest) -> list[str]:
             return []
         addresses = [a for a in container.addresses(request.ifname) if not a.startswith("fe80:")]
         container.set_down(request.ifname)
-    cleanup.delete_link(request.janitor, request.netns, request.ifname)
+    cleanup.delete_link(None if at_once else request.janitor, request.netns, request.ifname)
     return addresses
 
 

@@ -35,7 +35,7 @@ from podnet.network.leases import NodeLeases
 from podnet.network.node import POD_BRIDGE, pod_mtu, render_node_network
 from podnet.controller.endpointslices import desired as desired_slices
 from podnet.model.endpointslice import EndpointSlice, by_service
-from podnet.model.families import family_of
+from podnet.model.families import family_of, host_port
 from podnet.model.manifest import Resource
 from podnet.model.namespace import BUILT_IN, Namespace
 from podnet.model.pod import Pod
@@ -233,7 +233,7 @@ def _build_etcd(fabric: Netns, plan: ClusterPlan, spec: ClusterSpec, record: Lab
     gateway = plan.fabric_address.split("/")[0]
     members = [(f"etcd-{i}", str(base + i)) for i in range(ETCD_MEMBERS)]
     prefix = 24 if spec.node_subnet.version == 4 else spec.node_subnet.prefixlen
-    cluster = ",".join(f"{name}=https://{url_host(ip)}:2380" for name, ip in members)
+    cluster = ",".join(f"{name}=https://{host_port(ip, 2380)}" for name, ip in members)
     certificates.issue(ca, record.pki, "podnet", "podnet")  # the client certificate every podnet process shows
     for name, ip in members:
         namespace = names.member_namespace(plan.lab, name)
@@ -247,11 +247,11 @@ def _build_etcd(fabric: Netns, plan: ClusterPlan, spec: ClusterSpec, record: Lab
             ns.set_up("lo")
             ns.add_route(Route("default", via=gateway), protocol=RTPROT_STATIC)
         own = certificates.issue(ca, record.pki, name, name, (ip,))
-        host = url_host(ip)
+        client, peer = host_port(ip, 2379), host_port(ip, 2380)
         processes.start(namespace, [
             "etcd", "--name", name, "--data-dir", str(record.directory / name),
-            "--listen-client-urls", f"https://{host}:2379", "--advertise-client-urls", f"https://{host}:2379",
-            "--listen-peer-urls", f"https://{host}:2380", "--initial-advertise-peer-urls", f"https://{host}:2380",
+            "--listen-client-urls", f"https://{client}", "--advertise-client-urls", f"https://{client}",
+            "--listen-peer-urls", f"https://{peer}", "--initial-advertise-peer-urls", f"https://{peer}",
             # clients and peers alike need a certificate from the lab's CA, as kubeadm sets up etcd
             "--client-cert-auth", "--trusted-ca-file", own.cafile, "--cert-file", own.certfile,
             "--key-file", own.keyfile,
@@ -261,7 +261,7 @@ def _build_etcd(fabric: Netns, plan: ClusterPlan, spec: ClusterSpec, record: Lab
             "--initial-cluster-token", plan.lab],
             record.log_path(name))
         record.members[f"host/{name}"] = namespace
-    record.etcd = [f"{url_host(ip)}:2379" for _, ip in members]
+    record.etcd = [host_port(ip, 2379) for _, ip in members]
     record.etcd_namespace = plan.fabric_namespace
     record.etcd_tls = True
     record.save()
@@ -289,10 +289,6 @@ def create_namespace(name: str) -> None:
     netns.create(name)
     sysctl.ensure_all_path(str(netns.path(name)), {"net/ipv6/conf/default/accept_dad": "0",
                                                    "net/ipv6/conf/all/accept_dad": "0"})
-
-
-def url_host(ip: str) -> str:
-    return f"[{ip}]" if ":" in ip else ip
 
 
 def _build_internet(fabric: Netns, plan: ClusterPlan, record: LabRecord, families: tuple[str, ...]) -> None:

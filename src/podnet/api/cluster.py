@@ -8,7 +8,7 @@ import ipaddress
 from dataclasses import KW_ONLY, asdict, dataclass, field
 
 from podnet.errors import PodnetError
-from podnet.model.families import IPV6, family_of, first_of
+from podnet.model.families import IPV6, family_of, first_of, split_cidrs
 from podnet.model.identity import stamped
 from podnet.model.namespace import BUILT_IN, Namespace
 from podnet.store import resources
@@ -22,11 +22,6 @@ RESERVED_SERVICE_OFFSETS = (1, 10)  # the API service and the cluster DNS
 def dns_ip(service_subnet: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
     """The cluster DNS's Service address, the tenth of the service subnet (as kubeadm's)."""
     return str(service_subnet.network_address + RESERVED_SERVICE_OFFSETS[1])
-
-
-def split_cidrs(text: str) -> tuple[str, ...]:
-    """A flag's comma-separated CIDRs ("10.244.0.0/16,fd00:10:244::/56"), primary first."""
-    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 @dataclass(frozen=True)

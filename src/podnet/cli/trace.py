@@ -14,7 +14,7 @@ from podnet.store.snapshot import Snapshot
 from podnet.api import cluster
 from podnet.lab.client import cluster_record, cluster_store
 from podnet.lab.names import member_namespace, pod_namespace
-from podnet.lab.plan import INTERNET_IP, INTERNET_IP6
+from podnet.lab.plan import INTERNET_IPS as INTERNET
 from podnet.model.families import IPV4, IPV6, family_of
 from podnet.trace.ends import EndError, source_end, target
 from podnet.trace.path import End, PathTracer, Trace
@@ -22,7 +22,6 @@ from podnet.trace.path import End, PathTracer, Trace
 if TYPE_CHECKING:  # the live trace (and pyroute2 under it) is imported only for --live
     from podnet.trace.live import LiveTrace
 
-INTERNET = (INTERNET_IP, INTERNET_IP6)  # the lab's outside host, in each family
 _COLOURS = {"deliver": "green", "leave": "green", "accept": "green", "drop": "red", "reject": "red"}
 
 

@@ -27,7 +27,7 @@ from podnet.model.fields import check_dns_label
 from podnet.model.meta import ObjectMeta
 from podnet.model.node import HOSTNAME_LABEL, Node
 from podnet.network import backends
-from podnet.model.families import families_of, family_of
+from podnet.model.families import families_of, family_of, split_cidrs
 from podnet.network.leases import NodeLeases
 from podnet.proxy import modes as proxy_modes
 from podnet.store import resources
@@ -101,7 +101,7 @@ def _check_subnets(request: Request) -> None:
     families = []
     for flag, text in (("--pod-subnet", request.pod_subnet), ("--service-subnet", request.service_subnet)):
         found = []
-        for cidr in cluster.split_cidrs(text):
+        for cidr in split_cidrs(text):
             try:
                 ipaddress.ip_network(cidr)
             except ValueError as err:
@@ -120,7 +120,7 @@ def _check(request: Request) -> tuple[str, ...]:
         check_dns_label(request.name, "--name")
     except ManifestError as err:
         raise JoinError(str(err)) from None
-    addresses = cluster.split_cidrs(request.address) if request.address else (source_address(request.store),)
+    addresses = split_cidrs(request.address) if request.address else (source_address(request.store),)
     for address in addresses:
         try:
             ipaddress.ip_address(address)

@@ -19,6 +19,12 @@ def family_of(address: str) -> str:
     return IPV6 if ":" in address else IPV4
 
 
+def split_cidrs(text: str) -> tuple[str, ...]:
+    """A flag's comma-separated CIDRs ("10.244.0.0/16,fd00:10:244::/56"), as kube's
+    --cluster-cidr and --service-cluster-ip-range take them, the primary first."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 def of_family(addresses: Iterable[str], family: str) -> list[str]:
     return [a for a in addresses if family_of(a) == family]
 

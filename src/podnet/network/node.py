@@ -19,7 +19,7 @@ from podnet.kernel.nftables.rules import IP6_DADDR, IP6_SADDR, IP_DADDR, IP_SADD
 from podnet.kernel.route import ForwardingEntry, Neighbour, Route
 from podnet.network import backends
 from podnet.network.backends import VxlanDevice
-from podnet.model.families import IPV4, IPV6, family_of, first_of
+from podnet.model.families import IPV4, IPV6, family_of, first_of, split_cidrs
 from podnet.model.node import Node
 
 POD_BRIDGE = "cni0"
@@ -83,7 +83,7 @@ def render_node_network(node: Node, nodes: Iterable[Node], cluster_cidr: str | N
         raise ValueError(f"node {node.metadata.name} has no podCIDR yet")
     peers = [n for n in nodes if n.metadata.name != node.metadata.name and n.pod_cidr and n.internal_ip]
     peering = backends.named(backend).peering(node, peers, underlay_mtu)
-    cluster_cidrs = [part.strip() for part in (cluster_cidr or "").split(",") if part.strip()]
+    cluster_cidrs = split_cidrs(cluster_cidr or "")
     egress = tuple((family_of(cidr), render_egress(cidr, cluster))
                    for cidr in node.pod_cidrs if (cluster := first_of(cluster_cidrs, family_of(cidr))))
     return NodeNetwork(POD_BRIDGE, tuple(str(gateway_for(cidr)) for cidr in node.pod_cidrs), peering.routes,

@@ -23,7 +23,6 @@ from podnet.store.snapshot import Snapshot
 from podnet.kernel.conntrack import Event
 from podnet.kernel.nflog import NUMBERS, Logged
 from podnet.kernel.nftables.rules import split_target, target
-from podnet.network.node import gateway_for
 from podnet.policy.evaluator import PolicyView
 
 if TYPE_CHECKING:  # a type only: prometheus_client stays out of `podnet observe` and `policy`
@@ -102,10 +101,7 @@ class Directory:
                         self.services[(address, port.protocol, port.port)] = name
                 if port.node_port:
                     self.node_ports[(port.protocol, port.node_port)] = name
-        self.node_addresses = dict(self.view.node_addresses)  # address -> node: its own, and its pod bridges'
-        for node in snapshot.nodes:
-            for address in (*node.internal_ips, *(str(gateway_for(cidr).ip) for cidr in node.pod_cidrs)):
-                self.node_addresses.setdefault(address, node.metadata.name)
+        self.node_addresses = dict(self.view.node_addresses)  # address -> node: its own, and its pod bridges', every family
 
     def pod(self, address: str) -> tuple[str, Mapping[str, str]]:
         pod = self.pods.get(address)

@@ -19,7 +19,7 @@ from podnet.errors import KernelError, PodnetError
 from podnet.gcpause import collector_paused
 from podnet.kernel.node import NodeKernel
 from podnet.model.endpointslice import TRIGGER_TIME, EndpointSlice
-from podnet.model.families import families_of
+from podnet.model.families import families_of, split_cidrs
 from podnet.observe.metrics import AGENT
 from podnet.model.service import Service
 from podnet.proxy.endpoints import ServicePortView, ViewMemo, pod_weights, service_ports
@@ -126,7 +126,7 @@ _WRITES = ("none", "elements", "table")  # what a sync wrote, least first
 def pod_network_families(cluster_cidr: str) -> tuple[str, ...]:
     """The families a node programs: those of its pod network, kube-proxy's
     --cluster-cidr (one CIDR per family, comma-separated)."""
-    families = families_of(cidr.strip() for cidr in cluster_cidr.split(",") if cidr.strip())
+    families = families_of(split_cidrs(cluster_cidr))
     if not families:
         raise PodnetError(f"the pod network (--cluster-cidr) {cluster_cidr!r} names no CIDR")
     return families

@@ -33,7 +33,7 @@ from podnet.kernel.nftables.rules import (
     Masquerade, Reject, Rule, SetMark, SetRef, UpdateSet, Verdict, VerdictMap, concat, differs, goto, jump, match, rule,
     target, Numgen,
 )
-from podnet.model.families import IPV4, of_family
+from podnet.model.families import IPV4, of_family, split_cidrs
 from podnet.proxy.endpoints import Endpoint
 from podnet.proxy.endpoints import ServicePortView
 from podnet.proxy.tables import FAMILIES, TABLE, TABLES, Family, collections
@@ -271,7 +271,7 @@ def chains(family: Family, picks: Iterable[Pick], blocks: Mapping[str, Block]) -
 def pod_network_of(pod_networks: str, family: str) -> str:
     """The family's CIDR of the pod network, given as kube-proxy's --cluster-cidr
     (one per family, comma-separated)."""
-    found = of_family((cidr.strip() for cidr in pod_networks.split(",")), family)
+    found = of_family(split_cidrs(pod_networks), family)
     if not found:
         raise ValueError(f"the pod network {pod_networks!r} has no {family} CIDR")
     return found[0]

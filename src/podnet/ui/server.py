@@ -21,7 +21,7 @@ from podnet.store.snapshot import Snapshot
 from podnet.api import cluster
 from podnet.errors import PodnetError
 from podnet.lab.client import flow_merger
-from podnet.lab.plan import INTERNET_IP, INTERNET_IP6
+from podnet.lab.plan import INTERNET_IPS
 from podnet.model.families import FAMILIES, family_of
 from podnet.lab.state import LabRecord
 from podnet.network.node import render_node_network
@@ -76,9 +76,8 @@ class ClusterView:
             raise PodnetError(f"family {family!r}: IPv4 or IPv6")
         snapshot, config = self.snapshot()
         tracer = PathTracer(snapshot, config)
-        internet = (INTERNET_IP, INTERNET_IP6)
-        end = target(tracer, snapshot.services, destination, namespace, protocol, internet, family)
-        start = source_end(tracer, source, namespace, internet, family_of(end.end.address))
+        end = target(tracer, snapshot.services, destination, namespace, protocol, INTERNET_IPS, family)
+        start = source_end(tracer, source, namespace, INTERNET_IPS, family_of(end.end.address))
         return tracer.trace(start, end.end, end.port, protocol).to_json()
 
     def pod_json(self, namespace: str, name: str) -> dict[str, object]:
